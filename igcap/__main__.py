@@ -1,0 +1,5 @@
+import sys
+
+from igcap.cli import main
+
+sys.exit(main())

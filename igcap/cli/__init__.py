@@ -1,0 +1,35 @@
+"""``python -m igcap COMMAND``: each command is a module of this package with ``add_parser(subparsers)``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+import sys
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m igcap", description="Instagram captions from four fine-tuned ViT-GPT2 models.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress and library messages")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        importlib.import_module(f"{__name__}.{info.name}").add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except CliError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+class CliError(Exception):
+    """A problem with the user's input, printed as one line without a traceback."""

@@ -1,0 +1,155 @@
+"""Builders shared by the tests: tiny tokenizers and models, offline hub caches, sample photos.
+
+Nothing here touches the network. Tiny models use the real classes (ViT encoder + GPT-2 decoder with
+cross-attention inside a VisionEncoderDecoderModel) with a 224-pixel input, so the default
+ViTImageProcessor works on them exactly as on the published checkpoints.
+
+Also runnable: ``python -m tests.builders hub-cache DIR`` fills DIR as a Hugging Face cache with
+tiny models under the real repo ids (used by the browser test for the app's own process).
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import sys
+from pathlib import Path
+
+EOS = "<|endoftext|>"
+COLOURS = ["red", "green", "blue", "yellow", "purple", "orange", "white", "black"]
+SHAPES = ["circle", "square", "triangle"]
+REAL_REPOS = {
+    "vit-gpt2-last-block": "Stoneman/IG-caption-generator-vit-gpt2-last-block",
+    "vit-gpt2-all": "Stoneman/IG-caption-generator-vit-gpt2-all",
+    "nlpconnect-last-block": "Stoneman/IG-caption-generator-nlpconnect-last-block",
+    "nlpconnect-all": "Stoneman/IG-caption-generator-nlpconnect-all",
+}
+# The repo that the hub-cache fixture publishes without tokenizer and image-processor files.
+BARE_REPO = REAL_REPOS["vit-gpt2-all"]
+
+
+def tokenizer_corpus() -> list[str]:
+    lines = [f"a {c} {s} on a {b} background 🎨 #shapes" for c in COLOURS for s in SHAPES for b in COLOURS]
+    lines += ["I'm so excited to finally share my first collection with you guys! 😂 #ootd",
+              "Sunset vibes at the beach 🌅 #travel #summer", "hello world, this is a caption."]
+    return lines
+
+
+def make_tokenizer():
+    """A byte-level BPE tokenizer of a few hundred tokens whose only special token is GPT-2's."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(tokenizer_corpus() * 3, vocab_size=600, min_frequency=1, special_tokens=[EOS])
+    return PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token=EOS, eos_token=EOS, unk_token=EOS)
+
+
+def make_processor():
+    from transformers import ViTImageProcessor
+
+    return ViTImageProcessor(size={"height": 224, "width": 224}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+
+
+def make_tiny_model(tokenizer, seed: int = 0, hidden: int = 32, layers: int = 2):
+    """A random VisionEncoderDecoderModel (ViT 224/32 + GPT-2 with cross-attention), generation ids set."""
+    import torch
+    from transformers import GPT2Config, ViTConfig, VisionEncoderDecoderConfig, VisionEncoderDecoderModel
+
+    torch.manual_seed(seed)
+    eos = tokenizer.eos_token_id
+    encoder = ViTConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
+                        intermediate_size=hidden * 2, image_size=224, patch_size=32)
+    decoder = GPT2Config(vocab_size=len(tokenizer), n_embd=hidden, n_layer=layers, n_head=2, n_positions=128,
+                         add_cross_attention=True, is_decoder=True, bos_token_id=eos, eos_token_id=eos)
+    config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder)
+    config.decoder_start_token_id = config.pad_token_id = config.eos_token_id = eos
+    model = VisionEncoderDecoderModel(config=config)
+    gen = model.generation_config
+    gen.decoder_start_token_id = gen.pad_token_id = gen.eos_token_id = gen.bos_token_id = eos
+    return model.eval()
+
+
+def save_tiny_model(path: Path, seed: int = 0, tokenizer: bool = True, processor: bool = True) -> Path:
+    """Save a tiny model in the form of the published repos; optionally without tokenizer/processor files."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    tok = make_tokenizer()
+    make_tiny_model(tok, seed=seed).save_pretrained(path)
+    if tokenizer:
+        tok.save_pretrained(path)
+    if processor:
+        make_processor().save_pretrained(path)
+    return path
+
+
+def put_in_hub_cache(cache: Path, repo_id: str, source: Path, commit: str = "0" * 40) -> Path:
+    """Lay ``source``'s files out as the hub cache does: models--org--name/{refs/main,snapshots/<commit>}."""
+    repo_dir = Path(cache) / ("models--" + repo_id.replace("/", "--"))
+    snapshot = repo_dir / "snapshots" / commit
+    snapshot.mkdir(parents=True, exist_ok=True)
+    for f in Path(source).iterdir():
+        shutil.copy2(f, snapshot / f.name)
+    (repo_dir / "refs").mkdir(exist_ok=True)
+    (repo_dir / "refs" / "main").write_text(commit)
+    return snapshot
+
+
+def fill_hub_cache(cache: Path, work: Path | None = None) -> Path:
+    """Tiny models under the four real repo ids (BARE_REPO without tokenizer/processor files),
+    plus the bases' tokenizer/processor repos that the loader falls back to."""
+    cache = Path(cache)
+    work = Path(work or cache.parent / "tiny-sources")
+    for i, (key, repo) in enumerate(REAL_REPOS.items()):
+        full = repo != BARE_REPO
+        put_in_hub_cache(cache, repo, save_tiny_model(work / key, seed=i, tokenizer=full, processor=full))
+    base = save_tiny_model(work / "nlpconnect-base", seed=10)
+    put_in_hub_cache(cache, "nlpconnect/vit-gpt2-image-captioning", base)
+    tok_dir = work / "gpt2-tokenizer"
+    make_tokenizer().save_pretrained(tok_dir)
+    put_in_hub_cache(cache, "gpt2", tok_dir)
+    proc_dir = work / "vit-processor"
+    make_processor().save_pretrained(proc_dir)
+    put_in_hub_cache(cache, "google/vit-base-patch16-224-in21k", proc_dir)
+    return cache
+
+
+# ---------------------------------------------------------------- photos
+
+def photo_bytes(fmt: str = "JPEG", size=(64, 48), colour="red", mode: str = "RGB", orientation: int | None = None,
+                **save_kwargs) -> bytes:
+    """An encoded image; ``orientation`` writes an EXIF Orientation tag (6 = stored rotated 90° CW)."""
+    from PIL import Image
+
+    img = Image.new(mode, size, colour)
+    buf = io.BytesIO()
+    if orientation is not None:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        save_kwargs["exif"] = exif
+    img.save(buf, format=fmt, **save_kwargs)
+    return buf.getvalue()
+
+
+def upright_test_photo(orientation: int = 6, size=(80, 40)) -> bytes:
+    """A JPEG stored sideways with EXIF orientation 6: upright it is taller than wide, red on top.
+
+    Stored pixels are ``size`` (wide); the left half of the stored image is red, the right half blue.
+    Rotating 90° clockwise (what orientation 6 asks) puts red on top.
+    """
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", size, "blue")
+    ImageDraw.Draw(img).rectangle([0, 0, size[0] // 2 - 1, size[1]], fill="red")
+    buf = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    img.save(buf, format="JPEG", exif=exif, quality=95)
+    return buf.getvalue()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "hub-cache":
+        print(fill_hub_cache(Path(sys.argv[2])))
+    else:
+        sys.exit("usage: python -m tests.builders hub-cache DIR")
