@@ -17,8 +17,13 @@ def prepare_for_inference(model, *, quantize: bool, pool: TensorPool | None = No
 
 
 def model_nbytes(model) -> int:
+    return models_nbytes([model])
+
+
+def models_nbytes(models) -> int:
+    """Bytes held by these models' tensors, each storage counted once."""
     seen, total = set(), 0
-    for t in list(model.parameters()) + list(model.buffers()):
+    for t in (t for m in models for t in [*m.parameters(), *m.buffers()]):
         key = t.untyped_storage().data_ptr()
         if key not in seen:
             seen.add(key)
