@@ -70,6 +70,14 @@ def make_tiny_model(tokenizer, seed: int = 0, hidden: int = 32, layers: int = 2)
     return model.eval()
 
 
+def _gpt2_config(tokenizer, hidden: int = 32, layers: int = 2):
+    from transformers import GPT2Config
+
+    eos = tokenizer.eos_token_id
+    return GPT2Config(vocab_size=len(tokenizer), n_embd=hidden, n_layer=layers, n_head=2, n_positions=128,
+                      bos_token_id=eos, eos_token_id=eos)
+
+
 def save_tiny_model(path: Path, seed: int = 0, tokenizer: bool = True, processor: bool = True) -> Path:
     """Save a tiny model in the form of the published repos; optionally without tokenizer/processor files."""
     path = Path(path)
@@ -106,7 +114,9 @@ def fill_hub_cache(cache: Path, work: Path | None = None) -> Path:
     base = save_tiny_model(work / "nlpconnect-base", seed=10)
     put_in_hub_cache(cache, "nlpconnect/vit-gpt2-image-captioning", base)
     tok_dir = work / "gpt2-tokenizer"
-    make_tokenizer().save_pretrained(tok_dir)
+    tok = make_tokenizer()
+    tok.save_pretrained(tok_dir)
+    _gpt2_config(tok).save_pretrained(tok_dir)  # like the real repo; AutoTokenizer reads it
     put_in_hub_cache(cache, "gpt2", tok_dir)
     proc_dir = work / "vit-processor"
     make_processor().save_pretrained(proc_dir)
@@ -146,6 +156,60 @@ def upright_test_photo(orientation: int = 6, size=(80, 40)) -> bytes:
     exif[0x0112] = orientation
     img.save(buf, format="JPEG", exif=exif, quality=95)
     return buf.getvalue()
+
+
+def heic_bytes(size=(64, 48), colour="red", orientation: int | None = None, image=None) -> bytes:
+    """A HEIC encoded by pillow-heif (x265). ``orientation`` is written the way iPhones do: the pixels stay
+    as given, a rotation box tells readers to turn them, and EXIF carries the same orientation."""
+    import pillow_heif
+    from PIL import Image
+
+    pillow_heif.register_heif_opener()
+    img = image if image is not None else Image.new("RGB", size, colour)
+    kwargs = {}
+    if orientation is not None:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        kwargs["exif"] = exif.tobytes()  # pillow-heif reads the orientation only from bytes
+    buf = io.BytesIO()
+    img.save(buf, format="HEIF", quality=90, **kwargs)
+    return buf.getvalue()
+
+
+def mpo_bytes(colours=("red", "blue"), size=(64, 48), orientation: int | None = None) -> bytes:
+    """A multi-picture JPEG (as stereo and depth cameras write) with one frame per colour."""
+    from PIL import Image
+
+    first, *rest = [Image.new("RGB", size, c) for c in colours]
+    kwargs = {}
+    if orientation is not None:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        kwargs["exif"] = exif
+    buf = io.BytesIO()
+    first.save(buf, format="MPO", save_all=True, append_images=rest, **kwargs)
+    return buf.getvalue()
+
+
+def sample_photos(size=(64, 48), colour="red") -> dict[str, bytes]:
+    """One small photo per supported format, keyed by a file name with the usual extension."""
+    photos = {f"photo.{ext}": photo_bytes(fmt, size=size, colour=colour)
+              for ext, fmt in [("jpg", "JPEG"), ("png", "PNG"), ("webp", "WEBP"), ("gif", "GIF"),
+                               ("bmp", "BMP"), ("tiff", "TIFF")]}
+    photos["photo.heic"] = heic_bytes(size=size, colour=colour)
+    photos["photo.mpo"] = mpo_bytes((colour, "blue"), size=size)
+    return photos
+
+
+def write_sample_photos(folder: Path, size=(64, 48)) -> list[Path]:
+    """Write ``sample_photos()`` into ``folder`` (for CLI folder walks and upload tests)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, data in sample_photos(size=size).items():
+        (folder / name).write_bytes(data)
+        paths.append(folder / name)
+    return paths
 
 
 if __name__ == "__main__":

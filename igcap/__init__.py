@@ -1,0 +1,1 @@
+"""igcap: Instagram captions from four fine-tuned ViT-GPT2 models."""

@@ -1,0 +1,151 @@
+"""Photos × models × decoding settings → captions, one model at a time, each model's results handed
+to a callback as soon as they are ready. One model failing never loses the others' captions."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from igcap.decoding import DEFAULT_PRESET, PRESETS, DecodingSettings
+from igcap.loading import LoadedModel, ModelCache, ModelLoadError
+from igcap.text import clean_caption
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CaptionResult:
+    model_key: str
+    photo_index: int  # position of the photo in the list given to caption()
+    variant: int  # 0 .. num_variants-1
+    text: str  # cleaned caption
+    raw_text: str  # decoded text before clean-up
+    tokens: int  # generated tokens, EOS not counted
+    seconds: float  # this caption's share of its batch's generation time
+    ended_with_eos: bool  # False when the length limit stopped it
+
+
+@dataclass(frozen=True)
+class ModelFailure:
+    model_key: str
+    message: str
+    hint: str = ""
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    model_key: str
+    results: tuple[CaptionResult, ...] = ()
+    error: ModelFailure | None = None
+    seconds: float = 0.0  # load (if it happened now) + captioning
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    model_key: str
+    stage: str  # "loading", "captioning", "done" or "failed"
+    index: int  # which of the chosen models, 0-based
+    total: int
+
+
+class Captioner:
+    def __init__(self, cache: ModelCache, batch_size: int = 8):
+        self.cache, self.batch_size = cache, batch_size
+
+    def caption(self, images: Sequence, model_keys: Sequence[str], settings: DecodingSettings | None = None,
+                on_result: Callable[[ModelRun], None] | None = None,
+                on_progress: Callable[[ProgressEvent], None] | None = None) -> list[ModelRun]:
+        """Caption every image with every model; returns one ModelRun per model, in the order asked."""
+        settings = settings or PRESETS[DEFAULT_PRESET]
+        pixels = PixelCache(images)
+        runs = []
+        for i, key in enumerate(model_keys):
+            notify = (lambda stage, i=i, key=key: on_progress and on_progress(ProgressEvent(key, stage, i, len(model_keys))))
+            run = self._run_model(key, pixels, settings, notify)
+            notify("done" if run.ok else "failed")
+            runs.append(run)
+            if on_result:
+                on_result(run)
+        return runs
+
+    def _run_model(self, key: str, pixels: PixelCache, settings: DecodingSettings, notify) -> ModelRun:
+        start = time.perf_counter()
+        try:
+            notify("loading")
+            loaded = self.cache.get(key)
+            notify("captioning")
+            results = caption_with(loaded, pixels, settings, self.batch_size)
+        except ModelLoadError as err:
+            return ModelRun(key, error=ModelFailure(key, err.message, err.hint), seconds=time.perf_counter() - start)
+        except Exception as err:  # any failure inside one model must not cost the other models' captions
+            log.exception("captioning with %s failed", key)
+            return ModelRun(key, error=ModelFailure(key, f"Captioning failed: {err}", "Try other settings, or "
+                            "another model; the Models page shows this model's state."), seconds=time.perf_counter() - start)
+        return ModelRun(key, tuple(results), seconds=time.perf_counter() - start)
+
+
+class PixelCache:
+    """Each photo is preprocessed once per distinct image-processor configuration, for all models."""
+
+    def __init__(self, images: Sequence):
+        self.images = list(images)
+        self._by_processor: dict[str, object] = {}
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def pixels(self, processor):
+        key = processor.to_json_string()
+        if key not in self._by_processor:
+            self._by_processor[key] = processor(images=self.images, return_tensors="pt").pixel_values
+        return self._by_processor[key]  # (N, 3, H, W)
+
+
+def caption_with(loaded: LoadedModel, pixels: PixelCache, settings: DecodingSettings, batch_size: int = 8) -> list[CaptionResult]:
+    """All photos through one model in batches."""
+    import torch
+
+    gen_config = settings.to_generation_config(eos_token_id=loaded.eos_token_id)
+    values = pixels.pixels(loaded.processor)
+    if settings.seed is not None:
+        torch.manual_seed(settings.seed)  # per model, so results do not depend on which models ran before
+    results = []
+    for start in range(0, len(values), batch_size):
+        batch = values[start:start + batch_size].to(loaded.device, loaded.input_dtype)
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            sequences = loaded.model.generate(pixel_values=batch, generation_config=gen_config)
+        share = (time.perf_counter() - t0) / len(sequences)
+        results += decode_batch(loaded, sequences, start, settings, share)
+    return results
+
+
+def decode_batch(loaded: LoadedModel, sequences, first_photo: int, settings: DecodingSettings,
+                 seconds_each: float) -> list[CaptionResult]:
+    """Generated ids (photo-major, variants inner) → CaptionResults."""
+    eos = loaded.eos_token_id
+    out = []
+    for row, seq in enumerate(sequences.tolist()):
+        generated = seq[1:]  # the first id is the decoder start token
+        ended = eos in generated
+        ids = generated[:generated.index(eos)] if ended else generated
+        raw = loaded.tokenizer.decode(ids, skip_special_tokens=True)
+        text = clean_caption(raw, drop_fragment=settings.drop_fragment and not ended)
+        photo, variant = divmod(row, settings.num_variants)
+        out.append(CaptionResult(loaded.spec.key, first_photo + photo, variant, text, raw, len(ids), seconds_each, ended))
+    return out
+
+
+def caption_photos(images: Sequence, model_keys: Sequence[str] | None = None,
+                   settings: DecodingSettings | None = None, cache: ModelCache | None = None) -> list[ModelRun]:
+    """One-call convenience: caption with the default cache built from the environment."""
+    from igcap.loading import cache_from_settings
+
+    cache = cache or cache_from_settings()
+    return Captioner(cache).caption(images, list(model_keys or cache.registry), settings)

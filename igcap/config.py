@@ -1,0 +1,92 @@
+"""One configuration story: environment variables (the app copies Streamlit secrets into them).
+
+A user who sets nothing gets SQLite in ./data, the four hub models, lazy loading, int8 weights on CPU.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message names the key and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = PROJECT_ROOT / "data"  # IGCAP_DATA_DIR: SQLite file, demo models
+    models_dir: Path | None = None  # IGCAP_MODELS_DIR: one sub-folder per model key (downloaded weights)
+    models_file: Path | None = None  # IGCAP_MODELS_FILE: TOML with [models.<key>] overrides and extras
+    demo_models_dir: Path | None = None  # IGCAP_DEMO_MODELS_DIR: demo models (default data_dir/demo-models)
+    source_overrides: Mapping[str, str] | None = None  # IGCAP_MODEL_<KEY>: hub id or local directory
+    max_loaded_models: int = 4  # IGCAP_MAX_LOADED_MODELS: the model cache's count bound
+    memory_budget_mb: int | None = None  # IGCAP_MODEL_MEMORY_MB: the model cache's memory bound
+    device: str = "auto"  # IGCAP_DEVICE: auto, cpu, cuda, mps
+    quantize: bool | None = None  # IGCAP_QUANTIZE: None = auto (int8 on CPU only)
+
+    def __post_init__(self):
+        if self.device not in DEVICES:
+            raise ConfigError(f"IGCAP_DEVICE must be one of {', '.join(DEVICES)}, not {self.device!r}")
+        if self.max_loaded_models < 1:
+            raise ConfigError("IGCAP_MAX_LOADED_MODELS must be at least 1")
+        if self.memory_budget_mb is not None and self.memory_budget_mb < 1:
+            raise ConfigError("IGCAP_MODEL_MEMORY_MB must be a positive number of megabytes")
+
+    @property
+    def demo_dir(self) -> Path:
+        return self.demo_models_dir or self.data_dir / "demo-models"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        path = lambda key: Path(env[key]).expanduser() if env.get(key) else None  # noqa: E731
+        return cls(
+            data_dir=path("IGCAP_DATA_DIR") or PROJECT_ROOT / "data",
+            models_dir=path("IGCAP_MODELS_DIR"),
+            models_file=path("IGCAP_MODELS_FILE"),
+            demo_models_dir=path("IGCAP_DEMO_MODELS_DIR"),
+            source_overrides=source_overrides(env),
+            max_loaded_models=_int(env, "IGCAP_MAX_LOADED_MODELS", 4),
+            memory_budget_mb=_int(env, "IGCAP_MODEL_MEMORY_MB", None),
+            device=env.get("IGCAP_DEVICE", "auto").strip().lower() or "auto",
+            quantize=_tristate(env, "IGCAP_QUANTIZE"),
+        )
+
+
+def env_key(model_key: str) -> str:
+    """The override variable for a model key: vit-gpt2-all → IGCAP_MODEL_VIT_GPT2_ALL."""
+    return "IGCAP_MODEL_" + "".join(c if c.isalnum() else "_" for c in model_key).upper()
+
+
+def source_overrides(env: Mapping[str, str]) -> dict[str, str]:
+    """IGCAP_MODEL_<KEY>=source pairs, keyed by the variable's suffix (matched to model keys later)."""
+    prefix = "IGCAP_MODEL_"
+    skip = {"IGCAP_MODEL_MEMORY_MB"}
+    return {k: v for k, v in env.items() if k.startswith(prefix) and k not in skip and v.strip()}
+
+
+def _int(env: Mapping[str, str], key: str, default: int | None) -> int | None:
+    raw = env.get(key, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{key} must be a whole number, not {raw!r}") from None
+
+
+def _tristate(env: Mapping[str, str], key: str) -> bool | None:
+    raw = env.get(key, "auto").strip().lower()
+    if raw in ("", "auto"):
+        return None
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{key} must be auto, 1 or 0, not {raw!r}")

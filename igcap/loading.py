@@ -1,0 +1,299 @@
+"""Loading caption models: from the hub or a folder, with fallbacks, onto the right device, in a bounded cache.
+
+A model that cannot be loaded raises ModelLoadError with what went wrong and what to do; the cache
+keeps the other models working.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from igcap.config import Settings, env_key
+from igcap.registry import ModelSpec, load_registry
+
+log = logging.getLogger(__name__)
+DEFAULT_PROCESSOR = {"size": {"height": 224, "width": 224}, "image_mean": [0.5] * 3, "image_std": [0.5] * 3}
+GPT2_EOS = 50256
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    device: str = "auto"  # auto picks cuda, then mps, then cpu
+    quantize: bool | None = None  # int8 weights; None = auto (on for CPU only)
+    share_weights: bool = True  # keep tensors that several loaded models hold identically only once
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LoadOptions:
+        return cls(device=settings.device, quantize=settings.quantize)
+
+    def quantize_on(self, device: str) -> bool:
+        return device == "cpu" if self.quantize is None else self.quantize and device == "cpu"
+
+
+class ModelLoadError(Exception):
+    """A model that cannot be used now: `message` says why, `hint` what to do about it."""
+
+    def __init__(self, key: str, message: str, hint: str = ""):
+        super().__init__(f"{key}: {message}")
+        self.key, self.message, self.hint = key, message, hint
+
+
+@dataclass
+class LoadedModel:
+    spec: ModelSpec
+    model: object  # VisionEncoderDecoderModel, eval mode
+    tokenizer: object
+    processor: object
+    device: str
+    nbytes: int  # memory its tensors take (shared ones counted in full)
+    seconds: float  # load time
+    quantized: bool = False
+    fallbacks: list[str] = field(default_factory=list)  # parts borrowed from the base, for the Models page
+
+    @property
+    def eos_token_id(self) -> int:
+        return self.model.generation_config.eos_token_id
+
+    @property
+    def input_dtype(self):
+        return next(self.model.encoder.parameters()).dtype
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    state: str  # "not loaded", "loaded" or "failed"
+    message: str = ""
+    hint: str = ""
+    nbytes: int = 0
+
+
+def pick_device(preference: str = "auto") -> str:
+    import torch
+
+    if preference != "auto":
+        return preference
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def load_captioner(spec: ModelSpec, options: LoadOptions = LoadOptions(), pool=None) -> LoadedModel:
+    """Model + tokenizer + image processor for one spec, ready for `generate` (raises ModelLoadError)."""
+    start = time.perf_counter()
+    device = pick_device(options.device)
+    quantize = options.quantize_on(device)
+    _check_local_source(spec)
+    try:
+        tokenizer, tok_note = _load_tokenizer(spec)
+        processor, proc_note = _load_processor(spec)
+        model = _instantiate_model(spec, device, quantize, pool)
+    except ModelLoadError:
+        raise
+    except Exception as err:  # the hub, safetensors and configs raise many types; all mean "cannot load"
+        raise _explain(spec, err) from err
+    _set_generation_ids(model, tokenizer)
+    from igcap import optimize
+
+    notes = [n for n in (tok_note, proc_note) if n]
+    return LoadedModel(spec, model, tokenizer, processor, device, optimize.model_nbytes(model),
+                       time.perf_counter() - start, quantize, notes)
+
+
+def _instantiate_model(spec: ModelSpec, device: str, quantize: bool, pool):
+    """from_pretrained, then the inference levers (int8 weights, shared tensors); eval, no grads."""
+    import torch
+    from transformers import VisionEncoderDecoderModel
+
+    from igcap import optimize
+
+    dtype = torch.float16 if device == "cuda" else torch.float32
+    model = VisionEncoderDecoderModel.from_pretrained(spec.source, revision=spec.revision, dtype=dtype)
+    model.eval().requires_grad_(False)
+    model = optimize.prepare_for_inference(model, quantize=quantize, pool=pool)
+    return model.to(device)
+
+
+def _load_tokenizer(spec: ModelSpec):
+    """The repo's tokenizer, else the base's (the published repos may lack tokenizer files)."""
+    from transformers import AutoTokenizer
+
+    sources = [(spec.source, spec.revision), (spec.base_files.tokenizer, None)]
+    tokenizer, note = _first_that_loads(spec, AutoTokenizer.from_pretrained, sources, "tokenizer")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer, note
+
+
+def _load_processor(spec: ModelSpec):
+    """The repo's image processor, else the base's, else ViT defaults (224 px, mean = std = 0.5)."""
+    from transformers import AutoImageProcessor, ViTImageProcessor
+
+    sources = [(spec.source, spec.revision), (spec.base_files.processor, None)]
+    try:
+        return _first_that_loads(spec, AutoImageProcessor.from_pretrained, sources, "image processor")
+    except ModelLoadError:
+        return ViTImageProcessor(**DEFAULT_PROCESSOR), "image processor: ViT defaults (224 px, mean = std = 0.5)"
+
+
+def _first_that_loads(spec: ModelSpec, load, sources, what: str):
+    errors = []
+    for i, (source, revision) in enumerate(sources):
+        try:
+            return load(source, revision=revision), (f"{what} from base {source}" if i else "")
+        except (OSError, ValueError, TypeError) as err:  # missing files raise OSError, a bare repo ValueError
+            errors.append(f"{source}: {str(err).splitlines()[0]}")
+            log.info("no %s in %s: %s", what, source, errors[-1])
+    base = sources[-1][0]
+    raise ModelLoadError(spec.key, f"No {what} could be found: neither {spec.source} nor its base {base} "
+                         f"provides one here ({'; '.join(errors)}).",
+                         f"Download the base once (`hf download {base}`) or put {what} files next to the model.")
+
+
+def _set_generation_ids(model, tokenizer) -> None:
+    """GPT-2 has no pad token: pad = eos = bos = decoder start (50256 for the real vocabulary)."""
+    eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else GPT2_EOS
+    gen = model.generation_config
+    gen.eos_token_id = gen.pad_token_id = gen.bos_token_id = gen.decoder_start_token_id = eos
+
+
+def _check_local_source(spec: ModelSpec) -> None:
+    if spec.is_local and not (Path(spec.source).expanduser() / "config.json").is_file():
+        where = "does not exist" if not Path(spec.source).expanduser().exists() else "holds no config.json"
+        raise ModelLoadError(spec.key, f"The folder {spec.source} {where}.",
+                             f"Point {env_key(spec.key)} at a folder with the downloaded model "
+                             f"(config.json, model.safetensors), or unset it to use the hub.")
+
+
+def _explain(spec: ModelSpec, err: Exception) -> ModelLoadError:
+    """Turn a loading exception into a message a person can act on."""
+    text = " ".join(str(err).split())
+    chain = f"{type(err).__name__} {type(err.__cause__).__name__} {text}".lower()
+    download = f"hf download {spec.source} --local-dir models/{spec.key}"
+    offline = f"then set {env_key(spec.key)}=models/{spec.key} (or IGCAP_MODELS_DIR=models) to run offline"
+    if "localentrynotfound" in chain or "couldn't connect" in chain or "offline" in chain:
+        return ModelLoadError(spec.key, "Not downloaded yet, and the Hugging Face hub cannot be reached.",
+                              f"Connect to the internet once, or download it elsewhere: `{download}`; {offline}.")
+    if "repositorynotfound" in chain or "404" in chain or "not a valid model identifier" in chain:
+        return ModelLoadError(spec.key, f"There is no model {spec.source!r} on the Hugging Face hub.",
+                              f"Check the id, or set {env_key(spec.key)} to a local folder.")
+    if "safetensor" in chain or "json" in chain or "header" in chain or "size mismatch" in chain:
+        return ModelLoadError(spec.key, f"The model files are damaged or incomplete ({text[:160]}).",
+                              f"Delete them and download again: `{download}`.")
+    return ModelLoadError(spec.key, f"Could not load the model: {text[:200]}",
+                          f"Check {spec.source}; `{download}` fetches a fresh copy.")
+
+
+class ModelCache:
+    """Models loaded on first use and kept up to a count and a memory budget (least recently used leave first).
+
+    Thread-safe: Streamlit shares one cache between sessions. Loading holds a per-model lock, so one
+    slow download does not block captioning with the models already loaded.
+    """
+
+    def __init__(self, registry: dict[str, ModelSpec], options: LoadOptions = LoadOptions(), max_models: int = 4,
+                 budget_mb: int | None = None, loader=load_captioner):
+        from igcap import optimize
+
+        self.registry, self.options, self.max_models, self.budget_mb = registry, options, max_models, budget_mb
+        self.pool = optimize.TensorPool() if options.share_weights else None
+        self._loader = loader
+        self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._failed: dict[str, ModelLoadError] = {}
+        self._lock = threading.RLock()
+        self._key_locks: dict[str, threading.Lock] = {}
+
+    def get(self, key: str) -> LoadedModel:
+        spec = self.registry.get(key)
+        if spec is None:
+            raise ModelLoadError(key, "No model has this key.", f"Choose one of: {', '.join(self.registry)}.")
+        with self._lock:
+            if key in self._loaded:
+                self._loaded.move_to_end(key)
+                return self._loaded[key]
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:
+                if key in self._loaded:
+                    return self._loaded[key]
+            return self._load(key, spec)
+
+    def _load(self, key: str, spec: ModelSpec) -> LoadedModel:
+        try:
+            loaded = self._loader(spec, self.options, self.pool)
+        except ModelLoadError as err:
+            with self._lock:
+                self._failed[key] = err
+            raise
+        with self._lock:
+            self._failed.pop(key, None)
+            self._loaded[key] = loaded
+            self._evict_over_bounds(keep=key)
+        log.info("loaded %s in %.1f s (%.0f MB)", key, loaded.seconds, loaded.nbytes / 2**20)
+        return loaded
+
+    def _evict_over_bounds(self, keep: str) -> None:
+        budget = None if self.budget_mb is None else self.budget_mb * 2**20
+        while len(self._loaded) > 1 and (len(self._loaded) > self.max_models
+                                         or (budget is not None and self.nbytes() > budget)):
+            oldest = next(k for k in self._loaded if k != keep)
+            self._drop(oldest)
+
+    def _drop(self, key: str) -> None:
+        self._loaded.pop(key, None)
+        gc.collect()
+        log.info("evicted %s", key)
+
+    def nbytes(self) -> int:
+        """Memory held by the loaded models, shared tensors counted once."""
+        from igcap import optimize
+
+        with self._lock:
+            return optimize.models_nbytes([m.model for m in self._loaded.values()])
+
+    def status(self, key: str) -> ModelStatus:
+        with self._lock:
+            if key in self._loaded:
+                return ModelStatus("loaded", nbytes=self._loaded[key].nbytes)
+            if key in self._failed:
+                err = self._failed[key]
+                return ModelStatus("failed", err.message, err.hint)
+        return ModelStatus("not loaded")
+
+    def loaded_keys(self) -> list[str]:
+        with self._lock:
+            return list(self._loaded)
+
+    def evict(self, key: str) -> None:
+        with self._lock:
+            self._drop(key)
+
+    def clear(self) -> None:
+        with self._lock:
+            for key in list(self._loaded):
+                self._drop(key)
+            self._failed.clear()
+
+
+def cache_from_settings(settings: Settings | None = None) -> ModelCache:
+    settings = settings or Settings.from_env()
+    _limit_threads()
+    return ModelCache(load_registry(settings), LoadOptions.from_settings(settings), settings.max_loaded_models,
+                      settings.memory_budget_mb)
+
+
+def _limit_threads() -> None:
+    """Use the cores this process may run on (containers often allow fewer than the machine has)."""
+    import torch
+
+    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if torch.get_num_threads() > allowed:
+        torch.set_num_threads(allowed)

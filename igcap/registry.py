@@ -1,0 +1,163 @@
+"""Which caption models exist and where their weights are: the four published models plus user extras.
+
+Pure data: nothing here loads a model. `load_registry` applies, in order, the models folder
+(IGCAP_MODELS_DIR/<key>), the models file (IGCAP_MODELS_FILE), per-model overrides (IGCAP_MODEL_<KEY>)
+and the demo models found in the demo folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tomllib
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from igcap.config import ConfigError, Settings, env_key
+
+log = logging.getLogger(__name__)
+MARKER_FILE = "igcap-model.json"  # written next to trained models; describes them to the registry
+
+
+@dataclass(frozen=True)
+class Base:
+    """Where a base model's parts come from; tokenizer/processor are the fallbacks for bare repos."""
+
+    tokenizer: str
+    processor: str
+    encoder: str | None = None  # for bases assembled from an encoder and a decoder
+    decoder: str | None = None
+    model: str | None = None  # for bases that are already a VisionEncoderDecoderModel
+
+
+BASES: dict[str, Base] = {
+    "vit-gpt2": Base(tokenizer="gpt2", processor="google/vit-base-patch16-224-in21k",
+                     encoder="google/vit-base-patch16-224-in21k", decoder="gpt2"),
+    "nlpconnect": Base(tokenizer="nlpconnect/vit-gpt2-image-captioning",
+                       processor="nlpconnect/vit-gpt2-image-captioning",
+                       model="nlpconnect/vit-gpt2-image-captioning"),
+}
+DEFAULT_BASE = BASES["vit-gpt2"]  # the fallback for extra models of unknown origin
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    key: str  # stable identifier, stored with every caption
+    label: str  # what people see
+    source: str  # hub id or local directory
+    base: str | None = None  # a key of BASES, or None
+    strategy: str | None = None  # "last-block", "all", or None (not fine-tuned by us)
+    description: str = ""
+    revision: str | None = None  # hub revision (branch, tag or commit)
+    demo: bool = False  # trained on synthetic shapes: always labelled as such
+
+    @property
+    def is_local(self) -> bool:
+        return source_is_local(self.source)
+
+    @property
+    def base_files(self) -> Base:
+        return BASES.get(self.base or "", DEFAULT_BASE)
+
+
+def source_is_local(source: str) -> bool:
+    return source.startswith(("/", ".", "~")) or Path(source).expanduser().is_dir()
+
+
+DEFAULT_MODELS: tuple[ModelSpec, ...] = (
+    ModelSpec("vit-gpt2-last-block", "ViT-GPT2 · last block", "Stoneman/IG-caption-generator-vit-gpt2-last-block",
+              "vit-gpt2", "last-block", "ViT + GPT-2 joined fresh; only GPT-2's last block, final norm and head tuned."),
+    ModelSpec("vit-gpt2-all", "ViT-GPT2 · all parameters", "Stoneman/IG-caption-generator-vit-gpt2-all",
+              "vit-gpt2", "all", "ViT + GPT-2 joined fresh; every parameter tuned on Instagram captions."),
+    ModelSpec("nlpconnect-last-block", "nlpconnect · last block",
+              "Stoneman/IG-caption-generator-nlpconnect-last-block", "nlpconnect", "last-block",
+              "A COCO-trained captioner; only GPT-2's last block, final norm and head tuned."),
+    ModelSpec("nlpconnect-all", "nlpconnect · all parameters", "Stoneman/IG-caption-generator-nlpconnect-all",
+              "nlpconnect", "all", "A COCO-trained captioner with every parameter tuned on Instagram captions."),
+)
+DEFAULT_KEYS = tuple(m.key for m in DEFAULT_MODELS)
+SPEC_FIELDS = ("label", "source", "base", "strategy", "description", "revision", "demo")
+
+
+def load_registry(settings: Settings | None = None) -> dict[str, ModelSpec]:
+    """All models the app can offer, keyed and ordered: the four defaults first, then extras."""
+    settings = settings or Settings.from_env()
+    models = {m.key: m for m in DEFAULT_MODELS}
+    if settings.models_dir:
+        models = _apply_models_dir(models, settings.models_dir)
+    if settings.models_file:
+        models = _apply_models_file(models, settings.models_file)
+    models = _apply_overrides(models, settings.source_overrides or {})
+    models.update(_demo_models(settings.demo_dir))
+    return models
+
+
+def _apply_models_dir(models: dict[str, ModelSpec], folder: Path) -> dict[str, ModelSpec]:
+    out = dict(models)
+    for key, spec in models.items():
+        local = folder / key
+        if (local / "config.json").is_file():
+            out[key] = replace(spec, source=str(local), revision=None)
+    return out
+
+
+def _apply_models_file(models: dict[str, ModelSpec], path: Path) -> dict[str, ModelSpec]:
+    """[models.<key>] tables: known keys are overridden field by field, new keys are added (source needed)."""
+    try:
+        tables = tomllib.loads(Path(path).read_text(encoding="utf-8")).get("models", {})
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise ConfigError(f"IGCAP_MODELS_FILE {path} could not be read: {err}") from None
+    out = dict(models)
+    for key, table in tables.items():
+        unknown = set(table) - set(SPEC_FIELDS)
+        if unknown:
+            raise ConfigError(f"{path}: [models.{key}] has unknown fields {sorted(unknown)}; allowed: {SPEC_FIELDS}")
+        if key in out:
+            out[key] = replace(out[key], **table)
+        elif "source" not in table:
+            raise ConfigError(f"{path}: [models.{key}] is a new model and needs a source (hub id or folder)")
+        else:
+            out[key] = ModelSpec(key=key, label=table.get("label", key), **{k: v for k, v in table.items() if k != "label"})
+    return out
+
+
+def _apply_overrides(models: dict[str, ModelSpec], overrides: dict[str, str]) -> dict[str, ModelSpec]:
+    """IGCAP_MODEL_<KEY>=source: replaces a known model's source, or adds a model named after <KEY>."""
+    out = dict(models)
+    by_var = {env_key(key): key for key in models}
+    for var, source in overrides.items():
+        source = source.strip()
+        key = by_var.get(var)
+        if key:
+            out[key] = replace(out[key], source=source, revision=None)
+        else:
+            key = var.removeprefix("IGCAP_MODEL_").lower().replace("_", "-")
+            out[key] = ModelSpec(key, key, source, description=f"Added by {var}.")
+    return out
+
+
+def _demo_models(folder: Path) -> dict[str, ModelSpec]:
+    """Models trained by `python -m igcap demo-models`, described by their marker files."""
+    found = {}
+    for marker in sorted(Path(folder).glob(f"*/{MARKER_FILE}")):
+        spec = spec_from_marker(marker.parent)
+        if spec is not None:
+            found[spec.key] = spec
+    return found
+
+
+def spec_from_marker(folder: Path) -> ModelSpec | None:
+    """The ModelSpec for a trained model folder, from its marker file (None if unreadable)."""
+    try:
+        meta = json.loads((Path(folder) / MARKER_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        log.warning("ignoring %s: %s", folder, err)
+        return None
+    demo = bool(meta.get("demo"))
+    key = str(meta.get("key") or Path(folder).name)
+    key = f"demo-{key}" if demo and not key.startswith("demo-") else key
+    label = str(meta.get("label") or key)
+    if demo and "demo" not in label.lower():
+        label = f"Demo: {label} (synthetic shapes)"
+    return ModelSpec(key=key, label=label, source=str(Path(folder).resolve()), base=meta.get("base"),
+                     strategy=meta.get("strategy"), description=str(meta.get("description", "")), demo=demo)
