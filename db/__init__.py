@@ -1,0 +1,15 @@
+"""igcap's data layer: the only place that knows the schema.
+
+``db.engine`` finds and opens the database (and migrates it), ``db.models`` is the schema,
+``db.repo`` holds the queries (keyword-only ``session``, never committing), ``db.export`` the CSV files.
+Nothing here imports torch or Streamlit.
+"""
+
+from db.engine import (DatabaseBusyError, DatabaseConfigError, DatabaseError, DatabaseUnavailableError, make_engine,
+                       resolve_url, session_factory, transaction, upgrade)
+from db.models import MANUAL, Base, Caption, Photo, Rating
+
+__all__ = [
+    "Base", "Caption", "DatabaseBusyError", "DatabaseConfigError", "DatabaseError", "DatabaseUnavailableError",
+    "MANUAL", "Photo", "Rating", "make_engine", "resolve_url", "session_factory", "transaction", "upgrade",
+]

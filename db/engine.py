@@ -1,0 +1,219 @@
+"""Where the database is, how to connect to it, migrations at start, and transactions.
+
+SQLite (the default) gets foreign keys, WAL and a busy timeout on every connection, and every
+write transaction starts with ``BEGIN IMMEDIATE``: in WAL mode a transaction that read first and
+writes later fails at once with "database is locked" when another writer committed in between
+(the busy timeout does not help there), so writers take the write lock up front and queue instead.
+PostgreSQL goes through psycopg 3. Nothing here imports Streamlit: the app passes ``st.secrets`` in.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, exc
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
+SQLITE_FILE = "igcap.sqlite3"
+BUSY_TIMEOUT_SECONDS = 15.0  # how long a writer waits for another writer before DatabaseBusyError
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+_BEGIN_OPTION = "igcap_sqlite_begin"  # execution option: "IMMEDIATE" (default) or "DEFERRED"
+_PG_MIGRATION_LOCK = 7_302_611  # advisory lock id: two app processes starting at once migrate in turn
+
+
+class DatabaseError(Exception):
+    """A database problem a person can act on; ``message`` says what happened and what to do."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class DatabaseConfigError(DatabaseError, ValueError):
+    """The database URL cannot be used."""
+
+
+class DatabaseBusyError(DatabaseError):
+    """Another writer held the database longer than the busy timeout; trying again later works."""
+
+
+class DatabaseUnavailableError(DatabaseError):
+    """The database cannot be reached or opened (server down, wrong URL, unwritable folder)."""
+
+
+def resolve_url(env: Mapping[str, str] | None = None, secrets: Mapping[str, Any] | None = None) -> str:
+    """The database URL: ``DATABASE_URL``, else ``[connections.igcap] url`` in secrets, else SQLite.
+
+    The SQLite default lives in ``IGCAP_DATA_DIR`` (default: the project's ``data`` folder, whatever
+    the current directory), which is created here.
+    """
+    env = os.environ if env is None else env
+    url = (env.get("DATABASE_URL") or "").strip() or _secrets_url(secrets)
+    if url:
+        return normalise_url(url)
+    data_dir = Path(env.get("IGCAP_DATA_DIR") or DEFAULT_DATA_DIR).expanduser()
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DatabaseUnavailableError(f"cannot create the data folder {data_dir}: {err.strerror}") from err
+    return f"sqlite:///{(data_dir / SQLITE_FILE).resolve()}"
+
+
+def _secrets_url(secrets: Mapping[str, Any] | None) -> str:
+    # st.secrets behaves like nested mappings but raises its own errors for missing keys.
+    try:
+        return str(secrets["connections"]["igcap"]["url"]).strip() if secrets is not None else ""
+    except (KeyError, TypeError, AttributeError, FileNotFoundError):
+        return ""
+
+
+def normalise_url(url: str | URL) -> str:
+    """``postgres://`` and ``postgresql://`` (as hosts hand them out) become psycopg 3 URLs."""
+    try:
+        parsed = make_url(url)
+    except exc.ArgumentError as err:
+        raise DatabaseConfigError(f"DATABASE_URL is not a database URL: {_hide_password(str(url))!r}") from err
+    if parsed.drivername in ("postgres", "postgresql"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _hide_password(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except exc.ArgumentError:
+        return "<unparseable>"
+
+
+def make_engine(url: str | None = None, *, busy_timeout: float = BUSY_TIMEOUT_SECONDS) -> Engine:
+    """An engine for ``url`` (default: :func:`resolve_url`), with the SQLite settings described above."""
+    url = normalise_url(url or resolve_url())
+    try:
+        return _engine_for(make_url(url), busy_timeout)
+    except exc.ArgumentError as err:  # e.g. a driver that is not installed
+        raise DatabaseConfigError(f"cannot use database {_hide_password(url)}: {err}") from err
+
+
+def _engine_for(url: URL, busy_timeout: float) -> Engine:
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, busy_timeout)
+    if url.get_backend_name() == "postgresql":
+        # pre_ping: hosted servers drop idle connections; a dead one is replaced, not shown as an error.
+        return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+    raise DatabaseConfigError(f"igcap stores data in SQLite or PostgreSQL, not {url.get_backend_name()} "
+                              "(DATABASE_URL must start with sqlite:// or postgresql://)")
+
+
+def _sqlite_engine(url: URL, busy_timeout: float) -> Engine:
+    if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": busy_timeout, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        # Hand BEGIN to SQLAlchemy (see _on_begin); sqlite3's own transaction handling skips it for SELECT.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        mode = conn.get_execution_options().get(_BEGIN_OPTION, "IMMEDIATE")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions whose objects stay readable after commit (pages render them after the transaction)."""
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+@contextmanager
+def transaction(engine: Engine, *, write: bool = True) -> Iterator[Session]:
+    """A session inside one transaction: committed when the block ends, rolled back if it raises.
+
+    ``write=False`` lets a read-only block on SQLite run beside a writer instead of queueing
+    behind it. Lock time-outs and connection failures come out as :class:`DatabaseError` subclasses.
+    """
+    bind = engine if write else engine.execution_options(**{_BEGIN_OPTION: "DEFERRED"})
+    with translate_errors(), Session(bind, expire_on_commit=False) as session, session.begin():
+        yield session
+
+
+@contextmanager
+def translate_errors() -> Iterator[None]:
+    """Re-raise lock time-outs as DatabaseBusyError and connection failures as DatabaseUnavailableError."""
+    try:
+        yield
+    except exc.OperationalError as err:
+        translated = _translate(err)
+        if translated is None:
+            raise
+        raise translated from err
+
+
+_PG_BUSY_CODES = {"55P03", "40001", "40P01"}  # lock_not_available, serialization_failure, deadlock
+
+
+def _translate(err: exc.OperationalError) -> DatabaseError | None:
+    text = str(err.orig).lower()
+    code = getattr(err.orig, "sqlstate", None)
+    if "database is locked" in text or "database is busy" in text or code in _PG_BUSY_CODES:
+        return DatabaseBusyError("the database is busy with another change; try again in a moment")
+    if "unable to open database" in text or "connection" in text or "could not translate host" in text:
+        return DatabaseUnavailableError(f"cannot reach the database: {str(err.orig).strip().splitlines()[0]}")
+    return None
+
+
+def alembic_config(url: str | None = None):
+    """An Alembic Config pointing at db/migrations, usable from any current directory."""
+    from alembic.config import Config
+
+    config = Config(str(MIGRATIONS_DIR.parent / "alembic.ini"))
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if url:
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema up to ``revision`` (the app calls this at start; a no-op when up to date)."""
+    from alembic import command
+
+    config = alembic_config()
+    with translate_errors(), engine.connect() as conn:
+        sqlite = engine.dialect.name == "sqlite"
+        if sqlite:
+            # SQLite rebuilds tables to alter them; with foreign keys on, dropping a parent table would
+            # cascade-delete its children. The pragma only takes effect outside a transaction.
+            conn.connection.driver_connection.execute("PRAGMA foreign_keys = OFF")
+        try:
+            with conn.begin():
+                if engine.dialect.name == "postgresql":
+                    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})")
+                config.attributes["connection"] = conn
+                command.upgrade(config, revision)
+                if sqlite and conn.exec_driver_sql("PRAGMA foreign_key_check").first():
+                    raise RuntimeError("migration left rows pointing at missing parents; rolled back")
+        finally:
+            if sqlite:
+                conn.connection.driver_connection.execute("PRAGMA foreign_keys = ON")
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The schema revision the database is at (None for an empty database)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()

@@ -1,0 +1,204 @@
+"""The "rated captions" CSV files: one row per caption, or one row per rating ("long").
+
+The bytes are UTF-8 with a byte-order mark (so Excel reads emoji correctly), comma-separated,
+fields with commas, quotes or line breaks double-quoted (so pandas and Excel keep line breaks).
+
+Formula injection (OWASP "CSV injection"): a text cell that starts with ``=``, ``+``, ``-``, ``@``,
+a tab or a carriage return, or with a single quote, is written with one single quote (``'``) in
+front, so a spreadsheet shows it as text instead of running it. To get the original back, remove
+one leading ``'`` from any text cell that starts with ``'`` (:func:`restore_cell`). Numbers (ids,
+counts, stars, means, seconds) are written as plain numbers and never neutralised; none of them can
+be negative. Header names are neutralised too (criterion names are user input, though validated).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import tempfile
+from collections import defaultdict
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
+
+from db.models import DEFAULT_CRITERION, MANUAL, Caption, Photo, Rating
+from db.repo import GalleryFilter
+
+log = logging.getLogger(__name__)
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+QUOTE = "'"
+ENCODING = "utf-8-sig"  # the BOM tells Excel the file is UTF-8
+MANUAL_LABEL = "Written by hand"
+
+CAPTION_COLUMNS = [
+    "caption_id", "created_utc", "photo_name", "photo_sha256", "model_key", "model_label", "model_source",
+    "caption", "generated_text", "edited", "favourite", "seconds", "decoding_settings", "ratings", "mean_stars",
+]
+LONG_COLUMNS = [
+    "rating_id", "rated_utc", "caption_id", "photo_name", "photo_sha256", "model_key", "model_label", "caption",
+    "rater", "criterion", "stars", "comment",
+]
+
+
+def neutralise(text: str) -> str:
+    """The cell text a spreadsheet will not run as a formula (see the module docstring)."""
+    return QUOTE + text if text.startswith(FORMULA_STARTS + (QUOTE,)) else text
+
+
+def restore_cell(text: str) -> str:
+    """The inverse of :func:`neutralise`, for reading an export back."""
+    return text[1:] if text.startswith(QUOTE) else text
+
+
+def model_labels() -> dict[str, str]:
+    """Model key → label from the registry; empty when it cannot be read (keys are shown instead)."""
+    try:
+        from igcap.registry import load_registry
+
+        return {key: spec.label for key, spec in load_registry().items()}
+    except Exception as err:  # noqa: BLE001 - a broken model config must not block an export of saved data
+        log.warning("model labels unavailable, exporting keys instead: %s", err)
+        return {}
+
+
+def _label(key: str, labels: Mapping[str, str]) -> str:
+    return labels.get(key) or (MANUAL_LABEL if key == MANUAL else key)
+
+
+def _captions(session: Session, filters: GalleryFilter, include_unrated: bool):
+    where = filters.conditions()
+    if not include_unrated:
+        where.append(exists().where(Rating.caption_id == Caption.id))
+    stmt = (select(Caption, Photo.name, Photo.sha256).join(Caption.photo).where(*where)
+            .order_by(Caption.created_at, Caption.id))
+    return session.execute(stmt).all()
+
+
+def rated_captions_rows(*, session: Session, filters: GalleryFilter | None = None, include_unrated: bool = False,
+                        labels: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """One dict per caption (oldest first) with the CAPTION_COLUMNS plus ``mean_<criterion>`` per criterion."""
+    filters = filters or GalleryFilter()
+    labels = model_labels() if labels is None else labels
+    rows = _captions(session, filters, include_unrated)
+    sums = _star_sums(session, [caption.id for caption, _, _ in rows])
+    criteria = sorted({c for per in sums.values() for c in per}, key=lambda c: (c != DEFAULT_CRITERION, c))
+    return [_caption_row(caption, name, sha, labels, sums.get(caption.id, {}), criteria)
+            for caption, name, sha in rows]
+
+
+def _star_sums(session: Session, caption_ids: list[int]) -> dict[int, dict[str, list[int]]]:
+    """caption id → criterion → [sum of stars, count], in one query (chunked for huge exports)."""
+    out: dict[int, dict[str, list[int]]] = defaultdict(dict)
+    for start in range(0, len(caption_ids), 5000):
+        chunk = caption_ids[start:start + 5000]
+        for cid, criterion, stars in session.execute(
+                select(Rating.caption_id, Rating.criterion, Rating.stars).where(Rating.caption_id.in_(chunk))):
+            acc = out[cid].setdefault(criterion, [0, 0])
+            acc[0] += stars
+            acc[1] += 1
+    return out
+
+
+def _caption_row(caption: Caption, photo_name: str, sha: str, labels: Mapping[str, str],
+                 sums: dict[str, list[int]], criteria: list[str]) -> dict[str, Any]:
+    total, count = sum(s for s, _ in sums.values()), sum(n for _, n in sums.values())
+    row = {
+        "caption_id": caption.id, "created_utc": caption.created_at, "photo_name": photo_name, "photo_sha256": sha,
+        "model_key": caption.model_key, "model_label": _label(caption.model_key, labels),
+        "model_source": caption.model_source, "caption": caption.text, "generated_text": caption.generated_text,
+        "edited": caption.edited, "favourite": caption.favourite, "seconds": caption.seconds,
+        "decoding_settings": caption.settings, "ratings": count, "mean_stars": _mean(total, count),
+    }
+    for criterion in criteria:
+        row[f"mean_{criterion}"] = _mean(*sums.get(criterion, (0, 0)))
+    return row
+
+
+def _mean(total: int, count: int) -> float | None:
+    return round(total / count, 3) if count else None
+
+
+def ratings_long_rows(*, session: Session, filters: GalleryFilter | None = None,
+                      labels: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """One dict per rating (LONG_COLUMNS) of the captions the filter selects, oldest caption first."""
+    filters = filters or GalleryFilter()
+    labels = model_labels() if labels is None else labels
+    stmt = (select(Rating, Caption, Photo.name, Photo.sha256).join(Rating.caption).join(Caption.photo)
+            .where(*filters.conditions()).order_by(Caption.created_at, Caption.id, Rating.id))
+    return [{
+        "rating_id": rating.id, "rated_utc": rating.updated_at, "caption_id": caption.id, "photo_name": name,
+        "photo_sha256": sha, "model_key": caption.model_key, "model_label": _label(caption.model_key, labels),
+        "caption": caption.text, "rater": rating.rater, "criterion": rating.criterion, "stars": rating.stars,
+        "comment": rating.comment,
+    } for rating, caption, name, sha in session.execute(stmt)]
+
+
+def to_csv(rows: list[dict[str, Any]], columns: list[str]) -> bytes:
+    """CSV bytes (BOM, CRLF rows) with every cell formatted by :func:`cell`."""
+    names = list(columns) + [k for k in (rows[0] if rows else {}) if k not in columns]
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow([neutralise(name) for name in names])
+    for row in rows:
+        writer.writerow([cell(row.get(name)) for name in names])
+    return buffer.getvalue().encode(ENCODING)
+
+
+def cell(value: Any) -> str:
+    """One CSV cell: numbers plain, booleans true/false, times 'YYYY-MM-DD HH:MM:SS' UTC, text neutralised."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, dict | list):
+        value = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return neutralise(str(value))
+
+
+def rated_captions_csv(*, session: Session, filters: GalleryFilter | None = None, include_unrated: bool = False,
+                       labels: Mapping[str, str] | None = None) -> bytes:
+    """The "rated captions" file as bytes (the dashboard offers these as a download)."""
+    rows = rated_captions_rows(session=session, filters=filters, include_unrated=include_unrated, labels=labels)
+    return to_csv(rows, CAPTION_COLUMNS)
+
+
+def ratings_long_csv(*, session: Session, filters: GalleryFilter | None = None,
+                     labels: Mapping[str, str] | None = None) -> bytes:
+    """One row per rating, as bytes."""
+    return to_csv(ratings_long_rows(session=session, filters=filters, labels=labels), LONG_COLUMNS)
+
+
+def write_export(path: str | Path, long: bool = False, *, session: Session, filters: GalleryFilter | None = None,
+                 include_unrated: bool = False, labels: Mapping[str, str] | None = None) -> int:
+    """Write an export to ``path`` (replaced whole, never half-written); returns the number of data rows."""
+    if long:
+        rows, columns = ratings_long_rows(session=session, filters=filters, labels=labels), LONG_COLUMNS
+    else:
+        rows = rated_captions_rows(session=session, filters=filters, include_unrated=include_unrated, labels=labels)
+        columns = CAPTION_COLUMNS
+    _write_atomically(Path(path), to_csv(rows, columns))
+    return len(rows)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

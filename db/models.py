@@ -1,0 +1,126 @@
+"""The schema: photos, the captions written for them, and the star ratings people give captions.
+
+A photo is stored once per content hash; its captions and their ratings go with it when it is
+deleted (ON DELETE CASCADE in the database, so a bulk delete cascades too). Nothing else is
+deleted implicitly. Times are stored in UTC and come back as timezone-aware datetimes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (JSON, CheckConstraint, DateTime, Float, ForeignKey, Index, LargeBinary, MetaData, SmallInteger,
+                        String, Text, TypeDecorator, UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+MANUAL = "manual"  # the model key of a caption a person wrote by hand
+DEFAULT_CRITERION = "overall"
+
+# Named constraints: Alembic needs names to alter or drop them (and SQLite batch mode to rebuild tables).
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator):
+    """UTC in, aware UTC out: timestamptz on PostgreSQL, a naive UTC text on SQLite (which sorts)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class Photo(Base):
+    __tablename__ = "photos"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)  # of the uploaded bytes: one row per photo
+    name: Mapped[str] = mapped_column(String(255))  # the original file name
+    width: Mapped[int]
+    height: Mapped[int]
+    format: Mapped[str] = mapped_column(String(16))  # JPEG, PNG, HEIF… as decoded
+    # Bytes in the database so a hosted app keeps them without a disk. Deferred: lists never load them.
+    image_jpeg: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    thumbnail_jpeg: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    captions: Mapped[list[Caption]] = relationship(
+        back_populates="photo", cascade="all, delete-orphan", passive_deletes=True, order_by="Caption.id")
+
+    def __repr__(self) -> str:
+        return f"Photo(id={self.id!r}, name={self.name!r}, sha256={self.sha256[:12]!r}…)"
+
+
+class Caption(Base):
+    __tablename__ = "captions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), index=True)
+    model_key: Mapped[str] = mapped_column(String(64), index=True)  # registry key, or "manual"
+    model_source: Mapped[str | None] = mapped_column(String(512))  # hub id or path, "@revision" if known
+    text: Mapped[str] = mapped_column(Text)  # as shown and edited
+    generated_text: Mapped[str | None] = mapped_column(Text)  # as the model wrote it; None when manual
+    settings: Mapped[dict[str, Any] | None]  # DecodingSettings.to_dict() used to generate it
+    favourite: Mapped[bool] = mapped_column(default=False)
+    seconds: Mapped[float | None] = mapped_column(Float)  # generation time
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    photo: Mapped[Photo] = relationship(back_populates="captions")
+    ratings: Mapped[list[Rating]] = relationship(
+        back_populates="caption", cascade="all, delete-orphan", passive_deletes=True, order_by="Rating.id")
+
+    @property
+    def edited(self) -> bool:
+        return self.generated_text is not None and self.text != self.generated_text
+
+    def __repr__(self) -> str:
+        return f"Caption(id={self.id!r}, model_key={self.model_key!r}, text={self.text[:30]!r})"
+
+
+class Rating(Base):
+    __tablename__ = "ratings"
+    __table_args__ = (
+        # One rating per rater, caption and criterion: rating again updates it.
+        UniqueConstraint("caption_id", "rater", "criterion", name="uq_ratings_caption_rater_criterion"),
+        CheckConstraint("stars BETWEEN 1 AND 5", name="stars_1_to_5"),
+        Index("ix_ratings_rater", "rater"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    caption_id: Mapped[int] = mapped_column(ForeignKey("captions.id", ondelete="CASCADE"))
+    rater: Mapped[str] = mapped_column(String(80))
+    stars: Mapped[int] = mapped_column(SmallInteger)
+    criterion: Mapped[str] = mapped_column(String(40), default=DEFAULT_CRITERION)
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)  # first rated
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)  # last changed
+
+    caption: Mapped[Caption] = relationship(back_populates="ratings")
+
+    def __repr__(self) -> str:
+        return f"Rating(caption_id={self.caption_id!r}, rater={self.rater!r}, {self.criterion}={self.stars!r})"

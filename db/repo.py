@@ -1,0 +1,381 @@
+"""The queries the app needs. Every function takes a keyword-only ``session`` and never commits:
+the caller owns the transaction (``with db.transaction(engine) as session: ...``).
+
+Bad input raises ``ValueError`` with a message a person can read; an unknown id raises
+:class:`NotFoundError`. Saving a photo and rating are race-safe upserts (``INSERT … ON CONFLICT``),
+so two browser tabs doing the same at once neither fail nor duplicate rows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Float, cast, exists, func, or_, select
+from sqlalchemy.orm import Session, joinedload
+
+from db.models import DEFAULT_CRITERION, MANUAL, Caption, Photo, Rating, utcnow
+
+RATER_MAX = 80
+CRITERION_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+class NotFoundError(LookupError):
+    """The photo or caption asked for does not exist (any more)."""
+
+
+# ---------------------------------------------------------------- photos and captions
+
+def save_photo(*, session: Session, sha256: str, name: str, width: int, height: int, format: str,
+               image_jpeg: bytes, thumbnail_jpeg: bytes) -> Photo:
+    """The photo with this content hash, stored now if it is new (the first upload's name is kept)."""
+    sha256 = sha256.strip().lower()
+    if not SHA256_RE.match(sha256):
+        raise ValueError("sha256 must be 64 hexadecimal characters")
+    if width < 1 or height < 1:
+        raise ValueError("width and height must be positive")
+    values = dict(sha256=sha256, name=(name or "photo")[:255], width=width, height=height,
+                  format=(format or "")[:16], image_jpeg=image_jpeg, thumbnail_jpeg=thumbnail_jpeg,
+                  created_at=utcnow())
+    session.execute(_insert(session, Photo).values(**values).on_conflict_do_nothing(index_elements=["sha256"]))
+    return session.scalars(select(Photo).where(Photo.sha256 == sha256)).one()
+
+
+def get_photo(*, session: Session, photo_id: int) -> Photo | None:
+    return session.get(Photo, photo_id)
+
+
+def find_photo(*, session: Session, sha256: str) -> Photo | None:
+    return session.scalars(select(Photo).where(Photo.sha256 == sha256.strip().lower())).first()
+
+
+def photo_image(*, session: Session, photo_id: int) -> bytes:
+    """The stored (resized) JPEG of a photo; lists load only thumbnails."""
+    data = session.scalar(select(Photo.image_jpeg).where(Photo.id == photo_id))
+    if data is None:
+        raise NotFoundError(f"photo {photo_id} does not exist")
+    return data
+
+
+def delete_photo(*, session: Session, photo_id: int) -> None:
+    """Delete a photo with its captions and their ratings."""
+    photo = session.get(Photo, photo_id)
+    if photo is None:
+        raise NotFoundError(f"photo {photo_id} does not exist")
+    session.delete(photo)
+    session.flush()
+
+
+def add_caption(*, session: Session, photo: Photo, model_key: str, text: str, generated_text: str | None = None,
+                model_source: str | None = None, settings: Mapping[str, Any] | Any | None = None,
+                seconds: float | None = None, favourite: bool = False) -> Caption:
+    """A caption for ``photo``: written by a model (``generated_text`` as it came out) or by hand (``MANUAL``)."""
+    model_key = (model_key or "").strip()
+    if not model_key or len(model_key) > 64:
+        raise ValueError("model key must be 1 to 64 characters")
+    if not isinstance(text, str):
+        raise ValueError("caption text must be a string")
+    if model_key == MANUAL and not text.strip():
+        raise ValueError("a hand-written caption cannot be empty")
+    if seconds is not None and (not math.isfinite(seconds) or seconds < 0):
+        raise ValueError("seconds must be a non-negative number")
+    caption = Caption(photo=photo, model_key=model_key, text=text, generated_text=generated_text,
+                      model_source=(model_source or None) and model_source[:512],
+                      settings=_settings_dict(settings), seconds=seconds, favourite=bool(favourite))
+    session.add(caption)
+    session.flush()
+    return caption
+
+
+def _settings_dict(settings: Any) -> dict[str, Any] | None:
+    if settings is None:
+        return None
+    data = settings.to_dict() if hasattr(settings, "to_dict") else dict(settings)
+    try:
+        return json.loads(json.dumps(data))  # stored as JSON: fail here, not at commit
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"decoding settings must be JSON-serialisable: {err}") from err
+
+
+def get_caption(*, session: Session, caption_id: int) -> Caption | None:
+    return session.get(Caption, caption_id, options=[joinedload(Caption.photo)])
+
+
+def _caption(session: Session, caption_id: int) -> Caption:
+    caption = session.get(Caption, caption_id)
+    if caption is None:
+        raise NotFoundError(f"caption {caption_id} does not exist")
+    return caption
+
+
+def edit_caption(*, session: Session, caption_id: int, text: str) -> Caption:
+    """Change the text people see; the generated text stays as the model wrote it."""
+    if not isinstance(text, str):
+        raise ValueError("caption text must be a string")
+    caption = _caption(session, caption_id)
+    caption.text = text
+    session.flush()
+    return caption
+
+
+def set_favourite(*, session: Session, caption_id: int, favourite: bool) -> Caption:
+    caption = _caption(session, caption_id)
+    caption.favourite = bool(favourite)
+    session.flush()
+    return caption
+
+
+def captions_for_photo(*, session: Session, photo_id: int) -> list[Caption]:
+    return list(session.scalars(select(Caption).where(Caption.photo_id == photo_id).order_by(Caption.id)))
+
+
+# ---------------------------------------------------------------- ratings
+
+def clean_rater(rater: str | None) -> str:
+    """A rater's name as stored: surrounding spaces removed, 1 to 80 characters."""
+    name = " ".join((rater or "").split())
+    if not name:
+        raise ValueError("enter your name to rate (the rater name cannot be empty)")
+    if len(name) > RATER_MAX:
+        raise ValueError(f"the rater name is too long (at most {RATER_MAX} characters)")
+    return name
+
+
+def clean_criterion(criterion: str | None) -> str:
+    name = (criterion or DEFAULT_CRITERION).strip().lower()
+    if not CRITERION_RE.match(name):
+        raise ValueError("criterion must be 1 to 40 lowercase letters, digits, '-' or '_' (e.g. overall, relevance)")
+    return name
+
+
+def rate(*, session: Session, caption_id: int, rater: str, stars: int, criterion: str = DEFAULT_CRITERION,
+         comment: str | None = None) -> Rating:
+    """Give ``stars`` (1–5) to a caption; rating the same caption on the same criterion again updates it."""
+    if isinstance(stars, bool) or not isinstance(stars, int) or not 1 <= stars <= 5:
+        raise ValueError(f"stars must be a whole number from 1 to 5, not {stars!r}")
+    rater, criterion = clean_rater(rater), clean_criterion(criterion)
+    comment = (comment or "").strip() or None
+    _caption(session, caption_id)
+    now = utcnow()
+    stmt = _insert(session, Rating).values(caption_id=caption_id, rater=rater, stars=stars, criterion=criterion,
+                                           comment=comment, created_at=now, updated_at=now)
+    stmt = stmt.on_conflict_do_update(index_elements=["caption_id", "rater", "criterion"],
+                                      set_={"stars": stars, "comment": comment, "updated_at": now})
+    rating_id = session.execute(stmt.returning(Rating.id)).scalar_one()
+    return session.get(Rating, rating_id, populate_existing=True)
+
+
+def unrate(*, session: Session, caption_id: int, rater: str, criterion: str = DEFAULT_CRITERION) -> bool:
+    """Take back a rating; True if there was one."""
+    rating = session.scalars(select(Rating).where(
+        Rating.caption_id == caption_id, Rating.rater == clean_rater(rater),
+        Rating.criterion == clean_criterion(criterion))).first()
+    if rating is not None:
+        session.delete(rating)
+        session.flush()
+    return rating is not None
+
+
+def ratings_for_caption(*, session: Session, caption_id: int) -> list[Rating]:
+    return list(session.scalars(select(Rating).where(Rating.caption_id == caption_id).order_by(Rating.id)))
+
+
+def list_raters(*, session: Session) -> list[str]:
+    return list(session.scalars(select(Rating.rater).distinct().order_by(Rating.rater)))
+
+
+def list_criteria(*, session: Session) -> list[str]:
+    return list(session.scalars(select(Rating.criterion).distinct().order_by(Rating.criterion)))
+
+
+def list_model_keys(*, session: Session) -> list[str]:
+    return list(session.scalars(select(Caption.model_key).distinct().order_by(Caption.model_key)))
+
+
+def _insert(session: Session, model):
+    """INSERT with ON CONFLICT support for the two databases igcap runs on."""
+    name = session.get_bind().dialect.name
+    if name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    elif name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        raise NotImplementedError(f"igcap supports SQLite and PostgreSQL, not {name}")
+    return insert(model)
+
+
+# ---------------------------------------------------------------- gallery
+
+@dataclass(frozen=True)
+class GalleryFilter:
+    """What the gallery and the export show. Empty fields do not filter."""
+
+    model_keys: Sequence[str] = ()  # only these models ("manual" for hand-written)
+    favourites_only: bool = False
+    min_stars: float | None = None  # mean stars on ``criterion`` at least this (unrated captions drop out)
+    rater: str | None = None  # only captions this person rated (any criterion)
+    unrated_by: str | None = None  # only captions this person has not rated on ``criterion`` yet
+    search: str = ""  # case-insensitive substring of the caption (as edited or as generated)
+    date_from: date | datetime | None = None  # created on or after (a date means that whole day, UTC)
+    date_to: date | datetime | None = None  # created on or before (a date includes that whole day)
+    criterion: str = DEFAULT_CRITERION  # which ratings min_stars and the summaries use
+
+    def __post_init__(self):
+        keys = (self.model_keys,) if isinstance(self.model_keys, str) else self.model_keys
+        object.__setattr__(self, "model_keys", tuple(k.strip() for k in keys or () if k.strip()))
+        object.__setattr__(self, "criterion", clean_criterion(self.criterion))
+        object.__setattr__(self, "search", (self.search or "").strip())
+        if self.min_stars is not None and not 1 <= self.min_stars <= 5:
+            raise ValueError("minimum stars must be between 1 and 5")
+        for name in ("rater", "unrated_by"):
+            value = getattr(self, name)
+            object.__setattr__(self, name, clean_rater(value) if value and value.strip() else None)
+        if self.date_from and self.date_to and _start(self.date_from) >= _end(self.date_to):
+            raise ValueError("the 'from' date must not be after the 'to' date")
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        """WHERE clauses on Caption (subqueries for ratings), shared by the gallery and the export."""
+        where: list[ColumnElement[bool]] = []
+        if self.model_keys:
+            where.append(Caption.model_key.in_(self.model_keys))
+        if self.favourites_only:
+            where.append(Caption.favourite.is_(True))
+        if self.search:
+            pattern = "%" + re.sub(r"([\\%_])", r"\\\1", self.search) + "%"
+            where.append(or_(Caption.text.ilike(pattern, escape="\\"),
+                             Caption.generated_text.ilike(pattern, escape="\\")))
+        if self.date_from:
+            where.append(Caption.created_at >= _start(self.date_from))
+        if self.date_to:
+            where.append(Caption.created_at < _end(self.date_to))
+        if self.rater:
+            where.append(exists().where(Rating.caption_id == Caption.id, Rating.rater == self.rater))
+        if self.unrated_by:
+            where.append(~exists().where(Rating.caption_id == Caption.id, Rating.rater == self.unrated_by,
+                                         Rating.criterion == self.criterion))
+        if self.min_stars is not None:
+            rated_enough = (select(Rating.caption_id).where(Rating.criterion == self.criterion)
+                            .group_by(Rating.caption_id).having(func.avg(cast(Rating.stars, Float)) >= self.min_stars))
+            where.append(Caption.id.in_(rated_enough))
+        return where
+
+
+def _start(value: date | datetime) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.combine(value, time(), tzinfo=UTC)
+
+
+def _end(value: date | datetime) -> datetime:
+    """Exclusive upper bound: a date includes its whole day, a datetime itself."""
+    if isinstance(value, datetime):
+        return _start(value) + timedelta(microseconds=1)
+    return datetime.combine(value + timedelta(days=1), time(), tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class GalleryItem:
+    caption: Caption  # with .photo loaded (thumbnail; the full image is fetched by photo_image)
+    rating_count: int  # ratings on the filter's criterion
+    mean_stars: float | None
+    my_stars: int | None  # the current rater's stars on that criterion, if a rater was given
+
+    @property
+    def photo(self) -> Photo:
+        return self.caption.photo
+
+
+@dataclass(frozen=True)
+class GalleryPage:
+    items: list[GalleryItem]
+    total: int  # captions matching the filter, all pages
+    page: int  # 1-based, clamped to the last page
+    pages: int  # at least 1
+    per_page: int = 24
+
+
+def gallery(*, session: Session, filters: GalleryFilter | None = None, page: int = 1, per_page: int = 24,
+            rater: str | None = None) -> GalleryPage:
+    """One page of captions, newest first, in four queries whatever the page size.
+
+    ``rater`` is the person looking: each item then carries their own stars.
+    """
+    filters = filters or GalleryFilter()
+    if not 1 <= per_page <= 500:
+        raise ValueError("per_page must be between 1 and 500")
+    where = filters.conditions()
+    total = session.scalar(select(func.count(Caption.id)).where(*where)) or 0
+    pages = max(1, math.ceil(total / per_page))
+    page = min(max(1, int(page)), pages)
+    captions = list(session.scalars(
+        select(Caption).where(*where).options(joinedload(Caption.photo))
+        .order_by(Caption.created_at.desc(), Caption.id.desc()).limit(per_page).offset((page - 1) * per_page)))
+    ids = [c.id for c in captions]
+    summaries = rating_summaries(session=session, caption_ids=ids, criterion=filters.criterion)
+    mine = _stars_by(session, ids, clean_rater(rater), filters.criterion) if rater and rater.strip() else {}
+    items = [GalleryItem(c, *summaries.get(c.id, (0, None)), my_stars=mine.get(c.id)) for c in captions]
+    return GalleryPage(items=items, total=total, page=page, pages=pages, per_page=per_page)
+
+
+def rating_summaries(*, session: Session, caption_ids: Iterable[int],
+                     criterion: str = DEFAULT_CRITERION) -> dict[int, tuple[int, float]]:
+    """caption id → (number of ratings, mean stars) on one criterion, for captions with ratings."""
+    ids = list(caption_ids)
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(Rating.caption_id, func.count(), func.avg(cast(Rating.stars, Float)))
+        .where(Rating.caption_id.in_(ids), Rating.criterion == clean_criterion(criterion))
+        .group_by(Rating.caption_id))
+    return {cid: (count, float(mean)) for cid, count, mean in rows}
+
+
+def _stars_by(session: Session, caption_ids: list[int], rater: str, criterion: str) -> dict[int, int]:
+    if not caption_ids:
+        return {}
+    rows = session.execute(select(Rating.caption_id, Rating.stars).where(
+        Rating.caption_id.in_(caption_ids), Rating.rater == rater, Rating.criterion == criterion))
+    return dict(rows.tuples())
+
+
+# ---------------------------------------------------------------- statistics
+
+@dataclass(frozen=True)
+class ModelStats:
+    model_key: str
+    count: int  # ratings
+    mean: float | None
+    distribution: dict[int, int] = field(default_factory=dict)  # stars 1..5 → number of ratings
+    captions: int = 0  # captions written by this model (rated or not)
+
+
+def rating_stats(*, session: Session, criterion: str | None = None,
+                 filters: GalleryFilter | None = None) -> list[ModelStats]:
+    """Per model: number of ratings, mean stars and the 1–5 distribution (all criteria when None).
+
+    Every model with captions is listed (count 0, mean None when unrated), ordered by model key.
+    """
+    where = filters.conditions() if filters else []
+    caption_counts = dict(session.execute(
+        select(Caption.model_key, func.count(Caption.id)).where(*where).group_by(Caption.model_key)).tuples())
+    stmt = (select(Caption.model_key, Rating.stars, func.count()).join(Rating.caption).where(*where)
+            .group_by(Caption.model_key, Rating.stars))
+    if criterion is not None:
+        stmt = stmt.where(Rating.criterion == clean_criterion(criterion))
+    dist: dict[str, dict[int, int]] = defaultdict(lambda: dict.fromkeys(range(1, 6), 0))
+    for key, stars, count in session.execute(stmt):
+        dist[key][stars] = count
+    return [_stats(key, dist[key], caption_counts.get(key, 0)) for key in sorted(set(caption_counts) | set(dist))]
+
+
+def _stats(key: str, distribution: dict[int, int], captions: int) -> ModelStats:
+    count = sum(distribution.values())
+    mean = sum(s * n for s, n in distribution.items()) / count if count else None
+    return ModelStats(key, count, mean, dict(distribution), captions)
