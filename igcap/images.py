@@ -1,0 +1,431 @@
+"""Photos in: bytes from an upload or a file → an upright RGB image, or a PhotoError a person can read.
+
+``load_photo`` is the one door every photo goes through (the dashboard's uploader and the CLI's folder
+walk). It refuses what it cannot or should not decode (empty, oversized, decompression bombs, damaged
+files, non-images) with a PhotoError whose ``message`` says what happened and what to do, and it never
+lets any other exception out. What comes back is fully decoded, turned upright by its EXIF orientation
+and converted to 8-bit RGB, so the models and the storage code never think about modes or rotations.
+
+Run ``python -m igcap.images`` to time the load of a synthetic 12-megapixel phone photo.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import struct
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+MAX_UPLOAD_MB = 20  # Streamlit's server.maxUploadSize counts megabytes of 1024 * 1024 bytes
+MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
+MAX_PIXELS = 50_000_000  # a 48-MP phone sensor fits; 50 MP of RGB is already 150 MB of memory
+
+# Pillow format names we decode. MPO is a JPEG with extra frames (stereo / depth cameras).
+SUPPORTED_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF", "HEIF")
+SUPPORTED_LABEL = "JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC/HEIF"
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff",
+                              ".heic", ".heif", ".mpo"})
+
+# Leading bytes of the supported formats: a file that starts like one of them but fails to decode is
+# a damaged photo, not "not an image", and deserves a message that says so.
+_SIGNATURES = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"BM", "BMP"),
+)
+_HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"}
+_FORMAT_LABELS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "WEBP": "WebP", "GIF": "GIF", "BMP": "BMP",
+                  "TIFF": "TIFF", "HEIF": "HEIC"}
+_TRUNCATION_HINTS = ("truncated", "end of file", "eof", "unexpected end", "not enough data", "too short",
+                     "premature", "buffer is not large enough")
+
+
+class PhotoError(ValueError):
+    """A photo we will not use. ``message`` is for a person; ``code`` for the program
+    (empty, too_large, too_many_pixels, truncated, corrupt, not_an_image, pdf, unsupported, missing,
+    unreadable_file, not_bytes)."""
+
+    def __init__(self, message: str, code: str = "unreadable", name: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.name = name
+
+
+@dataclass(frozen=True)
+class Photo:
+    """A decoded photo: ``image`` is upright 8-bit RGB and fully loaded; ``sha256`` hashes the original
+    bytes, so the same upload gives the same hash (de-duplication)."""
+
+    image: Image.Image = field(repr=False, compare=False)
+    sha256: str
+    name: str
+    width: int
+    height: int
+    format: str  # Pillow's name for the file's format: "JPEG", "MPO", "PNG", "HEIF", ...
+    size_bytes: int
+
+
+def load_photo(data: bytes, name: str = "photo", *, max_bytes: int = MAX_UPLOAD_BYTES,
+               max_pixels: int = MAX_PIXELS) -> Photo:
+    """Decode uploaded bytes into a Photo, or raise PhotoError (and nothing else)."""
+    try:
+        data = _as_bytes(data)
+        _check_size(len(data), max_bytes)
+        image, fmt = _decode(data, max_pixels)
+        return Photo(image=image, sha256=hashlib.sha256(data).hexdigest(), name=name, width=image.width,
+                     height=image.height, format=fmt, size_bytes=len(data))
+    except PhotoError as error:
+        error.name = name
+        raise
+    except MemoryError:
+        raise PhotoError("This photo is too big to decode with the memory available here. "
+                         "Try a smaller copy of it.", "too_many_pixels", name) from None
+    except Exception as error:  # a decoder bug must not reach the person as a stack trace
+        raise PhotoError(f"This file could not be decoded as an image ({type(error).__name__}). "
+                         "Try saving it again as JPEG or PNG.", "corrupt", name) from error
+
+
+def load_photo_file(path: str | Path, *, max_bytes: int = MAX_UPLOAD_BYTES,
+                    max_pixels: int = MAX_PIXELS) -> Photo:
+    """``load_photo`` for a file on disk; the Photo's name is the file name."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if path.is_file():
+            _check_size(size, max_bytes)  # before reading, so a huge file never lands in memory
+        data = path.read_bytes()
+    except PhotoError as error:
+        error.name = path.name
+        raise
+    except FileNotFoundError:
+        raise PhotoError(f"There is no file at {path}.", "missing", path.name) from None
+    except IsADirectoryError:
+        raise PhotoError(f"{path} is a folder, not a photo.", "unreadable_file", path.name) from None
+    except OSError as error:
+        raise PhotoError(f"{path} could not be read ({error.strerror or error}).", "unreadable_file",
+                         path.name) from None
+    return load_photo(data, path.name, max_bytes=max_bytes, max_pixels=max_pixels)
+
+
+# ---------------------------------------------------------------- checks before decoding
+
+def _as_bytes(data) -> bytes:
+    if isinstance(data, (bytearray, memoryview)):
+        return bytes(data)
+    if not isinstance(data, bytes):
+        raise PhotoError(f"Expected the photo's bytes, got {type(data).__name__}.", "not_bytes")
+    return data
+
+
+def _check_size(size: int, max_bytes: int) -> None:
+    if size == 0:
+        raise PhotoError("This file is empty (0 bytes). Try uploading it again.", "empty")
+    if size > max_bytes:
+        raise PhotoError(f"This file is {_megabytes(size)}; photos can be at most {_megabytes(max_bytes)}. "
+                         "Try a smaller or more compressed copy.", "too_large")
+
+
+def _check_pixels(width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise PhotoError(f"This image is {width}×{height} pixels ({width * height / 1e6:.0f} megapixels); "
+                         f"the limit is {max_pixels / 1e6:.0f} megapixels. Try a smaller copy.",
+                         "too_many_pixels")
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
+# ---------------------------------------------------------------- decoding
+
+def _decode(data: bytes, max_pixels: int) -> tuple[Image.Image, str]:
+    """Open (header only), check the pixel count, decode the first frame, turn upright, make RGB."""
+    with _open(data) as opened:
+        _check_pixels(opened.width, opened.height, max_pixels)
+        fmt = opened.format or "?"
+        try:
+            opened.load()  # GIF, WebP, TIFF, MPO and HEIF: this is the first frame
+        except Image.DecompressionBombError:
+            raise _bomb_error() from None
+        except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as error:
+            raise _damaged(fmt, error, data) from None
+        return to_rgb(_upright(opened)), fmt
+
+
+def _open(data: bytes) -> Image.Image:
+    _register_heif()
+    try:
+        return Image.open(io.BytesIO(data), formats=_openable_formats())
+    except Image.DecompressionBombError:
+        raise _bomb_error() from None
+    except UnidentifiedImageError:
+        raise _unidentified(data) from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as error:
+        raise _damaged(_sniff(data) or "image", error, data) from None
+
+
+def _openable_formats() -> list[str]:
+    # Restricting Image.open to these keeps exotic decoders (EPS runs Ghostscript) away from uploads.
+    Image.init()
+    return [f for f in SUPPORTED_FORMATS if f in Image.OPEN]
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation (phones store portrait photos sideways and set this tag).
+
+    HEIF needs nothing here: libheif applies the container's rotation and pillow-heif resets the tag."""
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception:  # unreadable EXIF: the pixels are still good, show them as stored
+        return image.copy()
+
+
+# ---------------------------------------------------------------- any mode → 8-bit RGB
+
+_ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB from any Pillow mode: alpha over white, 16/32-bit and float scaled, Lab via colour
+    management. Colour profiles are otherwise ignored, as the models saw them in training."""
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode in _ALPHA_MODES or "transparency" in image.info:
+        return _over_white(image)
+    if mode.startswith("I;16"):
+        return _scaled_to_8bit(image, 65535.0)
+    if mode in ("I", "F"):
+        return _scaled_to_8bit(image, None)
+    if mode == "LAB":
+        return _lab_to_rgb(image)
+    return image.convert("RGB")
+
+
+def _over_white(image: Image.Image) -> Image.Image:
+    if image.mode == "La":  # premultiplied grey: Pillow converts it only to LA
+        image = image.convert("LA")
+    rgba = image.convert("RGBA")
+    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(white, rgba).convert("RGB")
+
+
+def _scaled_to_8bit(image: Image.Image, full_scale: float | None) -> Image.Image:
+    """Pillow's own conversion clips 16-bit values at 255 (a white picture); scale instead.
+
+    ``full_scale`` None (modes I and F, whose depth the file does not tell): 0..1 and 0..255 are taken
+    as they are, 0..65535 as 16-bit, anything else is stretched from its minimum to its maximum."""
+    import numpy as np
+
+    values = np.asarray(image, dtype=np.float64)
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if full_scale is None:
+        full_scale = next((s for s in (1.0, 255.0, 65535.0) if low >= 0 and high <= s), None)
+    if full_scale is None:
+        values, full_scale = values - low, max(high - low, 1e-12)
+    grey = np.clip(np.rint(values * (255.0 / full_scale)), 0, 255).astype(np.uint8)
+    return Image.fromarray(grey, "L").convert("RGB")
+
+
+def _lab_to_rgb(image: Image.Image) -> Image.Image:
+    from PIL import ImageCms
+
+    transform = ImageCms.buildTransform(ImageCms.createProfile("LAB"), ImageCms.createProfile("sRGB"),
+                                        "LAB", "RGB")
+    return ImageCms.applyTransform(image, transform)
+
+
+# ---------------------------------------------------------------- errors a person can read
+
+def _sniff(data: bytes) -> str | None:
+    """The supported format ``data`` starts like, if any."""
+    for signature, fmt in _SIGNATURES:
+        if data.startswith(signature) or (len(data) >= 4 and signature.startswith(data)):
+            return fmt
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS:
+        return "HEIF"
+    return None
+
+
+def _unidentified(data: bytes) -> PhotoError:
+    fmt = _sniff(data)
+    if fmt == "HEIF" and not _register_heif():
+        return PhotoError("HEIC/HEIF photos need the pillow-heif package, which is not installed here. "
+                          "Convert the photo to JPEG, or install pillow-heif.", "unsupported")
+    if fmt:
+        return _damaged(fmt, None, data)
+    if data.lstrip()[:5] == b"%PDF-":
+        return PhotoError("This is a PDF document, not a photo. Export the page as a JPEG or PNG first.",
+                          "pdf")
+    other = _other_format(data)
+    if other:
+        return PhotoError(f"This is a {other} image, which we do not read (supported: {SUPPORTED_LABEL}). "
+                          "Convert it to JPEG or PNG first.", "unsupported")
+    return PhotoError(f"This file is not an image we can read (supported: {SUPPORTED_LABEL}).",
+                      "not_an_image")
+
+
+def _other_format(data: bytes) -> str | None:
+    """Name an image format Pillow recognises but we do not accept (ICO, PSD, AVIF, ...), header only."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.format
+    except Exception:
+        return None
+
+
+def _damaged(fmt: str, error: BaseException | None, data: bytes) -> PhotoError:
+    label = _FORMAT_LABELS.get(fmt, fmt)
+    text = str(error).lower() if error is not None else ""
+    if isinstance(error, EOFError) or any(hint in text for hint in _TRUNCATION_HINTS) or _cut_off(fmt, data):
+        return PhotoError(f"This {label} file is incomplete: it ends before the picture does (perhaps "
+                          "the upload or copy was cut off). Try the original file again.", "truncated")
+    return PhotoError(f"This {label} file is damaged and cannot be decoded. Try exporting or saving it "
+                      "again.", "corrupt")
+
+
+def _cut_off(fmt: str, data: bytes) -> bool:
+    """Whether the file visibly lacks its end (decoders often report that only as a generic error)."""
+    if fmt in ("JPEG", "MPO"):
+        return not data.rstrip(b"\x00").endswith(b"\xff\xd9")
+    if fmt == "PNG":
+        return b"IEND" not in data[-16:]
+    if fmt == "GIF":
+        return not data.rstrip(b"\x00").endswith(b";")
+    if fmt in ("WEBP", "BMP") and len(data) >= 8:
+        # both headers declare the file's length: RIFF's counts from byte 8, BMP's from byte 0
+        offset, header = (4, 8) if fmt == "WEBP" else (2, 0)
+        return len(data) < struct.unpack_from("<I", data, offset)[0] + header
+    if fmt == "HEIF":
+        return _boxes_cut_off(data)
+    return False
+
+
+def _boxes_cut_off(data: bytes) -> bool:
+    """Whether the last top-level ISO-BMFF box (HEIF's container) ends past the end of ``data``."""
+    at = 0
+    while at + 8 <= len(data):
+        size = struct.unpack_from(">I", data, at)[0]
+        if size == 1 and at + 16 <= len(data):  # a 64-bit size follows the type
+            size = struct.unpack_from(">Q", data, at + 8)[0]
+        if size < 8:  # 0 means "to the end of the file"; anything else is not a box we can follow
+            return False
+        at += size
+    return at != len(data)
+
+
+def _bomb_error() -> PhotoError:
+    return PhotoError("This image claims far too many pixels to decode safely (a possible "
+                      f"decompression bomb); the limit is {MAX_PIXELS / 1e6:.0f} megapixels.",
+                      "too_many_pixels")
+
+
+# ---------------------------------------------------------------- HEIC / HEIF
+
+_heif_lock = threading.Lock()
+_heif_state: list[bool] = []  # empty until the first attempt, then [available]
+
+
+def _register_heif() -> bool:
+    """Register pillow-heif's opener once, on first use (it is a global Pillow registration)."""
+    if _heif_state:
+        return _heif_state[0]
+    with _heif_lock:
+        if not _heif_state:
+            try:
+                from pillow_heif import register_heif_opener
+
+                register_heif_opener()
+                _heif_state.append(True)
+            except ImportError:
+                _heif_state.append(False)
+    return _heif_state[0]
+
+
+def heif_available() -> bool:
+    """Whether HEIC/HEIF photos can be decoded here."""
+    return _register_heif()
+
+
+# ---------------------------------------------------------------- copies for storage
+
+def resized_jpeg(image: Image.Image, max_side: int = 1080, quality: int = 90) -> bytes:
+    """JPEG bytes of ``image`` with its longest side at most ``max_side`` (1080 is Instagram's width).
+    Never upscales."""
+    if max_side < 1 or not 1 <= quality <= 100:
+        raise ValueError(f"max_side must be ≥ 1 and quality 1..100, got {max_side} and {quality}")
+    image = to_rgb(image)
+    scale = max_side / max(image.size)
+    if scale < 1:
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        # reducing_gap: a cheap box reduction first, then Lanczos over ≥ 3× the target: as sharp, faster
+        image = image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def thumbnail_jpeg(image: Image.Image, side: int = 320) -> bytes:
+    """A small JPEG for galleries: the whole photo fitted inside ``side``×``side`` (no crop)."""
+    return resized_jpeg(image, max_side=side, quality=85)
+
+
+# ---------------------------------------------------------------- benchmark
+
+def _benchmark(repeats: int = 5) -> None:
+    """Print how long a synthetic 12-MP phone JPEG (4032×3024) takes through load_photo and the copies."""
+    import time
+
+    photo = _synthetic_phone_jpeg()
+    print(f"12-MP JPEG: {len(photo) / 1e6:.1f} MB")
+    timings = {
+        "load_photo": lambda: load_photo(photo),
+        "decode only (Image.open + load)": lambda: Image.open(io.BytesIO(photo)).load(),
+        "decode with draft to ≥1080 (not used)": lambda: _draft_decode(photo, 1080),
+    }
+    loaded = load_photo(photo).image
+    timings["resized_jpeg 1080"] = lambda: resized_jpeg(loaded)
+    timings["thumbnail_jpeg 320"] = lambda: thumbnail_jpeg(loaded)
+    for label, run in timings.items():
+        best = min(_seconds(run, time.perf_counter) for _ in range(repeats))
+        print(f"{label:40s} {best * 1000:7.0f} ms (best of {repeats})")
+
+
+def _seconds(run, clock) -> float:
+    start = clock()
+    run()
+    return clock() - start
+
+
+def _draft_decode(data: bytes, side: int) -> Image.Image:
+    image = Image.open(io.BytesIO(data))
+    image.draft("RGB", (side, side))
+    image.load()
+    return image
+
+
+def _synthetic_phone_jpeg(size=(4032, 3024)) -> bytes:
+    """Noise over gradients: about as hard to decode as a real photo (a flat image decodes too fast)."""
+    channels = [Image.linear_gradient("L").resize(size).rotate(angle, expand=False) for angle in (0, 90, 45)]
+    noise = Image.effect_noise(size, 40)
+    channels = [Image.blend(c, noise, 0.35) for c in channels]
+    buffer = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways, as phones do
+    Image.merge("RGB", channels).save(buffer, format="JPEG", quality=90, exif=exif)
+    return buffer.getvalue()
+
+
+if __name__ == "__main__":
+    _benchmark()
