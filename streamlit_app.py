@@ -1,7 +1,19 @@
-"""Entry point: page config and navigation only."""
+"""Entry point: page config, Streamlit secrets → environment, the rater box, navigation."""
 
 import streamlit as st
 
+from igcap_ui.rater import rater_box
+from igcap_ui.secrets import copy_secrets_to_env, read_secrets
+
 st.set_page_config(page_title="igcap — Instagram captions", page_icon="📸", layout="wide")
-st.title("igcap")
-st.write("The dashboard is being built; see the README.")
+copy_secrets_to_env(read_secrets())  # before anything reads the configuration
+
+pages = [
+    st.Page("pages/create.py", title="Create", icon="✍️", default=True),
+    st.Page("pages/gallery.py", title="Gallery", icon="🖼️"),
+    st.Page("pages/evaluation.py", title="Evaluation", icon="📊"),
+    st.Page("pages/models.py", title="Models", icon="🧠"),
+]
+page = st.navigation(pages)
+rater_box()
+page.run()

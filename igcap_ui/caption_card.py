@@ -1,0 +1,60 @@
+"""One card per photo per model: editable text, Instagram counters, preview, copy view, save, regenerate."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import streamlit as st
+
+from igcap.text import CAPTION_LIMIT, HASHTAG_LIMIT, instagram_stats
+from igcap_ui.results import Card, saved
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+\-.!|~$])")
+
+
+def caption_card(card: Card, label: str, on_save: Callable, on_regenerate: Callable) -> None:
+    """Draw card; on_save(card, result, text) -> caption id, on_regenerate(card) replaces it."""
+    with st.container(border=True):
+        st.markdown(f"**{escape_markdown(label)}**")
+        if card.failure is not None:
+            st.error(f"{card.failure.message} {card.failure.hint or ''}".strip(), icon="⚠️")
+        elif not card.results:
+            st.info("This model wrote nothing for this photo; try another style.")
+        for result in card.results:
+            _variant(card, result, len(card.results), on_save)
+        if st.button("🔄 Regenerate", key=f"card{card.number}.regenerate",
+                     help="Write this model's caption again with the current decoding settings."):
+            on_regenerate(card)
+
+
+def _variant(card: Card, result, count: int, on_save: Callable) -> None:
+    key = card.text_key(result.variant)
+    title = f"Variant {result.variant + 1}" if count > 1 else "Caption"
+    text = st.text_area(title, value=result.text, key=key, height=100)
+    counters(text, result.seconds)
+    with st.expander("Preview and copy"):
+        st.markdown(f"**Under the photo:** {escape_markdown(instagram_stats(text).preview)}")
+        st.code(text, language=None, wrap_lines=True)
+    done = saved().get(key)
+    label = "⭐ Update saved caption" if done else "⭐ Save as favourite"
+    if st.button(label, key=f"{key}.save", help="Store the photo and this caption (as edited) in the gallery."):
+        saved()[key] = on_save(card, result, text)
+        st.toast("Saved to the gallery.", icon="⭐")
+    if saved().get(key):
+        st.caption("✅ Saved in the gallery")
+
+
+def counters(text: str, seconds: float | None = None) -> None:
+    """Characters against 2,200 and hashtags against 30, red when over."""
+    stats = instagram_stats(text)
+    chars = f"{stats.chars:,} / {CAPTION_LIMIT:,} characters"
+    tags = f"{stats.hashtags} / {HASHTAG_LIMIT} hashtags"
+    parts = [f":red[{chars}]" if stats.over_chars else chars, f":red[{tags}]" if stats.over_hashtags else tags]
+    if seconds is not None:
+        parts.append(f"{seconds:.1f} s")
+    st.caption(" · ".join(parts))
+
+
+def escape_markdown(text: str) -> str:
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)

@@ -1,0 +1,62 @@
+"""Turn the errors a person can cause or fix into st.error messages: never a stack trace on the page."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import streamlit as st
+
+log = logging.getLogger(__name__)
+DB_BUSY = "The database is busy or unreachable right now. Nothing was lost; try again in a moment."
+
+
+def user_message(err: BaseException) -> str | None:
+    """What to tell a person about err, or None when it is not an error we know how to explain."""
+    from igcap.config import ConfigError
+    from igcap.decoding import DecodingError
+    from igcap.images import PhotoError
+    from igcap.loading import ModelLoadError
+
+    if isinstance(err, PhotoError):
+        return err.message
+    if isinstance(err, ModelLoadError):
+        return f"{err.message} {err.hint}".strip()
+    if isinstance(err, (DecodingError, ConfigError)):
+        return str(err)
+    return _database_message(err)
+
+
+def _database_message(err: BaseException) -> str | None:
+    from sqlalchemy.exc import OperationalError, TimeoutError as PoolTimeout
+
+    from db.engine import DatabaseBusyError, DatabaseError
+
+    if isinstance(err, DatabaseBusyError):
+        return DB_BUSY
+    if isinstance(err, DatabaseError):
+        return f"Database problem: {err.message}. Check DATABASE_URL (see the README)."
+    if isinstance(err, (OperationalError, PoolTimeout)):
+        return DB_BUSY
+    return None
+
+
+def show_error(err: BaseException) -> None:
+    message = user_message(err)
+    if message is None:
+        log.exception("unexpected error on the page", exc_info=err)
+        message = f"Something went wrong ({type(err).__name__}). The details are in the server log."
+    st.error(message, icon="⚠️")
+
+
+@contextmanager
+def shown_errors() -> Iterator[None]:
+    """Run a page action; known errors become an st.error, the rest of the page keeps working.
+
+    Streamlit's st.rerun/st.stop raise BaseExceptions, so `except Exception` lets them through.
+    """
+    try:
+        yield
+    except Exception as err:  # noqa: BLE001 - the page must never show a traceback
+        show_error(err)

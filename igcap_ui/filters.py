@@ -1,0 +1,38 @@
+"""The filter row shared by the Gallery and Evaluation pages → db.repo.GalleryFilter."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from db import MANUAL, repo, transaction
+from igcap_ui import resources
+
+ANY = "Anyone"
+MANUAL_LABEL = "Written by hand"
+
+
+def model_label(key: str) -> str:
+    spec = resources.registry().get(key)
+    return spec.label if spec else (MANUAL_LABEL if key == MANUAL else key)
+
+
+def filter_row(prefix: str, search: bool = True):
+    """Draw the filters; return a GalleryFilter, or None after showing why the choice cannot work."""
+    with transaction(resources.db_engine(), write=False) as session:
+        saved_keys = repo.list_model_keys(session=session)
+        raters = repo.list_raters(session=session)
+    keys = list(dict.fromkeys([*resources.registry(), *saved_keys, MANUAL]))
+    cols = st.columns([3, 2, 2, 2] + ([3] if search else []))
+    models = cols[0].multiselect("Models", keys, format_func=model_label, key=f"{prefix}.models",
+                                 placeholder="All models")
+    min_stars = cols[1].selectbox("Minimum stars", [None, 1, 2, 3, 4, 5], key=f"{prefix}.min_stars",
+                                  format_func=lambda s: "Any" if s is None else "★" * s + " or more")
+    rater = cols[2].selectbox("Rated by", [ANY, *raters], key=f"{prefix}.rater")
+    favourites = cols[3].toggle("Favourites only", key=f"{prefix}.favourites")
+    text = cols[4].text_input("Search captions", key=f"{prefix}.search") if search else ""
+    try:
+        return repo.GalleryFilter(model_keys=models, favourites_only=favourites, min_stars=min_stars,
+                                  rater=None if rater == ANY else rater, search=text)
+    except ValueError as err:
+        st.error(str(err), icon="⚠️")
+        return None

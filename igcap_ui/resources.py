@@ -1,0 +1,51 @@
+"""Process-wide resources, built on first use and shared by every session (st.cache_resource).
+
+Nothing here runs at import time: the first page renders before any model loads or the database opens.
+"""
+
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+from igcap_ui.secrets import read_secrets
+
+
+@st.cache_resource(show_spinner=False)
+def settings():
+    from igcap.config import Settings
+
+    return Settings.from_env()
+
+
+@st.cache_resource(show_spinner=False)
+def registry():
+    from igcap.registry import load_registry
+
+    return load_registry(settings())
+
+
+@st.cache_resource(show_spinner=False)
+def model_cache():
+    """The bounded, lazily filled model cache: models load on first use, not here."""
+    from igcap.loading import cache_from_settings
+
+    return cache_from_settings(settings())
+
+
+@st.cache_resource(show_spinner=False)
+def captioner():
+    from igcap.captioner import Captioner
+
+    return Captioner(model_cache())
+
+
+@st.cache_resource(show_spinner="Opening the database…")
+def db_engine():
+    """The database engine, upgraded to the newest schema once per process."""
+    from db.engine import make_engine, resolve_url, upgrade
+
+    engine = make_engine(resolve_url(os.environ, read_secrets()))
+    upgrade(engine)
+    return engine

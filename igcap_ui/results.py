@@ -1,0 +1,50 @@
+"""What the Create page has generated this session, so reruns redraw it instead of generating again.
+
+The store maps photo hash → model key → Card. Each Card gets a fresh number, used in its widget keys,
+so a regenerated card starts from its new text while an untouched card keeps the person's edits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import streamlit as st
+
+_STORE = "create.results"
+_COUNTER = "create.card_counter"
+_SAVED = "create.saved"  # widget key of a variant → id of the caption saved from it
+
+
+@dataclass
+class Card:
+    model_key: str
+    results: list  # CaptionResult, ordered by variant
+    failure: Any = None  # ModelFailure when the model could not caption
+    settings: dict = field(default_factory=dict)  # DecodingSettings.to_dict() used
+    number: int = 0
+
+    def text_key(self, variant: int) -> str:
+        return f"card{self.number}.v{variant}.text"
+
+
+def store() -> dict[str, dict[str, Card]]:
+    return st.session_state.setdefault(_STORE, {})
+
+
+def saved() -> dict[str, int]:
+    return st.session_state.setdefault(_SAVED, {})
+
+
+def new_card(model_key: str, results: list, failure, settings: dict) -> Card:
+    st.session_state[_COUNTER] = st.session_state.get(_COUNTER, 0) + 1
+    results = sorted(results, key=lambda r: r.variant)
+    return Card(model_key, results, failure, settings, st.session_state[_COUNTER])
+
+
+def cards_from_run(run, photo_shas: list[str], settings: dict) -> dict[str, Card]:
+    """One ModelRun (all photos for one model) → one Card per photo hash."""
+    by_photo: dict[int, list] = {i: [] for i in range(len(photo_shas))}
+    for result in run.results:
+        by_photo[result.photo_index].append(result)
+    return {sha: new_card(run.model_key, by_photo[i], run.error, settings) for i, sha in enumerate(photo_shas)}

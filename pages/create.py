@@ -1,0 +1,27 @@
+"""Create: upload photos, pick models and a decoding style, generate, edit, save favourites."""
+
+import streamlit as st
+
+from igcap_ui import resources
+from igcap_ui.decoding_panel import decoding_panel
+from igcap_ui.generation import draw_results, generate
+from igcap_ui.photos import photo_inputs
+
+st.title("✍️ Create captions")
+photos = photo_inputs()
+
+specs = resources.registry()
+model_keys = st.multiselect("Models", list(specs), default=[k for k, s in specs.items() if not s.demo] or list(specs),
+                            format_func=lambda key: specs[key].label if key in specs else key, key="create.models",
+                            help="Each chosen model writes its own caption; the Models page says which are ready.")
+settings = decoding_panel()
+
+ready = bool(photos and model_keys and settings)
+clicked = st.button("✨ Generate", type="primary", disabled=not ready, key="create.generate")
+if not photos:
+    st.caption("Upload one or more photos to start. You can also write your own caption for any photo.")
+
+if clicked and ready:
+    generate(photos, model_keys, settings)
+else:
+    draw_results(photos, settings)

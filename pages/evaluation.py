@@ -1,0 +1,40 @@
+"""Evaluation: how each model's captions are rated, as a table and a chart, and the CSV exports."""
+
+import pandas as pd
+import streamlit as st
+
+from db import export, repo, transaction
+from igcap_ui import resources
+from igcap_ui.errors import shown_errors
+from igcap_ui.filters import filter_row, model_label
+
+st.title("📊 Evaluation")
+st.caption("Star ratings per model (criterion: overall). The filters apply to the table, the chart and the downloads.")
+
+with shown_errors():
+    filters = filter_row("evaluation")
+    if filters is not None:
+        labels = {key: model_label(key) for key in resources.registry()}
+        include_unrated = st.toggle("Include unrated captions in the wide export", key="evaluation.unrated")
+        with transaction(resources.db_engine(), write=False) as session:
+            stats = repo.rating_stats(session=session, criterion=filters.criterion, filters=filters)
+            wide = export.rated_captions_csv(session=session, filters=filters, include_unrated=include_unrated,
+                                             labels=labels)
+            long = export.ratings_long_csv(session=session, filters=filters, labels=labels)
+        table = pd.DataFrame([{"Model": model_label(s.model_key), "Captions": s.captions, "Ratings": s.count,
+                               "Mean stars": None if s.mean is None else round(s.mean, 2),
+                               **{f"{n}★": s.distribution.get(n, 0) for n in range(1, 6)}} for s in stats])
+        if table.empty:
+            st.info("No captions saved yet. Save captions on the Create page and rate them in the Gallery.")
+        else:
+            st.dataframe(table, hide_index=True, key="evaluation.table")
+            rated = table[table["Ratings"] > 0]
+            if not rated.empty:
+                st.subheader("Ratings per model", anchor=False)
+                st.bar_chart(rated.set_index("Model")[[f"{n}★" for n in range(1, 6)]], stack=True,
+                             x_label="Model", y_label="Ratings")
+        left, right = st.columns(2)
+        left.download_button("⬇️ Rated captions (one row per caption)", wide, "igcap-rated-captions.csv",
+                             "text/csv", key="evaluation.download_wide")
+        right.download_button("⬇️ Ratings (one row per rating)", long, "igcap-ratings.csv", "text/csv",
+                              key="evaluation.download_long")

@@ -1,0 +1,49 @@
+"""Models: where each model comes from, whether it is loaded or failing and why, and how to fix it."""
+
+import streamlit as st
+
+from igcap.config import env_key
+from igcap_ui import resources
+from igcap_ui.caption_card import escape_markdown
+from igcap_ui.errors import shown_errors
+
+STATE_BADGE = {"loaded": ("Loaded", "green"), "failed": ("Unavailable", "red"), "not loaded": ("Not loaded yet", "gray")}
+
+st.title("🧠 Models")
+specs, settings = resources.registry(), resources.settings()
+budget = f"{settings.memory_budget_mb:,} MB" if settings.memory_budget_mb else "no memory bound"
+st.caption(f"Models load on first use and stay loaded up to {settings.max_loaded_models} at once ({budget}); "
+           "the least recently used one leaves first. Set IGCAP_MAX_LOADED_MODELS / IGCAP_MODEL_MEMORY_MB to change it.")
+
+cache = resources.model_cache()
+if st.button("Check all models", help="Load every model now, so you see which ones work before generating."):
+    for key in specs:
+        with st.spinner(f"Loading {specs[key].label}…"):
+            try:
+                cache.get(key)
+            except Exception:  # noqa: BLE001 - the model's status below says what went wrong
+                pass
+
+st.metric("Memory used by loaded models", f"{cache.nbytes() / 2**20:,.0f} MB")
+for key, spec in specs.items():
+    status = cache.status(key)
+    text, colour = STATE_BADGE.get(status.state, (status.state, "gray"))
+    with st.container(border=True):
+        st.subheader(spec.label, anchor=False)
+        st.badge(text, color=colour)
+        st.markdown(f"`{key}` · source: `{spec.source}`" + (f" @ `{spec.revision}`" if spec.revision else ""))
+        if spec.description:
+            st.caption(escape_markdown(spec.description))
+        if status.state == "loaded":
+            st.write(f"Memory: {status.nbytes / 2**20:,.0f} MB")
+        if status.state == "failed":
+            st.error(f"{status.message} {status.hint}".strip(), icon="⚠️")
+        with st.expander("Run it offline / use downloaded weights"):
+            st.markdown("Download once on a machine with internet, then point igcap at the folder:")
+            st.code(f"hf download {spec.source} --local-dir models/{key}\n"
+                    f"export {env_key(key)}=models/{key}   # or IGCAP_MODELS_DIR=models for all models",
+                    language="bash")
+        if status.state != "loaded" and st.button("Load now", key=f"models.load.{key}"):
+            with st.spinner(f"Loading {spec.label}…"), shown_errors():
+                cache.get(key)
+                st.rerun()

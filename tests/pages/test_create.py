@@ -1,0 +1,125 @@
+"""The Create page: generate with tiny hub models, edit, save, write by hand, bad uploads."""
+
+from sqlalchemy import select
+
+from db import Caption, Photo, make_engine, transaction, upgrade
+from tests import builders
+from tests.pages.conftest import no_exceptions
+
+FAST = "fast"  # greedy preset: one caption per model, the quickest run
+
+
+def upload(at, *files):
+    at.file_uploader(key="create.upload").set_value(list(files)).run()
+    return at
+
+
+def generate(at, preset=FAST):
+    at.selectbox(key="decoding.preset").set_value(preset).run()
+    at.button(key="create.generate").click().run()
+    no_exceptions(at)
+    return at
+
+
+def card_text_areas(at):
+    return [t for t in at.text_area if t.key and t.key.startswith("card")]
+
+
+def rows(db_url, model):
+    engine = make_engine(db_url)
+    upgrade(engine)  # the page may not have opened the database at all
+    with transaction(engine, write=False) as session:
+        return list(session.scalars(select(model)))
+
+
+def test_first_render_loads_no_model(app):
+    from igcap_ui import resources
+
+    no_exceptions(app)
+    assert app.title[0].value.startswith("✍️ Create")
+    assert resources.model_cache().loaded_keys() == []
+    assert app.button(key="create.generate").disabled  # nothing to run before a photo is there
+
+
+def test_generate_shows_one_card_per_model(app):
+    upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    assert len(app.image) == 1
+    generate(app)
+    models = app.multiselect(key="create.models").value
+    assert len(models) == 4
+    assert len(card_text_areas(app)) == len(models)
+    assert not app.error
+    # A rerun redraws the stored cards instead of generating again.
+    app.run()
+    assert len(card_text_areas(app)) == len(models)
+
+
+def test_two_photos_and_variants_give_a_card_per_photo_per_model(app):
+    upload(app, ("a.jpg", builders.photo_bytes(colour="red"), "image/jpeg"),
+           ("b.png", builders.photo_bytes("PNG", colour="blue"), "image/png"))
+    app.multiselect(key="create.models").set_value(["vit-gpt2-last-block", "nlpconnect-all"]).run()
+    generate(app, preset="creative")  # three sampled variants per model
+    assert len(card_text_areas(app)) == 2 * 2 * 3
+
+
+def test_edit_and_save_stores_edited_and_original_text(app, db_url):
+    upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    generate(app)
+    box = card_text_areas(app)[0]
+    original = box.value
+    box.set_value("My edited caption #sunset").run()
+    app.button(key=f"{box.key}.save").click().run()
+    no_exceptions(app)
+    [caption] = rows(db_url, Caption)
+    assert caption.text == "My edited caption #sunset"
+    assert caption.generated_text == original
+    assert caption.favourite and caption.model_key == app.multiselect(key="create.models").value[0]
+    assert caption.settings["strategy"] == "greedy"
+    [photo] = rows(db_url, Photo)
+    assert photo.name == "red.jpg" and photo.thumbnail_jpeg
+    # Saving the same card again updates that caption instead of adding a second one.
+    box = card_text_areas(app)[0]
+    box.set_value("Edited twice").run()
+    app.button(key=f"{box.key}.save").click().run()
+    assert [c.text for c in rows(db_url, Caption)] == ["Edited twice"]
+
+
+def test_hand_written_caption_is_saved_as_manual(app, db_url):
+    upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    [manual] = [t for t in app.text_area if t.key.startswith("manual.")]
+    manual.set_value("Golden hour 🌅 #travel").run()
+    app.button(key=f"{manual.key}.save").click().run()
+    no_exceptions(app)
+    [caption] = rows(db_url, Caption)
+    assert (caption.model_key, caption.text, caption.generated_text) == ("manual", "Golden hour 🌅 #travel", None)
+
+
+def test_bad_upload_shows_message_and_saves_nothing(app, db_url):
+    upload(app, ("notes.jpg", b"this is not a photo", "image/jpeg"))
+    no_exceptions(app)
+    assert app.error and "notes.jpg" in app.error[0].value
+    assert not app.image
+    assert app.button(key="create.generate").disabled
+    assert rows(db_url, Photo) == []
+
+
+def test_unavailable_model_shows_its_message_while_others_work(app_env, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.pages.conftest import APP, TIMEOUT
+
+    monkeypatch.setenv("IGCAP_MODEL_NLPCONNECT_ALL", "/nonexistent")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    upload(at, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    generate(at)
+    assert len(card_text_areas(at)) == 3  # the three working models wrote captions
+    assert any("/nonexistent" in e.value for e in at.error)
+
+
+def test_impossible_decoding_settings_show_a_message(app):
+    upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    app.number_input(key="decoding.balanced.num_variants").set_value(3).run()  # balanced: beam, 4 beams
+    app.number_input(key="decoding.balanced.num_beams").set_value(2).run()
+    no_exceptions(app)
+    assert any("variant" in e.value.lower() for e in app.error)
+    assert app.button(key="create.generate").disabled
