@@ -297,3 +297,30 @@ def _limit_threads() -> None:
     allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     if torch.get_num_threads() > allowed:
         torch.set_num_threads(allowed)
+
+
+@dataclass(frozen=True)
+class Availability:
+    state: str  # "local", "cached", "downloadable", "missing" or "offline"
+    detail: str
+
+    @property
+    def usable(self) -> bool:
+        return self.state in ("local", "cached", "downloadable")
+
+
+def availability(spec: ModelSpec) -> Availability:
+    """Whether a model can be loaded, judged from files alone: no network, nothing loaded."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if spec.is_local:
+        folder = Path(spec.source).expanduser()
+        if (folder / "config.json").is_file():
+            return Availability("local", f"local folder {folder}")
+        return Availability("missing", f"folder {folder} has no model (config.json)")
+    cached = try_to_load_from_cache(spec.source, "config.json", revision=spec.revision)
+    if isinstance(cached, str):
+        return Availability("cached", "downloaded (Hugging Face cache)")
+    if constants.HF_HUB_OFFLINE:
+        return Availability("offline", "not downloaded, and HF_HUB_OFFLINE is set")
+    return Availability("downloadable", "downloads from the Hugging Face hub on first use")

@@ -46,9 +46,11 @@ def clean_caption(raw: str, drop_fragment: bool = False) -> str:
 def collapse_repeats(words: list[str], min_unit: int = MIN_REPEAT_WORDS) -> list[str]:
     """Remove runs of ≥ min_unit words that repeat right after themselves, and a trailing partial copy."""
     words = list(words)
+    looped = False
     while _remove_one_repeat(words, min_unit):
-        pass
-    return _drop_partial_tail_copy(words, min_unit)
+        looped = True
+    # Once the text is known to loop, even a short restart at the end is the loop cut off by the limit.
+    return _drop_partial_tail_copy(words, 1 if looped else min_unit, min_unit)
 
 
 def _remove_one_repeat(words: list[str], min_unit: int) -> bool:
@@ -61,11 +63,11 @@ def _remove_one_repeat(words: list[str], min_unit: int) -> bool:
     return False
 
 
-def _drop_partial_tail_copy(words: list[str], min_unit: int) -> list[str]:
+def _drop_partial_tail_copy(words: list[str], min_tail: int, min_unit: int) -> list[str]:
     """'A B C D A B' → 'A B C D': a tail that restarts the unit just before it, cut off by the limit."""
     n = len(words)
-    for tail in range(n // 2, min_unit - 1, -1):
-        for unit in range(tail + 1, n - tail + 1):
+    for tail in range(n // 2, min_tail - 1, -1):
+        for unit in range(max(tail + 1, min_unit), n - tail + 1):
             start = n - tail - unit
             if words[start:start + tail] == words[n - tail:]:
                 return words[:n - tail]

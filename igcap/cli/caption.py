@@ -1,0 +1,162 @@
+"""`python -m igcap caption PHOTO_OR_FOLDER…`: captions from the chosen models, printed as each model finishes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from igcap.cli import CliError
+
+KNOBS = {  # DecodingSettings field → (type, flag help)
+    "strategy": (str, "greedy, beam or sample"),
+    "num_beams": (int, "beams for beam search"),
+    "temperature": (float, "sampling temperature"),
+    "top_k": (int, "sampling: top-k"),
+    "top_p": (float, "sampling: nucleus probability"),
+    "repetition_penalty": (float, "> 1 discourages repeated words"),
+    "no_repeat_ngram_size": (int, "never repeat an n-gram of this size (0 = off)"),
+    "length_penalty": (float, "beam search: > 1 longer, < 1 shorter"),
+    "min_new_tokens": (int, "minimum caption length in tokens"),
+    "max_new_tokens": (int, "maximum caption length in tokens"),
+    "num_variants": (int, "captions per photo per model"),
+    "seed": (int, "seed for reproducible sampling"),
+}
+COLUMNS = ("photo", "model", "variant", "caption", "raw_text", "tokens", "seconds", "ended_with_eos")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("caption", help="caption photos (files or folders) with the chosen models",
+                       description="Caption photos. Example: python -m igcap caption photos/ --models vit-gpt2-all "
+                                   "--preset creative --seed 7 --csv > captions.csv")
+    p.add_argument("paths", nargs="+", metavar="PHOTO_OR_FOLDER", help="image files, or folders to search")
+    p.add_argument("--models", help="comma-separated model keys (default: the four published models)")
+    p.add_argument("--preset", default="balanced", help="decoding preset: balanced, creative, precise, fast")
+    for name, (kind, text) in KNOBS.items():
+        p.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=text)
+    p.add_argument("--variants", dest="num_variants", type=int, help=argparse_suppress())
+    p.add_argument("--keep-fragment", action="store_true", help="keep an unfinished last sentence")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print JSON")
+    out.add_argument("--csv", action="store_true", help="print CSV")
+    p.add_argument("--batch-size", type=int, default=8, help="photos per batch (default 8)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="where to run (default auto)")
+    q = p.add_mutually_exclusive_group()
+    q.add_argument("--quantize", dest="quantize", action="store_true", default=None, help="int8 weights on CPU")
+    q.add_argument("--no-quantize", dest="quantize", action="store_false", help="full-precision weights")
+    p.set_defaults(func=run)
+
+
+def argparse_suppress():
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+def run(args) -> int:
+    from dataclasses import replace
+
+    from igcap.captioner import Captioner
+    from igcap.config import Settings
+    from igcap.loading import cache_from_settings
+
+    settings = decoding_settings(args)
+    config = Settings.from_env()
+    config = replace(config, device=args.device or config.device,
+                     quantize=config.quantize if args.quantize is None else args.quantize)
+    cache = cache_from_settings(config)
+    keys = model_keys(args.models, cache.registry)
+    photos, failed = load_photos(args.paths)
+    if not photos:
+        raise CliError("no photo could be read" + (f" ({len(failed)} failed)" if failed else ": no image files found"))
+    quiet_transformers(args.verbose)
+    writer = Writer(args, photos)
+    runs = Captioner(cache, batch_size=args.batch_size).caption([p.image for p in photos], keys, settings,
+                                                                on_result=writer.model_done)
+    writer.close()
+    bad_models = [r for r in runs if not r.ok]
+    return 1 if failed or bad_models else 0
+
+
+def decoding_settings(args):
+    from igcap.decoding import PRESETS, DecodingError
+
+    if args.preset not in PRESETS:
+        raise CliError(f"unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}")
+    chosen = {k: getattr(args, k) for k in KNOBS if getattr(args, k) is not None}
+    if args.keep_fragment:
+        chosen["drop_fragment"] = False
+    try:
+        return PRESETS[args.preset].replace(**chosen)
+    except DecodingError as err:
+        raise CliError(str(err)) from None
+
+
+def model_keys(text: str | None, registry) -> list[str]:
+    from igcap.registry import DEFAULT_KEYS
+
+    keys = [k.strip() for k in text.split(",") if k.strip()] if text else [k for k in DEFAULT_KEYS if k in registry]
+    unknown = [k for k in keys if k not in registry]
+    if unknown:
+        raise CliError(f"unknown model {', '.join(unknown)}; known: {', '.join(registry)}")
+    return keys
+
+
+def load_photos(paths: list[str]):
+    """Photos from files and folders (searched recursively, sorted); unreadable ones reported on stderr."""
+    from igcap.images import IMAGE_EXTENSIONS, PhotoError, load_photo_file
+
+    files = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files += sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+        else:
+            files.append(path)
+    photos, failed = [], []
+    for f in files:
+        try:
+            photos.append(load_photo_file(f))
+        except PhotoError as err:
+            failed.append(f)
+            print(f"skipped {f}: {err.message}", file=sys.stderr)
+    return photos, failed
+
+
+def quiet_transformers(verbose: bool) -> None:
+    if not verbose:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+
+
+class Writer:
+    """Prints each model's captions as soon as the model finishes (text or CSV), or all at the end (JSON)."""
+
+    def __init__(self, args, photos):
+        self.mode = "json" if args.json else "csv" if args.csv else "text"
+        self.photos, self.rows, self.errors = photos, [], []
+        if self.mode == "csv":
+            self.csv = csv.DictWriter(sys.stdout, fieldnames=COLUMNS)
+            self.csv.writeheader()
+
+    def model_done(self, run) -> None:
+        if run.error:
+            self.errors.append({"model": run.model_key, "error": run.error.message, "hint": run.error.hint})
+            print(f"{run.model_key}: {run.error.message} {run.error.hint}", file=sys.stderr)
+        for r in run.results:
+            row = dict(zip(COLUMNS, (self.photos[r.photo_index].name, r.model_key, r.variant, r.text, r.raw_text,
+                                     r.tokens, round(r.seconds, 3), r.ended_with_eos)))
+            self.rows.append(row)
+            if self.mode == "csv":
+                self.csv.writerow(row)
+            elif self.mode == "text":
+                print(f"{row['photo']}\t{row['model']}" + (f"#{r.variant + 1}" if r.variant else "") + f"\t{row['caption']}")
+        sys.stdout.flush()
+
+    def close(self) -> None:
+        if self.mode == "json":
+            print(json.dumps({"captions": self.rows, "errors": self.errors}, indent=2, ensure_ascii=False))

@@ -1,0 +1,98 @@
+from dataclasses import replace
+
+import pytest
+from PIL import Image
+
+from igcap.captioner import Captioner, PixelCache
+from igcap.config import Settings
+from igcap.decoding import PRESETS, DecodingSettings
+from igcap.loading import LoadOptions, ModelCache
+from igcap.registry import DEFAULT_KEYS, load_registry
+from igcap.text import clean_caption
+
+GREEDY = DecodingSettings(strategy="greedy", max_new_tokens=12, no_repeat_ngram_size=0)
+
+
+@pytest.fixture(scope="module")
+def cache(hub_cache, tmp_path_factory):
+    reg = load_registry(Settings.from_env({"IGCAP_DATA_DIR": str(tmp_path_factory.mktemp("data"))}))
+    return ModelCache(reg, LoadOptions(device="cpu", quantize=False))
+
+
+@pytest.fixture(scope="module")
+def photos():
+    return [Image.new("RGB", (120, 90), c) for c in ("red", "blue", "green")]
+
+
+def test_every_photo_gets_a_caption_from_every_model(cache, photos):
+    runs = Captioner(cache).caption(photos, DEFAULT_KEYS, GREEDY)
+    assert [r.model_key for r in runs] == list(DEFAULT_KEYS)
+    for run in runs:
+        assert run.ok and sorted(r.photo_index for r in run.results) == [0, 1, 2]
+        for r in run.results:
+            assert r.model_key == run.model_key and r.tokens <= 12 and r.seconds >= 0
+            assert r.text == clean_caption(r.raw_text, drop_fragment=not r.ended_with_eos)
+            assert r.ended_with_eos or r.tokens == 12
+
+
+def test_each_model_is_handed_over_before_the_next_one_starts(cache, photos):
+    events = []
+    Captioner(cache).caption(photos[:1], DEFAULT_KEYS[:2], GREEDY,
+                             on_result=lambda run: events.append(("result", run.model_key)),
+                             on_progress=lambda e: events.append((e.stage, e.model_key)))
+    first, second = DEFAULT_KEYS[:2]
+    assert events.index(("result", first)) < events.index(("loading", second))
+    assert events[:3] == [("loading", first), ("captioning", first), ("done", first)]
+
+
+def test_a_failing_model_does_not_lose_the_others(cache, photos):
+    broken = dict(cache.registry, **{"vit-gpt2-all": replace(cache.registry["vit-gpt2-all"], source="/no/such/dir")})
+    runs = Captioner(ModelCache(broken, cache.options)).caption(photos, DEFAULT_KEYS, GREEDY)
+    by_key = {r.model_key: r for r in runs}
+    assert not by_key["vit-gpt2-all"].ok and "does not exist" in by_key["vit-gpt2-all"].error.message
+    assert all(by_key[k].ok and len(by_key[k].results) == 3 for k in DEFAULT_KEYS if k != "vit-gpt2-all")
+
+
+def test_an_error_while_generating_is_contained(cache, photos, monkeypatch):
+    loaded = cache.get(DEFAULT_KEYS[0])
+    monkeypatch.setattr(loaded.model, "generate", lambda **kw: (_ for _ in ()).throw(RuntimeError("out of memory")))
+    runs = Captioner(cache).caption(photos, DEFAULT_KEYS[:2], GREEDY)
+    assert "out of memory" in runs[0].error.message and runs[1].ok
+
+
+def test_batching_does_not_change_greedy_captions(cache, photos):
+    one = Captioner(cache, batch_size=1).caption(photos, DEFAULT_KEYS[:1], GREEDY)[0]
+    all_at_once = Captioner(cache, batch_size=8).caption(photos, DEFAULT_KEYS[:1], GREEDY)[0]
+    assert [r.raw_text for r in one.results] == [r.raw_text for r in all_at_once.results]
+
+
+def test_sampling_is_reproducible_with_a_seed(cache, photos):
+    settings = PRESETS["creative"].replace(seed=11, max_new_tokens=16)
+    run = lambda s: [r.raw_text for r in Captioner(cache).caption(photos[:2], DEFAULT_KEYS[:1], s)[0].results]  # noqa: E731
+    first = run(settings)
+    assert len(first) == 2 * settings.num_variants
+    assert run(settings) == first
+    assert run(settings.replace(seed=12)) != first
+
+
+def test_variants_are_numbered_per_photo(cache, photos):
+    settings = DecodingSettings(strategy="beam", num_beams=3, num_variants=3, max_new_tokens=8)
+    results = Captioner(cache).caption(photos[:2], DEFAULT_KEYS[:1], settings)[0].results
+    assert [(r.photo_index, r.variant) for r in results] == [(p, v) for p in range(2) for v in range(3)]
+
+
+def test_photos_are_preprocessed_once_for_models_sharing_a_processor(cache, photos):
+    processor = cache.get(DEFAULT_KEYS[0]).processor
+    calls = []
+
+    class Spy:
+        def to_json_string(self):
+            return processor.to_json_string()
+
+        def __call__(self, **kw):
+            calls.append(len(kw["images"]))
+            return processor(**kw)
+
+    pixels = PixelCache(photos)
+    first, again = pixels.pixels(Spy()), pixels.pixels(Spy())
+    assert calls == [3] and first is again and tuple(first.shape) == (3, 3, 224, 224)

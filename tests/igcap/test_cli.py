@@ -1,0 +1,56 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from igcap.cli import main
+from igcap.registry import DEFAULT_KEYS
+from tests.builders import photo_bytes
+
+
+@pytest.fixture
+def folder(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.jpg").write_bytes(photo_bytes("JPEG", colour="red"))
+    (tmp_path / "sub" / "b.png").write_bytes(photo_bytes("PNG", colour="blue"))
+    (tmp_path / "notes.txt").write_text("not a photo, and not looked at")
+    return tmp_path
+
+
+def test_caption_a_folder_prints_one_caption_per_photo_per_model(hub_cache, folder, capsys):
+    assert main(["caption", str(folder), "--preset", "fast", "--max-new-tokens", "6", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["captions"]
+    assert sorted((r["photo"], r["model"]) for r in rows) == sorted(
+        (p, k) for p in ("a.jpg", "b.png") for k in DEFAULT_KEYS)
+
+
+def test_unreadable_photo_is_reported_and_the_rest_captioned(hub_cache, folder, capsys):
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut short")
+    code = main(["caption", str(folder), "--models", DEFAULT_KEYS[0], "--preset", "fast", "--max-new-tokens", "4",
+                 "--csv"])
+    out, err = capsys.readouterr()
+    assert code == 1 and "broken.jpg" in err
+    assert out.splitlines()[0].startswith("photo,model,variant,caption") and len(out.splitlines()) == 3
+
+
+@pytest.mark.parametrize("args, words", [(["--models", "nope"], "unknown model"),
+                                         (["--strategy", "greedy", "--num-variants", "2"], "Greedy"),
+                                         (["--preset", "loud"], "unknown preset")])
+def test_bad_options_give_one_line_errors(hub_cache, folder, capsys, args, words):
+    assert main(["caption", str(folder), *args]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err
+
+
+def test_models_lists_the_registry_with_availability(hub_cache, capsys):
+    assert main(["models", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["key"] for r in rows][:4] == list(DEFAULT_KEYS)
+    assert all(r["state"] == "cached" and r["available"] for r in rows[:4])
+
+
+def test_help_is_fast_and_lists_commands():
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "igcap", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "caption" in out.stdout and "models" in out.stdout
+    assert "torch" not in {line.split("|")[-1].strip().split(".")[0] for line in out.stderr.splitlines()}

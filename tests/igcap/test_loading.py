@@ -1,0 +1,124 @@
+import shutil
+import threading
+from dataclasses import replace
+
+import pytest
+
+from igcap import registry as registry_module
+from igcap.config import Settings
+from igcap.loading import LoadOptions, ModelCache, ModelLoadError, availability, load_captioner, pick_device
+from igcap.registry import DEFAULT_KEYS, Base, ModelSpec, load_registry
+from tests.builders import BARE_REPO
+
+
+@pytest.fixture
+def reg(hub_cache, tmp_path):
+    return load_registry(Settings.from_env({"IGCAP_DATA_DIR": str(tmp_path)}))
+
+
+def test_the_four_hub_ids_load_offline_from_the_cache(reg):
+    for key in DEFAULT_KEYS:
+        loaded = load_captioner(reg[key], LoadOptions(device="cpu", quantize=False))
+        eos = loaded.tokenizer.eos_token_id
+        gen = loaded.model.generation_config
+        assert (gen.eos_token_id, gen.pad_token_id, gen.decoder_start_token_id) == (eos, eos, eos)
+        assert not loaded.model.training and loaded.device == "cpu" and loaded.nbytes > 0
+        assert not any(p.requires_grad for p in loaded.model.parameters())
+
+
+def test_repo_without_tokenizer_and_processor_falls_back_to_the_base(reg):
+    spec = next(s for s in reg.values() if s.source == BARE_REPO)
+    loaded = load_captioner(spec, LoadOptions(device="cpu", quantize=False))
+    assert loaded.fallbacks == ["tokenizer from base gpt2",
+                                "image processor from base google/vit-base-patch16-224-in21k"]
+    assert loaded.processor.size == {"height": 224, "width": 224}
+
+
+def test_processor_falls_back_to_vit_defaults_when_the_base_has_none(reg, monkeypatch):
+    monkeypatch.setitem(registry_module.BASES, "vit-gpt2", Base(tokenizer="gpt2", processor="nobody/missing"))
+    spec = next(s for s in reg.values() if s.source == BARE_REPO)
+    loaded = load_captioner(spec, LoadOptions(device="cpu", quantize=False))
+    assert "ViT defaults" in loaded.fallbacks[-1]
+    assert list(loaded.processor.image_mean) == [0.5] * 3 and list(loaded.processor.image_std) == [0.5] * 3
+
+
+def test_not_downloaded_while_offline_says_how_to_get_it(hub_cache):
+    spec = ModelSpec("x", "X", "Stoneman/does-not-exist", "vit-gpt2", "all")
+    with pytest.raises(ModelLoadError) as err:
+        load_captioner(spec)
+    assert "cannot be reached" in err.value.message and "hf download Stoneman/does-not-exist" in err.value.hint
+    assert availability(spec).state == "offline" and not availability(spec).usable
+
+
+def test_missing_folder_names_the_setting(tmp_path):
+    spec = ModelSpec("vit-gpt2-all", "X", str(tmp_path / "nowhere"), "vit-gpt2", "all")
+    with pytest.raises(ModelLoadError) as err:
+        load_captioner(spec)
+    assert "does not exist" in err.value.message and "IGCAP_MODEL_VIT_GPT2_ALL" in err.value.hint
+
+
+def test_corrupt_weights_are_reported_as_damaged(tiny_model_dir, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model_dir, broken)
+    (broken / "model.safetensors").write_bytes(b"\x00garbage" * 50)
+    with pytest.raises(ModelLoadError, match="damaged"):
+        load_captioner(ModelSpec("b", "B", str(broken)))
+    assert availability(ModelSpec("b", "B", str(broken))).state == "local"
+
+
+def test_cache_is_bounded_by_count_and_keeps_the_most_recent(reg):
+    cache = ModelCache(reg, LoadOptions(device="cpu", quantize=False), max_models=2)
+    for key in DEFAULT_KEYS[:3]:
+        cache.get(key)
+    assert cache.loaded_keys() == list(DEFAULT_KEYS[1:3])
+    cache.get(DEFAULT_KEYS[1])  # now the most recently used
+    cache.get(DEFAULT_KEYS[3])
+    assert cache.loaded_keys() == [DEFAULT_KEYS[1], DEFAULT_KEYS[3]]
+
+
+def test_cache_is_bounded_by_memory(reg):
+    one = load_captioner(reg[DEFAULT_KEYS[0]], LoadOptions(device="cpu", quantize=False)).nbytes
+    budget_mb = max(1, int(1.5 * one / 2**20))
+    cache = ModelCache(reg, LoadOptions(device="cpu", quantize=False, share_weights=False), budget_mb=budget_mb)
+    if one * 2 <= budget_mb * 2**20:
+        pytest.fail("tiny models are larger than expected; the budget test needs a smaller budget")
+    for key in DEFAULT_KEYS:
+        cache.get(key)
+        assert cache.nbytes() <= max(budget_mb * 2**20, one)
+    assert cache.loaded_keys() == [DEFAULT_KEYS[-1]]
+
+
+def test_a_failing_model_is_reported_and_the_others_keep_working(reg):
+    reg = dict(reg, **{"nlpconnect-all": replace(reg["nlpconnect-all"], source="/nonexistent/model")})
+    cache = ModelCache(reg, LoadOptions(device="cpu", quantize=False))
+    with pytest.raises(ModelLoadError):
+        cache.get("nlpconnect-all")
+    assert cache.get("vit-gpt2-all").spec.key == "vit-gpt2-all"
+    assert cache.status("nlpconnect-all").state == "failed" and cache.status("vit-gpt2-all").state == "loaded"
+    assert cache.status("nlpconnect-last-block").state == "not loaded"
+    with pytest.raises(ModelLoadError, match="No model has this key"):
+        cache.get("nope")
+
+
+def test_concurrent_first_use_loads_a_model_once(reg):
+    calls = []
+
+    def counting_loader(spec, options, pool):
+        calls.append(spec.key)
+        return load_captioner(spec, options, pool)
+
+    cache = ModelCache(reg, LoadOptions(device="cpu", quantize=False), loader=counting_loader)
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(cache.get("vit-gpt2-all"))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == ["vit-gpt2-all"] and len({id(g) for g in got}) == 1
+
+
+def test_device_choice():
+    assert pick_device("cpu") == "cpu"
+    assert pick_device("auto") in ("cpu", "cuda", "mps")
+    assert LoadOptions().quantize_on("cpu") and not LoadOptions().quantize_on("cuda")
+    assert not LoadOptions(quantize=False).quantize_on("cpu")

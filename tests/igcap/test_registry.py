@@ -1,0 +1,71 @@
+import json
+
+import pytest
+
+from igcap.config import ConfigError, Settings, env_key
+from igcap.registry import DEFAULT_KEYS, MARKER_FILE, load_registry
+
+
+def registry(tmp_path, **env):
+    return load_registry(Settings.from_env({"IGCAP_DATA_DIR": str(tmp_path), **env}))
+
+
+def test_defaults_are_the_four_published_models(tmp_path):
+    reg = registry(tmp_path)
+    assert list(reg) == list(DEFAULT_KEYS)
+    assert reg["nlpconnect-all"].source == "Stoneman/IG-caption-generator-nlpconnect-all"
+    assert {(s.base, s.strategy) for s in reg.values()} == {
+        ("vit-gpt2", "last-block"), ("vit-gpt2", "all"), ("nlpconnect", "last-block"), ("nlpconnect", "all")}
+    assert all(s.label and s.description for s in reg.values())
+
+
+def test_env_override_replaces_a_source_and_adds_a_model(tmp_path):
+    reg = registry(tmp_path, IGCAP_MODEL_VIT_GPT2_ALL=str(tmp_path / "w"),
+                   IGCAP_MODEL_BASELINE="nlpconnect/vit-gpt2-image-captioning")
+    assert env_key("vit-gpt2-all") == "IGCAP_MODEL_VIT_GPT2_ALL"
+    assert reg["vit-gpt2-all"].source == str(tmp_path / "w") and reg["vit-gpt2-all"].is_local
+    assert reg["baseline"].source == "nlpconnect/vit-gpt2-image-captioning" and not reg["baseline"].is_local
+
+
+def test_models_dir_is_used_for_keys_it_holds(tmp_path):
+    (tmp_path / "m" / "nlpconnect-all").mkdir(parents=True)
+    (tmp_path / "m" / "nlpconnect-all" / "config.json").write_text("{}")
+    reg = registry(tmp_path, IGCAP_MODELS_DIR=str(tmp_path / "m"))
+    assert reg["nlpconnect-all"].source == str(tmp_path / "m" / "nlpconnect-all")
+    assert reg["vit-gpt2-all"].source.startswith("Stoneman/")
+
+
+def test_models_file_overrides_and_adds(tmp_path):
+    f = tmp_path / "models.toml"
+    f.write_text('[models.vit-gpt2-all]\nrevision = "v2"\n\n[models.baseline]\nlabel = "Untuned baseline"\n'
+                 'source = "nlpconnect/vit-gpt2-image-captioning"\nbase = "nlpconnect"\n')
+    reg = registry(tmp_path, IGCAP_MODELS_FILE=str(f))
+    assert reg["vit-gpt2-all"].revision == "v2"
+    assert reg["baseline"].label == "Untuned baseline" and reg["baseline"].base == "nlpconnect"
+
+
+@pytest.mark.parametrize("text, words", [("[models.new]\nlabel = 'x'\n", "needs a source"),
+                                         ("[models.vit-gpt2-all]\ncolour = 1\n", "unknown fields"),
+                                         ("[models", "could not be read")])
+def test_bad_models_file_says_what_is_wrong(tmp_path, text, words):
+    f = tmp_path / "models.toml"
+    f.write_text(text)
+    with pytest.raises(ConfigError, match=words):
+        registry(tmp_path, IGCAP_MODELS_FILE=str(f))
+
+
+def test_demo_models_are_found_and_labelled(tmp_path):
+    folder = tmp_path / "demo-models" / "vit-gpt2-all"
+    folder.mkdir(parents=True)
+    (folder / MARKER_FILE).write_text(json.dumps({"key": "vit-gpt2-all", "label": "ViT-GPT2 · all", "demo": True,
+                                                   "base": "vit-gpt2", "strategy": "all"}))
+    spec = registry(tmp_path)["demo-vit-gpt2-all"]
+    assert spec.demo and "synthetic" in spec.label and spec.source == str(folder.resolve())
+
+
+@pytest.mark.parametrize("env, words", [({"IGCAP_DEVICE": "tpu"}, "IGCAP_DEVICE"),
+                                        ({"IGCAP_MAX_LOADED_MODELS": "many"}, "whole number"),
+                                        ({"IGCAP_QUANTIZE": "maybe"}, "IGCAP_QUANTIZE")])
+def test_bad_settings_name_the_key(env, words):
+    with pytest.raises(ConfigError, match=words):
+        Settings.from_env(env)
