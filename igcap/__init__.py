@@ -1,1 +1,22 @@
-"""igcap: Instagram captions from four fine-tuned ViT-GPT2 models."""
+"""igcap: Instagram captions from four fine-tuned ViT-GPT2 models.
+
+The public API; importing it loads no model and no torch.
+"""
+
+from igcap.captioner import CaptionResult, Captioner, ModelFailure, ModelRun, ProgressEvent, caption_photos
+from igcap.config import ConfigError, Settings
+from igcap.decoding import DEFAULT_PRESET, PRESETS, DecodingError, DecodingSettings
+from igcap.images import Photo, PhotoError, load_photo, load_photo_file
+from igcap.loading import LoadedModel, LoadOptions, ModelCache, ModelLoadError, cache_from_settings, load_captioner
+from igcap.registry import DEFAULT_MODELS, ModelSpec, load_registry
+from igcap.text import clean_caption, instagram_stats
+
+__all__ = [
+    "CaptionResult", "Captioner", "ModelFailure", "ModelRun", "ProgressEvent", "caption_photos",
+    "ConfigError", "Settings",
+    "DEFAULT_PRESET", "PRESETS", "DecodingError", "DecodingSettings",
+    "Photo", "PhotoError", "load_photo", "load_photo_file",
+    "LoadedModel", "LoadOptions", "ModelCache", "ModelLoadError", "cache_from_settings", "load_captioner",
+    "DEFAULT_MODELS", "ModelSpec", "load_registry",
+    "clean_caption", "instagram_stats",
+]
