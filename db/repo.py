@@ -342,7 +342,7 @@ def _stars_by(session: Session, caption_ids: list[int], rater: str, criterion: s
         return {}
     rows = session.execute(select(Rating.caption_id, Rating.stars).where(
         Rating.caption_id.in_(caption_ids), Rating.rater == rater, Rating.criterion == criterion))
-    return dict(rows.tuples())
+    return {cid: stars for cid, stars in rows}
 
 
 # ---------------------------------------------------------------- statistics
@@ -363,8 +363,8 @@ def rating_stats(*, session: Session, criterion: str | None = None,
     Every model with captions is listed (count 0, mean None when unrated), ordered by model key.
     """
     where = filters.conditions() if filters else []
-    caption_counts = dict(session.execute(
-        select(Caption.model_key, func.count(Caption.id)).where(*where).group_by(Caption.model_key)).tuples())
+    caption_counts = {key: n for key, n in session.execute(
+        select(Caption.model_key, func.count(Caption.id)).where(*where).group_by(Caption.model_key))}
     stmt = (select(Caption.model_key, Rating.stars, func.count()).join(Rating.caption).where(*where)
             .group_by(Caption.model_key, Rating.stars))
     if criterion is not None:

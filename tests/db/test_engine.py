@@ -1,0 +1,157 @@
+"""Finding the database, SQLite's settings, locked and unreachable databases, migrations at start."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from db import repo
+from db.engine import (DatabaseBusyError, DatabaseConfigError, DatabaseUnavailableError, current_revision,
+                       make_engine, normalise_url, resolve_url, transaction, upgrade)
+from tests.db.conftest import add_photo_with_captions, photo_values
+
+
+class StSecretsLike:
+    """Like st.secrets: nested mappings whose missing keys raise KeyError (and no secrets file at all)."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def __getitem__(self, key):
+        return self.data[key]
+
+
+def test_database_url_wins_and_postgres_urls_get_psycopg():
+    secrets = {"connections": {"igcap": {"url": "sqlite:////from/secrets.db"}}}
+    env = {"DATABASE_URL": " postgres://u:p%40ss@db.example:5432/app?sslmode=require ", "IGCAP_DATA_DIR": "/x"}
+    assert resolve_url(env, secrets) == "postgresql+psycopg://u:p%40ss@db.example:5432/app?sslmode=require"
+    assert normalise_url("postgresql://h/db") == "postgresql+psycopg://h/db"
+    assert normalise_url("postgresql+psycopg://h/db") == "postgresql+psycopg://h/db"
+
+
+def test_secrets_url_is_used_without_database_url():
+    secrets = StSecretsLike({"connections": {"igcap": {"url": "postgresql://h/db"}}})
+    assert resolve_url({}, secrets) == "postgresql+psycopg://h/db"
+
+
+@pytest.mark.parametrize("secrets", [None, {}, StSecretsLike({}), {"connections": {"other": {"url": "x"}}}])
+def test_default_is_sqlite_in_the_data_folder_which_is_created(tmp_path, secrets):
+    data = tmp_path / "new" / "data"
+    url = resolve_url({"IGCAP_DATA_DIR": str(data), "DATABASE_URL": "  "}, secrets)
+    assert url == f"sqlite:///{data / 'igcap.sqlite3'}" and data.is_dir()
+
+
+def test_default_data_folder_does_not_depend_on_the_current_directory(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    assert resolve_url({}) == f"sqlite:///{Path(__file__).resolve().parents[2] / 'data' / 'igcap.sqlite3'}"
+
+
+@pytest.mark.parametrize("url, message", [("not a url", "not a database URL"), ("mysql://h/db", "SQLite or PostgreSQL")])
+def test_bad_urls_get_a_clear_error(url, message):
+    with pytest.raises(DatabaseConfigError, match=message):
+        make_engine(url)
+
+
+def test_sqlite_pragmas(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'sub' / 'x.sqlite3'}", busy_timeout=2.5)
+    with engine.connect() as conn:
+        pragmas = [conn.exec_driver_sql(f"PRAGMA {name}").scalar() for name in
+                   ("foreign_keys", "journal_mode", "busy_timeout")]
+    assert pragmas == [1, "wal", 2500]
+    engine.dispose()
+
+
+def test_upgrade_is_idempotent_and_reaches_head(blank_url):
+    engine = make_engine(blank_url)
+    assert current_revision(engine) is None
+    upgrade(engine)
+    upgrade(engine)
+    assert current_revision(engine) == "0002"
+    engine.dispose()
+
+
+def test_models_match_the_migrations(engine):
+    """Autogenerate finds nothing to do: the ORM schema and the migrated schema agree."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from db.models import Base
+
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+    assert diff == []
+
+
+def _hold_write_lock(path: Path) -> sqlite3.Connection:
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO photos (sha256, name, width, height, format, image_jpeg, thumbnail_jpeg, "
+                  "created_at) VALUES ('f' , 'x', 1, 1, 'JPEG', x'00', x'00', '2026-01-01 00:00:00')")
+    return other
+
+
+def test_locked_sqlite_beyond_busy_timeout_raises_database_busy(tmp_path, sqlite_template):
+    path = tmp_path / "locked.sqlite3"
+    path.write_bytes(sqlite_template.read_bytes())
+    engine = make_engine(f"sqlite:///{path}", busy_timeout=0.3)
+    other = _hold_write_lock(path)
+    started = time.monotonic()
+    with pytest.raises(DatabaseBusyError, match="busy") as caught:
+        with transaction(engine) as s:
+            repo.save_photo(session=s, **photo_values())
+    assert time.monotonic() - started >= 0.25  # it waited the busy timeout before giving up
+    assert "try again" in caught.value.message
+    with transaction(engine, write=False) as s:  # reading beside a writer works (WAL)
+        assert repo.gallery(session=s).total == 0
+    other.execute("ROLLBACK")
+    other.close()
+    engine.dispose()
+
+
+def test_writer_waits_for_a_short_lock_instead_of_failing(tmp_path, sqlite_template):
+    path = tmp_path / "wait.sqlite3"
+    path.write_bytes(sqlite_template.read_bytes())
+    engine = make_engine(f"sqlite:///{path}", busy_timeout=10)
+    other = _hold_write_lock(path)
+    release = threading.Timer(0.4, lambda: other.execute("ROLLBACK"))
+    release.start()
+    with transaction(engine) as s:
+        repo.save_photo(session=s, **photo_values())
+    release.join()
+    other.close()
+    with transaction(engine, write=False) as s:
+        assert repo.find_photo(session=s, sha256=photo_values()["sha256"]) is not None
+    engine.dispose()
+
+
+def test_postgres_lock_timeout_raises_database_busy(pg_migrated_url, pg_cleaner):
+    with pg_cleaner.begin() as conn:
+        conn.execute(text("DELETE FROM photos"))
+    engine = make_engine(pg_migrated_url.replace("options=", "options=-clock_timeout%3D300%20"))
+    with pg_cleaner.connect() as locker:
+        locker.execute(text("LOCK TABLE photos IN ACCESS EXCLUSIVE MODE"))
+        with pytest.raises(DatabaseBusyError):
+            with transaction(engine) as s:
+                repo.save_photo(session=s, **photo_values())
+        locker.rollback()
+    engine.dispose()
+
+
+def test_unreachable_postgres_raises_database_unavailable():
+    engine = make_engine("postgresql://nobody@127.0.0.1:1/none")
+    with pytest.raises(DatabaseUnavailableError, match="cannot reach the database"):
+        upgrade(engine)
+    with pytest.raises(DatabaseUnavailableError):
+        with transaction(engine) as s:
+            repo.list_raters(session=s)
+
+
+def test_objects_stay_readable_after_the_transaction(engine):
+    with transaction(engine) as s:
+        photo, captions = add_photo_with_captions(s)
+    assert photo.name == "a.jpg" and captions[0].text == "a by vit-gpt2-all"

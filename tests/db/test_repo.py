@@ -1,0 +1,321 @@
+"""Every query the app uses, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlalchemy import event, func, select
+
+from db import MANUAL, Caption, Photo, Rating, repo, transaction
+from db.repo import GalleryFilter, NotFoundError
+from tests.db.conftest import add_photo_with_captions, photo_values
+
+
+def test_save_photo_dedupes_by_hash_and_keeps_bytes(engine):
+    with transaction(engine) as s:
+        first = repo.save_photo(session=s, **photo_values("a", name="first.jpg"))
+    with transaction(engine) as s:
+        again = repo.save_photo(session=s, **photo_values("a", name="renamed.jpg"))
+        other = repo.save_photo(session=s, **photo_values("b"))
+    assert again.id == first.id and other.id != first.id
+    with transaction(engine) as s:
+        assert s.scalar(select(func.count(Photo.id))) == 2
+        assert repo.find_photo(session=s, sha256=photo_values("a")["sha256"].upper()).name == "first.jpg"
+        assert repo.photo_image(session=s, photo_id=first.id) == photo_values("a")["image_jpeg"]
+        assert repo.get_photo(session=s, photo_id=first.id).thumbnail_jpeg == photo_values("a")["thumbnail_jpeg"]
+
+
+@pytest.mark.parametrize("change, message", [({"sha256": "xyz"}, "sha256"), ({"width": 0}, "width")])
+def test_save_photo_rejects_bad_values(engine, change, message):
+    with transaction(engine) as s, pytest.raises(ValueError, match=message):
+        repo.save_photo(session=s, **{**photo_values(), **change})
+
+
+def test_caption_keeps_generated_text_when_edited(engine):
+    with transaction(engine) as s:
+        _, (caption, _) = add_photo_with_captions(s)
+    with transaction(engine) as s:
+        edited = repo.edit_caption(session=s, caption_id=caption.id, text="my better caption ✨")
+    assert edited.text == "my better caption ✨" and edited.generated_text == "a by vit-gpt2-all" and edited.edited
+    assert edited.updated_at >= caption.updated_at
+    with transaction(engine) as s:
+        stored = repo.get_caption(session=s, caption_id=caption.id)
+        assert (stored.text, stored.generated_text, stored.settings) == (
+            "my better caption ✨", "a by vit-gpt2-all", {"num_beams": 4})
+        assert stored.photo.name == "a.jpg" and stored.created_at.tzinfo is not None
+
+
+def test_manual_caption_and_settings_objects(engine):
+    class Settings:  # what igcap.decoding.DecodingSettings looks like to db
+        def to_dict(self):
+            return {"strategy": "beam", "num_beams": 3, "temperature": 1.0}
+
+    with transaction(engine) as s:
+        photo = repo.save_photo(session=s, **photo_values())
+        manual = repo.add_caption(session=s, photo=photo, model_key=MANUAL, text="written by me 📷")
+        model = repo.add_caption(session=s, photo=photo, model_key="vit-gpt2-all", text="x", generated_text="x",
+                                 settings=Settings())
+        with pytest.raises(ValueError, match="hand-written"):
+            repo.add_caption(session=s, photo=photo, model_key=MANUAL, text="  ")
+        with pytest.raises(ValueError, match="JSON"):
+            repo.add_caption(session=s, photo=photo, model_key="k", text="t", settings={"bad": object()})
+    with transaction(engine) as s:
+        assert repo.get_caption(session=s, caption_id=manual.id).generated_text is None
+        assert not repo.get_caption(session=s, caption_id=manual.id).edited
+        assert repo.get_caption(session=s, caption_id=model.id).settings["num_beams"] == 3
+        assert [c.model_key for c in repo.captions_for_photo(session=s, photo_id=photo.id)] == [MANUAL, "vit-gpt2-all"]
+
+
+def test_favourite_toggles(engine):
+    with transaction(engine) as s:
+        _, (caption, _) = add_photo_with_captions(s)
+    for value in (True, False, True):
+        with transaction(engine) as s:
+            repo.set_favourite(session=s, caption_id=caption.id, favourite=value)
+        with transaction(engine) as s:
+            assert repo.get_caption(session=s, caption_id=caption.id).favourite is value
+
+
+def test_unknown_ids_raise_not_found(engine):
+    with transaction(engine) as s:
+        for call in (lambda: repo.edit_caption(session=s, caption_id=999, text="x"),
+                     lambda: repo.set_favourite(session=s, caption_id=999, favourite=True),
+                     lambda: repo.rate(session=s, caption_id=999, rater="ann", stars=3),
+                     lambda: repo.delete_photo(session=s, photo_id=999),
+                     lambda: repo.photo_image(session=s, photo_id=999)):
+            with pytest.raises(NotFoundError):
+                call()
+        assert repo.get_caption(session=s, caption_id=999) is None
+
+
+def test_rating_again_updates_instead_of_adding(engine):
+    with transaction(engine) as s:
+        _, (caption, _) = add_photo_with_captions(s)
+        first = repo.rate(session=s, caption_id=caption.id, rater="Ann", stars=2, comment="meh")
+    with transaction(engine) as s:
+        second = repo.rate(session=s, caption_id=caption.id, rater="  Ann ", stars=5)
+        repo.rate(session=s, caption_id=caption.id, rater="Ann", stars=4, criterion="Relevance")
+    assert second.id == first.id and second.stars == 5 and second.comment is None
+    assert second.updated_at >= second.created_at == first.created_at
+    with transaction(engine) as s:
+        ratings = repo.ratings_for_caption(session=s, caption_id=caption.id)
+        assert [(r.rater, r.criterion, r.stars) for r in ratings] == [("Ann", "overall", 5), ("Ann", "relevance", 4)]
+        assert repo.list_raters(session=s) == ["Ann"]
+        assert repo.list_criteria(session=s) == ["overall", "relevance"]
+
+
+@pytest.mark.parametrize("stars", [0, 6, 3.5, True, "4", None])
+def test_rate_rejects_bad_stars(engine, stars):
+    with transaction(engine) as s:
+        _, (caption, _) = add_photo_with_captions(s)
+        with pytest.raises(ValueError, match="stars must be a whole number from 1 to 5"):
+            repo.rate(session=s, caption_id=caption.id, rater="ann", stars=stars)
+
+
+@pytest.mark.parametrize("rater, message", [("", "cannot be empty"), ("   ", "cannot be empty"),
+                                            (None, "cannot be empty"), ("x" * 81, "too long")])
+def test_rate_rejects_bad_rater(engine, rater, message):
+    with transaction(engine) as s:
+        _, (caption, _) = add_photo_with_captions(s)
+        with pytest.raises(ValueError, match=message):
+            repo.rate(session=s, caption_id=caption.id, rater=rater, stars=3)
+        with pytest.raises(ValueError, match="criterion"):
+            repo.rate(session=s, caption_id=caption.id, rater="ann", stars=3, criterion="=cmd|x")
+
+
+def test_database_rejects_out_of_range_stars_too(engine):
+    """The CHECK constraint guards data written around the repo (e.g. by hand in SQL)."""
+    from sqlalchemy.exc import IntegrityError
+
+    with transaction(engine) as s:
+        _, (caption, _) = add_photo_with_captions(s)
+    with pytest.raises(IntegrityError), transaction(engine) as s:
+        s.add(Rating(caption_id=caption.id, rater="x", stars=9, criterion="overall"))
+
+
+def test_unrate(engine):
+    with transaction(engine) as s:
+        _, (caption, _) = add_photo_with_captions(s)
+        repo.rate(session=s, caption_id=caption.id, rater="ann", stars=3)
+    with transaction(engine) as s:
+        assert repo.unrate(session=s, caption_id=caption.id, rater="ann")
+        assert not repo.unrate(session=s, caption_id=caption.id, rater="ann")
+        assert repo.ratings_for_caption(session=s, caption_id=caption.id) == []
+
+
+def test_delete_photo_cascades_to_captions_and_ratings_only(engine):
+    with transaction(engine) as s:
+        gone, gone_captions = add_photo_with_captions(s, "gone")
+        kept, kept_captions = add_photo_with_captions(s, "kept")
+        for caption in gone_captions + kept_captions:
+            repo.rate(session=s, caption_id=caption.id, rater="ann", stars=4)
+    with transaction(engine) as s:
+        repo.delete_photo(session=s, photo_id=gone.id)
+    with transaction(engine) as s:
+        assert s.scalars(select(Photo.id)).all() == [kept.id]
+        assert sorted(s.scalars(select(Caption.id))) == sorted(c.id for c in kept_captions)
+        assert sorted(s.scalars(select(Rating.caption_id))) == sorted(c.id for c in kept_captions)
+
+
+def test_delete_photo_cascades_in_the_database_itself(engine):
+    """A bulk delete that bypasses the ORM still removes children (ON DELETE CASCADE, foreign keys on)."""
+    from sqlalchemy import delete
+
+    with transaction(engine) as s:
+        photo, (caption, _) = add_photo_with_captions(s)
+        repo.rate(session=s, caption_id=caption.id, rater="ann", stars=4)
+    with transaction(engine) as s:
+        s.execute(delete(Photo).where(Photo.id == photo.id))
+    with transaction(engine) as s:
+        assert s.scalar(select(func.count(Caption.id))) == 0 and s.scalar(select(func.count(Rating.id))) == 0
+
+
+# ---------------------------------------------------------------- gallery
+
+@pytest.fixture
+def gallery_data(engine):
+    """Six captions over three photos and two models, ratings from ann and bob, one favourite."""
+    with transaction(engine) as s:
+        caps = []
+        for seed in ("p1", "p2", "p3"):
+            caps += add_photo_with_captions(s, seed, keys=("vit-gpt2-all", "nlpconnect-all"))[1]
+        caps[0].text = "Sunset vibes 🌅 100% #travel"
+        caps[5].favourite = True
+        base = datetime(2026, 1, 1, 12, tzinfo=UTC)
+        for i, caption in enumerate(caps):
+            caption.created_at = base + timedelta(days=i)
+        s.flush()
+        for caption, stars in zip(caps, (5, 4, 3, 2, 1, 5)):
+            repo.rate(session=s, caption_id=caption.id, rater="ann", stars=stars)
+        repo.rate(session=s, caption_id=caps[0].id, rater="bob", stars=3)
+        repo.rate(session=s, caption_id=caps[1].id, rater="bob", stars=1, criterion="relevance")
+    return [c.id for c in caps]
+
+
+def ids(page) -> list[int]:
+    return [item.caption.id for item in page.items]
+
+
+def test_gallery_newest_first_with_summaries(engine, gallery_data):
+    with transaction(engine, write=False) as s:
+        page = repo.gallery(session=s, rater="ann")
+    assert ids(page) == gallery_data[::-1] and page.total == 6 and page.pages == 1
+    first = page.items[-1]
+    assert (first.rating_count, first.mean_stars, first.my_stars) == (2, 4.0, 5)
+    assert first.photo.name == "p1.jpg" and first.photo.thumbnail_jpeg.startswith(b"\xff\xd8thumb")
+
+
+@pytest.mark.parametrize("filters, expected", [
+    (GalleryFilter(model_keys=["vit-gpt2-all"]), [0, 2, 4]),
+    (GalleryFilter(model_keys="nlpconnect-all"), [1, 3, 5]),
+    (GalleryFilter(favourites_only=True), [5]),
+    (GalleryFilter(min_stars=4), [0, 1, 5]),
+    (GalleryFilter(min_stars=3.5, model_keys=["vit-gpt2-all"]), [0]),
+    (GalleryFilter(min_stars=1, criterion="relevance"), [1]),
+    (GalleryFilter(rater="bob"), [0, 1]),
+    (GalleryFilter(unrated_by="bob"), [1, 2, 3, 4, 5]),
+    (GalleryFilter(unrated_by="bob", criterion="relevance"), [0, 2, 3, 4, 5]),
+    (GalleryFilter(search="SUNSET"), [0]),
+    (GalleryFilter(search="100%"), [0]),
+    (GalleryFilter(search="%"), [0]),
+    (GalleryFilter(search="p2 by"), [2, 3]),
+    (GalleryFilter(date_from=date(2026, 1, 3)), [2, 3, 4, 5]),
+    (GalleryFilter(date_to=date(2026, 1, 2)), [0, 1]),
+    (GalleryFilter(date_from=date(2026, 1, 2), date_to=date(2026, 1, 2)), [1]),
+    (GalleryFilter(date_from=datetime(2026, 1, 2, 13, tzinfo=UTC)), [2, 3, 4, 5]),
+])
+def test_gallery_filters(engine, gallery_data, filters, expected):
+    with transaction(engine, write=False) as s:
+        page = repo.gallery(session=s, filters=filters)
+    assert ids(page) == [gallery_data[i] for i in reversed(expected)] and page.total == len(expected)
+
+
+def test_gallery_search_finds_generated_text_after_edit(engine, gallery_data):
+    with transaction(engine) as s:
+        repo.edit_caption(session=s, caption_id=gallery_data[2], text="completely new words")
+    with transaction(engine, write=False) as s:
+        assert ids(repo.gallery(session=s, filters=GalleryFilter(search="p2 by vit"))) == [gallery_data[2]]
+        assert ids(repo.gallery(session=s, filters=GalleryFilter(search="new words"))) == [gallery_data[2]]
+
+
+def test_gallery_pagination(engine, gallery_data):
+    with transaction(engine, write=False) as s:
+        pages = [repo.gallery(session=s, page=n, per_page=4) for n in (1, 2, 3, 0)]
+    assert [p.pages for p in pages] == [2, 2, 2, 2] and [p.page for p in pages] == [1, 2, 2, 1]
+    assert ids(pages[0]) + ids(pages[1]) == gallery_data[::-1] and ids(pages[2]) == ids(pages[1])
+
+
+def test_gallery_empty(engine):
+    with transaction(engine, write=False) as s:
+        page = repo.gallery(session=s, filters=GalleryFilter(search="nothing"))
+    assert (page.items, page.total, page.page, page.pages) == ([], 0, 1, 1)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"min_stars": 6}, "minimum stars"), ({"min_stars": 0}, "minimum stars"),
+    ({"date_from": date(2026, 2, 1), "date_to": date(2026, 1, 1)}, "after"), ({"criterion": ""}, None),
+])
+def test_gallery_filter_validation(kwargs, message):
+    if message is None:
+        assert GalleryFilter(**kwargs).criterion == "overall"
+    else:
+        with pytest.raises(ValueError, match=message):
+            GalleryFilter(**kwargs)
+
+
+def test_gallery_page_takes_a_fixed_number_of_queries(engine):
+    """No N+1: a full page of 24 takes as many SELECTs as a page of 2."""
+    with transaction(engine) as s:
+        for n in range(15):
+            _, caps = add_photo_with_captions(s, f"q{n}")
+            for caption in caps:
+                repo.rate(session=s, caption_id=caption.id, rater="ann", stars=1 + n % 5)
+    selects = []
+    event.listen(engine, "before_cursor_execute",
+                 lambda *a: selects.append(a[2]) if a[2].lstrip().upper().startswith("SELECT") else None)
+    counts = []
+    for per_page in (2, 24):
+        selects.clear()
+        with transaction(engine, write=False) as s:
+            page = repo.gallery(session=s, per_page=per_page, rater="ann")
+            assert all(item.photo.thumbnail_jpeg and item.my_stars for item in page.items)
+            assert len(page.items) == per_page
+        counts.append(len(selects))
+    assert counts[0] == counts[1] <= 4, selects
+
+
+def test_gallery_does_not_load_full_images(engine, gallery_data):
+    with transaction(engine, write=False) as s:
+        page = repo.gallery(session=s)
+        assert "image_jpeg" not in page.items[0].photo.__dict__
+
+
+# ---------------------------------------------------------------- statistics
+
+def test_rating_stats(engine, gallery_data):
+    with transaction(engine, write=False) as s:
+        overall = {m.model_key: m for m in repo.rating_stats(session=s, criterion="overall")}
+        everything = {m.model_key: m for m in repo.rating_stats(session=s)}
+        fav = repo.rating_stats(session=s, filters=GalleryFilter(favourites_only=True))
+    vit = overall["vit-gpt2-all"]  # ann 5, 3, 1 and bob 3
+    assert (vit.count, vit.mean, vit.captions) == (4, 3.0, 3)
+    assert vit.distribution == {1: 1, 2: 0, 3: 2, 4: 0, 5: 1}
+    nlp = overall["nlpconnect-all"]  # ann 4, 2, 5
+    assert (nlp.count, nlp.mean) == (3, pytest.approx(11 / 3))
+    assert everything["nlpconnect-all"].count == 4 and everything["nlpconnect-all"].distribution[1] == 1
+    assert [(m.model_key, m.count, m.mean) for m in fav] == [("nlpconnect-all", 1, 5.0)]
+
+
+def test_rating_stats_lists_unrated_models(engine):
+    with transaction(engine) as s:
+        add_photo_with_captions(s, keys=("vit-gpt2-all",))
+        stats = repo.rating_stats(session=s)
+    assert [(m.model_key, m.count, m.mean, m.captions) for m in stats] == [("vit-gpt2-all", 0, None, 1)]
+    assert stats[0].distribution == {1: 0, 2: 0, 3: 0, 4: 0, 5: 0}
+
+
+def test_list_model_keys_and_raters(engine, gallery_data):
+    with transaction(engine, write=False) as s:
+        assert repo.list_model_keys(session=s) == ["nlpconnect-all", "vit-gpt2-all"]
+        assert repo.list_raters(session=s) == ["ann", "bob"]
