@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, cast, exists, func, or_, select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import ColumnElement, Float, cast, func, or_, select
+from sqlalchemy.orm import Session, aliased, joinedload
 
 from db.models import DEFAULT_CRITERION, MANUAL, Caption, Photo, Rating, utcnow
 
@@ -255,14 +255,17 @@ class GalleryFilter:
             where.append(Caption.created_at >= _start(self.date_from))
         if self.date_to:
             where.append(Caption.created_at < _end(self.date_to))
+        # An alias keeps these subqueries independent of any Rating in the outer query (the long export).
+        rating = aliased(Rating)
         if self.rater:
-            where.append(exists().where(Rating.caption_id == Caption.id, Rating.rater == self.rater))
+            where.append(select(rating.id).where(rating.caption_id == Caption.id, rating.rater == self.rater)
+                         .correlate(Caption).exists())
         if self.unrated_by:
-            where.append(~exists().where(Rating.caption_id == Caption.id, Rating.rater == self.unrated_by,
-                                         Rating.criterion == self.criterion))
+            where.append(~select(rating.id).where(rating.caption_id == Caption.id, rating.rater == self.unrated_by,
+                                                  rating.criterion == self.criterion).correlate(Caption).exists())
         if self.min_stars is not None:
-            rated_enough = (select(Rating.caption_id).where(Rating.criterion == self.criterion)
-                            .group_by(Rating.caption_id).having(func.avg(cast(Rating.stars, Float)) >= self.min_stars))
+            rated_enough = (select(rating.caption_id).where(rating.criterion == self.criterion)
+                            .group_by(rating.caption_id).having(func.avg(cast(rating.stars, Float)) >= self.min_stars))
             where.append(Caption.id.in_(rated_enough))
         return where
 

@@ -1,0 +1,169 @@
+"""The CSV export: opens in pandas (and Excel) with every character intact, never runs as a formula."""
+
+from __future__ import annotations
+
+import io
+import sys
+
+import pandas as pd
+import pytest
+
+from db import MANUAL, repo, transaction
+from db.export import (CAPTION_COLUMNS, LONG_COLUMNS, FORMULA_STARTS, model_labels, neutralise, rated_captions_csv,
+                       rated_captions_rows, ratings_long_csv, restore_cell, write_export)
+from db.repo import GalleryFilter
+from igcap.cli import main
+from tests.db.conftest import photo_values
+
+NASTY = [
+    "Sunset vibes 🌅🔥 #travel, #summer",
+    'She said "hello", then left',
+    "line one\nline two\r\nline three",
+    "=1+1",
+    "=HYPERLINK(\"http://evil.example\",\"click\")",
+    "+SUM(A1:A2)",
+    "-2+3+cmd|' /C calc'!A0",
+    "@SUM(1)",
+    "\tstarts with a tab",
+    "\rstarts with a carriage return",
+    "'already quoted",
+    "-",
+    "plain",
+]
+LABELS = {"vit-gpt2-all": "ViT-GPT2 (all layers)"}
+
+
+@pytest.fixture
+def nasty(engine):
+    """One caption per nasty text, rated; plus an unrated one and a hand-written favourite."""
+    with transaction(engine) as s:
+        photo = repo.save_photo(session=s, **{**photo_values("n"), "name": "=evil, \"name\".jpg"})
+        for i, text in enumerate(NASTY):
+            caption = repo.add_caption(session=s, photo=photo, model_key="vit-gpt2-all", text=text,
+                                       generated_text="=generated " + text, settings={"prompt": "@x", "n": i})
+            repo.rate(session=s, caption_id=caption.id, rater="@ann", stars=1 + i % 5, comment="-- " + text)
+            repo.rate(session=s, caption_id=caption.id, rater="bob", stars=5, criterion="relevance")
+        repo.add_caption(session=s, photo=photo, model_key="vit-gpt2-all", text="nobody rated me", generated_text="x")
+        manual = repo.add_caption(session=s, photo=photo, model_key=MANUAL, text="mine 💖", favourite=True)
+        repo.rate(session=s, caption_id=manual.id, rater="bob", stars=4)
+    return engine
+
+
+def read(data: bytes) -> pd.DataFrame:
+    return pd.read_csv(io.BytesIO(data), encoding="utf-8-sig", dtype=str, keep_default_na=False)
+
+
+def assert_no_formula_cells(frame: pd.DataFrame) -> None:
+    cells = list(frame.columns) + [v for col in frame.columns for v in frame[col]]
+    assert not [c for c in cells if c.startswith(FORMULA_STARTS)]
+
+
+def test_rated_captions_round_trip_through_pandas(nasty):
+    with transaction(nasty, write=False) as s:
+        data = rated_captions_csv(session=s, labels=LABELS)
+    assert data.startswith(b"\xef\xbb\xbf") and b"\r\n" in data  # BOM for Excel, CRLF rows
+    frame = read(data)
+    assert list(frame.columns) == CAPTION_COLUMNS + ["mean_overall", "mean_relevance"]
+    assert [restore_cell(t) for t in frame["caption"]] == NASTY + ["mine 💖"]  # the unrated one is left out
+    assert [restore_cell(t) for t in frame["generated_text"][:-1]] == ["=generated " + t for t in NASTY]
+    assert set(frame["photo_name"].map(restore_cell)) == {"=evil, \"name\".jpg"}
+    assert_no_formula_cells(frame)
+    first = frame.iloc[0]
+    assert (first["model_key"], first["model_label"], first["ratings"], first["mean_stars"]) == (
+        "vit-gpt2-all", "ViT-GPT2 (all layers)", "2", "3.0")
+    assert (first["mean_overall"], first["mean_relevance"], first["edited"], first["favourite"]) == (
+        "1.0", "5.0", "true", "false")
+    manual = frame.iloc[-1]
+    assert (manual["model_label"], manual["generated_text"], manual["favourite"], manual["mean_relevance"]) == (
+        "Written by hand", "", "true", "")
+    assert restore_cell(first["decoding_settings"]) == '{"n": 0, "prompt": "@x"}'
+
+
+def test_numbers_read_back_as_numbers(nasty):
+    with transaction(nasty, write=False) as s:
+        frame = pd.read_csv(io.BytesIO(rated_captions_csv(session=s, labels=LABELS)), encoding="utf-8-sig")
+    assert frame["ratings"].dtype.kind == "i" and frame["mean_stars"].dtype.kind == "f"
+    assert frame["mean_overall"].tolist()[:5] == [1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+def test_include_unrated_and_filters(nasty):
+    with transaction(nasty, write=False) as s:
+        everything = read(rated_captions_csv(session=s, include_unrated=True, labels=LABELS))
+        manual_only = rated_captions_rows(session=s, filters=GalleryFilter(model_keys=[MANUAL]), labels={})
+        fav = rated_captions_rows(session=s, filters=GalleryFilter(favourites_only=True), include_unrated=True)
+    assert len(everything) == len(NASTY) + 2
+    unrated = everything[everything["caption"] == "nobody rated me"].iloc[0]
+    assert (unrated["ratings"], unrated["mean_stars"]) == ("0", "")
+    assert [r["caption"] for r in manual_only] == ["mine 💖"] and [r["caption"] for r in fav] == ["mine 💖"]
+
+
+def test_long_export_has_one_row_per_rating(nasty):
+    with transaction(nasty, write=False) as s:
+        frame = read(ratings_long_csv(session=s, labels=LABELS))
+        only_bob = read(ratings_long_csv(session=s, filters=GalleryFilter(rater="bob")))
+    assert list(frame.columns) == LONG_COLUMNS and len(frame) == 2 * len(NASTY) + 1
+    assert_no_formula_cells(frame)
+    ann = frame[frame["rater"] == "'@ann"]
+    assert [restore_cell(c) for c in ann["comment"]] == ["-- " + t for t in NASTY]
+    assert [restore_cell(c) for c in ann["caption"]] == NASTY
+    assert set(frame["criterion"]) == {"overall", "relevance"} and frame["rated_utc"].str.match(r"\d{4}-").all()
+    assert len(only_bob) == len(frame)  # the rater filter selects captions bob rated, with all their ratings
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("=1+1", "'=1+1"), ("+1", "'+1"), ("-1", "'-1"), ("@a", "'@a"), ("\tx", "'\tx"), ("\rx", "'\rx"),
+    ("'x", "''x"), ("x=1", "x=1"), ("", ""), (" =1", " =1"), ("1-2", "1-2"),
+])
+def test_neutralise_is_reversible(text, expected):
+    assert neutralise(text) == expected and restore_cell(neutralise(text)) == text
+
+
+def test_labels_fall_back_to_keys_when_the_registry_is_missing(nasty, monkeypatch):
+    monkeypatch.setitem(sys.modules, "igcap.registry", None)  # import fails
+    assert model_labels() == {}
+    with transaction(nasty, write=False) as s:
+        rows = rated_captions_rows(session=s)
+    assert {r["model_label"] for r in rows} == {"vit-gpt2-all", "Written by hand"}
+
+
+def test_empty_export_still_has_a_header(engine):
+    with transaction(engine, write=False) as s:
+        frame = read(rated_captions_csv(session=s, labels={}))
+    assert list(frame.columns) == CAPTION_COLUMNS and frame.empty
+
+
+def test_write_export(nasty, tmp_path):
+    out = tmp_path / "sub" / "rated.csv"
+    with transaction(nasty, write=False) as s:
+        assert write_export(out, session=s, labels={}) == len(NASTY) + 1
+        assert write_export(out, long=True, session=s, labels={}) == 2 * len(NASTY) + 1
+    assert len(read(out.read_bytes())) == 2 * len(NASTY) + 1
+    assert [p.name for p in out.parent.iterdir()] == ["rated.csv"]  # no temporary file left behind
+
+
+def test_export_command_writes_the_file(nasty, db_url, tmp_path, capsys):
+    out = tmp_path / "rated.csv"
+    assert main(["export", "--out", str(out), "--database", db_url, "--model", "manual"]) == 0
+    assert "wrote 1 captions" in capsys.readouterr().out
+    assert read(out.read_bytes())["caption"].tolist() == ["mine 💖"]
+    assert main(["export", "--out", str(out), "--database", db_url, "--long", "--min-stars", "4",
+                 "--search", "=1+1"]) == 0
+    assert read(out.read_bytes())["rater"].tolist() == ["'@ann", "bob"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--min-stars", "7"], "minimum stars"),
+    (["--since", "2026-02-01", "--until", "2026-01-01"], "after"),
+    (["--database", "mysql://x/y"], "SQLite or PostgreSQL"),
+])
+def test_export_command_reports_bad_input_in_one_line(tmp_path, capsys, args, message):
+    assert main(["export", "--out", str(tmp_path / "x.csv"), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_export_command_reports_an_unwritable_path(engine, db_url, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["export", "--out", str(blocker / "x.csv"), "--database", db_url]) == 2
+    assert "cannot write" in capsys.readouterr().err

@@ -1,0 +1,81 @@
+"""A database made at the first revision, with rows in it, keeps every row through the upgrades."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from alembic import command
+from sqlalchemy import inspect, select, text
+
+from db import Caption, Photo, Rating, repo
+from db.engine import alembic_config, current_revision, make_engine, transaction, upgrade
+
+CREATED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def fill_first_revision(engine) -> None:
+    """Rows written with the 0001 schema (raw SQL: the ORM classes describe the newest schema)."""
+    when = CREATED if engine.dialect.name == "postgresql" else CREATED.replace(tzinfo=None)
+    with engine.begin() as conn:
+        for n in (1, 2):
+            conn.execute(text(
+                "INSERT INTO photos (id, sha256, name, width, height, format, image_jpeg, thumbnail_jpeg, created_at) "
+                "VALUES (:id, :sha, :name, 10, 20, 'JPEG', :img, :thumb, :at)"),
+                dict(id=n, sha=f"{n}" * 64, name=f"old {n} 📷.jpg", img=b"img%d" % n, thumb=b"th%d" % n, at=when))
+        for cid, pid, key in ((1, 1, "vit-gpt2-all"), (2, 1, "manual"), (3, 2, "nlpconnect-all")):
+            conn.execute(text(
+                "INSERT INTO captions (id, photo_id, model_key, model_source, text, generated_text, settings, "
+                "favourite, seconds, created_at, updated_at) VALUES (:id, :pid, :key, NULL, :text, :gen, "
+                ":settings, :fav, 1.5, :at, :at)"),
+                dict(id=cid, pid=pid, key=key, text=f"caption {cid}", gen=None if key == "manual" else f"gen {cid}",
+                     settings='{"num_beams": 4}', fav=cid == 3, at=when))
+        for rid, cid, rater, stars in ((1, 1, "ann", 5), (2, 1, "bob", 2), (3, 3, "ann", 4)):
+            conn.execute(text(
+                "INSERT INTO ratings (id, caption_id, rater, stars, criterion, comment, created_at) "
+                "VALUES (:id, :cid, :rater, :stars, 'overall', NULL, :at)"),
+                dict(id=rid, cid=cid, rater=rater, stars=stars, at=when))
+        if engine.dialect.name == "postgresql":  # explicit ids above: move the sequences past them
+            for table in ("photos", "captions", "ratings"):
+                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), 10)"))
+
+
+def test_upgrade_from_the_first_revision_keeps_every_row(blank_url):
+    engine = make_engine(blank_url)
+    upgrade(engine, "0001")
+    assert current_revision(engine) == "0001"
+    fill_first_revision(engine)
+    upgrade(engine)
+    assert current_revision(engine) == "0002"
+    with transaction(engine, write=False) as s:
+        photos = s.scalars(select(Photo).order_by(Photo.id)).all()
+        captions = s.scalars(select(Caption).order_by(Caption.id)).all()
+        ratings = s.scalars(select(Rating).order_by(Rating.id)).all()
+        assert [(p.name, p.width, p.height, repo.photo_image(session=s, photo_id=p.id)) for p in photos] == [
+            ("old 1 📷.jpg", 10, 20, b"img1"), ("old 2 📷.jpg", 10, 20, b"img2")]
+        assert [(c.photo_id, c.model_key, c.text, c.generated_text, c.settings, c.favourite) for c in captions] == [
+            (1, "vit-gpt2-all", "caption 1", "gen 1", {"num_beams": 4}, False),
+            (1, "manual", "caption 2", None, {"num_beams": 4}, False),
+            (2, "nlpconnect-all", "caption 3", "gen 3", {"num_beams": 4}, True)]
+        assert [(r.caption_id, r.rater, r.stars) for r in ratings] == [(1, "ann", 5), (1, "bob", 2), (3, "ann", 4)]
+        assert all(r.created_at == r.updated_at == CREATED for r in ratings)  # backfilled by 0002
+        # and the upgraded database works as usual
+        repo.rate(session=s, caption_id=1, rater="ann", stars=1)
+    indexes = {ix["name"] for table in ("captions", "ratings") for ix in inspect(engine).get_indexes(table)}
+    assert {"ix_captions_created_at", "ix_ratings_rater"} <= indexes
+    engine.dispose()
+
+
+def test_downgrade_and_upgrade_again_keep_rows(blank_url):
+    engine = make_engine(blank_url)
+    upgrade(engine, "0001")
+    fill_first_revision(engine)
+    upgrade(engine)
+    config = alembic_config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0001")
+    assert current_revision(engine) == "0001"
+    upgrade(engine)
+    with transaction(engine, write=False) as s:
+        assert len(s.scalars(select(Rating)).all()) == 3 and len(s.scalars(select(Caption)).all()) == 3
+    engine.dispose()
