@@ -126,7 +126,7 @@ def assert_quadrants(image: Image.Image, tolerance=40):
     assert all(close(seen[k], expected[k], tolerance) for k in QUADRANTS), seen
 
 
-@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF"])
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_all_eight_exif_orientations_come_out_upright(fmt, orientation):
     upright = quadrant_picture((60, 40))
@@ -135,7 +135,7 @@ def test_all_eight_exif_orientations_come_out_upright(fmt, orientation):
         stored = stored.transpose(step)
     exif = Image.Exif()
     exif[0x0112] = orientation
-    photo = load_photo(encoded(stored, fmt, exif=exif, **({"quality": 95} if fmt != "PNG" else {})))
+    photo = load_photo(encoded(stored, fmt, exif=exif, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {})))
     assert photo.image.size == (60, 40)
     assert_quadrants(photo.image)
 
@@ -350,6 +350,14 @@ def test_non_bytes_input_is_a_photo_error():
 
 def test_heif_support_is_available_here():
     assert images.heif_available()
+
+
+def test_heic_without_pillow_heif_says_what_is_missing(samples, monkeypatch):
+    monkeypatch.setattr(images, "_heif_state", [False])
+    openable = images._openable_formats
+    monkeypatch.setattr(images, "_openable_formats", lambda: [f for f in openable() if f != "HEIF"])
+    error = refusal(samples["photo.heic"])
+    assert error.code == "unsupported" and "pillow-heif" in error.message
 
 
 # ---------------------------------------------------------------- fuzz: nothing but PhotoError, ever
