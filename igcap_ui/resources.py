@@ -49,3 +49,10 @@ def db_engine():
     engine = make_engine(resolve_url(os.environ, read_secrets()))
     upgrade(engine)
     return engine
+
+
+def availability() -> dict:
+    """Model key → igcap.loading.Availability, judged from files (cheap; not cached: files change)."""
+    from igcap.loading import availability as check
+
+    return {key: check(spec) for key, spec in registry().items()}

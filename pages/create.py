@@ -10,8 +10,13 @@ from igcap_ui.photos import photo_inputs
 st.title("✍️ Create captions")
 photos = photo_inputs()
 
-specs = resources.registry()
-model_keys = st.multiselect("Models", list(specs), default=[k for k, s in specs.items() if not s.demo] or list(specs),
+specs, available = resources.registry(), resources.availability()
+usable = [k for k in specs if available[k].usable]
+missing = [k for k in specs if not available[k].usable]
+if missing:
+    st.warning("Not available now: " + "; ".join(f"**{specs[k].label}** ({available[k].detail})" for k in missing)
+               + ". The Models page says how to get them; everything else works without them.", icon="📴")
+model_keys = st.multiselect("Models", list(specs), default=[k for k in usable if not specs[k].demo] or usable,
                             format_func=lambda key: specs[key].label if key in specs else key, key="create.models",
                             help="Each chosen model writes its own caption; the Models page says which are ready.")
 settings = decoding_panel()

@@ -31,7 +31,8 @@ with shown_errors():
             groups.setdefault(item.photo.id, []).append(item)
         for items in groups.values():
             photo_block(items, rater)
-        st.session_state[PAGE_KEY] = page.page  # the filters may have shrunk the number of pages
+        if st.session_state.get(PAGE_KEY, 1) != page.page:  # the filters shrank the number of pages
+            st.session_state[PAGE_KEY] = page.page
         left, right = st.columns([3, 1])
         with left:
             st.pagination(page.pages, key=PAGE_KEY)

@@ -7,7 +7,7 @@ from igcap_ui import resources
 from igcap_ui.caption_card import escape_markdown
 from igcap_ui.errors import shown_errors
 
-STATE_BADGE = {"loaded": ("Loaded", "green"), "failed": ("Unavailable", "red"), "not loaded": ("Not loaded yet", "gray")}
+STATE_BADGE = {"loaded": ("Loaded", "green"), "failed": ("Failed to load", "red"), "not loaded": ("Not loaded yet", "gray")}
 
 st.title("🧠 Models")
 specs, settings = resources.registry(), resources.settings()
@@ -15,8 +15,9 @@ budget = f"{settings.memory_budget_mb:,} MB" if settings.memory_budget_mb else "
 st.caption(f"Models load on first use and stay loaded up to {settings.max_loaded_models} at once ({budget}); "
            "the least recently used one leaves first. Set IGCAP_MAX_LOADED_MODELS / IGCAP_MODEL_MEMORY_MB to change it.")
 
+available = resources.availability()
 cache = resources.model_cache()
-if st.button("Check all models", help="Load every model now, so you see which ones work before generating."):
+if st.button("Check all models", key="models.check_all", help="Load every model now, so you see which ones work before generating."):
     for key in specs:
         with st.spinner(f"Loading {specs[key].label}…"):
             try:
@@ -30,7 +31,12 @@ for key, spec in specs.items():
     text, colour = STATE_BADGE.get(status.state, (status.state, "gray"))
     with st.container(border=True):
         st.subheader(spec.label, anchor=False)
+        avail = available[key]
         st.badge(text, color=colour)
+        if not avail.usable and status.state != "loaded":
+            st.warning(f"Unavailable: {avail.detail}.", icon="📴")
+        elif status.state == "not loaded":
+            st.caption(f"Ready to load: {avail.detail}.")
         st.markdown(f"`{key}` · source: `{spec.source}`" + (f" @ `{spec.revision}`" if spec.revision else ""))
         if spec.description:
             st.caption(escape_markdown(spec.description))

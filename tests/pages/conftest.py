@@ -44,3 +44,35 @@ def open_page(at, name: str):
 
 def no_exceptions(at) -> None:
     assert not at.exception, [e.value for e in at.exception]
+
+
+@pytest.fixture
+def saved(app_env, db_url):
+    """A database with two photos: three model captions and one hand-written caption (no ratings)."""
+    from db import make_engine, repo, transaction, upgrade
+    from igcap.images import load_photo, resized_jpeg, thumbnail_jpeg
+    from tests import builders
+
+    engine = make_engine(db_url)
+    upgrade(engine)
+    ids = {}
+    with transaction(engine) as session:
+        for colour, captions in [("red", [("vit-gpt2-all", "Red square #shapes"), ("manual", "My red one")]),
+                                 ("blue", [("vit-gpt2-last-block", "Blue sky"), ("nlpconnect-all", "A blue thing")])]:
+            photo = load_photo(builders.photo_bytes(colour=colour), f"{colour}.jpg")
+            row = repo.save_photo(session=session, sha256=photo.sha256, name=photo.name, width=photo.width,
+                                  height=photo.height, format=photo.format, image_jpeg=resized_jpeg(photo.image),
+                                  thumbnail_jpeg=thumbnail_jpeg(photo.image))
+            for key, text in captions:
+                generated = None if key == "manual" else text
+                ids[text] = repo.add_caption(session=session, photo=row, model_key=key, text=text,
+                                             generated_text=generated, favourite=True).id
+    engine.dispose()
+    return ids
+
+
+def set_rater(at, name: str):
+    """Type a name in the sidebar box. Call on the first run: AppTest (1.67) drops the main script's
+    sidebar elements from its tree after switch_page, though the real app keeps them."""
+    at.text_input(key="rater_name_input").set_value(name).run()
+    return at

@@ -110,10 +110,38 @@ def test_unavailable_model_shows_its_message_while_others_work(app_env, monkeypa
 
     monkeypatch.setenv("IGCAP_MODEL_NLPCONNECT_ALL", "/nonexistent")
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert any("/nonexistent" in w.value for w in at.warning)  # said before anything loads …
+    assert "nlpconnect-all" not in at.multiselect(key="create.models").value  # … and not chosen by default
     upload(at, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    at.multiselect(key="create.models").set_value(list(builders.REAL_REPOS)).run()  # chosen anyway
     generate(at)
     assert len(card_text_areas(at)) == 3  # the three working models wrote captions
-    assert any("/nonexistent" in e.value for e in at.error)
+    assert any("/nonexistent" in e.value for e in at.error)  # the fourth card says why it could not
+
+
+def test_offline_without_models_everything_else_works(app_env, monkeypatch, db_url):
+    """No model downloaded and the hub offline: the app opens, says so, and hand-written captions,
+    the gallery, the evaluation and the models pages work."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.pages.conftest import APP, TIMEOUT, open_page
+
+    for key in builders.REAL_REPOS:
+        monkeypatch.setenv("IGCAP_MODEL_" + key.upper().replace("-", "_"), f"nobody/not-downloaded-{key}")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    no_exceptions(at)
+    [warning] = at.warning
+    assert warning.value.count("not downloaded") == 4
+    assert at.multiselect(key="create.models").value == []
+    upload(at, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    assert at.button(key="create.generate").disabled
+    [manual] = [t for t in at.text_area if t.key.startswith("manual.")]
+    manual.set_value("Offline caption").run()
+    at.button(key=f"{manual.key}.save").click().run()
+    assert [c.text for c in rows(db_url, Caption)] == ["Offline caption"]
+    for page in ("gallery.py", "evaluation.py", "models.py"):
+        no_exceptions(open_page(at, page))
+    assert len([w for w in at.warning if "Unavailable" in w.value]) == 4
 
 
 def test_impossible_decoding_settings_show_a_message(app):

@@ -1,0 +1,47 @@
+"""App-wide wiring: upload limit, secrets → environment, a light first render."""
+
+import subprocess
+import sys
+import tomllib
+
+from igcap.images import MAX_UPLOAD_MB
+from igcap_ui.secrets import copy_secrets_to_env
+from tests.pages.conftest import ROOT
+
+
+def test_upload_limit_matches_the_engine():
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] == MAX_UPLOAD_MB
+
+
+def test_example_secrets_parse_and_name_known_keys():
+    example = tomllib.loads((ROOT / ".streamlit" / "secrets.toml.example").read_text())
+    assert example["connections"]["igcap"]["url"].startswith("postgresql+psycopg://")
+    assert "IGCAP_MAX_LOADED_MODELS" in example
+
+
+def test_secrets_are_copied_but_the_environment_wins():
+    env = {"IGCAP_DEVICE": "cpu"}
+    secrets = {"DATABASE_URL": "postgresql://x", "IGCAP_DEVICE": "cuda", "IGCAP_MAX_LOADED_MODELS": 2,
+               "connections": {"igcap": {"url": "sqlite://"}}, "api_token": "not ours"}
+    copied = copy_secrets_to_env(secrets, env)
+    assert sorted(copied) == ["DATABASE_URL", "IGCAP_MAX_LOADED_MODELS"]
+    assert env == {"IGCAP_DEVICE": "cpu", "DATABASE_URL": "postgresql://x", "IGCAP_MAX_LOADED_MODELS": "2"}
+
+
+def test_first_page_renders_without_importing_torch(tmp_path):
+    """Nothing heavy at start: the Create page's first run neither loads a model nor imports torch."""
+    script = (
+        "import sys\n"
+        "from streamlit.testing.v1 import AppTest\n"
+        f"at = AppTest.from_file({str(ROOT / 'streamlit_app.py')!r}, default_timeout=60).run()\n"
+        "assert not at.exception, at.exception\n"
+        "assert at.title[0].value.startswith('✍️ Create')\n"
+        "print('torch' in sys.modules)\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "IGCAP_DATA_DIR": str(tmp_path),
+           "HF_HUB_CACHE": str(tmp_path / "hub"), "DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite3'}"}
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "False"

@@ -1,0 +1,67 @@
+"""The Evaluation page: per-model rating table and chart, CSV downloads with the filters applied."""
+
+import csv
+import io
+
+import pytest
+from streamlit.delta_generator import DeltaGenerator
+
+from db import make_engine, repo, transaction
+from tests.pages.conftest import no_exceptions, open_page
+
+
+@pytest.fixture
+def downloads(monkeypatch):
+    """The bytes each download button offers, by key (AppTest does not expose a button's file)."""
+    offered = {}
+    original = DeltaGenerator.download_button
+
+    def recording(self, label, data, *args, **kwargs):
+        offered[kwargs.get("key")] = data
+        return original(self, label, data, *args, **kwargs)
+
+    monkeypatch.setattr(DeltaGenerator, "download_button", recording)
+    return offered
+
+
+def read_csv(data: bytes) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+
+
+@pytest.fixture
+def rated(saved, db_url):
+    with transaction(make_engine(db_url)) as session:
+        for text, rater, stars in [("Blue sky", "Alex", 4), ("Blue sky", "Sam", 2), ("My red one", "Alex", 5)]:
+            repo.rate(session=session, caption_id=saved[text], rater=rater, stars=stars)
+    return saved
+
+
+def test_stats_table_and_exports(rated, app, downloads):
+    at = open_page(app, "evaluation.py")
+    no_exceptions(at)
+    table = at.dataframe[0].value.set_index("Model")
+    assert table.loc["ViT-GPT2 · last block", "Ratings"] == 2
+    assert table.loc["ViT-GPT2 · last block", "Mean stars"] == 3.0
+    assert table.loc["Written by hand", "5★"] == 1
+    assert table.loc["nlpconnect · all parameters", "Ratings"] == 0
+    wide = read_csv(downloads["evaluation.download_wide"])
+    assert sorted((r["caption"], r["ratings"], r["mean_stars"]) for r in wide) == [
+        ("Blue sky", "2", "3.0"), ("My red one", "1", "5.0")]
+    long = read_csv(downloads["evaluation.download_long"])
+    assert sorted((r["caption"], r["rater"], r["stars"]) for r in long) == [
+        ("Blue sky", "Alex", "4"), ("Blue sky", "Sam", "2"), ("My red one", "Alex", "5")]
+
+
+def test_filters_apply_to_exports(rated, app, downloads):
+    at = open_page(app, "evaluation.py")
+    at.selectbox(key="evaluation.rater").set_value("Sam").run()
+    assert [r["caption"] for r in read_csv(downloads["evaluation.download_wide"])] == ["Blue sky"]
+    at.selectbox(key="evaluation.rater").set_value("Anyone").run()
+    at.toggle(key="evaluation.unrated").set_value(True).run()
+    assert len(read_csv(downloads["evaluation.download_wide"])) == 4  # unrated captions too
+
+
+def test_empty_database_says_what_to_do(app_env, app):
+    at = open_page(app, "evaluation.py")
+    no_exceptions(at)
+    assert any("No captions saved yet" in i.value for i in at.info)

@@ -1,0 +1,98 @@
+"""The Gallery page: saved captions, stars per rater, edits, deletion with confirmation, filters, pages."""
+
+from sqlalchemy import select
+
+from db import Caption, Photo, Rating, make_engine, repo, transaction
+from tests.pages.conftest import no_exceptions, open_page, set_rater
+
+
+def query(db_url, stmt):
+    with transaction(make_engine(db_url), write=False) as session:
+        return list(session.scalars(stmt))
+
+
+def gallery(app):
+    at = open_page(app, "gallery.py")
+    no_exceptions(at)
+    return at
+
+
+def test_lists_saved_captions_newest_first(saved, app):
+    at = gallery(app)
+    texts = [m.value for m in at.markdown]
+    positions = [next(i for i, t in enumerate(texts) if name in t) for name in ("A blue thing", "Red square")]
+    assert positions == sorted(positions)  # the blue photo was saved last
+    assert len(at.image) == 2
+    assert "4 caption(s)" in at.caption[0].value or any("4 caption(s)" in c.value for c in at.caption)
+
+
+def test_rating_needs_a_rater_name(saved, app):
+    at = gallery(app)
+    assert at.feedback(key=f"stars.{saved['Blue sky']}.").disabled
+    assert any("name" in i.value for i in at.info)
+
+
+def test_rating_stores_stars_for_the_rater(saved, app, db_url):
+    set_rater(app, "Alex")  # on the Create page: the name is remembered across pages
+    at = gallery(app)
+    cid = saved["Blue sky"]
+    at.feedback(key=f"stars.{cid}.Alex").set_value(3).run()  # 0-based: four stars
+    no_exceptions(at)
+    [rating] = query(db_url, select(Rating))
+    assert (rating.caption_id, rating.rater, rating.stars) == (cid, "Alex", 4)
+    # Rating again updates the same row; the rater name survives a page change.
+    at = open_page(open_page(at, "models.py"), "gallery.py")
+    assert at.feedback(key=f"stars.{cid}.Alex").value == 3
+    at.feedback(key=f"stars.{cid}.Alex").set_value(1).run()
+    assert [(r.rater, r.stars) for r in query(db_url, select(Rating))] == [("Alex", 2)]
+
+
+def test_edit_saved_caption_keeps_generated_text(saved, app, db_url):
+    at = gallery(app)
+    cid = saved["Blue sky"]
+    at.text_area(key=f"edit.{cid}").set_value("Blue sky, edited ☁️").run()
+    at.button(key=f"edit.{cid}.save").click().run()
+    no_exceptions(at)
+    [caption] = query(db_url, select(Caption).where(Caption.id == cid))
+    assert (caption.text, caption.generated_text) == ("Blue sky, edited ☁️", "Blue sky")
+
+
+def test_delete_photo_needs_confirmation(saved, app, db_url):
+    at = gallery(app)
+    with transaction(make_engine(db_url), write=False) as session:
+        blue = repo.get_caption(session=session, caption_id=saved["Blue sky"]).photo_id
+    at.button(key=f"delete.{blue}").click().run()
+    assert len(query(db_url, select(Photo))) == 2  # not yet
+    assert any("cannot be undone" in w.value for w in at.warning)
+    at.button(key=f"delete.{blue}.no").click().run()
+    assert len(query(db_url, select(Photo))) == 2
+    at.button(key=f"delete.{blue}").click().run()
+    at.button(key=f"delete.{blue}.yes").click().run()
+    no_exceptions(at)
+    assert [p.name for p in query(db_url, select(Photo))] == ["red.jpg"]
+    assert len(query(db_url, select(Caption))) == 2
+
+
+def test_filters_by_model_and_text(saved, app):
+    at = gallery(app)
+    at.multiselect(key="gallery.models").set_value(["manual"]).run()
+    shown = " ".join(m.value for m in at.markdown)
+    assert "My red one" in shown and "Blue sky" not in shown
+    at.multiselect(key="gallery.models").set_value([]).run()
+    at.text_input(key="gallery.search").set_value("blue").run()
+    shown = " ".join(m.value for m in at.markdown)
+    assert "Blue sky" in shown and "A blue thing" in shown and "Red square" not in shown
+
+
+def test_pagination_splits_many_captions(saved, app, db_url):
+    with transaction(make_engine(db_url)) as session:
+        photo = repo.get_caption(session=session, caption_id=saved["Blue sky"]).photo
+        for i in range(26):
+            repo.add_caption(session=session, photo=photo, model_key="manual", text=f"Extra caption {i}")
+    at = gallery(app)
+    assert at.pagination(key="gallery.page") is not None
+    assert sum("Extra caption" in m.value for m in at.markdown) == 12
+    at.pagination(key="gallery.page").set_value(3).run()
+    no_exceptions(at)
+    assert sum(m.value.startswith(("Red square", "My red one", "Blue sky", "A blue thing", "Extra"))
+               for m in at.markdown) == 30 - 24
