@@ -264,9 +264,12 @@ class GalleryFilter:
             where.append(~select(rating.id).where(rating.caption_id == Caption.id, rating.rater == self.unrated_by,
                                                   rating.criterion == self.criterion).correlate(Caption).exists())
         if self.min_stars is not None:
-            rated_enough = (select(rating.caption_id).where(rating.criterion == self.criterion)
-                            .group_by(rating.caption_id).having(func.avg(cast(rating.stars, Float)) >= self.min_stars))
-            where.append(Caption.id.in_(rated_enough))
+            # Correlated, so each caption is one probe of the (caption_id, rater, criterion) index: fast
+            # whatever the planner's statistics say (a grouped IN-subquery was 100x slower on fresh tables).
+            mean = (select(func.avg(cast(rating.stars, Float)))
+                    .where(rating.caption_id == Caption.id, rating.criterion == self.criterion)
+                    .correlate(Caption).scalar_subquery())
+            where.append(mean >= self.min_stars)
         return where
 
 
