@@ -190,7 +190,16 @@ def alembic_config(url: str | None = None):
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema up to ``revision`` (the app calls this at start; a no-op when up to date)."""
     from alembic import command
+    from alembic.util.exc import CommandError
 
+    try:
+        _upgrade(engine, revision, command)
+    except CommandError as err:  # e.g. a database written by a newer igcap than this one
+        raise DatabaseError(f"cannot migrate the database to {revision}: {err} "
+                            "(was it written by a newer version of igcap?)") from err
+
+
+def _upgrade(engine: Engine, revision: str, command) -> None:
     config = alembic_config()
     with translate_errors(), engine.connect() as conn:
         sqlite = engine.dialect.name == "sqlite"

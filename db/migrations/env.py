@@ -28,6 +28,8 @@ def run_online() -> None:
         fileConfig(config.config_file_name)  # only for the alembic CLI: the app keeps its own logging
     engine = make_engine(config.get_main_option("sqlalchemy.url") or resolve_url())
     with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":  # as in db.engine.upgrade: table rebuilds must not cascade
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys = OFF")
         run_migrations(connection)
     engine.dispose()
 

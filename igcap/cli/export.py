@@ -16,7 +16,8 @@ as a formula (starting with = + - @ tab, carriage return or ') get one ' in fron
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("export", help="write rated captions (or every rating) to a CSV file",
-                              description=__doc__, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              description=__doc__, epilog=EXAMPLES,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, metavar="FILE.csv", help="where to write the CSV (replaced if it exists)")
     p.add_argument("--long", action="store_true", help="one row per rating (rater, stars, criterion, time)")
     p.add_argument("--include-unrated", action="store_true", help="also captions nobody has rated yet")

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import text
 
 from db import repo
-from db.engine import (DatabaseBusyError, DatabaseConfigError, DatabaseUnavailableError, current_revision,
-                       make_engine, normalise_url, resolve_url, transaction, upgrade)
+from db.engine import (DatabaseBusyError, DatabaseConfigError, DatabaseError, DatabaseUnavailableError,
+                       current_revision, make_engine, normalise_url, resolve_url, transaction, upgrade)
 from tests.db.conftest import add_photo_with_captions, photo_values
 
 
@@ -51,7 +51,8 @@ def test_default_data_folder_does_not_depend_on_the_current_directory(monkeypatc
     assert resolve_url({}) == f"sqlite:///{Path(__file__).resolve().parents[2] / 'data' / 'igcap.sqlite3'}"
 
 
-@pytest.mark.parametrize("url, message", [("not a url", "not a database URL"), ("mysql://h/db", "SQLite or PostgreSQL")])
+@pytest.mark.parametrize("url, message", [("not a url", "not a database URL"),
+                                          ("mysql://h/db", "SQLite or PostgreSQL")])
 def test_bad_urls_get_a_clear_error(url, message):
     with pytest.raises(DatabaseConfigError, match=message):
         make_engine(url)
@@ -155,3 +156,10 @@ def test_objects_stay_readable_after_the_transaction(engine):
     with transaction(engine) as s:
         photo, captions = add_photo_with_captions(s)
     assert photo.name == "a.jpg" and captions[0].text == "a by vit-gpt2-all"
+
+
+def test_a_database_from_a_newer_version_gets_a_clear_error(engine):
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(DatabaseError, match="newer version of igcap"):
+        upgrade(engine)
