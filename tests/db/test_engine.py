@@ -158,8 +158,11 @@ def test_objects_stay_readable_after_the_transaction(engine):
     assert photo.name == "a.jpg" and captions[0].text == "a by vit-gpt2-all"
 
 
-def test_a_database_from_a_newer_version_gets_a_clear_error(engine):
+def test_a_database_from_a_newer_version_gets_a_clear_error(blank_url):
+    engine = make_engine(blank_url)  # its own database: the shared one must stay at head
+    upgrade(engine)
     with engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
     with pytest.raises(DatabaseError, match="newer version of igcap"):
         upgrade(engine)
+    engine.dispose()
