@@ -1,0 +1,110 @@
+"""The whole path in real headless Chromium: upload a sideways-stored photo, see it upright, generate,
+edit and save a caption, rate it 4 stars in the gallery, download the CSV, screenshot every page."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from PIL import Image
+
+from tests import builders
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+EDITED = "Sunset over the sea #e2e 🌅"
+
+
+def settle(page, timeout: float = 90_000) -> None:
+    """Wait until the script rerun that the last action started has finished."""
+    page.wait_for_timeout(400)
+    page.wait_for_selector(IDLE, timeout=timeout)
+
+
+def go_to(page, title: str) -> None:
+    page.locator('[data-testid="stSidebarNavLink"]', has_text=title).click()
+    settle(page)
+
+
+def shot(page, folder, name: str) -> None:
+    page.screenshot(path=str(folder / name), full_page=True)
+
+
+def test_create_save_rate_export(app_server, browser_page, screenshots, tmp_path):
+    url, db_url = app_server
+    page = browser_page
+    page.goto(url)
+    page.get_by_role("heading", name="Create captions").wait_for(timeout=60_000)
+    settle(page)
+    shot(page, screenshots, "01-create.png")
+
+    photo = tmp_path / "sideways.jpg"
+    photo.write_bytes(builders.upright_test_photo())  # stored 80×40, EXIF orientation 6
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(photo))
+    page.locator('[data-testid="stFileChipName"]', has_text="sideways.jpg").wait_for()
+    page.locator('[data-testid="stFileChipIconSpinner"]').wait_for(state="detached")
+    settle(page)
+    check_upright(page)
+
+    page.get_by_role("button", name="Generate").click()
+    settle(page)
+    cards = page.get_by_label("Caption", exact=True)
+    assert cards.count() == 4, "one card per model"
+    shot(page, screenshots, "02-create-generated.png")
+
+    cards.first.fill(EDITED)
+    cards.first.press("Control+Enter")
+    settle(page)
+    page.get_by_role("button", name="Save as favourite").first.click()
+    settle(page)
+    page.get_by_text("Saved in the gallery").wait_for()
+
+    go_to(page, "Gallery")
+    name_box = page.get_by_label("Your name (for ratings)", exact=True)
+    name_box.fill("E2E Rater")
+    name_box.press("Enter")
+    settle(page)
+    page.get_by_text(EDITED).first.wait_for()
+    page.get_by_role("radio", name="4 out of 5 stars").first.click()
+    settle(page)
+    shot(page, screenshots, "03-gallery.png")
+    assert stored_ratings(db_url) == [("E2E Rater", 4, EDITED)]
+
+    go_to(page, "Evaluation")
+    assert page.get_by_label("Your name (for ratings)", exact=True).input_value() == "E2E Rater"  # kept across pages
+    with page.expect_download() as download:
+        page.locator('[data-testid="stDownloadButton"] button').first.click()
+    rows = list(csv.DictReader(io.StringIO(download.value.path().read_bytes().decode("utf-8-sig"))))
+    assert [(r["caption"], r["ratings"], r["mean_stars"], r["edited"], r["photo_name"]) for r in rows] == [
+        (EDITED, "1", "4.0", "true", "sideways.jpg")]
+    assert rows[0]["generated_text"] != EDITED
+    shot(page, screenshots, "04-evaluation.png")
+
+    go_to(page, "Models")
+    shot(page, screenshots, "05-models.png")
+
+
+def check_upright(page) -> None:
+    """The photo shown on the page is taller than wide with red on top, as the camera saw it."""
+    img = page.locator('[data-testid="stImage"] img').first
+    img.wait_for()
+    width, height = img.evaluate("i => [i.naturalWidth, i.naturalHeight]")
+    assert width < height, f"shown {width}×{height}: the EXIF rotation was not applied"
+    pixels = Image.open(io.BytesIO(img.screenshot())).convert("RGB")
+    top = pixels.getpixel((pixels.width // 2, pixels.height // 5))
+    bottom = pixels.getpixel((pixels.width // 2, pixels.height * 4 // 5))
+    assert top[0] > 150 and top[2] < 100, f"top should be red, is {top}"
+    assert bottom[2] > 150 and bottom[0] < 100, f"bottom should be blue, is {bottom}"
+
+
+def stored_ratings(db_url: str) -> list[tuple]:
+    from sqlalchemy import select
+
+    from db import Rating, make_engine, transaction
+
+    engine = make_engine(db_url)
+    with transaction(engine, write=False) as session:
+        found = [(r.rater, r.stars, r.caption.text) for r in session.scalars(select(Rating))]
+    engine.dispose()
+    return found
