@@ -114,7 +114,8 @@ def _caption_row(caption: Caption, photo_name: str, sha: str, labels: Mapping[st
         "caption_id": caption.id, "created_utc": caption.created_at, "photo_name": photo_name, "photo_sha256": sha,
         "model_key": caption.model_key, "model_label": _label(caption.model_key, labels),
         "model_source": caption.model_source, "caption": caption.text, "generated_text": caption.generated_text,
-        "edited": caption.edited, "favourite": caption.favourite, "seconds": caption.seconds,
+        "edited": caption.edited, "favourite": caption.favourite,
+        "seconds": None if caption.seconds is None else round(caption.seconds, 3),
         "decoding_settings": caption.settings, "ratings": count, "mean_stars": _mean(total, count),
     }
     for criterion in criteria:

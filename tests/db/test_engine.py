@@ -166,3 +166,14 @@ def test_a_database_from_a_newer_version_gets_a_clear_error(blank_url):
     with pytest.raises(DatabaseError, match="newer version of igcap"):
         upgrade(engine)
     engine.dispose()
+
+
+def test_the_data_layer_imports_neither_torch_nor_streamlit():
+    import subprocess
+    import sys
+
+    code = ("import sys, db, db.repo, db.export, db.engine, db.models, igcap.cli.export; "
+            "print(sorted(m for m in ('torch', 'streamlit', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == "[]"
