@@ -104,7 +104,6 @@ def test_a_transaction_failing_midway_leaves_no_partial_rows(engine):
         assert [s.scalar(select(func.count(m.id))) for m in (Photo, Caption, Rating)] == [0, 0, 0]
 
 
-@pytest.mark.slow
 def test_a_process_killed_mid_batch_leaves_only_whole_batches(db_url):
     batch = 6
     child = subprocess.Popen([sys.executable, "-m", "tests.db.writer_process", db_url, str(batch)], cwd=ROOT,
