@@ -115,6 +115,11 @@ def _instantiate_model(spec: ModelSpec, device: str, quantize: bool, pool):
 
     from igcap import optimize
 
+    if quantize and device == "cpu" and optimize.quantized_engine_available():
+        try:  # memory-lean: read and quantize module by module, never the whole float model at once
+            return optimize.load_int8_lean(spec.source, revision=spec.revision, pool=pool)
+        except optimize.LeanLoadUnsupported as err:
+            log.info("%s: loading the float model first (%s)", spec.key, err)
     dtype = torch.float16 if device == "cuda" else torch.float32
     model = VisionEncoderDecoderModel.from_pretrained(spec.source, revision=spec.revision, dtype=dtype)
     model.eval().requires_grad_(False)

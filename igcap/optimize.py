@@ -1,31 +1,502 @@
-"""CPU levers applied to a freshly loaded model (int8 weights, shared identical tensors).
+"""CPU levers applied to a loaded model: int8 weights and identical tensors kept once across models.
 
-Placeholder with the final interface: the performance work replaces the bodies.
+Decoding on a CPU is memory-bandwidth bound: each new token reads every decoder weight once. Int8
+weights (per output channel, activations quantized on the fly by the quantized engine's dynamic
+linear) read a quarter of the bytes and use the CPU's int8 dot products. GPT-2's projections are
+transformers' ``Conv1D`` (weight stored in × out), so they are converted explicitly; the LM head is
+tied to the token embeddings, so it becomes its own int8 matrix and the embedding lookup reads an
+int8 table with one scale per row.
+
+Models fine-tuned from the same start share most tensors unchanged (the notebook's last-block runs
+trained only GPT-2's last block, final norm and head). A ``TensorPool`` finds identical tensors by
+content hash, so a second such model costs only what differs.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import os
+import struct
+import warnings
+import weakref
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+EMBEDDING_MIN_ROWS = 10_000  # token tables (GPT-2: 50,257 rows) go int8; position tables stay as they are
+_QUANTIZED_OPS = None  # cached: whether this torch build has the dynamic int8 linear
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+# ---------------------------------------------------------------- int8 modules
+
+class PackedInt8:
+    """One int8 weight matrix in the quantized engine's packed layout (bias included)."""
+
+    __slots__ = ("packed", "nbytes", "__weakref__")
+
+    def __init__(self, packed, nbytes: int):
+        self.packed, self.nbytes = packed, nbytes
+
+
+def pack_int8(weight, bias=None) -> PackedInt8:
+    """(out, in) float weight → symmetric int8 per output channel, packed for the dynamic linear."""
+    torch = _torch()
+    weight = weight.detach().float().contiguous()
+    scale = (_row_absmax(weight) / 127).clamp(min=1e-12).double()
+    zeros = torch.zeros(weight.shape[0], dtype=torch.long)
+    with warnings.catch_warnings():  # quantize_per_channel warns that quantized tensors are being phased out
+        warnings.simplefilter("ignore")
+        q = torch.quantize_per_channel(weight, scale, zeros, 0, torch.qint8)
+        packed = torch.ops.quantized.linear_prepack(q, None if bias is None else bias.detach().float().contiguous())
+    nbytes = weight.numel() + weight.shape[0] * 8 + (0 if bias is None else bias.numel() * 4)
+    return PackedInt8(packed, nbytes)
+
+
+def _make_int8_linear_class():
+    nn = _torch().nn
+
+    class Int8Linear(nn.Module):
+        """y = x Wᵀ + b with W int8 per output channel; activations quantized per call."""
+
+        def __init__(self, weight: PackedInt8, in_features: int, out_features: int):
+            super().__init__()
+            self.weight_int8, self.in_features, self.out_features = weight, in_features, out_features
+
+        def forward(self, x):
+            # reduce_range keeps activations to 7 bits: exact on CPUs without VNNI (no int16 saturation)
+            return _torch().ops.quantized.linear_dynamic(x.float().contiguous(), self.weight_int8.packed, True)
+
+        def extra_repr(self) -> str:
+            return f"in_features={self.in_features}, out_features={self.out_features}, int8"
+
+    class Int8Embedding(nn.Module):
+        """An embedding table stored int8 with one scale per row (per token)."""
+
+        def __init__(self, table, scale):
+            super().__init__()
+            self.register_buffer("table", table)  # (V, D) int8
+            self.register_buffer("scale", scale)  # (V,) float32
+            self.num_embeddings, self.embedding_dim = table.shape
+
+        def forward(self, ids):
+            rows = nn.functional.embedding(ids, self.table).float()  # (..., D)
+            return rows * self.scale[ids].unsqueeze(-1)
+
+        def extra_repr(self) -> str:
+            return f"{self.num_embeddings}, {self.embedding_dim}, int8"
+
+    return Int8Linear, Int8Embedding
+
+
+_CLASSES = None
+
+
+def int8_classes():
+    global _CLASSES
+    if _CLASSES is None:
+        _CLASSES = _make_int8_linear_class()
+    return _CLASSES
+
+
+def quantized_engine_available() -> bool:
+    """Whether this torch build can run the dynamic int8 linear (x86: fbgemm/onednn, ARM: qnnpack)."""
+    global _QUANTIZED_OPS
+    if _QUANTIZED_OPS is None:
+        torch = _torch()
+        try:
+            w = pack_int8(torch.randn(4, 8), torch.zeros(4))
+            torch.ops.quantized.linear_dynamic(torch.randn(2, 8), w.packed, True)
+            _QUANTIZED_OPS = True
+        except (RuntimeError, AttributeError) as err:
+            log.warning("int8 weights unavailable on this torch build (%s); keeping float weights", err)
+            _QUANTIZED_OPS = False
+    return _QUANTIZED_OPS
+
+
+def _row_absmax(weight):
+    """max |w| per row without a full-size temporary (w.abs() would copy the whole matrix)."""
+    low, high = _torch().aminmax(weight, dim=1)
+    return _torch().maximum(high, low.neg())
+
+
+def quantize_embedding_rows(weight, rows_per_chunk: int = 4096):
+    """(V, D) float → int8 table and one float32 scale per row, a chunk of rows at a time (small temporaries)."""
+    torch = _torch()
+    weight = weight.detach().float()
+    scale = (_row_absmax(weight) / 127).clamp(min=1e-12)
+    table = torch.empty(weight.shape, dtype=torch.int8)
+    for i in range(0, weight.shape[0], rows_per_chunk):
+        rows = slice(i, i + rows_per_chunk)
+        table[rows] = torch.round(weight[rows] / scale[rows].unsqueeze(1)).clamp_(-127, 127)
+    return table, scale
+
+
+# ---------------------------------------------------------------- the pool
 
 class TensorPool:
-    """Identical tensors seen across loaded models, kept once."""
+    """Identical tensors seen across loaded models, kept once (found by a content hash).
 
-    saved_bytes: int = 0
+    Entries are weak: when every model holding a tensor is gone, the tensor is freed too.
+    ``saved_bytes`` counts what sharing avoided allocating since the pool was made.
+    """
 
+    def __init__(self):
+        self._entries: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+        self.saved_bytes = 0
+        self.hits = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get_or_make(self, key: tuple, make, nbytes: int):
+        """The pooled object for ``key``, or ``make()`` stored under it."""
+        found = self._entries.get(key)
+        if found is not None:
+            self.saved_bytes += nbytes
+            self.hits += 1
+            return found
+        made = make()
+        self._entries[key] = made
+        return made
+
+
+def content_key(kind: str, *tensors) -> tuple:
+    """A hash of the tensors' dtypes, shapes and bytes (sha256: hardware-accelerated on most CPUs)."""
+    h = hashlib.sha256(kind.encode())
+    for t in tensors:
+        if t is None:
+            h.update(b"none")
+            continue
+        t = t.detach().contiguous()
+        h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.view(-1).view(_torch().uint8).numpy().data if t.numel() else b"")
+    return (kind, h.hexdigest())
+
+
+# ---------------------------------------------------------------- preparing a model
 
 def prepare_for_inference(model, *, quantize: bool, pool: TensorPool | None = None):
+    """Eval mode, no grads; int8 weights (CPU) if ``quantize``; identical tensors shared via ``pool``."""
+    model.eval().requires_grad_(False)
+    if quantize and quantized_engine_available():
+        quantize_modules(model, pool)
+        _own_memory(model)
+    if pool is not None:
+        share_tensors(model, pool)
     return model
 
+
+def quantize_modules(model, pool: TensorPool | None = None) -> int:
+    """Swap every Linear / GPT-2 Conv1D for Int8Linear and large embeddings for Int8Embedding, in place.
+
+    Returns how many modules were swapped. Tied weights (GPT-2's head = token embeddings) each get
+    their own int8 form, quantized from the same float tensor.
+    """
+    swaps = [(name, module) for name, module in model.named_modules() if _swap_for(module) is not None]
+    for name, module in swaps:
+        parent, _, attr = name.rpartition(".")
+        setattr(model.get_submodule(parent) if parent else model, attr, _swap_for(module)(module, pool))
+    return len(swaps)
+
+
+def _own_memory(model) -> None:
+    """Copy the float tensors left after quantizing (norms, biases, position tables: a few MB).
+
+    from_pretrained maps the checkpoint file into memory; any tensor still pointing into it keeps
+    the whole mapping, and every page quantizing touched, counted in the process's memory.
+    """
+    copies: dict[int, object] = {}
+    for module in model.modules():
+        for store in (module._parameters, module._buffers):
+            for name, t in store.items():
+                if t is not None and t.device.type == "cpu":
+                    if id(t) not in copies:
+                        copies[id(t)] = type(t)(t.detach().clone(), requires_grad=False) if isinstance(t, _torch().nn.Parameter) else t.clone()
+                    store[name] = copies[id(t)]
+
+
+def _swap_for(module):
+    torch = _torch()
+    from transformers.pytorch_utils import Conv1D
+
+    if isinstance(module, Conv1D):
+        return lambda m, pool: int8_linear(m.weight.t(), m.bias, pool)  # Conv1D stores (in, out)
+    if isinstance(module, torch.nn.Linear):
+        return lambda m, pool: int8_linear(m.weight, m.bias, pool)
+    if isinstance(module, torch.nn.Embedding) and module.num_embeddings >= EMBEDDING_MIN_ROWS:
+        return lambda m, pool: int8_embedding(m.weight, pool)
+    return None
+
+
+def int8_linear(weight, bias, pool: TensorPool | None = None):
+    """An Int8Linear for an (out, in) float weight, shared through ``pool`` when an identical one exists."""
+    Int8Linear, _ = int8_classes()
+    out_features, in_features = weight.shape
+    make = lambda: pack_int8(weight, bias)  # noqa: E731
+    if pool is None:
+        packed = make()
+    else:
+        nbytes = weight.numel() + out_features * 8 + (0 if bias is None else bias.numel() * 4)
+        packed = pool.get_or_make(content_key("int8-linear", weight, bias), make, nbytes)
+    return Int8Linear(packed, in_features, out_features)
+
+
+def int8_embedding(weight, pool: TensorPool | None = None):
+    _, Int8Embedding = int8_classes()
+    if pool is None:
+        return Int8Embedding(*quantize_embedding_rows(weight))
+    key = content_key("int8-embedding", weight)
+    pair = pool.get_or_make(key, lambda: _TensorPair(*quantize_embedding_rows(weight)),
+                            weight.shape[0] * (weight.shape[1] + 4))
+    return Int8Embedding(pair.table, pair.scale)
+
+
+class _TensorPair:
+    """Holds a pooled embedding's two tensors; modules keep the tensors, the pool keeps this weakly."""
+
+    __slots__ = ("table", "scale", "__weakref__")
+
+    def __init__(self, table, scale):
+        self.table, self.scale = table, scale
+
+
+def share_tensors(model, pool: TensorPool) -> int:
+    """Point every parameter and buffer at the pool's copy of identical content; returns bytes saved.
+
+    A tensor that appears under several names (tied weights) is looked up once, so ties survive.
+    """
+    replaced: dict[int, object] = {}
+    saved_before = pool.saved_bytes
+    for module in model.modules():
+        for store in (module._parameters, module._buffers):
+            for name, tensor in store.items():
+                if tensor is None or tensor.device.type == "meta":
+                    continue
+                if id(tensor) not in replaced:
+                    nbytes = tensor.numel() * tensor.element_size()
+                    replaced[id(tensor)] = pool.get_or_make(content_key("tensor", tensor), lambda t=tensor: t, nbytes)
+                store[name] = replaced[id(tensor)]
+    return pool.saved_bytes - saved_before
+
+
+# ---------------------------------------------------------------- lean int8 loading
+
+class LeanLoadUnsupported(Exception):
+    """The checkpoint is not in a form the lean loader reads; load it the ordinary way instead."""
+
+
+SAFETENSORS_DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "F64": "float64",
+                      "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
+
+
+def load_int8_lean(source: str, *, revision: str | None = None, pool: TensorPool | None = None):
+    """A VisionEncoderDecoderModel with int8 weights that never holds its float weights all at once.
+
+    The model is built on the meta device and filled module by module from the safetensors file(s):
+    each Linear / Conv1D weight is read, quantized (or found in ``pool``) and dropped, so the peak is
+    the int8 model plus one float tensor (the 154 MB token table) instead of the 913 MB float model.
+    Raises LeanLoadUnsupported when the checkpoint cannot be read this way (no safetensors, a name
+    this version of transformers converts by more than a rename).
+    """
+    with _lean_malloc():
+        return _load_int8_lean(source, revision, pool)
+
+
+def _load_int8_lean(source: str, revision: str | None, pool: TensorPool | None):
+    torch = _torch()
+    from transformers import AutoConfig, GenerationConfig, VisionEncoderDecoderModel
+
+    files = _safetensors_files(source, revision)
+    config = AutoConfig.from_pretrained(source, revision=revision)
+    with torch.device("meta"):
+        model = VisionEncoderDecoderModel(config)
+    index = _SafetensorsIndex(files)
+    names = _checkpoint_names(model, index)
+    try:
+        model.generation_config = GenerationConfig.from_pretrained(source, revision=revision)
+    except OSError:  # no generation_config.json: keep the one derived from the config
+        pass
+    with index:
+        _fill_quantized(model, index, names, pool)
+    return model.eval().requires_grad_(False)
+
+
+class _lean_malloc:
+    """While loading, glibc hands big blocks straight back to the system when freed.
+
+    Each float tensor read during loading lives briefly; from the heap, the freed blocks stay counted
+    in the process's memory (fragmentation: about +50% per model here). Blocks of 1 MB and more are
+    mapped and unmapped directly meanwhile; afterwards blocks of 32 MB and more still are (glibc's own
+    upper bound for its moving threshold), and the heap is trimmed.
+    Does nothing where glibc is absent (macOS, musl).
+    """
+
+    M_MMAP_THRESHOLD = -3
+    LOADING, AFTER = 1 << 20, 32 << 20  # after loading: only blocks ≥ 32 MB (glibc's dynamic maximum) mapped
+
+    def __enter__(self):
+        self.libc = _glibc()
+        if self.libc is not None:
+            self.libc.mallopt(self.M_MMAP_THRESHOLD, self.LOADING)
+        return self
+
+    def __exit__(self, *exc):
+        if self.libc is not None:
+            self.libc.mallopt(self.M_MMAP_THRESHOLD, self.AFTER)
+            self.libc.malloc_trim(0)
+
+
+def _glibc():
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+def _safetensors_files(source: str, revision: str | None) -> list[Path]:
+    from transformers.utils import cached_file
+
+    kwargs = dict(revision=revision, _raise_exceptions_for_missing_entries=False)
+    single = cached_file(source, "model.safetensors", **kwargs)
+    if single:
+        return [Path(single)]
+    index = cached_file(source, "model.safetensors.index.json", **kwargs)
+    if not index:
+        raise LeanLoadUnsupported(f"{source} has no safetensors weights")
+    shards = sorted(set(json.loads(Path(index).read_text())["weight_map"].values()))
+    return [Path(cached_file(source, shard, revision=revision)) for shard in shards]
+
+
+class _SafetensorsIndex:
+    """Where each tensor lies in the safetensors files; reads one tensor at a time into fresh memory."""
+
+    def __init__(self, files: list[Path]):
+        self.entries: dict[str, tuple[Path, str, list[int], int, int]] = {}
+        for path in files:
+            header, size = self._header(path)
+            for name, info in header.items():
+                if name != "__metadata__":
+                    start, end = info["data_offsets"]
+                    self.entries[name] = (path, info["dtype"], info["shape"], 8 + size + start, end - start)
+        self._handles: dict[Path, object] = {}
+
+    @staticmethod
+    def _header(path: Path) -> tuple[dict, int]:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            size = struct.unpack("<Q", head)[0] if len(head) == 8 else -1
+            try:
+                if not 0 < size <= os.fstat(f.fileno()).st_size - 8:
+                    raise ValueError("header length out of range")
+                return json.loads(f.read(size)), size
+            except ValueError as err:  # also UnicodeDecodeError, JSONDecodeError
+                raise ValueError(f"{path.name} is not a valid safetensors file (damaged header: {err})") from None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for f in self._handles.values():
+            f.close()
+        self._handles.clear()
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.entries
+
+    def read(self, name: str):
+        torch = _torch()
+        path, dtype, shape, offset, nbytes = self.entries[name]
+        if dtype not in SAFETENSORS_DTYPES:
+            raise LeanLoadUnsupported(f"tensor {name} has dtype {dtype}")
+        f = self._handles.get(path) or self._handles.setdefault(path, open(path, "rb"))
+        raw = torch.empty(nbytes, dtype=torch.uint8)
+        f.seek(offset)
+        if f.readinto(memoryview(raw.numpy())) != nbytes:
+            raise LeanLoadUnsupported(f"{path} ends inside tensor {name}")
+        return raw.view(getattr(torch, SAFETENSORS_DTYPES[dtype])).reshape(shape)
+
+
+def _checkpoint_names(model, index: _SafetensorsIndex) -> dict[int, str]:
+    """id(meta tensor) → the name it has in the checkpoint (older checkpoints use older names)."""
+    from transformers.core_model_loading import revert_weight_conversion
+
+    tensors = dict(model.named_parameters(remove_duplicate=False))
+    tensors.update(model.named_buffers())
+    legacy = {id(t): name for name, t in revert_weight_conversion(model, dict(tensors)).items()}
+    names = {}
+    for name, t in tensors.items():
+        found = next((n for n in (name, legacy.get(id(t))) if n and n in index), None)
+        if found is None:
+            raise LeanLoadUnsupported(f"the checkpoint has no tensor for {name}")
+        names[id(t)] = found
+    return names
+
+
+def _fill_quantized(model, index: _SafetensorsIndex, names: dict[int, str], pool: TensorPool | None) -> None:
+    """Replace every meta tensor by its checkpoint value; swap Linear/Conv1D/embeddings for int8 as read."""
+    torch = _torch()
+    read = lambda t: index.read(names[id(t)]).float() if t.is_floating_point() else index.read(names[id(t)])  # noqa: E731
+    shared: dict[int, object] = {}
+    for name, module in list(model.named_modules()):
+        swap = _swap_for(module)
+        if swap is not None:
+            stand_in = _FloatStandIn(module, read)
+            parent, _, attr = name.rpartition(".")
+            setattr(model.get_submodule(parent) if parent else model, attr, swap(stand_in, pool))
+            continue
+        for store in (module._parameters, module._buffers):
+            for key, t in store.items():
+                if t is None or t.device.type != "meta":
+                    continue
+                if id(t) not in shared:
+                    value = read(t)
+                    if pool is not None:
+                        value = pool.get_or_make(content_key("tensor", value), lambda v=value: v, value.nbytes)
+                    shared[id(t)] = torch.nn.Parameter(value, requires_grad=False) if key in module._parameters else value
+                store[key] = shared[id(t)]
+
+
+class _FloatStandIn:
+    """Looks like a Linear / Conv1D / Embedding to _swap_for's builders, with weights read on demand."""
+
+    def __init__(self, module, read):
+        self.weight = read(module.weight)
+        bias = getattr(module, "bias", None)
+        self.bias = None if bias is None else read(bias)
+        self.num_embeddings = getattr(module, "num_embeddings", None)
+
+
+# ---------------------------------------------------------------- measuring
 
 def model_nbytes(model) -> int:
     return models_nbytes([model])
 
 
 def models_nbytes(models) -> int:
-    """Bytes held by these models' tensors, each storage counted once."""
+    """Bytes held by these models' tensors and int8 weights, each storage counted once."""
+    Int8Linear, _ = int8_classes() if _CLASSES is not None else (None, None)
     seen, total = set(), 0
-    for t in (t for m in models for t in [*m.parameters(), *m.buffers()]):
-        key = t.untyped_storage().data_ptr()
-        if key not in seen:
-            seen.add(key)
-            total += t.untyped_storage().nbytes()
+    for m in models:
+        for t in [*m.parameters(), *m.buffers()]:
+            key = ("storage", t.untyped_storage().data_ptr())
+            if key not in seen:
+                seen.add(key)
+                total += t.untyped_storage().nbytes()
+        if Int8Linear is None:
+            continue
+        for module in m.modules():
+            if isinstance(module, Int8Linear) and ("packed", id(module.weight_int8)) not in seen:
+                seen.add(("packed", id(module.weight_int8)))
+                total += module.weight_int8.nbytes
     return total
