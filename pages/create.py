@@ -14,8 +14,12 @@ specs, available = resources.registry(), resources.availability()
 usable = [k for k in specs if available[k].usable]
 missing = [k for k in specs if not available[k].usable]
 if missing:
-    st.warning("Not available now: " + "; ".join(f"**{specs[k].label}** ({available[k].detail})" for k in missing)
-               + ". The Models page says how to get them; everything else works without them.", icon="📴")
+    reasons = {}  # one line per reason: offline, all four models share it
+    for key in missing:
+        reasons.setdefault(available[key].detail, []).append(f"**{specs[key].label}**")
+    lines = [f"- {', '.join(labels)}: {detail}" for detail, labels in reasons.items()]
+    st.warning("Not available now:\n" + "\n".join(lines) + "\n\nThe Models page says how to get them; "
+               "everything else (hand-written captions, gallery, ratings, export) works without them.", icon="📴")
 model_keys = st.multiselect("Models", list(specs), default=[k for k in usable if not specs[k].demo] or usable,
                             format_func=lambda key: specs[key].label if key in specs else key, key="create.models",
                             help="Each chosen model writes its own caption; the Models page says which are ready.")

@@ -32,7 +32,7 @@ with shown_errors():
             if not rated.empty:
                 st.subheader("Ratings per model", anchor=False)
                 st.bar_chart(rated.set_index("Model")[[f"{n}★" for n in range(1, 6)]], stack=True,
-                             x_label="Model", y_label="Ratings")
+                             horizontal=True, x_label="Ratings", y_label="Model")
         left, right = st.columns(2)
         left.download_button("⬇️ Rated captions (one row per caption)", wide, "igcap-rated-captions.csv",
                              "text/csv", key="evaluation.download_wide")

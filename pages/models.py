@@ -33,7 +33,7 @@ for key, spec in specs.items():
         st.subheader(spec.label, anchor=False)
         avail = available[key]
         st.badge(text, color=colour)
-        if not avail.usable and status.state != "loaded":
+        if not avail.usable and status.state == "not loaded":
             st.warning(f"Unavailable: {avail.detail}.", icon="📴")
         elif status.state == "not loaded":
             st.caption(f"Ready to load: {avail.detail}.")

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -39,10 +40,11 @@ def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 6
     raise RuntimeError(f"streamlit did not answer in {timeout} s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="module")
-def app_server(hub_cache, tmp_path_factory):
-    """(base url, database url) of `streamlit run streamlit_app.py` serving tiny models offline."""
-    work = tmp_path_factory.mktemp("e2e-app")
+@contextmanager
+def serve_app(work: Path, hub_cache: Path):
+    """Run `streamlit run streamlit_app.py` offline on a free port with a fresh SQLite file; stop it by PID.
+
+    Yields (base url, database url)."""
     db_url = f"sqlite:///{work / 'igcap-e2e.sqlite3'}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IGCAP_", "STREAMLIT_")) and k != "DATABASE_URL"}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HUB_CACHE=str(hub_cache), DATABASE_URL=db_url,
@@ -66,6 +68,22 @@ def app_server(hub_cache, tmp_path_factory):
             proc.kill()
             proc.wait()
         print(f"\nstreamlit log: {log}")
+
+
+@pytest.fixture(scope="module")
+def app_server(hub_cache, tmp_path_factory):
+    """The app serving the tiny models under the real hub ids."""
+    with serve_app(tmp_path_factory.mktemp("e2e-app"), hub_cache) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def offline_server(tmp_path_factory):
+    """The app with no model downloaded and the hub offline: what a user sees with no internet."""
+    work = tmp_path_factory.mktemp("e2e-offline")
+    (work / "empty-hub").mkdir()
+    with serve_app(work, work / "empty-hub") as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

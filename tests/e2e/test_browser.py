@@ -37,6 +37,7 @@ def test_create_save_rate_export(app_server, browser_page, screenshots, tmp_path
     page.goto(url)
     page.get_by_role("heading", name="Create captions").wait_for(timeout=60_000)
     settle(page)
+    page.get_by_role("button", name="Generate").wait_for()
     shot(page, screenshots, "01-create.png")
 
     photo = tmp_path / "sideways.jpg"
@@ -108,3 +109,24 @@ def stored_ratings(db_url: str) -> list[tuple]:
         found = [(r.rater, r.stars, r.caption.text) for r in session.scalars(select(Rating))]
     engine.dispose()
     return found
+
+
+def test_offline_without_models(offline_server, browser_page, screenshots):
+    """No internet, nothing downloaded: the app opens, names the unavailable models and why, and the
+    gallery still works."""
+    url, _ = offline_server
+    page = browser_page
+    page.goto(url)
+    page.get_by_role("heading", name="Create captions").wait_for(timeout=60_000)
+    settle(page)
+    page.get_by_role("button", name="Generate").wait_for()
+    warning = page.locator('[data-testid="stAlertContentWarning"]').first.inner_text()
+    assert "not downloaded" in warning and all(m in warning for m in ("ViT-GPT2 · last block", "nlpconnect · all"))
+    shot(page, screenshots, "06-offline-create.png")
+    go_to(page, "Models")
+    page.get_by_role("button", name="Check all models").click()
+    settle(page)
+    assert page.locator('[data-testid="stAlertContentError"]').count() == 4  # why each failed, and the fix
+    shot(page, screenshots, "07-offline-models.png")
+    go_to(page, "Gallery")
+    page.get_by_text("Nothing saved yet").wait_for()

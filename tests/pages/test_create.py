@@ -131,7 +131,8 @@ def test_offline_without_models_everything_else_works(app_env, monkeypatch, db_u
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     no_exceptions(at)
     [warning] = at.warning
-    assert warning.value.count("not downloaded") == 4
+    assert "not downloaded" in warning.value
+    assert all(label in warning.value for label in ("ViT-GPT2 · last block", "nlpconnect · all parameters"))
     assert at.multiselect(key="create.models").value == []
     upload(at, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
     assert at.button(key="create.generate").disabled
@@ -141,7 +142,7 @@ def test_offline_without_models_everything_else_works(app_env, monkeypatch, db_u
     assert [c.text for c in rows(db_url, Caption)] == ["Offline caption"]
     for page in ("gallery.py", "evaluation.py", "models.py"):
         no_exceptions(open_page(at, page))
-    assert len([w for w in at.warning if "Unavailable" in w.value]) == 4
+    assert len([w for w in at.warning if "Unavailable" in w.value]) == 4  # the Models page, per model
 
 
 def test_impossible_decoding_settings_show_a_message(app):
@@ -151,3 +152,28 @@ def test_impossible_decoding_settings_show_a_message(app):
     no_exceptions(app)
     assert any("variant" in e.value.lower() for e in app.error)
     assert app.button(key="create.generate").disabled
+
+
+def test_card_counts_previews_and_offers_a_copy_of_the_edited_text(app):
+    upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    generate(app)
+    box = card_text_areas(app)[0]
+    long_text = "Sunny day at the beach with friends " * 5 + " ".join(f"#tag{i}" for i in range(31))
+    box.set_value(long_text).run()
+    assert any(c.value == long_text for c in app.code)  # the copy-friendly view
+    counter = next(c.value for c in app.caption if "hashtags" in c.value and f"{len(long_text):,}" in c.value)
+    assert ":red[31 / 30 hashtags]" in counter  # over Instagram's hashtag limit, shown in red
+    preview = next(m.value for m in app.markdown if m.value.startswith("**Under the photo:**"))
+    assert preview.endswith("… more") and len(preview) < len(long_text)
+
+
+def test_regenerate_replaces_one_card_and_keeps_edits_elsewhere(app):
+    upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    generate(app)
+    first, second = card_text_areas(app)[:2]
+    second.set_value("Keep this edit").run()
+    app.button(key=first.key.replace(".v0.text", ".regenerate")).click().run()
+    no_exceptions(app)
+    keys = [t.key for t in card_text_areas(app)]
+    assert first.key not in keys and len(keys) == 4  # a fresh card for that model
+    assert app.text_area(key=second.key).value == "Keep this edit"
