@@ -1,0 +1,272 @@
+"""Captioned-photo datasets: reading, splitting, and turning batches into model inputs lazily.
+
+Reads Kaggle's "Instagram Images with Captions" layout (``instagram_data/captions_csv.csv`` + ``img/``,
+``instagram_data2/captions_csv2.csv`` + ``img2/``, either or both) or any folder holding CSVs of
+(image path, caption). Rows that cannot be used are skipped and counted by reason. Captions are kept as
+written: emoji and hashtags are what an Instagram caption model has to learn.
+
+Photos are decoded only when a batch is built (CaptionCollator), never all at once: 20k photos processed
+up front are 20k × 3 × 224 × 224 floats = 12 GB.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+KAGGLE_PARTS = (("instagram_data", "captions_csv.csv"), ("instagram_data2", "captions_csv2.csv"))
+IMAGE_COLUMNS = ("image file", "image", "image_file", "image path", "image_path", "file", "filename", "path")
+CAPTION_COLUMNS = ("caption", "captions", "text")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")  # tried when the CSV names a file without one
+LABEL_IGNORE = -100  # positions the loss skips (PyTorch's CrossEntropyLoss default ignore_index)
+
+# Reasons a row is skipped, as shown in reports.
+EMPTY_CAPTION = "empty caption"
+MISSING_IMAGE = "missing image"
+UNREADABLE_IMAGE = "unreadable image"
+BAD_ROW = "row without image path or caption"
+
+
+class DataError(ValueError):
+    """A dataset that cannot be used at all (nothing to read, no usable rows); the message says why."""
+
+
+@dataclass(frozen=True)
+class CaptionRecord:
+    image: Path  # absolute path of the photo
+    caption: str  # as written, emoji and hashtags included
+    source: str = ""  # the CSV it came from
+
+
+@dataclass
+class CaptionTable:
+    """The usable rows of a dataset and what was skipped (reason → count, with a few examples)."""
+
+    records: list[CaptionRecord]
+    skipped: Counter = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    sources: list[Path] = field(default_factory=list)
+
+    def skip(self, reason: str, what: str) -> None:
+        self.skipped[reason] += 1
+        shown = self.examples.setdefault(reason, [])
+        if len(shown) < 3:
+            shown.append(what)
+
+    def summary(self) -> str:
+        """One readable paragraph: how many rows are usable and why the others were skipped."""
+        lines = [f"{len(self.records)} captioned photos from {', '.join(str(s) for s in self.sources)}"]
+        for reason, count in sorted(self.skipped.items()):
+            lines.append(f"  skipped {count} ({reason}), e.g. {', '.join(self.examples.get(reason, []))}")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Splits:
+    train: list[CaptionRecord]
+    validation: list[CaptionRecord]
+    test: list[CaptionRecord]
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.train), "validation": len(self.validation), "test": len(self.test)}
+
+
+# ---------------------------------------------------------------- reading
+
+def find_csvs(root: Path) -> list[Path]:
+    """The CSVs of a dataset: a CSV file itself, the Kaggle parts that exist, or every CSV in the folder."""
+    root = Path(root).expanduser()
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise DataError(f"no dataset at {root}: expected a folder or a CSV file")
+    kaggle = [root / part / name for part, name in KAGGLE_PARTS if (root / part / name).is_file()]
+    found = kaggle or sorted(root.glob("*.csv"))
+    if not found:
+        raise DataError(f"no CSV in {root}: expected instagram_data/captions_csv.csv, "
+                        "instagram_data2/captions_csv2.csv, or a CSV of (image path, caption)")
+    return found
+
+
+def read_captions(root: Path, check_images: bool = True) -> CaptionTable:
+    """All usable (photo, caption) rows under ``root``; unusable rows are counted in ``.skipped``.
+
+    ``check_images`` opens each photo's header to catch corrupt files early (cheap: no pixels decoded).
+    """
+    table = CaptionTable(records=[])
+    for path in find_csvs(root):
+        table.sources.append(path)
+        for image, caption in csv_rows(path):
+            record = _record(path, image, caption, table, check_images)
+            if record is not None:
+                table.records.append(record)
+    if not table.records:
+        raise DataError(f"no usable rows in {root}\n{table.summary()}")
+    return table
+
+
+def csv_rows(path: Path) -> list[tuple[str, str]]:
+    """(image path, caption) pairs from one CSV, with or without a header row.
+
+    With a header, columns are found by name ("Image File", "Caption", ...). Without one (the real
+    captions_csv2.csv has none), three columns mean (number, image, caption), two mean (image, caption).
+    """
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        rows = [row for row in csv.reader(f) if any(cell.strip() for cell in row)]
+    if not rows:
+        return []
+    header = [cell.strip().lower() for cell in rows[0]]
+    image_col, caption_col = _column(header, IMAGE_COLUMNS), _column(header, CAPTION_COLUMNS)
+    if image_col is not None and caption_col is not None:
+        rows = rows[1:]
+    else:
+        image_col, caption_col = (1, 2) if len(rows[0]) >= 3 else (0, 1)
+    width = max(image_col, caption_col) + 1
+    return [(row[image_col], row[caption_col]) if len(row) >= width else ("", "") for row in rows]
+
+
+def _column(header: list[str], names: tuple[str, ...]) -> int | None:
+    return next((header.index(n) for n in names if n in header), None)
+
+
+def _record(csv_path: Path, image: str, caption: str, table: CaptionTable, check: bool) -> CaptionRecord | None:
+    image, caption = image.strip(), caption.strip()
+    if not image:
+        table.skip(BAD_ROW, f"{csv_path.name}")
+        return None
+    if not caption or caption.lower() == "nan":
+        table.skip(EMPTY_CAPTION, image)
+        return None
+    path = resolve_image(csv_path.parent, image)
+    if path is None:
+        table.skip(MISSING_IMAGE, image)
+        return None
+    if check and not image_header_ok(path):
+        table.skip(UNREADABLE_IMAGE, image)
+        return None
+    return CaptionRecord(image=path, caption=caption, source=str(csv_path))
+
+
+def resolve_image(folder: Path, name: str) -> Path | None:
+    """The photo a CSV row names, relative to the CSV's folder; the real CSVs leave out ".jpg"."""
+    path = (folder / name).resolve()
+    if path.is_file():
+        return path
+    for suffix in IMAGE_SUFFIXES:
+        candidate = path.with_name(path.name + suffix)
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def image_header_ok(path: Path) -> bool:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img.verify()
+        return True
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
+        return False
+
+
+def split_records(records: list[CaptionRecord], seed: int = 42, validation: float = 0.1, test: float = 0.1,
+                  max_samples: int | None = None) -> Splits:
+    """A deterministic shuffle by ``seed``, capped at ``max_samples`` rows, cut into train/validation/test.
+
+    Each held-out part gets at least one row when there are three or more rows, so tiny runs still evaluate.
+    """
+    if not 0 <= validation < 1 or not 0 <= test < 1 or validation + test >= 1:
+        raise DataError("validation and test fractions must be in [0, 1) and leave room for training")
+    rows = sorted(records, key=lambda r: (str(r.image), r.caption))  # independent of CSV order
+    random.Random(seed).shuffle(rows)
+    rows = rows[:max_samples] if max_samples else rows
+    n_val, n_test = _part_size(len(rows), validation), _part_size(len(rows), test)
+    return Splits(train=rows[n_val + n_test:], validation=rows[:n_val], test=rows[n_val:n_val + n_test])
+
+
+def _part_size(n: int, fraction: float) -> int:
+    return 0 if fraction == 0 else max(1 if n >= 3 else 0, round(n * fraction))
+
+
+def load_splits(root: Path, seed: int = 42, validation: float = 0.1, test: float = 0.1,
+                max_samples: int | None = None) -> tuple[Splits, CaptionTable]:
+    """Read a dataset and split it; the held-out ``test`` part is the same for the same seed."""
+    table = read_captions(root)
+    return split_records(table.records, seed, validation, test, max_samples), table
+
+
+# ---------------------------------------------------------------- batches
+
+class CaptionDataset:
+    """A torch-style map dataset of (image path, caption): no pixels are held, the collator loads them."""
+
+    def __init__(self, records: list[CaptionRecord]):
+        self.records = list(records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict:
+        record = self.records[index]
+        return {"image": str(record.image), "caption": record.caption}
+
+
+def encode_labels(tokenizer, captions: list[str], max_tokens: int):
+    """Labels for a batch: caption tokens + EOS, padded with -100 so padding adds nothing to the loss.
+
+    Captions longer than ``max_tokens`` are cut to ``max_tokens - 1`` tokens and still end with EOS, so the
+    model learns to stop. (GPT-2 has no pad token; padding with EOS instead of -100, as the original did,
+    teaches it to predict EOS forever and hides where captions end.)
+    """
+    import torch
+
+    if max_tokens < 2:
+        raise ValueError("max_tokens must leave room for at least one token and EOS")
+    eos = tokenizer.eos_token_id
+    ids = [tokenizer(c, add_special_tokens=False)["input_ids"][: max_tokens - 1] + [eos] for c in captions]
+    width = max(len(x) for x in ids)
+    labels = torch.full((len(ids), width), LABEL_IGNORE, dtype=torch.long)  # (B, T)
+    for row, tokens in enumerate(ids):
+        labels[row, : len(tokens)] = torch.tensor(tokens)
+    return labels
+
+
+class CaptionCollator:
+    """Turns a list of dataset items into {"pixel_values", "labels"}, decoding the photos only now.
+
+    Photos go through igcap.images (EXIF orientation, any mode → RGB) exactly as at inference time. A photo
+    that fails to decode is dropped from its batch with a warning instead of stopping a long run.
+    """
+
+    def __init__(self, tokenizer, processor, max_tokens: int = 64):
+        self.tokenizer, self.processor, self.max_tokens = tokenizer, processor, max_tokens
+        self.failed: Counter = Counter()
+
+    def __call__(self, items: list[dict]) -> dict:
+        images, captions = [], []
+        for item in items:
+            image = self._load(item["image"])
+            if image is not None:
+                images.append(image)
+                captions.append(item["caption"])
+        if not images:
+            raise DataError(f"no photo in this batch could be read: {[i['image'] for i in items]}")
+        pixels = self.processor(images=images, return_tensors="pt")["pixel_values"]  # (B, 3, H, W)
+        return {"pixel_values": pixels, "labels": encode_labels(self.tokenizer, captions, self.max_tokens)}
+
+    def _load(self, path: str):
+        from igcap.images import PhotoError, load_photo_file
+
+        try:
+            return load_photo_file(path).image
+        except (PhotoError, OSError) as err:
+            self.failed[path] += 1
+            log.warning("skipping %s: %s", path, getattr(err, "message", err))
+            return None

@@ -1,0 +1,133 @@
+"""Evaluating a caption model on held-out photos: validation loss plus the text metrics of igcap.metrics.
+
+Captions are generated through the same engine the app uses (igcap.loading + igcap.captioner), so the
+numbers describe what a user will see; weights are kept in full precision (no int8) to measure the model.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from igcap.registry import MARKER_FILE, ModelSpec, spec_from_marker
+
+log = logging.getLogger(__name__)
+PHOTOS_PER_CHUNK = 64  # photos preprocessed at once, so a large test set never sits in memory
+
+
+@dataclass
+class EvalReport:
+    model: str
+    photos: int
+    metrics: dict  # igcap.metrics.caption_metrics, plus validation_loss when computed
+    examples: list[dict] = field(default_factory=list)  # a few {"reference", "caption"} pairs
+    unreadable: int = 0  # photos skipped because they could not be decoded
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def table(self) -> str:
+        """A readable two-column table of the metrics."""
+        names = {"validation_loss": "validation loss", "bleu": "BLEU", "rouge_l": "ROUGE-L",
+                 "distinct_1": "distinct-1", "distinct_2": "distinct-2", "repetition_rate": "repetition rate",
+                 "mean_words": "mean length (words)", "eos_share": "ended with EOS", "captions": "captions"}
+        rows = [(names.get(k, k), _fmt(v)) for k, v in self.metrics.items()]
+        width = max(len(n) for n, _ in rows)
+        lines = [f"{self.model} on {self.photos} photos"] + [f"  {n:<{width}}  {v}" for n, v in rows]
+        return "\n".join(lines)
+
+
+def _fmt(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def spec_for(model: str, registry: dict[str, ModelSpec] | None = None) -> ModelSpec:
+    """A registry key, or a model folder (described by its marker if it has one)."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        spec = spec_from_marker(path) if (path / MARKER_FILE).is_file() else None
+        return spec or ModelSpec(key=path.name, label=path.name, source=str(path.resolve()))
+    if registry is None:
+        from igcap.registry import load_registry
+
+        registry = load_registry()
+    if model not in registry:
+        raise KeyError(f"no model {model!r}: give a model folder or one of {', '.join(registry)}")
+    return registry[model]
+
+
+def default_decoding(max_tokens: int = 64):
+    """Greedy and unconstrained: the metrics should show the model's own habits (repeats included)."""
+    from igcap.decoding import DecodingSettings
+
+    return DecodingSettings(strategy="greedy", no_repeat_ngram_size=0, max_new_tokens=max_tokens,
+                            drop_fragment=False)
+
+
+def evaluate_spec(spec: ModelSpec, records, decoding=None, device: str = "auto", with_loss: bool = True,
+                  batch_size: int = 16, max_tokens: int = 64) -> EvalReport:
+    """Caption ``records`` (CaptionRecords) with one model and score the captions against theirs."""
+    from igcap.loading import LoadOptions, load_captioner
+    from igcap.metrics import caption_metrics
+
+    loaded = load_captioner(spec, LoadOptions(device=device, quantize=False, share_weights=False))
+    photos, references, unreadable = _readable(records)
+    results = _captions(loaded, photos, decoding or default_decoding(max_tokens), batch_size)
+    metrics = {}
+    if with_loss and photos:
+        metrics["validation_loss"] = validation_loss(loaded, [r for r, _ in photos], max_tokens, batch_size)
+    texts = [r.text for r in results]
+    metrics.update(caption_metrics(texts, references, [r.ended_with_eos for r in results],
+                                   raw=[r.raw_text for r in results]))
+    examples = [{"reference": ref, "caption": text} for ref, text in list(zip(references, texts))[:5]]
+    return EvalReport(spec.key, len(photos), metrics, examples, unreadable)
+
+
+def evaluate_folder(folder: Path, records, max_tokens: int = 64) -> EvalReport:
+    return evaluate_spec(spec_for(str(folder)), records, max_tokens=max_tokens)
+
+
+def _readable(records):
+    """(record, RGB image) pairs for the photos that decode, their captions, and how many did not."""
+    from igcap.images import PhotoError, load_photo_file
+
+    photos, unreadable = [], 0
+    for record in records:
+        try:
+            photos.append((record, load_photo_file(record.image).image))
+        except PhotoError as err:
+            unreadable += 1
+            log.warning("skipping %s: %s", record.image, err.message)
+    return photos, [r.caption for r, _ in photos], unreadable
+
+
+def _captions(loaded, photos, decoding, batch_size: int):
+    """CaptionResults for every photo, generated chunk by chunk through the app's captioning path."""
+    from igcap.captioner import PixelCache, caption_with
+
+    results = []
+    for start in range(0, len(photos), PHOTOS_PER_CHUNK):
+        chunk = PixelCache([image for _, image in photos[start:start + PHOTOS_PER_CHUNK]])
+        results += caption_with(loaded, chunk, decoding, batch_size)
+    return results
+
+
+def validation_loss(loaded, records, max_tokens: int = 64, batch_size: int = 16) -> float:
+    """Mean cross-entropy per caption token (EOS included), as the Trainer computes it."""
+    import torch
+
+    from igcap.data import CaptionCollator, CaptionDataset, LABEL_IGNORE
+
+    collate = CaptionCollator(loaded.tokenizer, loaded.processor, max_tokens)
+    dataset = CaptionDataset(records)
+    total, tokens = 0.0, 0
+    for start in range(0, len(dataset), batch_size):
+        batch = collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+        labels = batch["labels"].to(loaded.device)
+        pixels = batch["pixel_values"].to(loaded.device, loaded.input_dtype)
+        with torch.inference_mode():
+            loss = loaded.model(pixel_values=pixels, labels=labels).loss.float().item()
+        count = int((labels != LABEL_IGNORE).sum())
+        total, tokens = total + loss * count, tokens + count
+    return total / tokens if tokens else float("nan")

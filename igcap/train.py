@@ -1,0 +1,446 @@
+"""Fine-tuning a ViT-GPT2 captioner on captioned photos, the way the four published variants were made.
+
+Named steps: ``base_sources`` (where the base comes from) → ``build_model`` (load, set GPT-2's token ids,
+freeze by strategy) → ``make_trainer`` (Hugging Face Trainer, so ``accelerate launch``/``torchrun`` give
+multi-GPU runs unchanged) → ``save_published`` (weights, config, generation config, tokenizer, image
+processor, model card, igcap marker). ``train`` runs them in order; ``train_all`` makes the four variants.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import shutil
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from igcap.registry import BASES, DEFAULT_MODELS, MARKER_FILE
+
+log = logging.getLogger(__name__)
+
+STRATEGIES = ("last-block", "all")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+CHECKPOINTS = "checkpoints"  # sub-folder of the output that holds Trainer checkpoints
+TINY_BASE = "tiny"  # a random tiny captioner with the demo tokenizer: trains offline in seconds (demo data)
+TINY_SOURCE = "igcap:tiny"
+
+
+class TrainError(ValueError):
+    """A training request that cannot run; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    data: Path  # a Kaggle-layout folder or any folder/CSV of (image path, caption)
+    out: Path  # where the model goes, in the published form (checkpoints in out/checkpoints)
+    base: str = "vit-gpt2"  # a key of igcap.registry.BASES, or "tiny" (random tiny model, for demo data)
+    strategy: str = "last-block"  # "last-block": GPT-2's last block + final norm + head; "all": everything
+    encoder: str | None = None  # override the base's encoder (hub id or folder), for the vit-gpt2 base
+    decoder: str | None = None  # override the base's decoder, for the vit-gpt2 base
+    base_model: str | None = None  # start from this VisionEncoderDecoderModel instead (nlpconnect-style)
+    tokenizer: str | None = None  # default: the decoder's / base model's
+    processor: str | None = None  # default: the encoder's / base model's
+    epochs: float = 3.0
+    batch_size: int = 8  # per device
+    eval_batch_size: int | None = None  # default: batch_size
+    learning_rate: float = 5e-5
+    warmup: float = 0.0  # linear warm-up: steps (>= 1) or a fraction of all steps (< 1)
+    weight_decay: float = 0.0
+    grad_accum: int = 1  # gradient accumulation steps (effective batch = batch_size × this × devices)
+    max_caption_tokens: int = 64  # labels are cut to this many tokens, EOS included
+    max_samples: int | None = None  # use at most this many rows (before the split), for quick runs
+    validation: float = 0.1  # fraction held out for the validation loss
+    test: float = 0.1  # fraction held out for caption metrics
+    seed: int = 42  # the split, the initialisation of new weights and the data order
+    precision: str = "auto"  # auto: bf16 on GPUs that have it, else fp16 on CUDA, else fp32
+    resume: str | None = None  # "last" (latest checkpoint in out/checkpoints) or a checkpoint folder
+    num_workers: int | None = None  # data-loader processes; default 4 on CUDA, 0 on CPU
+    logging_steps: int = 50
+    save_total_limit: int = 2  # checkpoints kept (the best by validation loss is always kept)
+    keep_checkpoints: bool = True  # False deletes out/checkpoints after a successful run
+    caption_eval_samples: int = 100  # test photos captioned after training for the model card (0 = none)
+    push_to_hub: str | None = None  # a hub repo id to upload the result to
+    key: str | None = None  # the registry key written to the marker (default: the output folder's name)
+    label: str | None = None
+    description: str = ""
+    demo: bool = False  # trained on synthetic data: the app labels it as a demo
+    progress: bool = True  # progress bars
+
+    def __post_init__(self):
+        for problem in _problems(self):
+            raise TrainError(problem)
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return Path(self.out) / CHECKPOINTS
+
+
+def _problems(s: TrainSettings):
+    if s.base not in (*BASES, TINY_BASE) and not s.base_model:
+        yield f"base must be one of {', '.join(BASES)}, {TINY_BASE} (or give base_model), not {s.base!r}"
+    if s.strategy not in STRATEGIES:
+        yield f"strategy must be one of {', '.join(STRATEGIES)}, not {s.strategy!r}"
+    if s.precision not in PRECISIONS:
+        yield f"precision must be one of {', '.join(PRECISIONS)}, not {s.precision!r}"
+    if s.epochs <= 0 or s.batch_size < 1 or s.grad_accum < 1 or (s.eval_batch_size or 1) < 1:
+        yield "epochs must be above 0, and batch size and gradient accumulation at least 1"
+    if not 0 < s.learning_rate < 1:
+        yield f"learning rate must be between 0 and 1, not {s.learning_rate}"
+    if s.warmup < 0 or s.weight_decay < 0:
+        yield "warm-up and weight decay cannot be negative"
+    if s.max_caption_tokens < 2:
+        yield "max caption tokens must be at least 2 (one token and EOS)"
+    if s.max_samples is not None and s.max_samples < 3:
+        yield "max samples must be at least 3 (train, validation and test need one each)"
+    if not (0 <= s.validation < 1 and 0 <= s.test < 1 and s.validation + s.test < 1):
+        yield "validation and test fractions must be in [0, 1) and leave room for training"
+
+
+# ---------------------------------------------------------------- the model
+
+@dataclass(frozen=True)
+class BaseSources:
+    """Where each part of the starting model comes from (hub ids or folders)."""
+
+    tokenizer: str
+    processor: str
+    model: str | None = None  # a ready VisionEncoderDecoderModel, or
+    encoder: str | None = None  # an image encoder and
+    decoder: str | None = None  # a GPT-2 language model, joined with fresh cross-attention
+
+
+def base_sources(settings: TrainSettings) -> BaseSources:
+    """The base's parts with the settings' overrides; an overridden part also brings its tokenizer/processor."""
+    s, base = settings, BASES.get(settings.base)
+    if s.base == TINY_BASE and not s.base_model:
+        return BaseSources(tokenizer=TINY_SOURCE, processor=TINY_SOURCE, model=TINY_SOURCE)
+    if s.base_model or (base and base.model and not (s.encoder or s.decoder)):
+        model = s.base_model or base.model
+        own = s.base_model is not None
+        return BaseSources(tokenizer=s.tokenizer or (model if own else base.tokenizer),
+                           processor=s.processor or (model if own else base.processor), model=model)
+    return BaseSources(tokenizer=s.tokenizer or s.decoder or base.tokenizer,
+                       processor=s.processor or s.encoder or base.processor,
+                       encoder=s.encoder or base.encoder, decoder=s.decoder or base.decoder)
+
+
+@dataclass
+class Built:
+    model: object  # VisionEncoderDecoderModel, trainable parameters set by strategy
+    tokenizer: object
+    processor: object
+    trainable: int
+    total: int
+
+
+def build_model(sources: BaseSources, strategy: str, seed: int = 0) -> Built:
+    """Load the base, set GPT-2's token ids, and freeze what the strategy keeps fixed."""
+    from transformers import AutoImageProcessor, AutoTokenizer, VisionEncoderDecoderModel
+
+    if sources.model == TINY_SOURCE:
+        from igcap import demo
+
+        tokenizer, processor = demo.make_demo_tokenizer(), demo.make_demo_processor()
+        model = demo.make_tiny_captioner(tokenizer, seed=seed)
+        return _finish(model, tokenizer, processor, strategy)
+    tokenizer = AutoTokenizer.from_pretrained(sources.tokenizer)
+    processor = AutoImageProcessor.from_pretrained(sources.processor)
+    if sources.model:
+        model = VisionEncoderDecoderModel.from_pretrained(sources.model)
+    else:
+        model = VisionEncoderDecoderModel.from_encoder_decoder_pretrained(sources.encoder, sources.decoder)
+    if model.config.decoder.vocab_size != len(tokenizer):
+        raise TrainError(f"the tokenizer from {sources.tokenizer} has {len(tokenizer)} tokens but the decoder "
+                         f"expects {model.config.decoder.vocab_size}; give the decoder's own tokenizer")
+    return _finish(model, tokenizer, processor, strategy)
+
+
+def _finish(model, tokenizer, processor, strategy: str) -> Built:
+    set_token_ids(model, tokenizer)
+    apply_strategy(model, strategy)
+    trainable, total = count_parameters(model)
+    return Built(model, tokenizer, processor, trainable, total)
+
+
+def set_token_ids(model, tokenizer):
+    """GPT-2 has no pad token: pad = eos = bos = decoder start (50256 for the real GPT-2 vocabulary).
+
+    The model's config needs them for training (labels are shifted right with decoder_start and pad), the
+    generation config for captioning; both are saved with the model.
+    """
+    eos = tokenizer.eos_token_id
+    if eos is None:
+        raise TrainError("the tokenizer has no end-of-text token; a GPT-2 tokenizer is expected")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    for config in (model.config, model.generation_config):
+        config.decoder_start_token_id = config.pad_token_id = config.eos_token_id = eos
+    model.generation_config.bos_token_id = eos
+    model.config.decoder.bos_token_id = model.config.decoder.eos_token_id = eos
+    return model
+
+
+def apply_strategy(model, strategy: str) -> None:
+    """``all``: every parameter trains. ``last-block``: only GPT-2's last block (its cross-attention
+    included), the final layer norm and the LM head. The head is tied to the token embeddings, so those
+    train too; on the full-size model that is 48,050,688 of 239,195,904 parameters."""
+    if strategy not in STRATEGIES:
+        raise TrainError(f"strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
+    model.requires_grad_(strategy == "all")
+    if strategy == "last-block":
+        decoder = model.decoder
+        if not hasattr(decoder, "transformer") or not hasattr(decoder.transformer, "h"):
+            raise TrainError(f"last-block expects a GPT-2 decoder, not {type(decoder).__name__}")
+        for part in (decoder.transformer.h[-1], decoder.transformer.ln_f, decoder.lm_head):
+            part.requires_grad_(True)
+
+
+def count_parameters(model) -> tuple[int, int]:
+    """(trainable, total); a tensor shared by two modules (the tied head) counts once."""
+    params = list(model.parameters())  # parameters() yields each shared tensor once
+    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+
+
+# ---------------------------------------------------------------- the run
+
+@dataclass
+class TrainResult:
+    out: Path
+    trainable: int
+    total: int
+    splits: dict[str, int]
+    skipped: dict[str, int]
+    metrics: dict = field(default_factory=dict)  # validation loss before/after, history, caption metrics
+
+
+def train(settings: TrainSettings, report=print) -> TrainResult:
+    """Fine-tune one variant end to end and save it in the published form (see the module docstring)."""
+    from igcap.data import load_splits
+
+    splits, table = load_splits(settings.data, settings.seed, settings.validation, settings.test,
+                                settings.max_samples)
+    report(table.summary())
+    report(f"split (seed {settings.seed}): {splits.sizes()}")
+    built = build_model(base_sources(settings), settings.strategy, settings.seed)
+    report(f"{settings.strategy}: {built.trainable:,} trainable of {built.total:,} parameters")
+    trainer = make_trainer(settings, built, splits, report)
+    metrics = {}
+    if splits.validation and not settings.resume:
+        metrics["validation_loss_before"] = trainer.evaluate()["eval_loss"]
+    trainer.train(resume_from_checkpoint=resume_point(settings))
+    if splits.validation:
+        metrics["validation_loss"] = trainer.evaluate()["eval_loss"]
+    evaluations = {e.get("step"): _epoch_line(e) for e in trainer.state.log_history if "eval_loss" in e}
+    metrics["history"] = list(evaluations.values())  # one per step: the final evaluation repeats the last
+    result = TrainResult(Path(settings.out), built.trainable, built.total, splits.sizes(), dict(table.skipped), metrics)
+    if trainer.is_world_process_zero():
+        save_published(trainer, built, settings, result, splits.test, report)
+    return result
+
+
+def resume_point(settings: TrainSettings) -> str | None:
+    """The checkpoint folder to resume from, or None for a fresh start."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if not settings.resume:
+        return None
+    if settings.resume != "last":
+        if not (Path(settings.resume) / "trainer_state.json").is_file():
+            raise TrainError(f"{settings.resume} is not a training checkpoint (no trainer_state.json)")
+        return str(settings.resume)
+    last = get_last_checkpoint(str(settings.checkpoint_dir)) if settings.checkpoint_dir.is_dir() else None
+    if last is None:
+        raise TrainError(f"nothing to resume: no checkpoint in {settings.checkpoint_dir}")
+    return last
+
+
+def make_trainer(settings: TrainSettings, built: Built, splits, report=print):
+    """A Hugging Face Trainer: evaluation and a checkpoint every epoch, the best by validation loss kept."""
+    from transformers import TrainingArguments
+
+    from igcap.data import CaptionCollator, CaptionDataset
+
+    has_eval = bool(splits.validation)
+    fp16, bf16 = mixed_precision(settings.precision)
+    args = TrainingArguments(
+        output_dir=str(settings.checkpoint_dir), num_train_epochs=settings.epochs,
+        per_device_train_batch_size=settings.batch_size,
+        per_device_eval_batch_size=settings.eval_batch_size or settings.batch_size,
+        gradient_accumulation_steps=settings.grad_accum, learning_rate=settings.learning_rate,
+        warmup_steps=settings.warmup, weight_decay=settings.weight_decay, seed=settings.seed,
+        fp16=fp16, bf16=bf16, eval_strategy="epoch" if has_eval else "no", save_strategy="epoch",
+        save_total_limit=settings.save_total_limit, load_best_model_at_end=has_eval,
+        metric_for_best_model="loss" if has_eval else None, greater_is_better=False if has_eval else None,
+        logging_steps=settings.logging_steps, logging_first_step=True, report_to="none",
+        remove_unused_columns=False,  # the collator needs the image paths and captions
+        dataloader_num_workers=_workers(settings), disable_tqdm=not settings.progress)
+    # VisionEncoderDecoderModel.forward takes **kwargs but averages its loss itself: without this the Trainer
+    # would skip dividing by gradient accumulation steps and multiply the loss by the number of GPUs.
+    built.model.accepts_loss_kwargs = False
+    return caption_trainer_class()(model=built.model, args=args, processing_class=built.tokenizer,
+                   data_collator=CaptionCollator(built.tokenizer, built.processor, settings.max_caption_tokens),
+                   train_dataset=CaptionDataset(splits.train),
+                   eval_dataset=CaptionDataset(splits.validation) if has_eval else None,
+                   callbacks=[evaluation_log(report)])
+
+
+@functools.cache
+def caption_trainer_class():
+    """Trainer whose checkpoint loading goes through from_pretrained.
+
+    transformers 5.24's Trainer loads checkpoints (``--resume``, best model at the end) with a plain
+    ``load_state_dict``, but ViT's saved names differ from its module names in memory
+    ("encoder.encoder.layer.0.attention.attention.query" vs "encoder.layers.0.attention.q_proj"), so the
+    encoder's weights were silently left as they were. from_pretrained applies the renaming.
+    """
+    from transformers import Trainer
+
+    class CaptionTrainer(Trainer):
+        def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+            if self.is_fsdp_enabled or self.is_deepspeed_enabled:
+                return super()._load_from_checkpoint(resume_from_checkpoint, model)
+            load_weights_from(self.accelerator.unwrap_model(model or self.model), resume_from_checkpoint)
+
+        def _load_best_model(self):
+            if self.is_fsdp_enabled or self.is_deepspeed_enabled:
+                return super()._load_best_model()
+            log.info("loading the best model, %s", self.state.best_model_checkpoint)
+            load_weights_from(self.accelerator.unwrap_model(self.model), self.state.best_model_checkpoint)
+
+    return CaptionTrainer
+
+
+def load_weights_from(model, folder: str) -> None:
+    """Copy a saved model's weights into ``model`` in place (same architecture; every tensor must match)."""
+    import torch
+
+    saved = type(model).from_pretrained(folder, dtype=next(model.parameters()).dtype)
+    with torch.no_grad():
+        model.load_state_dict(saved.state_dict(), strict=True)
+
+
+def mixed_precision(choice: str) -> tuple[bool, bool]:
+    """(fp16, bf16) for the Trainer; half precision only where the device supports it."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    bf16_ok = cuda and torch.cuda.is_bf16_supported()
+    if choice == "auto":
+        return (cuda and not bf16_ok, bf16_ok)
+    if choice == "fp16" and not cuda:
+        raise TrainError("fp16 training needs a CUDA GPU; use --precision fp32 (or auto)")
+    if choice == "bf16" and not bf16_ok:
+        raise TrainError("bf16 training needs a GPU that supports it (Ampere or newer); use fp16 or fp32")
+    return (choice == "fp16", choice == "bf16")
+
+
+def _workers(settings: TrainSettings) -> int:
+    import torch
+
+    if settings.num_workers is not None:
+        return settings.num_workers
+    return min(4, os.cpu_count() or 1) if torch.cuda.is_available() else 0
+
+
+def _epoch_line(entry: dict) -> dict:
+    return {"epoch": round(entry.get("epoch", 0), 2), "step": entry.get("step"), "validation_loss": entry["eval_loss"]}
+
+
+def evaluation_log(report):
+    from transformers import TrainerCallback
+
+    class EvaluationLogCallback(TrainerCallback):
+        """One line per evaluation, so a long run shows how it is going without a dashboard."""
+
+        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+            if state.is_world_process_zero and metrics and "eval_loss" in metrics:
+                report(f"epoch {state.epoch or 0:.2f} (step {state.global_step}): "
+                       f"validation loss {metrics['eval_loss']:.4f}")
+
+    return EvaluationLogCallback()
+
+
+# ---------------------------------------------------------------- saving
+
+def save_published(trainer, built: Built, settings: TrainSettings, result: TrainResult, test_records,
+                   report=print) -> Path:
+    """Weights + config + generation config + tokenizer + image processor + marker + model card in ``out``."""
+    out = Path(settings.out)
+    trainer.save_model(str(out))  # model files and the tokenizer (the processing class)
+    built.processor.save_pretrained(out)
+    write_marker(out, settings)
+    if settings.caption_eval_samples and test_records:
+        from igcap.evaluation import evaluate_folder
+
+        report(f"captioning {min(len(test_records), settings.caption_eval_samples)} test photos for the model card")
+        result.metrics["test"] = evaluate_folder(out, test_records[: settings.caption_eval_samples],
+                                                 settings.max_caption_tokens).to_dict()
+    write_model_card(out, settings, result)
+    (out / "training-metrics.json").write_text(json.dumps(_jsonable(result), indent=2, ensure_ascii=False))
+    if not settings.keep_checkpoints:
+        shutil.rmtree(settings.checkpoint_dir, ignore_errors=True)
+    if settings.push_to_hub:
+        push_to_hub(out, settings.push_to_hub, report)
+    report(f"saved to {out}")
+    return out
+
+
+def write_marker(out: Path, settings: TrainSettings) -> Path:
+    """igcap-model.json: what the registry needs to list this folder as a model."""
+    key = settings.key or Path(settings.out).name
+    meta = {"key": key, "label": settings.label or key, "base": settings.base, "strategy": settings.strategy,
+            "demo": settings.demo, "description": settings.description or f"{settings.base} fine-tuned, "
+            f"strategy {settings.strategy}, on {Path(settings.data).name}."}
+    path = Path(out) / MARKER_FILE
+    path.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def write_model_card(out: Path, settings: TrainSettings, result: TrainResult) -> Path:
+    """README.md in the form the hub shows: data, strategy, hyper-parameters, metrics, how to load it."""
+    from igcap.modelcard import model_card
+
+    path = Path(out) / "README.md"
+    path.write_text(model_card(settings, result), encoding="utf-8")
+    return path
+
+
+def push_to_hub(out: Path, repo_id: str, report=print) -> None:
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    api.create_repo(repo_id, exist_ok=True)
+    api.upload_folder(folder_path=str(out), repo_id=repo_id, ignore_patterns=[f"{CHECKPOINTS}/*"])
+    report(f"uploaded to https://huggingface.co/{repo_id}")
+
+
+def _jsonable(result: TrainResult) -> dict:
+    data = asdict(result)
+    data["out"] = str(result.out)
+    return data
+
+
+def hyper_parameters(settings: TrainSettings) -> dict:
+    keys = ("epochs", "batch_size", "grad_accum", "learning_rate", "warmup", "weight_decay", "max_caption_tokens",
+            "max_samples", "seed", "precision")
+    return {k: getattr(settings, k) for k in keys}
+
+
+# ---------------------------------------------------------------- four variants
+
+def variant_settings(template: TrainSettings, out_root: Path) -> list[TrainSettings]:
+    """The four published variants (both bases × both strategies) with the template's hyper-parameters."""
+    return [replace(template, base=spec.base, strategy=spec.strategy, out=Path(out_root) / spec.key, key=spec.key,
+                    label=spec.label, description=spec.description) for spec in DEFAULT_MODELS]
+
+
+def train_all(template: TrainSettings, out_root: Path, report=print) -> dict[str, TrainResult]:
+    """Train the four variants one after another into ``out_root/<key>``."""
+    results = {}
+    for settings in variant_settings(template, out_root):
+        report(f"=== {settings.key}: base {settings.base}, strategy {settings.strategy}")
+        results[settings.key] = train(settings, report)
+    return results
+
