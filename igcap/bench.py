@@ -1,0 +1,549 @@
+"""The benchmark against the original app's path: random-weight checkpoints of the real architecture,
+the original path rebuilt faithfully and igcap's engine, each in its own process, same photos, same
+number of tokens.
+
+Two sets of four checkpoints, saved once in the form of the published repos (``save_pretrained`` +
+tokenizer + image processor):
+
+* ``distinct``: four unrelated models, like the four our own pipeline makes;
+* ``published_like``: two pairs; in each pair the encoder and GPT-2 blocks 0-10 are identical and only
+  the last block, the final norm and the tied embeddings differ (what the original notebook's runs made).
+
+Scenarios, each path in its own child process (``python -m igcap.bench child ...``):
+
+* ``cold``: process start → first caption on screen;
+* ``one_photo``: one photo × four models, warm (after loading);
+* ``eight_photos``: eight photos × four models.
+
+Every caption is forced to exactly N new tokens (``min_new_tokens = max_new_tokens = N``), greedy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+KEYS = ("vit-gpt2-last-block", "vit-gpt2-all", "nlpconnect-last-block", "nlpconnect-all")
+SETS = ("distinct", "published_like")
+SCENARIOS = ("one_photo", "eight_photos", "cold")
+PATHS = ("original", "igcap")
+EOS = "<|endoftext|>"
+EOS_ID = 50256  # GPT-2's: the real vocabulary has 50,257 tokens and eos is the last
+FORMAT_VERSION = 1  # bump when the checkpoints' recipe changes, so cached ones are rebuilt
+READY_FILE = "bench-ready.json"
+PHOTO_SIZE = (640, 480)
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    tokens: int = 32  # new tokens per caption, forced (min = max)
+    repeats: int = 3  # each measurement, median reported
+    sets: tuple[str, ...] = SETS
+    cache_dir: Path | None = None  # where the checkpoints are built once (default IGCAP_DATA_DIR/bench)
+    quick: bool = False  # tiny models, a few tokens, one repeat: checks the machinery in seconds
+    photos: int = 8  # photos in the eight_photos scenario
+
+    def __post_init__(self):
+        if self.tokens < 1:
+            raise ValueError("--tokens must be at least 1")
+        if self.repeats < 1:
+            raise ValueError("--repeats must be at least 1")
+        unknown = [s for s in self.sets if s not in SETS]
+        if unknown or not self.sets:
+            raise ValueError(f"--sets takes a comma-separated list of {', '.join(SETS)}; not {', '.join(unknown) or 'empty'}")
+
+
+def default_cache_dir(quick: bool = False) -> Path:
+    from igcap.config import Settings
+
+    return Settings.from_env().data_dir / ("bench-quick" if quick else "bench")
+
+
+# ---------------------------------------------------------------- checkpoints
+
+def real_vocab_tokenizer():
+    """A byte-level BPE tokenizer with GPT-2's vocabulary size (50,257) and eos id (50,256).
+
+    No GPT-2 tokenizer can be downloaded here; the 50,000 merges are simply the first pairs of the
+    256 byte symbols, so every real token id exists and decodes to text.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = {ch: i for i, ch in enumerate(alphabet)}
+    merges = []
+    for a in alphabet:
+        for b in alphabet:
+            if len(vocab) < EOS_ID:
+                merges.append((a, b))
+                vocab[a + b] = len(vocab)
+    vocab[EOS] = EOS_ID
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens([EOS])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=EOS, eos_token=EOS, unk_token=EOS)
+
+
+def vit_processor():
+    from transformers import ViTImageProcessor
+
+    # google/vit-base-patch16-224-in21k's settings, which the published repos carry
+    return ViTImageProcessor(size={"height": 224, "width": 224}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+
+
+def full_size_model(seed: int):
+    """ViT-base/16 + GPT-2 small with cross-attention, random weights: 239,195,904 parameters."""
+    import torch
+    from transformers import GPT2Config, ViTConfig, VisionEncoderDecoderConfig, VisionEncoderDecoderModel
+
+    return _model_from_configs(ViTConfig(), GPT2Config(add_cross_attention=True, is_decoder=True,
+                                                       bos_token_id=EOS_ID, eos_token_id=EOS_ID), seed, torch,
+                               VisionEncoderDecoderConfig, VisionEncoderDecoderModel)
+
+
+def tiny_model(seed: int, vocab: int):
+    """The same classes at toy size, for --quick."""
+    import torch
+    from transformers import GPT2Config, ViTConfig, VisionEncoderDecoderConfig, VisionEncoderDecoderModel
+
+    enc = ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, patch_size=32)
+    dec = GPT2Config(vocab_size=vocab, n_embd=32, n_layer=2, n_head=2, n_positions=128, add_cross_attention=True,
+                     is_decoder=True, bos_token_id=EOS_ID, eos_token_id=EOS_ID)
+    return _model_from_configs(enc, dec, seed, torch, VisionEncoderDecoderConfig, VisionEncoderDecoderModel)
+
+
+def _model_from_configs(enc, dec, seed, torch, config_cls, model_cls):
+    torch.manual_seed(seed)
+    config = config_cls.from_encoder_decoder_configs(enc, dec)
+    config.decoder_start_token_id = config.pad_token_id = config.eos_token_id = EOS_ID
+    model = model_cls(config=config).eval()
+    gen = model.generation_config
+    gen.decoder_start_token_id = gen.pad_token_id = gen.eos_token_id = gen.bos_token_id = EOS_ID
+    return model
+
+
+def fine_tuned_sibling(model, seed: int):
+    """A copy that differs only where the notebook's last-block runs trained: GPT-2's last block,
+    the final layer norm and the (tied) token embeddings."""
+    import copy
+
+    import torch
+
+    sibling = copy.deepcopy(model)
+    gen = torch.Generator().manual_seed(seed)
+    decoder = sibling.decoder.transformer
+    with torch.no_grad():
+        for module in (decoder.h[-1], decoder.ln_f, decoder.wte):
+            for p in module.parameters():
+                p.add_(torch.randn(p.shape, generator=gen) * 0.01)
+    return sibling
+
+
+def build_set(set_name: str, folder: Path, quick: bool = False) -> Path:
+    """Four checkpoints under folder/<set_name>/<key>/, built once (a marker file says they are complete)."""
+    target = Path(folder) / set_name
+    recipe = {"version": FORMAT_VERSION, "set": set_name, "quick": quick}
+    ready = target / READY_FILE
+    if ready.is_file() and json.loads(ready.read_text()) == recipe:
+        return target
+    shutil.rmtree(target, ignore_errors=True)
+    tokenizer = real_vocab_tokenizer()
+    make = (lambda seed: tiny_model(seed, len(tokenizer))) if quick else full_size_model
+    model = None
+    for i, key in enumerate(KEYS):
+        log.warning("building %s/%s (random weights, %s)", set_name, key, "tiny" if quick else "full size")
+        if set_name == "published_like" and i % 2 == 1:
+            model = fine_tuned_sibling(model, seed=100 + i)  # the pair's first member was built just before
+        else:
+            model = make(seed=i if set_name == "distinct" else 10 + i)
+        _save_repo(target / key, model, tokenizer)
+    ready.write_text(json.dumps(recipe))
+    return target
+
+
+def _save_repo(path: Path, model, tokenizer) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    vit_processor().save_pretrained(path)
+
+
+# ---------------------------------------------------------------- photos
+
+def bench_photos(n: int = 8):
+    """Deterministic synthetic photos (smooth colour fields with noise), 640 × 480 like a phone upload."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    ys, xs = np.mgrid[0:PHOTO_SIZE[1], 0:PHOTO_SIZE[0]]
+    photos = []
+    for _ in range(n):
+        a, b, c = rng.uniform(0.002, 0.02, 3)
+        base = np.stack([np.sin(xs * a + ys * b), np.cos(ys * c), np.sin((xs + ys) * b)], axis=-1)
+        pixels = (base * 100 + 128 + rng.normal(0, 12, base.shape)).clip(0, 255).astype("uint8")
+        photos.append(Image.fromarray(pixels, "RGB"))
+    return photos
+
+
+# ---------------------------------------------------------------- the two paths (child processes)
+
+@dataclass
+class ChildReport:
+    """What one child process measured; the parent adds wall-clock cold time and peak RSS."""
+
+    path: str
+    load_seconds: float = 0.0
+    first_caption_at: float = 0.0  # time.time() when the first caption was ready
+    one_photo_seconds: float = 0.0
+    eight_photos_seconds: float = 0.0
+    one_photo_tokens: int = 0
+    eight_photos_tokens: int = 0
+    threads: int = 0
+    captions: list[str] = field(default_factory=list)  # the warm one-photo captions, model order
+    variant: dict = field(default_factory=dict)
+
+
+def run_original(set_dir: Path, tokens: int, photos: int) -> ChildReport:
+    """The original app's path: four fp32 from_pretrained loads, the image processor once, generate per
+    model per photo, one after another, greedy."""
+    import torch
+    from transformers import AutoTokenizer, ViTImageProcessor, VisionEncoderDecoderModel
+
+    report = ChildReport("original", threads=torch.get_num_threads())
+    start = time.perf_counter()
+    processor = ViTImageProcessor.from_pretrained(set_dir / KEYS[0])
+    models = [(VisionEncoderDecoderModel.from_pretrained(set_dir / k), AutoTokenizer.from_pretrained(set_dir / k))
+              for k in KEYS]
+    report.load_seconds = time.perf_counter() - start
+    images = bench_photos(photos)
+
+    def caption_all(batch, on_caption=None):
+        texts, n = [], 0
+        for image in batch:
+            pixel_values = processor(images=image, return_tensors="pt").pixel_values
+            for model, tokenizer in models:
+                out = model.generate(pixel_values, max_new_tokens=tokens, min_new_tokens=tokens)
+                texts.append(tokenizer.decode(out[0], skip_special_tokens=True))
+                n += out.shape[1] - 1  # the first id is the decoder start token
+                if on_caption:
+                    on_caption()
+        return texts, n
+
+    first = []
+    caption_all(images[:1], on_caption=lambda: first or first.append(time.time()))
+    report.first_caption_at = first[0]
+    t = time.perf_counter()
+    report.captions, report.one_photo_tokens = caption_all(images[:1])
+    report.one_photo_seconds = time.perf_counter() - t
+    t = time.perf_counter()
+    _, report.eight_photos_tokens = caption_all(images)
+    report.eight_photos_seconds = time.perf_counter() - t
+    return report
+
+
+@dataclass(frozen=True)
+class EngineVariant:
+    """igcap's engine with one lever changed, for `bench --levers`; the default is what users get."""
+
+    name: str = "default"
+    quantize: bool | None = None  # None: the engine's default (int8 on CPU)
+    share_weights: bool = True
+    batch_size: int = 8
+    threads: int | None = None  # None: the engine's default
+    attention: str | None = None  # "eager" to switch SDPA off
+    lean_loading: bool = True
+
+
+LEVER_VARIANTS = (
+    EngineVariant(),
+    EngineVariant("fp32 weights (no int8)", quantize=False),
+    EngineVariant("no weight sharing", share_weights=False),
+    EngineVariant("batch size 1", batch_size=1),
+    EngineVariant("1 torch thread", threads=1),
+    EngineVariant("2 torch threads", threads=2),
+    EngineVariant("eager attention (no SDPA)", attention="eager"),
+    EngineVariant("int8 after a full float load", lean_loading=False),
+)
+
+
+def run_igcap(set_dir: Path, tokens: int, photos: int, variant: EngineVariant = EngineVariant()) -> ChildReport:
+    """igcap's engine through its public API: the model cache, the captioner, decoding settings."""
+    import torch
+
+    from igcap import optimize
+    from igcap.captioner import Captioner
+    from igcap.config import Settings
+    from igcap.decoding import DecodingSettings
+    from igcap.loading import LoadOptions, ModelCache, cache_from_settings
+
+    settings = Settings.from_env()
+    cache = cache_from_settings(settings)
+    if variant != EngineVariant():
+        cache = ModelCache(cache.registry, LoadOptions(settings.device, variant.quantize if variant.quantize is not None
+                                                       else settings.quantize, variant.share_weights), max_models=4)
+    if variant.threads:
+        torch.set_num_threads(variant.threads)
+    if not variant.lean_loading:
+        optimize.load_int8_lean = _lean_loading_off
+    if variant.attention:
+        _force_attention(variant.attention)
+    captioner = Captioner(cache, batch_size=variant.batch_size)
+    decoding = DecodingSettings(strategy="greedy", num_beams=1, no_repeat_ngram_size=0, min_new_tokens=tokens,
+                                max_new_tokens=tokens, drop_fragment=False)
+    report = ChildReport("igcap", threads=torch.get_num_threads(), variant=asdict(variant))
+    images = bench_photos(photos)
+    first = []
+    runs = captioner.caption(images[:1], KEYS, decoding, on_result=lambda run: first or first.append(time.time()))
+    _raise_failures(runs)
+    report.load_seconds = sum(cache.get(k).seconds for k in KEYS)
+    report.first_caption_at = first[0]
+    t = time.perf_counter()
+    runs = captioner.caption(images[:1], KEYS, decoding)
+    report.one_photo_seconds = time.perf_counter() - t
+    report.captions = [r.raw_text for run in _raise_failures(runs) for r in run.results]
+    report.one_photo_tokens = sum(r.tokens for run in runs for r in run.results)
+    t = time.perf_counter()
+    runs = captioner.caption(images, KEYS, decoding)
+    report.eight_photos_seconds = time.perf_counter() - t
+    report.eight_photos_tokens = sum(r.tokens for run in _raise_failures(runs) for r in run.results)
+    return report
+
+
+def _force_attention(implementation: str) -> None:
+    """Every model the engine loads from now on uses this attention implementation."""
+    from igcap import loading
+
+    instantiate = loading._instantiate_model
+
+    def with_attention(*args, **kwargs):
+        model = instantiate(*args, **kwargs)
+        model.set_attn_implementation(implementation)
+        return model
+
+    loading._instantiate_model = with_attention
+
+
+def _lean_loading_off(*args, **kwargs):
+    from igcap.optimize import LeanLoadUnsupported
+
+    raise LeanLoadUnsupported("switched off for the benchmark")
+
+
+def _raise_failures(runs):
+    failed = [run.error for run in runs if run.error]
+    if failed:
+        raise RuntimeError("; ".join(f"{e.model_key}: {e.message}" for e in failed))
+    return runs
+
+
+def child_main(argv: list[str]) -> int:
+    """``python -m igcap.bench child PATH SET_DIR TOKENS PHOTOS OUT [VARIANT_JSON]``."""
+    path, set_dir, tokens, photos, out = argv[:5]
+    if path == "original":
+        report = run_original(Path(set_dir), int(tokens), int(photos))
+    else:
+        variant = EngineVariant(**json.loads(argv[5])) if len(argv) > 5 else EngineVariant()
+        report = run_igcap(Path(set_dir), int(tokens), int(photos), variant)
+    Path(out).write_text(json.dumps(asdict(report)))
+    return 0
+
+
+# ---------------------------------------------------------------- the parent
+
+@dataclass
+class Measurement:
+    """One child run seen from outside: its report, the cold time and its peak resident memory."""
+
+    report: ChildReport
+    cold_seconds: float
+    peak_rss_mb: float
+
+
+def run_child(path: str, set_dir: Path, options: BenchOptions, variant: EngineVariant | None = None) -> Measurement:
+    """One path in a fresh process; cold = spawn → first caption; peak RSS from the kernel's rusage."""
+    with tempfile.TemporaryDirectory(prefix="igcap-bench-") as tmp:
+        out = Path(tmp) / "report.json"
+        args = [sys.executable, "-m", "igcap.bench", "child", path, str(set_dir), str(options.tokens),
+                str(options.photos), str(out)]
+        if variant is not None:
+            args.append(json.dumps(asdict(variant)))
+        started = time.time()
+        proc = subprocess.Popen(args, env=_child_env(set_dir, Path(tmp)), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        output = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0 or not out.is_file():
+            raise BenchError(f"the {path} path failed (exit {proc.returncode}):\n{output[-3000:]}")
+        report = ChildReport(**json.loads(out.read_text()))
+    return Measurement(report, report.first_caption_at - started, usage.ru_maxrss / 1024)
+
+
+class BenchError(RuntimeError):
+    """A child process failed; the message carries the end of its output."""
+
+
+def _child_env(set_dir: Path, tmp: Path) -> dict[str, str]:
+    """The models folder points at the set; no user overrides or demo models leak in."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IGCAP_MODEL")}
+    env.update(IGCAP_MODELS_DIR=str(set_dir), IGCAP_DEMO_MODELS_DIR=str(tmp / "no-demo-models"),
+               HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(_project_root()), env.get("PYTHONPATH")])))
+    env.pop("IGCAP_MODELS_FILE", None)
+    return env
+
+
+def _project_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+def run_benchmark(options: BenchOptions, progress=print) -> dict:
+    """Both paths on each set, alternating pairwise for ``repeats`` rounds; medians in the issue's schema."""
+    folder = options.cache_dir or default_cache_dir(options.quick)
+    machine = machine_info()
+    raw: dict[str, dict[str, list[Measurement]]] = {s: {p: [] for p in PATHS} for s in options.sets}
+    for set_name in options.sets:
+        set_dir = build_set(set_name, folder, quick=options.quick)
+        for r in range(options.repeats):
+            order = PATHS if r % 2 == 0 else PATHS[::-1]  # alternate who goes first, so drift hits both
+            for path in order:
+                progress(f"[{set_name}] round {r + 1}/{options.repeats}: {path} path …")
+                m = run_child(path, set_dir, options)
+                raw[set_name][path].append(m)
+                progress(f"    load {m.report.load_seconds:.1f} s, one photo {m.report.one_photo_seconds:.1f} s, "
+                         f"eight photos {m.report.eight_photos_seconds:.1f} s, cold {m.cold_seconds:.1f} s, "
+                         f"peak {m.peak_rss_mb:.0f} MB")
+    machine["load_average_end"] = list(os.getloadavg())
+    return summarize(raw, options, machine, folder)
+
+
+def summarize(raw: dict, options: BenchOptions, machine: dict, folder: Path) -> dict:
+    result = {"machine": machine, "tokens_per_caption": options.tokens, "repeats": options.repeats,
+              "photos": {"one_photo": 1, "eight_photos": options.photos}, "models": len(KEYS),
+              "checkpoints": str(folder), "quick": options.quick}
+    for set_name, by_path in raw.items():
+        result[set_name] = {scenario: _scenario(scenario, by_path) for scenario in SCENARIOS}
+    return result
+
+
+def _scenario(scenario: str, by_path: dict[str, list[Measurement]]) -> dict:
+    entry = {path: _path_figures(scenario, ms) for path, ms in by_path.items()}
+    entry["speedup"] = round(entry["original"]["seconds"] / entry["igcap"]["seconds"], 2)
+    return entry
+
+
+def _path_figures(scenario: str, ms: list[Measurement]) -> dict:
+    seconds = [_seconds(scenario, m) for m in ms]
+    tokens = _tokens(scenario, ms[0].report)
+    med = statistics.median(seconds)
+    return {"seconds": round(med, 3), "peak_rss_mb": round(statistics.median(m.peak_rss_mb for m in ms), 1),
+            "tokens": tokens, "tokens_per_second": round(tokens / med, 2) if tokens else None,
+            "load_seconds": round(statistics.median(m.report.load_seconds for m in ms), 2),
+            "runs_seconds": [round(s, 3) for s in seconds], "threads": ms[0].report.threads}
+
+
+def _seconds(scenario: str, m: Measurement) -> float:
+    return {"one_photo": m.report.one_photo_seconds, "eight_photos": m.report.eight_photos_seconds,
+            "cold": m.cold_seconds}[scenario]
+
+
+def _tokens(scenario: str, report: ChildReport) -> int:
+    return {"one_photo": report.one_photo_tokens, "eight_photos": report.eight_photos_tokens,
+            "cold": 0}[scenario]
+
+
+def machine_info() -> dict:
+    import torch
+    import transformers
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"cpu": cpu, "cores": cores, "torch_threads_default": torch.get_num_threads(),
+            "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+            "torch": torch.__version__, "transformers": transformers.__version__, "python": platform.python_version(),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load_average_start": list(os.getloadavg())}
+
+
+def format_table(result: dict) -> str:
+    """The figures as a plain-text table, one row per set and scenario."""
+    m = result["machine"]
+    lines = [f"igcap bench · {m['date']} · {m['cpu']} · {m['cores']} cores · torch {m['torch']} "
+             f"({m['torch_threads_default']} threads) · {result['tokens_per_caption']} tokens per caption · "
+             f"median of {result['repeats']} · load average {m['load_average_start'][0]:.1f} → "
+             f"{m.get('load_average_end', [0])[0]:.1f}",
+             "",
+             f"{'set':<15}{'scenario':<14}{'original s':>11}{'igcap s':>9}{'speedup':>9}"
+             f"{'orig tok/s':>12}{'igcap tok/s':>12}{'orig peak MB':>14}{'igcap peak MB':>15}"]
+    for set_name in SETS:
+        for scenario in SCENARIOS:
+            e = result.get(set_name, {}).get(scenario)
+            if not e:
+                continue
+            o, i = e["original"], e["igcap"]
+            tps = lambda p: f"{p['tokens_per_second']:.1f}" if p["tokens_per_second"] else "-"  # noqa: E731
+            lines.append(f"{set_name:<15}{scenario:<14}{o['seconds']:>11.2f}{i['seconds']:>9.2f}{e['speedup']:>8.2f}×"
+                         f"{tps(o):>12}{tps(i):>12}{o['peak_rss_mb']:>14.0f}{i['peak_rss_mb']:>15.0f}")
+    for set_name in SETS:
+        if set_name in result:
+            e = result[set_name]["one_photo"]
+            lines.append(f"load seconds ({set_name}): original {e['original']['load_seconds']:.1f}, "
+                         f"igcap {e['igcap']['load_seconds']:.1f} (igcap loads lazily: its first photo pays it)")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- levers
+
+def run_levers(options: BenchOptions, set_name: str = "distinct", progress=print) -> list[dict]:
+    """igcap's engine with each lever switched, one child per variant (repeats each, median)."""
+    folder = options.cache_dir or default_cache_dir(options.quick)
+    set_dir = build_set(set_name, folder, quick=options.quick)
+    rows = []
+    for variant in LEVER_VARIANTS:
+        ms = []
+        for _ in range(options.repeats):
+            progress(f"[levers/{set_name}] {variant.name} …")
+            ms.append(run_child("igcap", set_dir, options, variant))
+        med = lambda f: round(statistics.median(f(m) for m in ms), 2)  # noqa: E731
+        rows.append({"variant": variant.name, "set": set_name, "one_photo_seconds": med(lambda m: m.report.one_photo_seconds),
+                     "eight_photos_seconds": med(lambda m: m.report.eight_photos_seconds),
+                     "cold_seconds": med(lambda m: m.cold_seconds), "load_seconds": med(lambda m: m.report.load_seconds),
+                     "peak_rss_mb": med(lambda m: m.peak_rss_mb), "threads": ms[0].report.threads,
+                     "captions_same_as_default": ms[0].report.captions == rows[0]["captions"] if rows else True,
+                     "captions": ms[0].report.captions})
+        progress(f"    {rows[-1]}")
+    return rows
+
+
+def format_levers(rows: list[dict]) -> str:
+    head = f"{'variant':<32}{'one photo s':>12}{'8 photos s':>11}{'cold s':>8}{'load s':>8}{'peak MB':>9}  same captions"
+    lines = [head] + [f"{r['variant']:<32}{r['one_photo_seconds']:>12.2f}{r['eight_photos_seconds']:>11.2f}"
+                      f"{r['cold_seconds']:>8.1f}{r['load_seconds']:>8.1f}{r['peak_rss_mb']:>9.0f}  "
+                      f"{'yes' if r['captions_same_as_default'] else 'no'}" for r in rows]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "child":
+        logging.basicConfig(level=logging.WARNING)
+        sys.exit(child_main(sys.argv[2:]))
+    sys.exit("usage: python -m igcap bench (this module's own entry point is for its child processes)")

@@ -1,0 +1,62 @@
+"""`python -m igcap bench`: igcap's engine against the original app's path, on random-weight checkpoints
+of the real architecture (built once), each path in its own process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from igcap.cli import CliError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "bench", help="benchmark igcap against the original app's path (speed and peak memory)",
+        description="Build random-weight checkpoints of the real architecture once, then time the original "
+                    "app's path and igcap's engine in separate processes. Example: python -m igcap bench "
+                    "--json bench.json   (quick check of the machinery: python -m igcap bench --quick)")
+    p.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE as JSON")
+    p.add_argument("--cache", type=Path, metavar="DIR",
+                   help="where the checkpoints are built once (default: IGCAP_DATA_DIR/bench, about 7.3 GB)")
+    p.add_argument("--tokens", type=int, default=None, help="new tokens per caption, forced (default 32; --quick: 4)")
+    p.add_argument("--repeats", type=int, default=None, help="runs of each path, median reported (default 3; --quick: 1)")
+    p.add_argument("--sets", default="distinct,published_like",
+                   help="comma-separated: distinct (four unrelated models), published_like (two fine-tuned pairs)")
+    p.add_argument("--quick", action="store_true", help="tiny models, few tokens, one repeat: checks the machinery in seconds")
+    p.add_argument("--levers", action="store_true",
+                   help="instead: igcap's engine with each lever switched off or changed (int8, sharing, batching, "
+                        "threads, SDPA, lean loading), on the first set given")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from igcap import bench
+
+    try:
+        options = bench.BenchOptions(
+            tokens=args.tokens or (4 if args.quick else 32), repeats=args.repeats or (1 if args.quick else 3),
+            sets=tuple(s.strip().replace("-", "_") for s in args.sets.split(",") if s.strip()),
+            cache_dir=args.cache, quick=args.quick)
+    except ValueError as err:
+        raise CliError(str(err)) from None
+    _check_writable(args.json)
+    try:
+        if args.levers:
+            rows = bench.run_levers(options, set_name=options.sets[0])
+            print(bench.format_levers(rows))
+            result = {"machine": bench.machine_info(), "tokens_per_caption": options.tokens, "levers": rows}
+        else:
+            result = bench.run_benchmark(options)
+            print(bench.format_table(result))
+    except bench.BenchError as err:
+        raise CliError(str(err)) from None
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _check_writable(path: Path | None) -> None:
+    """Fail before a long run, not after it."""
+    if path is not None and not path.parent.resolve().is_dir():
+        raise CliError(f"cannot write {path}: the folder {path.parent} does not exist")
