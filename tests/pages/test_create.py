@@ -177,3 +177,9 @@ def test_regenerate_replaces_one_card_and_keeps_edits_elsewhere(app):
     keys = [t.key for t in card_text_areas(app)]
     assert first.key not in keys and len(keys) == 4  # a fresh card for that model
     assert app.text_area(key=second.key).value == "Keep this edit"
+
+
+def test_large_upload_is_kept_at_1080_pixels(app, db_url):
+    upload(app, ("big.png", builders.photo_bytes("PNG", size=(2400, 1600)), "image/png"))
+    photo = next(iter(app.session_state["create.decoded"].values()))
+    assert photo.image.size == (1080, 720) and (photo.width, photo.height) == (2400, 1600)
