@@ -84,6 +84,17 @@ def evaluate_spec(spec: ModelSpec, records, decoding=None, device: str = "auto",
     return EvalReport(spec.key, len(photos), metrics, examples, unreadable)
 
 
+def caption_records(spec: ModelSpec, records, decoding=None, device: str = "cpu", quantize: bool = False,
+                    batch_size: int = 16) -> list[tuple[str, str]]:
+    """(reference, generated caption) for each readable photo, through the app's loading and captioning."""
+    from igcap.loading import LoadOptions, load_captioner
+
+    loaded = load_captioner(spec, LoadOptions(device=device, quantize=quantize, share_weights=False))
+    photos, references, _ = _readable(records)
+    results = _captions(loaded, photos, decoding or default_decoding(), batch_size)
+    return [(ref, r.text) for ref, r in zip(references, results)]
+
+
 def evaluate_folder(folder: Path, records, max_tokens: int = 64) -> EvalReport:
     return evaluate_spec(spec_for(str(folder)), records, max_tokens=max_tokens)
 

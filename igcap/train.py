@@ -178,7 +178,8 @@ def set_token_ids(model, tokenizer):
     for config in (model.config, model.generation_config):
         config.decoder_start_token_id = config.pad_token_id = config.eos_token_id = eos
     model.generation_config.bos_token_id = eos
-    model.config.decoder.bos_token_id = model.config.decoder.eos_token_id = eos
+    decoder = model.config.decoder
+    decoder.bos_token_id = decoder.eos_token_id = decoder.pad_token_id = eos
     return model
 
 
@@ -258,6 +259,7 @@ def resume_point(settings: TrainSettings) -> str | None:
 
 def make_trainer(settings: TrainSettings, built: Built, splits, report=print):
     """A Hugging Face Trainer: evaluation and a checkpoint every epoch, the best by validation loss kept."""
+    import torch
     from transformers import TrainingArguments
 
     from igcap.data import CaptionCollator, CaptionDataset
@@ -275,7 +277,8 @@ def make_trainer(settings: TrainSettings, built: Built, splits, report=print):
         metric_for_best_model="loss" if has_eval else None, greater_is_better=False if has_eval else None,
         logging_steps=settings.logging_steps, logging_first_step=True, report_to="none",
         remove_unused_columns=False,  # the collator needs the image paths and captions
-        dataloader_num_workers=_workers(settings), disable_tqdm=not settings.progress)
+        dataloader_num_workers=_workers(settings), dataloader_pin_memory=torch.cuda.is_available(),
+        disable_tqdm=not settings.progress)
     # VisionEncoderDecoderModel.forward takes **kwargs but averages its loss itself: without this the Trainer
     # would skip dividing by gradient accumulation steps and multiply the loss by the number of GPUs.
     built.model.accepts_loss_kwargs = False

@@ -1,0 +1,207 @@
+"""Reading captioned-photo datasets, splitting them, and turning batches into labels and pixels."""
+
+import csv
+import logging
+
+import pytest
+import torch
+
+from igcap import data
+from igcap.data import CaptionCollator, CaptionDataset, DataError, encode_labels, read_captions, split_records
+from tests import builders
+
+
+def write_csv(path, rows, header=None):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        if header:
+            writer.writerow(header)
+        writer.writerows(rows)
+
+
+def write_jpeg(path, colour="red", **kwargs):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(builders.photo_bytes("JPEG", colour=colour, **kwargs))
+
+
+@pytest.fixture
+def kaggle(tmp_path):
+    """The Kaggle layout: a first CSV with the real header and paths without ".jpg", a second without a header."""
+    one = tmp_path / "instagram_data"
+    for i in (1, 2, 3, 5):
+        write_jpeg(one / "img" / f"insta{i}.jpg")
+    (one / "img" / "insta5.jpg").write_bytes(b"\xff\xd8\xff\xe0 broken")  # corrupt
+    write_csv(one / "captions_csv.csv", [
+        [1, "img/insta1", "Sunset vibes 🌅 #travel #summer"],
+        [2, "img/insta2", ""],  # empty caption
+        [3, "img/insta3", "  coffee first ☕  "],
+        [4, "img/insta4", "this photo was never downloaded"],  # missing image
+        [5, "img/insta5", "a corrupt file"],
+    ], header=["Sr No", "Image File", "Caption"])
+    two = tmp_path / "instagram_data2"
+    write_jpeg(two / "img2" / "insta10.jpg", colour="blue")
+    write_csv(two / "captions_csv2.csv", [[0, "img2/insta10", "blue mood 💙 #blue"]])
+    return tmp_path
+
+
+def test_kaggle_layout_keeps_good_rows_verbatim_and_counts_skips(kaggle):
+    table = read_captions(kaggle)
+    captions = {r.image.name: r.caption for r in table.records}
+    assert captions == {"insta1.jpg": "Sunset vibes 🌅 #travel #summer", "insta3.jpg": "coffee first ☕",
+                        "insta10.jpg": "blue mood 💙 #blue"}
+    assert all(r.image.is_absolute() and r.image.is_file() for r in table.records)
+    assert table.skipped == {data.EMPTY_CAPTION: 1, data.MISSING_IMAGE: 1, data.UNREADABLE_IMAGE: 1}
+    summary = table.summary()
+    assert "3 captioned photos" in summary and "img/insta4" in summary and "unreadable image" in summary
+
+
+def test_either_kaggle_part_alone_is_enough(kaggle):
+    import shutil
+
+    shutil.rmtree(kaggle / "instagram_data")
+    assert [r.caption for r in read_captions(kaggle).records] == ["blue mood 💙 #blue"]
+
+
+def test_any_folder_with_a_csv_of_image_and_caption(tmp_path):
+    write_jpeg(tmp_path / "photos" / "a.png")
+    write_csv(tmp_path / "mine.csv", [["photos/a.png", "my own caption #diy"]], header=["image", "caption"])
+    assert [r.caption for r in read_captions(tmp_path).records] == ["my own caption #diy"]
+    assert [r.caption for r in read_captions(tmp_path / "mine.csv").records] == ["my own caption #diy"]
+
+
+def test_headerless_two_column_csv(tmp_path):
+    write_jpeg(tmp_path / "b.jpg")
+    write_csv(tmp_path / "pairs.csv", [["b.jpg", "two columns"]])
+    assert [r.caption for r in read_captions(tmp_path).records] == ["two columns"]
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p / "nowhere", "no dataset at"),
+    (lambda p: p, "no CSV in"),
+])
+def test_unusable_dataset_paths_get_a_clear_message(tmp_path, make, message):
+    with pytest.raises(DataError, match=message):
+        read_captions(make(tmp_path))
+
+
+def test_a_dataset_without_usable_rows_says_why(tmp_path):
+    write_csv(tmp_path / "c.csv", [["missing.jpg", "caption"]], header=["image", "caption"])
+    with pytest.raises(DataError, match="missing image"):
+        read_captions(tmp_path)
+
+
+# ---------------------------------------------------------------- splits
+
+def records(n):
+    return [data.CaptionRecord(image=data.Path(f"/x/{i}.jpg"), caption=f"caption {i}") for i in range(n)]
+
+
+def test_split_is_deterministic_disjoint_and_complete():
+    rows = records(100)
+    a, b = split_records(rows, seed=1), split_records(list(reversed(rows)), seed=1)
+    assert a == b  # independent of the order rows were read in
+    assert a.sizes() == {"train": 80, "validation": 10, "test": 10}
+    parts = [set(a.train), set(a.validation), set(a.test)]
+    assert set().union(*parts) == set(rows) and sum(map(len, parts)) == len(rows)
+    assert split_records(rows, seed=2).test != a.test
+
+
+def test_max_samples_and_tiny_datasets_still_hold_out_one_each():
+    assert sum(split_records(records(100), max_samples=20).sizes().values()) == 20
+    assert split_records(records(5)).sizes() == {"train": 3, "validation": 1, "test": 1}
+    with pytest.raises(DataError):
+        split_records(records(10), validation=0.6, test=0.5)
+
+
+# ---------------------------------------------------------------- labels
+
+def original_labels(tokenizer, captions, max_tokens):
+    """What the original training did: pad to max length with the pad token (= EOS for GPT-2), no -100,
+    no EOS appended."""
+    tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer(captions, padding="max_length", max_length=max_tokens, truncation=True,
+                     return_tensors="pt").input_ids
+
+
+def summed_loss(model, labels):
+    """Sum of per-token losses of a batch (what the padding must not change)."""
+    pixels = torch.zeros(len(labels), 3, 224, 224)
+    with torch.no_grad():
+        logits = model(pixel_values=pixels, labels=labels).logits
+    return torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, ignore_index=-100, reduction="sum")
+
+
+def test_labels_end_with_eos_and_pad_with_minus_100(tokenizer):
+    captions = ["a red circle 🎨 #shapes", "hello world, this is a caption."]
+    labels = encode_labels(tokenizer, captions, max_tokens=64)
+    eos = tokenizer.eos_token_id
+    for row, caption in zip(labels.tolist(), captions):
+        tokens = tokenizer(caption, add_special_tokens=False)["input_ids"]
+        assert row[: len(tokens) + 1] == tokens + [eos]
+        assert all(x == -100 for x in row[len(tokens) + 1:])
+    assert tokenizer.decode(labels[0][labels[0] >= 0][:-1]) == captions[0]  # emoji and hashtag survive
+
+
+def test_truncation_keeps_the_eos(tokenizer):
+    labels = encode_labels(tokenizer, ["a red circle on a blue background 🎨 #shapes"], max_tokens=4)
+    assert labels.shape == (1, 4) and labels[0, -1].item() == tokenizer.eos_token_id
+
+
+def learned_targets(labels):
+    return (labels != -100).sum(dim=1).tolist()
+
+
+def test_the_loss_sees_each_caption_and_one_eos_unlike_the_original(tokenizer):
+    """Exactly the caption's tokens and one EOS are targets, however wide the batch is. The original's
+    labels (EOS as padding, no -100, no EOS appended) fail both checks below."""
+    short, long = "hello world", "a red circle on a blue background 🎨 #shapes"
+    n_short = len(tokenizer(short, add_special_tokens=False)["input_ids"])
+    model = builders.make_tiny_model(tokenizer)
+
+    def short_caption_loss(labels):
+        return summed_loss(model, labels[:1])
+
+    ours_alone, ours_batched = encode_labels(tokenizer, [short], 64), encode_labels(tokenizer, [short, long], 64)
+    assert learned_targets(ours_batched)[0] == n_short + 1
+    assert torch.allclose(short_caption_loss(ours_alone), short_caption_loss(ours_batched), atol=1e-4)
+
+    narrow, wide = original_labels(tokenizer, [short, long], 16), original_labels(tokenizer, [short, long], 24)
+    assert learned_targets(narrow)[0] != n_short + 1  # every pad position is a target
+    assert not torch.allclose(short_caption_loss(narrow), short_caption_loss(wide), atol=1e-4)
+
+
+# ---------------------------------------------------------------- batches
+
+def test_dataset_holds_paths_and_the_collator_loads_pixels(kaggle, tokenizer):
+    table = read_captions(kaggle)
+    dataset = CaptionDataset(table.records)
+    assert isinstance(dataset[0]["image"], str) and len(dataset) == 3  # no pixels held
+    batch = CaptionCollator(tokenizer, builders.make_processor())([dataset[i] for i in range(3)])
+    assert batch["pixel_values"].shape == (3, 3, 224, 224)
+    assert batch["labels"].shape[0] == 3
+
+
+def test_collator_drops_an_unreadable_photo_with_a_warning(kaggle, tokenizer, caplog):
+    good = {"image": str(kaggle / "instagram_data" / "img" / "insta1.jpg"), "caption": "ok"}
+    bad = {"image": str(kaggle / "instagram_data" / "img" / "insta5.jpg"), "caption": "broken"}
+    collate = CaptionCollator(tokenizer, builders.make_processor())
+    with caplog.at_level(logging.WARNING):
+        batch = collate([good, bad])
+    assert batch["pixel_values"].shape[0] == 1 and batch["labels"].shape[0] == 1
+    assert "insta5.jpg" in caplog.text
+    with pytest.raises(DataError, match="no photo in this batch"):
+        collate([bad])
+
+
+def test_collator_applies_exif_orientation_like_inference(tmp_path, tokenizer):
+    from igcap.images import load_photo
+
+    path = tmp_path / "sideways.jpg"
+    path.write_bytes(builders.upright_test_photo())
+    processor = builders.make_processor()
+    batch = CaptionCollator(tokenizer, processor)([{"image": str(path), "caption": "x"}])
+    expected = processor(images=[load_photo(path.read_bytes()).image], return_tensors="pt")["pixel_values"]
+    assert torch.equal(batch["pixel_values"], expected)
+    top, bottom = batch["pixel_values"][0, 0, :20].mean(), batch["pixel_values"][0, 0, -20:].mean()
+    assert top > bottom  # red (high red channel) on top: the photo was turned upright

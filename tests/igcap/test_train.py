@@ -1,0 +1,225 @@
+"""Fine-tuning: freezing by strategy, token ids, settings, and the whole pipeline on synthetic shapes.
+
+One tiny model is trained once for the module (through the CLI) and shared by the end-to-end tests.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from igcap import demo
+from igcap.cli import main
+from igcap.registry import MARKER_FILE
+from igcap.train import (TrainError, TrainSettings, apply_strategy, base_sources, caption_trainer_class,
+                         count_parameters, load_weights_from, mixed_precision, resume_point, set_token_ids, train)
+from tests import builders
+
+FULL_SIZE_TOTAL = 239_195_904
+FULL_SIZE_LAST_BLOCK = 48_050_688
+EPOCHS = 18  # enough for the tiny model to name colour and shape on held-out photos
+
+
+# ---------------------------------------------------------------- freezing
+
+@pytest.fixture(scope="module")
+def full_size_model():
+    """ViT-base/16 + GPT-2 small with cross-attention, random weights (~6 s, ~1 GB)."""
+    from transformers import GPT2Config, ViTConfig, VisionEncoderDecoderConfig, VisionEncoderDecoderModel
+
+    config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(
+        ViTConfig(), GPT2Config(add_cross_attention=True, is_decoder=True))
+    return VisionEncoderDecoderModel(config)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy, trainable", [("last-block", FULL_SIZE_LAST_BLOCK), ("all", FULL_SIZE_TOTAL)])
+def test_full_size_trainable_counts(full_size_model, strategy, trainable):
+    apply_strategy(full_size_model, strategy)
+    assert count_parameters(full_size_model) == (trainable, FULL_SIZE_TOTAL)
+
+
+def test_last_block_trains_the_last_block_norm_and_tied_head_only(tokenizer):
+    model = builders.make_tiny_model(tokenizer, layers=3)
+    apply_strategy(model, "last-block")
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith(("decoder.transformer.h.2.", "decoder.transformer.ln_f.",
+                                           "decoder.transformer.wte.", "decoder.lm_head.")) for n in trainable)
+    assert any("crossattention" in n for n in trainable)  # the last block's cross-attention learns too
+    assert model.decoder.lm_head.weight.requires_grad and model.decoder.lm_head.weight is model.decoder.transformer.wte.weight
+    assert not any(p.requires_grad for p in model.encoder.parameters())
+    assert not model.decoder.transformer.h[0].attn.c_attn.weight.requires_grad
+    apply_strategy(model, "all")  # the original never unfroze: "all" must really mean all
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_token_ids_come_from_the_tokenizer(tokenizer):
+    model = builders.make_tiny_model(tokenizer)
+    model.config.pad_token_id = model.generation_config.pad_token_id = None
+    set_token_ids(model, tokenizer)
+    eos = tokenizer.eos_token_id
+    for config in (model.config, model.generation_config):
+        assert (config.decoder_start_token_id, config.pad_token_id, config.eos_token_id) == (eos, eos, eos)
+    assert model.generation_config.bos_token_id == eos
+
+
+# ---------------------------------------------------------------- settings
+
+@pytest.mark.parametrize("change, message", [
+    ({"strategy": "some"}, "strategy"), ({"base": "nope"}, "base"), ({"precision": "fp8"}, "precision"),
+    ({"epochs": 0}, "epochs"), ({"learning_rate": 5}, "learning rate"), ({"max_caption_tokens": 1}, "caption"),
+    ({"validation": 0.5, "test": 0.5}, "fractions"),
+])
+def test_settings_refuse_impossible_values(tmp_path, change, message):
+    with pytest.raises(TrainError, match=message):
+        TrainSettings(data=tmp_path, out=tmp_path / "out", **change)
+
+
+def test_base_sources_default_to_the_hub_and_follow_overrides(tmp_path):
+    hub = base_sources(TrainSettings(data=tmp_path, out=tmp_path))
+    assert (hub.encoder, hub.decoder, hub.tokenizer) == ("google/vit-base-patch16-224-in21k", "gpt2", "gpt2")
+    local = base_sources(TrainSettings(data=tmp_path, out=tmp_path, encoder="/m/enc", decoder="/m/dec"))
+    assert (local.encoder, local.decoder, local.tokenizer, local.processor) == ("/m/enc", "/m/dec", "/m/dec", "/m/enc")
+    nlp = base_sources(TrainSettings(data=tmp_path, out=tmp_path, base="nlpconnect", base_model="/m/nlp"))
+    assert (nlp.model, nlp.tokenizer, nlp.processor) == ("/m/nlp", "/m/nlp", "/m/nlp")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU refusal")
+def test_half_precision_is_refused_without_a_gpu():
+    assert mixed_precision("auto") == (False, False)
+    with pytest.raises(TrainError, match="CUDA"):
+        mixed_precision("fp16")
+
+
+def test_resume_without_a_checkpoint_says_so(tmp_path):
+    with pytest.raises(TrainError, match="nothing to resume"):
+        resume_point(TrainSettings(data=tmp_path, out=tmp_path / "out", resume="last"))
+
+
+def test_cli_reports_bad_input_without_a_traceback(tmp_path, capsys):
+    assert main(["train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "o"), "--base", "tiny"]) == 2
+    assert "no dataset at" in capsys.readouterr().err
+    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--epochs", "0"]) == 2
+    assert "epochs" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- end to end on synthetic shapes
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shapes")
+    demo.write_demo_data(root, n=500, seed=0)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(shapes, tmp_path_factory):
+    """A tiny model trained from random weights by ``python -m igcap train`` (about 30 s on one thread)."""
+    out = tmp_path_factory.mktemp("trained") / "shapes-model"
+    argv = ["train", "--data", str(shapes), "--out", str(out), "--base", "tiny", "--strategy", "all",
+            "--epochs", str(EPOCHS), "--learning-rate", "3e-3", "--batch-size", "16", "--seed", "42",
+            "--save-total-limit", "1", "--caption-eval-samples", "8", "--demo", "--no-progress",
+            "--logging-steps", "1000", "--key", "shapes"]
+    assert main(argv) == 0
+    return out
+
+
+@pytest.mark.slow
+def test_training_lowers_the_validation_loss(trained):
+    metrics = json.loads((trained / "training-metrics.json").read_text())["metrics"]
+    assert metrics["validation_loss"] < 0.25 * metrics["validation_loss_before"]
+    epochs = [h["epoch"] for h in metrics["history"]]
+    assert epochs == sorted(epochs) and epochs[-1] == EPOCHS
+
+
+@pytest.mark.slow
+def test_trained_model_names_colour_and_shape_of_held_out_photos(trained, shapes):
+    held_out = demo.held_out_records(shapes, seed=42)  # training's split: never seen in training
+    assert len(held_out) >= 40
+    assert demo.shape_accuracy(trained, held_out) >= 0.9
+
+
+@pytest.mark.slow
+def test_saved_folder_has_the_published_form(trained):
+    for name in ("config.json", "model.safetensors", "generation_config.json", "tokenizer.json",
+                 "preprocessor_config.json", "README.md", MARKER_FILE):
+        assert (trained / name).is_file(), name
+    eos = json.loads((trained / "tokenizer_config.json").read_text()).get("eos_token")
+    assert eos == "<|endoftext|>"
+    generation = json.loads((trained / "generation_config.json").read_text())
+    config = json.loads((trained / "config.json").read_text())
+    assert generation["decoder_start_token_id"] == generation["pad_token_id"] == generation["eos_token_id"]
+    assert config["decoder_start_token_id"] == config["pad_token_id"] == generation["eos_token_id"]
+    marker = json.loads((trained / MARKER_FILE).read_text())
+    assert marker | {"description": ""} == {"key": "shapes", "label": "shapes", "base": "tiny", "strategy": "all",
+                                            "demo": True, "description": ""}
+    card = (trained / "README.md").read_text()
+    assert "Demo model" in card and "279,552 trainable" in card and "validation loss after training" in card
+
+
+@pytest.mark.slow
+def test_saved_folder_loads_and_captions_through_the_engine(trained, shapes, tmp_path):
+    """The app's own path: the registry finds it as a demo model, the cache loads it (int8 on CPU), and the
+    captioner writes captions that end by themselves."""
+    from igcap.captioner import Captioner
+    from igcap.config import Settings
+    from igcap.images import load_photo_file
+    from igcap.loading import LoadOptions, ModelCache
+    from igcap.registry import load_registry
+
+    shutil.copytree(trained, tmp_path / "shapes", ignore=shutil.ignore_patterns("checkpoints"))
+    registry = load_registry(Settings(data_dir=tmp_path, demo_models_dir=tmp_path))
+    spec = registry["demo-shapes"]
+    assert spec.demo and "synthetic shapes" in spec.label
+    photos = [load_photo_file(r.image).image for r in demo.held_out_records(shapes, seed=42)[:4]]
+    cache = ModelCache({spec.key: spec}, LoadOptions(device="cpu"))
+    (run,) = Captioner(cache).caption(photos, [spec.key])
+    assert run.ok and len(run.results) == 4
+    assert all(demo.named_phrase(r.text) and r.ended_with_eos for r in run.results)
+
+
+@pytest.mark.slow
+def test_evaluate_command_prints_every_metric(trained, shapes, capsys):
+    argv = ["evaluate", "--model", str(trained), "--data", str(shapes), "--limit", "16", "--json", "--device", "cpu"]
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["photos"] == 16
+    assert set(report["metrics"]) >= {"validation_loss", "bleu", "rouge_l", "distinct_1", "distinct_2",
+                                      "repetition_rate", "mean_words", "eos_share"}
+    assert report["metrics"]["eos_share"] > 0.9 and report["metrics"]["bleu"] > 5
+
+
+@pytest.mark.slow
+def test_resume_continues_from_the_last_checkpoint(trained, shapes, tmp_path):
+    out = tmp_path / "resumed"
+    shutil.copytree(trained, out)
+    (checkpoint,) = (out / "checkpoints").glob("checkpoint-*")
+    step = int(checkpoint.name.split("-")[1])
+    settings = TrainSettings(data=shapes, out=out, base="tiny", strategy="all", epochs=EPOCHS + 1,
+                             learning_rate=3e-3, batch_size=16, seed=42, resume="last", caption_eval_samples=0,
+                             progress=False, logging_steps=1000)
+    lines = []
+    with demo.torch_threads(1):
+        result = train(settings, report=lines.append)
+    assert "validation_loss_before" not in result.metrics
+    evaluations = {line.split(":")[0] for line in lines if "validation loss" in line}
+    assert evaluations == {f"epoch {EPOCHS + 1}.00 (step {step + step // EPOCHS})"}  # only the new epoch ran
+    assert [h["step"] for h in result.metrics["history"]][-2:] == [step, step + step // EPOCHS]
+    assert result.metrics["validation_loss"] < 0.25 * json.loads(
+        (trained / "training-metrics.json").read_text())["metrics"]["validation_loss_before"]
+
+
+@pytest.mark.slow
+def test_checkpoint_loading_restores_every_weight(trained):
+    """Trainer's own checkpoint loading (plain load_state_dict) misses the ViT encoder's renamed weights in
+    transformers 5.24; ours must restore all of them."""
+    from transformers import VisionEncoderDecoderModel
+
+    (checkpoint,) = (trained / "checkpoints").glob("checkpoint-*")
+    fresh = demo.make_tiny_captioner(demo.make_demo_tokenizer(), seed=123)
+    load_weights_from(fresh, str(checkpoint))
+    saved = VisionEncoderDecoderModel.from_pretrained(checkpoint).state_dict()
+    assert all(torch.equal(tensor, saved[name]) for name, tensor in fresh.state_dict().items())
+    assert issubclass(caption_trainer_class(), __import__("transformers").Trainer)
