@@ -1,7 +1,8 @@
-"""Entry point: page config, Streamlit secrets → environment, the rater box, navigation."""
+"""Entry point: page config, Streamlit secrets → environment, the rater box, navigation, the error guard."""
 
 import streamlit as st
 
+from igcap_ui.errors import shown_errors
 from igcap_ui.rater import rater_box
 from igcap_ui.secrets import copy_secrets_to_env, read_secrets
 
@@ -16,4 +17,5 @@ pages = [
 ]
 page = st.navigation(pages)
 rater_box()
-page.run()
+with shown_errors():  # the last guard: whatever a page raises becomes a message, never a stack trace
+    page.run()

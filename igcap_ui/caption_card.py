@@ -8,6 +8,7 @@ from collections.abc import Callable
 import streamlit as st
 
 from igcap.text import CAPTION_LIMIT, HASHTAG_LIMIT, instagram_stats
+from igcap_ui.errors import shown_errors
 from igcap_ui.results import Card, saved
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+\-.!|~$])")
@@ -39,8 +40,9 @@ def _variant(card: Card, result, count: int, on_save: Callable) -> None:
     done = saved().get(key)
     label = "⭐ Update saved caption" if done else "⭐ Save as favourite"
     if st.button(label, key=f"{key}.save", help="Store the photo and this caption (as edited) in the gallery."):
-        saved()[key] = on_save(card, result, text)
-        st.toast("Saved to the gallery.", icon="⭐")
+        with shown_errors():
+            saved()[key] = on_save(card, result, text)
+            st.toast("Saved to the gallery.", icon="⭐")
     if saved().get(key):
         st.caption("✅ Saved in the gallery")
 

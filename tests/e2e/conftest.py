@@ -54,7 +54,8 @@ def serve_app(work: Path, hub_cache: Path):
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "streamlit_app.py",
                                  "--server.headless", "true", "--server.port", str(port),
-                                 "--browser.gatherUsageStats", "false"],
+                                 "--browser.gatherUsageStats", "false",
+                                 "--server.fileWatcherType", "none"],
                                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:

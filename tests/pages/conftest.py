@@ -43,7 +43,10 @@ def open_page(at, name: str):
 
 
 def no_exceptions(at) -> None:
+    """No exception escaped, and none was caught by the app's last-resort guard either."""
     assert not at.exception, [e.value for e in at.exception]
+    unexpected = [e.value for e in at.error if e.value.startswith("Something went wrong")]
+    assert not unexpected, unexpected
 
 
 @pytest.fixture

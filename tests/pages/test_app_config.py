@@ -45,3 +45,30 @@ def test_first_page_renders_without_importing_torch(tmp_path):
                          timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_a_bad_database_url_is_a_message_not_a_stack_trace(app_env, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.pages.conftest import APP, open_page
+
+    monkeypatch.setenv("DATABASE_URL", "definitely not a url")
+    at = open_page(AppTest.from_file(APP, default_timeout=60).run(), "gallery.py")
+    assert not at.exception
+    assert any("DATABASE_URL" in e.value for e in at.error)
+
+
+def test_an_unexpected_error_shows_no_stack_trace(app_env, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from igcap_ui import resources
+    from tests.pages.conftest import APP, open_page
+
+    def broken():
+        raise RuntimeError("internal detail")
+
+    monkeypatch.setattr(resources, "db_engine", broken)
+    at = open_page(AppTest.from_file(APP, default_timeout=60).run(), "evaluation.py")
+    assert not at.exception
+    [error] = at.error
+    assert "RuntimeError" in error.value and "internal detail" not in error.value
