@@ -183,3 +183,14 @@ def test_large_upload_is_kept_at_1080_pixels(app, db_url):
     upload(app, ("big.png", builders.photo_bytes("PNG", size=(2400, 1600)), "image/png"))
     photo = next(iter(app.session_state["create.decoded"].values()))
     assert photo.image.size == (1080, 720) and (photo.width, photo.height) == (2400, 1600)
+
+
+def test_camera_photo_joins_the_uploads(app):
+    upload(app, ("red.jpg", builders.photo_bytes(colour="red"), "image/jpeg"))
+    app.toggle(key="create.use_camera").set_value(True).run()
+    app.camera_input(key="create.camera").set_value(("shot.jpg", builders.photo_bytes(colour="green"),
+                                                     "image/jpeg")).run()
+    no_exceptions(app)
+    assert len(app.image) == 2
+    generate(app)
+    assert len(card_text_areas(app)) == 2 * 4
