@@ -32,7 +32,8 @@ def caption_card(card: Card, label: str, on_save: Callable, on_regenerate: Calla
 def _variant(card: Card, result, count: int, on_save: Callable) -> None:
     key = card.text_key(result.variant)
     title = f"Variant {result.variant + 1}" if count > 1 else "Caption"
-    text = st.text_area(title, value=result.text, key=key, height=100)
+    text = st.text_area(title, value=card.text(result), key=key, height=100, on_change=_remember_edit,
+                        args=(card, result.variant, key))
     counters(text, result.seconds)
     with st.expander("Preview and copy"):
         st.markdown(f"**Under the photo:** {escape_markdown(instagram_stats(text).preview)}")
@@ -45,6 +46,11 @@ def _variant(card: Card, result, count: int, on_save: Callable) -> None:
             st.toast("Saved to the gallery.", icon="⭐")
     if saved().get(key):
         st.caption("✅ Saved in the gallery")
+
+
+def _remember_edit(card: Card, variant: int, key: str) -> None:
+    # Streamlit forgets a widget's value on pages that do not draw it; the card keeps the edit.
+    card.edits[variant] = st.session_state[key]
 
 
 def counters(text: str, seconds: float | None = None) -> None:

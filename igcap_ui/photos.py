@@ -1,4 +1,9 @@
-"""Photo intake for the Create page: uploader (many files), optional camera, decoded once per file."""
+"""Photo intake for the Create page: uploader (many files), optional camera, decoded once per file.
+
+The photos live in session state, updated only when the uploader or the camera changes: Streamlit
+empties a widget on pages that do not draw it, and a visit to the gallery must not lose the photos
+(or their cards).
+"""
 
 from __future__ import annotations
 
@@ -11,37 +16,54 @@ from igcap.images import MAX_UPLOAD_MB, SUPPORTED_LABEL, Photo, PhotoError, load
 
 UPLOAD_KEY = "create.upload"
 CAMERA_KEY = "create.camera"
-_DECODED = "create.decoded"  # file_id → Photo | PhotoError: reruns do not decode the same file again
+_PHOTOS = "create.photos"  # sha256 → Photo, in upload order
+_REFUSED = "create.refused"  # [(file name, message)] for files that are not usable photos
+_DECODED = "create.decoded"  # file_id → Photo | PhotoError: a change elsewhere does not decode a file again
 KEEP_SIDE = 1080  # what session state keeps: the stored copy is 1080 px and the models see 224 px
 
 
 def photo_inputs() -> list[Photo]:
     """Draw the inputs; return the usable photos (one per distinct content), showing why others are not."""
     files = st.file_uploader(f"Photos ({SUPPORTED_LABEL}; up to {MAX_UPLOAD_MB} MB each)",
-                             accept_multiple_files=True, key=UPLOAD_KEY)
-    files = list(files or [])
+                             accept_multiple_files=True, key=UPLOAD_KEY, on_change=_sync)
     if st.toggle("Use the camera", key="create.use_camera", help="Take a photo with this device's camera."):
-        shot = st.camera_input("Take a photo", key=CAMERA_KEY)
-        if shot is not None:
-            files.append(shot)
-    return _decode_all(files)
+        st.camera_input("Take a photo", key=CAMERA_KEY, on_change=_sync)
+    if _PHOTOS not in st.session_state:
+        _sync()
+    for name, message in st.session_state[_REFUSED]:
+        st.error(f"**{name}**: {message}", icon="🚫")
+    photos = st.session_state[_PHOTOS]
+    if photos and not files and st.session_state.get(CAMERA_KEY) is None:
+        _earlier_photos_note(len(photos))
+    return list(photos.values())
 
 
-def _decode_all(files) -> list[Photo]:
+def _earlier_photos_note(count: int) -> None:
+    left, right = st.columns([4, 1])
+    left.caption(f"{count} photo(s) from earlier in this session are below.")
+    if right.button("Clear photos", key="create.clear_photos"):
+        st.session_state[_PHOTOS], st.session_state[_REFUSED] = {}, []
+        st.rerun()
+
+
+def _sync() -> None:
+    """Rebuild the photo list from what the uploader and the camera hold now."""
+    files = list(st.session_state.get(UPLOAD_KEY) or [])
+    shot = st.session_state.get(CAMERA_KEY)
+    if shot is not None:
+        files.append(shot)
     cache = st.session_state.setdefault(_DECODED, {})
-    current = {f.file_id: f for f in files}
-    for stale in set(cache) - set(current):
-        del cache[stale]
-    photos: dict[str, Photo] = {}
-    for file_id, f in current.items():
-        if file_id not in cache:
-            cache[file_id] = _decode(f)
-        decoded = cache[file_id]
+    photos, refused = {}, []
+    for f in files:
+        decoded = cache.get(f.file_id) or _decode(f)
+        cache[f.file_id] = decoded
         if isinstance(decoded, PhotoError):
-            st.error(f"**{f.name}**: {decoded.message}", icon="🚫")
+            refused.append((f.name, decoded.message))
         else:
             photos.setdefault(decoded.sha256, decoded)  # the same photo twice is captioned once
-    return list(photos.values())
+    for stale in set(cache) - {f.file_id for f in files}:
+        del cache[stale]
+    st.session_state[_PHOTOS], st.session_state[_REFUSED] = photos, refused
 
 
 def _decode(uploaded) -> Photo | PhotoError:

@@ -23,6 +23,10 @@ class Card:
     failure: Any = None  # ModelFailure when the model could not caption
     settings: dict = field(default_factory=dict)  # DecodingSettings.to_dict() used
     number: int = 0
+    edits: dict = field(default_factory=dict)  # variant → text as edited; outlives the widget on other pages
+
+    def text(self, result) -> str:
+        return self.edits.get(result.variant, result.text)
 
     def text_key(self, variant: int) -> str:
         return f"card{self.number}.v{variant}.text"

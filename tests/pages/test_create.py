@@ -181,7 +181,7 @@ def test_regenerate_replaces_one_card_and_keeps_edits_elsewhere(app):
 
 def test_large_upload_is_kept_at_1080_pixels(app, db_url):
     upload(app, ("big.png", builders.photo_bytes("PNG", size=(2400, 1600)), "image/png"))
-    photo = next(iter(app.session_state["create.decoded"].values()))
+    photo = next(iter(app.session_state["create.photos"].values()))
     assert photo.image.size == (1080, 720) and (photo.width, photo.height) == (2400, 1600)
 
 
@@ -194,3 +194,29 @@ def test_camera_photo_joins_the_uploads(app):
     assert len(app.image) == 2
     generate(app)
     assert len(card_text_areas(app)) == 2 * 4
+
+
+def test_unsaved_edits_survive_a_visit_to_another_page(app):
+    from tests.pages.conftest import open_page
+
+    upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    generate(app)
+    box = card_text_areas(app)[0]
+    box.set_value("Half-finished edit").run()
+    at = open_page(open_page(app, "gallery.py"), "create.py")
+    assert at.text_area(key=box.key).value == "Half-finished edit"
+
+
+def test_removing_an_upload_removes_its_photo_and_clear_empties_the_rest(app):
+    from tests.pages.conftest import open_page
+
+    red = ("a.jpg", builders.photo_bytes(colour="red"), "image/jpeg")
+    blue = ("b.jpg", builders.photo_bytes(colour="blue"), "image/jpeg")
+    upload(app, red, blue)
+    assert len(app.image) == 2
+    upload(app, red)
+    assert len(app.image) == 1
+    at = open_page(open_page(app, "models.py"), "create.py")  # the uploader comes back empty …
+    assert len(at.image) == 1  # … the photo stays
+    at.button(key="create.clear_photos").click().run()
+    assert len(at.image) == 0
