@@ -280,8 +280,8 @@ class DemoPlan:
     """How much training the demo models get; the defaults take a few minutes on 2 CPU cores."""
 
     photos: int = 600  # synthetic photos written when no data folder is given
-    pretrain_epochs: float = 12  # plain descriptions, every parameter, from random weights
-    finetune_epochs: float = 4  # Instagram-style captions, per variant
+    pretrain_epochs: float = 20  # plain descriptions, every parameter, from random weights
+    finetune_epochs: float = 8  # Instagram-style captions, per variant
     batch_size: int = 16
     learning_rate: float = 2e-3
     seed: int = 42  # data, split, initialisation; 42 is training's default, so held_out_records matches

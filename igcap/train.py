@@ -220,6 +220,7 @@ def train(settings: TrainSettings, report=print) -> TrainResult:
     """Fine-tune one variant end to end and save it in the published form (see the module docstring)."""
     from igcap.data import load_splits
 
+    report = report if is_main_process() else (lambda *_: None)  # one copy of each line under torchrun
     splits, table = load_splits(settings.data, settings.seed, settings.validation, settings.test,
                                 settings.max_samples)
     report(table.summary())
@@ -239,6 +240,11 @@ def train(settings: TrainSettings, report=print) -> TrainResult:
     if trainer.is_world_process_zero():
         save_published(trainer, built, settings, result, splits.test, report)
     return result
+
+
+def is_main_process() -> bool:
+    """False in the extra processes of a multi-GPU run (torchrun / accelerate launch set RANK)."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def resume_point(settings: TrainSettings) -> str | None:

@@ -223,3 +223,13 @@ def test_checkpoint_loading_restores_every_weight(trained):
     saved = VisionEncoderDecoderModel.from_pretrained(checkpoint).state_dict()
     assert all(torch.equal(tensor, saved[name]) for name, tensor in fresh.state_dict().items())
     assert issubclass(caption_trainer_class(), __import__("transformers").Trainer)
+
+
+def test_throughput_benchmark_times_training_steps(tokenizer):
+    from igcap.train_bench import measure
+
+    model = builders.make_tiny_model(tokenizer)
+    before = model.decoder.lm_head.weight.detach().clone()
+    result = measure("last-block", batch_size=2, steps=2, warmup=1, caption_tokens=8, device="cpu", model=model)
+    assert result.samples_per_second > 0 and result.precision == "fp32" and "samples/s" in result.line()
+    assert not torch.equal(before, model.decoder.lm_head.weight)  # the steps really trained
