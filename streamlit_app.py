@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from igcap_ui import resources
 from igcap_ui.errors import shown_errors
 from igcap_ui.rater import rater_box
 from igcap_ui.secrets import copy_secrets_to_env, read_secrets
@@ -17,5 +18,7 @@ pages = [
 ]
 page = st.navigation(pages)
 rater_box()
+with shown_errors():
+    resources.db_engine()  # opens and migrates the database once per process, at start (cached after)
 with shown_errors():  # the last guard: whatever a page raises becomes a message, never a stack trace
     page.run()

@@ -32,13 +32,19 @@ def rows(db_url, model):
         return list(session.scalars(select(model)))
 
 
-def test_first_render_loads_no_model(app):
+def test_first_render_loads_no_model_and_migrates_the_database(app, db_url):
+    from sqlalchemy import inspect
+
+    from db.engine import current_revision
     from igcap_ui import resources
 
     no_exceptions(app)
     assert app.title[0].value.startswith("✍️ Create")
     assert resources.model_cache().loaded_keys() == []
     assert app.button(key="create.generate").disabled  # nothing to run before a photo is there
+    engine = make_engine(db_url)
+    assert {"photos", "captions", "ratings"} <= set(inspect(engine).get_table_names())
+    assert current_revision(engine) is not None
 
 
 def test_generate_shows_one_card_per_model(app):
