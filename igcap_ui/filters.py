@@ -5,10 +5,10 @@ from __future__ import annotations
 import streamlit as st
 
 from db import MANUAL, repo, transaction
+from db.export import MANUAL_LABEL
 from igcap_ui import resources
 
 ANY = "Anyone"
-MANUAL_LABEL = "Written by hand"
 
 
 def model_label(key: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from igcap_ui import resources, saving
-from igcap_ui.caption_card import caption_card, escape_markdown
+from igcap_ui.caption_card import caption_card
 from igcap_ui.errors import shown_errors
 from igcap_ui.results import Card, cards_from_run, new_card, store
 
