@@ -325,6 +325,7 @@ def build_demo_models(folder: Path, data: Path | None = None, plan: DemoPlan = D
             data=Path(data), out=folder / key, base=base, strategy=strategy, **bases[base],
             epochs=plan.finetune_epochs, batch_size=plan.batch_size, learning_rate=plan.learning_rate,
             seed=plan.seed, key=key, label=_demo_label(base, strategy), demo=True, keep_checkpoints=False,
+            overwrite=True,
             description=f"Tiny {base}-style model, {strategy} fine-tuned on synthetic shapes (not real photos).",
             caption_eval_samples=40, progress=False)
         report(f"training demo model {key}")
@@ -352,7 +353,7 @@ def _pretrain_bases(folder: Path, plan: DemoPlan, report) -> dict[str, dict[str,
             train(TrainSettings(
                 data=descriptions, out=model_dir, base="nlpconnect", strategy="all", base_model=str(random_dir),
                 epochs=plan.pretrain_epochs, batch_size=plan.batch_size, learning_rate=plan.learning_rate,
-                seed=plan.seed + i, key=f"tiny-{name}-base", demo=True, keep_checkpoints=False,
+                seed=plan.seed + i, key=f"tiny-{name}-base", demo=True, keep_checkpoints=False, overwrite=True,
                 caption_eval_samples=0, progress=False,
                 description="Tiny base pretrained on plain descriptions of synthetic shapes."), report=report)
             shutil.rmtree(random_dir, ignore_errors=True)

@@ -60,6 +60,7 @@ class TrainSettings:
     logging_steps: int = 50
     save_total_limit: int = 2  # checkpoints kept (the best by validation loss is always kept)
     keep_checkpoints: bool = True  # False deletes out/checkpoints after a successful run
+    overwrite: bool = False  # replace a model or checkpoints already in ``out`` (else refused, nothing lost)
     caption_eval_samples: int = 100  # test photos captioned after training for the model card (0 = none)
     push_to_hub: str | None = None  # a hub repo id to upload the result to
     key: str | None = None  # the registry key written to the marker (default: the output folder's name)
@@ -220,11 +221,15 @@ def train(settings: TrainSettings, report=print) -> TrainResult:
     """Fine-tune one variant end to end and save it in the published form (see the module docstring)."""
     from igcap.data import load_splits
 
+    from transformers import set_seed
+
     report = report if is_main_process() else (lambda *_: None)  # one copy of each line under torchrun
+    check_output_folder(settings)
     splits, table = load_splits(settings.data, settings.seed, settings.validation, settings.test,
                                 settings.max_samples)
     report(table.summary())
     report(f"split (seed {settings.seed}): {splits.sizes()}")
+    set_seed(settings.seed)  # new weights (cross-attention of a fresh vit-gpt2 join) start the same every run
     built = build_model(base_sources(settings), settings.strategy, settings.seed)
     report(f"{settings.strategy}: {built.trainable:,} trainable of {built.total:,} parameters")
     trainer = make_trainer(settings, built, splits, report)
@@ -240,6 +245,19 @@ def train(settings: TrainSettings, report=print) -> TrainResult:
     if trainer.is_world_process_zero():
         save_published(trainer, built, settings, result, splits.test, report)
     return result
+
+
+def check_output_folder(settings: TrainSettings) -> None:
+    """Never train over a saved model or someone's checkpoints by accident."""
+    out = Path(settings.out)
+    taken = (out / "config.json").is_file() or any(settings.checkpoint_dir.glob("checkpoint-*"))
+    if not taken or settings.resume:
+        return
+    if not settings.overwrite:
+        raise TrainError(f"{out} already holds a model or checkpoints; choose a new --out, add --resume to "
+                         "continue training, or --overwrite to replace it")
+    if is_main_process():
+        shutil.rmtree(settings.checkpoint_dir, ignore_errors=True)  # stale checkpoints would mix with new ones
 
 
 def is_main_process() -> bool:

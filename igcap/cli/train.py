@@ -56,6 +56,7 @@ def add_training_arguments(p) -> None:
     hp.add_argument("--save-total-limit", type=int, default=2, help="checkpoints kept")
     hp.add_argument("--no-checkpoints", dest="keep_checkpoints", action="store_false",
                     help="delete OUT/checkpoints after a successful run")
+    hp.add_argument("--overwrite", action="store_true", help="replace a model or checkpoints already in OUT")
     hp.add_argument("--caption-eval-samples", type=int, default=100,
                     help="test photos captioned after training for the model card (0 = none)")
     hp.add_argument("--push-to-hub", metavar="REPO", help="upload the result to this hub repo")
@@ -66,7 +67,7 @@ def add_training_arguments(p) -> None:
 SETTING_ARGS = ("data", "out", "encoder", "decoder", "base_model", "tokenizer", "processor", "epochs", "batch_size",
                 "eval_batch_size", "learning_rate", "warmup", "weight_decay", "grad_accum", "max_caption_tokens",
                 "max_samples", "validation", "test", "seed", "precision", "resume", "num_workers", "logging_steps",
-                "save_total_limit", "keep_checkpoints", "caption_eval_samples", "push_to_hub", "demo", "progress")
+                "save_total_limit", "keep_checkpoints", "overwrite", "caption_eval_samples", "push_to_hub", "demo", "progress")
 
 
 def settings_from_args(args, **extra):

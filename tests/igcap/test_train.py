@@ -98,6 +98,18 @@ def test_resume_without_a_checkpoint_says_so(tmp_path):
         resume_point(TrainSettings(data=tmp_path, out=tmp_path / "out", resume="last"))
 
 
+def test_a_saved_model_is_never_trained_over_by_accident(tmp_path):
+    from igcap.train import check_output_folder
+
+    out = tmp_path / "out"
+    (out / "checkpoints" / "checkpoint-10").mkdir(parents=True)
+    (out / "config.json").write_text("{}")
+    with pytest.raises(TrainError, match="already holds"):
+        check_output_folder(TrainSettings(data=tmp_path, out=out))
+    check_output_folder(TrainSettings(data=tmp_path, out=out, overwrite=True))
+    assert (out / "config.json").is_file() and not (out / "checkpoints").exists()
+
+
 def test_cli_reports_bad_input_without_a_traceback(tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "o"), "--base", "tiny"]) == 2
     assert "no dataset at" in capsys.readouterr().err
@@ -230,6 +242,7 @@ def test_throughput_benchmark_times_training_steps(tokenizer):
 
     model = builders.make_tiny_model(tokenizer)
     before = model.decoder.lm_head.weight.detach().clone()
-    result = measure("last-block", batch_size=2, steps=2, warmup=1, caption_tokens=8, device="cpu", model=model)
+    with demo.torch_threads(1):
+        result = measure("last-block", batch_size=2, steps=2, warmup=1, caption_tokens=8, device="cpu", model=model)
     assert result.samples_per_second > 0 and result.precision == "fp32" and "samples/s" in result.line()
     assert not torch.equal(before, model.decoder.lm_head.weight)  # the steps really trained
