@@ -246,3 +246,47 @@ def test_throughput_benchmark_times_training_steps(tokenizer):
         result = measure("last-block", batch_size=2, steps=2, warmup=1, caption_tokens=8, device="cpu", model=model)
     assert result.samples_per_second > 0 and result.precision == "fp32" and "samples/s" in result.line()
     assert not torch.equal(before, model.decoder.lm_head.weight)  # the steps really trained
+
+
+# ---------------------------------------------------------------- the published bases, offline
+
+def test_default_nlpconnect_base_loads_from_the_hub_cache(hub_cache, tmp_path):
+    """The real hub id through the real hub code path (a tiny model sits in the offline cache under it)."""
+    from igcap.train import build_model
+
+    built = build_model(base_sources(TrainSettings(data=tmp_path, out=tmp_path, base="nlpconnect")), "last-block")
+    assert 0 < built.trainable < built.total
+    assert built.model.config.decoder_start_token_id == built.tokenizer.eos_token_id
+
+
+@pytest.mark.slow
+def test_train_all_makes_the_four_variants_the_registry_picks_up(hub_cache, shapes, tmp_path):
+    from igcap.config import Settings
+    from igcap.registry import DEFAULT_KEYS, load_registry
+
+    parts = tmp_path / "parts"
+    demo.split_into_parts(builders.save_tiny_model(tmp_path / "tiny", seed=4), parts / "encoder", parts / "decoder")
+    out = tmp_path / "models"
+    argv = ["train-all", "--data", str(shapes), "--out", str(out), "--encoder", str(parts / "encoder"),
+            "--decoder", str(parts / "decoder"), "--epochs", "1", "--max-samples", "24", "--batch-size", "8",
+            "--caption-eval-samples", "2", "--no-checkpoints", "--no-progress"]
+    with demo.torch_threads(1):
+        assert main(argv) == 0
+    for key in DEFAULT_KEYS:
+        marker = json.loads((out / key / MARKER_FILE).read_text())
+        assert marker["key"] == key and f"{marker['base']}-{marker['strategy']}" == key and not marker["demo"]
+    registry = load_registry(Settings(data_dir=tmp_path, models_dir=out))
+    assert all(registry[key].source == str(out / key) for key in DEFAULT_KEYS)
+    counts = {key: json.loads((out / key / "training-metrics.json").read_text())["trainable"] for key in DEFAULT_KEYS}
+    assert counts["vit-gpt2-last-block"] < counts["vit-gpt2-all"]
+    assert counts["nlpconnect-last-block"] < counts["nlpconnect-all"]
+
+
+def test_evaluate_accepts_a_registry_key_and_explains_unknown_ones(hub_cache, shapes, capsys):
+    argv = ["evaluate", "--model", "nlpconnect-all", "--data", str(shapes), "--limit", "3", "--no-loss", "--json",
+            "--device", "cpu", "--max-caption-tokens", "8"]
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["model"] == "nlpconnect-all" and report["photos"] == 3 and "validation_loss" not in report["metrics"]
+    assert main(["evaluate", "--model", "no-such-model", "--data", str(shapes)]) == 2
+    assert "no model 'no-such-model'" in capsys.readouterr().err
