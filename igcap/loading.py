@@ -92,10 +92,10 @@ def load_captioner(spec: ModelSpec, options: LoadOptions = LoadOptions(), pool=N
     device = pick_device(options.device)
     quantize = options.quantize_on(device)
     _check_local_source(spec)
-    try:
+    try:  # the weights first: when they are missing, that is the problem to report, not the fallbacks
+        model = _instantiate_model(spec, device, quantize, pool)
         tokenizer, tok_note = _load_tokenizer(spec)
         processor, proc_note = _load_processor(spec)
-        model = _instantiate_model(spec, device, quantize, pool)
     except ModelLoadError:
         raise
     except Exception as err:  # the hub, safetensors and configs raise many types; all mean "cannot load"

@@ -50,6 +50,22 @@ def test_not_downloaded_while_offline_says_how_to_get_it(hub_cache):
     assert availability(spec).state == "offline" and not availability(spec).usable
 
 
+def test_offline_with_nothing_downloaded_blames_the_weights_not_the_fallbacks(hub_cache, monkeypatch):
+    monkeypatch.setitem(registry_module.BASES, "vit-gpt2", Base(tokenizer="nobody/tok", processor="nobody/proc"))
+    spec = ModelSpec("x", "X", "Stoneman/not-downloaded", "vit-gpt2", "all")
+    with pytest.raises(ModelLoadError) as err:
+        load_captioner(spec)
+    assert err.value.message == "Not downloaded yet, and the Hugging Face hub cannot be reached."
+
+
+def test_missing_tokenizer_everywhere_names_both_places(hub_cache, reg, monkeypatch):
+    monkeypatch.setitem(registry_module.BASES, "vit-gpt2", Base(tokenizer="nobody/tok", processor="nobody/proc"))
+    spec = next(s for s in reg.values() if s.source == BARE_REPO)
+    with pytest.raises(ModelLoadError) as err:
+        load_captioner(spec, LoadOptions(device="cpu", quantize=False))
+    assert "No tokenizer could be found" in err.value.message and "nobody/tok" in err.value.message
+
+
 def test_missing_folder_names_the_setting(tmp_path):
     spec = ModelSpec("vit-gpt2-all", "X", str(tmp_path / "nowhere"), "vit-gpt2", "all")
     with pytest.raises(ModelLoadError) as err:
