@@ -219,12 +219,13 @@ class TrainResult:
 
 def train(settings: TrainSettings, report=print) -> TrainResult:
     """Fine-tune one variant end to end and save it in the published form (see the module docstring)."""
-    from igcap.data import load_splits
-
     from transformers import set_seed
+
+    from igcap.data import load_splits
 
     report = report if is_main_process() else (lambda *_: None)  # one copy of each line under torchrun
     check_output_folder(settings)
+    checkpoint = resume_point(settings)  # before any work, so a bad --resume fails at once
     splits, table = load_splits(settings.data, settings.seed, settings.validation, settings.test,
                                 settings.max_samples)
     report(table.summary())
@@ -236,7 +237,7 @@ def train(settings: TrainSettings, report=print) -> TrainResult:
     metrics = {}
     if splits.validation and not settings.resume:
         metrics["validation_loss_before"] = trainer.evaluate()["eval_loss"]
-    trainer.train(resume_from_checkpoint=resume_point(settings))
+    trainer.train(resume_from_checkpoint=checkpoint)
     if splits.validation:
         metrics["validation_loss"] = trainer.evaluate()["eval_loss"]
     evaluations = {e.get("step"): _epoch_line(e) for e in trainer.state.log_history if "eval_loss" in e}

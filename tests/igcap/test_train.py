@@ -5,7 +5,6 @@ One tiny model is trained once for the module (through the CLI) and shared by th
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
