@@ -243,8 +243,9 @@ def train(settings: TrainSettings, report=print) -> TrainResult:
     evaluations = {e.get("step"): _epoch_line(e) for e in trainer.state.log_history if "eval_loss" in e}
     metrics["history"] = list(evaluations.values())  # one per step: the final evaluation repeats the last
     result = TrainResult(Path(settings.out), built.trainable, built.total, splits.sizes(), dict(table.skipped), metrics)
+    trainer.save_model(str(settings.out))  # on every process: FSDP/DeepSpeed gather the weights together
     if trainer.is_world_process_zero():
-        save_published(trainer, built, settings, result, splits.test, report)
+        save_published(built, settings, result, splits.test, report)
     return result
 
 
@@ -392,11 +393,11 @@ def evaluation_log(report):
 
 # ---------------------------------------------------------------- saving
 
-def save_published(trainer, built: Built, settings: TrainSettings, result: TrainResult, test_records,
-                   report=print) -> Path:
-    """Weights + config + generation config + tokenizer + image processor + marker + model card in ``out``."""
+def save_published(built: Built, settings: TrainSettings, result: TrainResult, test_records, report=print) -> Path:
+    """Beside the weights, config, generation config and tokenizer (Trainer.save_model): the image
+    processor, the igcap marker, test metrics and the model card."""
     out = Path(settings.out)
-    trainer.save_model(str(out))  # model files and the tokenizer (the processing class)
+    built.tokenizer.save_pretrained(out)
     built.processor.save_pretrained(out)
     write_marker(out, settings)
     if settings.caption_eval_samples and test_records:
