@@ -304,6 +304,8 @@ def make_trainer(settings: TrainSettings, built: Built, splits, report=print):
         logging_steps=settings.logging_steps, logging_first_step=True, report_to="none",
         remove_unused_columns=False,  # the collator needs the image paths and captions
         dataloader_num_workers=_workers(settings), dataloader_pin_memory=torch.cuda.is_available(),
+        # Several processes without a GPU: accelerate runs them data-parallel (gloo) only when told "CPU".
+        use_cpu=int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available(),
         disable_tqdm=not settings.progress)
     # VisionEncoderDecoderModel.forward takes **kwargs but averages its loss itself: without this the Trainer
     # would skip dividing by gradient accumulation steps and multiply the loss by the number of GPUs.

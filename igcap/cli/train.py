@@ -118,6 +118,10 @@ def _threads_for(settings):
 
 
 def _print_result(result) -> None:
+    from igcap.train import is_main_process
+
+    if not is_main_process():
+        return
     loss = result.metrics.get("validation_loss")
     before = result.metrics.get("validation_loss_before")
     change = f"{before:.4f} → {loss:.4f}" if before is not None and loss is not None else f"{loss}"

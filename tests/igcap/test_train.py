@@ -5,6 +5,7 @@ One tiny model is trained once for the module (through the CLI) and shared by th
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -289,3 +290,22 @@ def test_evaluate_accepts_a_registry_key_and_explains_unknown_ones(hub_cache, sh
     assert report["model"] == "nlpconnect-all" and report["photos"] == 3 and "validation_loss" not in report["metrics"]
     assert main(["evaluate", "--model", "no-such-model", "--data", str(shapes)]) == 2
     assert "no model 'no-such-model'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_torchrun_trains_data_parallel_unchanged(shapes, tmp_path):
+    """The same command under torchrun: two processes split each epoch (gloo on a CPU, NCCL on GPUs)."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "igcap", "train",
+           "--data", str(shapes), "--out", str(out), "--base", "tiny", "--strategy", "all", "--epochs", "1",
+           "--max-samples", "80", "--batch-size", "8", "--caption-eval-samples", "0", "--no-progress"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    history = json.loads((out / "training-metrics.json").read_text())["metrics"]["history"]
+    assert history[-1]["step"] == 64 // (8 * 2)  # 64 training rows, batch 8 on each of 2 processes
+    assert done.stdout.count("epoch 0.00 (step 0): validation loss") == 1  # one process reports
