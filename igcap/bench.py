@@ -265,7 +265,7 @@ class EngineVariant:
     quantize: bool | None = None  # None: the engine's default (int8 on CPU)
     share_weights: bool = True
     batch_size: int = 8
-    threads: int | None = None  # None: the engine's default
+    threads: int | None = None  # None: the engine's default (1 thread for small batches, all cores for 8+)
     attention: str | None = None  # "eager" to switch SDPA off
     lean_loading: bool = True
 
@@ -298,7 +298,7 @@ def run_igcap(set_dir: Path, tokens: int, photos: int, variant: EngineVariant = 
         cache = ModelCache(cache.registry, LoadOptions(settings.device, variant.quantize if variant.quantize is not None
                                                        else settings.quantize, variant.share_weights), max_models=4)
     if variant.threads:
-        torch.set_num_threads(variant.threads)
+        os.environ[optimize.THREADS_ENV] = str(variant.threads)
     if not variant.lean_loading:
         optimize.load_int8_lean = _lean_loading_off
     if variant.attention:
@@ -306,7 +306,7 @@ def run_igcap(set_dir: Path, tokens: int, photos: int, variant: EngineVariant = 
     captioner = Captioner(cache, batch_size=variant.batch_size)
     decoding = DecodingSettings(strategy="greedy", num_beams=1, no_repeat_ngram_size=0, min_new_tokens=tokens,
                                 max_new_tokens=tokens, drop_fragment=False)
-    report = ChildReport("igcap", threads=torch.get_num_threads(), variant=asdict(variant))
+    report = ChildReport("igcap", threads=variant.threads or 0, variant=asdict(variant))  # 0: adapts to the batch
     images = bench_photos(photos)
     first = []
     runs = captioner.caption(images[:1], KEYS, decoding, on_result=lambda run: first or first.append(time.time()))
@@ -540,6 +540,43 @@ def format_levers(rows: list[dict]) -> str:
                       f"{r['cold_seconds']:>8.1f}{r['load_seconds']:>8.1f}{r['peak_rss_mb']:>9.0f}  "
                       f"{'yes' if r['captions_same_as_default'] else 'no'}" for r in rows]
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- int8 agreement on the trained demo models
+
+def int8_agreement(demo_dir: Path | None = None, progress=print) -> dict:
+    """Share of held-out photos whose int8 caption is identical to the fp32 one, per demo model.
+
+    The rule for a lossy lever: it is the default only if greedy captions agree on at least 90% of
+    held-out photos. Builds the demo models (minutes, one thread) when ``demo_dir`` has none. Also
+    reports the default preset (beam search), which the app uses.
+    """
+    from igcap.config import Settings
+    from igcap.decoding import DEFAULT_PRESET, PRESETS
+    from igcap.demo import DEMO_KEYS, build_demo_models, held_out_records, torch_threads
+    from igcap.evaluation import caption_records, spec_for
+
+    demo_dir = Path(demo_dir or Settings.from_env().demo_dir)
+    if not all((demo_dir / key / "config.json").is_file() for key in DEMO_KEYS):
+        progress(f"training the demo models into {demo_dir} (a few minutes) …")
+        with torch_threads(1):
+            build_demo_models(demo_dir, report=lambda *a: None)
+    records = held_out_records(demo_dir / "_data")
+    result = {"held_out_photos": len(records), "demo_models": str(demo_dir), "models": {}}
+    for preset in ("fast", DEFAULT_PRESET):
+        for key in DEMO_KEYS:
+            spec = spec_for(str(demo_dir / key))
+            fp32, int8 = (caption_records(spec, records, PRESETS[preset], quantize=q) for q in (False, True))
+            same = sum(a == b for (_, a), (_, b) in zip(fp32, int8))
+            entry = result["models"].setdefault(key, {})
+            entry[preset] = {"identical": same, "photos": len(fp32), "agreement": round(same / max(len(fp32), 1), 4)}
+            progress(f"{key} ({preset}): int8 caption identical to fp32 on {same}/{len(fp32)} held-out photos")
+    for name, preset in (("greedy", "fast"), ("default", DEFAULT_PRESET)):
+        same = sum(m[preset]["identical"] for m in result["models"].values())
+        total = sum(m[preset]["photos"] for m in result["models"].values())
+        result[f"agreement_{name}"] = round(same / max(total, 1), 4)
+    result["presets"] = {"greedy": "fast", "default": DEFAULT_PRESET}
+    return result
 
 
 if __name__ == "__main__":

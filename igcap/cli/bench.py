@@ -26,6 +26,10 @@ def add_parser(sub) -> None:
     p.add_argument("--levers", action="store_true",
                    help="instead: igcap's engine with each lever switched off or changed (int8, sharing, batching, "
                         "threads, SDPA, lean loading), on the first set given")
+    p.add_argument("--agreement", action="store_true",
+                   help="instead: how often int8 captions equal fp32 ones on the trained demo models' held-out "
+                        "photos (the rule: int8 is the default only at ≥ 90%%); trains the demo models if missing")
+    p.add_argument("--demo", type=Path, metavar="DIR", help="demo models for --agreement (default: the configured folder)")
     p.set_defaults(func=run)
 
 
@@ -41,7 +45,12 @@ def run(args) -> int:
         raise CliError(str(err)) from None
     _check_writable(args.json)
     try:
-        if args.levers:
+        if args.agreement:
+            result = bench.int8_agreement(args.demo)
+            print(f"int8 = fp32 greedy captions on {result['agreement_greedy']:.1%} of held-out photos "
+                  f"({result['held_out_photos']} photos × {len(result['models'])} demo models); "
+                  f"default preset: {result['agreement_default']:.1%}")
+        elif args.levers:
             rows = bench.run_levers(options, set_name=options.sets[0])
             print(bench.format_levers(rows))
             result = {"machine": bench.machine_info(), "tokens_per_caption": options.tokens, "levers": rows}

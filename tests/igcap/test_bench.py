@@ -1,0 +1,70 @@
+"""The benchmark's machinery: the checkpoints it builds, its options, and a --quick run end to end
+(JSON schema, both paths generating the same number of tokens). Timings are printed, never asserted."""
+
+import json
+
+import pytest
+import torch
+
+from igcap import bench
+from igcap.cli import main
+
+
+def test_real_vocab_tokenizer_has_gpt2_sizes_and_decodes_every_id():
+    tok = bench.real_vocab_tokenizer()
+    assert len(tok) == 50257
+    assert tok.eos_token_id == 50256 and tok.convert_ids_to_tokens(50256) == "<|endoftext|>"
+    text = tok.decode(list(range(0, 50256, 97)))
+    assert isinstance(text, str) and text
+    assert tok.decode(tok("hello world").input_ids) == "hello world"
+
+
+def test_published_like_sibling_differs_only_in_the_last_block_final_norm_and_embeddings():
+    model = bench.tiny_model(seed=0, vocab=300)
+    sibling = bench.fine_tuned_sibling(model, seed=1)
+    n_layers = len(model.decoder.transformer.h)
+    trained = (f"decoder.transformer.h.{n_layers - 1}.", "decoder.transformer.ln_f.", "decoder.transformer.wte.")
+    mine, theirs = dict(model.named_parameters()), dict(sibling.named_parameters())
+    for name, p in mine.items():
+        assert torch.equal(p, theirs[name]) != name.startswith(trained), name
+
+
+def test_bench_photos_are_deterministic():
+    a, b = bench.bench_photos(2), bench.bench_photos(2)
+    assert [p.tobytes() for p in a] == [p.tobytes() for p in b]
+    assert a[0].size == bench.PHOTO_SIZE and a[0].tobytes() != a[1].tobytes()
+
+
+@pytest.mark.parametrize("kwargs", [{"tokens": 0}, {"repeats": 0}, {"sets": ("nope",)}, {"sets": ()}])
+def test_options_refuse_impossible_values(kwargs):
+    with pytest.raises(ValueError):
+        bench.BenchOptions(**kwargs)
+
+
+def test_cli_reports_a_bad_set_without_a_traceback(capsys):
+    assert main(["bench", "--sets", "everything"]) == 2
+    assert "--sets" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_quick_run_writes_the_issue_schema_and_both_paths_do_the_same_work(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--quick", "--sets", "published_like", "--cache", str(tmp_path / "ckpt"),
+                 "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "published_like" in printed and "speedup" in printed
+    result = json.loads(out.read_text())
+    assert result["machine"]["cores"] >= 1 and result["tokens_per_caption"] == 4
+    for scenario in ("one_photo", "eight_photos", "cold"):
+        entry = result["published_like"][scenario]
+        for path in ("original", "igcap"):
+            assert entry[path]["seconds"] > 0 and entry[path]["peak_rss_mb"] > 50
+        assert entry["speedup"] == pytest.approx(entry["original"]["seconds"] / entry["igcap"]["seconds"], rel=0.01)
+    for scenario, photos in (("one_photo", 1), ("eight_photos", 8)):
+        entry = result["published_like"][scenario]
+        assert entry["original"]["tokens"] == entry["igcap"]["tokens"] == 4 * photos * 4
+    # the checkpoints are built once: a second build finds them ready
+    ready = tmp_path / "ckpt" / "published_like" / bench.READY_FILE
+    stamp = ready.stat().st_mtime_ns
+    bench.build_set("published_like", tmp_path / "ckpt", quick=True)
+    assert ready.stat().st_mtime_ns == stamp
