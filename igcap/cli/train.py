@@ -29,7 +29,8 @@ def add_parser(sub) -> None:
 def add_training_arguments(p) -> None:
     """The options train and train-all share."""
     src = p.add_argument_group("base sources (hub ids or local folders; for offline training)")
-    src.add_argument("--encoder", help="image encoder for the vit-gpt2 base (default google/vit-base-patch16-224-in21k)")
+    src.add_argument("--encoder",
+                     help="image encoder for the vit-gpt2 base (default google/vit-base-patch16-224-in21k)")
     src.add_argument("--decoder", help="GPT-2 for the vit-gpt2 base (default gpt2)")
     src.add_argument("--base-model", help="a ready VisionEncoderDecoderModel to start from (the nlpconnect base)")
     src.add_argument("--tokenizer", help="default: the decoder's or base model's")
@@ -51,7 +52,8 @@ def add_training_arguments(p) -> None:
                     help="auto: bf16 where the GPU has it, else fp16 on CUDA, else fp32")
     hp.add_argument("--resume", nargs="?", const="last", metavar="CHECKPOINT",
                     help="continue from the latest checkpoint in OUT/checkpoints, or from CHECKPOINT")
-    hp.add_argument("--workers", dest="num_workers", type=int, help="data-loader processes (default 4 on CUDA, 0 on CPU)")
+    hp.add_argument("--workers", dest="num_workers", type=int,
+                    help="data-loader processes (default 4 on CUDA, 0 on CPU)")
     hp.add_argument("--logging-steps", type=int, default=50)
     hp.add_argument("--save-total-limit", type=int, default=2, help="checkpoints kept")
     hp.add_argument("--no-checkpoints", dest="keep_checkpoints", action="store_false",
@@ -67,7 +69,8 @@ def add_training_arguments(p) -> None:
 SETTING_ARGS = ("data", "out", "encoder", "decoder", "base_model", "tokenizer", "processor", "epochs", "batch_size",
                 "eval_batch_size", "learning_rate", "warmup", "weight_decay", "grad_accum", "max_caption_tokens",
                 "max_samples", "validation", "test", "seed", "precision", "resume", "num_workers", "logging_steps",
-                "save_total_limit", "keep_checkpoints", "overwrite", "caption_eval_samples", "push_to_hub", "demo", "progress")
+                "save_total_limit", "keep_checkpoints", "overwrite", "caption_eval_samples", "push_to_hub", "demo",
+                "progress")
 
 
 def settings_from_args(args, **extra):

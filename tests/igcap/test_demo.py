@@ -43,10 +43,11 @@ def test_demo_data_is_broken_on_purpose_and_the_reader_reports_it(demo_data):
 
 def test_demo_data_is_deterministic(tmp_path):
     a, b = demo.write_demo_data(tmp_path / "a", n=12, seed=5), demo.write_demo_data(tmp_path / "b", n=12, seed=5)
-    for rel in ("instagram_data/captions_csv.csv", "instagram_data2/captions_csv2.csv", "instagram_data/img/insta1.jpg"):
+    first_csv = "instagram_data/captions_csv.csv"
+    for rel in (first_csv, "instagram_data2/captions_csv2.csv", "instagram_data/img/insta1.jpg"):
         assert (a.root / rel).read_bytes() == (b.root / rel).read_bytes()
     c = demo.write_demo_data(tmp_path / "c", n=12, seed=6)
-    assert (c.root / "instagram_data/captions_csv.csv").read_bytes() != (a.root / "instagram_data/captions_csv.csv").read_bytes()
+    assert (c.root / first_csv).read_bytes() != (a.root / first_csv).read_bytes()
 
 
 def test_description_style_for_pretraining(tmp_path):

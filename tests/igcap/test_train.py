@@ -48,7 +48,8 @@ def test_last_block_trains_the_last_block_norm_and_tied_head_only(tokenizer):
     assert trainable and all(n.startswith(("decoder.transformer.h.2.", "decoder.transformer.ln_f.",
                                            "decoder.transformer.wte.", "decoder.lm_head.")) for n in trainable)
     assert any("crossattention" in n for n in trainable)  # the last block's cross-attention learns too
-    assert model.decoder.lm_head.weight.requires_grad and model.decoder.lm_head.weight is model.decoder.transformer.wte.weight
+    head = model.decoder.lm_head.weight
+    assert head.requires_grad and head is model.decoder.transformer.wte.weight  # tied: the embeddings train too
     assert not any(p.requires_grad for p in model.encoder.parameters())
     assert not model.decoder.transformer.h[0].attn.c_attn.weight.requires_grad
     apply_strategy(model, "all")  # the original never unfroze: "all" must really mean all
