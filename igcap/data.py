@@ -117,7 +117,8 @@ def csv_rows(path: Path) -> list[tuple[str, str]]:
     With a header, columns are found by name ("Image File", "Caption", ...). Without one (the real
     captions_csv2.csv has none), three columns mean (number, image, caption), two mean (image, caption).
     """
-    with open(path, newline="", encoding="utf-8-sig") as f:
+    # A stray byte that is not UTF-8 becomes U+FFFD in its caption rather than stopping the whole read.
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
         rows = [row for row in csv.reader(f) if any(cell.strip() for cell in row)]
     if not rows:
         return []

@@ -70,6 +70,15 @@ def test_any_folder_with_a_csv_of_image_and_caption(tmp_path):
     assert [r.caption for r in read_captions(tmp_path / "mine.csv").records] == ["my own caption #diy"]
 
 
+def test_multiline_quoted_captions_and_stray_bytes_do_not_stop_the_read(tmp_path):
+    write_jpeg(tmp_path / "a.jpg")
+    write_jpeg(tmp_path / "b.jpg")
+    (tmp_path / "c.csv").write_bytes('image,caption\na.jpg,"line one\nline two 💫"\nb.jpg,caf\xe9\n'.encode("utf-8")
+                                     .replace("caf\xe9".encode("utf-8"), b"caf\xe9"))
+    captions = [r.caption for r in read_captions(tmp_path).records]
+    assert captions == ["line one\nline two 💫", "caf\ufffd"]
+
+
 def test_headerless_two_column_csv(tmp_path):
     write_jpeg(tmp_path / "b.jpg")
     write_csv(tmp_path / "pairs.csv", [["b.jpg", "two columns"]])
