@@ -413,14 +413,18 @@ def _project_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
-def run_benchmark(options: BenchOptions, progress=print) -> dict:
-    """Both paths on each set, alternating pairwise for ``repeats`` rounds; medians in the issue's schema."""
+def run_benchmark(options: BenchOptions, progress=print, partial=None) -> dict:
+    """Both paths on each set, alternating pairwise, round by round; medians in the issue's schema.
+
+    Rounds go over every set before the next round starts, so a run cut short still covers both
+    sets; ``partial(result)`` is called after every completed pair (the CLI writes the JSON then).
+    """
     folder = options.cache_dir or default_cache_dir(options.quick)
     machine = machine_info()
+    set_dirs = {s: build_set(s, folder, quick=options.quick) for s in options.sets}
     raw: dict[str, dict[str, list[Measurement]]] = {s: {p: [] for p in PATHS} for s in options.sets}
-    for set_name in options.sets:
-        set_dir = build_set(set_name, folder, quick=options.quick)
-        for r in range(options.repeats):
+    for r in range(options.repeats):
+        for set_name, set_dir in set_dirs.items():
             order = PATHS if r % 2 == 0 else PATHS[::-1]  # alternate who goes first, so drift hits both
             for path in order:
                 progress(f"[{set_name}] round {r + 1}/{options.repeats}: {path} path …")
@@ -428,7 +432,11 @@ def run_benchmark(options: BenchOptions, progress=print) -> dict:
                 raw[set_name][path].append(m)
                 progress(f"    load {m.report.load_seconds:.1f} s, one photo {m.report.one_photo_seconds:.1f} s, "
                          f"eight photos {m.report.eight_photos_seconds:.1f} s, cold {m.cold_seconds:.1f} s, "
-                         f"peak {m.peak_rss_mb:.0f} MB")
+                         f"peak {m.peak_rss_mb:.0f} MB, load average {os.getloadavg()[0]:.1f}")
+            if partial:
+                done = {s: by for s, by in raw.items() if all(by[p] for p in PATHS)}
+                partial(summarize(done, options, dict(machine, load_average_end=list(os.getloadavg()),
+                                                      rounds_done=r + 1), folder))
     machine["load_average_end"] = list(os.getloadavg())
     return summarize(raw, options, machine, folder)
 

@@ -55,7 +55,8 @@ def run(args) -> int:
             print(bench.format_levers(rows))
             result = {"machine": bench.machine_info(), "tokens_per_caption": options.tokens, "levers": rows}
         else:
-            result = bench.run_benchmark(options)
+            write = (lambda r: args.json.write_text(json.dumps(r, indent=2) + "\n")) if args.json else None
+            result = bench.run_benchmark(options, partial=write)
             print(bench.format_table(result))
     except bench.BenchError as err:
         raise CliError(str(err)) from None
