@@ -127,13 +127,20 @@ def _apply_overrides(models: dict[str, ModelSpec], overrides: dict[str, str]) ->
     by_var = {env_key(key): key for key in models}
     for var, source in overrides.items():
         source = source.strip()
-        key = by_var.get(var)
-        if key:
+        key = by_var.get(var) or var.removeprefix("IGCAP_MODEL_").lower().replace("_", "-")
+        marked = spec_from_marker(Path(source).expanduser()) if _has_marker(source) else None
+        if marked:  # a folder we trained: its marker says what it is (a demo model stays labelled as one)
+            base = out.get(key)
+            out[key] = replace(marked, key=key, label=marked.label if marked.demo or not base else base.label)
+        elif key in out:
             out[key] = replace(out[key], source=source, revision=None)
         else:
-            key = var.removeprefix("IGCAP_MODEL_").lower().replace("_", "-")
             out[key] = ModelSpec(key, key, source, description=f"Added by {var}.")
     return out
+
+
+def _has_marker(source: str) -> bool:
+    return source_is_local(source) and (Path(source).expanduser() / MARKER_FILE).is_file()
 
 
 def _demo_models(folder: Path) -> dict[str, ModelSpec]:

@@ -69,3 +69,13 @@ def test_demo_models_are_found_and_labelled(tmp_path):
 def test_bad_settings_name_the_key(env, words):
     with pytest.raises(ConfigError, match=words):
         Settings.from_env(env)
+
+
+def test_an_override_pointing_at_a_demo_model_keeps_its_demo_label(tmp_path):
+    folder = tmp_path / "shapes"
+    folder.mkdir()
+    (folder / MARKER_FILE).write_text(json.dumps({"key": "shapes", "label": "Shapes", "demo": True}))
+    reg = registry(tmp_path, IGCAP_MODEL_SHAPES=str(folder), IGCAP_MODEL_VIT_GPT2_ALL=str(folder))
+    assert reg["shapes"].demo and "synthetic" in reg["shapes"].label and reg["shapes"].key == "shapes"
+    assert reg["vit-gpt2-all"].demo and "synthetic" in reg["vit-gpt2-all"].label
+    assert reg["vit-gpt2-all"].source == str(folder.resolve())
