@@ -58,6 +58,25 @@ def pack_int8(weight, bias=None) -> PackedInt8:
     return PackedInt8(packed, nbytes)
 
 
+def pack_int8_rows(weight, rows_per_chunk: int = 4096) -> PackedInt8:
+    """Like pack_int8 for a big matrix in any float dtype (the bf16 token table), a chunk of rows at a
+    time, so no float32 copy of the whole matrix ever exists."""
+    torch = _torch()
+    rows = weight.shape[0]
+    scale = torch.empty(rows, dtype=torch.float64)
+    q = torch.empty(weight.shape, dtype=torch.int8)
+    for i in range(0, rows, rows_per_chunk):
+        chunk = weight[i:i + rows_per_chunk].float()
+        chunk_scale = (_row_absmax(chunk) / 127).clamp(min=1e-12)
+        q[i:i + rows_per_chunk] = torch.round(chunk / chunk_scale.unsqueeze(1)).clamp_(-127, 127)
+        scale[i:i + rows_per_chunk] = chunk_scale
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        qt = torch._make_per_channel_quantized_tensor(q, scale, torch.zeros(rows, dtype=torch.long), 0)
+        packed = torch.ops.quantized.linear_prepack(qt, None)
+    return PackedInt8(packed, weight.numel() + rows * 8)
+
+
 HEAD_CANDIDATES = 16  # tokens the int8 head proposes per position; their logits are then recomputed
 
 
@@ -241,23 +260,29 @@ def threads_for(rows: int, setting: str | None = None, cores: int | None = None)
 
 
 def adapt_threads_to_batch(model):
-    """Wrap ``model.generate`` so each call runs on threads_for(its rows) threads (CPU only)."""
+    """Wrap ``model.generate`` so decoding runs on threads_for(its rows) threads, and the image encoder
+    (197 rows per photo: products big enough to share) on threads_for(MANY_ROWS) (CPU only)."""
+    model.generate = _on_threads(model.generate, lambda args, kwargs: threads_for(_rows(args, kwargs)))
+    encoder = getattr(model, "encoder", None)
+    if encoder is not None:
+        encoder.forward = _on_threads(encoder.forward, lambda args, kwargs: threads_for(MANY_ROWS))
+    return model
+
+
+def _on_threads(function, count):
     import functools
 
-    generate = model.generate
-
-    @functools.wraps(generate)
-    def generate_with_threads(*args, **kwargs):
+    @functools.wraps(function)
+    def on_threads(*args, **kwargs):
         torch = _torch()
         before = torch.get_num_threads()
-        torch.set_num_threads(threads_for(_rows(args, kwargs)))
+        torch.set_num_threads(count(args, kwargs))
         try:
-            return generate(*args, **kwargs)
+            return function(*args, **kwargs)
         finally:
             torch.set_num_threads(before)
 
-    model.generate = generate_with_threads
-    return model
+    return on_threads
 
 
 def _rows(args, kwargs) -> int:
@@ -367,18 +392,22 @@ def _packed(weight, bias, pool: TensorPool | None) -> PackedInt8:
 
 
 def rescored_head(weight, pool: TensorPool | None = None, tables: dict | None = None):
-    return int8_classes().RescoredHead(_packed(weight, None, pool), shared_bf16_table(weight, pool, tables))
+    """The head's int8 matrix is quantized from its bfloat16 table, in chunks (no float32 copy needed)."""
+    table = shared_bf16_table(weight, pool, tables)
+    make = lambda: pack_int8_rows(table)  # noqa: E731
+    packed = make() if pool is None else pool.get_or_make(content_key("int8-head", table), make,
+                                                          table.numel() + table.shape[0] * 8)
+    return int8_classes().RescoredHead(packed, table)
 
 
 def shared_bf16_table(weight, pool: TensorPool | None = None, tables: dict | None = None):
     """One bfloat16 copy per distinct table: tied weights (head = token table) get the same tensor."""
-    key = content_key("bf16-table", weight)
+    table = bf16_table(weight)  # a no-op when the lean loader already read it as bfloat16
+    key = content_key("bf16-table", table)
     if tables is not None and key in tables:
         return tables[key]
-    if pool is None:
-        table = bf16_table(weight)
-    else:
-        table = pool.get_or_make(key, lambda: bf16_table(weight), weight.numel() * 2)
+    if pool is not None:
+        table = pool.get_or_make(key, lambda: table, table.numel() * 2)
     if tables is not None:
         tables[key] = table
     return table
@@ -534,6 +563,25 @@ class _SafetensorsIndex:
     def __contains__(self, name: str) -> bool:
         return name in self.entries
 
+    def read_bf16(self, name: str, rows_per_chunk: int = 4096):
+        """A 2-D float tensor as bfloat16, converted chunk by chunk."""
+        torch = _torch()
+        path, dtype, shape, offset, nbytes = self.entries[name]
+        if dtype not in ("F32", "F16", "BF16") or len(shape) != 2:
+            return self.read(name).to(torch.bfloat16)
+        source = getattr(torch, SAFETENSORS_DTYPES[dtype])
+        row_bytes = nbytes // shape[0]
+        out = torch.empty(shape, dtype=torch.bfloat16)
+        f = self._handles.get(path) or self._handles.setdefault(path, open(path, "rb"))
+        for i in range(0, shape[0], rows_per_chunk):
+            n = min(rows_per_chunk, shape[0] - i)
+            raw = torch.empty(n * row_bytes, dtype=torch.uint8)
+            f.seek(offset + i * row_bytes)
+            if f.readinto(memoryview(raw.numpy())) != n * row_bytes:
+                raise LeanLoadUnsupported(f"{path} ends inside tensor {name}")
+            out[i:i + n] = raw.view(source).reshape(n, shape[1])
+        return out
+
     def read(self, name: str):
         torch = _torch()
         path, dtype, shape, offset, nbytes = self.entries[name]
@@ -568,11 +616,12 @@ def _fill_quantized(model, index: _SafetensorsIndex, names: dict[int, str], pool
     torch = _torch()
     read = lambda t: index.read(names[id(t)]).float() if t.is_floating_point() else index.read(names[id(t)])  # noqa: E731
     shared: dict[int, object] = {}
-    roles, tables = module_roles(model), {}
+    roles, tables, read_tables = module_roles(model), {}, {}
     for name, module in list(model.named_modules()):
         swap = _swap_for(module, roles)
         if swap is not None:
-            stand_in = _FloatStandIn(module, read)
+            stand_in = _TableStandIn(module, index, names, read_tables) if id(module) in roles else \
+                _FloatStandIn(module, read)
             parent, _, attr = name.rpartition(".")
             setattr(model.get_submodule(parent) if parent else model, attr, swap(stand_in, pool, tables))
             continue
@@ -595,6 +644,19 @@ class _FloatStandIn:
         self.weight = read(module.weight)
         bias = getattr(module, "bias", None)
         self.bias = None if bias is None else read(bias)
+
+
+class _TableStandIn:
+    """The token table / tied head, read straight into bfloat16 a chunk of rows at a time (the
+    float32 table alone is 154 MB); read once even when two modules share it."""
+
+    bias = None
+
+    def __init__(self, module, index: _SafetensorsIndex, names: dict[int, str], cache: dict):
+        name = names[id(module.weight)]
+        if name not in cache:
+            cache[name] = index.read_bf16(name)
+        self.weight = cache[name]
 
 
 # ---------------------------------------------------------------- measuring
