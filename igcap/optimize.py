@@ -1,15 +1,20 @@
-"""CPU levers applied to a loaded model: int8 weights and identical tensors kept once across models.
+"""CPU levers applied to the models the engine loads: int8 weights, identical tensors kept once across
+models, a memory-lean loader, and thread counts that suit a small, busy CPU.
 
 Decoding on a CPU is memory-bandwidth bound: each new token reads every decoder weight once. Int8
-weights (per output channel, activations quantized on the fly by the quantized engine's dynamic
+weights (per output channel; activations quantized on the fly by the quantized engine's dynamic
 linear) read a quarter of the bytes and use the CPU's int8 dot products. GPT-2's projections are
-transformers' ``Conv1D`` (weight stored in × out), so they are converted explicitly; the LM head is
-tied to the token embeddings, so it becomes its own int8 matrix and the embedding lookup reads an
-int8 table with one scale per row.
+transformers' ``Conv1D`` (weight stored in × out), so they are converted explicitly. The LM head is
+tied to the token embeddings: both keep one bfloat16 copy of the table (the lookup reads rows of it),
+and the head proposes candidates with an int8 copy, then recomputes their logits from the bfloat16
+rows, because greedy decoding picks among near-tied tokens (see ``RescoredHead``).
 
 Models fine-tuned from the same start share most tensors unchanged (the notebook's last-block runs
 trained only GPT-2's last block, final norm and head). A ``TensorPool`` finds identical tensors by
 content hash, so a second such model costs only what differs.
+
+The lean loader (``load_int8_lean``) builds the model on the meta device and fills it from the
+safetensors file module by module, quantizing as it reads, so four models load in under 2 GB.
 """
 
 from __future__ import annotations
@@ -261,12 +266,74 @@ def threads_for(rows: int, setting: str | None = None, cores: int | None = None)
 
 def adapt_threads_to_batch(model):
     """Wrap ``model.generate`` so decoding runs on threads_for(its rows) threads, and the image encoder
-    (197 rows per photo: products big enough to share) on threads_for(MANY_ROWS) (CPU only)."""
+    (197 rows per photo: products big enough to share) on threads_for(MANY_ROWS) (CPU only); the
+    encoder also reuses the output of an identical encoder on identical pixels (see EncoderMemo)."""
     model.generate = _on_threads(model.generate, lambda args, kwargs: threads_for(_rows(args, kwargs)))
     encoder = getattr(model, "encoder", None)
     if encoder is not None:
-        encoder.forward = _on_threads(encoder.forward, lambda args, kwargs: threads_for(MANY_ROWS))
+        forward = _on_threads(encoder.forward, lambda args, kwargs: threads_for(MANY_ROWS))
+        encoder.forward = ENCODER_MEMO.wrap(encoder, forward)
     return model
+
+
+class EncoderMemo:
+    """The last few image-encoder outputs, keyed by which weights computed them and the pixels' bytes.
+
+    Models that share their encoder through the pool (the published pairs: same encoder, different
+    last block) would compute the same output for the same photo; the second one reuses the first's.
+    An entry keeps its weights alive, so their ids cannot be reused by other weights while it exists.
+    """
+
+    def __init__(self, size: int = 2):
+        import threading
+
+        self.size, self._entries, self._lock = size, [], threading.Lock()
+        self.hits = 0
+
+    def wrap(self, encoder, forward):
+        import functools
+
+        weights = _weights_of(encoder)
+
+        @functools.wraps(forward)
+        def remembering_forward(*args, **kwargs):
+            pixels = kwargs.get("pixel_values", args[0] if args else None)
+            if pixels is None or len(args) > 1 or _torch().is_grad_enabled():
+                return forward(*args, **kwargs)
+            key = (tuple(map(id, weights)), content_key("pixels", pixels),
+                   tuple(sorted((k, repr(v)) for k, v in kwargs.items() if k != "pixel_values")))
+            found = self._get(key)
+            if found is None:
+                found = forward(*args, **kwargs)
+                self._put(key, weights, found)
+            return found
+
+        return remembering_forward
+
+    def _get(self, key):
+        with self._lock:
+            for entry in self._entries:
+                if entry[0] == key:
+                    self.hits += 1
+                    return entry[2]
+        return None
+
+    def _put(self, key, weights, output) -> None:
+        with self._lock:
+            self._entries = [(key, weights, output), *self._entries][: self.size]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries = []
+
+
+ENCODER_MEMO = EncoderMemo()
+
+
+def _weights_of(module) -> tuple:
+    """Every object holding the module's weights: tensors and packed int8 matrices."""
+    packed = [m.weight_int8 for m in module.modules() if hasattr(m, "weight_int8")]
+    return (*module.parameters(), *module.buffers(), *packed)
 
 
 def _on_threads(function, count):
@@ -303,9 +370,10 @@ def prepare_for_inference(model, *, quantize: bool, pool: TensorPool | None = No
     if quantize and quantized_engine_available():
         quantize_modules(model, pool)
         _own_memory(model)
-        adapt_threads_to_batch(model)
     if pool is not None:
         share_tensors(model, pool)
+    if quantize and quantized_engine_available():
+        adapt_threads_to_batch(model)  # after sharing: the encoder memo keys on the pooled weights
     return model
 
 

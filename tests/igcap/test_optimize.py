@@ -230,3 +230,31 @@ def test_quantized_generate_runs_on_the_chosen_threads_and_restores_them(tokeniz
     greedy(model, pixels(3))
     # decoding asks for its 3 rows; the image encoder inside it asks as a big batch would
     assert seen == [3, optimize.MANY_ROWS] and torch.get_num_threads() == before
+
+
+# ---------------------------------------------------------------- encoder outputs reused across a shared encoder
+
+def test_siblings_sharing_an_encoder_reuse_its_output_and_stay_exact(tokenizer):
+    base = tiny(tokenizer, seed=5)
+    expected = logits(optimize.prepare_for_inference(bench.fine_tuned_sibling(base, seed=6), quantize=True), pixels())
+    pool = optimize.TensorPool()
+    a = optimize.prepare_for_inference(base, quantize=True, pool=pool)
+    b = optimize.prepare_for_inference(bench.fine_tuned_sibling(tiny(tokenizer, seed=5), seed=6), quantize=True,
+                                       pool=pool)
+    other = optimize.prepare_for_inference(tiny(tokenizer, seed=9), quantize=True, pool=pool)
+    optimize.ENCODER_MEMO.clear()
+    hits = optimize.ENCODER_MEMO.hits
+    greedy(a, pixels())
+    greedy(b, pixels())  # same encoder, same photos: reused
+    assert optimize.ENCODER_MEMO.hits == hits + 1
+    greedy(other, pixels())  # another encoder: computed
+    greedy(b, pixels(seed=1))  # other photos: computed
+    assert optimize.ENCODER_MEMO.hits == hits + 1
+    optimize.ENCODER_MEMO.clear()
+    greedy(a, pixels())
+    with torch.inference_mode():
+        assert torch.equal(b.generate(pixel_values=pixels(), max_new_tokens=4, min_new_tokens=4),
+                           optimize.prepare_for_inference(bench.fine_tuned_sibling(tiny(tokenizer, seed=5), seed=6),
+                                                          quantize=True).generate(pixel_values=pixels(),
+                                                                                  max_new_tokens=4, min_new_tokens=4))
+    assert torch.equal(logits(b, pixels()), expected)
