@@ -300,7 +300,7 @@ class EncoderMemo:
             pixels = kwargs.get("pixel_values", args[0] if args else None)
             if pixels is None or len(args) > 1 or _torch().is_grad_enabled():
                 return forward(*args, **kwargs)
-            key = (tuple(map(id, weights)), content_key("pixels", pixels),
+            key = (_identity(weights), content_key("pixels", pixels),
                    tuple(sorted((k, repr(v)) for k, v in kwargs.items() if k != "pixel_values")))
             found = self._get(key)
             if found is None:
@@ -328,6 +328,13 @@ class EncoderMemo:
 
 
 ENCODER_MEMO = EncoderMemo()
+
+
+def _identity(weights) -> tuple:
+    """Which memory holds these weights: equal for modules that share them through the pool."""
+    torch = _torch()
+    return tuple((w.untyped_storage().data_ptr(), w.storage_offset(), tuple(w.shape)) if isinstance(w, torch.Tensor)
+                 else id(w) for w in weights)
 
 
 def _weights_of(module) -> tuple:
@@ -698,10 +705,10 @@ def _fill_quantized(model, index: _SafetensorsIndex, names: dict[int, str], pool
                 if t is None or t.device.type != "meta":
                     continue
                 if id(t) not in shared:
-                    value = read(t)
-                    if pool is not None:
-                        value = pool.get_or_make(content_key("tensor", value), lambda v=value: v, value.nbytes)
-                    shared[id(t)] = torch.nn.Parameter(value, requires_grad=False) if key in module._parameters else value
+                    value, is_param = read(t), store is module._parameters
+                    make = (lambda v=value: torch.nn.Parameter(v, requires_grad=False)) if is_param else (lambda v=value: v)
+                    shared[id(t)] = make() if pool is None else \
+                        pool.get_or_make(content_key("parameter" if is_param else "tensor", value), make, value.nbytes)
                 store[key] = shared[id(t)]
 
 

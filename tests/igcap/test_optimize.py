@@ -258,3 +258,17 @@ def test_siblings_sharing_an_encoder_reuse_its_output_and_stay_exact(tokenizer):
                                                           quantize=True).generate(pixel_values=pixels(),
                                                                                   max_new_tokens=4, min_new_tokens=4))
     assert torch.equal(logits(b, pixels()), expected)
+
+
+def test_lean_loaded_siblings_reuse_the_shared_encoders_output(tmp_path, tokenizer):
+    base = tiny(tokenizer, seed=3)
+    base.save_pretrained(tmp_path / "a")
+    bench.fine_tuned_sibling(base, seed=4).save_pretrained(tmp_path / "b")
+    pool = optimize.TensorPool()
+    a, b = (optimize.load_int8_lean(str(tmp_path / k), pool=pool) for k in "ab")
+    alone = greedy(optimize.load_int8_lean(str(tmp_path / "b")), pixels())
+    optimize.ENCODER_MEMO.clear()
+    hits = optimize.ENCODER_MEMO.hits
+    greedy(a, pixels())
+    assert torch.equal(greedy(b, pixels()), alone)
+    assert optimize.ENCODER_MEMO.hits == hits + 1
