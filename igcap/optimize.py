@@ -58,7 +58,9 @@ def pack_int8(weight, bias=None) -> PackedInt8:
     with warnings.catch_warnings():  # quantize_per_channel warns that quantized tensors are being phased out
         warnings.simplefilter("ignore")
         q = torch.quantize_per_channel(weight, scale, zeros, 0, torch.qint8)
-        packed = torch.ops.quantized.linear_prepack(q, None if bias is None else bias.detach().float().contiguous())
+        # the packed matrix keeps the bias tensor itself: a copy, or a bias that is a view into the mapped
+        # checkpoint file would keep the whole file (913 MB) mapped and counted
+        packed = torch.ops.quantized.linear_prepack(q, None if bias is None else bias.detach().float().clone())
     nbytes = weight.numel() + weight.shape[0] * 8 + (0 if bias is None else bias.numel() * 4)
     return PackedInt8(packed, nbytes)
 

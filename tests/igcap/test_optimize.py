@@ -2,6 +2,7 @@
 the lean loader gives the same model as the ordinary one, and the settings switch them."""
 
 import gc
+from pathlib import Path
 
 import pytest
 import torch
@@ -272,3 +273,16 @@ def test_lean_loaded_siblings_reuse_the_shared_encoders_output(tmp_path, tokeniz
     greedy(a, pixels())
     assert torch.equal(greedy(b, pixels()), alone)
     assert optimize.ENCODER_MEMO.hits == hits + 1
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux's /proc")
+def test_quantizing_a_loaded_model_lets_go_of_the_mapped_checkpoint(tiny_model_dir, tmp_path):
+    import shutil
+
+    folder = shutil.copytree(tiny_model_dir, tmp_path / "m")
+    model = VisionEncoderDecoderModel.from_pretrained(folder)
+    mapped = lambda: str(folder / "model.safetensors") in Path("/proc/self/maps").read_text()  # noqa: E731
+    assert mapped()  # from_pretrained maps the file instead of copying it
+    optimize.prepare_for_inference(model, quantize=True)
+    gc.collect()
+    assert not mapped()  # nothing (biases inside the packed int8 matrices included) still points into it
