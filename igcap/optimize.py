@@ -244,17 +244,18 @@ def content_key(kind: str, *tensors) -> tuple:
 # ---------------------------------------------------------------- threads
 
 THREADS_ENV = "IGCAP_THREADS"  # "auto" (default) or a fixed number of torch threads for generation
-MANY_ROWS = 8  # sequences decoded together from which more than one thread pays on a busy CPU
+MANY_ROWS = 8  # the row count the image encoder reports (197 patches per photo: a big batch)
 
 
 def threads_for(rows: int, setting: str | None = None, cores: int | None = None) -> int:
-    """torch threads for decoding ``rows`` sequences at once.
+    """torch threads for decoding ``rows`` sequences at once: every core this process may use, unless
+    ``IGCAP_THREADS`` fixes a number.
 
-    Decoding one photo runs thousands of tiny int8 products; with two threads each waits for the
-    other at every one, and on a CPU that other programs also use (a 2-core laptop, a shared cloud
-    container) a waiting thread often loses its core: one photo took 4.9 s on two threads and 0.8 s
-    on one. Batches of 8 or more make products big enough to share (1.9 s vs 3.1 s), so they get
-    every core. ``IGCAP_THREADS`` fixes the number instead.
+    On a quiet 2-core machine two threads beat one even for a single photo (the benchmark's one photo ×
+    four distinct models: 2.09 s on two threads, 2.78 s with one thread for small batches). On a CPU that
+    other programs keep busy the opposite holds — a waiting thread loses its core at each of the thousands
+    of tiny int8 products (one photo: 4.9 s on two threads, 0.8 s on one) — so busy or shared hosts should
+    set ``IGCAP_THREADS=1``. ``rows`` is kept for callers that size work by batch.
     """
     setting = (setting if setting is not None else os.environ.get(THREADS_ENV, "auto")).strip().lower() or "auto"
     cores = cores or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
@@ -263,7 +264,7 @@ def threads_for(rows: int, setting: str | None = None, cores: int | None = None)
             return max(1, int(setting))
         except ValueError:
             raise ValueError(f"{THREADS_ENV} must be auto or a whole number, not {setting!r}") from None
-    return cores if rows >= MANY_ROWS else 1
+    return cores
 
 
 def adapt_threads_to_batch(model):

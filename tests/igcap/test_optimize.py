@@ -212,9 +212,9 @@ def test_igcap_quantize_environment_variable(value, expected):
 
 # ---------------------------------------------------------------- threads
 
-@pytest.mark.parametrize("rows, setting, expected", [(1, "auto", 1), (4, "auto", 1), (8, "auto", 2), (32, "auto", 2),
-                                                     (1, "2", 2), (32, "1", 1)])
-def test_threads_follow_the_batch_unless_fixed(rows, setting, expected):
+@pytest.mark.parametrize("rows, setting, expected", [(1, "auto", 2), (8, "auto", 2), (32, "auto", 2),
+                                                     (1, "2", 2), (32, "1", 1), (1, "3", 3)])
+def test_threads_use_every_core_unless_fixed(rows, setting, expected):
     assert optimize.threads_for(rows, setting, cores=2) == expected
 
 
