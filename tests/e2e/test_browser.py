@@ -31,13 +31,18 @@ def shot(page, folder, name: str) -> None:
     page.screenshot(path=str(folder / name), full_page=True)
 
 
-def test_create_save_rate_export(app_server, browser_page, screenshots, tmp_path):
-    url, db_url = app_server
-    page = browser_page
+def open_create_page(page, url: str) -> None:
+    """Load the app and wait until the Create page has rendered."""
     page.goto(url)
     page.get_by_role("heading", name="Create captions").wait_for(timeout=60_000)
     settle(page)
     page.get_by_role("button", name="Generate").wait_for()
+
+
+def test_create_save_rate_export(app_server, browser_page, screenshots, tmp_path):
+    url, db_url = app_server
+    page = browser_page
+    open_create_page(page, url)
     shot(page, screenshots, "01-create.png")
 
     photo = tmp_path / "sideways.jpg"
@@ -116,10 +121,7 @@ def test_offline_without_models(offline_server, browser_page, screenshots):
     gallery still works."""
     url, _ = offline_server
     page = browser_page
-    page.goto(url)
-    page.get_by_role("heading", name="Create captions").wait_for(timeout=60_000)
-    settle(page)
-    page.get_by_role("button", name="Generate").wait_for()
+    open_create_page(page, url)
     warning = page.locator('[data-testid="stAlertContentWarning"]').first.inner_text()
     assert "not downloaded" in warning and all(m in warning for m in ("ViT-GPT2 · last block", "nlpconnect · all"))
     shot(page, screenshots, "06-offline-create.png")
