@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import sys
@@ -36,7 +37,7 @@ def add_parser(sub) -> None:
     p.add_argument("--preset", default="balanced", help="decoding preset: balanced, creative, precise, fast")
     for name, (kind, text) in KNOBS.items():
         p.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=text)
-    p.add_argument("--variants", dest="num_variants", type=int, help=argparse_suppress())
+    p.add_argument("--variants", dest="num_variants", type=int, help=argparse.SUPPRESS)  # short alias of --num-variants
     p.add_argument("--keep-fragment", action="store_true", help="keep an unfinished last sentence")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print JSON")
@@ -47,12 +48,6 @@ def add_parser(sub) -> None:
     q.add_argument("--quantize", dest="quantize", action="store_true", default=None, help="int8 weights on CPU")
     q.add_argument("--no-quantize", dest="quantize", action="store_false", help="full-precision weights")
     p.set_defaults(func=run)
-
-
-def argparse_suppress():
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 def run(args) -> int:
