@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -296,10 +295,12 @@ def cache_from_settings(settings: Settings | None = None) -> ModelCache:
 
 
 def _limit_threads() -> None:
-    """Use the cores this process may run on (containers often allow fewer than the machine has)."""
+    """Use no more threads than the cores this process may run on."""
     import torch
 
-    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    from igcap.optimize import allowed_cores
+
+    allowed = allowed_cores()
     if torch.get_num_threads() > allowed:
         torch.set_num_threads(allowed)
 

@@ -247,6 +247,11 @@ THREADS_ENV = "IGCAP_THREADS"  # "auto" (default) or a fixed number of torch thr
 MANY_ROWS = 8  # the row count the image encoder reports (197 patches per photo: a big batch)
 
 
+def allowed_cores() -> int:
+    """The cores this process may run on (containers often allow fewer than the machine has)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def threads_for(rows: int, setting: str | None = None, cores: int | None = None) -> int:
     """torch threads for decoding ``rows`` sequences at once: every core this process may use, unless
     ``IGCAP_THREADS`` fixes a number.
@@ -258,7 +263,7 @@ def threads_for(rows: int, setting: str | None = None, cores: int | None = None)
     set ``IGCAP_THREADS=1``. ``rows`` is kept for callers that size work by batch.
     """
     setting = (setting if setting is not None else os.environ.get(THREADS_ENV, "auto")).strip().lower() or "auto"
-    cores = cores or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    cores = cores or allowed_cores()
     if setting != "auto":
         try:
             return max(1, int(setting))
