@@ -9,6 +9,7 @@ from igcap_ui import resources
 from igcap_ui.caption_card import counters, escape_markdown
 from igcap_ui.errors import shown_errors
 from igcap_ui.filters import model_label
+from igcap_ui.photos import photo_row
 
 CONFIRM_KEY = "gallery.confirm_delete"
 
@@ -16,10 +17,8 @@ CONFIRM_KEY = "gallery.confirm_delete"
 def photo_block(items: list, rater: str) -> None:
     """items: GalleryItems of one photo (newest caption first)."""
     photo = items[0].photo
-    with st.container(border=True):
-        left, right = st.columns([1, 3])
+    with photo_row(photo.thumbnail_jpeg, photo) as (left, right):
         with left:
-            st.image(photo.thumbnail_jpeg, caption=f"{photo.name} · {photo.width}×{photo.height}")
             _delete_controls(photo)
         with right:
             for i, item in enumerate(items):

@@ -11,6 +11,7 @@ import streamlit as st
 from igcap_ui import resources, saving
 from igcap_ui.caption_card import caption_card
 from igcap_ui.errors import shown_errors
+from igcap_ui.photos import photo_row
 from igcap_ui.results import Card, cards_from_run, new_card, store
 
 STAGES = {"loading": "Loading", "captioning": "Captioning with", "done": "Finished", "failed": "Failed:"}
@@ -60,10 +61,8 @@ def draw_results(photos, settings, pending: list[str] | None = None) -> dict:
     for photo in photos:
         cards = store().get(photo.sha256, {})
         keys = pending if pending is not None else [k for k in _ordered(cards)]
-        with st.container(border=True):
-            left, right = st.columns([1, 3])
+        with photo_row(photo.image, photo) as (left, right):
             with left:
-                st.image(photo.image, caption=f"{photo.name} · {photo.width}×{photo.height}")
                 _manual_box(photo)
             with right:
                 if not keys:

@@ -7,6 +7,8 @@ empties a widget on pages that do not draw it, and a visit to the gallery must n
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 import streamlit as st
@@ -81,3 +83,14 @@ def _lighter(photo: Photo) -> Photo:
     image = photo.image.copy()
     image.thumbnail((KEEP_SIDE, KEEP_SIDE), Image.Resampling.LANCZOS, reducing_gap=3.0)
     return replace(photo, image=image)  # width/height still describe the original
+
+
+@contextmanager
+def photo_row(image, photo) -> Iterator[tuple]:
+    """A bordered block: the photo with its name and size in a narrow left column; yields (left, right)
+    so the caller adds the photo's controls on the left and its captions on the right."""
+    with st.container(border=True):
+        left, right = st.columns([1, 3])
+        with left:
+            st.image(image, caption=f"{photo.name} · {photo.width}×{photo.height}")
+        yield left, right
