@@ -155,7 +155,7 @@ def win_matrix(votes: Iterable[VoteRow], models: Sequence[str]) -> np.ndarray:
     return wins
 
 
-def bradley_terry(wins: np.ndarray, ridge: float = DEFAULT_RIDGE, *, tol: float = 1e-10,
+def bradley_terry(wins: np.ndarray, ridge: float = DEFAULT_RIDGE, *, tol: float = 1e-11,
                   max_iter: int = 200) -> np.ndarray:
     """Maximum-likelihood Bradley–Terry log-strengths, centred to mean 0.
 
@@ -171,10 +171,11 @@ def bradley_terry(wins: np.ndarray, ridge: float = DEFAULT_RIDGE, *, tol: float 
     n = w + w.transpose(0, 2, 1)  # games between i and j
     theta = np.zeros((b, k))
     centre = np.ones((k, k)) / k  # added to the negative Hessian: fixes the free shift, keeps steps centred
+    scale = np.maximum(1.0, n.sum(axis=(1, 2)))[:, None]  # (B, 1): gradients grow with the number of votes
     for _ in range(max_iter):
         p = _sigmoid(theta[:, :, None] - theta[:, None, :])  # (B, K, K): P(i beats j)
         grad = (w - n * p).sum(axis=2) - ridge * theta  # (B, K)
-        if np.abs(grad).max(initial=0.0) < tol:
+        if (np.abs(grad) < tol * scale).all():
             break
         info = n * p * (1 - p)  # Fisher information of each pair
         neg_hessian = -info + ridge * np.eye(k) + centre
@@ -345,12 +346,6 @@ class Leaderboard:
 
     def model(self, key: str) -> ModelStanding:
         return next(m for m in self.models if m.model_key == key)
-
-    def table(self) -> str:
-        """The leaderboard as plain text for a terminal (names cleaned of control characters)."""
-        from igcap.leaderboard_table import format_leaderboard
-
-        return format_leaderboard(self)
 
 
 def _list(pair):

@@ -48,6 +48,7 @@ def _count(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from igcap.leaderboard import LeaderboardDataError, compute_leaderboard
+    from igcap.leaderboard_table import format_leaderboard
 
     ratings, votes, captions = load_rows(args)
     try:
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json == "-":
         print(json.dumps(board.to_json(), indent=2, ensure_ascii=False))
         return 0
-    print(board.table())
+    print(format_leaderboard(board))
     if args.json:
         _write_json(args.json, board.to_json())
         print(f"\nwrote {args.json}")

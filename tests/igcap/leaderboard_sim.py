@@ -39,8 +39,10 @@ def true_mean_stars(model: int) -> float:
 
 
 def simulate(seed: int, photos: int = 30, raters: int = 3, ratings_per_caption: int = 3,
-             tie_share: float = 0.0, both_bad_share: float = 0.0, captions: bool = True):
-    """(ratings, votes, captions) of one simulated study (random numbers drawn in bulk, for speed)."""
+             tie_share: float = 0.0, both_bad_share: float = 0.0, captions: bool = True,
+             rater_bias: tuple[int, ...] | None = None):
+    """(ratings, votes, captions) of one simulated study (random numbers drawn in bulk, for speed).
+    ``rater_bias`` adds a fixed number of stars per rater (before clipping); the truth assumes none."""
     rng = np.random.default_rng(seed)
     k, names = len(MODELS), [f"rater{r + 1}" for r in range(raters)]
     ease = np.where(rng.random(photos) < 0.5, 0.5, -0.5)
@@ -51,7 +53,8 @@ def simulate(seed: int, photos: int = 30, raters: int = 3, ratings_per_caption: 
             latent[rows, m] = rng.choice(STARS, size=rows.size, p=_latent(QUALITY[m] + e))
     who = np.argsort(rng.random((photos, k, raters)), axis=2)[:, :, :ratings_per_caption]
     shift = rng.choice([d for d, _ in NOISE], size=who.shape, p=[w for _, w in NOISE])
-    stars = np.clip(latent[:, :, None] + shift, 1, 5)
+    bias = np.asarray(rater_bias or (0,) * raters)[who]
+    stars = np.clip(latent[:, :, None] + shift + bias, 1, 5)
     ratings = [RatingRow(f"photo{p:03d}", MODELS[m], names[who[p, m, r]], int(stars[p, m, r]), caption_id=p * k + m)
                for p in range(photos) for m in range(k) for r in range(ratings_per_caption)]
     pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
@@ -74,5 +77,5 @@ _WORDS = "sunset beach vibes golden hour coffee friends city lights weekend mood
 
 def _caption_text(rng, model: int, photo: int) -> str:
     if model == 0:  # the weakest model says the same thing for most photos, like the original first model
-        return "a view of the city at night" if photo % 4 else "a bowl of fruit on a table"
+        return "a view of the city at night" if photo % 4 else f"a bowl of fruit on table {photo}"
     return " ".join(rng.choice(_WORDS, size=4 + model)) + " ✨"
