@@ -381,9 +381,10 @@ def compute_leaderboard(ratings: Iterable[RatingRow], votes: Iterable[VoteRow], 
     want = (bool(chosen) if expect_ratings is None else expect_ratings,
             bool(votes) if expect_votes is None else expect_votes)
     standings = [_standing(m, stars[m], strengths[m], votes, automatic.get(m), thresholds, want) for m in models]
-    rank_by, standings = _ranked(standings, thresholds)
+    rank_by, standings = _ranked(standings)
     return Leaderboard(
-        criterion=criterion, models=tuple(standings), agreement=agreement(chosen, thresholds if want[0] else NO_THRESHOLDS),
+        criterion=criterion, models=tuple(standings),
+        agreement=agreement(chosen, thresholds if want[0] else NO_THRESHOLDS),
         win_rate=win_rates(votes, models), raters=tuple(rater_stats(chosen)), rank_by=rank_by,
         criteria=tuple(sorted({r.criterion for r in all_ratings}, key=lambda c: (c != DEFAULT_CRITERION, c))),
         bootstrap=bootstrap, seed=seed, confidence=confidence, thresholds=thresholds)
@@ -506,7 +507,7 @@ def _record(model: str, votes: Sequence[VoteRow]) -> dict[str, int]:
     return {k: record[k] for k in ("wins", "losses", "ties", "both_bad")}
 
 
-def _ranked(standings: list[ModelStanding], t: Thresholds) -> tuple[str | None, list[ModelStanding]]:
+def _ranked(standings: list[ModelStanding]) -> tuple[str | None, list[ModelStanding]]:
     """Chatbot Arena's rank: 1 + how many models have an interval wholly above this model's."""
     by_bt = [s for s in standings if s.bt_score is not None]
     by_stars = [s for s in standings if s.mean_stars is not None]

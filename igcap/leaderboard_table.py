@@ -33,19 +33,21 @@ def _header(board: Leaderboard) -> str:
                  if board.bootstrap else "no intervals (--bootstrap 0)")
     ranked = {"bt": "ranked by Bradley–Terry score", "stars": "ranked by mean stars",
               None: "not ranked: not enough data"}[board.rank_by]
-    return f"Leaderboard, criterion {plain(board.criterion)!s}: {intervals}; {ranked}; shared rank = overlapping intervals"
+    return (f"Leaderboard, criterion {plain(board.criterion)}: {intervals}; {ranked}; "
+            "shared rank = overlapping intervals")
 
 
 def _models(board: Leaderboard) -> str:
     rows = [("rank", "model", "ratings", f"mean stars [{board.confidence:.0%} CI]", "votes", "W-L-T",
              f"BT score [{board.confidence:.0%} CI]", "arena")]
     for m in board.models:
-        rows.append((
-            "-" if m.rank is None else str(m.rank), plain(m.model_key), str(m.ratings),
-            _with_ci(m.mean_stars, m.mean_stars_ci, "{:.2f}") if m.mean_stars is not None else _short(m, "ratings", "rated_photos"),
-            str(m.votes), f"{m.wins}-{m.losses}-{m.ties}",
-            _with_ci(m.bt_score, m.bt_ci, "{:+.2f}") if m.bt_score is not None else _short(m, "votes", "voted_photos"),
-            "" if m.arena_score is None else f"{m.arena_score:.0f}"))
+        stars = (_with_ci(m.mean_stars, m.mean_stars_ci, "{:.2f}") if m.mean_stars is not None
+                 else _short(m, "ratings", "rated_photos"))
+        strength = (_with_ci(m.bt_score, m.bt_ci, "{:+.2f}") if m.bt_score is not None
+                    else _short(m, "votes", "voted_photos"))
+        rows.append(("-" if m.rank is None else str(m.rank), plain(m.model_key), str(m.ratings), stars,
+                     str(m.votes), f"{m.wins}-{m.losses}-{m.ties}", strength,
+                     "" if m.arena_score is None else f"{m.arena_score:.0f}"))
     return _grid(rows) if board.models else "No ratings or votes."
 
 
@@ -86,7 +88,8 @@ def _agreement(board: Leaderboard) -> str:
     a = board.agreement
     head = "Agreement (Krippendorff's alpha, ordinal)"
     if a.krippendorff_alpha_ordinal is not None:
-        return f"{head}: {a.krippendorff_alpha_ordinal:.3f} over {a.units} captions rated by 2+ people, {a.raters} raters"
+        return (f"{head}: {a.krippendorff_alpha_ordinal:.3f} over {a.units} captions rated by 2+ people, "
+                f"{a.raters} raters")
     if a.needs:
         need = " and ".join(f"{n} more {'captions rated by 2+ people' if k == 'units' else 'raters'}"
                             for k, n in a.needs.items())
