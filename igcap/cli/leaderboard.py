@@ -1,0 +1,116 @@
+"""``python -m igcap leaderboard``: which model people prefer, with intervals and rater agreement."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+
+from igcap.cli import CliError
+
+EXAMPLES = """examples:
+  python -m igcap leaderboard --ratings ratings-long.csv --votes votes.csv
+  python -m igcap leaderboard --ratings ratings-long.csv --criterion "fits the photo" --json board.json
+  python -m igcap leaderboard --votes votes.csv --bootstrap 2000 --seed 7 --json -
+
+--ratings reads the one-row-per-rating export (python -m igcap export --long): the columns photo_sha256,
+model_key, rater, criterion and stars are needed (caption_id and caption are used when present);
+--votes reads the votes export (photo_sha256, model_a, model_b, winner a/b/tie/both_bad, rater).
+Other columns are ignored. Intervals resample photos; figures with too little data say how much more
+is needed instead of showing a number."""
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("leaderboard", help="rank models from star ratings and pairwise votes",
+                              description=__doc__, epilog=EXAMPLES,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--ratings", metavar="RATINGS.csv", help="star ratings, one row per rating")
+    p.add_argument("--votes", metavar="VOTES.csv", help="pairwise votes, one row per vote")
+    p.add_argument("--criterion", default="overall", help="which criterion's stars to use (default: overall)")
+    p.add_argument("--bootstrap", type=_count, default=1000, metavar="N",
+                   help="bootstrap resamples for the 95%% intervals (default 1000; 0 = no intervals)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the bootstrap (default 0)")
+    p.add_argument("--json", metavar="FILE", help="also write the leaderboard as JSON to FILE ('-' = only JSON, "
+                                                  "to standard output)")
+    p.set_defaults(func=run)
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    from igcap.leaderboard import LeaderboardDataError, compute_leaderboard
+    from igcap.leaderboard_table import format_leaderboard
+
+    ratings, votes, captions = load_rows(args)
+    try:
+        board = compute_leaderboard(ratings, votes, captions, criterion=args.criterion,
+                                    bootstrap=args.bootstrap, seed=args.seed)
+    except LeaderboardDataError as err:
+        raise CliError(str(err)) from None
+    if args.criterion not in board.criteria and ratings:
+        print(f"note: no ratings for criterion {args.criterion!r}; the file has: "
+              f"{', '.join(board.criteria) or 'none'}", file=sys.stderr)
+    if args.json == "-":
+        print(json.dumps(board.to_json(), indent=2, ensure_ascii=False))
+        return 0
+    print(format_leaderboard(board))
+    if args.json:
+        _write_json(args.json, board.to_json())
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+def load_rows(args: argparse.Namespace):
+    """(ratings, votes, captions) from the files named on the command line."""
+    from igcap.leaderboard import (LeaderboardDataError, captions_from_records, ratings_from_records,
+                                   votes_from_records)
+
+    if not args.ratings and not args.votes:
+        raise CliError("give --ratings RATINGS.csv and/or --votes VOTES.csv")
+    try:
+        records = read_records(args.ratings) if args.ratings else []
+        ratings = ratings_from_records(records, args.ratings) if args.ratings else []
+        captions = captions_from_records(records)
+        votes = votes_from_records(read_records(args.votes), args.votes) if args.votes else []
+    except LeaderboardDataError as err:
+        raise CliError(str(err)) from None
+    return ratings, votes, captions
+
+
+def read_records(path: str) -> list[dict[str, str]]:
+    """The rows of an Excel-safe igcap CSV export (UTF-8 with or without BOM) with every cell restored
+    from formula neutralising (one leading ' removed)."""
+    from db.export import restore_cell
+
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            reader = csv.DictReader(handle)
+            rows = [{restore_cell(k or ""): restore_cell(v) if isinstance(v, str) else "" for k, v in row.items()}
+                    for row in reader]
+            if not rows and reader.fieldnames is None:
+                raise CliError(f"{path} is empty")
+            return rows
+    except FileNotFoundError:
+        raise CliError(f"no such file: {path}") from None
+    except UnicodeDecodeError:
+        raise CliError(f"{path} is not UTF-8 text (is it a CSV export?)") from None
+    except (OSError, csv.Error) as err:
+        raise CliError(f"cannot read {path}: {getattr(err, 'strerror', None) or err}") from None
+
+
+def _write_json(path: str, data: dict) -> None:
+    try:
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, ensure_ascii=False)
+            handle.write("\n")
+    except OSError as err:
+        raise CliError(f"cannot write {path}: {err.strerror or err}") from None

@@ -1,0 +1,365 @@
+"""The leaderboard's statistics: published worked examples, a second independent computation, a seeded
+simulation with known truth, the "not enough data" states and the row/record readers."""
+
+import itertools
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from igcap.leaderboard import (NO_THRESHOLDS, CaptionRow, LeaderboardDataError, RatingRow, Thresholds, VoteRow,
+                               agreement, automatic_measures, bradley_terry, captions_from_records,
+                               compute_leaderboard, krippendorff_alpha, rater_stats, ratings_from_records,
+                               votes_from_records, win_matrix, win_rates)
+from igcap.leaderboard_table import format_leaderboard
+from tests.igcap import leaderboard_sim as sim
+
+# Krippendorff (2011) "Computing Krippendorff's Alpha-Reliability", section C: 4 observers x 12 units,
+# None = not coded. Published: nominal 0.743, ordinal 0.815, interval 0.849, ratio 0.797.
+KRIPPENDORFF_2011 = [
+    [1, 2, 3, 3, 2, 1, 4, 1, 2, None, None, None],
+    [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, None, 3],
+    [None, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, None],
+    [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, None],
+]
+PUBLISHED = {"nominal": 0.743, "ordinal": 0.815, "interval": 0.849, "ratio": 0.797}
+
+
+def _units(matrix):
+    return [[row[u] for row in matrix if row[u] is not None] for u in range(len(matrix[0]))]
+
+
+# ------------------------------------------------------------------------------ Krippendorff's alpha
+
+@pytest.mark.parametrize("metric", sorted(PUBLISHED))
+def test_alpha_matches_krippendorffs_worked_example(metric):
+    assert krippendorff_alpha(_units(KRIPPENDORFF_2011), metric) == pytest.approx(PUBLISHED[metric], abs=5e-4)
+
+
+def _alpha_from_pairs(units, metric):
+    """A second computation straight from the definition by pairs of values, no coincidence matrix:
+    D_o = 1/n · sum_u 1/(m_u − 1) · sum over ordered pairs in u of δ²; D_e = 1/(n(n − 1)) · sum over all
+    ordered pairs of pairable values of δ²; α = 1 − D_o / D_e."""
+    pairable = [u for u in units if len(u) >= 2]
+    pooled = [v for u in pairable for v in u]
+    n = len(pooled)
+    freq = {v: pooled.count(v) for v in set(pooled)}
+
+    def delta(c, k):
+        if metric == "nominal":
+            return float(c != k)
+        if metric == "interval":
+            return (c - k) ** 2
+        lo, hi = min(c, k), max(c, k)  # ordinal: ranks between the two values, ends counted half
+        return (sum(f for g, f in freq.items() if lo <= g <= hi) - (freq[c] + freq[k]) / 2) ** 2
+
+    observed = sum(sum(delta(a, b) for i, a in enumerate(u) for j, b in enumerate(u) if i != j) / (len(u) - 1)
+                   for u in pairable) / n
+    expected = sum(delta(a, b) for i, a in enumerate(pooled) for j, b in enumerate(pooled) if i != j) / (n * (n - 1))
+    return 1 - observed / expected
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("metric", ["nominal", "ordinal", "interval"])
+def test_alpha_agrees_with_the_pairwise_definition_and_with_evalica(seed, metric):
+    evalica = pytest.importorskip("evalica")
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(1, 6, size=25)
+    matrix = [[None if rng.random() < 0.3 else int(np.clip(t + rng.integers(-1, 2), 1, 5)) for t in truth]
+              for _ in range(4)]
+    units = _units(matrix)
+    ours = krippendorff_alpha(units, metric)
+    assert ours == pytest.approx(_alpha_from_pairs(units, metric), abs=1e-12)
+    frame = pd.DataFrame([[np.nan if v is None else v for v in row] for row in matrix])  # observers x units
+    assert ours == pytest.approx(evalica.alpha(frame, distance=metric).alpha, abs=1e-9)
+
+
+def test_alpha_is_none_when_nothing_is_pairable_or_everyone_gives_the_same_value():
+    assert krippendorff_alpha([[3], [4], []]) is None
+    assert krippendorff_alpha([[4, 4], [4, 4, 4]]) is None
+    assert krippendorff_alpha([[1, 1], [5, 5]]) == 1.0
+
+
+def test_agreement_counts_captions_and_raters_and_says_what_is_missing():
+    rows = [RatingRow("p1", "m", "ann", 4, caption_id=1), RatingRow("p1", "m", "bob", 5, caption_id=1),
+            RatingRow("p2", "m", "ann", 2, caption_id=2)]
+    result = agreement(rows)
+    assert (result.units, result.raters, result.krippendorff_alpha_ordinal) == (1, 2, None)
+    assert result.needs == {"units": 9}
+    units = [[r.stars for r in rows] for rows in ([rows[0], rows[1]],)]
+    assert agreement(rows, NO_THRESHOLDS).krippendorff_alpha_ordinal == krippendorff_alpha(units)
+
+
+# ------------------------------------------------------------------------------------ Bradley–Terry
+
+def _votes(pairs):
+    """VoteRows from {(model_a, model_b): (a_wins, b_wins, ties, both_bad)}, one photo per vote."""
+    rows, n = [], itertools.count()
+    for (a, b), counts in pairs.items():
+        for winner, count in zip(("a", "b", "tie", "both_bad"), counts):
+            rows += [VoteRow(f"p{next(n)}", a, b, winner) for _ in range(count)]
+    return rows
+
+
+def test_bt_recovers_strengths_1_2_4_exactly_from_votes_that_match_them():
+    # With strengths 1:2:4, P(B beats A) = 2/3, P(C beats A) = 4/5, P(C beats B) = 2/3. Votes in exactly
+    # those proportions satisfy the likelihood equations (each model's wins = its expected wins) at 1:2:4,
+    # and the MLE is unique, so the centred log-strengths are (−ln 2, 0, ln 2).
+    votes = _votes({("A", "B"): (1, 2, 0, 0), ("A", "C"): (1, 4, 0, 0), ("B", "C"): (1, 2, 0, 0)})
+    theta = bradley_terry(win_matrix(votes, ["A", "B", "C"]), ridge=0)
+    assert theta == pytest.approx([-math.log(2), 0, math.log(2)], abs=1e-9)
+
+
+def test_ties_and_both_bad_count_as_half_a_win_for_each_side():
+    # One A-B vote won by B plus one tie plus one both_bad = 2 points for B, 1 for A: as (1, 2) above.
+    votes = _votes({("A", "B"): (0, 1, 1, 1), ("A", "C"): (1, 4, 0, 0), ("B", "C"): (1, 2, 0, 0)})
+    theta = bradley_terry(win_matrix(votes, ["A", "B", "C"]), ridge=0)
+    assert theta == pytest.approx([-math.log(2), 0, math.log(2)], abs=1e-9)
+
+
+def test_two_models_have_the_closed_form_log_odds():
+    votes = _votes({("A", "B"): (7, 3, 0, 0)})
+    theta = bradley_terry(win_matrix(votes, ["A", "B"]), ridge=0)
+    assert theta == pytest.approx([math.log(7 / 3) / 2, -math.log(7 / 3) / 2], abs=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_bt_newton_agrees_with_evalicas_mm_algorithm(seed):
+    evalica = pytest.importorskip("evalica")
+    rng = np.random.default_rng(seed)
+    names = [f"m{i}" for i in range(5)]
+    xs, ys, outcomes, votes = [], [], [], []
+    for _ in range(300):
+        a, b = rng.choice(5, size=2, replace=False)
+        winner = str(rng.choice(["a", "b", "tie", "both_bad"], p=[0.45, 0.35, 0.1, 0.1]))
+        votes.append(VoteRow("p", names[a], names[b], winner))
+        xs.append(names[a]), ys.append(names[b])
+        outcomes.append({"a": evalica.Winner.X, "b": evalica.Winner.Y}.get(winner, evalica.Winner.Draw))
+    theirs = evalica.bradley_terry(xs, ys, outcomes, tolerance=1e-13, limit=100_000).scores
+    reference = np.log(theirs.reindex(names).to_numpy())
+    ours = bradley_terry(win_matrix(votes, names), ridge=0)
+    assert ours == pytest.approx(reference - reference.mean(), abs=1e-6)
+    # The default ridge moves a well-supported fit by far less than one vote would.
+    assert bradley_terry(win_matrix(votes, names)) == pytest.approx(ours, abs=5e-3)
+
+
+def test_a_model_that_never_loses_or_never_wins_stays_finite_and_in_order():
+    votes = _votes({("A", "B"): (0, 6, 0, 0), ("B", "C"): (0, 4, 0, 0), ("A", "C"): (0, 5, 0, 0)})
+    theta = bradley_terry(win_matrix(votes, ["A", "B", "C"]))
+    assert np.all(np.isfinite(theta)) and theta[0] < theta[1] < theta[2]
+    assert theta.sum() == pytest.approx(0, abs=1e-9)
+    board = compute_leaderboard([], votes, bootstrap=50, thresholds=NO_THRESHOLDS)
+    assert any("never won" in n for n in board.model("A").notes)
+    assert any("never lost" in n for n in board.model("C").notes)
+
+
+def test_batched_fit_equals_fitting_each_matrix_alone():
+    rng = np.random.default_rng(3)
+    batch = rng.integers(0, 6, size=(7, 4, 4)).astype(float)
+    batch[:, np.arange(4), np.arange(4)] = 0
+    assert bradley_terry(batch) == pytest.approx(np.stack([bradley_terry(w) for w in batch]), abs=1e-8)
+
+
+def test_win_rates_count_ties_half_and_leave_unplayed_pairs_empty():
+    votes = _votes({("A", "B"): (2, 1, 1, 0)})
+    rates = win_rates(votes, ["A", "B", "C"])
+    assert rates["A"]["B"] == pytest.approx(2.5 / 4) and rates["B"]["A"] == pytest.approx(1.5 / 4)
+    assert rates["A"]["C"] is None and "A" not in rates["A"]
+
+
+# ------------------------------------------------------------------------------------- simulation
+
+def test_simulated_studies_recover_the_order_and_intervals_cover_the_truth():
+    """100 seeded studies (40 photos, 4 models, 3 ratings per caption, every pair voted once per photo):
+    each model's 95% intervals cover its true mean stars and true log-strength in at least 90 of 100."""
+    true_stars = [sim.true_mean_stars(m) for m in range(4)]
+    covered_stars, covered_bt, best_found = np.zeros(4, int), np.zeros(4, int), 0
+    for seed in range(100):
+        board = compute_leaderboard(*sim.simulate(seed, photos=40, captions=False), bootstrap=200, seed=seed)
+        for m, name in enumerate(sim.MODELS):
+            s = board.model(name)
+            covered_stars[m] += s.mean_stars_ci[0] <= true_stars[m] <= s.mean_stars_ci[1]
+            covered_bt[m] += s.bt_ci[0] <= sim.STRENGTH[m] <= s.bt_ci[1]
+        best_found += board.models[0].model_key == sim.MODELS[-1]
+    assert covered_stars.min() >= 90, covered_stars
+    assert covered_bt.min() >= 90, covered_bt
+    assert best_found >= 90
+
+
+def test_a_large_simulated_study_ranks_the_models_in_their_true_order():
+    board = compute_leaderboard(*sim.simulate(7, photos=150), bootstrap=300, seed=1)
+    assert [m.model_key for m in board.models] == list(reversed(sim.MODELS))
+    assert [m.rank for m in board.models] == [1, 2, 3, 4]
+    by_stars = sorted(board.models, key=lambda m: -m.mean_stars)
+    assert [m.model_key for m in by_stars] == list(reversed(sim.MODELS))
+
+
+def test_same_seed_same_figures_and_another_seed_other_intervals():
+    rows = sim.simulate(2)
+    first = compute_leaderboard(*rows, bootstrap=100, seed=5).to_json()
+    assert compute_leaderboard(*rows, bootstrap=100, seed=5).to_json() == first
+    other = compute_leaderboard(*rows, bootstrap=100, seed=6).to_json()
+    assert other["models"][0]["bt_ci"] != first["models"][0]["bt_ci"]
+    assert other["models"][0]["bt_score"] == first["models"][0]["bt_score"]
+
+
+def test_photo_bootstrap_is_wider_than_pretending_ratings_are_independent():
+    # Ratings of one photo move together in the simulation (easy/hard photos); resampling photos must
+    # show that uncertainty, where an interval from single ratings would be too narrow.
+    ratings, _, _ = sim.simulate(11, photos=40)
+    board = compute_leaderboard(ratings, [], bootstrap=1000, seed=0)
+    s = board.model("model-b")
+    stars = np.array([r.stars for r in ratings if r.model == "model-b"])
+    naive = 2 * 1.96 * stars.std(ddof=1) / math.sqrt(len(stars))
+    assert s.mean_stars_ci[1] - s.mean_stars_ci[0] > 1.2 * naive
+
+
+# ------------------------------------------------------------------------------------ the result
+
+def test_json_has_the_layout_of_the_issue():
+    board = compute_leaderboard(*sim.simulate(3), bootstrap=50)
+    data = json.loads(json.dumps(board.to_json()))
+    assert data["criterion"] == "overall"
+    assert set(data["agreement"]) >= {"krippendorff_alpha_ordinal", "units", "raters"}
+    for model in data["models"]:
+        assert set(model) >= {"model_key", "ratings", "mean_stars", "mean_stars_ci", "votes", "wins", "losses",
+                              "ties", "bt_score", "bt_ci", "rank"}
+        assert len(model["mean_stars_ci"]) == 2 and len(model["bt_ci"]) == 2
+        assert model["mean_stars_ci"][0] <= model["mean_stars"] <= model["mean_stars_ci"][1]
+        assert model["wins"] + model["losses"] + model["ties"] == model["votes"]
+    assert sum(m["bt_score"] for m in data["models"]) == pytest.approx(0, abs=1e-9)
+    assert set(data["win_rate"]) == set(sim.MODELS)
+    assert data["win_rate"]["model-a"]["model-b"] + data["win_rate"]["model-b"]["model-a"] == pytest.approx(1)
+
+
+def test_mean_stars_is_the_mean_of_all_the_models_ratings_for_the_criterion():
+    rows = [RatingRow(f"p{i}", "m", "ann", s, caption_id=i) for i, s in enumerate([1, 2, 3, 4, 5, 5])]
+    rows.append(RatingRow("p0", "m", "ann", 1, criterion="fits the photo", caption_id=0))
+    board = compute_leaderboard(rows, [], bootstrap=0, thresholds=NO_THRESHOLDS)
+    assert board.model("m").mean_stars == pytest.approx(20 / 6)
+    assert board.criteria == ("overall", "fits the photo")
+    other = compute_leaderboard(rows, [], criterion="fits the photo", bootstrap=0, thresholds=NO_THRESHOLDS)
+    assert other.model("m").mean_stars == 1 and other.model("m").ratings == 1
+
+
+def test_rating_again_replaces_the_earlier_rating_as_the_database_does():
+    rows = [RatingRow("p", "m", "ann", 1, caption_id=1), RatingRow("p", "m", "ann", 5, caption_id=1)]
+    board = compute_leaderboard(rows, [], bootstrap=0, thresholds=NO_THRESHOLDS)
+    assert (board.model("m").ratings, board.model("m").mean_stars) == (1, 5)
+
+
+def test_not_enough_data_withholds_figures_and_says_how_much_more_is_needed():
+    ratings = [RatingRow(f"p{i % 3}", "m1", "ann", 4, caption_id=i) for i in range(6)]
+    votes = _votes({("m1", "m2"): (3, 1, 0, 0)})
+    board = compute_leaderboard(ratings, votes, bootstrap=20)
+    m1 = board.model("m1")
+    assert m1.mean_stars is None and m1.mean_stars_ci is None and m1.bt_score is None and m1.rank is None
+    assert m1.needs == {"ratings": 4, "rated_photos": 2, "votes": 6, "voted_photos": 1}
+    assert board.model("m2").needs == {"ratings": 10, "rated_photos": 5, "votes": 6, "voted_photos": 1}
+    assert board.rank_by is None
+    text = format_leaderboard(board)
+    assert "m1 needs 4 more ratings on 2 more photos" in text and "6 more votes on 1 more photo" in text
+    assert "not enough data" in text
+
+
+def test_rank_is_shared_where_intervals_overlap():
+    # m1 and m2 nearly equal, m3 clearly worse: m1 and m2 share rank 1, m3 is rank 3.
+    votes = _votes({("m1", "m2"): (21, 19, 0, 0), ("m1", "m3"): (36, 4, 0, 0), ("m2", "m3"): (35, 5, 0, 0)})
+    board = compute_leaderboard([], votes, bootstrap=300, seed=0)
+    assert board.rank_by == "bt"
+    assert {m.model_key: m.rank for m in board.models} == {"m1": 1, "m2": 1, "m3": 3}
+
+
+def test_ranks_by_stars_when_there_are_no_votes():
+    ratings, _, _ = sim.simulate(4, photos=60)
+    board = compute_leaderboard(ratings, [], bootstrap=200)
+    assert board.rank_by == "stars" and board.models[0].rank == 1
+    assert board.models[0].model_key == "model-d" and board.models[-1].model_key == "model-a"
+
+
+def test_rater_stats_show_who_sits_apart_from_the_others():
+    rows = []
+    for i in range(5):
+        rows += [RatingRow(f"p{i}", "m", "ann", 3, caption_id=i), RatingRow(f"p{i}", "m", "bob", 3, caption_id=i),
+                 RatingRow(f"p{i}", "m", "cat", 5, caption_id=i)]
+    stats = {s.rater: s for s in rater_stats(rows)}
+    assert (stats["cat"].mean_diff, stats["cat"].mean_abs_diff, stats["cat"].compared) == (2, 2, 5)
+    assert stats["ann"].mean_diff == pytest.approx(-1) and stats["ann"].mean_stars == 3
+
+
+def test_automatic_measures_find_the_model_that_repeats_one_caption():
+    captions = [CaptionRow(f"p{i}", "stuck", "A view of the city ") for i in range(3)]
+    captions += [CaptionRow("p3", "stuck", "a dog"), CaptionRow("p0", "varied", "red sky at night"),
+                 CaptionRow("p1", "varied", "coffee and friends")]
+    result = automatic_measures(captions)
+    assert result["stuck"]["same_caption_share"] == pytest.approx(3 / 4)
+    assert result["varied"]["same_caption_share"] == 0
+    assert result["varied"]["mean_words"] == 3.5 and result["varied"]["mean_chars"] == pytest.approx(17)
+    assert result["varied"]["distinct_1"] == 1.0
+    # the same caption twice for ONE photo (two variants) is not a repeat across photos
+    assert automatic_measures([CaptionRow("p", "m", "x y"), CaptionRow("p", "m", "x y")])["m"][
+        "same_caption_share"] == 0
+
+
+# ------------------------------------------------------------------------------------ rows and records
+
+@pytest.mark.parametrize("kwargs, words", [({"stars": 6}, "stars"), ({"stars": True}, "stars"),
+                                           ({"photo": " "}, "photo"), ({"model": ""}, "model")])
+def test_bad_rating_rows_are_refused_with_a_message(kwargs, words):
+    with pytest.raises(LeaderboardDataError, match=words):
+        RatingRow(**{"photo": "p", "model": "m", "rater": "r", "stars": 3, **kwargs})
+
+
+@pytest.mark.parametrize("kwargs, words", [({"winner": "A wins"}, "winner"), ({"model_b": "m1"}, "two different")])
+def test_bad_vote_rows_are_refused_with_a_message(kwargs, words):
+    with pytest.raises(LeaderboardDataError, match=words):
+        VoteRow(**{"photo": "p", "model_a": "m1", "model_b": "m2", "winner": "a", **kwargs})
+
+
+def test_records_of_the_exports_become_rows_and_unknown_columns_are_ignored():
+    record = {"rating_id": "1", "rated_utc": "2026-11-30 10:00:00", "caption_id": "17", "photo_name": "a.jpg",
+              "photo_sha256": "abc", "model_key": "vit-gpt2-all", "model_label": "L", "caption": "=1+1 sunset",
+              "rater": "ann", "criterion": "", "stars": "4", "comment": "", "study": "s1", "extra": "x"}
+    assert ratings_from_records([record]) == [RatingRow("abc", "vit-gpt2-all", "ann", 4, "overall", "17")]
+    assert captions_from_records([record, record]) == [CaptionRow("abc", "vit-gpt2-all", "=1+1 sunset")]
+    vote = {"vote_id": "1", "voted_utc": "", "photo_sha256": "abc", "model_a": "x", "model_b": "y",
+            "caption_a_id": "1", "caption_b_id": "2", "winner": "Both_Bad", "rater": "bob", "study": "s1"}
+    assert votes_from_records([vote]) == [VoteRow("abc", "x", "y", "both_bad", "bob")]
+
+
+def test_bad_records_name_the_file_row_and_problem():
+    with pytest.raises(LeaderboardDataError, match=r"r\.csv lacks the column\(s\) stars"):
+        ratings_from_records([{"photo_sha256": "a", "model_key": "m", "rater": "r", "criterion": ""}], "r.csv")
+    good = {"photo_sha256": "a", "model_key": "m", "rater": "r", "criterion": "", "stars": "4"}
+    with pytest.raises(LeaderboardDataError, match=r"data row 2: stars must be a whole number .* '4.5'"):
+        ratings_from_records([good, {**good, "stars": "4.5"}], "r.csv")
+    with pytest.raises(LeaderboardDataError, match="data row 1: winner must be one of"):
+        votes_from_records([{"photo_sha256": "a", "model_a": "x", "model_b": "y", "winner": "left"}])
+
+
+def test_importing_the_leaderboard_loads_neither_torch_nor_streamlit_nor_db():
+    code = ("import sys, igcap.leaderboard, igcap.leaderboard_table; "
+            "print(sorted(m for m in ('torch', 'streamlit', 'db', 'sqlalchemy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_thresholds_are_validated():
+    with pytest.raises(ValueError):
+        Thresholds(ratings=-1)
+    with pytest.raises(ValueError):
+        compute_leaderboard([], [], bootstrap=-5)
+
+
+def test_votes_only_or_ratings_only_do_not_ask_for_the_other_kind_unless_expected():
+    votes = _votes({("m1", "m2"): (3, 1, 0, 0)})
+    assert compute_leaderboard([], votes, bootstrap=0).model("m1").needs == {"votes": 6, "voted_photos": 1}
+    study = compute_leaderboard([], votes, bootstrap=0, expect_ratings=True)
+    assert study.model("m1").needs["ratings"] == 10 and study.agreement.needs == {"units": 10, "raters": 2}
+    fresh = compute_leaderboard([], [], [CaptionRow("p", "m1", "hi")], bootstrap=0, expect_ratings=True,
+                                expect_votes=True)
+    assert fresh.model("m1").needs == {"ratings": 10, "rated_photos": 5, "votes": 10, "voted_photos": 5}
