@@ -23,6 +23,7 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = PROJECT_ROOT / "data"  # IGCAP_DATA_DIR: SQLite file, demo models
+    database_url: str | None = None  # DATABASE_URL: None = the SQLite file in data_dir (or the app's secrets)
     models_dir: Path | None = None  # IGCAP_MODELS_DIR: one sub-folder per model key (downloaded weights)
     models_file: Path | None = None  # IGCAP_MODELS_FILE: TOML with [models.<key>] overrides and extras
     demo_models_dir: Path | None = None  # IGCAP_DEMO_MODELS_DIR: demo models (default data_dir/demo-models)
@@ -53,6 +54,7 @@ class Settings:
         path = lambda key: Path(env[key]).expanduser() if env.get(key) else None  # noqa: E731
         return cls(
             data_dir=path("IGCAP_DATA_DIR") or PROJECT_ROOT / "data",
+            database_url=env.get("DATABASE_URL", "").strip() or None,
             models_dir=path("IGCAP_MODELS_DIR"),
             models_file=path("IGCAP_MODELS_FILE"),
             demo_models_dir=path("IGCAP_DEMO_MODELS_DIR"),

@@ -7,6 +7,7 @@ import sys
 from datetime import date
 
 from igcap.cli import CliError
+from igcap.config import Settings
 from igcap.registry import load_registry
 
 EXAMPLES = """examples:
@@ -46,7 +47,7 @@ def _date(text: str) -> date:
 
 
 def run(args: argparse.Namespace) -> int:
-    from db.engine import DatabaseError, make_engine, transaction, upgrade
+    from db.engine import DatabaseError, database_url, make_engine, transaction, upgrade
     from db.export import write_export
     from db.repo import GalleryFilter  # the data layer imports SQLAlchemy: here, so `--help` stays fast
 
@@ -57,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise CliError(str(err)) from None
     try:
-        engine = make_engine(args.database)
+        settings = Settings.from_env()
+        engine = make_engine(args.database or database_url(settings.database_url, data_dir=settings.data_dir))
         upgrade(engine)
         with transaction(engine, write=False) as session:
             count = write_export(args.out, long=args.long, session=session, filters=filters,
