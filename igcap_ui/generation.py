@@ -29,6 +29,7 @@ def generate(photos, model_keys: list[str], settings) -> None:
     slots = draw_results(photos, settings, pending=model_keys)
     shas = [p.sha256 for p in photos]
     finished: list[str] = []
+    settings_dict = settings.to_dict()  # stored with every card; the same for all models of this run
 
     def on_progress(event) -> None:
         label = _label(event.model_key)
@@ -37,7 +38,7 @@ def generate(photos, model_keys: list[str], settings) -> None:
 
     def on_result(run) -> None:
         finished.append(run.model_key)
-        for sha, card in cards_from_run(run, shas, settings.to_dict()).items():
+        for sha, card in cards_from_run(run, shas, settings_dict).items():
             data[sha][run.model_key] = card
             _draw_card(slots[(sha, run.model_key)], card, photos[shas.index(sha)], settings)
 
