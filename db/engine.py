@@ -48,22 +48,27 @@ class DatabaseUnavailableError(DatabaseError):
     """The database cannot be reached or opened (server down, wrong URL, unwritable folder)."""
 
 
-def resolve_url(env: Mapping[str, str] | None = None, secrets: Mapping[str, Any] | None = None) -> str:
-    """The database URL: ``DATABASE_URL``, else ``[connections.igcap] url`` in secrets, else SQLite.
-
-    The SQLite default lives in ``IGCAP_DATA_DIR`` (default: the project's ``data`` folder, whatever
-    the current directory), which is created here.
-    """
-    env = os.environ if env is None else env
-    url = (env.get("DATABASE_URL") or "").strip() or _secrets_url(secrets)
+def database_url(url: str | None, secrets: Mapping[str, Any] | None = None,
+                 data_dir: Path = DEFAULT_DATA_DIR) -> str:
+    """The database URL: ``url`` (igcap's Settings pass ``DATABASE_URL``), else ``[connections.igcap] url``
+    in secrets, else the SQLite file in ``data_dir`` (``IGCAP_DATA_DIR``), which is created here."""
+    url = (url or "").strip() or _secrets_url(secrets)
     if url:
         return normalise_url(url)
-    data_dir = Path(env.get("IGCAP_DATA_DIR") or DEFAULT_DATA_DIR).expanduser()
+    data_dir = Path(data_dir).expanduser()
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise DatabaseUnavailableError(f"cannot create the data folder {data_dir}: {err.strerror}") from err
     return f"sqlite:///{(data_dir / SQLITE_FILE).resolve()}"
+
+
+def resolve_url(env: Mapping[str, str] | None = None, secrets: Mapping[str, Any] | None = None) -> str:
+    """database_url from the environment's ``DATABASE_URL`` and ``IGCAP_DATA_DIR``, for callers without
+    igcap's Settings (the alembic command line, ``make_engine()`` with no URL). The app and the CLI pass
+    their Settings' values to database_url instead."""
+    env = os.environ if env is None else env
+    return database_url(env.get("DATABASE_URL"), secrets, env.get("IGCAP_DATA_DIR") or DEFAULT_DATA_DIR)
 
 
 def _secrets_url(secrets: Mapping[str, Any] | None) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import logging
 import os
 import tempfile
 from collections import defaultdict
@@ -28,15 +27,15 @@ from typing import Any
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from db.models import DEFAULT_CRITERION, MANUAL, Caption, Photo, Rating
+from db.models import DEFAULT_CRITERION, MANUAL_LABEL, Caption, Photo, Rating, model_label  # noqa: F401 (MANUAL_LABEL: its old home)
 from db.repo import GalleryFilter
-
-log = logging.getLogger(__name__)
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 QUOTE = "'"
 ENCODING = "utf-8-sig"  # the BOM tells Excel the file is UTF-8
-MANUAL_LABEL = "Written by hand"
+# Model key → label, or the registry itself (key → igcap ModelSpec), passed in by the CLI and the pages;
+# a key it does not name is shown as itself (db.models.model_label).
+Labels = Mapping[str, Any]
 
 CAPTION_COLUMNS = [
     "caption_id", "created_utc", "photo_name", "photo_sha256", "model_key", "model_label", "model_source",
@@ -58,21 +57,6 @@ def restore_cell(text: str) -> str:
     return text[1:] if text.startswith(QUOTE) else text
 
 
-def model_labels() -> dict[str, str]:
-    """Model key → label from the registry; empty when it cannot be read (keys are shown instead)."""
-    try:
-        from igcap.registry import load_registry
-
-        return {key: spec.label for key, spec in load_registry().items()}
-    except Exception as err:  # noqa: BLE001 - a broken model config must not block an export of saved data
-        log.warning("model labels unavailable, exporting keys instead: %s", err)
-        return {}
-
-
-def _label(key: str, labels: Mapping[str, str]) -> str:
-    return labels.get(key) or (MANUAL_LABEL if key == MANUAL else key)
-
-
 def _captions(session: Session, filters: GalleryFilter, include_unrated: bool):
     where = filters.conditions()
     if not include_unrated:
@@ -83,10 +67,10 @@ def _captions(session: Session, filters: GalleryFilter, include_unrated: bool):
 
 
 def rated_captions_rows(*, session: Session, filters: GalleryFilter | None = None, include_unrated: bool = False,
-                        labels: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+                        labels: Labels | None = None) -> list[dict[str, Any]]:
     """One dict per caption (oldest first) with the CAPTION_COLUMNS plus ``mean_<criterion>`` per criterion."""
     filters = filters or GalleryFilter()
-    labels = model_labels() if labels is None else labels
+    labels = labels or {}
     rows = _captions(session, filters, include_unrated)
     sums = _star_sums(session, [caption.id for caption, _, _ in rows])
     criteria = sorted({c for per in sums.values() for c in per}, key=lambda c: (c != DEFAULT_CRITERION, c))
@@ -107,12 +91,12 @@ def _star_sums(session: Session, caption_ids: list[int]) -> dict[int, dict[str, 
     return out
 
 
-def _caption_row(caption: Caption, photo_name: str, sha: str, labels: Mapping[str, str],
+def _caption_row(caption: Caption, photo_name: str, sha: str, labels: Labels,
                  sums: dict[str, list[int]], criteria: list[str]) -> dict[str, Any]:
     total, count = sum(s for s, _ in sums.values()), sum(n for _, n in sums.values())
     row = {
         "caption_id": caption.id, "created_utc": caption.created_at, "photo_name": photo_name, "photo_sha256": sha,
-        "model_key": caption.model_key, "model_label": _label(caption.model_key, labels),
+        "model_key": caption.model_key, "model_label": model_label(caption.model_key, labels),
         "model_source": caption.model_source, "caption": caption.text, "generated_text": caption.generated_text,
         "edited": caption.edited, "favourite": caption.favourite,
         "seconds": None if caption.seconds is None else round(caption.seconds, 3),
@@ -128,15 +112,15 @@ def _mean(total: int, count: int) -> float | None:
 
 
 def ratings_long_rows(*, session: Session, filters: GalleryFilter | None = None,
-                      labels: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+                      labels: Labels | None = None) -> list[dict[str, Any]]:
     """One dict per rating (LONG_COLUMNS) of the captions the filter selects, oldest caption first."""
     filters = filters or GalleryFilter()
-    labels = model_labels() if labels is None else labels
+    labels = labels or {}
     stmt = (select(Rating, Caption, Photo.name, Photo.sha256).join(Rating.caption).join(Caption.photo)
             .where(*filters.conditions()).order_by(Caption.created_at, Caption.id, Rating.id))
     return [{
         "rating_id": rating.id, "rated_utc": rating.updated_at, "caption_id": caption.id, "photo_name": name,
-        "photo_sha256": sha, "model_key": caption.model_key, "model_label": _label(caption.model_key, labels),
+        "photo_sha256": sha, "model_key": caption.model_key, "model_label": model_label(caption.model_key, labels),
         "caption": caption.text, "rater": rating.rater, "criterion": rating.criterion, "stars": rating.stars,
         "comment": rating.comment,
     } for rating, caption, name, sha in session.execute(stmt)]
@@ -169,20 +153,20 @@ def cell(value: Any) -> str:
 
 
 def rated_captions_csv(*, session: Session, filters: GalleryFilter | None = None, include_unrated: bool = False,
-                       labels: Mapping[str, str] | None = None) -> bytes:
+                       labels: Labels | None = None) -> bytes:
     """The "rated captions" file as bytes (the dashboard offers these as a download)."""
     rows = rated_captions_rows(session=session, filters=filters, include_unrated=include_unrated, labels=labels)
     return to_csv(rows, CAPTION_COLUMNS)
 
 
 def ratings_long_csv(*, session: Session, filters: GalleryFilter | None = None,
-                     labels: Mapping[str, str] | None = None) -> bytes:
+                     labels: Labels | None = None) -> bytes:
     """One row per rating, as bytes."""
     return to_csv(ratings_long_rows(session=session, filters=filters, labels=labels), LONG_COLUMNS)
 
 
 def write_export(path: str | Path, long: bool = False, *, session: Session, filters: GalleryFilter | None = None,
-                 include_unrated: bool = False, labels: Mapping[str, str] | None = None) -> int:
+                 include_unrated: bool = False, labels: Labels | None = None) -> int:
     """Write an export to ``path`` (replaced whole, never half-written); returns the number of data rows."""
     if long:
         rows, columns = ratings_long_rows(session=session, filters=filters, labels=labels), LONG_COLUMNS

@@ -7,6 +7,7 @@ deleted implicitly. Times are stored in UTC and come back as timezone-aware date
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +16,19 @@ from sqlalchemy import (JSON, CheckConstraint, DateTime, Float, ForeignKey, Inde
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 MANUAL = "manual"  # the model key of a caption a person wrote by hand
+MANUAL_LABEL = "Written by hand"  # what people see for it
 DEFAULT_CRITERION = "overall"
+
+
+
+def model_label(key: str, registry: Mapping[str, Any]) -> str:
+    """What people see for a model key: its label in ``registry`` (key → igcap ModelSpec, or key → label),
+    else "Written by hand" for hand-written captions, else the key itself (a model no longer configured)."""
+    found = registry.get(key)
+    if found is not None:
+        return found if isinstance(found, str) else found.label
+    return MANUAL_LABEL if key == MANUAL else key
+
 
 # Named constraints: Alembic needs names to alter or drop them (and SQLite batch mode to rebuild tables).
 NAMING = {

@@ -24,24 +24,31 @@ import json
 import logging
 import os
 import platform
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+
+from igcap import architecture, loading, optimize, threads
+from igcap.architecture import EOS_TOKEN as EOS
+from igcap.architecture import GPT2_EOS_ID as EOS_ID
+from igcap.captioner import Captioner
+from igcap.config import Settings
+from igcap.decoding import DEFAULT_PRESET, PRESETS, DecodingSettings
+from igcap.demo import build_demo_models, held_out_records
+from igcap.evaluation import caption_records, spec_for
+from igcap.loading import LoadOptions, ModelCache, cache_from_settings
+from igcap.registry import DEFAULT_KEYS as KEYS
 
 log = logging.getLogger(__name__)
 
-KEYS = ("vit-gpt2-last-block", "vit-gpt2-all", "nlpconnect-last-block", "nlpconnect-all")
 SETS = ("distinct", "published_like")
 SCENARIOS = ("one_photo", "eight_photos", "cold")
 PATHS = ("original", "igcap")
-EOS = "<|endoftext|>"
-EOS_ID = 50256  # GPT-2's: the real vocabulary has 50,257 tokens and eos is the last
 FORMAT_VERSION = 1  # bump when the checkpoints' recipe changes, so cached ones are rebuilt
 READY_FILE = "bench-ready.json"
 PHOTO_SIZE = (640, 480)
@@ -67,8 +74,6 @@ class BenchOptions:
 
 
 def default_cache_dir(quick: bool = False) -> Path:
-    from igcap.config import Settings
-
     return Settings.from_env().data_dir / ("bench-quick" if quick else "bench")
 
 
@@ -100,41 +105,20 @@ def real_vocab_tokenizer():
 
 
 def vit_processor():
-    from transformers import ViTImageProcessor
-
-    # google/vit-base-patch16-224-in21k's settings, which the published repos carry
-    return ViTImageProcessor(size={"height": 224, "width": 224}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    return architecture.vit_processor()
 
 
 def full_size_model(seed: int):
     """ViT-base/16 + GPT-2 small with cross-attention, random weights: 239,195,904 parameters."""
-    import torch
-    from transformers import GPT2Config, ViTConfig, VisionEncoderDecoderConfig, VisionEncoderDecoderModel
+    return architecture.random_captioner(seed=seed).eval()
 
-    return _model_from_configs(ViTConfig(), GPT2Config(add_cross_attention=True, is_decoder=True,
-                                                       bos_token_id=EOS_ID, eos_token_id=EOS_ID), seed, torch,
-                               VisionEncoderDecoderConfig, VisionEncoderDecoderModel)
+
+TINY_SHAPE = architecture.Shape(hidden=32, layers=2, heads=2, intermediate=64, patch_size=32, max_positions=128)
 
 
 def tiny_model(seed: int, vocab: int):
     """The same classes at toy size, for --quick."""
-    import torch
-    from transformers import GPT2Config, ViTConfig, VisionEncoderDecoderConfig, VisionEncoderDecoderModel
-
-    enc = ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, patch_size=32)
-    dec = GPT2Config(vocab_size=vocab, n_embd=32, n_layer=2, n_head=2, n_positions=128, add_cross_attention=True,
-                     is_decoder=True, bos_token_id=EOS_ID, eos_token_id=EOS_ID)
-    return _model_from_configs(enc, dec, seed, torch, VisionEncoderDecoderConfig, VisionEncoderDecoderModel)
-
-
-def _model_from_configs(enc, dec, seed, torch, config_cls, model_cls):
-    torch.manual_seed(seed)
-    config = config_cls.from_encoder_decoder_configs(enc, dec)
-    config.decoder_start_token_id = config.pad_token_id = config.eos_token_id = EOS_ID
-    model = model_cls(config=config).eval()
-    gen = model.generation_config
-    gen.decoder_start_token_id = gen.pad_token_id = gen.eos_token_id = gen.bos_token_id = EOS_ID
-    return model
+    return architecture.random_captioner(replace(TINY_SHAPE, vocab_size=vocab), seed=seed).eval()
 
 
 def fine_tuned_sibling(model, seed: int):
@@ -265,7 +249,7 @@ class EngineVariant:
     quantize: bool | None = None  # None: the engine's default (int8 on CPU)
     share_weights: bool = True
     batch_size: int = 8
-    threads: int | None = None  # None: the engine's default (1 thread for small batches, all cores for 8+)
+    threads: int | None = None  # None: the engine's default (IGCAP_THREADS, else every core)
     attention: str | None = None  # "eager" to switch SDPA off
     lean_loading: bool = True
 
@@ -287,19 +271,12 @@ def run_igcap(set_dir: Path, tokens: int, photos: int, variant: EngineVariant = 
 
     The encoder memo is emptied before each timed scenario: a pair sharing an encoder may reuse each
     other's output within a scenario, never a result left over from the one before."""
-    from igcap import optimize
-    from igcap.captioner import Captioner
-    from igcap.config import Settings
-    from igcap.decoding import DecodingSettings
-    from igcap.loading import LoadOptions, ModelCache, cache_from_settings
-
     settings = Settings.from_env()
     cache = cache_from_settings(settings)
     if variant != EngineVariant():
-        cache = ModelCache(cache.registry, LoadOptions(settings.device, variant.quantize if variant.quantize is not None
-                                                       else settings.quantize, variant.share_weights), max_models=4)
-    if variant.threads:
-        os.environ[optimize.THREADS_ENV] = str(variant.threads)
+        options = LoadOptions(settings.device, variant.quantize if variant.quantize is not None else settings.quantize,
+                              variant.share_weights, threads=variant.threads or settings.threads)
+        cache = ModelCache(cache.registry, options, max_models=4)
     if not variant.lean_loading:
         optimize.load_int8_lean = _lean_loading_off
     if variant.attention:
@@ -307,7 +284,7 @@ def run_igcap(set_dir: Path, tokens: int, photos: int, variant: EngineVariant = 
     captioner = Captioner(cache, batch_size=variant.batch_size)
     decoding = DecodingSettings(strategy="greedy", num_beams=1, no_repeat_ngram_size=0, min_new_tokens=tokens,
                                 max_new_tokens=tokens, drop_fragment=False)
-    report = ChildReport("igcap", threads=variant.threads or 0, variant=asdict(variant))  # 0: adapts to the batch
+    report = ChildReport("igcap", threads=variant.threads or 0, variant=asdict(variant))  # 0: the engine's default
     images = bench_photos(photos)
     first = []
     runs = captioner.caption(images[:1], KEYS, decoding, on_result=lambda run: first or first.append(time.time()))
@@ -330,8 +307,6 @@ def run_igcap(set_dir: Path, tokens: int, photos: int, variant: EngineVariant = 
 
 def _force_attention(implementation: str) -> None:
     """Every model the engine loads from now on uses this attention implementation."""
-    from igcap import loading
-
     instantiate = loading._instantiate_model
 
     def with_attention(*args, **kwargs):
@@ -343,9 +318,7 @@ def _force_attention(implementation: str) -> None:
 
 
 def _lean_loading_off(*args, **kwargs):
-    from igcap.optimize import LeanLoadUnsupported
-
-    raise LeanLoadUnsupported("switched off for the benchmark")
+    raise optimize.LeanLoadUnsupported("switched off for the benchmark")
 
 
 def _raise_failures(runs):
@@ -488,9 +461,8 @@ def machine_info() -> dict:
         cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    from igcap.optimize import allowed_cores
 
-    return {"cpu": cpu, "cores": allowed_cores(), "torch_threads_default": torch.get_num_threads(),
+    return {"cpu": cpu, "cores": threads.allowed_cores(), "torch_threads_default": torch.get_num_threads(),
             "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
             "torch": torch.__version__, "transformers": transformers.__version__, "python": platform.python_version(),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load_average_start": list(os.getloadavg())}
@@ -563,20 +535,15 @@ def int8_agreement(demo_dir: Path | None = None, progress=print) -> dict:
     held-out photos. Builds the demo models (minutes, one thread) when ``demo_dir`` has none. Also
     reports the default preset (beam search), which the app uses.
     """
-    from igcap.config import Settings
-    from igcap.decoding import DEFAULT_PRESET, PRESETS
-    from igcap.demo import DEMO_KEYS, build_demo_models, held_out_records, torch_threads
-    from igcap.evaluation import caption_records, spec_for
-
     demo_dir = Path(demo_dir or Settings.from_env().demo_dir)
-    if not all((demo_dir / key / "config.json").is_file() for key in DEMO_KEYS):
+    if not all((demo_dir / key / "config.json").is_file() for key in KEYS):
         progress(f"training the demo models into {demo_dir} (a few minutes) …")
-        with torch_threads(1):
+        with threads.torch_threads(1):
             build_demo_models(demo_dir, report=lambda *a: None)
     records = held_out_records(demo_dir / "_data")
     result = {"held_out_photos": len(records), "demo_models": str(demo_dir), "models": {}}
     for preset in ("fast", DEFAULT_PRESET):
-        for key in DEMO_KEYS:
+        for key in KEYS:
             spec = spec_for(str(demo_dir / key))
             fp32, int8 = (caption_records(spec, records, PRESETS[preset], quantize=q) for q in (False, True))
             same = sum(a == b for (_, a), (_, b) in zip(fp32, int8))

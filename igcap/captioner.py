@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from igcap.decoding import DEFAULT_PRESET, PRESETS, DecodingSettings
-from igcap.loading import LoadedModel, ModelCache, ModelLoadError
+from igcap.loading import LoadedModel, ModelCache, ModelLoadError, cache_from_settings
 from igcap.text import clean_caption
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,5 @@ def decode_batch(loaded: LoadedModel, sequences, first_photo: int, settings: Dec
 def caption_photos(images: Sequence, model_keys: Sequence[str] | None = None,
                    settings: DecodingSettings | None = None, cache: ModelCache | None = None) -> list[ModelRun]:
     """One-call convenience: caption with the default cache built from the environment."""
-    from igcap.loading import cache_from_settings
-
     cache = cache or cache_from_settings()
     return Captioner(cache).caption(images, list(model_keys or cache.registry), settings)

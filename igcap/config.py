@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from igcap.threads import THREADS_ENV, parse_threads
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -21,6 +23,7 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = PROJECT_ROOT / "data"  # IGCAP_DATA_DIR: SQLite file, demo models
+    database_url: str | None = None  # DATABASE_URL: None = the SQLite file in data_dir (or the app's secrets)
     models_dir: Path | None = None  # IGCAP_MODELS_DIR: one sub-folder per model key (downloaded weights)
     models_file: Path | None = None  # IGCAP_MODELS_FILE: TOML with [models.<key>] overrides and extras
     demo_models_dir: Path | None = None  # IGCAP_DEMO_MODELS_DIR: demo models (default data_dir/demo-models)
@@ -29,6 +32,7 @@ class Settings:
     memory_budget_mb: int | None = None  # IGCAP_MODEL_MEMORY_MB: the model cache's memory bound
     device: str = "auto"  # IGCAP_DEVICE: auto, cpu, cuda, mps
     quantize: bool | None = None  # IGCAP_QUANTIZE: None = auto (int8 on CPU only)
+    threads: int | None = None  # IGCAP_THREADS: torch threads for captioning; None = auto (every allowed core)
 
     def __post_init__(self):
         if self.device not in DEVICES:
@@ -37,6 +41,8 @@ class Settings:
             raise ConfigError("IGCAP_MAX_LOADED_MODELS must be at least 1")
         if self.memory_budget_mb is not None and self.memory_budget_mb < 1:
             raise ConfigError("IGCAP_MODEL_MEMORY_MB must be a positive number of megabytes")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"{THREADS_ENV} must be auto or a whole number of at least 1")
 
     @property
     def demo_dir(self) -> Path:
@@ -48,6 +54,7 @@ class Settings:
         path = lambda key: Path(env[key]).expanduser() if env.get(key) else None  # noqa: E731
         return cls(
             data_dir=path("IGCAP_DATA_DIR") or PROJECT_ROOT / "data",
+            database_url=env.get("DATABASE_URL", "").strip() or None,
             models_dir=path("IGCAP_MODELS_DIR"),
             models_file=path("IGCAP_MODELS_FILE"),
             demo_models_dir=path("IGCAP_DEMO_MODELS_DIR"),
@@ -56,6 +63,7 @@ class Settings:
             memory_budget_mb=_int(env, "IGCAP_MODEL_MEMORY_MB", None),
             device=env.get("IGCAP_DEVICE", "auto").strip().lower() or "auto",
             quantize=_tristate(env, "IGCAP_QUANTIZE"),
+            threads=_threads(env),
         )
 
 
@@ -79,6 +87,13 @@ def _int(env: Mapping[str, str], key: str, default: int | None) -> int | None:
         return int(raw)
     except ValueError:
         raise ConfigError(f"{key} must be a whole number, not {raw!r}") from None
+
+
+def _threads(env: Mapping[str, str]) -> int | None:
+    try:
+        return parse_threads(env.get(THREADS_ENV))
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def _tristate(env: Mapping[str, str], key: str) -> bool | None:

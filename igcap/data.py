@@ -18,6 +18,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from igcap.images import PhotoError, load_photo_file
+
 log = logging.getLogger(__name__)
 
 KAGGLE_PARTS = (("instagram_data", "captions_csv.csv"), ("instagram_data2", "captions_csv2.csv"))
@@ -263,8 +265,6 @@ class CaptionCollator:
         return {"pixel_values": pixels, "labels": encode_labels(self.tokenizer, captions, self.max_tokens)}
 
     def _load(self, path: str):
-        from igcap.images import PhotoError, load_photo_file
-
         try:
             return load_photo_file(path).image
         except (PhotoError, OSError) as err:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 STRATEGIES = ("greedy", "beam", "sample")
@@ -15,20 +15,71 @@ class DecodingError(ValueError):
 
 
 @dataclass(frozen=True)
+class Knob:
+    """What the dashboard's advanced panel and ``caption``'s flags need to know about one field.
+
+    ``low``/``high`` are inclusive bounds (None: open), ``above`` an exclusive lower bound; the validator
+    reads them. ``generate``: the GenerationConfig argument it sets (None: not a generation argument),
+    ``only`` the strategies that use it. ``flag``: whether ``caption`` has a ``--field-name`` option for it.
+    """
+
+    label: str  # the panel's label
+    help: str  # the panel's tooltip and the flag's help
+    type: type  # what the flag parses and the widget returns
+    low: float | None = None
+    high: float | None = None
+    above: float | None = None
+    step: float | None = None  # the panel's +/- step (floats)
+    choices: tuple[str, ...] | None = None  # a pick from a list (a select box, a flag with choices)
+    optional: bool = False  # empty allowed (None)
+    generate: str | None = None
+    only: tuple[str, ...] | None = None  # None: every strategy
+    flag: bool = True
+
+
+def knob(default, **spec) -> Any:
+    """A DecodingSettings field whose metadata is its Knob."""
+    return field(default=default, metadata={"knob": Knob(**spec)})
+
+
+@dataclass(frozen=True)
 class DecodingSettings:
-    strategy: str = "beam"  # greedy (fastest), beam (best single caption), sample (varied, creative)
-    num_beams: int = 4  # beam search only: captions kept in play at each step
-    temperature: float = 1.0  # sampling only: < 1 safer words, > 1 wilder words
-    top_k: int = 50  # sampling only: draw from the k likeliest next tokens (0 = no limit)
-    top_p: float = 1.0  # sampling only: draw from the smallest set of tokens with this much probability
-    repetition_penalty: float = 1.0  # > 1 discourages tokens already written
-    no_repeat_ngram_size: int = 3  # never repeat a run of this many tokens (0 = allow)
-    length_penalty: float = 1.0  # beam search only: > 1 favours longer captions, < 1 shorter ones
-    min_new_tokens: int = 0  # the caption is at least this many tokens
-    max_new_tokens: int = 40  # the caption stops at this many tokens at most
-    num_variants: int = 1  # captions per photo per model
-    seed: int | None = None  # fixes sampling so the same settings give the same captions
-    drop_fragment: bool = True  # cut an unfinished last sentence when the length limit stopped the caption
+    strategy: str = knob("beam", label="Strategy", type=str, choices=STRATEGIES,
+                         help="Greedy is fastest; beam search finds the likeliest caption; sampling gives varied ones.")
+    num_beams: int = knob(4, label="Beams", type=int, low=2, high=16,
+                          generate="num_beams", only=("beam",),
+                          help="Beam search: how many candidate captions are kept at each step (more = slower, safer).")
+    temperature: float = knob(1.0, label="Temperature", type=float, above=0, high=5, step=0.05,
+                              generate="temperature", only=("sample",),
+                              help="Sampling: below 1 picks safer words, above 1 wilder ones.")
+    top_k: int = knob(50, label="Top-k", type=int, low=0,
+                      generate="top_k", only=("sample",),
+                      help="Sampling: draw only from the k likeliest next words (0 = no limit).")
+    top_p: float = knob(1.0, label="Top-p", type=float, above=0, high=1, step=0.01,
+                        generate="top_p", only=("sample",),
+                        help="Sampling: draw only from the likeliest words that together hold this much probability.")
+    repetition_penalty: float = knob(1.0, label="Repetition penalty", type=float, above=0, step=0.05,
+                                     generate="repetition_penalty",
+                                     help="Above 1 discourages reusing words already in the caption.")
+    no_repeat_ngram_size: int = knob(3, label="No-repeat n-gram size", type=int, low=0,
+                                     generate="no_repeat_ngram_size",
+                                     help="Never repeat any run of this many tokens (stops looping captions; 0 = off).")
+    length_penalty: float = knob(1.0, label="Length penalty", type=float, step=0.1,
+                                 generate="length_penalty", only=("beam",),
+                                 help="Beam search: above 1 favours longer captions, below 1 shorter ones.")
+    min_new_tokens: int = knob(0, label="Minimum length (tokens)", type=int, low=0,
+                               generate="min_new_tokens",
+                               help="The caption is at least this many tokens long.")
+    max_new_tokens: int = knob(40, label="Maximum length (tokens)", type=int, low=1, high=MAX_NEW_TOKENS_LIMIT,
+                               generate="max_new_tokens",
+                               help="The caption stops after at most this many tokens (a token is about ¾ of a word).")
+    num_variants: int = knob(1, label="Variants per model", type=int, low=1, high=MAX_VARIANTS,
+                             generate="num_return_sequences",
+                             help="How many different captions each model writes per photo.")
+    seed: int | None = knob(None, label="Seed", type=int, low=0, optional=True,
+                            help="Fix it to get the same sampled captions again; leave empty for new ones each time.")
+    drop_fragment: bool = knob(True, label="Drop an unfinished last sentence", type=bool, flag=False,
+                               help="Cut an unfinished last sentence when a caption hit the length limit.")
 
     def __post_init__(self):
         for problem in _problems(self):
@@ -46,58 +97,81 @@ class DecodingSettings:
     def replace(self, **changes) -> DecodingSettings:
         return replace(self, **changes)
 
-    def to_generation_config(self, *, eos_token_id: int, pad_token_id: int | None = None,
-                             decoder_start_token_id: int | None = None):
-        """A transformers GenerationConfig holding only the knobs this strategy uses."""
+    def to_generation_config(self, *, eos_token_id: int):
+        """A transformers GenerationConfig holding only the knobs this strategy uses; GPT-2's end-of-text
+        is also its pad, bos and decoder start (igcap.architecture)."""
         from transformers import GenerationConfig
 
-        kwargs = dict(_strategy_kwargs(self), max_new_tokens=self.max_new_tokens, min_new_tokens=self.min_new_tokens,
-                      repetition_penalty=self.repetition_penalty, no_repeat_ngram_size=self.no_repeat_ngram_size,
-                      num_return_sequences=self.num_variants, eos_token_id=eos_token_id, bos_token_id=eos_token_id,
-                      pad_token_id=eos_token_id if pad_token_id is None else pad_token_id,
-                      decoder_start_token_id=eos_token_id if decoder_start_token_id is None else decoder_start_token_id)
-        return GenerationConfig(**kwargs)
+        knobs = {k.generate: getattr(self, name) for name, k in KNOBS.items()
+                 if k.generate and (k.only is None or self.strategy in k.only)}
+        return GenerationConfig(**knobs, **STRATEGY_MODES[self.strategy], eos_token_id=eos_token_id,
+                                bos_token_id=eos_token_id, pad_token_id=eos_token_id,
+                                decoder_start_token_id=eos_token_id)
 
 
-def _strategy_kwargs(s: DecodingSettings) -> dict[str, Any]:
-    if s.strategy == "beam":
-        return {"do_sample": False, "num_beams": s.num_beams, "length_penalty": s.length_penalty,
-                "early_stopping": True}
-    if s.strategy == "sample":
-        return {"do_sample": True, "num_beams": 1, "temperature": s.temperature, "top_k": s.top_k, "top_p": s.top_p}
-    return {"do_sample": False, "num_beams": 1}
+KNOBS: dict[str, Knob] = {f.name: f.metadata["knob"] for f in fields(DecodingSettings)}
+STRATEGY_MODES = {  # what each strategy adds to the knobs it uses
+    "beam": {"do_sample": False, "early_stopping": True},
+    "sample": {"do_sample": True, "num_beams": 1},
+    "greedy": {"do_sample": False, "num_beams": 1},
+}
+FIELD_HELP: dict[str, str] = {name: k.help for name, k in KNOBS.items()}
+
+
+def _outside(s: DecodingSettings, name: str) -> bool:
+    """Whether a field's value breaks its Knob's bounds."""
+    k, value = KNOBS[name], getattr(s, name)
+    if value is None:
+        return not k.optional
+    return ((k.low is not None and value < k.low) or (k.high is not None and value > k.high)
+            or (k.above is not None and value <= k.above))
 
 
 def _problems(s: DecodingSettings):
     """Every reason these settings cannot work, as sentences a person can act on."""
+    k = KNOBS
     if s.strategy not in STRATEGIES:
         yield f"Decoding strategy must be one of {', '.join(STRATEGIES)}, not {s.strategy!r}."
-    if not 1 <= s.max_new_tokens <= MAX_NEW_TOKENS_LIMIT:
-        yield f"Maximum length must be between 1 and {MAX_NEW_TOKENS_LIMIT} tokens."
-    if not 0 <= s.min_new_tokens <= s.max_new_tokens:
-        yield "Minimum length must be between 0 and the maximum length."
-    if not 1 <= s.num_variants <= MAX_VARIANTS:
-        yield f"Variants per model must be between 1 and {MAX_VARIANTS}."
-    if s.repetition_penalty <= 0:
-        yield "Repetition penalty must be above 0 (1 = no penalty)."
-    if s.no_repeat_ngram_size < 0:
-        yield "No-repeat n-gram size must be 0 (off) or more."
-    if s.seed is not None and s.seed < 0:
-        yield "Seed must be a whole number of 0 or more."
+    if _outside(s, "max_new_tokens"):
+        yield f"Maximum length must be between {k['max_new_tokens'].low} and {k['max_new_tokens'].high} tokens."
+    if _outside(s, "min_new_tokens") or s.min_new_tokens > s.max_new_tokens:
+        yield f"Minimum length must be between {k['min_new_tokens'].low} and the maximum length."
+    if _outside(s, "num_variants"):
+        yield f"Variants per model must be between {k['num_variants'].low} and {k['num_variants'].high}."
+    if _outside(s, "repetition_penalty"):
+        yield f"Repetition penalty must be above {k['repetition_penalty'].above} (1 = no penalty)."
+    if _outside(s, "no_repeat_ngram_size"):
+        yield f"No-repeat n-gram size must be {k['no_repeat_ngram_size'].low} (off) or more."
+    if _outside(s, "seed"):
+        yield f"Seed must be a whole number of {k['seed'].low} or more."
     if s.strategy == "greedy" and s.num_variants > 1:
         yield "Greedy decoding gives one caption per photo; choose sampling or beam search for several variants."
     if s.strategy == "beam":
-        if not 2 <= s.num_beams <= 16:
-            yield "Beam search needs between 2 and 16 beams (1 beam is greedy decoding)."
+        if _outside(s, "num_beams"):
+            yield (f"Beam search needs between {k['num_beams'].low} and {k['num_beams'].high} beams "
+                   "(1 beam is greedy decoding).")
         elif s.num_variants > s.num_beams:
             yield f"Beam search can return at most one variant per beam: raise beams to {s.num_variants} or lower variants."
     if s.strategy == "sample":
-        if not 0 < s.temperature <= 5:
-            yield "Temperature must be above 0 and at most 5."
-        if s.top_k < 0:
-            yield "Top-k must be 0 (no limit) or more."
-        if not 0 < s.top_p <= 1:
-            yield "Top-p must be above 0 and at most 1."
+        if _outside(s, "temperature"):
+            yield f"Temperature must be above {k['temperature'].above} and at most {k['temperature'].high}."
+        if _outside(s, "top_k"):
+            yield f"Top-k must be {k['top_k'].low} (no limit) or more."
+        if _outside(s, "top_p"):
+            yield f"Top-p must be above {k['top_p'].above} and at most {k['top_p'].high}."
+    for name, knob in k.items():  # any other knob with bounds, in the words of its label
+        if name not in _WORDED and (knob.only is None or s.strategy in knob.only) and _outside(s, name):
+            yield f"{knob.label} must be {_range_words(knob)}."
+
+
+_WORDED = {"strategy", "max_new_tokens", "min_new_tokens", "num_variants", "repetition_penalty",
+           "no_repeat_ngram_size", "seed", "num_beams", "temperature", "top_k", "top_p"}  # checked above
+
+
+def _range_words(k: Knob) -> str:
+    low = f"above {k.above}" if k.above is not None else f"at least {k.low}" if k.low is not None else ""
+    high = f"at most {k.high}" if k.high is not None else ""
+    return " and ".join(w for w in (low, high) if w) or "set"
 
 
 PRESETS: dict[str, DecodingSettings] = {
@@ -114,19 +188,3 @@ PRESETS: dict[str, DecodingSettings] = {
     "fast": DecodingSettings(strategy="greedy", num_beams=1, no_repeat_ngram_size=3, max_new_tokens=32),
 }
 DEFAULT_PRESET = "balanced"
-
-FIELD_HELP: dict[str, str] = {
-    "strategy": "Greedy is fastest; beam search finds the likeliest caption; sampling gives varied ones.",
-    "num_beams": "Beam search: how many candidate captions are kept at each step (more = slower, safer).",
-    "temperature": "Sampling: below 1 picks safer words, above 1 wilder ones.",
-    "top_k": "Sampling: draw only from the k likeliest next words (0 = no limit).",
-    "top_p": "Sampling: draw only from the likeliest words that together hold this much probability.",
-    "repetition_penalty": "Above 1 discourages reusing words already in the caption.",
-    "no_repeat_ngram_size": "Never repeat any run of this many tokens (stops looping captions; 0 = off).",
-    "length_penalty": "Beam search: above 1 favours longer captions, below 1 shorter ones.",
-    "min_new_tokens": "The caption is at least this many tokens long.",
-    "max_new_tokens": "The caption stops after at most this many tokens (a token is about ¾ of a word).",
-    "num_variants": "How many different captions each model writes per photo.",
-    "seed": "Fix it to get the same sampled captions again; leave empty for new ones each time.",
-    "drop_fragment": "Cut an unfinished last sentence when a caption hit the length limit.",
-}

@@ -10,7 +10,13 @@ import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from igcap.registry import MARKER_FILE, ModelSpec, spec_from_marker
+from igcap.captioner import PixelCache, caption_with
+from igcap.data import LABEL_IGNORE, CaptionCollator, CaptionDataset
+from igcap.decoding import DecodingSettings
+from igcap.images import PhotoError, load_photo_file
+from igcap.loading import LoadOptions, load_captioner
+from igcap.metrics import caption_metrics
+from igcap.registry import MARKER_FILE, ModelSpec, load_registry, spec_from_marker
 
 log = logging.getLogger(__name__)
 PHOTOS_PER_CHUNK = 64  # photos preprocessed at once, so a large test set never sits in memory
@@ -49,8 +55,6 @@ def spec_for(model: str, registry: dict[str, ModelSpec] | None = None) -> ModelS
         spec = spec_from_marker(path) if (path / MARKER_FILE).is_file() else None
         return spec or ModelSpec(key=path.name, label=path.name, source=str(path.resolve()))
     if registry is None:
-        from igcap.registry import load_registry
-
         registry = load_registry()
     if model not in registry:
         raise KeyError(f"no model {model!r}: give a model folder or one of {', '.join(registry)}")
@@ -59,8 +63,6 @@ def spec_for(model: str, registry: dict[str, ModelSpec] | None = None) -> ModelS
 
 def default_decoding(max_tokens: int = 64):
     """Greedy and unconstrained: the metrics should show the model's own habits (repeats included)."""
-    from igcap.decoding import DecodingSettings
-
     return DecodingSettings(strategy="greedy", no_repeat_ngram_size=0, max_new_tokens=max_tokens,
                             drop_fragment=False)
 
@@ -68,9 +70,6 @@ def default_decoding(max_tokens: int = 64):
 def evaluate_spec(spec: ModelSpec, records, decoding=None, device: str = "auto", with_loss: bool = True,
                   batch_size: int = 16, max_tokens: int = 64) -> EvalReport:
     """Caption ``records`` (CaptionRecords) with one model and score the captions against theirs."""
-    from igcap.loading import LoadOptions, load_captioner
-    from igcap.metrics import caption_metrics
-
     loaded = load_captioner(spec, LoadOptions(device=device, quantize=False, share_weights=False))
     photos, references, unreadable = _readable(records)
     results = _captions(loaded, photos, decoding or default_decoding(max_tokens), batch_size)
@@ -87,8 +86,6 @@ def evaluate_spec(spec: ModelSpec, records, decoding=None, device: str = "auto",
 def caption_records(spec: ModelSpec, records, decoding=None, device: str = "cpu", quantize: bool = False,
                     batch_size: int = 16) -> list[tuple[str, str]]:
     """(reference, generated caption) for each readable photo, through the app's loading and captioning."""
-    from igcap.loading import LoadOptions, load_captioner
-
     loaded = load_captioner(spec, LoadOptions(device=device, quantize=quantize, share_weights=False))
     photos, references, _ = _readable(records)
     results = _captions(loaded, photos, decoding or default_decoding(), batch_size)
@@ -101,8 +98,6 @@ def evaluate_folder(folder: Path, records, max_tokens: int = 64) -> EvalReport:
 
 def _readable(records):
     """(record, RGB image) pairs for the photos that decode, their captions, and how many did not."""
-    from igcap.images import PhotoError, load_photo_file
-
     photos, unreadable = [], 0
     for record in records:
         try:
@@ -115,8 +110,6 @@ def _readable(records):
 
 def _captions(loaded, photos, decoding, batch_size: int):
     """CaptionResults for every photo, generated chunk by chunk through the app's captioning path."""
-    from igcap.captioner import PixelCache, caption_with
-
     results = []
     for start in range(0, len(photos), PHOTOS_PER_CHUNK):
         chunk = PixelCache([image for _, image in photos[start:start + PHOTOS_PER_CHUNK]])
@@ -127,8 +120,6 @@ def _captions(loaded, photos, decoding, batch_size: int):
 def validation_loss(loaded, records, max_tokens: int = 64, batch_size: int = 16) -> float:
     """Mean cross-entropy per caption token (EOS included), as the Trainer computes it."""
     import torch
-
-    from igcap.data import CaptionCollator, CaptionDataset, LABEL_IGNORE
 
     collate = CaptionCollator(loaded.tokenizer, loaded.processor, max_tokens)
     dataset = CaptionDataset(records)

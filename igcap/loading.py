@@ -14,12 +14,11 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from igcap import architecture, optimize, threads
 from igcap.config import Settings, env_key
 from igcap.registry import ModelSpec, load_registry
 
 log = logging.getLogger(__name__)
-DEFAULT_PROCESSOR = {"size": {"height": 224, "width": 224}, "image_mean": [0.5] * 3, "image_std": [0.5] * 3}
-GPT2_EOS = 50256
 
 
 @dataclass(frozen=True)
@@ -27,10 +26,11 @@ class LoadOptions:
     device: str = "auto"  # auto picks cuda, then mps, then cpu
     quantize: bool | None = None  # int8 weights; None = auto (on for CPU only)
     share_weights: bool = True  # keep tensors that several loaded models hold identically only once
+    threads: int | None = None  # torch threads each model's generate runs on; None = every allowed core
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LoadOptions:
-        return cls(device=settings.device, quantize=settings.quantize)
+        return cls(device=settings.device, quantize=settings.quantize, threads=settings.threads)
 
     def quantize_on(self, device: str) -> bool:
         return device == "cpu" if self.quantize is None else self.quantize and device == "cpu"
@@ -99,9 +99,9 @@ def load_captioner(spec: ModelSpec, options: LoadOptions = LoadOptions(), pool=N
         raise
     except Exception as err:  # the hub, safetensors and configs raise many types; all mean "cannot load"
         raise _explain(spec, err) from err
-    _set_generation_ids(model, tokenizer)
-    from igcap import optimize
-
+    threads.run_generate_on(model, threads.caption_threads(options.threads))
+    eos = tokenizer.eos_token_id
+    architecture.set_token_ids(model, architecture.GPT2_EOS_ID if eos is None else eos)
     notes = [n for n in (tok_note, proc_note) if n]
     return LoadedModel(spec, model, tokenizer, processor, device, optimize.model_nbytes(model),
                        time.perf_counter() - start, quantize, notes)
@@ -111,8 +111,6 @@ def _instantiate_model(spec: ModelSpec, device: str, quantize: bool, pool):
     """from_pretrained, then the inference levers (int8 weights, shared tensors); eval, no grads."""
     import torch
     from transformers import VisionEncoderDecoderModel
-
-    from igcap import optimize
 
     if quantize and device == "cpu" and optimize.quantized_engine_available():
         try:  # memory-lean: read and quantize module by module, never the whole float model at once
@@ -139,13 +137,13 @@ def _load_tokenizer(spec: ModelSpec):
 
 def _load_processor(spec: ModelSpec):
     """The repo's image processor, else the base's, else ViT defaults (224 px, mean = std = 0.5)."""
-    from transformers import AutoImageProcessor, ViTImageProcessor
+    from transformers import AutoImageProcessor
 
     sources = [(spec.source, spec.revision), (spec.base_files.processor, None)]
     try:
         return _first_that_loads(spec, AutoImageProcessor.from_pretrained, sources, "image processor")
     except ModelLoadError:
-        return ViTImageProcessor(**DEFAULT_PROCESSOR), "image processor: ViT defaults (224 px, mean = std = 0.5)"
+        return architecture.vit_processor(), "image processor: ViT defaults (224 px, mean = std = 0.5)"
 
 
 def _first_that_loads(spec: ModelSpec, load, sources, what: str):
@@ -160,13 +158,6 @@ def _first_that_loads(spec: ModelSpec, load, sources, what: str):
     raise ModelLoadError(spec.key, f"No {what} could be found: neither {spec.source} nor its base {base} "
                          f"provides one here ({'; '.join(errors)}).",
                          f"Download the base once (`hf download {base}`) or put {what} files next to the model.")
-
-
-def _set_generation_ids(model, tokenizer) -> None:
-    """GPT-2 has no pad token: pad = eos = bos = decoder start (50256 for the real vocabulary)."""
-    eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else GPT2_EOS
-    gen = model.generation_config
-    gen.eos_token_id = gen.pad_token_id = gen.bos_token_id = gen.decoder_start_token_id = eos
 
 
 def _check_local_source(spec: ModelSpec) -> None:
@@ -205,8 +196,6 @@ class ModelCache:
 
     def __init__(self, registry: dict[str, ModelSpec], options: LoadOptions = LoadOptions(), max_models: int = 4,
                  budget_mb: int | None = None, loader=load_captioner):
-        from igcap import optimize
-
         self.registry, self.options, self.max_models, self.budget_mb = registry, options, max_models, budget_mb
         self.pool = optimize.TensorPool() if options.share_weights else None
         self._loader = loader
@@ -258,8 +247,6 @@ class ModelCache:
 
     def nbytes(self) -> int:
         """Memory held by the loaded models, shared tensors counted once."""
-        from igcap import optimize
-
         with self._lock:
             return optimize.models_nbytes([m.model for m in self._loaded.values()])
 
@@ -289,20 +276,9 @@ class ModelCache:
 
 def cache_from_settings(settings: Settings | None = None) -> ModelCache:
     settings = settings or Settings.from_env()
-    _limit_threads()
+    threads.limit_to_allowed_cores()
     return ModelCache(load_registry(settings), LoadOptions.from_settings(settings), settings.max_loaded_models,
                       settings.memory_budget_mb)
-
-
-def _limit_threads() -> None:
-    """Use no more threads than the cores this process may run on."""
-    import torch
-
-    from igcap.optimize import allowed_cores
-
-    allowed = allowed_cores()
-    if torch.get_num_threads() > allowed:
-        torch.set_num_threads(allowed)
 
 
 @dataclass(frozen=True)

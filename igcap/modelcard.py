@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from igcap.config import env_key
 
-def model_card(settings, result) -> str:
-    """Markdown with hub metadata: what the model is, its data, strategy, hyper-parameters and metrics."""
-    from igcap.config import env_key
-    from igcap.train import base_sources, hyper_parameters
 
+def model_card(settings, result, sources, hyper_parameters: dict) -> str:
+    """Markdown with hub metadata: what the model is, its data, strategy, hyper-parameters and metrics.
+
+    ``settings`` and ``result`` are igcap.train's TrainSettings and TrainResult, ``sources`` its
+    BaseSources (where the base came from), ``hyper_parameters`` the table's rows.
+    """
     key = settings.key or Path(settings.out).name
-    sources = base_sources(settings)
     start = sources.model or f"{sources.encoder} + {sources.decoder}"
     demo = ("\n> **Demo model**: trained on synthetic coloured shapes, not on real photos. It shows that the "
             "pipeline works; its captions only make sense for pictures of shapes.\n" if settings.demo else "")
@@ -27,7 +29,7 @@ def model_card(settings, result) -> str:
         f"- Data: `{Path(settings.data).name}` — split {result.splits} (seed {settings.seed}); skipped rows: {skipped}",
         "- Labels: caption tokens + end-of-text, padding ignored by the loss (-100); pad = eos = decoder start",
         "", "| hyper-parameter | value |", "|---|---|",
-        *[f"| {k} | {v} |" for k, v in hyper_parameters(settings).items()],
+        *[f"| {k} | {v} |" for k, v in hyper_parameters.items()],
         "", "## Metrics", _metrics_table(result.metrics), "",
         "## Use", "```bash",
         f"{env_key(key)}={Path(settings.out).resolve()} python -m igcap caption photo.jpg "

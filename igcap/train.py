@@ -16,6 +16,10 @@ import shutil
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from igcap import architecture, shapes
+from igcap.data import CaptionCollator, CaptionDataset, load_splits
+from igcap.evaluation import evaluate_folder
+from igcap.modelcard import model_card
 from igcap.registry import BASES, DEFAULT_MODELS, MARKER_FILE
 
 log = logging.getLogger(__name__)
@@ -141,10 +145,8 @@ def build_model(sources: BaseSources, strategy: str, seed: int = 0) -> Built:
     from transformers import AutoImageProcessor, AutoTokenizer, VisionEncoderDecoderModel
 
     if sources.model == TINY_SOURCE:
-        from igcap import demo
-
-        tokenizer, processor = demo.make_demo_tokenizer(), demo.make_demo_processor()
-        model = demo.make_tiny_captioner(tokenizer, seed=seed)
+        tokenizer, processor = shapes.make_demo_tokenizer(), shapes.make_demo_processor()
+        model = shapes.make_tiny_captioner(tokenizer, seed=seed)
         return _finish(model, tokenizer, processor, strategy)
     tokenizer = AutoTokenizer.from_pretrained(sources.tokenizer)
     processor = AutoImageProcessor.from_pretrained(sources.processor)
@@ -166,22 +168,14 @@ def _finish(model, tokenizer, processor, strategy: str) -> Built:
 
 
 def set_token_ids(model, tokenizer):
-    """GPT-2 has no pad token: pad = eos = bos = decoder start (50256 for the real GPT-2 vocabulary).
-
-    The model's config needs them for training (labels are shifted right with decoder_start and pad), the
-    generation config for captioning; both are saved with the model.
-    """
+    """GPT-2's token-id rule (igcap.architecture.set_token_ids) with the tokenizer's end-of-text token; the
+    configs are saved with the model. The tokenizer pads with it too."""
     eos = tokenizer.eos_token_id
     if eos is None:
         raise TrainError("the tokenizer has no end-of-text token; a GPT-2 tokenizer is expected")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    for config in (model.config, model.generation_config):
-        config.decoder_start_token_id = config.pad_token_id = config.eos_token_id = eos
-    model.generation_config.bos_token_id = eos
-    decoder = model.config.decoder
-    decoder.bos_token_id = decoder.eos_token_id = decoder.pad_token_id = eos
-    return model
+    return architecture.set_token_ids(model, eos)
 
 
 def apply_strategy(model, strategy: str) -> None:
@@ -220,8 +214,6 @@ class TrainResult:
 def train(settings: TrainSettings, report=print) -> TrainResult:
     """Fine-tune one variant end to end and save it in the published form (see the module docstring)."""
     from transformers import set_seed
-
-    from igcap.data import load_splits
 
     report = report if is_main_process() else (lambda *_: None)  # one copy of each line under torchrun
     check_output_folder(settings)
@@ -287,8 +279,6 @@ def make_trainer(settings: TrainSettings, built: Built, splits, report=print):
     """A Hugging Face Trainer: evaluation and a checkpoint every epoch, the best by validation loss kept."""
     import torch
     from transformers import TrainingArguments
-
-    from igcap.data import CaptionCollator, CaptionDataset
 
     has_eval = bool(splits.validation)
     fp16, bf16 = mixed_precision(settings.precision)
@@ -403,8 +393,6 @@ def save_published(built: Built, settings: TrainSettings, result: TrainResult, t
     built.processor.save_pretrained(out)
     write_marker(out, settings)
     if settings.caption_eval_samples and test_records:
-        from igcap.evaluation import evaluate_folder
-
         report(f"captioning {min(len(test_records), settings.caption_eval_samples)} test photos for the model card")
         result.metrics["test"] = evaluate_folder(out, test_records[: settings.caption_eval_samples],
                                                  settings.max_caption_tokens).to_dict()
@@ -431,10 +419,9 @@ def write_marker(out: Path, settings: TrainSettings) -> Path:
 
 def write_model_card(out: Path, settings: TrainSettings, result: TrainResult) -> Path:
     """README.md in the form the hub shows: data, strategy, hyper-parameters, metrics, how to load it."""
-    from igcap.modelcard import model_card
-
     path = Path(out) / "README.md"
-    path.write_text(model_card(settings, result), encoding="utf-8")
+    path.write_text(model_card(settings, result, base_sources(settings), hyper_parameters(settings)),
+                    encoding="utf-8")
     return path
 
 

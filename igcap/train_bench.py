@@ -9,7 +9,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-GPT2_VOCAB = 50257
+from igcap.architecture import random_captioner
+from igcap.train import apply_strategy, mixed_precision
 
 
 @dataclass(frozen=True)
@@ -29,12 +30,8 @@ class Throughput:
 
 
 def full_size_model():
-    from transformers import GPT2Config, ViTConfig, VisionEncoderDecoderConfig, VisionEncoderDecoderModel
-
-    config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(
-        ViTConfig(), GPT2Config(add_cross_attention=True, is_decoder=True))
-    config.decoder_start_token_id = config.pad_token_id = config.eos_token_id = GPT2_VOCAB - 1
-    return VisionEncoderDecoderModel(config)
+    """ViT-base/16 + GPT-2 small, random weights (igcap.architecture)."""
+    return random_captioner()
 
 
 def measure(strategy: str = "last-block", batch_size: int = 16, steps: int = 20, warmup: int = 3,
@@ -42,8 +39,6 @@ def measure(strategy: str = "last-block", batch_size: int = 16, steps: int = 20,
             model=None) -> Throughput:
     """Samples per second of training steps after ``warmup`` untimed ones (``model``: default full size)."""
     import torch
-
-    from igcap.train import apply_strategy, mixed_precision
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     fp16, bf16 = mixed_precision(precision) if device == "cuda" else (False, False)

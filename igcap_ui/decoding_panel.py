@@ -6,20 +6,10 @@ Validation stays in DecodingSettings: the panel only shows its DecodingError mes
 
 from __future__ import annotations
 
-from dataclasses import fields
-
 import streamlit as st
 
-from igcap.decoding import DEFAULT_PRESET, FIELD_HELP, PRESETS, STRATEGIES, DecodingError, DecodingSettings
+from igcap.decoding import DEFAULT_PRESET, KNOBS, PRESETS, DecodingError, DecodingSettings, Knob
 
-LABELS = {
-    "strategy": "Strategy", "num_beams": "Beams", "temperature": "Temperature", "top_k": "Top-k", "top_p": "Top-p",
-    "repetition_penalty": "Repetition penalty", "no_repeat_ngram_size": "No-repeat n-gram size",
-    "length_penalty": "Length penalty", "min_new_tokens": "Minimum length (tokens)",
-    "max_new_tokens": "Maximum length (tokens)", "num_variants": "Variants per model", "seed": "Seed",
-    "drop_fragment": "Drop an unfinished last sentence",
-}
-FLOAT_STEP = {"temperature": 0.05, "top_p": 0.01, "repetition_penalty": 0.05, "length_penalty": 0.1}
 PRESET_KEY = "decoding.preset"
 
 
@@ -34,9 +24,9 @@ def decoding_panel() -> DecodingSettings | None:
     values = {}
     with st.expander("Advanced decoding settings"):
         columns = st.columns(2)
-        for i, f in enumerate(fields(DecodingSettings)):
+        for i, (name, knob) in enumerate(KNOBS.items()):
             with columns[i % 2]:
-                values[f.name] = _knob(f.name, getattr(base, f.name), f"decoding.{preset}.{f.name}")
+                values[name] = _widget(knob, getattr(base, name), f"decoding.{preset}.{name}")
     try:
         return DecodingSettings(**values)
     except DecodingError as err:
@@ -44,17 +34,18 @@ def decoding_panel() -> DecodingSettings | None:
         return None
 
 
-def _knob(name: str, default, key: str):
-    label, help_text = LABELS.get(name, name), FIELD_HELP.get(name)
-    if name == "strategy":
-        return st.selectbox(label, STRATEGIES, index=STRATEGIES.index(default), key=key, help=help_text)
-    if name == "seed":
-        value = st.number_input(label, value=default, min_value=0, step=1, key=key, help=help_text,
-                                placeholder="empty = new captions each time")
-        return None if value is None else int(value)
-    if isinstance(default, bool):
+def _widget(knob: Knob, default, key: str):
+    """The widget a Knob describes: a select box, a checkbox, or a number input."""
+    label, help_text = knob.label, knob.help
+    if knob.choices:
+        return st.selectbox(label, knob.choices, index=knob.choices.index(default), key=key, help=help_text)
+    if knob.type is bool:
         return st.checkbox(label, value=default, key=key, help=help_text)
-    if isinstance(default, int):
+    if knob.optional:
+        value = st.number_input(label, value=default, min_value=knob.low, step=1, key=key, help=help_text,
+                                placeholder="empty = new captions each time")
+        return None if value is None else knob.type(value)
+    if knob.type is int:
         return int(st.number_input(label, value=default, step=1, key=key, help=help_text))
-    return float(st.number_input(label, value=float(default), step=FLOAT_STEP.get(name, 0.05), format="%.2f",
+    return float(st.number_input(label, value=float(default), step=knob.step or 0.05, format="%.2f",
                                  key=key, help=help_text))

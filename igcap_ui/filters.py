@@ -5,15 +5,14 @@ from __future__ import annotations
 import streamlit as st
 
 from db import MANUAL, repo, transaction
-from db.export import MANUAL_LABEL
+from db.models import model_label as label_in
 from igcap_ui import resources
 
 ANY = "Anyone"
 
 
 def model_label(key: str) -> str:
-    spec = resources.registry().get(key)
-    return spec.label if spec else (MANUAL_LABEL if key == MANUAL else key)
+    return label_in(key, resources.registry())
 
 
 def filter_row(prefix: str, search: bool = True):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from db.models import model_label
 from igcap_ui import resources, saving
 from igcap_ui.caption_card import caption_card
 from igcap_ui.errors import shown_errors
@@ -27,17 +28,17 @@ def generate(photos, model_keys: list[str], settings) -> None:
                        expanded=True)
     slots = draw_results(photos, settings, pending=model_keys)
     shas = [p.sha256 for p in photos]
-    labels = _labels()
     finished: list[str] = []
+    settings_dict = settings.to_dict()  # stored with every card; the same for all models of this run
 
     def on_progress(event) -> None:
-        label = labels.get(event.model_key, event.model_key)
+        label = _label(event.model_key)
         status.update(label=f"{STAGES.get(event.stage, event.stage)} {label}…")
         status.write(f"{STAGES.get(event.stage, event.stage)} {label}")
 
     def on_result(run) -> None:
         finished.append(run.model_key)
-        for sha, card in cards_from_run(run, shas, settings.to_dict()).items():
+        for sha, card in cards_from_run(run, shas, settings_dict).items():
             data[sha][run.model_key] = card
             _draw_card(slots[(sha, run.model_key)], card, photos[shas.index(sha)], settings)
 
@@ -57,7 +58,7 @@ def draw_results(photos, settings, pending: list[str] | None = None) -> dict:
     With ``pending`` the model slots are placeholders to fill; without, the stored cards are drawn.
     Returns {(photo hash, model key): slot}.
     """
-    labels, slots = _labels(), {}
+    slots = {}
     for photo in photos:
         cards = store().get(photo.sha256, {})
         keys = pending if pending is not None else [k for k in _ordered(cards)]
@@ -73,12 +74,12 @@ def draw_results(photos, settings, pending: list[str] | None = None) -> dict:
                         if key in cards:
                             _draw_card(slot, cards[key], photo, settings)
                         else:
-                            slot.info(f"⏳ Waiting for {labels.get(key, key)}…")
+                            slot.info(f"⏳ Waiting for {_label(key)}…")
     return slots
 
 
 def _draw_card(slot, card: Card, photo, settings) -> None:
-    label = _labels().get(card.model_key, card.model_key)
+    label = _label(card.model_key)
     with slot.container():
         caption_card(card, label,
                      on_save=lambda c, result, text: saving.save_generated(photo, c, result, text),
@@ -104,8 +105,8 @@ def _manual_box(photo) -> None:
             st.success("Saved to the gallery.", icon="✅")
 
 
-def _labels() -> dict[str, str]:
-    return {key: spec.label for key, spec in resources.registry().items()}
+def _label(key: str) -> str:
+    return model_label(key, resources.registry())
 
 
 def _ordered(cards: dict) -> list[str]:

@@ -5,8 +5,6 @@ Nothing here runs at import time: the first page renders before any model loads 
 
 from __future__ import annotations
 
-import os
-
 import streamlit as st
 
 from igcap_ui.secrets import read_secrets
@@ -44,9 +42,10 @@ def captioner():
 @st.cache_resource(show_spinner="Opening the database…")
 def db_engine():
     """The database engine, upgraded to the newest schema once per process."""
-    from db.engine import make_engine, resolve_url, upgrade
+    from db.engine import database_url, make_engine, upgrade  # SQLAlchemy: not before the first page draws
 
-    engine = make_engine(resolve_url(os.environ, read_secrets()))
+    config = settings()
+    engine = make_engine(database_url(config.database_url, read_secrets(), config.data_dir))
     upgrade(engine)
     return engine
 

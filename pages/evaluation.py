@@ -14,7 +14,7 @@ st.caption("Star ratings per model (criterion: overall). The filters apply to th
 with shown_errors():
     filters = filter_row("evaluation")
     if filters is not None:
-        labels = {key: model_label(key) for key in resources.registry()}
+        labels = resources.registry()
         include_unrated = st.toggle("Include unrated captions in the wide export", key="evaluation.unrated")
         with transaction(resources.db_engine(), write=False) as session:
             stats = repo.rating_stats(session=session, criterion=filters.criterion, filters=filters)

@@ -15,15 +15,13 @@ import shutil
 import sys
 from pathlib import Path
 
-EOS = "<|endoftext|>"
+from igcap.architecture import EOS_TOKEN as EOS
+from igcap.architecture import Shape, random_captioner, vit_processor
+from igcap.registry import DEFAULT_MODELS
+
 COLOURS = ["red", "green", "blue", "yellow", "purple", "orange", "white", "black"]
 SHAPES = ["circle", "square", "triangle"]
-REAL_REPOS = {
-    "vit-gpt2-last-block": "Stoneman/IG-caption-generator-vit-gpt2-last-block",
-    "vit-gpt2-all": "Stoneman/IG-caption-generator-vit-gpt2-all",
-    "nlpconnect-last-block": "Stoneman/IG-caption-generator-nlpconnect-last-block",
-    "nlpconnect-all": "Stoneman/IG-caption-generator-nlpconnect-all",
-}
+REAL_REPOS = {spec.key: spec.source for spec in DEFAULT_MODELS}  # model key → its hub id
 # The repo that the hub-cache fixture publishes without tokenizer and image-processor files.
 BARE_REPO = REAL_REPOS["vit-gpt2-all"]
 
@@ -46,28 +44,14 @@ def make_tokenizer():
 
 
 def make_processor():
-    from transformers import ViTImageProcessor
-
-    return ViTImageProcessor(size={"height": 224, "width": 224}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    return vit_processor()
 
 
 def make_tiny_model(tokenizer, seed: int = 0, hidden: int = 32, layers: int = 2):
     """A random VisionEncoderDecoderModel (ViT 224/32 + GPT-2 with cross-attention), generation ids set."""
-    import torch
-    from transformers import GPT2Config, ViTConfig, VisionEncoderDecoderConfig, VisionEncoderDecoderModel
-
-    torch.manual_seed(seed)
-    eos = tokenizer.eos_token_id
-    encoder = ViTConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
-                        intermediate_size=hidden * 2, image_size=224, patch_size=32)
-    decoder = GPT2Config(vocab_size=len(tokenizer), n_embd=hidden, n_layer=layers, n_head=2, n_positions=128,
-                         add_cross_attention=True, is_decoder=True, bos_token_id=eos, eos_token_id=eos)
-    config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder)
-    config.decoder_start_token_id = config.pad_token_id = config.eos_token_id = eos
-    model = VisionEncoderDecoderModel(config=config)
-    gen = model.generation_config
-    gen.decoder_start_token_id = gen.pad_token_id = gen.eos_token_id = gen.bos_token_id = eos
-    return model.eval()
+    shape = Shape(hidden=hidden, layers=layers, heads=2, intermediate=hidden * 2, patch_size=32, max_positions=128,
+                  vocab_size=len(tokenizer))
+    return random_captioner(shape, tokenizer.eos_token_id, seed).eval()
 
 
 def _gpt2_config(tokenizer, hidden: int = 32, layers: int = 2):

@@ -6,25 +6,11 @@ import argparse
 import csv
 import json
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 from igcap.cli import CliError
+from igcap.decoding import KNOBS, PRESETS, DecodingError
 
-KNOBS = {  # DecodingSettings field → (type, flag help)
-    "strategy": (str, "greedy, beam or sample"),
-    "num_beams": (int, "beams for beam search"),
-    "temperature": (float, "sampling temperature"),
-    "top_k": (int, "sampling: top-k"),
-    "top_p": (float, "sampling: nucleus probability"),
-    "repetition_penalty": (float, "> 1 discourages repeated words"),
-    "no_repeat_ngram_size": (int, "never repeat an n-gram of this size (0 = off)"),
-    "length_penalty": (float, "beam search: > 1 longer, < 1 shorter"),
-    "min_new_tokens": (int, "minimum caption length in tokens"),
-    "max_new_tokens": (int, "maximum caption length in tokens"),
-    "num_variants": (int, "captions per photo per model"),
-    "seed": (int, "seed for reproducible sampling"),
-}
 COLUMNS = ("photo", "model", "variant", "caption", "raw_text", "tokens", "seconds", "ended_with_eos")
 
 
@@ -35,8 +21,9 @@ def add_parser(sub) -> None:
     p.add_argument("paths", nargs="+", metavar="PHOTO_OR_FOLDER", help="image files, or folders to search")
     p.add_argument("--models", help="comma-separated model keys (default: the four published models)")
     p.add_argument("--preset", default="balanced", help="decoding preset: balanced, creative, precise, fast")
-    for name, (kind, text) in KNOBS.items():
-        p.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=text)
+    for name, knob in KNOBS.items():  # one flag per DecodingSettings field that has one
+        if knob.flag:
+            p.add_argument("--" + name.replace("_", "-"), dest=name, type=knob.type, help=knob.help)
     p.add_argument("--variants", dest="num_variants", type=int, help=argparse.SUPPRESS)  # short alias of --num-variants
     p.add_argument("--keep-fragment", action="store_true", help="keep an unfinished last sentence")
     out = p.add_mutually_exclusive_group()
@@ -76,11 +63,9 @@ def run(args) -> int:
 
 
 def decoding_settings(args):
-    from igcap.decoding import PRESETS, DecodingError
-
     if args.preset not in PRESETS:
         raise CliError(f"unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}")
-    chosen = {k: getattr(args, k) for k in KNOBS if getattr(args, k) is not None}
+    chosen = {k: getattr(args, k) for k, knob in KNOBS.items() if knob.flag and getattr(args, k) is not None}
     if args.keep_fragment:
         chosen["drop_fragment"] = False
     try:

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import date
+
+from igcap.cli import CliError
+from igcap.config import Settings
+from igcap.registry import load_registry
 
 EXAMPLES = """examples:
   python -m igcap export --out rated.csv
@@ -42,10 +47,9 @@ def _date(text: str) -> date:
 
 
 def run(args: argparse.Namespace) -> int:
-    from db.engine import DatabaseError, make_engine, transaction, upgrade
+    from db.engine import DatabaseError, database_url, make_engine, transaction, upgrade
     from db.export import write_export
-    from db.repo import GalleryFilter
-    from igcap.cli import CliError
+    from db.repo import GalleryFilter  # the data layer imports SQLAlchemy: here, so `--help` stays fast
 
     try:
         filters = GalleryFilter(model_keys=args.model, favourites_only=args.favourites, min_stars=args.min_stars,
@@ -54,14 +58,24 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise CliError(str(err)) from None
     try:
-        engine = make_engine(args.database)
+        settings = Settings.from_env()
+        engine = make_engine(args.database or database_url(settings.database_url, data_dir=settings.data_dir))
         upgrade(engine)
         with transaction(engine, write=False) as session:
             count = write_export(args.out, long=args.long, session=session, filters=filters,
-                                 include_unrated=args.include_unrated)
+                                 include_unrated=args.include_unrated, labels=registry_or_nothing())
     except DatabaseError as err:
         raise CliError(err.message) from None
     except OSError as err:
         raise CliError(f"cannot write {args.out}: {err.strerror or err}") from None
     print(f"wrote {count} {'ratings' if args.long else 'captions'} to {args.out}")
     return 0
+
+
+def registry_or_nothing() -> dict:
+    """The models' registry for their labels; empty when it cannot be read (the export shows keys instead)."""
+    try:
+        return load_registry()
+    except Exception as err:  # noqa: BLE001 - a broken model config must not block an export of saved data
+        print(f"model labels unavailable, exporting keys instead: {err}", file=sys.stderr)
+        return {}

@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 
 from db import MANUAL, repo, transaction
-from db.export import (CAPTION_COLUMNS, LONG_COLUMNS, FORMULA_STARTS, model_labels, neutralise, rated_captions_csv,
-                       rated_captions_rows, ratings_long_csv, restore_cell, write_export)
+from db.export import (CAPTION_COLUMNS, LONG_COLUMNS, FORMULA_STARTS, neutralise, rated_captions_csv,
+                       rated_captions_rows, ratings_long_csv, ratings_long_rows, restore_cell, write_export)
 from db.repo import GalleryFilter
 from igcap.cli import main
+from igcap.registry import DEFAULT_MODELS, ModelSpec
 from tests.db.conftest import photo_values
 
 NASTY = [
@@ -30,6 +31,7 @@ NASTY = [
     "-",
     "plain",
 ]
+DEFAULT_LABELS = {spec.key: spec.label for spec in DEFAULT_MODELS}
 LABELS = {"vit-gpt2-all": "ViT-GPT2 (all layers)"}
 
 
@@ -118,12 +120,30 @@ def test_neutralise_is_reversible(text, expected):
     assert neutralise(text) == expected and restore_cell(neutralise(text)) == text
 
 
-def test_labels_fall_back_to_keys_when_the_registry_is_missing(nasty, monkeypatch):
-    monkeypatch.setitem(sys.modules, "igcap.registry", None)  # import fails
-    assert model_labels() == {}
+def test_labels_fall_back_to_keys_without_a_registry(nasty):
     with transaction(nasty, write=False) as s:
         rows = rated_captions_rows(session=s)
     assert {r["model_label"] for r in rows} == {"vit-gpt2-all", "Written by hand"}
+
+
+def test_labels_come_from_the_registry_passed_in(nasty):
+    registry = {"vit-gpt2-all": ModelSpec("vit-gpt2-all", "ViT-GPT2 (all layers)", "some/repo")}
+    with transaction(nasty, write=False) as s:
+        rows = rated_captions_rows(session=s, labels=registry)
+        long = ratings_long_rows(session=s, labels=registry)
+    assert {r["model_label"] for r in rows} == {r["model_label"] for r in long} == {"ViT-GPT2 (all layers)",
+                                                                                   "Written by hand"}
+
+
+def test_export_command_labels_models_from_the_registry(nasty, db_url, tmp_path, monkeypatch):
+    out = tmp_path / "rated.csv"
+    assert main(["export", "--out", str(out), "--database", db_url, "--model", "vit-gpt2-all"]) == 0
+    assert set(read(out.read_bytes())["model_label"]) == {DEFAULT_LABELS["vit-gpt2-all"]}
+    broken = tmp_path / "models.toml"
+    broken.write_text("[models.x\n")  # not TOML: the registry cannot be read, the export still works
+    monkeypatch.setenv("IGCAP_MODELS_FILE", str(broken))
+    assert main(["export", "--out", str(out), "--database", db_url, "--model", "vit-gpt2-all"]) == 0
+    assert set(read(out.read_bytes())["model_label"]) == {"vit-gpt2-all"}
 
 
 def test_empty_export_still_has_a_header(engine):

@@ -1,6 +1,6 @@
 import pytest
 
-from igcap.decoding import FIELD_HELP, PRESETS, DecodingError, DecodingSettings
+from igcap.decoding import FIELD_HELP, KNOBS, PRESETS, DecodingError, DecodingSettings
 
 
 @pytest.mark.parametrize("changes, words", [
@@ -27,10 +27,41 @@ def test_presets_are_valid_and_default_does_not_repeat_itself():
     assert PRESETS["creative"].strategy == "sample" and PRESETS["creative"].num_variants > 1
 
 
-def test_every_field_has_help():
+def test_every_field_describes_itself():
     from dataclasses import fields
 
-    assert {f.name for f in fields(DecodingSettings)} == set(FIELD_HELP)
+    assert {f.name for f in fields(DecodingSettings)} == set(FIELD_HELP) == set(KNOBS)
+    assert all(k.label and k.help and k.type in (str, int, float, bool) for k in KNOBS.values())
+
+
+def test_caption_has_a_flag_per_knob_that_sets_it():
+    from igcap.cli import build_parser
+    from igcap.cli.caption import decoding_settings
+
+    parser = build_parser()
+    sample = {"strategy": "sample", "num_beams": "3", "temperature": "0.7", "top_k": "20", "top_p": "0.9",
+              "repetition_penalty": "1.3", "no_repeat_ngram_size": "2", "length_penalty": "0.5",
+              "min_new_tokens": "2", "max_new_tokens": "30", "num_variants": "3", "seed": "7"}
+    flagged = {name for name, knob in KNOBS.items() if knob.flag}
+    assert flagged == set(sample) and {n for n, k in KNOBS.items() if not k.flag} == {"drop_fragment"}
+    argv = ["caption", "x.jpg", *[a for name, v in sample.items() for a in ("--" + name.replace("_", "-"), v)]]
+    settings = decoding_settings(parser.parse_args(argv))
+    assert {name: getattr(settings, name) for name in sample} == {n: KNOBS[n].type(v) for n, v in sample.items()}
+
+
+@pytest.mark.parametrize("changes, words", [
+    ({"max_new_tokens": KNOBS["max_new_tokens"].high + 1}, "Maximum length"),
+    ({"num_variants": KNOBS["num_variants"].high + 1, "strategy": "sample"}, "Variants"),
+    ({"num_beams": KNOBS["num_beams"].high + 1}, "beams"),
+    ({"strategy": "sample", "temperature": KNOBS["temperature"].high + 0.5}, "Temperature"),
+])
+def test_bounds_come_from_the_knobs(changes, words):
+    with pytest.raises(DecodingError, match=words):
+        DecodingSettings(**changes)
+    edge = {k: (KNOBS[k].high if isinstance(v, (int, float)) and k != "strategy" else v) for k, v in changes.items()}
+    if "num_variants" in edge:
+        edge["num_variants"] = KNOBS["num_variants"].high
+    DecodingSettings(**{**edge, **({"num_variants": 1} if "num_beams" in edge else {})})
 
 
 @pytest.mark.parametrize("name", list(PRESETS))

@@ -1,6 +1,7 @@
 """Synthetic data in the Kaggle layout, and the four tiny demo models."""
 
 import csv
+import random
 
 import pytest
 
@@ -60,7 +61,7 @@ def test_description_style_for_pretraining(tmp_path):
 
 def test_the_drawn_shape_has_the_named_colour():
     shot = demo.Shot("purple", "circle", "white")
-    image = demo.draw_shot(shot, demo.random.Random(0))
+    image = demo.draw_shot(shot, random.Random(0))
     assert image.getpixel((demo.IMAGE_SIDE // 2, demo.IMAGE_SIDE // 2)) == demo.SHAPE_COLOURS["purple"]
     assert image.getpixel((1, 1)) == demo.BACKGROUNDS["white"]  # a circle leaves the corners empty
 

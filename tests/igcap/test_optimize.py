@@ -1,6 +1,7 @@
 """The CPU levers: int8 weights stay faithful, shared tensors are really shared and stay correct,
 the lean loader gives the same model as the ordinary one, and the settings switch them."""
 
+import dataclasses
 import gc
 from pathlib import Path
 
@@ -9,8 +10,8 @@ import torch
 from transformers import VisionEncoderDecoderModel
 from transformers.pytorch_utils import Conv1D
 
-from igcap import bench, optimize
-from igcap.config import Settings
+from igcap import bench, optimize, threads
+from igcap.config import ConfigError, Settings
 from igcap.loading import LoadOptions, load_captioner
 from igcap.registry import ModelSpec
 from tests import builders
@@ -212,25 +213,40 @@ def test_igcap_quantize_environment_variable(value, expected):
 
 # ---------------------------------------------------------------- threads
 
-@pytest.mark.parametrize("rows, setting, expected", [(1, "auto", 2), (8, "auto", 2), (32, "auto", 2),
-                                                     (1, "2", 2), (32, "1", 1), (1, "3", 3)])
-def test_threads_use_every_core_unless_fixed(rows, setting, expected):
-    assert optimize.threads_for(rows, setting, cores=2) == expected
+@pytest.mark.parametrize("setting, expected", [("auto", None), ("", None), (" Auto ", None), ("2", 2), ("1", 1),
+                                               ("3", 3), ("0", 1)])
+def test_threads_setting_is_auto_or_a_number(setting, expected):
+    assert threads.parse_threads(setting) == expected
+    assert Settings.from_env({"IGCAP_THREADS": setting}).threads == expected
+
+
+@pytest.mark.parametrize("fixed, expected", [(None, 2), (1, 1), (3, 3)])
+def test_threads_use_every_core_unless_fixed(fixed, expected):
+    assert threads.caption_threads(fixed, cores=2) == expected
 
 
 def test_threads_setting_must_be_a_number():
     with pytest.raises(ValueError, match="IGCAP_THREADS"):
-        optimize.threads_for(1, "many", cores=2)
+        threads.parse_threads("many")
+    with pytest.raises(ConfigError, match="IGCAP_THREADS"):
+        Settings.from_env({"IGCAP_THREADS": "many"})
 
 
-def test_quantized_generate_runs_on_the_chosen_threads_and_restores_them(tokenizer, monkeypatch):
-    model = optimize.prepare_for_inference(tiny(tokenizer), quantize=True)
-    seen = []
-    monkeypatch.setattr(optimize, "threads_for", lambda rows, *a, **k: seen.append(rows) or 1)
+@pytest.mark.parametrize("quantize", ["1", "0"])
+def test_generate_runs_on_the_igcap_threads_setting_and_restores_them(tiny_model_dir, quantize, monkeypatch):
+    """IGCAP_THREADS applies with int8 weights and without (it used to do nothing with IGCAP_QUANTIZE=0)."""
     before = torch.get_num_threads()
-    greedy(model, pixels(3))
-    # decoding asks for its 3 rows; the image encoder inside it asks as a big batch would
-    assert seen == [3, optimize.MANY_ROWS] and torch.get_num_threads() == before
+    wanted = before + 1
+    monkeypatch.setenv("IGCAP_THREADS", str(wanted))
+    monkeypatch.setenv("IGCAP_QUANTIZE", quantize)
+    loaded = load_captioner(ModelSpec("t", "T", str(tiny_model_dir)),
+                            dataclasses.replace(LoadOptions.from_settings(Settings.from_env()), device="cpu"))
+    seen = []
+    decoder_forward = loaded.model.decoder.forward
+    monkeypatch.setattr(loaded.model.decoder, "forward",
+                        lambda *a, **k: seen.append(torch.get_num_threads()) or decoder_forward(*a, **k))
+    greedy(loaded.model, pixels(3))
+    assert seen and set(seen) == {wanted} and torch.get_num_threads() == before
 
 
 # ---------------------------------------------------------------- encoder outputs reused across a shared encoder

@@ -27,11 +27,9 @@ EPOCHS = 18  # enough for the tiny model to name colour and shape on held-out ph
 @pytest.fixture(scope="module")
 def full_size_model():
     """ViT-base/16 + GPT-2 small with cross-attention, random weights (~6 s, ~1 GB)."""
-    from transformers import GPT2Config, ViTConfig, VisionEncoderDecoderConfig, VisionEncoderDecoderModel
+    from igcap.architecture import random_captioner
 
-    config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(
-        ViTConfig(), GPT2Config(add_cross_attention=True, is_decoder=True))
-    return VisionEncoderDecoderModel(config)
+    return random_captioner()
 
 
 @pytest.mark.slow

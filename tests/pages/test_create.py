@@ -151,6 +151,15 @@ def test_offline_without_models_everything_else_works(app_env, monkeypatch, db_u
     assert len([w for w in at.warning if "Unavailable" in w.value]) == 4  # the Models page, per model
 
 
+def test_the_advanced_panel_has_a_widget_per_knob_labelled_from_it(app):
+    from igcap.decoding import KNOBS, PRESETS
+
+    widgets = {w.key: w for kind in (app.selectbox, app.number_input, app.checkbox) for w in kind}
+    for name, knob in KNOBS.items():
+        widget = widgets[f"decoding.balanced.{name}"]
+        assert (widget.label, widget.help, widget.value) == (knob.label, knob.help, getattr(PRESETS["balanced"], name))
+
+
 def test_impossible_decoding_settings_show_a_message(app):
     upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
     app.number_input(key="decoding.balanced.num_variants").set_value(3).run()  # balanced: beam, 4 beams

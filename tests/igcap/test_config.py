@@ -1,0 +1,38 @@
+"""One reader of the environment: igcap.config.Settings."""
+
+from pathlib import Path
+
+import pytest
+
+from igcap.config import ConfigError, Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+# Who may touch os.environ besides Settings: torchrun's RANK/WORLD_SIZE (train), the secrets copied into the
+# environment (igcap_ui.secrets), the benchmark's child processes (bench).
+ALLOWED = {"igcap/config.py", "igcap/train.py", "igcap_ui/secrets.py", "igcap/bench.py"}
+
+
+def test_settings_read_the_database_url_the_data_folder_and_the_threads(tmp_path):
+    s = Settings.from_env({"DATABASE_URL": " postgresql://h/db ", "IGCAP_DATA_DIR": str(tmp_path),
+                           "IGCAP_THREADS": "3"})
+    assert (s.database_url, s.data_dir, s.threads) == ("postgresql://h/db", tmp_path, 3)
+    assert (Settings.from_env({}).database_url, Settings.from_env({}).threads) == (None, None)
+
+
+def test_bad_thread_setting_names_the_key():
+    with pytest.raises(ConfigError, match="IGCAP_THREADS"):
+        Settings.from_env({"IGCAP_THREADS": "lots"})
+
+
+def test_only_settings_read_the_environment():
+    readers = {str(p.relative_to(ROOT)) for folder in ("igcap", "igcap_ui", "pages") for p in (ROOT / folder).rglob("*.py")
+               if "os.environ" in p.read_text(encoding="utf-8") or "getenv" in p.read_text(encoding="utf-8")}
+    assert readers <= ALLOWED
+    assert "igcap/config.py" in readers
+
+
+def test_the_app_opens_the_database_settings_name(tmp_path):
+    from db.engine import database_url
+
+    assert database_url(None, None, tmp_path) == f"sqlite:///{(tmp_path / 'igcap.sqlite3').resolve()}"
+    assert database_url("postgres://u@h/db", None, tmp_path) == "postgresql+psycopg://u@h/db"
