@@ -13,7 +13,11 @@ Scenarios, each path in its own child process (``python -m igcap.bench child ...
 
 * ``cold``: process start → first caption on screen;
 * ``one_photo``: one photo × four models, warm (after loading);
-* ``eight_photos``: eight photos × four models.
+* ``eight_photos``: eight photos × four models;
+* ``load``: the four models' load times added up (the original loads them up front; igcap as the
+  first photo asks for each).
+
+Peak memory is each child's own high-water mark (``VmHWM``), read by the child as it ends.
 
 Every caption is forced to exactly N new tokens (``min_new_tokens = max_new_tokens = N``), greedy.
 """
@@ -47,7 +51,7 @@ from igcap.registry import DEFAULT_KEYS as KEYS
 log = logging.getLogger(__name__)
 
 SETS = ("distinct", "published_like")
-SCENARIOS = ("one_photo", "eight_photos", "cold")
+SCENARIOS = ("one_photo", "eight_photos", "cold", "load")
 PATHS = ("original", "igcap")
 FORMAT_VERSION = 1  # bump when the checkpoints' recipe changes, so cached ones are rebuilt
 READY_FILE = "bench-ready.json"
@@ -201,6 +205,8 @@ class ChildReport:
     threads: int = 0
     captions: list[str] = field(default_factory=list)  # the warm one-photo captions, model order
     variant: dict = field(default_factory=dict)
+    peak_rss_mb: float = 0.0  # this process's own peak resident memory (VmHWM), read as it ends
+    peak_source: str = ""  # where peak_rss_mb came from (VmHWM, or getrusage where /proc is absent)
 
 
 def run_original(set_dir: Path, tokens: int, photos: int) -> ChildReport:
@@ -336,8 +342,29 @@ def child_main(argv: list[str]) -> int:
     else:
         variant = EngineVariant(**json.loads(argv[5])) if len(argv) > 5 else EngineVariant()
         report = run_igcap(Path(set_dir), int(tokens), int(photos), variant)
+    report.peak_rss_mb, report.peak_source = own_peak_rss_mb()
     Path(out).write_text(json.dumps(asdict(report)))
     return 0
+
+
+def own_peak_rss_mb() -> tuple[float, str]:
+    """This process's peak resident memory in MiB, and where the figure came from.
+
+    ``VmHWM`` in /proc/self/status is the high-water mark of this process's own address space, which
+    exec starts afresh. The parent's view (``ru_maxrss`` from ``wait4``) is not: on Linux a child
+    starts from the high-water mark its parent had when it forked, so a big parent (one that has just
+    built the checkpoints) shows up in every child's figure. Elsewhere (no /proc) getrusage is the
+    best there is, and is labelled so.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024, "VmHWM"
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return (peak / 2**20 if sys.platform == "darwin" else peak / 1024), "getrusage"
 
 
 # ---------------------------------------------------------------- the parent
@@ -352,7 +379,8 @@ class Measurement:
 
 
 def run_child(path: str, set_dir: Path, options: BenchOptions, variant: EngineVariant | None = None) -> Measurement:
-    """One path in a fresh process; cold = spawn → first caption; peak RSS from the kernel's rusage."""
+    """One path in a fresh process; cold = spawn → first caption; peak RSS as the child itself saw it
+    (its own VmHWM: the parent's size never leaks in, see own_peak_rss_mb)."""
     with tempfile.TemporaryDirectory(prefix="igcap-bench-") as tmp:
         out = Path(tmp) / "report.json"
         args = [sys.executable, "-m", "igcap.bench", "child", path, str(set_dir), str(options.tokens),
@@ -363,12 +391,11 @@ def run_child(path: str, set_dir: Path, options: BenchOptions, variant: EngineVa
         proc = subprocess.Popen(args, env=_child_env(set_dir, Path(tmp)), stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
         output = proc.stdout.read()
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        proc.wait()
         if proc.returncode != 0 or not out.is_file():
             raise BenchError(f"the {path} path failed (exit {proc.returncode}):\n{output[-3000:]}")
         report = ChildReport(**json.loads(out.read_text()))
-    return Measurement(report, report.first_caption_at - started, usage.ru_maxrss / 1024)
+    return Measurement(report, report.first_caption_at - started, report.peak_rss_mb)
 
 
 class BenchError(RuntimeError):
@@ -420,7 +447,8 @@ def run_benchmark(options: BenchOptions, progress=print, partial=None) -> dict:
 def summarize(raw: dict, options: BenchOptions, machine: dict, folder: Path) -> dict:
     result = {"machine": machine, "tokens_per_caption": options.tokens, "repeats": options.repeats,
               "photos": {"one_photo": 1, "eight_photos": options.photos}, "models": len(KEYS),
-              "checkpoints": str(folder), "quick": options.quick}
+              "checkpoints": str(folder), "quick": options.quick,
+              "peak_memory": "each child's own peak resident set (VmHWM at its end), MiB"}
     for set_name, by_path in raw.items():
         result[set_name] = {scenario: _scenario(scenario, by_path) for scenario in SCENARIOS}
     return result
@@ -439,17 +467,18 @@ def _path_figures(scenario: str, ms: list[Measurement]) -> dict:
     return {"seconds": round(med, 3), "peak_rss_mb": round(statistics.median(m.peak_rss_mb for m in ms), 1),
             "tokens": tokens, "tokens_per_second": round(tokens / med, 2) if tokens else None,
             "load_seconds": round(statistics.median(m.report.load_seconds for m in ms), 2),
-            "runs_seconds": [round(s, 3) for s in seconds], "threads": ms[0].report.threads}
+            "runs_seconds": [round(s, 3) for s in seconds], "threads": ms[0].report.threads,
+            "peak_source": ms[0].report.peak_source}
 
 
 def _seconds(scenario: str, m: Measurement) -> float:
     return {"one_photo": m.report.one_photo_seconds, "eight_photos": m.report.eight_photos_seconds,
-            "cold": m.cold_seconds}[scenario]
+            "cold": m.cold_seconds, "load": m.report.load_seconds}[scenario]
 
 
 def _tokens(scenario: str, report: ChildReport) -> int:
     return {"one_photo": report.one_photo_tokens, "eight_photos": report.eight_photos_tokens,
-            "cold": 0}[scenario]
+            "cold": 0, "load": 0}[scenario]
 
 
 def machine_info() -> dict:
@@ -487,11 +516,8 @@ def format_table(result: dict) -> str:
             tps = lambda p: f"{p['tokens_per_second']:.1f}" if p["tokens_per_second"] else "-"  # noqa: E731
             lines.append(f"{set_name:<15}{scenario:<14}{o['seconds']:>11.2f}{i['seconds']:>9.2f}{e['speedup']:>8.2f}×"
                          f"{tps(o):>12}{tps(i):>12}{o['peak_rss_mb']:>14.0f}{i['peak_rss_mb']:>15.0f}")
-    for set_name in SETS:
-        if set_name in result:
-            e = result[set_name]["one_photo"]
-            lines.append(f"load seconds ({set_name}): original {e['original']['load_seconds']:.1f}, "
-                         f"igcap {e['igcap']['load_seconds']:.1f} (igcap loads lazily: its first photo pays it)")
+    lines.append("load: the four models' load times added up (igcap loads lazily: its first photo pays them); "
+                 "peak: each child's own VmHWM")
     return "\n".join(lines)
 
 
