@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -258,6 +259,7 @@ class EngineVariant:
     threads: int | None = None  # None: the engine's default (IGCAP_THREADS, else every core)
     attention: str | None = None  # "eager" to switch SDPA off
     lean_loading: bool = True
+    int8_cache: bool = True  # prepared int8 weights from disk (the benchmark fills the cache before its rounds)
 
 
 LEVER_VARIANTS = (
@@ -268,7 +270,8 @@ LEVER_VARIANTS = (
     EngineVariant("1 torch thread", threads=1),
     EngineVariant("2 torch threads", threads=2),
     EngineVariant("eager attention (no SDPA)", attention="eager"),
-    EngineVariant("int8 after a full float load", lean_loading=False),
+    EngineVariant("no int8 cache (quantize at every start)", int8_cache=False),
+    EngineVariant("int8 after a full float load", lean_loading=False, int8_cache=False),
 )
 
 
@@ -277,11 +280,15 @@ def run_igcap(set_dir: Path, tokens: int, photos: int, variant: EngineVariant = 
 
     The encoder memo is emptied before each timed scenario: a pair sharing an encoder may reuse each
     other's output within a scenario, never a result left over from the one before."""
+    # imported before loading starts, as the original path does, so both load figures time loading alone
+    from transformers import AutoImageProcessor, AutoTokenizer, VisionEncoderDecoderModel  # noqa: F401
+
     settings = Settings.from_env()
     cache = cache_from_settings(settings)
     if variant != EngineVariant():
         options = LoadOptions(settings.device, variant.quantize if variant.quantize is not None else settings.quantize,
-                              variant.share_weights, threads=variant.threads or settings.threads)
+                              variant.share_weights, threads=variant.threads or settings.threads,
+                              int8_cache=cache.options.int8_cache if variant.int8_cache else None)
         cache = ModelCache(cache.registry, options, max_models=4)
     if not variant.lean_loading:
         optimize.load_int8_lean = _lean_loading_off
@@ -406,10 +413,19 @@ def _child_env(set_dir: Path, tmp: Path) -> dict[str, str]:
     """The models folder points at the set; no user overrides or demo models leak in."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("IGCAP_MODEL")}
     env.update(IGCAP_MODELS_DIR=str(set_dir), IGCAP_DEMO_MODELS_DIR=str(tmp / "no-demo-models"),
+               IGCAP_INT8_CACHE_DIR=str(int8_cache_dir(set_dir)), IGCAP_INT8_CACHE_MB=str(INT8_CACHE_MB),
                HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
                PYTHONPATH=os.pathsep.join(filter(None, [str(_project_root()), env.get("PYTHONPATH")])))
     env.pop("IGCAP_MODELS_FILE", None)
     return env
+
+
+INT8_CACHE_MB = 2048  # one set's four entries take about 1.3 GB
+
+
+def int8_cache_dir(set_dir: Path) -> Path:
+    """The int8 cache the benchmark's igcap children use for a set: beside its checkpoints, never the user's."""
+    return Path(set_dir).parent / "int8-cache" / Path(set_dir).name
 
 
 def _project_root() -> Path:
@@ -426,6 +442,14 @@ def run_benchmark(options: BenchOptions, progress=print, partial=None) -> dict:
     machine = machine_info()
     set_dirs = {s: build_set(s, folder, quick=options.quick) for s in options.sets}
     raw: dict[str, dict[str, list[Measurement]]] = {s: {p: [] for p in PATHS} for s in options.sets}
+    first_runs = {}
+    for set_name, set_dir in set_dirs.items():  # fills the int8 cache, and measures a start that finds it empty
+        progress(f"[{set_name}] igcap with an empty int8 cache (the first start after a wake on a host "
+                 f"whose disk is not kept) …")
+        shutil.rmtree(int8_cache_dir(set_dir), ignore_errors=True)
+        m = run_child("igcap", set_dir, options)
+        first_runs[set_name] = _first_run(m)
+        progress(f"    load {m.report.load_seconds:.1f} s, cold {m.cold_seconds:.1f} s, peak {m.peak_rss_mb:.0f} MB")
     for r in range(options.repeats):
         for set_name, set_dir in set_dirs.items():
             order = PATHS if r % 2 == 0 else PATHS[::-1]  # alternate who goes first, so drift hits both
@@ -439,18 +463,28 @@ def run_benchmark(options: BenchOptions, progress=print, partial=None) -> dict:
             if partial:
                 done = {s: by for s, by in raw.items() if all(by[p] for p in PATHS)}
                 partial(summarize(done, options, dict(machine, load_average_end=list(os.getloadavg()),
-                                                      rounds_done=r + 1), folder))
+                                                      rounds_done=r + 1), folder, first_runs))
     machine["load_average_end"] = list(os.getloadavg())
-    return summarize(raw, options, machine, folder)
+    return summarize(raw, options, machine, folder, first_runs)
 
 
-def summarize(raw: dict, options: BenchOptions, machine: dict, folder: Path) -> dict:
+def _first_run(m: Measurement) -> dict:
+    """igcap's figures from the run that found the int8 cache empty (one run, not a median)."""
+    return {"cold_seconds": round(m.cold_seconds, 3), "load_seconds": round(m.report.load_seconds, 2),
+            "one_photo_seconds": round(m.report.one_photo_seconds, 3), "peak_rss_mb": round(m.peak_rss_mb, 1)}
+
+
+def summarize(raw: dict, options: BenchOptions, machine: dict, folder: Path, first_runs: dict | None = None) -> dict:
+    """Medians per set, scenario and path; ``first_runs``: igcap's run per set that found the int8 cache empty."""
     result = {"machine": machine, "tokens_per_caption": options.tokens, "repeats": options.repeats,
               "photos": {"one_photo": 1, "eight_photos": options.photos}, "models": len(KEYS),
               "checkpoints": str(folder), "quick": options.quick,
               "peak_memory": "each child's own peak resident set (VmHWM at its end), MiB"}
     for set_name, by_path in raw.items():
         result[set_name] = {scenario: _scenario(scenario, by_path) for scenario in SCENARIOS}
+        first = (first_runs or {}).get(set_name)
+        if first:
+            result[set_name]["igcap_empty_int8_cache"] = first
     return result
 
 
@@ -516,6 +550,11 @@ def format_table(result: dict) -> str:
             tps = lambda p: f"{p['tokens_per_second']:.1f}" if p["tokens_per_second"] else "-"  # noqa: E731
             lines.append(f"{set_name:<15}{scenario:<14}{o['seconds']:>11.2f}{i['seconds']:>9.2f}{e['speedup']:>8.2f}×"
                          f"{tps(o):>12}{tps(i):>12}{o['peak_rss_mb']:>14.0f}{i['peak_rss_mb']:>15.0f}")
+    for set_name in SETS:
+        first = result.get(set_name, {}).get("igcap_empty_int8_cache")
+        if first:
+            lines.append(f"igcap with an empty int8 cache ({set_name}, one run): cold {first['cold_seconds']:.2f} s, "
+                         f"load {first['load_seconds']:.2f} s, peak {first['peak_rss_mb']:.0f} MB")
     lines.append("load: the four models' load times added up (igcap loads lazily: its first photo pays them); "
                  "peak: each child's own VmHWM")
     return "\n".join(lines)
@@ -527,6 +566,8 @@ def run_levers(options: BenchOptions, set_name: str = "distinct", progress=print
     """igcap's engine with each lever switched, one child per variant (repeats each, median)."""
     folder = options.cache_dir or default_cache_dir(options.quick)
     set_dir = build_set(set_name, folder, quick=options.quick)
+    progress(f"[levers/{set_name}] filling the int8 cache …")
+    run_child("igcap", set_dir, options)
     rows = []
     for variant in LEVER_VARIANTS:
         ms = []
