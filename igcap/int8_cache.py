@@ -164,8 +164,11 @@ class Int8Cache:
         path = self.folder / entry_name(key)
         if not path.is_file():
             return None
+        from igcap.optimize import _lean_malloc
+
         try:
-            model = read_entry(path, key, source, revision, pool)
+            with _lean_malloc():  # big transient buffers go straight back to the system (as in the lean loader)
+                model = read_entry(path, key, source, revision, pool)
         except (EntryRejected, OSError, ValueError, RuntimeError, KeyError, TypeError) as err:
             log.warning("int8 cache: ignoring %s for %s (%s); rebuilding it from the checkpoint", path.name, source, err)
             _remove(path)
