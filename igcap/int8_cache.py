@@ -164,7 +164,7 @@ class Int8Cache:
         path = self.folder / entry_name(key)
         if not path.is_file():
             return None
-        from igcap.optimize import _lean_malloc
+        from igcap.optimize.lean_loading import _lean_malloc
 
         try:
             with _lean_malloc():  # big transient buffers go straight back to the system (as in the lean loader)
