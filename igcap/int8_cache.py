@@ -174,7 +174,7 @@ class Int8Cache:
             _remove(path)
             return None
         _touch(path)
-        log.info("int8 cache: %s mapped from %s", source, path.name)
+        log.info("int8 cache: %s read from %s", source, path.name)
         return model
 
     def store(self, source: str, revision: str | None, model, pool=None) -> Path | None:

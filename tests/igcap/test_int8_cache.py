@@ -68,7 +68,7 @@ def damage_in_place(path):
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
-def test_the_second_load_maps_the_entry_without_reading_the_float_weights(model_dir, tmp_path, monkeypatch):
+def test_the_second_load_reads_the_entry_not_the_float_weights(model_dir, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     first = load(model_dir, cache)
     [entry] = entries(cache)
