@@ -13,7 +13,11 @@ Scenarios, each path in its own child process (``python -m igcap.bench child ...
 
 * ``cold``: process start → first caption on screen;
 * ``one_photo``: one photo × four models, warm (after loading);
-* ``eight_photos``: eight photos × four models.
+* ``eight_photos``: eight photos × four models;
+* ``load``: the four models' load times added up (the original loads them up front; igcap as the
+  first photo asks for each).
+
+Peak memory is each child's own high-water mark (``VmHWM``), read by the child as it ends.
 
 Every caption is forced to exactly N new tokens (``min_new_tokens = max_new_tokens = N``), greedy.
 """
@@ -24,6 +28,7 @@ import json
 import logging
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -47,7 +52,7 @@ from igcap.registry import DEFAULT_KEYS as KEYS
 log = logging.getLogger(__name__)
 
 SETS = ("distinct", "published_like")
-SCENARIOS = ("one_photo", "eight_photos", "cold")
+SCENARIOS = ("one_photo", "eight_photos", "cold", "load")
 PATHS = ("original", "igcap")
 FORMAT_VERSION = 1  # bump when the checkpoints' recipe changes, so cached ones are rebuilt
 READY_FILE = "bench-ready.json"
@@ -201,6 +206,8 @@ class ChildReport:
     threads: int = 0
     captions: list[str] = field(default_factory=list)  # the warm one-photo captions, model order
     variant: dict = field(default_factory=dict)
+    peak_rss_mb: float = 0.0  # this process's own peak resident memory (VmHWM), read as it ends
+    peak_source: str = ""  # where peak_rss_mb came from (VmHWM, or getrusage where /proc is absent)
 
 
 def run_original(set_dir: Path, tokens: int, photos: int) -> ChildReport:
@@ -252,6 +259,7 @@ class EngineVariant:
     threads: int | None = None  # None: the engine's default (IGCAP_THREADS, else every core)
     attention: str | None = None  # "eager" to switch SDPA off
     lean_loading: bool = True
+    int8_cache: bool = True  # prepared int8 weights from disk (the benchmark fills the cache before its rounds)
 
 
 LEVER_VARIANTS = (
@@ -262,7 +270,8 @@ LEVER_VARIANTS = (
     EngineVariant("1 torch thread", threads=1),
     EngineVariant("2 torch threads", threads=2),
     EngineVariant("eager attention (no SDPA)", attention="eager"),
-    EngineVariant("int8 after a full float load", lean_loading=False),
+    EngineVariant("no int8 cache (quantize at every start)", int8_cache=False),
+    EngineVariant("int8 after a full float load", lean_loading=False, int8_cache=False),
 )
 
 
@@ -271,11 +280,15 @@ def run_igcap(set_dir: Path, tokens: int, photos: int, variant: EngineVariant = 
 
     The encoder memo is emptied before each timed scenario: a pair sharing an encoder may reuse each
     other's output within a scenario, never a result left over from the one before."""
+    # imported before loading starts, as the original path does, so both load figures time loading alone
+    from transformers import AutoImageProcessor, AutoTokenizer, VisionEncoderDecoderModel  # noqa: F401
+
     settings = Settings.from_env()
     cache = cache_from_settings(settings)
     if variant != EngineVariant():
         options = LoadOptions(settings.device, variant.quantize if variant.quantize is not None else settings.quantize,
-                              variant.share_weights, threads=variant.threads or settings.threads)
+                              variant.share_weights, threads=variant.threads or settings.threads,
+                              int8_cache=cache.options.int8_cache if variant.int8_cache else None)
         cache = ModelCache(cache.registry, options, max_models=4)
     if not variant.lean_loading:
         optimize.load_int8_lean = _lean_loading_off
@@ -336,8 +349,29 @@ def child_main(argv: list[str]) -> int:
     else:
         variant = EngineVariant(**json.loads(argv[5])) if len(argv) > 5 else EngineVariant()
         report = run_igcap(Path(set_dir), int(tokens), int(photos), variant)
+    report.peak_rss_mb, report.peak_source = own_peak_rss_mb()
     Path(out).write_text(json.dumps(asdict(report)))
     return 0
+
+
+def own_peak_rss_mb() -> tuple[float, str]:
+    """This process's peak resident memory in MiB, and where the figure came from.
+
+    ``VmHWM`` in /proc/self/status is the high-water mark of this process's own address space, which
+    exec starts afresh. The parent's view (``ru_maxrss`` from ``wait4``) is not: on Linux a child
+    starts from the high-water mark its parent had when it forked, so a big parent (one that has just
+    built the checkpoints) shows up in every child's figure. Elsewhere (no /proc) getrusage is the
+    best there is, and is labelled so.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024, "VmHWM"
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return (peak / 2**20 if sys.platform == "darwin" else peak / 1024), "getrusage"
 
 
 # ---------------------------------------------------------------- the parent
@@ -352,7 +386,8 @@ class Measurement:
 
 
 def run_child(path: str, set_dir: Path, options: BenchOptions, variant: EngineVariant | None = None) -> Measurement:
-    """One path in a fresh process; cold = spawn → first caption; peak RSS from the kernel's rusage."""
+    """One path in a fresh process; cold = spawn → first caption; peak RSS as the child itself saw it
+    (its own VmHWM: the parent's size never leaks in, see own_peak_rss_mb)."""
     with tempfile.TemporaryDirectory(prefix="igcap-bench-") as tmp:
         out = Path(tmp) / "report.json"
         args = [sys.executable, "-m", "igcap.bench", "child", path, str(set_dir), str(options.tokens),
@@ -363,12 +398,11 @@ def run_child(path: str, set_dir: Path, options: BenchOptions, variant: EngineVa
         proc = subprocess.Popen(args, env=_child_env(set_dir, Path(tmp)), stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
         output = proc.stdout.read()
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        proc.wait()
         if proc.returncode != 0 or not out.is_file():
             raise BenchError(f"the {path} path failed (exit {proc.returncode}):\n{output[-3000:]}")
         report = ChildReport(**json.loads(out.read_text()))
-    return Measurement(report, report.first_caption_at - started, usage.ru_maxrss / 1024)
+    return Measurement(report, report.first_caption_at - started, report.peak_rss_mb)
 
 
 class BenchError(RuntimeError):
@@ -379,10 +413,19 @@ def _child_env(set_dir: Path, tmp: Path) -> dict[str, str]:
     """The models folder points at the set; no user overrides or demo models leak in."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("IGCAP_MODEL")}
     env.update(IGCAP_MODELS_DIR=str(set_dir), IGCAP_DEMO_MODELS_DIR=str(tmp / "no-demo-models"),
+               IGCAP_INT8_CACHE_DIR=str(int8_cache_dir(set_dir)), IGCAP_INT8_CACHE_MB=str(INT8_CACHE_MB),
                HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
                PYTHONPATH=os.pathsep.join(filter(None, [str(_project_root()), env.get("PYTHONPATH")])))
     env.pop("IGCAP_MODELS_FILE", None)
     return env
+
+
+INT8_CACHE_MB = 2048  # one set's four entries take about 1.3 GB
+
+
+def int8_cache_dir(set_dir: Path) -> Path:
+    """The int8 cache the benchmark's igcap children use for a set: beside its checkpoints, never the user's."""
+    return Path(set_dir).parent / "int8-cache" / Path(set_dir).name
 
 
 def _project_root() -> Path:
@@ -399,6 +442,14 @@ def run_benchmark(options: BenchOptions, progress=print, partial=None) -> dict:
     machine = machine_info()
     set_dirs = {s: build_set(s, folder, quick=options.quick) for s in options.sets}
     raw: dict[str, dict[str, list[Measurement]]] = {s: {p: [] for p in PATHS} for s in options.sets}
+    first_runs = {}
+    for set_name, set_dir in set_dirs.items():  # fills the int8 cache, and measures a start that finds it empty
+        progress(f"[{set_name}] igcap with an empty int8 cache (the first start after a wake on a host "
+                 f"whose disk is not kept) …")
+        shutil.rmtree(int8_cache_dir(set_dir), ignore_errors=True)
+        m = run_child("igcap", set_dir, options)
+        first_runs[set_name] = _first_run(m)
+        progress(f"    load {m.report.load_seconds:.1f} s, cold {m.cold_seconds:.1f} s, peak {m.peak_rss_mb:.0f} MB")
     for r in range(options.repeats):
         for set_name, set_dir in set_dirs.items():
             order = PATHS if r % 2 == 0 else PATHS[::-1]  # alternate who goes first, so drift hits both
@@ -412,17 +463,28 @@ def run_benchmark(options: BenchOptions, progress=print, partial=None) -> dict:
             if partial:
                 done = {s: by for s, by in raw.items() if all(by[p] for p in PATHS)}
                 partial(summarize(done, options, dict(machine, load_average_end=list(os.getloadavg()),
-                                                      rounds_done=r + 1), folder))
+                                                      rounds_done=r + 1), folder, first_runs))
     machine["load_average_end"] = list(os.getloadavg())
-    return summarize(raw, options, machine, folder)
+    return summarize(raw, options, machine, folder, first_runs)
 
 
-def summarize(raw: dict, options: BenchOptions, machine: dict, folder: Path) -> dict:
+def _first_run(m: Measurement) -> dict:
+    """igcap's figures from the run that found the int8 cache empty (one run, not a median)."""
+    return {"cold_seconds": round(m.cold_seconds, 3), "load_seconds": round(m.report.load_seconds, 2),
+            "one_photo_seconds": round(m.report.one_photo_seconds, 3), "peak_rss_mb": round(m.peak_rss_mb, 1)}
+
+
+def summarize(raw: dict, options: BenchOptions, machine: dict, folder: Path, first_runs: dict | None = None) -> dict:
+    """Medians per set, scenario and path; ``first_runs``: igcap's run per set that found the int8 cache empty."""
     result = {"machine": machine, "tokens_per_caption": options.tokens, "repeats": options.repeats,
               "photos": {"one_photo": 1, "eight_photos": options.photos}, "models": len(KEYS),
-              "checkpoints": str(folder), "quick": options.quick}
+              "checkpoints": str(folder), "quick": options.quick,
+              "peak_memory": "each child's own peak resident set (VmHWM at its end), MiB"}
     for set_name, by_path in raw.items():
         result[set_name] = {scenario: _scenario(scenario, by_path) for scenario in SCENARIOS}
+        first = (first_runs or {}).get(set_name)
+        if first:
+            result[set_name]["igcap_empty_int8_cache"] = first
     return result
 
 
@@ -439,17 +501,18 @@ def _path_figures(scenario: str, ms: list[Measurement]) -> dict:
     return {"seconds": round(med, 3), "peak_rss_mb": round(statistics.median(m.peak_rss_mb for m in ms), 1),
             "tokens": tokens, "tokens_per_second": round(tokens / med, 2) if tokens else None,
             "load_seconds": round(statistics.median(m.report.load_seconds for m in ms), 2),
-            "runs_seconds": [round(s, 3) for s in seconds], "threads": ms[0].report.threads}
+            "runs_seconds": [round(s, 3) for s in seconds], "threads": ms[0].report.threads,
+            "peak_source": ms[0].report.peak_source}
 
 
 def _seconds(scenario: str, m: Measurement) -> float:
     return {"one_photo": m.report.one_photo_seconds, "eight_photos": m.report.eight_photos_seconds,
-            "cold": m.cold_seconds}[scenario]
+            "cold": m.cold_seconds, "load": m.report.load_seconds}[scenario]
 
 
 def _tokens(scenario: str, report: ChildReport) -> int:
     return {"one_photo": report.one_photo_tokens, "eight_photos": report.eight_photos_tokens,
-            "cold": 0}[scenario]
+            "cold": 0, "load": 0}[scenario]
 
 
 def machine_info() -> dict:
@@ -488,10 +551,12 @@ def format_table(result: dict) -> str:
             lines.append(f"{set_name:<15}{scenario:<14}{o['seconds']:>11.2f}{i['seconds']:>9.2f}{e['speedup']:>8.2f}×"
                          f"{tps(o):>12}{tps(i):>12}{o['peak_rss_mb']:>14.0f}{i['peak_rss_mb']:>15.0f}")
     for set_name in SETS:
-        if set_name in result:
-            e = result[set_name]["one_photo"]
-            lines.append(f"load seconds ({set_name}): original {e['original']['load_seconds']:.1f}, "
-                         f"igcap {e['igcap']['load_seconds']:.1f} (igcap loads lazily: its first photo pays it)")
+        first = result.get(set_name, {}).get("igcap_empty_int8_cache")
+        if first:
+            lines.append(f"igcap with an empty int8 cache ({set_name}, one run): cold {first['cold_seconds']:.2f} s, "
+                         f"load {first['load_seconds']:.2f} s, peak {first['peak_rss_mb']:.0f} MB")
+    lines.append("load: the four models' load times added up (igcap loads lazily: its first photo pays them); "
+                 "peak: each child's own VmHWM")
     return "\n".join(lines)
 
 
@@ -501,6 +566,8 @@ def run_levers(options: BenchOptions, set_name: str = "distinct", progress=print
     """igcap's engine with each lever switched, one child per variant (repeats each, median)."""
     folder = options.cache_dir or default_cache_dir(options.quick)
     set_dir = build_set(set_name, folder, quick=options.quick)
+    progress(f"[levers/{set_name}] filling the int8 cache …")
+    run_child("igcap", set_dir, options)
     rows = []
     for variant in LEVER_VARIANTS:
         ms = []

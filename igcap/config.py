@@ -14,6 +14,7 @@ from igcap.threads import THREADS_ENV, parse_threads
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEVICES = ("auto", "cpu", "cuda", "mps")
+DEFAULT_INT8_CACHE_MB = 4096  # four full-size models' prepared int8 weights take about 1.3 GB
 
 
 class ConfigError(ValueError):
@@ -33,6 +34,8 @@ class Settings:
     device: str = "auto"  # IGCAP_DEVICE: auto, cpu, cuda, mps
     quantize: bool | None = None  # IGCAP_QUANTIZE: None = auto (int8 on CPU only)
     threads: int | None = None  # IGCAP_THREADS: torch threads for captioning; None = auto (every allowed core)
+    int8_cache_dir: Path | None = None  # IGCAP_INT8_CACHE_DIR: prepared int8 weights (default data_dir/int8-cache)
+    int8_cache_mb: int = DEFAULT_INT8_CACHE_MB  # IGCAP_INT8_CACHE_MB: the int8 cache's size bound; 0 switches it off
 
     def __post_init__(self):
         if self.device not in DEVICES:
@@ -43,10 +46,16 @@ class Settings:
             raise ConfigError("IGCAP_MODEL_MEMORY_MB must be a positive number of megabytes")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"{THREADS_ENV} must be auto or a whole number of at least 1")
+        if self.int8_cache_mb < 0:
+            raise ConfigError("IGCAP_INT8_CACHE_MB must be 0 (off) or a positive number of megabytes")
 
     @property
     def demo_dir(self) -> Path:
         return self.demo_models_dir or self.data_dir / "demo-models"
+
+    @property
+    def int8_cache_folder(self) -> Path:
+        return self.int8_cache_dir or self.data_dir / "int8-cache"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -64,6 +73,8 @@ class Settings:
             device=env.get("IGCAP_DEVICE", "auto").strip().lower() or "auto",
             quantize=_tristate(env, "IGCAP_QUANTIZE"),
             threads=_threads(env),
+            int8_cache_dir=path("IGCAP_INT8_CACHE_DIR"),
+            int8_cache_mb=_int(env, "IGCAP_INT8_CACHE_MB", DEFAULT_INT8_CACHE_MB),
         )
 
 

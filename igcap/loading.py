@@ -16,6 +16,7 @@ from pathlib import Path
 
 from igcap import architecture, optimize, threads
 from igcap.config import Settings, env_key
+from igcap.int8_cache import Int8Cache, Int8CacheOptions
 from igcap.registry import ModelSpec, load_registry
 
 log = logging.getLogger(__name__)
@@ -27,10 +28,12 @@ class LoadOptions:
     quantize: bool | None = None  # int8 weights; None = auto (on for CPU only)
     share_weights: bool = True  # keep tensors that several loaded models hold identically only once
     threads: int | None = None  # torch threads each model's generate runs on; None = every allowed core
+    int8_cache: Int8CacheOptions | None = None  # prepared int8 weights kept on disk (None: not kept)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LoadOptions:
-        return cls(device=settings.device, quantize=settings.quantize, threads=settings.threads)
+        return cls(device=settings.device, quantize=settings.quantize, threads=settings.threads,
+                   int8_cache=Int8CacheOptions(settings.int8_cache_folder, settings.int8_cache_mb))
 
     def quantize_on(self, device: str) -> bool:
         return device == "cpu" if self.quantize is None else self.quantize and device == "cpu"
@@ -92,7 +95,7 @@ def load_captioner(spec: ModelSpec, options: LoadOptions = LoadOptions(), pool=N
     quantize = options.quantize_on(device)
     _check_local_source(spec)
     try:  # the weights first: when they are missing, that is the problem to report, not the fallbacks
-        model = _instantiate_model(spec, device, quantize, pool)
+        model = _instantiate_model(spec, device, quantize, pool, int8_cache=options.int8_cache)
         tokenizer, tok_note = _load_tokenizer(spec)
         processor, proc_note = _load_processor(spec)
     except ModelLoadError:
@@ -107,16 +110,34 @@ def load_captioner(spec: ModelSpec, options: LoadOptions = LoadOptions(), pool=N
                        time.perf_counter() - start, quantize, notes)
 
 
-def _instantiate_model(spec: ModelSpec, device: str, quantize: bool, pool):
-    """from_pretrained, then the inference levers (int8 weights, shared tensors); eval, no grads."""
+def _instantiate_model(spec: ModelSpec, device: str, quantize: bool, pool, int8_cache: Int8CacheOptions | None = None):
+    """from_pretrained, then the inference levers (int8 weights, shared tensors); eval, no grads.
+
+    With int8 on CPU: mapped from the int8 cache when it holds this model, else read and quantized
+    (lean when the checkpoint allows) and then written to the cache for the next start."""
+    if quantize and device == "cpu" and optimize.quantized_engine_available():
+        cache = Int8Cache(int8_cache) if int8_cache is not None and int8_cache.enabled else None
+        model = cache.load(spec.source, spec.revision, pool) if cache else None
+        if model is None:
+            model = _quantized_from_checkpoint(spec, pool)
+            if cache:
+                cache.store(spec.source, spec.revision, model, pool)
+        return model
+    return _float_from_checkpoint(spec, device, quantize, pool)
+
+
+def _quantized_from_checkpoint(spec: ModelSpec, pool):
+    try:  # memory-lean: read and quantize module by module, never the whole float model at once
+        return optimize.load_int8_lean(spec.source, revision=spec.revision, pool=pool)
+    except optimize.LeanLoadUnsupported as err:
+        log.info("%s: loading the float model first (%s)", spec.key, err)
+    return _float_from_checkpoint(spec, "cpu", True, pool)
+
+
+def _float_from_checkpoint(spec: ModelSpec, device: str, quantize: bool, pool):
     import torch
     from transformers import VisionEncoderDecoderModel
 
-    if quantize and device == "cpu" and optimize.quantized_engine_available():
-        try:  # memory-lean: read and quantize module by module, never the whole float model at once
-            return optimize.load_int8_lean(spec.source, revision=spec.revision, pool=pool)
-        except optimize.LeanLoadUnsupported as err:
-            log.info("%s: loading the float model first (%s)", spec.key, err)
     dtype = torch.float16 if device == "cuda" else torch.float32
     model = VisionEncoderDecoderModel.from_pretrained(spec.source, revision=spec.revision, dtype=dtype)
     model.eval().requires_grad_(False)

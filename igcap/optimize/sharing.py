@@ -42,6 +42,10 @@ class TensorPool:
         self._entries[key] = made
         return made
 
+    def keys_by_object(self) -> dict[int, tuple]:
+        """id(pooled object) → its key (the int8 cache stores the keys beside the weights)."""
+        return {id(obj): key for key, obj in list(self._entries.items())}
+
 
 def content_key(kind: str, *tensors) -> tuple:
     """A hash of the tensors' dtypes, shapes and bytes (sha256: hardware-accelerated on most CPUs)."""

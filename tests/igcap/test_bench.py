@@ -55,11 +55,15 @@ def test_quick_run_writes_the_issue_schema_and_both_paths_do_the_same_work(tmp_p
     assert "published_like" in printed and "speedup" in printed
     result = json.loads(out.read_text())
     assert result["machine"]["cores"] >= 1 and result["tokens_per_caption"] == 4
-    for scenario in ("one_photo", "eight_photos", "cold"):
+    for scenario in ("one_photo", "eight_photos", "cold", "load"):  # load: the four models' load times
         entry = result["published_like"][scenario]
         for path in ("original", "igcap"):
             assert entry[path]["seconds"] > 0 and entry[path]["peak_rss_mb"] > 50
+            assert entry[path]["peak_source"] == "VmHWM"
         assert entry["speedup"] == pytest.approx(entry["original"]["seconds"] / entry["igcap"]["seconds"], rel=0.01)
+    first = result["published_like"]["igcap_empty_int8_cache"]  # the run that filled the int8 cache
+    assert first["cold_seconds"] > 0 and first["load_seconds"] > 0 and first["peak_rss_mb"] > 50
+    assert len(list(bench.int8_cache_dir(tmp_path / "ckpt" / "published_like").glob("*.safetensors"))) == 4
     for scenario, photos in (("one_photo", 1), ("eight_photos", 8)):
         entry = result["published_like"][scenario]
         assert entry["original"]["tokens"] == entry["igcap"]["tokens"] == 4 * photos * 4
@@ -68,3 +72,23 @@ def test_quick_run_writes_the_issue_schema_and_both_paths_do_the_same_work(tmp_p
     stamp = ready.stat().st_mtime_ns
     bench.build_set("published_like", tmp_path / "ckpt", quick=True)
     assert ready.stat().st_mtime_ns == stamp
+
+
+def _resident_mb() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+
+
+@pytest.mark.slow
+def test_a_large_parent_does_not_leak_into_the_childs_peak_memory(tmp_path):
+    """wait4's ru_maxrss starts from the parent's high-water mark at fork; the child's own VmHWM does not."""
+    options = bench.BenchOptions(quick=True, tokens=2, repeats=1, sets=("distinct",), photos=1)
+    set_dir = bench.build_set("distinct", tmp_path / "ckpt", quick=True)
+    alone = bench.run_child("original", set_dir, options).peak_rss_mb
+    ballast = bytearray(b"\x01") * (300 << 20)  # every page written: resident in the parent
+    assert _resident_mb() > 300
+    with_ballast = bench.run_child("original", set_dir, options)
+    del ballast
+    print(f"child peak alone {alone:.0f} MiB, beside a 300 MB larger parent {with_ballast.peak_rss_mb:.0f} MiB")
+    assert 50 < with_ballast.peak_rss_mb < alone + 100  # the parent's 300 MB are not in it
+    assert with_ballast.report.peak_source == "VmHWM"

@@ -1,0 +1,565 @@
+"""Prepared int8 models kept on disk, so a later start maps them instead of reading and quantizing the
+float checkpoint again.
+
+The first int8 load of a model (the lean loader, or from_pretrained then quantizing) writes what it
+made to one safetensors file: every int8 matrix (int8 values + one float64 scale per output channel
++ its float32 bias), the bfloat16 token table (which the rescoring head reads too), and every float
+tensor left (norms, position tables, the patch projection). A later load builds the model on the meta
+device from its config and fills it from that file: no float weight is read, nothing is quantized.
+
+An entry is keyed by
+* where the weights come from: for a hub id the snapshot's commit and the weight files' blob names
+  (content hashes) and sizes; for a local folder the weight files' names, sizes and modification
+  times; in both cases the hash of config.json;
+* the cache's format version and the quantization recipe (scheme, head candidates, table dtype);
+* the torch and transformers versions (module names and quantization routines come from them).
+The key's hash names the file, and the full key is inside it, compared on every read.
+
+Every entry is written to a temporary file in the cache folder and renamed into place (a reader
+never sees half a file), carries a CRC-32 per tensor that is checked as the tensor is read, and
+must describe exactly the tensors the model needs. A truncated, damaged, stale or foreign entry is
+removed and the model is loaded from its checkpoint again, which writes a fresh entry; it is never
+used. The folder is bounded by total size: least recently used entries leave first (a hit counts
+as a use).
+
+Everything is read into the process's own memory, not left mapped: the token table is looked up a
+few rows per token, but this kernel maps file pages in whole large folios (three lookups made 4 MB of
+a mapped table resident), so a mapping saved no memory and would tie the model to the file.
+
+Packing the int8 matrices for the quantized engine is most of what a cached load costs (about
+1.3 s of CPU for a full-size model here); it runs on every core the process may use.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import struct
+import threading
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from igcap.config import DEFAULT_INT8_CACHE_MB as DEFAULT_MAX_MB
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1  # bump when what an entry holds, or how it is read, changes
+QUANT_RECIPE = {"weights": "int8, symmetric, one scale per output channel", "tables": "bfloat16",
+                "head": "int8 proposals rescored from the bfloat16 table"}
+METADATA_KEY = "igcap_int8_cache"
+SUFFIX = ".safetensors"
+_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64",
+           "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
+_SIZES = {"F64": 8, "I64": 8, "F32": 4, "I32": 4, "F16": 2, "BF16": 2, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+_LOCK = threading.Lock()  # one eviction at a time in this process
+
+
+@dataclass(frozen=True)
+class Int8CacheOptions:
+    folder: Path  # IGCAP_INT8_CACHE_DIR (default IGCAP_DATA_DIR/int8-cache)
+    max_mb: float = DEFAULT_MAX_MB  # IGCAP_INT8_CACHE_MB; 0 switches the cache off
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_mb > 0
+
+
+class EntryRejected(Exception):
+    """An entry that must not be used (damaged, truncated, stale, or not what the model needs)."""
+
+
+class NotCacheable(Exception):
+    """A model whose weights this cache cannot represent (it is simply not cached)."""
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+# ---------------------------------------------------------------- keys
+
+def entry_key(source: str, revision: str | None) -> dict:
+    """What identifies the prepared weights of ``source`` (raises NotCacheable when its files cannot be found)."""
+    import torch
+    import transformers
+
+    from igcap import optimize
+
+    config = _resolve(source, "config.json", revision)
+    if config is None:
+        raise NotCacheable(f"{source} has no config.json")
+    files = [_resolve(source, name, revision) for name in ("model.safetensors", "model.safetensors.index.json",
+                                                          "pytorch_model.bin")]
+    files = [f for f in files if f is not None]
+    if not files:
+        raise NotCacheable(f"{source} has no weights file")
+    if files[0].name.endswith(".index.json"):
+        shards = sorted(set(json.loads(files[0].read_text())["weight_map"].values()))
+        files += [_resolve(source, shard, revision) or _missing(source, shard) for shard in shards]
+    return {"format": FORMAT_VERSION, "source": str(source), "revision": revision, "commit": _commit_of(config),
+            "config_sha256": _sha256(config.read_bytes()), "weights": [_file_identity(f) for f in files],
+            "quantization": dict(QUANT_RECIPE, head_candidates=optimize.HEAD_CANDIDATES),
+            "torch": torch.__version__.split("+")[0], "transformers": transformers.__version__}
+
+
+def _resolve(source: str, name: str, revision: str | None) -> Path | None:
+    local = Path(source).expanduser()
+    if local.is_dir():
+        return local / name if (local / name).is_file() else None
+    from transformers.utils import cached_file
+
+    found = cached_file(source, name, revision=revision, _raise_exceptions_for_missing_entries=False)
+    return Path(found) if found else None
+
+
+def _missing(source: str, name: str):
+    raise NotCacheable(f"{source} lacks {name}")
+
+
+def _commit_of(path: Path) -> str | None:
+    """The hub snapshot a cached file belongs to (…/snapshots/<commit>/file), else None."""
+    parts = path.parts
+    return parts[parts.index("snapshots") + 1] if "snapshots" in parts[:-1] else None
+
+
+def _file_identity(path: Path) -> list:
+    """Name (the blob's content hash, for the hub cache's symlinks), size and modification time."""
+    real = Path(os.path.realpath(path))
+    stat = real.stat()
+    return [path.name, real.name, stat.st_size, stat.st_mtime_ns]
+
+
+def _sha256(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def entry_name(key: dict) -> str:
+    return _sha256(json.dumps(key, sort_keys=True).encode())[:40] + SUFFIX
+
+
+# ---------------------------------------------------------------- the cache
+
+class Int8Cache:
+    """The folder of entries; ``load`` and ``store`` never raise for the cache's own failures."""
+
+    def __init__(self, options: Int8CacheOptions):
+        self.options = options
+        self.folder = Path(options.folder)
+
+    def load(self, source: str, revision: str | None, pool=None):
+        """The prepared int8 model for ``source`` from its entry, or None (no entry, or one that was
+        rejected and removed)."""
+        try:
+            key = entry_key(source, revision)
+        except (NotCacheable, OSError, ValueError) as err:
+            log.info("int8 cache: %s is not cacheable (%s)", source, err)
+            return None
+        path = self.folder / entry_name(key)
+        if not path.is_file():
+            return None
+        from igcap.optimize.lean_loading import _lean_malloc
+
+        try:
+            with _lean_malloc():  # big transient buffers go straight back to the system (as in the lean loader)
+                model = read_entry(path, key, source, revision, pool)
+        except (EntryRejected, OSError, ValueError, RuntimeError, KeyError, TypeError) as err:
+            log.warning("int8 cache: ignoring %s for %s (%s); rebuilding it from the checkpoint", path.name, source, err)
+            _remove(path)
+            return None
+        _touch(path)
+        log.info("int8 cache: %s read from %s", source, path.name)
+        return model
+
+    def store(self, source: str, revision: str | None, model, pool=None) -> Path | None:
+        """Write ``model``'s prepared weights as the entry for ``source``; the path, or None when it
+        could not be written (logged: the model itself is fine)."""
+        try:
+            key = entry_key(source, revision)
+            self.folder.mkdir(parents=True, exist_ok=True)
+            path = self.folder / entry_name(key)
+            write_entry(path, key, model, pool)
+        except (NotCacheable, OSError, ValueError, RuntimeError) as err:
+            log.warning("int8 cache: could not keep %s's int8 weights (%s)", source, err)
+            return None
+        self.evict(keep=path)
+        return path
+
+    def entries(self) -> list[Path]:
+        return sorted(self.folder.glob("*" + SUFFIX)) if self.folder.is_dir() else []
+
+    def size_bytes(self) -> int:
+        return sum(_size(p) for p in self.entries())
+
+    def evict(self, keep: Path | None = None) -> list[Path]:
+        """Remove least recently used entries until the folder fits its bound (and temporary files
+        left by writers that died more than an hour ago); returns what was removed."""
+        bound = int(self.options.max_mb * 2**20)
+        removed = []
+        with _LOCK:
+            for tmp in self.folder.glob(".*.tmp") if self.folder.is_dir() else []:
+                if time.time_ns() - _mtime(tmp) > 3600 * 10**9:
+                    _remove(tmp)
+            entries = sorted(self.entries(), key=_mtime)  # oldest use first
+            total = sum(_size(p) for p in entries)
+            for path in entries:
+                if total <= bound:
+                    break
+                if path != keep:
+                    total -= _size(path)
+                    _remove(path)
+                    removed.append(path)
+            if total > bound and keep in entries:  # it alone is over the bound
+                _remove(keep)
+                removed.append(keep)
+        for path in removed:
+            log.info("int8 cache: evicted %s (bound %s MB)", path.name, self.options.max_mb)
+        return removed
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+def _touch(path: Path) -> None:
+    try:
+        os.utime(path, ns=(time.time_ns(), time.time_ns()))
+    except OSError:
+        pass
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass
+
+
+# ---------------------------------------------------------------- writing
+
+class _Layout:
+    """What an entry holds: the tensors to write (each once, ties kept) and the recipe to rebuild the model."""
+
+    def __init__(self, pool):
+        from igcap import optimize
+
+        self.optimize = optimize
+        self.pool_keys = pool.keys_by_object() if pool is not None else {}
+        self.tensors: dict[str, tuple[str, list[int], object]] = {}  # name → (dtype, shape, producer)
+        self._names: dict[int, str] = {}
+        self._keep: list = []  # objects whose ids are in _names stay alive while the layout does
+        self.recipe = {"int8": {}, "embeddings": {}, "tensors": {}}
+
+    def _add(self, dtype: str, shape, producer) -> str:
+        name = f"t{len(self.tensors)}"
+        self.tensors[name] = (dtype, [int(s) for s in shape], producer)
+        return name
+
+    def tensor(self, t, kind: str) -> dict:
+        """A float/int tensor, stored once however many modules hold it; with its pool key."""
+        if id(t) not in self._names:
+            dtype = next(k for k, v in _DTYPES.items() if v == str(t.dtype).removeprefix("torch."))
+            self._names[id(t)] = self._add(dtype, t.shape, lambda t=t: t)
+            self._keep.append(t)
+        key = self.pool_keys.get(id(t)) or self.optimize.content_key(kind, t)
+        return {"name": self._names[id(t)], "pool": list(key)}
+
+    def packed(self, packed, kind: str, table=None) -> dict:
+        """An int8 matrix: int8 values, float64 scales, float32 bias (if any); with its pool key."""
+        torch = _torch()
+        if id(packed) not in self._names:
+            q, bias = torch.ops.quantized.linear_unpack(packed.packed)
+            if q.qscheme() not in (torch.per_channel_affine, torch.per_channel_symmetric) or \
+                    q.q_per_channel_axis() != 0 or bool(q.q_per_channel_zero_points().any()):
+                raise NotCacheable("an int8 matrix that is not symmetric per output channel")
+            out, cols = q.shape
+            unpack = lambda p=packed: torch.ops.quantized.linear_unpack(p.packed)  # noqa: E731
+            names = {"weight": self._add("I8", (out, cols), lambda: unpack()[0].int_repr()),
+                     "scale": self._add("F64", (out,), lambda: unpack()[0].q_per_channel_scales()),
+                     "bias": None if bias is None else self._add("F32", (out,), lambda: unpack()[1].float())}
+            self._names[id(packed)] = json.dumps(names)
+            self._keep.append(packed)
+        names = json.loads(self._names[id(packed)])
+        key = self.pool_keys.get(id(packed))
+        if key is None:  # made without a pool: a key of its own kind, from what is stored
+            key = self.optimize.content_key(kind, table) if table is not None else \
+                self.optimize.content_key("int8-linear-q", *_unpacked(packed))
+        return {**names, "pool": list(key), "nbytes": packed.nbytes}
+
+
+def _unpacked(packed):
+    q, bias = _torch().ops.quantized.linear_unpack(packed.packed)
+    return q.int_repr(), q.q_per_channel_scales(), bias
+
+
+def describe(model, pool=None) -> _Layout:
+    """The entry's layout for an int8 model made by the optimize module (raises NotCacheable)."""
+    from igcap import optimize
+
+    classes = optimize.int8_classes()
+    layout = _Layout(pool)
+    for path, module in model.named_modules():
+        if isinstance(module, classes.Int8Linear):
+            layout.recipe["int8"][path] = {"kind": "linear", "in": module.in_features, "out": module.out_features,
+                                           **layout.packed(module.weight_int8, "int8-linear")}
+        elif isinstance(module, classes.RescoredHead):
+            layout.recipe["int8"][path] = {"kind": "head", "candidates": module.candidates,
+                                           "table": layout.tensor(module.table, "bf16-table"),
+                                           **layout.packed(module.weight_int8, "int8-head", table=module.table)}
+        elif isinstance(module, classes.Bf16Embedding):
+            layout.recipe["embeddings"][path] = {"table": layout.tensor(module.table, "bf16-table")}
+        else:
+            for is_param, store in ((True, module._parameters), (False, module._buffers)):
+                for name, t in store.items():
+                    if t is None:
+                        continue
+                    if t.device.type != "cpu":
+                        raise NotCacheable(f"{path}.{name} is on {t.device.type}")
+                    full = f"{path}.{name}" if path else name
+                    layout.recipe["tensors"][full] = {**layout.tensor(t, "parameter" if is_param else "tensor"),
+                                                      "param": is_param}
+    return layout
+
+
+_ORDER = {"F64": 0, "I64": 0, "F32": 1, "I32": 1, "F16": 2, "BF16": 2, "I16": 2, "I8": 3, "U8": 3, "BOOL": 3}
+
+
+def write_entry(path: Path, key: dict, model, pool=None) -> None:
+    """Write the entry atomically: a temporary file in the same folder, renamed over ``path`` when complete.
+
+    A valid safetensors file: tensors ordered by element size (so each is aligned to its own size),
+    the recipe, the key and a CRC-32 per tensor in the metadata. The checksums are computed from the
+    bytes as written and filled into the header last (fixed width, so the header keeps its length).
+    """
+    layout = describe(model, pool)
+    names = sorted(layout.tensors, key=lambda n: (_ORDER[layout.tensors[n][0]], int(n[1:])))
+    header, offset = {}, 0
+    for name in names:
+        dtype, shape, _ = layout.tensors[name]
+        size = _SIZES[dtype] * _numel(shape)
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + size]}
+        offset += size
+    crcs = {name: "0" * 8 for name in names}
+
+    def header_bytes() -> bytes:
+        meta = {"format": FORMAT_VERSION, "key": key, "recipe": layout.recipe, "crc32": crcs}
+        raw = json.dumps({"__metadata__": {METADATA_KEY: json.dumps(meta, sort_keys=True)}, **header}).encode()
+        return raw + b" " * (-len(raw) % 8)  # the data starts 8-byte aligned
+
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
+    try:
+        with open(tmp, "wb") as f:
+            first = header_bytes()
+            f.write(struct.pack("<Q", len(first)) + first)
+            for name in names:
+                dtype, shape, producer = layout.tensors[name]
+                t = producer().contiguous()
+                data = t.view(-1).view(_torch().uint8).numpy() if t.numel() else b""
+                if len(data) != header[name]["data_offsets"][1] - header[name]["data_offsets"][0]:
+                    raise NotCacheable(f"tensor {name} changed size while being written")
+                crcs[name] = f"{zlib.crc32(data):08x}"
+                f.write(data)
+            final = header_bytes()
+            if len(final) != len(first):
+                raise RuntimeError("the entry's header changed length")
+            f.seek(8)
+            f.write(final)
+        os.replace(tmp, path)
+    finally:
+        _remove(tmp)
+
+
+def _numel(shape) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+# ---------------------------------------------------------------- reading
+
+def read_header(path: Path) -> tuple[dict, dict, int]:
+    """(tensor entries, igcap metadata, where the data starts); EntryRejected when the file is not whole."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        head = f.read(8)
+        if len(head) < 8:
+            raise EntryRejected("truncated: no header")
+        length = struct.unpack("<Q", head)[0]
+        if not 0 < length <= size - 8:
+            raise EntryRejected("truncated or damaged: header length out of range")
+        try:
+            header = json.loads(f.read(length))
+            meta = json.loads(header.pop("__metadata__")[METADATA_KEY])
+        except (ValueError, KeyError, TypeError) as err:
+            raise EntryRejected(f"damaged header ({err})") from None
+    end = max((info["data_offsets"][1] for info in header.values()), default=0)
+    if size != 8 + length + end:
+        raise EntryRejected(f"truncated or padded: {size} bytes, the header describes {8 + length + end}")
+    return header, meta, 8 + length
+
+
+def read_entry(path: Path, key: dict, source: str, revision: str | None, pool=None):
+    """The model rebuilt from an entry: built on the meta device, every tensor read from the file
+    into the process's own memory (checked against its CRC-32), int8 matrices packed."""
+    torch = _torch()
+    from transformers import AutoConfig, GenerationConfig, VisionEncoderDecoderModel
+
+    from igcap import optimize
+
+    header, meta, data_start = read_header(path)
+    if meta.get("format") != FORMAT_VERSION or meta.get("key") != key:
+        raise EntryRejected("stale: made for other weights, settings or versions")
+    recipe, crcs = meta["recipe"], meta["crc32"]
+    if set(crcs) != set(header):
+        raise EntryRejected("the checksum list does not match the tensor list")
+    config = AutoConfig.from_pretrained(source, revision=revision)
+    with torch.device("meta"):
+        model = VisionEncoderDecoderModel(config)
+    reader = _EntryReader(path, header, crcs, data_start)
+    classes = optimize.int8_classes()
+    pooled = pool.get_or_make if pool is not None else (lambda key, make, nbytes: make())
+    used: set[str] = set()
+    once: dict[str, object] = {}  # stored name → object: what the entry holds once (ties) is made once
+
+    def get(spec_key, make, nbytes, name):
+        if name not in once:
+            once[name] = pooled(spec_key, make, nbytes)
+        return once[name]
+
+    def table(spec):
+        used.add(spec["name"])
+        return get(tuple(spec["pool"]), lambda: reader.read(spec["name"]), reader.nbytes(spec["name"]), spec["name"])
+
+    with reader:
+        made = reader.pack_all([spec for spec in recipe["int8"].values()],
+                               skip=set(pool.keys_by_object().values()) if pool is not None else set())
+
+        def packed(spec):
+            used.update(n for n in (spec["weight"], spec["scale"], spec["bias"]) if n)
+            return get(tuple(spec["pool"]), lambda: made.get(spec["weight"]) or reader.packed(spec), spec["nbytes"],
+                       spec["weight"])
+
+        for path_, spec in recipe["int8"].items():
+            if spec["kind"] == "head":
+                new = classes.RescoredHead(packed(spec), table(spec["table"]), spec["candidates"])
+            else:
+                new = classes.Int8Linear(packed(spec), spec["in"], spec["out"])
+            _replace(model, path_, new)
+        for path_, spec in recipe["embeddings"].items():
+            _replace(model, path_, classes.Bf16Embedding(table(spec["table"])))
+        for name, module in model.named_modules():
+            for is_param, store in ((True, module._parameters), (False, module._buffers)):
+                for attr, t in store.items():
+                    if t is None or t.device.type != "meta":
+                        continue
+                    full = f"{name}.{attr}" if name else attr
+                    spec = recipe["tensors"].get(full)
+                    if spec is None or spec["param"] != is_param:
+                        raise EntryRejected(f"stale: the entry has no tensor for {full}")
+                    used.add(spec["name"])
+                    make = (lambda n=spec["name"]: torch.nn.Parameter(reader.read(n), requires_grad=False)) \
+                        if is_param else (lambda n=spec["name"]: reader.read(n))
+                    store[attr] = get(tuple(spec["pool"]), make, reader.nbytes(spec["name"]), spec["name"])
+    if used != set(header):
+        raise EntryRejected("stale: the entry holds tensors this model does not have")
+    try:
+        model.generation_config = GenerationConfig.from_pretrained(source, revision=revision)
+    except OSError:  # no generation_config.json: keep the one derived from the config
+        pass
+    return optimize.ENCODER_MEMO.remember(model.eval().requires_grad_(False))
+
+
+def _replace(model, path: str, module) -> None:
+    parent, _, attr = path.rpartition(".")
+    owner = model.get_submodule(parent) if parent else model
+    if not hasattr(owner, attr):
+        raise EntryRejected(f"stale: the model has no module {path}")
+    setattr(owner, attr, module)
+
+
+class _EntryReader:
+    """Reads tensors from an entry into fresh memory, each checked against its CRC-32."""
+
+    def __init__(self, path: Path, header: dict, crcs: dict, data_start: int):
+        self.path, self.header, self.crcs, self.data_start = path, header, crcs, data_start
+        self._file = None
+
+    def __enter__(self):
+        self._file = open(self.path, "rb")
+        return self
+
+    def __exit__(self, *exc):
+        self._file.close()
+
+    def nbytes(self, name: str) -> int:
+        start, end = self.header[name]["data_offsets"]
+        return end - start
+
+    def _info(self, name: str):
+        info = self.header.get(name)
+        if info is None or info["dtype"] not in _DTYPES:
+            raise EntryRejected(f"damaged: no usable tensor {name}")
+        start, end = info["data_offsets"]
+        if end - start != _SIZES[info["dtype"]] * _numel(info["shape"]):
+            raise EntryRejected(f"damaged: tensor {name} has the wrong size")
+        return info, self.data_start + start, end - start
+
+    def read(self, name: str):
+        torch = _torch()
+        info, offset, nbytes = self._info(name)
+        raw = torch.empty(nbytes, dtype=torch.uint8)
+        if nbytes and os.preadv(self._file.fileno(), [memoryview(raw.numpy())], offset) != nbytes:  # thread-safe
+            raise EntryRejected(f"truncated inside tensor {name}")
+        self._check(name, raw.numpy())
+        return raw.view(getattr(torch, _DTYPES[info["dtype"]])).reshape(info["shape"])
+
+    def _check(self, name: str, data) -> None:
+        if f"{zlib.crc32(data):08x}" != self.crcs[name]:
+            raise EntryRejected(f"damaged: tensor {name} fails its checksum")
+
+    def pack_all(self, specs: list[dict], skip: set) -> dict:
+        """weight name → PackedInt8 for every distinct int8 matrix whose pool key is not in ``skip``,
+        packed on every core this process may use (packing is most of a cached load's work, and the
+        quantized engine releases the interpreter lock while it packs)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from igcap.threads import allowed_cores
+
+        todo = {spec["weight"]: spec for spec in specs if tuple(spec["pool"]) not in skip}
+        if len(todo) < 2 or allowed_cores() < 2:
+            return {name: self.packed(spec) for name, spec in todo.items()}
+        with ThreadPoolExecutor(max_workers=allowed_cores(), thread_name_prefix="igcap-int8-cache") as workers:
+            return dict(zip(todo, workers.map(self.packed, todo.values())))
+
+    def packed(self, spec: dict):
+        """An int8 matrix packed for the dynamic linear, from its stored values, scales and bias."""
+        import warnings
+
+        from igcap import optimize
+
+        torch = _torch()
+        weight, scale = self.read(spec["weight"]), self.read(spec["scale"])
+        bias = self.read(spec["bias"]) if spec["bias"] else None
+        if weight.dim() != 2 or scale.shape != (weight.shape[0],) or (bias is not None and bias.shape != scale.shape):
+            raise EntryRejected("damaged: an int8 matrix's parts do not fit together")
+        with warnings.catch_warnings():  # quantized tensors are being phased out; the dynamic linear is not
+            warnings.simplefilter("ignore")
+            q = torch._make_per_channel_quantized_tensor(weight, scale, torch.zeros(len(scale), dtype=torch.long), 0)
+            return optimize.PackedInt8(torch.ops.quantized.linear_prepack(q, bias), spec["nbytes"])

@@ -1,0 +1,277 @@
+"""The int8 cache: the first int8 load writes an entry, later loads build the model from it without
+reading the float checkpoint and give bit-identical outputs; damaged, truncated and stale entries are
+detected and rebuilt, never used; the folder stays under its size bound."""
+
+import json
+import logging
+import os
+import shutil
+import threading
+
+import pytest
+import torch
+
+from igcap import int8_cache, optimize
+from igcap.config import ConfigError, Settings
+from igcap.int8_cache import Int8CacheOptions, entry_key, entry_name, read_header
+from igcap.loading import LoadOptions, load_captioner
+from igcap.registry import ModelSpec, load_registry
+from tests import builders
+
+
+def load(source, cache_dir, pool=None, max_mb=64):
+    options = LoadOptions(device="cpu", quantize=True, int8_cache=Int8CacheOptions(cache_dir, max_mb))
+    return load_captioner(ModelSpec("m", "m", str(source)), options, pool).model
+
+
+def outputs(model):
+    """Greedy ids for two fixed images, and the logits of a forward pass over them."""
+    pixels = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        ids = model.generate(pixel_values=pixels, max_new_tokens=6, min_new_tokens=6, num_beams=1, do_sample=False)
+        logits = model(pixel_values=pixels, decoder_input_ids=ids).logits
+    return ids, logits
+
+
+def same(a, b) -> bool:
+    return torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def entries(cache_dir):
+    return sorted(p for p in cache_dir.glob("*") if p.is_file())
+
+
+@pytest.fixture
+def model_dir(tmp_path):
+    return builders.save_tiny_model(tmp_path / "model", seed=3)
+
+
+def refuse_checkpoint_reads(monkeypatch) -> list:
+    """From now on, reading the float checkpoint (lean or ordinary) is recorded and fails."""
+    from transformers import VisionEncoderDecoderModel
+
+    calls = []
+
+    def refuse(*args, **kwargs):
+        calls.append(args)
+        raise AssertionError("the float checkpoint was read")
+
+    monkeypatch.setattr(optimize, "load_int8_lean", refuse)
+    monkeypatch.setattr(VisionEncoderDecoderModel, "from_pretrained", refuse)
+    return calls
+
+
+def damage_in_place(path):
+    """Overwrite a file with other bytes of the same size, keeping its modification time."""
+    stat = path.stat()
+    path.write_bytes(b"\x00" * stat.st_size)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_the_second_load_reads_the_entry_not_the_float_weights(model_dir, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    first = load(model_dir, cache)
+    [entry] = entries(cache)
+    from safetensors import safe_open
+
+    with safe_open(entry, "pt") as f:  # a valid safetensors file, with the key inside
+        meta = json.loads(f.metadata()[int8_cache.METADATA_KEY])
+        assert meta["key"]["source"] == str(model_dir) and meta["format"] == int8_cache.FORMAT_VERSION
+        assert {f.get_tensor(n).dtype for n in f.keys()} >= {torch.int8, torch.bfloat16, torch.float64}
+    expected = outputs(first)
+    # the float weights become unreadable garbage of the same size and time: the entry's key still matches
+    damage_in_place(model_dir / "model.safetensors")
+    calls = refuse_checkpoint_reads(monkeypatch)
+    second = load(model_dir, cache)
+    assert calls == []
+    assert same(outputs(second), expected)
+    classes = optimize.int8_classes()
+    kinds = {type(m) for m in second.modules()}
+    assert {classes.Int8Linear, classes.RescoredHead, classes.Bf16Embedding} <= kinds
+    assert second.decoder.lm_head.table is second.decoder.transformer.wte.table  # still tied
+
+
+def test_hub_ids_are_cached_by_their_snapshot(hub_cache, tmp_path, monkeypatch):
+    spec = load_registry(Settings.from_env({"IGCAP_DATA_DIR": str(tmp_path)}))["vit-gpt2-last-block"]
+    options = LoadOptions(device="cpu", quantize=True, int8_cache=Int8CacheOptions(tmp_path / "cache"))
+    first = load_captioner(spec, options).model
+    [entry] = entries(tmp_path / "cache")
+    _, meta, _ = read_header(entry)
+    assert meta["key"]["commit"] == "0" * 40 and meta["key"]["source"] == spec.source
+    calls = refuse_checkpoint_reads(monkeypatch)
+    assert same(outputs(load_captioner(spec, options).model), outputs(first))
+    assert calls == []
+
+
+def _flip_a_weight_byte(path):
+    header, _, start = read_header(path)
+    info = next(i for i in header.values() if i["dtype"] == "I8")
+    offset = start + info["data_offsets"][0] + 5
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        byte = f.read(1)
+        f.seek(offset)
+        f.write(bytes([byte[0] ^ 0x5A]))
+
+
+def _truncate(path):
+    with open(path, "r+b") as f:
+        f.truncate(path.stat().st_size - 1000)
+
+
+def _garbage_header(path):
+    with open(path, "r+b") as f:
+        f.seek(8)
+        f.write(b"{not json")
+
+
+def _empty(path):
+    path.write_bytes(b"")
+
+
+@pytest.mark.parametrize("damage", [_flip_a_weight_byte, _truncate, _garbage_header, _empty])
+def test_a_damaged_entry_is_detected_and_rebuilt_never_used(model_dir, tmp_path, damage, caplog):
+    cache = tmp_path / "cache"
+    expected = outputs(load(model_dir, cache))
+    [entry] = entries(cache)
+    damage(entry)
+    with caplog.at_level(logging.WARNING, logger="igcap.int8_cache"):
+        rebuilt = load(model_dir, cache)
+    assert "ignoring" in caplog.text and "rebuilding" in caplog.text
+    assert same(outputs(rebuilt), expected)
+    [again] = entries(cache)  # written afresh, whole
+    assert again == entry and read_header(again)
+
+
+def test_an_entry_for_other_weights_in_the_place_of_this_models_is_rejected(model_dir, tmp_path, caplog):
+    cache = tmp_path / "cache"
+    other = builders.save_tiny_model(tmp_path / "other", seed=4)
+    load(other, cache)
+    [foreign] = entries(cache)
+    fresh = outputs(load(model_dir, tmp_path / "elsewhere"))
+    shutil.copy(foreign, cache / entry_name(entry_key(str(model_dir), None)))  # as if a hash collided
+    with caplog.at_level(logging.WARNING, logger="igcap.int8_cache"):
+        got = outputs(load(model_dir, cache))
+    assert "stale" in caplog.text
+    assert same(got, fresh)
+
+
+def test_changed_weights_in_a_local_folder_are_not_served_from_the_old_entry(model_dir, tmp_path):
+    cache = tmp_path / "cache"
+    before = outputs(load(model_dir, cache))
+    builders.save_tiny_model(model_dir, seed=5)  # the folder now holds other weights
+    expected = outputs(load(model_dir, tmp_path / "elsewhere"))
+    after = outputs(load(model_dir, cache))
+    assert same(after, expected) and not same(after, before)
+    assert len(entries(cache)) == 2  # the old entry waits for eviction
+
+
+def test_a_format_version_change_makes_old_entries_stale(model_dir, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    load(model_dir, cache)
+    monkeypatch.setattr(int8_cache, "FORMAT_VERSION", int8_cache.FORMAT_VERSION + 1)
+    calls = []
+    lean = optimize.load_int8_lean
+    monkeypatch.setattr(optimize, "load_int8_lean", lambda *a, **k: calls.append(1) or lean(*a, **k))
+    load(model_dir, cache)
+    assert calls == [1]
+    assert {read_header(p)[1]["format"] for p in entries(cache)} == {int8_cache.FORMAT_VERSION - 1,
+                                                                     int8_cache.FORMAT_VERSION}
+
+
+def test_entries_are_evicted_least_recently_used_first(tmp_path):
+    cache = tmp_path / "cache"
+    models = {name: builders.save_tiny_model(tmp_path / name, seed=seed) for seed, name in enumerate("abc")}
+    load(models["a"], cache)
+    size = entries(cache)[0].stat().st_size
+    bound = 2.5 * size / 2**20  # room for two entries
+    names = {}
+    for name in ("b", "a", "c"):  # "a" is used again after "b" was written: "b" is the least recently used
+        load(models[name], cache, max_mb=bound)
+        names[name] = entry_name(entry_key(str(models[name]), None))
+    assert sorted(p.name for p in entries(cache)) == sorted([names["a"], names["c"]])
+
+
+def test_a_cache_too_small_for_one_entry_keeps_nothing_and_the_model_still_loads(model_dir, tmp_path):
+    model = load(model_dir, tmp_path / "cache", max_mb=0.01)
+    assert entries(tmp_path / "cache") == [] and outputs(model)
+
+
+def test_a_write_that_fails_midway_leaves_nothing_behind(model_dir, tmp_path, monkeypatch, caplog):
+    cache = tmp_path / "cache"
+    calls = {"n": 0}
+    crc32 = int8_cache.zlib.crc32
+
+    def failing(data, *rest):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise OSError(28, "No space left on device")
+        return crc32(data, *rest)
+
+    monkeypatch.setattr(int8_cache.zlib, "crc32", failing)
+    with caplog.at_level(logging.WARNING, logger="igcap.int8_cache"):
+        model = load(model_dir, cache)
+    assert "No space left" in caplog.text
+    assert list(cache.iterdir()) == []  # neither an entry nor a temporary file
+    monkeypatch.undo()
+    assert same(outputs(load(model_dir, cache)), outputs(model))
+
+
+def test_loads_racing_to_write_the_same_entry_all_succeed_and_leave_one_whole_entry(model_dir, tmp_path):
+    cache = tmp_path / "cache"
+    results, errors = [], []
+
+    def worker():
+        try:
+            results.append(outputs(load(model_dir, cache)))
+        except Exception as err:  # reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(results) == 4
+    assert all(same(r, results[0]) for r in results)
+    [entry] = entries(cache)
+    assert not list(cache.glob(".*.tmp")) and read_header(entry)
+
+
+def test_cached_siblings_share_what_they_hold_identically(tmp_path, tokenizer):
+    from igcap.bench import fine_tuned_sibling
+
+    model = builders.make_tiny_model(tokenizer, seed=7)
+    a, b = tmp_path / "a", tmp_path / "b"
+    for path, m in ((a, model), (b, fine_tuned_sibling(model, seed=8))):
+        m.save_pretrained(path)
+        tokenizer.save_pretrained(path)
+        builders.make_processor().save_pretrained(path)
+    cache = tmp_path / "cache"
+    fresh_pool = optimize.TensorPool()
+    fresh = [load(p, cache, fresh_pool) for p in (a, b)]
+    cached_pool = optimize.TensorPool()
+    cached = [load(p, cache, cached_pool) for p in (a, b)]
+    assert cached_pool.hits > 0
+    together = optimize.models_nbytes(fresh)
+    assert optimize.models_nbytes(cached) == together < 2 * optimize.model_nbytes(cached[0])
+    for f, c in zip(fresh, cached):
+        assert same(outputs(f), outputs(c))
+    # a cached model also shares with a freshly quantized one loaded beside it through the same pool
+    mixed_pool = optimize.TensorPool()
+    mixed = [load(a, cache, mixed_pool), load(b, tmp_path / "no-cache", mixed_pool)]
+    assert optimize.models_nbytes(mixed) == together
+
+
+def test_settings_place_and_bound_the_cache(tmp_path):
+    s = Settings.from_env({"IGCAP_DATA_DIR": str(tmp_path)})
+    assert s.int8_cache_folder == tmp_path / "int8-cache" and s.int8_cache_mb == int8_cache.DEFAULT_MAX_MB
+    s = Settings.from_env({"IGCAP_INT8_CACHE_DIR": str(tmp_path / "x"), "IGCAP_INT8_CACHE_MB": "0"})
+    assert s.int8_cache_folder == tmp_path / "x" and not LoadOptions.from_settings(s).int8_cache.enabled
+    with pytest.raises(ConfigError, match="IGCAP_INT8_CACHE_MB"):
+        Settings.from_env({"IGCAP_INT8_CACHE_MB": "-1"})
+
+
+def test_a_switched_off_cache_writes_nothing(model_dir, tmp_path):
+    load(model_dir, tmp_path / "cache", max_mb=0)
+    assert not (tmp_path / "cache").exists()
