@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from igcap.cli import CliError
+from igcap.cli import CliError, terminal_safe
 from igcap.decoding import KNOBS, PRESETS, DecodingError
 
 COLUMNS = ("photo", "model", "variant", "caption", "raw_text", "tokens", "seconds", "ended_with_eos")
@@ -101,7 +101,7 @@ def load_photos(paths: list[str]):
             photos.append(load_photo_file(f))
         except PhotoError as err:
             failed.append(f)
-            print(f"skipped {f}: {err.message}", file=sys.stderr)
+            print(terminal_safe(f"skipped {f}: {err.message}"), file=sys.stderr)
     return photos, failed
 
 
@@ -126,17 +126,25 @@ class Writer:
     def model_done(self, run) -> None:
         if run.error:
             self.errors.append({"model": run.model_key, "error": run.error.message, "hint": run.error.hint})
-            print(f"{run.model_key}: {run.error.message} {run.error.hint}", file=sys.stderr)
+            print(terminal_safe(f"{run.model_key}: {run.error.message} {run.error.hint}"), file=sys.stderr)
         for r in run.results:
             row = dict(zip(COLUMNS, (self.photos[r.photo_index].name, r.model_key, r.variant, r.text, r.raw_text,
                                      r.tokens, round(r.seconds, 3), r.ended_with_eos)))
             self.rows.append(row)
             if self.mode == "csv":
-                self.csv.writerow(row)
+                self.csv.writerow(csv_row(row))
             elif self.mode == "text":
-                print(f"{row['photo']}\t{row['model']}" + (f"#{r.variant + 1}" if r.variant else "") + f"\t{row['caption']}")
+                model = row["model"] + (f"#{r.variant + 1}" if r.variant else "")
+                print("\t".join(terminal_safe(v) for v in (row["photo"], model, row["caption"])))
         sys.stdout.flush()
 
     def close(self) -> None:
         if self.mode == "json":
             print(json.dumps({"captions": self.rows, "errors": self.errors}, indent=2, ensure_ascii=False))
+
+
+def csv_row(row: dict) -> dict:
+    """Text cells neutralised as the exports do (a file named ``=HYPERLINK(…).jpg`` is not a formula)."""
+    from db.csv_cells import neutralise
+
+    return {k: neutralise(v) if isinstance(v, str) else v for k, v in row.items()}
