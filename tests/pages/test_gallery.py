@@ -96,3 +96,27 @@ def test_pagination_splits_many_captions(saved, app, db_url):
     no_exceptions(at)
     assert sum(m.value.startswith(("Red square", "My red one", "Blue sky", "A blue thing", "Extra"))
                for m in at.markdown) == 30 - 24
+
+
+def test_a_rater_name_over_80_characters_does_not_break_the_gallery(saved, app, db_url):
+    """Issue 12 item 5: a 100-character name broke the whole gallery (two ValueError boxes, no stars)."""
+    box = app.text_input(key="rater_name_input")
+    assert box.max_chars == 80  # the browser stops typing at 80; Streamlit cuts a longer value it is sent
+    set_rater(app, "A" * 100)
+    at = gallery(app)  # no "Something went wrong"
+    name = "A" * 80
+    stars = at.feedback(key=f"stars.{saved['Blue sky']}.{name}")
+    assert not stars.disabled
+    stars.set_value(2).run()
+    no_exceptions(at)
+    assert [(r.rater, r.stars) for r in query(db_url, select(Rating))] == [(name, 3)]
+
+
+def test_rater_name_spaces_are_normalised_before_rating(saved, app, db_url):
+    set_rater(app, "  Ann   Lee ")
+    at = gallery(app)
+    cid = saved["Blue sky"]
+    at.feedback(key=f"stars.{cid}.Ann Lee").set_value(4).run()
+    no_exceptions(at)
+    assert [(r.rater, r.stars) for r in query(db_url, select(Rating))] == [("Ann Lee", 5)]
+    assert at.feedback(key=f"stars.{cid}.Ann Lee").value == 4
