@@ -6,9 +6,10 @@ import streamlit as st
 
 from db import repo, transaction
 from igcap_ui import resources
-from igcap_ui.caption_card import counters, escape_markdown
+from igcap_ui.caption_card import counters
 from igcap_ui.errors import shown_errors
 from igcap_ui.filters import model_label
+from igcap_ui.plain import plain
 from igcap_ui.photos import photo_row
 
 CONFIRM_KEY = "gallery.confirm_delete"
@@ -29,13 +30,13 @@ def photo_block(items: list, rater: str) -> None:
 
 def caption_row(item, rater: str) -> None:
     caption = item.caption
-    head = f"**{escape_markdown(model_label(caption.model_key))}**"
+    head = f"**{plain(model_label(caption.model_key))}**"
     if item.rating_count:
         head += f" · ★ {item.mean_stars:.1f} from {item.rating_count} rating(s)"
     st.markdown(head)
-    st.markdown(escape_markdown(caption.text).replace("\n", "  \n") or "_(empty)_")
+    st.markdown(plain(caption.text) or "_(empty)_")
     if caption.edited:
-        st.caption(f"Model wrote: {escape_markdown(caption.generated_text)}")
+        st.caption(f"Model wrote: {plain(caption.generated_text)}")
     cols = st.columns([2, 1])
     with cols[0]:
         key = f"stars.{caption.id}.{rater}"

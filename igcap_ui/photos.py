@@ -15,6 +15,7 @@ import streamlit as st
 from PIL import Image
 
 from igcap.images import MAX_UPLOAD_MB, SUPPORTED_LABEL, Photo, PhotoError, load_photo
+from igcap_ui.plain import plain
 
 UPLOAD_KEY = "create.upload"
 CAMERA_KEY = "create.camera"
@@ -33,7 +34,7 @@ def photo_inputs() -> list[Photo]:
     if _PHOTOS not in st.session_state:
         _sync()
     for name, message in st.session_state[_REFUSED]:
-        st.error(f"**{name}**: {message}", icon="🚫")
+        st.error(f"**{plain(name)}**: {plain(message)}", icon="🚫")
     photos = st.session_state[_PHOTOS]
     if photos and not files and st.session_state.get(CAMERA_KEY) is None:
         _earlier_photos_note(len(photos))
@@ -92,5 +93,5 @@ def photo_row(image, photo) -> Iterator[tuple]:
     with st.container(border=True):
         left, right = st.columns([1, 3])
         with left:
-            st.image(image, caption=f"{photo.name} · {photo.width}×{photo.height}")
+            st.image(image, caption=f"{plain(photo.name)} · {photo.width}×{photo.height}")
         yield left, right
