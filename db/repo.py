@@ -28,7 +28,11 @@ SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
 class NotFoundError(LookupError):
-    """The photo or caption asked for does not exist (any more)."""
+    """The photo or caption asked for does not exist (any more); ``what`` is "photo" or "caption"."""
+
+    def __init__(self, message: str, what: str = "caption"):
+        super().__init__(message)
+        self.what = what
 
 
 # ---------------------------------------------------------------- photos and captions
@@ -60,7 +64,7 @@ def photo_image(*, session: Session, photo_id: int) -> bytes:
     """The stored (resized) JPEG of a photo; lists load only thumbnails."""
     data = session.scalar(select(Photo.image_jpeg).where(Photo.id == photo_id))
     if data is None:
-        raise NotFoundError(f"photo {photo_id} does not exist")
+        raise NotFoundError(f"photo {photo_id} does not exist", "photo")
     return data
 
 
@@ -68,7 +72,7 @@ def delete_photo(*, session: Session, photo_id: int) -> None:
     """Delete a photo with its captions and their ratings."""
     photo = session.get(Photo, photo_id)
     if photo is None:
-        raise NotFoundError(f"photo {photo_id} does not exist")
+        raise NotFoundError(f"photo {photo_id} does not exist", "photo")
     session.delete(photo)
     session.flush()
 

@@ -12,7 +12,8 @@ from igcap_ui.plain import plain
 from igcap_ui.results import Card, saved
 
 def caption_card(card: Card, label: str, on_save: Callable, on_regenerate: Callable) -> None:
-    """Draw card; on_save(card, result, text) -> caption id, on_regenerate(card) replaces it."""
+    """Draw card; on_save(card, result, text) -> (caption id, stored again after a delete),
+    on_regenerate(card) replaces it."""
     with st.container(border=True):
         st.markdown(f"**{plain(label)}**")
         if card.failure is not None:
@@ -39,8 +40,11 @@ def _variant(card: Card, result, count: int, on_save: Callable) -> None:
     label = "⭐ Update saved caption" if done else "⭐ Save as favourite"
     if st.button(label, key=f"{key}.save", help="Store the photo and this caption (as edited) in the gallery."):
         with shown_errors():
-            saved()[key] = on_save(card, result, text)
-            st.toast("Saved to the gallery.", icon="⭐")
+            saved()[key], again = on_save(card, result, text)
+            if again:
+                st.toast("The caption saved before had been deleted; it is saved again as a new one.", icon="⭐")
+            else:
+                st.toast("Saved to the gallery.", icon="⭐")
     if saved().get(key):
         st.caption("✅ Saved in the gallery")
 

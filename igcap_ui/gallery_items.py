@@ -7,7 +7,7 @@ import streamlit as st
 from db import repo, transaction
 from igcap_ui import resources
 from igcap_ui.caption_card import counters
-from igcap_ui.errors import shown_errors
+from igcap_ui.errors import show_error, shown_errors
 from igcap_ui.filters import model_label
 from igcap_ui.plain import plain
 from igcap_ui.photos import photo_row
@@ -52,11 +52,23 @@ def _edit_box(caption) -> None:
     key = f"edit.{caption.id}"
     text = st.text_area("Caption text", value=caption.text, key=key, height=100)
     counters(text)
-    if st.button("💾 Save changes", key=f"{key}.save", disabled=text == caption.text):
-        with shown_errors():
-            with transaction(resources.db_engine()) as session:
-                repo.edit_caption(session=session, caption_id=caption.id, text=text)
-            st.rerun()
+    # A callback, not `if st.button(...)`: it runs even when the caption is gone from this run's list
+    # (deleted in another session), so the person hears of it instead of losing the edit without a word.
+    st.button("💾 Save changes", key=f"{key}.save", disabled=text == caption.text, on_click=_save_edit,
+              args=(caption.id, key))
+
+
+def _save_edit(caption_id: int, key: str) -> None:
+    text = st.session_state[key]
+    try:
+        with transaction(resources.db_engine()) as session:
+            repo.edit_caption(session=session, caption_id=caption_id, text=text)
+    except repo.NotFoundError as err:
+        show_error(err)
+        st.caption("Your edited text, to copy:")
+        st.code(text, language=None, wrap_lines=True)
+    except Exception as err:  # noqa: BLE001 - the page must never show a traceback
+        show_error(err)
 
 
 def _rate(caption_id: int, rater: str, key: str) -> None:

@@ -90,6 +90,38 @@ def test_edit_and_save_stores_edited_and_original_text(app, db_url):
     assert [c.text for c in rows(db_url, Caption)] == ["Edited twice"]
 
 
+def test_update_after_another_session_deleted_the_photo_saves_a_new_caption(app, db_url):
+    """Issue 12 item 4: "Update saved caption" failed forever once another session deleted the photo."""
+    from db import repo
+
+    upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    generate(app)
+    box = card_text_areas(app)[0]
+    app.button(key=f"{box.key}.save").click().run()
+    [first] = rows(db_url, Caption)
+    with transaction(make_engine(db_url)) as session:  # another browser session deletes the photo
+        repo.delete_photo(session=session, photo_id=first.photo_id)
+        # and saves a caption of another photo: on SQLite it gets the deleted caption's id
+        other = repo.save_photo(session=session, sha256="b" * 64, name="other.jpg", width=1, height=1,
+                                format="JPEG", image_jpeg=b"x", thumbnail_jpeg=b"x")
+        other_id = repo.add_caption(session=session, photo=other, model_key="manual", text="Not yours").id
+    box = card_text_areas(app)[0]
+    box.set_value("Saved again after a delete").run()
+    app.button(key=f"{box.key}.save").click().run()
+    no_exceptions(app)
+    assert not app.error
+    assert any("deleted" in t.value for t in app.toast)
+    texts = {c.id: c.text for c in rows(db_url, Caption)}
+    assert texts.pop(other_id) == "Not yours"  # the other session's caption is untouched
+    [(again_id, text)] = texts.items()
+    assert text == "Saved again after a delete"
+    assert sorted(p.name for p in rows(db_url, Photo)) == ["other.jpg", "red.jpg"]
+    box = card_text_areas(app)[0]  # and the card now updates the new row
+    box.set_value("Edited once more").run()
+    app.button(key=f"{box.key}.save").click().run()
+    assert {c.id: c.text for c in rows(db_url, Caption)} == {other_id: "Not yours", again_id: "Edited once more"}
+
+
 def test_hand_written_caption_is_saved_as_manual(app, db_url):
     upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
     [manual] = [t for t in app.text_area if t.key.startswith("manual.")]

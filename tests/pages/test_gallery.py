@@ -120,3 +120,42 @@ def test_rater_name_spaces_are_normalised_before_rating(saved, app, db_url):
     no_exceptions(at)
     assert [(r.rater, r.stars) for r in query(db_url, select(Rating))] == [("Ann Lee", 5)]
     assert at.feedback(key=f"stars.{cid}.Ann Lee").value == 4
+
+
+def delete_photo_elsewhere(db_url, caption_id):
+    """What another browser session does: delete the photo of this caption."""
+    with transaction(make_engine(db_url)) as session:
+        photo_id = repo.get_caption(session=session, caption_id=caption_id).photo_id
+        repo.delete_photo(session=session, photo_id=photo_id)
+
+
+def deleted_message(at) -> None:
+    no_exceptions(at)
+    assert any("caption was deleted" in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_star_and_favourite_on_a_caption_deleted_elsewhere_say_it_was_deleted(saved, app, db_url):
+    """Issue 12 item 4: they showed "Something went wrong (NotFoundError)"."""
+    set_rater(app, "Alex")
+    at = gallery(app)
+    cid = saved["Blue sky"]
+    delete_photo_elsewhere(db_url, cid)
+    at.feedback(key=f"stars.{cid}.Alex").set_value(3).run()
+    deleted_message(at)
+    at = gallery(app)
+    cid = saved["Red square #shapes"]
+    delete_photo_elsewhere(db_url, cid)
+    at.toggle(key=f"fav.{cid}").set_value(False).run()
+    deleted_message(at)
+
+
+def test_edit_of_a_caption_deleted_elsewhere_is_not_dropped_silently(saved, app, db_url):
+    """Issue 12 item 4: the edit vanished without a word."""
+    at = gallery(app)
+    cid = saved["Blue sky"]
+    at.text_area(key=f"edit.{cid}").set_value("My careful edit").run()
+    delete_photo_elsewhere(db_url, cid)
+    at.button(key=f"edit.{cid}.save").click().run()
+    deleted_message(at)
+    assert any(c.value == "My careful edit" for c in at.code)  # the text is there to copy
+
