@@ -39,14 +39,16 @@ def _deleted_message(err: BaseException) -> str | None:
 def _database_message(err: BaseException) -> str | None:
     from sqlalchemy.exc import OperationalError, TimeoutError as PoolTimeout
 
-    from db.engine import DatabaseBusyError, DatabaseError
+    from db.engine import DatabaseBusyError, DatabaseConfigError, DatabaseError, DatabaseUnavailableError
 
     if (deleted := _deleted_message(err)) is not None:
         return deleted
     if isinstance(err, DatabaseBusyError):
         return DB_BUSY
-    if isinstance(err, DatabaseError):
+    if isinstance(err, (DatabaseConfigError, DatabaseUnavailableError)):
         return f"Database problem: {err.message}. Check DATABASE_URL (see the README)."
+    if isinstance(err, DatabaseError):  # read-only, damaged, too new: the message says what to do
+        return f"Database problem: {err.message}."
     if isinstance(err, (OperationalError, PoolTimeout)):
         return DB_BUSY
     return None
