@@ -267,3 +267,28 @@ def test_removing_an_upload_removes_its_photo_and_clear_empties_the_rest(app):
     assert len(at.image) == 1  # … the photo stays
     at.button(key="create.clear_photos").click().run()
     assert len(at.image) == 0
+
+
+def test_a_session_takes_at_most_max_photos_and_says_why_not_more(app):
+    """Issue 12 item 1: uploads per session are bounded (count and bytes) before anything is decoded."""
+    from igcap_ui.photos import MAX_PHOTOS
+
+    files = [(f"p{i:02d}.jpg", builders.photo_bytes(size=(40 + i, 30)), "image/jpeg") for i in range(MAX_PHOTOS + 2)]
+    upload(app, *files)
+    no_exceptions(app)
+    assert len(app.image) == MAX_PHOTOS
+    refused = [e.value for e in app.error]
+    assert len(refused) == 2 and all(f"at most {MAX_PHOTOS} photos" in m for m in refused)
+    assert "p20" in refused[0] and "p21" in refused[1]
+
+
+def test_a_large_photo_is_decoded_at_1080_pixels_with_its_size_as_taken(app):
+    from PIL import Image
+
+    upload(app, ("wide.png", builders.photo_bytes("PNG", size=(3000, 2000), mode="RGBA", colour=(0, 0, 255, 128)),
+                 "image/png"))
+    no_exceptions(app)
+    [photo] = app.session_state["create.photos"].values()
+    assert photo.image.size == (1080, 720) and (photo.width, photo.height) == (3000, 2000)
+    assert photo.image.mode == "RGB" and photo.image.getpixel((5, 5)) == (127, 127, 255)
+    assert isinstance(photo.image, Image.Image)
