@@ -37,7 +37,7 @@ def photo_inputs() -> list[Photo]:
     if _PHOTOS not in st.session_state:
         _sync()
     for name, message in st.session_state[_REFUSED]:
-        st.error(f"**{plain(name)}**: {plain(message)}", icon="🚫")
+        st.error(f"**{plain(name)}**: {message}", icon="🚫")
     photos = st.session_state[_PHOTOS]
     if photos and not files and st.session_state.get(CAMERA_KEY) is None:
         _earlier_photos_note(len(photos))
