@@ -5,11 +5,13 @@
 Nothing here imports torch or Streamlit.
 """
 
-from db.engine import (DatabaseBusyError, DatabaseConfigError, DatabaseError, DatabaseUnavailableError, database_url,
-                       make_engine, resolve_url, session_factory, transaction, upgrade)
+from db.engine import (DatabaseBusyError, DatabaseConfigError, DatabaseCorruptError, DatabaseError,
+                       DatabaseReadOnlyError, DatabaseUnavailableError, database_url, make_engine, resolve_url,
+                       session_factory, transaction, upgrade)
 from db.models import MANUAL, Base, Caption, Photo, Rating
 
 __all__ = [
-    "Base", "Caption", "DatabaseBusyError", "DatabaseConfigError", "DatabaseError", "DatabaseUnavailableError",
+    "Base", "Caption", "DatabaseBusyError", "DatabaseConfigError", "DatabaseCorruptError", "DatabaseError",
+    "DatabaseReadOnlyError", "DatabaseUnavailableError",
     "MANUAL", "Photo", "Rating", "database_url", "make_engine", "resolve_url", "session_factory", "transaction", "upgrade",
 ]

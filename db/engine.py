@@ -48,6 +48,14 @@ class DatabaseUnavailableError(DatabaseError):
     """The database cannot be reached or opened (server down, wrong URL, unwritable folder)."""
 
 
+class DatabaseReadOnlyError(DatabaseError):
+    """The database can be read but not written (a read-only file, folder or server); waiting will not help."""
+
+
+class DatabaseCorruptError(DatabaseError):
+    """The SQLite file is damaged or is not a database at all; waiting will not help."""
+
+
 def database_url(url: str | None, secrets: Mapping[str, Any] | None = None,
                  data_dir: Path = DEFAULT_DATA_DIR) -> str:
     """The database URL: ``url`` (igcap's Settings pass ``DATABASE_URL``), else ``[connections.igcap] url``
@@ -118,7 +126,13 @@ def _engine_for(url: URL, busy_timeout: float) -> Engine:
 
 def _sqlite_engine(url: URL, busy_timeout: float) -> Engine:
     if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(url.database).expanduser().parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:  # e.g. a path through a file, or under /proc
+            raise DatabaseUnavailableError(
+                f"cannot create the folder {folder} for the SQLite file ({err.strerror or err}); set DATABASE_URL "
+                "or IGCAP_DATA_DIR to a folder igcap can write") from err
     engine = create_engine(url, connect_args={"timeout": busy_timeout, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
@@ -152,33 +166,58 @@ def transaction(engine: Engine, *, write: bool = True) -> Iterator[Session]:
     behind it. Lock time-outs and connection failures come out as :class:`DatabaseError` subclasses.
     """
     bind = engine if write else engine.execution_options(**{_BEGIN_OPTION: "DEFERRED"})
-    with translate_errors(), Session(bind, expire_on_commit=False) as session, session.begin():
+    with translate_errors(engine), Session(bind, expire_on_commit=False) as session, session.begin():
         yield session
 
 
 @contextmanager
-def translate_errors() -> Iterator[None]:
-    """Re-raise lock time-outs as DatabaseBusyError and connection failures as DatabaseUnavailableError."""
+def translate_errors(engine: Engine | None = None) -> Iterator[None]:
+    """Re-raise the database failures a person can act on as DatabaseError subclasses that say what to do:
+    lock time-outs (busy), connection failures (unavailable), read-only files or servers, damaged files."""
     try:
         yield
-    except exc.OperationalError as err:
-        translated = _translate(err)
+    except exc.DatabaseError as err:  # OperationalError is one; IntegrityError and DataError pass through
+        translated = _translate(err, _where(engine))
         if translated is None:
             raise
         raise translated from err
 
 
 _PG_BUSY_CODES = {"55P03", "40001", "40P01"}  # lock_not_available, serialization_failure, deadlock
+_PG_READ_ONLY_CODES = {"25006"}  # read_only_sql_transaction (a hot standby, default_transaction_read_only)
+_SQLITE_CORRUPT = ("file is not a database", "database disk image is malformed", "malformed database schema")
+_MOVE_ASIDE = ("Restore it from a backup, or move it aside and igcap starts an empty one there (or set "
+               "DATABASE_URL or IGCAP_DATA_DIR to use another place)")
 
 
-def _translate(err: exc.OperationalError) -> DatabaseError | None:
+def _translate(err: exc.DatabaseError, where: str) -> DatabaseError | None:
     text = str(err.orig).lower()
+    first_line = str(err.orig).strip().splitlines()[0] if str(err.orig).strip() else type(err.orig).__name__
     code = getattr(err.orig, "sqlstate", None)
     if "database is locked" in text or "database is busy" in text or code in _PG_BUSY_CODES:
         return DatabaseBusyError("the database is busy with another change; try again in a moment")
-    if "unable to open database" in text or "connection" in text or "could not translate host" in text:
-        return DatabaseUnavailableError(f"cannot reach the database: {str(err.orig).strip().splitlines()[0]}")
+    if "readonly database" in text or "read-only" in text or code in _PG_READ_ONLY_CODES:
+        return DatabaseReadOnlyError(
+            f"{where} is read-only, so nothing can be saved ({first_line}); nothing was changed. Make the file "
+            "and its folder writable by the user running igcap, or set DATABASE_URL or IGCAP_DATA_DIR to a "
+            "writable place")
+    if any(sign in text for sign in _SQLITE_CORRUPT):
+        return DatabaseCorruptError(f"{where} is damaged or is not an igcap database ({first_line}). {_MOVE_ASIDE}")
+    if isinstance(err, exc.OperationalError) and (
+            "unable to open database" in text or "connection" in text or "could not translate host" in text):
+        return DatabaseUnavailableError(f"cannot reach the database: {first_line}")
     return None
+
+
+def _where(engine: Engine | None) -> str:
+    """The database named for a person: the SQLite file's path, or the server without the password."""
+    if engine is None:
+        return "the database"
+    url = engine.url
+    if url.get_backend_name() == "sqlite":
+        path = (url.database or "").removeprefix("file:").split("?")[0]
+        return f"the SQLite file {path}" if path and path != ":memory:" else "the SQLite database"
+    return f"the database {url.render_as_string(hide_password=True)}"
 
 
 def alembic_config(url: str | None = None):
@@ -206,7 +245,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 def _upgrade(engine: Engine, revision: str, command) -> None:
     config = alembic_config()
-    with translate_errors(), engine.connect() as conn:
+    with translate_errors(engine), engine.connect() as conn:
         sqlite = engine.dialect.name == "sqlite"
         if sqlite:
             # SQLite rebuilds tables to alter them; with foreign keys on, dropping a parent table would

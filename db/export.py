@@ -27,11 +27,10 @@ from typing import Any
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
+from db.csv_cells import FORMULA_STARTS, QUOTE, neutralise, restore_cell  # noqa: F401 - part of this API
 from db.models import DEFAULT_CRITERION, MANUAL_LABEL, Caption, Photo, Rating, model_label  # noqa: F401 (MANUAL_LABEL: its old home)
 from db.repo import GalleryFilter
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-QUOTE = "'"
 ENCODING = "utf-8-sig"  # the BOM tells Excel the file is UTF-8
 # Model key → label, or the registry itself (key → igcap ModelSpec), passed in by the CLI and the pages;
 # a key it does not name is shown as itself (db.models.model_label).
@@ -45,16 +44,6 @@ LONG_COLUMNS = [
     "rating_id", "rated_utc", "caption_id", "photo_name", "photo_sha256", "model_key", "model_label", "caption",
     "rater", "criterion", "stars", "comment",
 ]
-
-
-def neutralise(text: str) -> str:
-    """The cell text a spreadsheet will not run as a formula (see the module docstring)."""
-    return QUOTE + text if text.startswith(FORMULA_STARTS + (QUOTE,)) else text
-
-
-def restore_cell(text: str) -> str:
-    """The inverse of :func:`neutralise`, for reading an export back."""
-    return text[1:] if text.startswith(QUOTE) else text
 
 
 def _captions(session: Session, filters: GalleryFilter, include_unrated: bool):

@@ -2,7 +2,9 @@
 the caller owns the transaction (``with db.transaction(engine) as session: ...``).
 
 Bad input raises ``ValueError`` with a message a person can read; an unknown id raises
-:class:`NotFoundError`. Saving a photo and rating are race-safe upserts (``INSERT … ON CONFLICT``),
+:class:`NotFoundError`. Text is stored without NUL characters (``\x00``) on both databases:
+PostgreSQL cannot store them in text columns and they show nothing anyway, so they are dropped here
+rather than failing on one database and not the other. Saving a photo and rating are race-safe upserts (``INSERT … ON CONFLICT``),
 so two browser tabs doing the same at once neither fail nor duplicate rows.
 """
 
@@ -27,8 +29,17 @@ CRITERION_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
+def without_nul(text: str | None) -> str | None:
+    """``text`` without NUL characters, which PostgreSQL text columns refuse (SQLite would keep them)."""
+    return text.replace("\x00", "") if isinstance(text, str) else text
+
+
 class NotFoundError(LookupError):
-    """The photo or caption asked for does not exist (any more)."""
+    """The photo or caption asked for does not exist (any more); ``what`` is "photo" or "caption"."""
+
+    def __init__(self, message: str, what: str = "caption"):
+        super().__init__(message)
+        self.what = what
 
 
 # ---------------------------------------------------------------- photos and captions
@@ -41,7 +52,7 @@ def save_photo(*, session: Session, sha256: str, name: str, width: int, height: 
         raise ValueError("sha256 must be 64 hexadecimal characters")
     if width < 1 or height < 1:
         raise ValueError("width and height must be positive")
-    values = dict(sha256=sha256, name=(name or "photo")[:255], width=width, height=height,
+    values = dict(sha256=sha256, name=(without_nul(name) or "photo")[:255], width=width, height=height,
                   format=(format or "")[:16], image_jpeg=image_jpeg, thumbnail_jpeg=thumbnail_jpeg,
                   created_at=utcnow())
     session.execute(_insert(session, Photo).values(**values).on_conflict_do_nothing(index_elements=["sha256"]))
@@ -60,7 +71,7 @@ def photo_image(*, session: Session, photo_id: int) -> bytes:
     """The stored (resized) JPEG of a photo; lists load only thumbnails."""
     data = session.scalar(select(Photo.image_jpeg).where(Photo.id == photo_id))
     if data is None:
-        raise NotFoundError(f"photo {photo_id} does not exist")
+        raise NotFoundError(f"photo {photo_id} does not exist", "photo")
     return data
 
 
@@ -68,7 +79,7 @@ def delete_photo(*, session: Session, photo_id: int) -> None:
     """Delete a photo with its captions and their ratings."""
     photo = session.get(Photo, photo_id)
     if photo is None:
-        raise NotFoundError(f"photo {photo_id} does not exist")
+        raise NotFoundError(f"photo {photo_id} does not exist", "photo")
     session.delete(photo)
     session.flush()
 
@@ -77,11 +88,12 @@ def add_caption(*, session: Session, photo: Photo, model_key: str, text: str, ge
                 model_source: str | None = None, settings: Mapping[str, Any] | Any | None = None,
                 seconds: float | None = None, favourite: bool = False) -> Caption:
     """A caption for ``photo``: written by a model (``generated_text`` as it came out) or by hand (``MANUAL``)."""
-    model_key = (model_key or "").strip()
+    model_key = (without_nul(model_key) or "").strip()
     if not model_key or len(model_key) > 64:
         raise ValueError("model key must be 1 to 64 characters")
     if not isinstance(text, str):
         raise ValueError("caption text must be a string")
+    text, generated_text, model_source = without_nul(text), without_nul(generated_text), without_nul(model_source)
     if model_key == MANUAL and not text.strip():
         raise ValueError("a hand-written caption cannot be empty")
     if seconds is not None and (not math.isfinite(seconds) or seconds < 0):
@@ -120,7 +132,7 @@ def edit_caption(*, session: Session, caption_id: int, text: str) -> Caption:
     if not isinstance(text, str):
         raise ValueError("caption text must be a string")
     caption = _caption(session, caption_id)
-    caption.text = text
+    caption.text = without_nul(text)
     session.flush()
     return caption
 
@@ -140,7 +152,7 @@ def captions_for_photo(*, session: Session, photo_id: int) -> list[Caption]:
 
 def clean_rater(rater: str | None) -> str:
     """A rater's name as stored: surrounding spaces removed, 1 to 80 characters."""
-    name = " ".join((rater or "").split())
+    name = " ".join((without_nul(rater) or "").split())
     if not name:
         raise ValueError("enter your name to rate (the rater name cannot be empty)")
     if len(name) > RATER_MAX:
@@ -161,7 +173,7 @@ def rate(*, session: Session, caption_id: int, rater: str, stars: int, criterion
     if isinstance(stars, bool) or not isinstance(stars, int) or not 1 <= stars <= 5:
         raise ValueError(f"stars must be a whole number from 1 to 5, not {stars!r}")
     rater, criterion = clean_rater(rater), clean_criterion(criterion)
-    comment = (comment or "").strip() or None
+    comment = (without_nul(comment) or "").strip() or None
     _caption(session, caption_id)
     now = utcnow()
     stmt = _insert(session, Rating).values(caption_id=caption_id, rater=rater, stars=stars, criterion=criterion,

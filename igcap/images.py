@@ -6,8 +6,18 @@ files, non-images) with a PhotoError whose ``message`` says what happened and wh
 lets any other exception out. What comes back is fully decoded, turned upright by its EXIF orientation
 and converted to 8-bit RGB, so the models and the storage code never think about modes or rotations.
 
+Memory: with ``max_side`` (the app and the CLI pass WORKING_SIDE, 1080: the stored copy's side; the
+models see 224 px) the photo is made small in its own mode before anything converts it. JPEGs decode at
+1/2, 1/4 or 1/8 scale (``draft``); other formats decode whole, then are box-reduced in their own mode
+(16-bit greys by a banded NumPy pass straight to 8 bits), and only the small image is turned upright
+and converted. One photo's peak is then the decoded image at its own depth (at most 4 bytes a pixel ×
+MAX_PIXELS = 200 MB; a 16-bit 7000×7000 PNG is 98 MB) plus small copies; palette and 1-bit images
+are first widened to 8-bit RGB(A) (at most 4 bytes a pixel more). DECODE_SLOTS decodes run at once in
+the process, so several sessions uploading together stay within DECODE_SLOTS × that bound.
+
 ``python -c "from igcap.images import benchmark_load; benchmark_load()"`` times a synthetic 12-megapixel
-phone photo through load_photo and the storage copies.
+phone photo through load_photo and the storage copies; ``python -m igcap.images`` (benchmark_memory)
+prints the peak memory of one large upload per mode.
 """
 
 from __future__ import annotations
@@ -24,6 +34,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 MAX_UPLOAD_MB = 20  # Streamlit's server.maxUploadSize counts megabytes of 1024 * 1024 bytes
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
 MAX_PIXELS = 50_000_000  # a 48-MP phone sensor fits; 50 MP of RGB is already 150 MB of memory
+WORKING_SIDE = 1080  # the longest side the app and the CLI keep: the stored copy is 1080 px, the models see 224
+DECODE_SLOTS = 2  # full decodes at once in this process (each can hold up to 200 MB, see above)
+_decode_slots = threading.BoundedSemaphore(DECODE_SLOTS)
 
 # Pillow format names we decode. MPO is a JPEG with extra frames (stereo / depth cameras).
 SUPPORTED_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF", "HEIF")
@@ -76,17 +89,25 @@ class Photo:
 
 
 def load_photo(data: bytes, name: str = "photo", *, max_bytes: int = MAX_UPLOAD_BYTES,
-               max_pixels: int = MAX_PIXELS) -> Photo:
+               max_pixels: int = MAX_PIXELS, max_side: int | None = None) -> Photo:
     """Decode uploaded bytes into a Photo, or raise PhotoError (and nothing else).
 
+    ``max_side``: the image comes back with its longest side at most this (never enlarged), reduced
+    before any conversion so memory stays bounded (module docstring); ``width``/``height`` still
+    describe the photo as taken, upright. None keeps every pixel.
     ``max_pixels`` above Pillow's own refusal level (about 179 MP) has no effect beyond it, and images
     between Pillow's warning level (89 MP) and that one make Pillow warn before we check them."""
+    if max_side is not None and max_side < 1:
+        raise ValueError(f"max_side must be at least 1, got {max_side}")
     try:
         data = _as_bytes(data)
         _check_size(len(data), max_bytes)
-        image, fmt = _decode(data, max_pixels)
-        return Photo(image=image, sha256=hashlib.sha256(data).hexdigest(), name=name, width=image.width,
-                     height=image.height, format=fmt, size_bytes=len(data))
+        with _decode_slots:
+            image, fmt, (width, height) = _decode(data, max_pixels, max_side)
+            if width * height >= _TRIM_PIXELS:
+                _give_memory_back()
+        return Photo(image=image, sha256=hashlib.sha256(data).hexdigest(), name=name, width=width,
+                     height=height, format=fmt, size_bytes=len(data))
     except PhotoError as error:
         error.name = name
         raise
@@ -99,7 +120,7 @@ def load_photo(data: bytes, name: str = "photo", *, max_bytes: int = MAX_UPLOAD_
 
 
 def load_photo_file(path: str | Path, *, max_bytes: int = MAX_UPLOAD_BYTES,
-                    max_pixels: int = MAX_PIXELS) -> Photo:
+                    max_pixels: int = MAX_PIXELS, max_side: int | None = None) -> Photo:
     """``load_photo`` for a file on disk; the Photo's name is the file name."""
     path = Path(path)
     try:
@@ -111,7 +132,7 @@ def load_photo_file(path: str | Path, *, max_bytes: int = MAX_UPLOAD_BYTES,
     except OSError as error:
         raise PhotoError(f"{path} could not be read ({error.strerror or error}).", "unreadable_file",
                          path.name) from None
-    return load_photo(data, path.name, max_bytes=max_bytes, max_pixels=max_pixels)
+    return load_photo(data, path.name, max_bytes=max_bytes, max_pixels=max_pixels, max_side=max_side)
 
 
 def _check_file(path: Path, max_bytes: int) -> None:
@@ -156,18 +177,112 @@ def _megabytes(size: int) -> str:
 
 # ---------------------------------------------------------------- decoding
 
-def _decode(data: bytes, max_pixels: int) -> tuple[Image.Image, str]:
-    """Open (header only), check the pixel count, decode the first frame, turn upright, make RGB."""
+def _decode(data: bytes, max_pixels: int, max_side: int | None) -> tuple[Image.Image, str, tuple[int, int]]:
+    """Open (header only), check the pixel count, decode the first frame (smaller when it can), reduce it
+    in its own mode, turn upright, make RGB. Returns (image, format, upright size as taken)."""
     with _open(data) as opened:
         _check_pixels(opened.width, opened.height, max_pixels)
-        fmt = opened.format or "?"
-        try:
-            opened.load()  # GIF, WebP, TIFF, MPO and HEIF: this is the first frame
-        except Image.DecompressionBombError:
-            raise _bomb_error() from None
-        except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as error:
-            raise _damaged(fmt, error, data) from None
-        return to_rgb(_upright(opened)), fmt
+        fmt, size = opened.format or "?", opened.size
+        if max_side is None:
+            _load(opened, fmt, data)
+            return to_rgb(_upright(opened)), fmt, size_upright(opened.size, _orientation(opened))
+        orientation = _orientation(opened)
+        if fmt in ("JPEG", "MPO"):
+            opened.draft(None, (max_side, max_side))  # decode at 1/2..1/8 scale, still at least max_side
+        _load(opened, fmt, data)
+        small = _reduced(opened, max_side)  # a new, small image: the decoded one is freed on leaving `with`
+    image = to_rgb(_transposed(small, orientation))
+    if max(image.size) > max_side:
+        image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    return image, fmt, size_upright(size, orientation)
+
+
+_TRIM_PIXELS = 10_000_000
+
+
+def _give_memory_back() -> None:
+    """Return the freed decode buffers to the system (glibc keeps freed heap memory otherwise: after a
+    large upload the server stayed 883 MiB bigger). A no-op where there is no glibc."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _load(opened: Image.Image, fmt: str, data: bytes) -> None:
+    try:
+        opened.load()  # GIF, WebP, TIFF, MPO and HEIF: this is the first frame
+    except Image.DecompressionBombError:
+        raise _bomb_error() from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as error:
+        raise _damaged(fmt, error, data) from None
+
+
+def size_upright(size: tuple[int, int], orientation: int) -> tuple[int, int]:
+    return (size[1], size[0]) if orientation in (5, 6, 7, 8) else size
+
+
+_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+              5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+              8: Image.Transpose.ROTATE_90}
+
+
+def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation tag (1 when absent or unreadable; HEIF's is already applied by libheif)."""
+    try:
+        value = image.getexif().get(0x0112, 1)
+        return value if value in _TRANSPOSE else 1
+    except Exception:  # unreadable EXIF: the pixels are still good, show them as stored
+        return 1
+
+
+def _transposed(image: Image.Image, orientation: int) -> Image.Image:
+    return image.transpose(_TRANSPOSE[orientation]) if orientation in _TRANSPOSE else image
+
+
+# Modes whose pixels cannot be box-averaged as they are: palette indices, 1-bit.
+_WIDEN = {"P": "RGB", "PA": "RGBA", "1": "L"}
+
+
+def _reduced(image: Image.Image, max_side: int, band_rows: int = 256) -> Image.Image:
+    """A new image in (nearly) the same mode, its longest side between max_side and 2 × max_side.
+
+    A band of rows at a time: Pillow's reduce() of an RGBA or LA image first makes a premultiplied copy
+    of the whole image (twice the memory), and palette or 1-bit images must be widened before averaging."""
+    factor = max(1, max(image.size) // max_side)  # a box average: a fine reduction; Lanczos does the rest
+    if image.mode.startswith("I;16"):
+        return _grey16_reduced(image, factor, band_rows)
+    wide = _WIDEN.get(image.mode)
+    if wide and image.mode == "P" and "transparency" in image.info:
+        wide = "RGBA"
+    if factor == 1:
+        return image.convert(wide) if wide else image.copy()
+    width, height = image.size[0] // factor, image.size[1] // factor
+    out = Image.new(wide or image.mode, (width, height))
+    rows = max(1, band_rows // factor) * factor
+    for top in range(0, height * factor, rows):
+        band = image.crop((0, top, width * factor, min(top + rows, height * factor)))
+        out.paste((band.convert(wide) if wide else band).reduce(factor), (0, top // factor))
+    return out
+
+
+def _grey16_reduced(image: Image.Image, factor: int, band_rows: int = 256) -> Image.Image:
+    """16-bit grey → 8-bit grey, box-averaged by ``factor``, a band of rows at a time (Pillow cannot
+    reduce 16-bit modes, and converting the whole image to float first cost 1.3 GB at 7000×7000)."""
+    import numpy as np
+
+    width, height = image.size
+    out_w, out_h = max(1, width // factor), max(1, height // factor)
+    rows = max(1, band_rows // factor) * factor
+    out = np.empty((out_h, out_w), dtype=np.uint8)
+    for top in range(0, out_h * factor, rows):
+        bottom = min(top + rows, out_h * factor)
+        band = np.asarray(image.crop((0, top, out_w * factor, bottom)), dtype=np.float32)
+        means = band.reshape((bottom - top) // factor, factor, out_w, factor).mean(axis=(1, 3))
+        out[top // factor:bottom // factor] = np.clip(np.rint(means * (255.0 / 65535.0)), 0, 255)
+    return Image.fromarray(out, "L")
 
 
 def _open(data: bytes) -> Image.Image:

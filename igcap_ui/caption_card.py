@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 import streamlit as st
 
 from igcap.text import CAPTION_LIMIT, HASHTAG_LIMIT, instagram_stats
 from igcap_ui.errors import shown_errors
+from igcap_ui.plain import plain
 from igcap_ui.results import Card, saved
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+\-.!|~$])")
-
-
 def caption_card(card: Card, label: str, on_save: Callable, on_regenerate: Callable) -> None:
-    """Draw card; on_save(card, result, text) -> caption id, on_regenerate(card) replaces it."""
+    """Draw card; on_save(card, result, text) -> (caption id, stored again after a delete),
+    on_regenerate(card) replaces it."""
     with st.container(border=True):
-        st.markdown(f"**{escape_markdown(label)}**")
+        st.markdown(f"**{plain(label)}**")
         if card.failure is not None:
             st.error(f"{card.failure.message} {card.failure.hint or ''}".strip(), icon="⚠️")
         elif not card.results:
@@ -36,14 +34,17 @@ def _variant(card: Card, result, count: int, on_save: Callable) -> None:
                         args=(card, result.variant, key))
     counters(text, result.seconds)
     with st.expander("Preview and copy"):
-        st.markdown(f"**Under the photo:** {escape_markdown(instagram_stats(text).preview)}")
+        st.markdown(f"**Under the photo:** {plain(instagram_stats(text).preview)}")
         st.code(text, language=None, wrap_lines=True)
     done = saved().get(key)
     label = "⭐ Update saved caption" if done else "⭐ Save as favourite"
     if st.button(label, key=f"{key}.save", help="Store the photo and this caption (as edited) in the gallery."):
         with shown_errors():
-            saved()[key] = on_save(card, result, text)
-            st.toast("Saved to the gallery.", icon="⭐")
+            saved()[key], again = on_save(card, result, text)
+            if again:
+                st.toast("The caption saved before had been deleted; it is saved again as a new one.", icon="⭐")
+            else:
+                st.toast("Saved to the gallery.", icon="⭐")
     if saved().get(key):
         st.caption("✅ Saved in the gallery")
 
@@ -63,6 +64,3 @@ def counters(text: str, seconds: float | None = None) -> None:
         parts.append(f"{seconds:.1f} s")
     st.caption(" · ".join(parts))
 
-
-def escape_markdown(text: str) -> str:
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)

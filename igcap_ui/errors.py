@@ -10,6 +10,8 @@ import streamlit as st
 
 log = logging.getLogger(__name__)
 DB_BUSY = "The database is busy or unreachable right now. Nothing was lost; try again in a moment."
+DELETED = ("This {what} was deleted (in another tab, or by someone else), so this change was not saved. "
+           "The page now shows what is left.")
 
 
 def user_message(err: BaseException) -> str | None:
@@ -28,15 +30,25 @@ def user_message(err: BaseException) -> str | None:
     return _database_message(err)
 
 
+def _deleted_message(err: BaseException) -> str | None:
+    from db.repo import NotFoundError
+
+    return DELETED.format(what=err.what) if isinstance(err, NotFoundError) else None
+
+
 def _database_message(err: BaseException) -> str | None:
     from sqlalchemy.exc import OperationalError, TimeoutError as PoolTimeout
 
-    from db.engine import DatabaseBusyError, DatabaseError
+    from db.engine import DatabaseBusyError, DatabaseConfigError, DatabaseError, DatabaseUnavailableError
 
+    if (deleted := _deleted_message(err)) is not None:
+        return deleted
     if isinstance(err, DatabaseBusyError):
         return DB_BUSY
-    if isinstance(err, DatabaseError):
+    if isinstance(err, (DatabaseConfigError, DatabaseUnavailableError)):
         return f"Database problem: {err.message}. Check DATABASE_URL (see the README)."
+    if isinstance(err, DatabaseError):  # read-only, damaged, too new: the message says what to do
+        return f"Database problem: {err.message}."
     if isinstance(err, (OperationalError, PoolTimeout)):
         return DB_BUSY
     return None

@@ -1,4 +1,13 @@
-"""Gallery widgets: one photo with its saved captions; stars saved at once, edit, favourite, delete."""
+"""Gallery widgets: one photo with its saved captions; stars saved at once, edit, favourite, delete.
+
+Stars and the favourite switch are saved twice over, on purpose. Their on_change callbacks run first,
+before the page reads the gallery, so counts are fresh and a caption deleted elsewhere is reported. But
+Streamlit cuts a callback short when the browser's next click arrives while callbacks run (the first
+st.session_state access raises its rerun exception, which it swallows) and never calls it again: in a
+burst of clicks some ratings were lost while the page showed them (issue 12 item 3). So every drawn
+widget is also compared, in the script body, with what this session last stored for it, and a
+difference is stored there; a failure is said beside the widget.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +15,14 @@ import streamlit as st
 
 from db import repo, transaction
 from igcap_ui import resources
-from igcap_ui.caption_card import counters, escape_markdown
-from igcap_ui.errors import shown_errors
+from igcap_ui.caption_card import counters
+from igcap_ui.errors import show_error, shown_errors
 from igcap_ui.filters import model_label
+from igcap_ui.plain import plain
 from igcap_ui.photos import photo_row
 
 CONFIRM_KEY = "gallery.confirm_delete"
+_STORED = "gallery.stored"  # widget key → the value this session last stored (or read) for it
 
 
 def photo_block(items: list, rater: str) -> None:
@@ -29,20 +40,26 @@ def photo_block(items: list, rater: str) -> None:
 
 def caption_row(item, rater: str) -> None:
     caption = item.caption
-    head = f"**{escape_markdown(model_label(caption.model_key))}**"
+    head = f"**{plain(model_label(caption.model_key))}**"
     if item.rating_count:
         head += f" · ★ {item.mean_stars:.1f} from {item.rating_count} rating(s)"
     st.markdown(head)
-    st.markdown(escape_markdown(caption.text).replace("\n", "  \n") or "_(empty)_")
+    st.markdown(plain(caption.text) or "_(empty)_")
     if caption.edited:
-        st.caption(f"Model wrote: {escape_markdown(caption.generated_text)}")
+        st.caption(f"Model wrote: {plain(caption.generated_text)}")
     cols = st.columns([2, 1])
     with cols[0]:
         key = f"stars.{caption.id}.{rater}"
-        st.feedback("stars", key=key, default=None if item.my_stars is None else item.my_stars - 1,
-                    disabled=not rater, on_change=_rate, args=(caption.id, rater, key))
-    cols[1].toggle("Favourite", value=caption.favourite, key=f"fav.{caption.id}",
-                   on_change=_favourite, args=(caption.id, f"fav.{caption.id}"))
+        stored = None if item.my_stars is None else item.my_stars - 1  # the widget counts from 0
+        shown = st.feedback("stars", key=key, default=stored, disabled=not rater, on_change=_rate,
+                            args=(caption.id, rater, key))
+        if rater:
+            _store_if_changed(key, shown, stored, lambda: _save_stars(caption.id, rater, shown))
+    with cols[1]:
+        key = f"fav.{caption.id}"
+        shown = st.toggle("Favourite", value=caption.favourite, key=key, on_change=_favourite,
+                          args=(caption.id, key))
+        _store_if_changed(key, shown, caption.favourite, lambda: _save_favourite(caption.id, shown))
     with st.expander("Edit caption"):
         _edit_box(caption)
 
@@ -51,25 +68,67 @@ def _edit_box(caption) -> None:
     key = f"edit.{caption.id}"
     text = st.text_area("Caption text", value=caption.text, key=key, height=100)
     counters(text)
-    if st.button("💾 Save changes", key=f"{key}.save", disabled=text == caption.text):
-        with shown_errors():
-            with transaction(resources.db_engine()) as session:
-                repo.edit_caption(session=session, caption_id=caption.id, text=text)
-            st.rerun()
+    # A callback, not `if st.button(...)`: it runs even when the caption is gone from this run's list
+    # (deleted in another session), so the person hears of it instead of losing the edit without a word.
+    st.button("💾 Save changes", key=f"{key}.save", disabled=text == caption.text, on_click=_save_edit,
+              args=(caption.id, key))
+
+
+def _save_edit(caption_id: int, key: str) -> None:
+    text = st.session_state[key]
+    try:
+        with transaction(resources.db_engine()) as session:
+            repo.edit_caption(session=session, caption_id=caption_id, text=text)
+    except repo.NotFoundError as err:
+        show_error(err)
+        st.caption("Your edited text, to copy:")
+        st.code(text, language=None, wrap_lines=True)
+    except Exception as err:  # noqa: BLE001 - the page must never show a traceback
+        show_error(err)
+
+
+def _store_if_changed(key: str, shown, stored, save) -> None:
+    """Store what the widget shows when it differs from what this session last stored for it.
+
+    ``stored`` (the database's value read at the start of this run) seeds the record the first time
+    the widget is drawn; later it is not consulted, so a change made in another tab is not overwritten
+    by a widget nobody touched here."""
+    last = st.session_state.setdefault(_STORED, {})
+    last.setdefault(key, stored)
+    if shown != last[key]:
+        try:
+            save()
+        except Exception as err:  # noqa: BLE001 - said beside the widget; tried again on the next run
+            show_error(err)
+            return
+        last[key] = shown
 
 
 def _rate(caption_id: int, rater: str, key: str) -> None:
-    value = st.session_state.get(key)
-    with shown_errors(), transaction(resources.db_engine()) as session:
+    value = st.session_state.get(key)  # may raise Streamlit's rerun exception: the page body then saves
+    with shown_errors():
+        _save_stars(caption_id, rater, value)
+        st.session_state.setdefault(_STORED, {})[key] = value
+
+
+def _favourite(caption_id: int, key: str) -> None:
+    value = st.session_state[key]
+    with shown_errors():
+        _save_favourite(caption_id, value)
+        st.session_state.setdefault(_STORED, {})[key] = value
+
+
+def _save_stars(caption_id: int, rater: str, value: int | None) -> None:
+    with transaction(resources.db_engine()) as session:
         if value is None:
             repo.unrate(session=session, caption_id=caption_id, rater=rater)
         else:
             repo.rate(session=session, caption_id=caption_id, rater=rater, stars=value + 1)
 
 
-def _favourite(caption_id: int, key: str) -> None:
-    with shown_errors(), transaction(resources.db_engine()) as session:
-        repo.set_favourite(session=session, caption_id=caption_id, favourite=st.session_state[key])
+def _save_favourite(caption_id: int, value: bool) -> None:
+    with transaction(resources.db_engine()) as session:
+        repo.set_favourite(session=session, caption_id=caption_id, favourite=value)
 
 
 def _delete_controls(photo) -> None:

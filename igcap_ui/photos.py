@@ -3,25 +3,29 @@
 The photos live in session state, updated only when the uploader or the camera changes: Streamlit
 empties a widget on pages that do not draw it, and a visit to the gallery must not lose the photos
 (or their cards).
+
+Memory: each photo is decoded already cut to 1080 px (igcap.images bounds one decode whatever its mode),
+and a session takes at most MAX_PHOTOS photos and MAX_SESSION_MB of files at once; files past either
+limit are refused with a message before they are decoded.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
-
 import streamlit as st
-from PIL import Image
 
-from igcap.images import MAX_UPLOAD_MB, SUPPORTED_LABEL, Photo, PhotoError, load_photo
+from igcap.images import MAX_UPLOAD_MB, SUPPORTED_LABEL, WORKING_SIDE, Photo, PhotoError, load_photo
+from igcap_ui.plain import plain
 
 UPLOAD_KEY = "create.upload"
 CAMERA_KEY = "create.camera"
 _PHOTOS = "create.photos"  # sha256 → Photo, in upload order
 _REFUSED = "create.refused"  # [(file name, message)] for files that are not usable photos
 _DECODED = "create.decoded"  # file_id → Photo | PhotoError: a change elsewhere does not decode a file again
-KEEP_SIDE = 1080  # what session state keeps: the stored copy is 1080 px and the models see 224 px
+KEEP_SIDE = WORKING_SIDE  # what session state keeps: the stored copy is 1080 px and the models see 224 px
+MAX_PHOTOS = 20  # photos one session works on at once
+MAX_SESSION_MB = 100  # their files together (each file is at most MAX_UPLOAD_MB)
 
 
 def photo_inputs() -> list[Photo]:
@@ -33,7 +37,7 @@ def photo_inputs() -> list[Photo]:
     if _PHOTOS not in st.session_state:
         _sync()
     for name, message in st.session_state[_REFUSED]:
-        st.error(f"**{name}**: {message}", icon="🚫")
+        st.error(f"**{plain(name)}**: {message}", icon="🚫")
     photos = st.session_state[_PHOTOS]
     if photos and not files and st.session_state.get(CAMERA_KEY) is None:
         _earlier_photos_note(len(photos))
@@ -55,8 +59,12 @@ def _sync() -> None:
     if shot is not None:
         files.append(shot)
     cache = st.session_state.setdefault(_DECODED, {})
-    photos, refused = {}, []
+    photos, refused, total = {}, [], 0
     for f in files:
+        total += f.size
+        if len(photos) >= MAX_PHOTOS or total > MAX_SESSION_MB * 1024 * 1024:
+            refused.append((f.name, _over_limit(len(photos))))
+            continue
         decoded = cache.get(f.file_id) or _decode(f)
         cache[f.file_id] = decoded
         if isinstance(decoded, PhotoError):
@@ -68,21 +76,18 @@ def _sync() -> None:
     st.session_state[_PHOTOS], st.session_state[_REFUSED] = photos, refused
 
 
+def _over_limit(count: int) -> str:
+    return (f"Not used: one session works on at most {MAX_PHOTOS} photos and {MAX_SESSION_MB} MB of files at "
+            f"once ({count} photo(s) are in use). Remove some photos, or caption these in another round.")
+
+
 def _decode(uploaded) -> Photo | PhotoError:
+    """The upload decoded with its pixels cut to 1080 px: a 12-MP photo held per session would cost
+    36 MB, this costs under 3.5 MB, and neither the saved copy (1080 px) nor the captions (224 px) need more."""
     try:
-        return _lighter(load_photo(uploaded.getvalue(), uploaded.name))
+        return load_photo(uploaded.getvalue(), uploaded.name, max_side=KEEP_SIDE)
     except PhotoError as err:
         return err
-
-
-def _lighter(photo: Photo) -> Photo:
-    """The photo with its pixels cut to 1080 px: a 12-MP upload held per session would cost 36 MB,
-    this costs under 3 MB, and neither the saved copy nor the captions change."""
-    if max(photo.image.size) <= KEEP_SIDE:
-        return photo
-    image = photo.image.copy()
-    image.thumbnail((KEEP_SIDE, KEEP_SIDE), Image.Resampling.LANCZOS, reducing_gap=3.0)
-    return replace(photo, image=image)  # width/height still describe the original
 
 
 @contextmanager
@@ -92,5 +97,5 @@ def photo_row(image, photo) -> Iterator[tuple]:
     with st.container(border=True):
         left, right = st.columns([1, 3])
         with left:
-            st.image(image, caption=f"{photo.name} · {photo.width}×{photo.height}")
+            st.image(image, caption=f"{plain(photo.name)} · {photo.width}×{photo.height}")
         yield left, right

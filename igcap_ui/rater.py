@@ -1,25 +1,42 @@
-"""The rater's name in the sidebar, remembered for the session whichever page is open."""
+"""The rater's name in the sidebar, remembered for the session whichever page is open.
+
+The name is checked here, at the edge, by the same rule the database uses (db.repo.clean_rater: spaces
+around and between words normalised, 1 to 80 characters), so the pages only ever see a usable name or ''.
+"""
 
 from __future__ import annotations
 
 import streamlit as st
 
+from db.repo import RATER_MAX, clean_rater
+
 RATER = "rater_name"  # a plain session key: widget keys are dropped on pages that do not draw the widget
 _WIDGET = "rater_name_input"
+_PROBLEM = "rater_name_problem"  # why the last name typed was not taken, shown under the box
 
 
 def rater_box() -> str:
     """Draw the name box in the sidebar and return the current rater ('' when none given)."""
     st.session_state.setdefault(RATER, "")
-    st.session_state[_WIDGET] = st.session_state[RATER]
-    st.sidebar.text_input("Your name (for ratings)", key=_WIDGET, on_change=_remember,
+    if not st.session_state.get(_PROBLEM):
+        st.session_state[_WIDGET] = st.session_state[RATER]
+    st.sidebar.text_input("Your name (for ratings)", key=_WIDGET, on_change=_remember, max_chars=RATER_MAX,
                           placeholder="e.g. Alex", help="Every star rating you give is stored under this name.")
+    if st.session_state.get(_PROBLEM):
+        st.sidebar.error(st.session_state[_PROBLEM], icon="👤")
     return current_rater()
 
 
 def current_rater() -> str:
-    return st.session_state.get(RATER, "").strip()
+    return st.session_state.get(RATER, "")
 
 
 def _remember() -> None:
-    st.session_state[RATER] = st.session_state[_WIDGET].strip()
+    typed = st.session_state[_WIDGET] or ""
+    st.session_state[_PROBLEM] = None
+    try:
+        st.session_state[RATER] = clean_rater(typed) if typed.strip() else ""
+    except ValueError:
+        st.session_state[RATER] = ""
+        st.session_state[_PROBLEM] = (f"That name is {len(' '.join(typed.split()))} characters long; names can "
+                                      f"have at most {RATER_MAX}. Shorten it to rate captions.")

@@ -7,25 +7,34 @@ from igcap.images import resized_jpeg, thumbnail_jpeg
 from igcap_ui import resources
 
 
-def save_generated(photo, card, result, text: str) -> int:
-    """Store a model's caption as a favourite, as edited (text) beside the generated text; its id.
+def save_generated(photo, card, result, text: str) -> tuple[int, bool]:
+    """Store a model's caption as a favourite, as edited (text) beside the generated text.
 
-    A caption saved before from the same card variant is updated instead of stored twice.
+    Returns (caption id, stored again). A caption saved before from the same card variant is updated
+    instead of stored twice; if it has been deleted since (in another session), the caption is stored
+    again as a new row and ``stored again`` is True. SQLite hands a deleted row's id to the next row,
+    so the row under the old id must still be this card's caption before it is updated.
     """
     from igcap_ui.results import saved
 
     previous = saved().get(card.text_key(result.variant))
     with transaction(resources.db_engine()) as session:
         if previous:
-            repo.edit_caption(session=session, caption_id=previous, text=text)
-            return previous
+            row = repo.get_caption(session=session, caption_id=previous)
+            if row is not None and _same_caption(row, photo, card, result):
+                repo.edit_caption(session=session, caption_id=previous, text=text)
+                return previous, False
         row = _photo_row(session, photo)
         spec = resources.registry().get(card.model_key)
         caption = repo.add_caption(session=session, photo=row, model_key=card.model_key, model_source=_source(spec),
                                    text=text, generated_text=result.text, settings=card.settings,
                                    favourite=True, seconds=result.seconds)
         session.flush()
-        return caption.id
+        return caption.id, bool(previous)
+
+
+def _same_caption(row, photo, card, result) -> bool:
+    return (row.photo.sha256, row.model_key, row.generated_text) == (photo.sha256, card.model_key, result.text)
 
 
 def save_manual(photo, text: str) -> int:

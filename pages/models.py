@@ -4,7 +4,7 @@ import streamlit as st
 
 from igcap.config import env_key
 from igcap_ui import resources
-from igcap_ui.caption_card import escape_markdown
+from igcap_ui.plain import plain
 from igcap_ui.errors import shown_errors
 
 STATE_BADGE = {"loaded": ("Loaded", "green"), "failed": ("Failed to load", "red"), "not loaded": ("Not loaded yet", "gray")}
@@ -39,7 +39,7 @@ for key, spec in specs.items():
             st.caption(f"Ready to load: {avail.detail}.")
         st.markdown(f"`{key}` · source: `{spec.source}`" + (f" @ `{spec.revision}`" if spec.revision else ""))
         if spec.description:
-            st.caption(escape_markdown(spec.description))
+            st.caption(plain(spec.description))
         if status.state == "loaded":
             st.write(f"Memory: {status.nbytes / 2**20:,.0f} MB")
         if status.state == "failed":

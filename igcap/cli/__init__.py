@@ -6,6 +6,7 @@ import argparse
 import importlib
 import logging
 import pkgutil
+import re
 import sys
 
 
@@ -33,3 +34,14 @@ def main(argv: list[str] | None = None) -> int:
 
 class CliError(Exception):
     """A problem with the user's input, printed as one line without a traceback."""
+
+
+# C0 and C1 control characters (ESC starts ANSI sequences; tab and newline would break the columns) and the
+# bidirectional overrides that make a terminal show a file name other than it is. Emoji joiners stay.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with every control character written as an escape (``\\x1b``), so what a file name or a
+    caption contains is printed, never obeyed by the terminal."""
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text))

@@ -1,4 +1,10 @@
-"""`python -m igcap caption PHOTO_OR_FOLDER…`: captions from the chosen models, printed as each model finishes."""
+"""`python -m igcap caption PHOTO_OR_FOLDER…`: captions from the chosen models, printed as each batch finishes.
+
+A folder is streamed: for each model in turn, the photos are decoded (at 1080 px, see igcap.images)
+``--batch-size`` at a time, captioned and printed, so memory does not grow with the folder (48
+twelve-megapixel photos held at once peaked at 4.3 GiB). The order stays model by model, photos in
+file order; a photo is decoded once per model, which costs little beside generation.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from igcap.cli import CliError
+from igcap.cli import CliError, terminal_safe
 from igcap.decoding import KNOBS, PRESETS, DecodingError
 
 COLUMNS = ("photo", "model", "variant", "caption", "raw_text", "tokens", "seconds", "ended_with_eos")
@@ -50,15 +56,24 @@ def run(args) -> int:
                      quantize=config.quantize if args.quantize is None else args.quantize)
     cache = cache_from_settings(config)
     keys = model_keys(args.models, cache.registry)
-    photos, failed = load_photos(args.paths)
-    if not photos:
-        raise CliError("no photo could be read" + (f" ({len(failed)} failed)" if failed else ": no image files found"))
+    if args.batch_size < 1:
+        raise CliError("--batch-size must be at least 1")
+    files, failed = photo_files(args.paths), {}
     quiet_transformers(args.verbose)
-    writer = Writer(args, photos)
-    runs = Captioner(cache, batch_size=args.batch_size).caption([p.image for p in photos], keys, settings,
-                                                                on_result=writer.model_done)
+    writer, captioner, bad_models = Writer(args), Captioner(cache, batch_size=args.batch_size), set()
+    for key in keys:
+        captioned = 0
+        for photos in photo_batches(files, args.batch_size, failed):
+            [model_run] = captioner.caption([p.image for p in photos], [key], settings)
+            writer.model_done(model_run, [p.name for p in photos])
+            captioned += len(photos)
+            del photos  # this batch's pixels go before the next batch is decoded
+            if not model_run.ok:
+                bad_models.add(key)
+                break  # a model that failed on one batch would fail (and be reported) on every batch
+        if not captioned and key == keys[0]:
+            raise CliError("no photo could be read" + (f" ({len(failed)} failed)" if failed else ": no image files found"))
     writer.close()
-    bad_models = [r for r in runs if not r.ok]
     return 1 if failed or bad_models else 0
 
 
@@ -84,9 +99,9 @@ def model_keys(text: str | None, registry) -> list[str]:
     return keys
 
 
-def load_photos(paths: list[str]):
-    """Photos from files and folders (searched recursively, sorted); unreadable ones reported on stderr."""
-    from igcap.images import IMAGE_EXTENSIONS, PhotoError, load_photo_file
+def photo_files(paths: list[str]) -> list[Path]:
+    """Files given, and image files in folders given (searched recursively, sorted)."""
+    from igcap.images import IMAGE_EXTENSIONS
 
     files = []
     for raw in paths:
@@ -95,14 +110,29 @@ def load_photos(paths: list[str]):
             files += sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
         else:
             files.append(path)
-    photos, failed = [], []
+    return files
+
+
+def photo_batches(files: list[Path], size: int, failed: dict):
+    """Decoded photos, ``size`` at a time, in file order. A file that cannot be read is reported on stderr
+    once and recorded in ``failed`` (path → message), and skipped on later passes."""
+    from igcap.images import WORKING_SIDE, PhotoError, load_photo_file
+
+    batch = []
     for f in files:
+        if f in failed:
+            continue
         try:
-            photos.append(load_photo_file(f))
+            batch.append(load_photo_file(f, max_side=WORKING_SIDE))
         except PhotoError as err:
-            failed.append(f)
-            print(f"skipped {f}: {err.message}", file=sys.stderr)
-    return photos, failed
+            failed[f] = err.message
+            print(terminal_safe(f"skipped {f}: {err.message}"), file=sys.stderr)
+            continue
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def quiet_transformers(verbose: bool) -> None:
@@ -116,27 +146,36 @@ def quiet_transformers(verbose: bool) -> None:
 class Writer:
     """Prints each model's captions as soon as the model finishes (text or CSV), or all at the end (JSON)."""
 
-    def __init__(self, args, photos):
+    def __init__(self, args):
         self.mode = "json" if args.json else "csv" if args.csv else "text"
-        self.photos, self.rows, self.errors = photos, [], []
+        self.rows, self.errors = [], []
         if self.mode == "csv":
             self.csv = csv.DictWriter(sys.stdout, fieldnames=COLUMNS)
             self.csv.writeheader()
 
-    def model_done(self, run) -> None:
+    def model_done(self, run, names: list[str]) -> None:
+        """One model's captions of one batch of photos (``names``, in the order they were captioned)."""
         if run.error:
             self.errors.append({"model": run.model_key, "error": run.error.message, "hint": run.error.hint})
-            print(f"{run.model_key}: {run.error.message} {run.error.hint}", file=sys.stderr)
+            print(terminal_safe(f"{run.model_key}: {run.error.message} {run.error.hint}"), file=sys.stderr)
         for r in run.results:
-            row = dict(zip(COLUMNS, (self.photos[r.photo_index].name, r.model_key, r.variant, r.text, r.raw_text,
+            row = dict(zip(COLUMNS, (names[r.photo_index], r.model_key, r.variant, r.text, r.raw_text,
                                      r.tokens, round(r.seconds, 3), r.ended_with_eos)))
             self.rows.append(row)
             if self.mode == "csv":
-                self.csv.writerow(row)
+                self.csv.writerow(csv_row(row))
             elif self.mode == "text":
-                print(f"{row['photo']}\t{row['model']}" + (f"#{r.variant + 1}" if r.variant else "") + f"\t{row['caption']}")
+                model = row["model"] + (f"#{r.variant + 1}" if r.variant else "")
+                print("\t".join(terminal_safe(v) for v in (row["photo"], model, row["caption"])))
         sys.stdout.flush()
 
     def close(self) -> None:
         if self.mode == "json":
             print(json.dumps({"captions": self.rows, "errors": self.errors}, indent=2, ensure_ascii=False))
+
+
+def csv_row(row: dict) -> dict:
+    """Text cells neutralised as the exports do (a file named ``=HYPERLINK(…).jpg`` is not a formula)."""
+    from db.csv_cells import neutralise
+
+    return {k: neutralise(v) if isinstance(v, str) else v for k, v in row.items()}

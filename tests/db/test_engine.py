@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import text
 
 from db import repo
-from db.engine import (DatabaseBusyError, DatabaseConfigError, DatabaseError, DatabaseUnavailableError,
-                       current_revision, make_engine, normalise_url, resolve_url, transaction, upgrade)
+from db.engine import (DatabaseBusyError, DatabaseConfigError, DatabaseCorruptError, DatabaseError,
+                       DatabaseReadOnlyError, DatabaseUnavailableError, current_revision, make_engine, normalise_url, resolve_url, transaction, upgrade)
 from tests.db.conftest import add_photo_with_captions, photo_values
 
 
@@ -177,3 +177,80 @@ def test_the_data_layer_imports_neither_torch_nor_streamlit():
     out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2], capture_output=True,
                          text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+# ---------------------------------------------------------------- issue 12 item 6: messages that name the problem
+
+def _filled_sqlite(path: Path) -> bytes:
+    """A migrated SQLite file with enough rows to span many pages; returns its bytes."""
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    with transaction(engine) as s:
+        photo = repo.save_photo(session=s, **{**photo_values("big"), "image_jpeg": b"\xff" * 100_000})
+        for i in range(300):
+            repo.add_caption(session=s, photo=photo, model_key="vit-gpt2-all", text=f"caption {i} " + "x" * 200)
+    engine.dispose()
+    return path.read_bytes()
+
+
+def _every_page_scrambled(data: bytes) -> bytes:
+    import random
+
+    out, rng = bytearray(data), random.Random(12)
+    for at in range(4096, len(out), 4096):
+        out[at:at + 2048] = rng.randbytes(2048)
+    return bytes(out)
+
+
+CORRUPT_FILES = {
+    "random bytes": lambda good: __import__("random").Random(1).randbytes(8192),
+    "a text file": lambda good: b"hello, this is not a database\n" * 200,
+    "a damaged header": lambda good: good[:16] + b"\x00\x03" + good[18:],
+    "cut off": lambda good: good[:len(good) // 3],
+    "scrambled pages": _every_page_scrambled,
+}
+
+
+@pytest.mark.parametrize("kind", list(CORRUPT_FILES))
+def test_a_damaged_sqlite_file_gets_a_message_that_names_it(tmp_path, kind):
+    good = _filled_sqlite(tmp_path / "good.sqlite3")
+    path = tmp_path / "damaged.sqlite3"
+    path.write_bytes(CORRUPT_FILES[kind](good))
+    engine = make_engine(f"sqlite:///{path}")
+    with pytest.raises(DatabaseCorruptError) as caught:
+        upgrade(engine)
+        with transaction(engine, write=False) as s:
+            repo.gallery(session=s)
+            list(s.scalars(text("SELECT text FROM captions")))
+    assert str(path) in caught.value.message and "backup" in caught.value.message
+    engine.dispose()
+
+
+def test_a_read_only_sqlite_file_says_so_not_busy(tmp_path, sqlite_template):
+    path = tmp_path / "read-only.sqlite3"
+    path.write_bytes(sqlite_template.read_bytes())
+    engine = make_engine(f"sqlite:///file:{path}?mode=ro&uri=true")  # read-only whoever runs the test
+    with transaction(engine, write=False) as s:
+        assert repo.gallery(session=s).total == 0  # reading works
+    with pytest.raises(DatabaseReadOnlyError) as caught:
+        with transaction(engine) as s:
+            repo.save_photo(session=s, **photo_values())
+    assert "read-only" in caught.value.message and str(path) in caught.value.message
+    assert "busy" not in caught.value.message and "writable" in caught.value.message
+    engine.dispose()
+
+
+@pytest.mark.parametrize("folder", ["/dev/null/igcap", "/proc/igcap-none"])
+def test_an_impossible_sqlite_path_says_which_folder(folder):
+    with pytest.raises(DatabaseUnavailableError) as caught:
+        make_engine(f"sqlite:///{folder}/igcap.sqlite3")
+    assert folder in caught.value.message and "IGCAP_DATA_DIR" in caught.value.message
+
+
+def test_postgres_read_only_transaction_says_read_only(pg_migrated_url):
+    engine = make_engine(pg_migrated_url)
+    with pytest.raises(DatabaseReadOnlyError):
+        with transaction(engine) as s:
+            s.execute(text("SET TRANSACTION READ ONLY"))
+            repo.save_photo(session=s, **photo_values("ro"))
+    engine.dispose()

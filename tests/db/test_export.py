@@ -187,3 +187,40 @@ def test_export_command_reports_an_unwritable_path(engine, db_url, tmp_path, cap
     blocker.write_text("x")
     assert main(["export", "--out", str(blocker / "x.csv"), "--database", db_url]) == 2
     assert "cannot write" in capsys.readouterr().err
+
+
+NA_LOOKALIKES = ["NA", "null", "None", "nan", "N/A", "#N/A", "NULL", "", "  spaced  ", "0042", "1e3", "TRUE",
+                 "=1+1", "'tis", "line one\r\nline two"]
+
+
+def documented_reading() -> str:
+    """The Python block docs/data.md gives for reading an export back exactly."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "data.md").read_text(encoding="utf-8")
+    match = re.search(r"<!-- round-trip-reading.*?-->\s*```python\n(.*?)```", text, re.S)
+    assert match, "docs/data.md must show the exact round-trip reading in a marked python block"
+    return match.group(1)
+
+
+def test_documented_reading_gives_back_na_lookalike_captions_exactly(engine, tmp_path):
+    """Issue 12 item 8: plain read_csv turned the captions "NA" and "null" into NaN."""
+    with transaction(engine) as s:
+        photo = repo.save_photo(session=s, **photo_values("na", name="null"))
+        ids = [repo.add_caption(session=s, photo=photo, model_key="vit-gpt2-all", text=text,
+                                generated_text=text).id for text in NA_LOOKALIKES]
+    path = tmp_path / "export.csv"
+    with transaction(engine, write=False) as s:
+        write_export(path, session=s, include_unrated=True, labels=LABELS)
+    scope = {"path": path}
+    exec(documented_reading(), scope)  # noqa: S102 - the documentation's own snippet, run as a reader would
+    frame = scope["frame"]
+    assert list(frame.columns) == CAPTION_COLUMNS
+    assert list(frame["caption_id"]) == [str(i) for i in ids]
+    assert list(frame["caption"]) == NA_LOOKALIKES
+    assert list(frame["generated_text"]) == NA_LOOKALIKES
+    assert set(frame["photo_name"]) == {"null"}
+    assert set(frame["mean_stars"]) == {""}  # no ratings: an empty cell, read as ""
+    plain = pd.read_csv(path)  # what the docs used to promise
+    assert plain["caption"].isna().any()

@@ -319,3 +319,19 @@ def test_list_model_keys_and_raters(engine, gallery_data):
     with transaction(engine, write=False) as s:
         assert repo.list_model_keys(session=s) == ["nlpconnect-all", "vit-gpt2-all"]
         assert repo.list_raters(session=s) == ["ann", "bob"]
+
+
+def test_nul_characters_are_dropped_the_same_way_on_both_databases(engine):
+    """Issue 12 item 6: on PostgreSQL a caption with a NUL byte failed with DataError and was not saved."""
+    with transaction(engine) as s:
+        photo = repo.save_photo(session=s, **photo_values("nul", name="bad\x00name.jpg"))
+        caption = repo.add_caption(session=s, photo=photo, model_key="manual", text="hello\x00 world",
+                                   generated_text="gen\x00")
+        repo.rate(session=s, caption_id=caption.id, rater="An\x00n", stars=3, comment="nice\x00")
+    with transaction(engine) as s:
+        repo.edit_caption(session=s, caption_id=caption.id, text="edited\x00 text")
+    with transaction(engine, write=False) as s:
+        saved = repo.get_caption(session=s, caption_id=caption.id)
+        [rating] = repo.ratings_for_caption(session=s, caption_id=caption.id)
+        assert (saved.photo.name, saved.text, saved.generated_text) == ("badname.jpg", "edited text", "gen")
+        assert (rating.rater, rating.comment) == ("Ann", "nice")

@@ -54,3 +54,66 @@ def test_help_is_fast_and_lists_commands():
     out = subprocess.run([sys.executable, "-X", "importtime", "-m", "igcap", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "caption" in out.stdout and "models" in out.stdout
     assert "torch" not in {line.split("|")[-1].strip().split(".")[0] for line in out.stderr.splitlines()}
+
+
+HOSTILE_NAMES = ["=HYPERLINK(1,2).jpg", "+cmd.jpg", "@SUM(A1).jpg", "-2+3.jpg", "\x1b[31mred\x1b[0m.jpg"]
+
+
+@pytest.fixture
+def hostile_folder(tmp_path):
+    for i, name in enumerate(HOSTILE_NAMES):
+        (tmp_path / name).write_bytes(photo_bytes("JPEG", colour=["red", "blue", "green", "white", "black"][i]))
+    return tmp_path
+
+
+def test_caption_csv_neutralises_formula_file_names(hub_cache, hostile_folder, capsys):
+    """Issue 12 item 7: `caption --csv` wrote =HYPERLINK(…).jpg as a live formula cell."""
+    import csv
+    import io
+
+    from db.export import FORMULA_STARTS, restore_cell
+
+    assert main(["caption", str(hostile_folder), "--models", DEFAULT_KEYS[0], "--preset", "fast",
+                 "--max-new-tokens", "4", "--csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert sorted(restore_cell(r["photo"]) for r in rows) == sorted(HOSTILE_NAMES)
+    cells = [v for r in rows for v in r.values()]
+    assert not [c for c in cells if c.startswith(FORMULA_STARTS)]
+
+
+def test_caption_text_mode_escapes_control_characters(hub_cache, hostile_folder, capsys):
+    """Issue 12 item 7: text mode printed the ANSI escape sequences in file names as they are."""
+    (hostile_folder / "broken\x1b]0;pwned\x07.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut short")
+    assert main(["caption", str(hostile_folder), "--models", DEFAULT_KEYS[0], "--preset", "fast",
+                 "--max-new-tokens", "4"]) == 1
+    out, err = capsys.readouterr()
+    assert "\x1b" not in out and "\x1b" not in err and "\x07" not in err
+    assert "\\x1b[31mred\\x1b[0m.jpg\t" in out and "broken\\x1b]0;pwned\\x07.jpg" in err
+    assert all(len(line.split("\t")) == 3 for line in out.splitlines())
+
+
+def test_caption_streams_a_folder_in_batches_keeping_the_order(hub_cache, tmp_path, capsys, monkeypatch):
+    """Issue 12 item 1: the CLI held every decoded photo of the folder at once (48 × 12 MP: 4.3 GiB)."""
+    import weakref
+
+    import igcap.images
+
+    names = [f"p{i}.jpg" for i in range(7)]
+    for i, name in enumerate(names):
+        (tmp_path / name).write_bytes(photo_bytes("JPEG", size=(2000 + i, 1500)))  # decoded at 1080 px
+    alive, peak, real = [0], [0], igcap.images.load_photo_file
+
+    def probe(path, **kwargs):
+        photo = real(path, **kwargs)
+        alive[0] += 1
+        peak[0] = max(peak[0], alive[0])
+        weakref.finalize(photo.image, lambda: alive.__setitem__(0, alive[0] - 1))
+        return photo
+
+    monkeypatch.setattr(igcap.images, "load_photo_file", probe)
+    keys = list(DEFAULT_KEYS[:2])
+    assert main(["caption", str(tmp_path), "--models", ",".join(keys), "--preset", "fast", "--max-new-tokens", "4",
+                 "--batch-size", "2", "--csv"]) == 0
+    rows = [line.split(",")[:2] for line in capsys.readouterr().out.splitlines()[1:]]
+    assert rows == [[name, key] for key in keys for name in names]  # model by model, photos in file order
+    assert peak[0] <= 2, f"{peak[0]} decoded photos alive at once with --batch-size 2"

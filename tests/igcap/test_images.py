@@ -499,3 +499,56 @@ def test_load_photo_file_refuses_a_pipe_instead_of_waiting_on_it(tmp_path):
     with pytest.raises(PhotoError) as caught:
         load_photo_file(tmp_path / "pipe.jpg")
     assert caught.value.code == "unreadable_file"
+
+
+# ---------------------------------------------------------------- max_side: reduced before converting (issue 12 item 1)
+
+def _pattern(mode: str, size=(1600, 900)):
+    """A left/right split (dark | light) in ``mode``, so orientation and tones can be checked after reduction."""
+    import numpy as np
+    from PIL import Image
+
+    if mode.startswith("I;16"):
+        values = np.full(size[::-1], 60000, dtype=np.uint16)
+        values[:, : size[0] // 2] = 3000
+        return Image.fromarray(values)
+    light = {"1": 1, "L": 230, "P": 2, "LA": (230, 255), "RGBA": (230, 230, 230, 255), "RGB": (230, 230, 230),
+             "I": 60000, "F": 0.9, "CMYK": (0, 0, 0, 25)}[mode]
+    dark = {"1": 0, "L": 20, "P": 1, "LA": (20, 255), "RGBA": (20, 20, 20, 255), "RGB": (20, 20, 20),
+            "I": 3000, "F": 0.1, "CMYK": (0, 0, 0, 235)}[mode]
+    image = Image.new(mode, size, light)
+    if mode == "P":
+        image.putpalette([0, 0, 0, 20, 20, 20, 230, 230, 230] + [0] * 759)
+    image.paste(dark, (0, 0, size[0] // 2, size[1]))
+    return image
+
+
+@pytest.mark.parametrize("mode, fmt", [("RGB", "JPEG"), ("L", "PNG"), ("I;16", "PNG"), ("RGBA", "PNG"),
+                                       ("LA", "PNG"), ("P", "PNG"), ("1", "PNG"), ("I", "TIFF"), ("F", "TIFF"),
+                                       ("CMYK", "JPEG")])
+def test_max_side_reduces_every_mode_to_the_same_picture(mode, fmt):
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    _pattern(mode).save(buffer, format=fmt)
+    data = buffer.getvalue()
+    full = load_photo(data, "big")
+    small = load_photo(data, "big", max_side=400)
+    assert (small.width, small.height) == (full.width, full.height) == (1600, 900)
+    assert small.image.mode == "RGB" and small.image.size == (400, 225)
+    expected = np.asarray(full.image.resize(small.image.size), dtype=float)
+    assert np.abs(np.asarray(small.image, dtype=float) - expected).mean() < 6
+
+
+def test_max_side_keeps_the_exif_orientation_and_never_enlarges():
+    from tests.builders import upright_test_photo
+
+    photo = load_photo(upright_test_photo(size=(1600, 800)), "sideways.jpg", max_side=200)
+    assert (photo.width, photo.height) == (800, 1600)  # upright, as taken
+    assert photo.image.size == (100, 200)
+    top, bottom = photo.image.getpixel((50, 20)), photo.image.getpixel((50, 180))
+    assert top[0] > 200 and top[2] < 60 and bottom[2] > 200  # red on top, as in the full decode
+    small = load_photo(upright_test_photo(size=(80, 40)), "small.jpg", max_side=1080)
+    assert small.image.size == (40, 80)

@@ -90,6 +90,38 @@ def test_edit_and_save_stores_edited_and_original_text(app, db_url):
     assert [c.text for c in rows(db_url, Caption)] == ["Edited twice"]
 
 
+def test_update_after_another_session_deleted_the_photo_saves_a_new_caption(app, db_url):
+    """Issue 12 item 4: "Update saved caption" failed forever once another session deleted the photo."""
+    from db import repo
+
+    upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    generate(app)
+    box = card_text_areas(app)[0]
+    app.button(key=f"{box.key}.save").click().run()
+    [first] = rows(db_url, Caption)
+    with transaction(make_engine(db_url)) as session:  # another browser session deletes the photo
+        repo.delete_photo(session=session, photo_id=first.photo_id)
+        # and saves a caption of another photo: on SQLite it gets the deleted caption's id
+        other = repo.save_photo(session=session, sha256="b" * 64, name="other.jpg", width=1, height=1,
+                                format="JPEG", image_jpeg=b"x", thumbnail_jpeg=b"x")
+        other_id = repo.add_caption(session=session, photo=other, model_key="manual", text="Not yours").id
+    box = card_text_areas(app)[0]
+    box.set_value("Saved again after a delete").run()
+    app.button(key=f"{box.key}.save").click().run()
+    no_exceptions(app)
+    assert not app.error
+    assert any("deleted" in t.value for t in app.toast)
+    texts = {c.id: c.text for c in rows(db_url, Caption)}
+    assert texts.pop(other_id) == "Not yours"  # the other session's caption is untouched
+    [(again_id, text)] = texts.items()
+    assert text == "Saved again after a delete"
+    assert sorted(p.name for p in rows(db_url, Photo)) == ["other.jpg", "red.jpg"]
+    box = card_text_areas(app)[0]  # and the card now updates the new row
+    box.set_value("Edited once more").run()
+    app.button(key=f"{box.key}.save").click().run()
+    assert {c.id: c.text for c in rows(db_url, Caption)} == {other_id: "Not yours", again_id: "Edited once more"}
+
+
 def test_hand_written_caption_is_saved_as_manual(app, db_url):
     upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
     [manual] = [t for t in app.text_area if t.key.startswith("manual.")]
@@ -103,7 +135,7 @@ def test_hand_written_caption_is_saved_as_manual(app, db_url):
 def test_bad_upload_shows_message_and_saves_nothing(app, db_url):
     upload(app, ("notes.jpg", b"this is not a photo", "image/jpeg"))
     no_exceptions(app)
-    assert app.error and "notes.jpg" in app.error[0].value
+    assert app.error and app.error[0].value.startswith(r"**notes\.jpg**: This file is not an image")  # name: plain
     assert not app.image
     assert app.button(key="create.generate").disabled
     assert rows(db_url, Photo) == []
@@ -235,3 +267,28 @@ def test_removing_an_upload_removes_its_photo_and_clear_empties_the_rest(app):
     assert len(at.image) == 1  # … the photo stays
     at.button(key="create.clear_photos").click().run()
     assert len(at.image) == 0
+
+
+def test_a_session_takes_at_most_max_photos_and_says_why_not_more(app):
+    """Issue 12 item 1: uploads per session are bounded (count and bytes) before anything is decoded."""
+    from igcap_ui.photos import MAX_PHOTOS
+
+    files = [(f"p{i:02d}.jpg", builders.photo_bytes(size=(40 + i, 30)), "image/jpeg") for i in range(MAX_PHOTOS + 2)]
+    upload(app, *files)
+    no_exceptions(app)
+    assert len(app.image) == MAX_PHOTOS
+    refused = [e.value for e in app.error]
+    assert len(refused) == 2 and all(f"at most {MAX_PHOTOS} photos" in m for m in refused)
+    assert "p20" in refused[0] and "p21" in refused[1]
+
+
+def test_a_large_photo_is_decoded_at_1080_pixels_with_its_size_as_taken(app):
+    from PIL import Image
+
+    upload(app, ("wide.png", builders.photo_bytes("PNG", size=(3000, 2000), mode="RGBA", colour=(0, 0, 255, 128)),
+                 "image/png"))
+    no_exceptions(app)
+    [photo] = app.session_state["create.photos"].values()
+    assert photo.image.size == (1080, 720) and (photo.width, photo.height) == (3000, 2000)
+    assert photo.image.mode == "RGB" and photo.image.getpixel((5, 5)) == (127, 127, 255)
+    assert isinstance(photo.image, Image.Image)

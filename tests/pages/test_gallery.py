@@ -96,3 +96,66 @@ def test_pagination_splits_many_captions(saved, app, db_url):
     no_exceptions(at)
     assert sum(m.value.startswith(("Red square", "My red one", "Blue sky", "A blue thing", "Extra"))
                for m in at.markdown) == 30 - 24
+
+
+def test_a_rater_name_over_80_characters_does_not_break_the_gallery(saved, app, db_url):
+    """Issue 12 item 5: a 100-character name broke the whole gallery (two ValueError boxes, no stars)."""
+    box = app.text_input(key="rater_name_input")
+    assert box.max_chars == 80  # the browser stops typing at 80; Streamlit cuts a longer value it is sent
+    set_rater(app, "A" * 100)
+    at = gallery(app)  # no "Something went wrong"
+    name = "A" * 80
+    stars = at.feedback(key=f"stars.{saved['Blue sky']}.{name}")
+    assert not stars.disabled
+    stars.set_value(2).run()
+    no_exceptions(at)
+    assert [(r.rater, r.stars) for r in query(db_url, select(Rating))] == [(name, 3)]
+
+
+def test_rater_name_spaces_are_normalised_before_rating(saved, app, db_url):
+    set_rater(app, "  Ann   Lee ")
+    at = gallery(app)
+    cid = saved["Blue sky"]
+    at.feedback(key=f"stars.{cid}.Ann Lee").set_value(4).run()
+    no_exceptions(at)
+    assert [(r.rater, r.stars) for r in query(db_url, select(Rating))] == [("Ann Lee", 5)]
+    assert at.feedback(key=f"stars.{cid}.Ann Lee").value == 4
+
+
+def delete_photo_elsewhere(db_url, caption_id):
+    """What another browser session does: delete the photo of this caption."""
+    with transaction(make_engine(db_url)) as session:
+        photo_id = repo.get_caption(session=session, caption_id=caption_id).photo_id
+        repo.delete_photo(session=session, photo_id=photo_id)
+
+
+def deleted_message(at) -> None:
+    no_exceptions(at)
+    assert any("caption was deleted" in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_star_and_favourite_on_a_caption_deleted_elsewhere_say_it_was_deleted(saved, app, db_url):
+    """Issue 12 item 4: they showed "Something went wrong (NotFoundError)"."""
+    set_rater(app, "Alex")
+    at = gallery(app)
+    cid = saved["Blue sky"]
+    delete_photo_elsewhere(db_url, cid)
+    at.feedback(key=f"stars.{cid}.Alex").set_value(3).run()
+    deleted_message(at)
+    at = gallery(app)
+    cid = saved["Red square #shapes"]
+    delete_photo_elsewhere(db_url, cid)
+    at.toggle(key=f"fav.{cid}").set_value(False).run()
+    deleted_message(at)
+
+
+def test_edit_of_a_caption_deleted_elsewhere_is_not_dropped_silently(saved, app, db_url):
+    """Issue 12 item 4: the edit vanished without a word."""
+    at = gallery(app)
+    cid = saved["Blue sky"]
+    at.text_area(key=f"edit.{cid}").set_value("My careful edit").run()
+    delete_photo_elsewhere(db_url, cid)
+    at.button(key=f"edit.{cid}.save").click().run()
+    deleted_message(at)
+    assert any(c.value == "My careful edit" for c in at.code)  # the text is there to copy
+

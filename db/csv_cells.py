@@ -1,0 +1,22 @@
+"""CSV cells a spreadsheet will not run as formulas (OWASP "CSV injection"): the one rule, stdlib only.
+
+A text cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return, or with a single
+quote, gets one single quote (``'``) in front; removing one leading ``'`` gives the original back.
+Used by the exports (:mod:`db.export`) and by ``python -m igcap caption --csv``; it lives here, free
+of SQLAlchemy and of the model package, so any writer of CSV can use it (``db`` never imports ``igcap``).
+"""
+
+from __future__ import annotations
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+QUOTE = "'"
+
+
+def neutralise(text: str) -> str:
+    """The cell text a spreadsheet will not run as a formula."""
+    return QUOTE + text if text.startswith(FORMULA_STARTS + (QUOTE,)) else text
+
+
+def restore_cell(text: str) -> str:
+    """The inverse of :func:`neutralise`, for reading a file back."""
+    return text[1:] if text.startswith(QUOTE) else text
