@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from igcap.instagram import InstagramLimits
 from igcap.threads import THREADS_ENV, parse_threads
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +34,7 @@ class Settings:
     device: str = "auto"  # IGCAP_DEVICE: auto, cpu, cuda, mps
     quantize: bool | None = None  # IGCAP_QUANTIZE: None = auto (int8 on CPU only)
     threads: int | None = None  # IGCAP_THREADS: torch threads for captioning; None = auto (every allowed core)
+    instagram: InstagramLimits = InstagramLimits()  # IGCAP_INSTAGRAM_*: Instagram's caption limits
 
     def __post_init__(self):
         if self.device not in DEVICES:
@@ -64,7 +66,26 @@ class Settings:
             device=env.get("IGCAP_DEVICE", "auto").strip().lower() or "auto",
             quantize=_tristate(env, "IGCAP_QUANTIZE"),
             threads=_threads(env),
+            instagram=instagram_limits(env),
         )
+
+
+INSTAGRAM_KEYS = {  # environment key → InstagramLimits field
+    "IGCAP_INSTAGRAM_MAX_CHARS": "max_chars",
+    "IGCAP_INSTAGRAM_MAX_HASHTAGS": "max_hashtags",
+    "IGCAP_INSTAGRAM_PREVIEW_CHARS": "preview_chars",
+}
+
+
+def instagram_limits(env: Mapping[str, str] | None = None) -> InstagramLimits:
+    """Instagram's limits (igcap.instagram), each overridable by its IGCAP_INSTAGRAM_* key."""
+    env = os.environ if env is None else env
+    defaults = InstagramLimits()
+    values = {field: _int(env, key, getattr(defaults, field)) for key, field in INSTAGRAM_KEYS.items()}
+    for key, field in INSTAGRAM_KEYS.items():
+        if values[field] < 1:
+            raise ConfigError(f"{key} must be a whole number of 1 or more, not {values[field]}")
+    return InstagramLimits(**values)
 
 
 def env_key(model_key: str) -> str:

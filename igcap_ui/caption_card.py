@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from igcap.text import CAPTION_LIMIT, HASHTAG_LIMIT, instagram_stats
+from igcap.instagram import InstagramStats, instagram_stats
+from igcap_ui import resources
 from igcap_ui.errors import shown_errors
 from igcap_ui.results import Card, saved
 
@@ -34,9 +35,9 @@ def _variant(card: Card, result, count: int, on_save: Callable) -> None:
     title = f"Variant {result.variant + 1}" if count > 1 else "Caption"
     text = st.text_area(title, value=card.text(result), key=key, height=100, on_change=_remember_edit,
                         args=(card, result.variant, key))
-    counters(text, result.seconds)
+    stats = counters(text, result.seconds)
     with st.expander("Preview and copy"):
-        st.markdown(f"**Under the photo:** {escape_markdown(instagram_stats(text).preview)}")
+        st.markdown(f"**Under the photo:** {escape_markdown(stats.preview)}")
         st.code(text, language=None, wrap_lines=True)
     done = saved().get(key)
     label = "⭐ Update saved caption" if done else "⭐ Save as favourite"
@@ -44,6 +45,7 @@ def _variant(card: Card, result, count: int, on_save: Callable) -> None:
         with shown_errors():
             saved()[key] = on_save(card, result, text)
             st.toast("Saved to the gallery.", icon="⭐")
+            warn_over_limits(stats)
     if saved().get(key):
         st.caption("✅ Saved in the gallery")
 
@@ -53,15 +55,27 @@ def _remember_edit(card: Card, variant: int, key: str) -> None:
     card.edits[variant] = st.session_state[key]
 
 
-def counters(text: str, seconds: float | None = None) -> None:
-    """Characters against 2,200 and hashtags against 30, red when over."""
-    stats = instagram_stats(text)
-    chars = f"{stats.chars:,} / {CAPTION_LIMIT:,} characters"
-    tags = f"{stats.hashtags} / {HASHTAG_LIMIT} hashtags"
+def caption_stats(text: str) -> InstagramStats:
+    """text against the configured Instagram limits (igcap.instagram, IGCAP_INSTAGRAM_* settings)."""
+    return instagram_stats(text, resources.settings().instagram)
+
+
+def counters(text: str, seconds: float | None = None) -> InstagramStats:
+    """Characters and hashtags against Instagram's limits ("6 / 5 hashtags"), red when over; the stats."""
+    stats = caption_stats(text)
+    chars = f"{stats.chars:,} / {stats.limits.max_chars:,} characters"
+    tags = f"{stats.hashtags} / {stats.limits.max_hashtags} hashtags"
     parts = [f":red[{chars}]" if stats.over_chars else chars, f":red[{tags}]" if stats.over_hashtags else tags]
     if seconds is not None:
         parts.append(f"{seconds:.1f} s")
     st.caption(" · ".join(parts))
+    return stats
+
+
+def warn_over_limits(stats: InstagramStats) -> None:
+    """After a save: say which of Instagram's limits the saved caption breaks (it is saved all the same)."""
+    if stats.warning():
+        st.warning(f"Saved, but {stats.warning()}", icon="⚠️")
 
 
 def escape_markdown(text: str) -> str:

@@ -6,12 +6,13 @@ import streamlit as st
 
 from db import repo, transaction
 from igcap_ui import resources
-from igcap_ui.caption_card import counters, escape_markdown
+from igcap_ui.caption_card import counters, escape_markdown, warn_over_limits
 from igcap_ui.errors import shown_errors
 from igcap_ui.filters import model_label
 from igcap_ui.photos import photo_row
 
 CONFIRM_KEY = "gallery.confirm_delete"
+WARNINGS_KEY = "gallery.limit_warnings"  # caption id → stats of the text just saved, shown after the rerun
 
 
 def photo_block(items: list, rater: str) -> None:
@@ -50,11 +51,15 @@ def caption_row(item, rater: str) -> None:
 def _edit_box(caption) -> None:
     key = f"edit.{caption.id}"
     text = st.text_area("Caption text", value=caption.text, key=key, height=100)
-    counters(text)
+    stats = counters(text)
+    just_saved = st.session_state.setdefault(WARNINGS_KEY, {}).pop(caption.id, None)
+    if just_saved is not None:
+        warn_over_limits(just_saved)
     if st.button("💾 Save changes", key=f"{key}.save", disabled=text == caption.text):
         with shown_errors():
             with transaction(resources.db_engine()) as session:
                 repo.edit_caption(session=session, caption_id=caption.id, text=text)
+            st.session_state[WARNINGS_KEY][caption.id] = stats
             st.rerun()
 
 

@@ -10,7 +10,7 @@ import streamlit as st
 
 from db.models import model_label
 from igcap_ui import resources, saving
-from igcap_ui.caption_card import caption_card
+from igcap_ui.caption_card import caption_card, counters, warn_over_limits
 from igcap_ui.errors import shown_errors
 from igcap_ui.photos import photo_row
 from igcap_ui.results import Card, cards_from_run, new_card, store
@@ -99,10 +99,12 @@ def _regenerate(photo, card: Card, settings) -> None:
 def _manual_box(photo) -> None:
     key = f"manual.{photo.sha256}"
     text = st.text_area("Write your own caption", key=key, height=90, placeholder="Your caption…")
+    stats = counters(text)
     if st.button("💾 Save my caption", key=f"{key}.save", disabled=not text.strip()):
         with shown_errors():
             saving.save_manual(photo, text)
             st.success("Saved to the gallery.", icon="✅")
+            warn_over_limits(stats)
 
 
 def _label(key: str) -> str:

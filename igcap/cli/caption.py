@@ -11,7 +11,8 @@ from pathlib import Path
 from igcap.cli import CliError
 from igcap.decoding import KNOBS, PRESETS, DecodingError
 
-COLUMNS = ("photo", "model", "variant", "caption", "raw_text", "tokens", "seconds", "ended_with_eos")
+COLUMNS = ("photo", "model", "variant", "caption", "raw_text", "tokens", "seconds", "ended_with_eos",
+           "chars", "hashtags", "over_limit_chars", "over_limit_hashtags")  # limits: IGCAP_INSTAGRAM_*
 
 
 def add_parser(sub) -> None:
@@ -54,7 +55,7 @@ def run(args) -> int:
     if not photos:
         raise CliError("no photo could be read" + (f" ({len(failed)} failed)" if failed else ": no image files found"))
     quiet_transformers(args.verbose)
-    writer = Writer(args, photos)
+    writer = Writer(args, photos, config.instagram)
     runs = Captioner(cache, batch_size=args.batch_size).caption([p.image for p in photos], keys, settings,
                                                                 on_result=writer.model_done)
     writer.close()
@@ -116,9 +117,12 @@ def quiet_transformers(verbose: bool) -> None:
 class Writer:
     """Prints each model's captions as soon as the model finishes (text or CSV), or all at the end (JSON)."""
 
-    def __init__(self, args, photos):
+    def __init__(self, args, photos, limits=None):
+        from igcap.instagram import DEFAULT_LIMITS
+
         self.mode = "json" if args.json else "csv" if args.csv else "text"
         self.photos, self.rows, self.errors = photos, [], []
+        self.limits = limits or DEFAULT_LIMITS
         if self.mode == "csv":
             self.csv = csv.DictWriter(sys.stdout, fieldnames=COLUMNS)
             self.csv.writeheader()
@@ -127,10 +131,17 @@ class Writer:
         if run.error:
             self.errors.append({"model": run.model_key, "error": run.error.message, "hint": run.error.hint})
             print(f"{run.model_key}: {run.error.message} {run.error.hint}", file=sys.stderr)
+        from igcap.instagram import instagram_stats
+
         for r in run.results:
+            stats = instagram_stats(r.text, self.limits)
+            over = stats.over_limit()
             row = dict(zip(COLUMNS, (self.photos[r.photo_index].name, r.model_key, r.variant, r.text, r.raw_text,
-                                     r.tokens, round(r.seconds, 3), r.ended_with_eos)))
+                                     r.tokens, round(r.seconds, 3), r.ended_with_eos, stats.chars, stats.hashtags,
+                                     over["chars"], over["hashtags"])))
             self.rows.append(row)
+            if stats.warning():
+                print(f"warning: {row['photo']} {r.model_key}#{r.variant + 1}: {stats.warning()}", file=sys.stderr)
             if self.mode == "csv":
                 self.csv.writerow(row)
             elif self.mode == "text":

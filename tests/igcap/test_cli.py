@@ -54,3 +54,42 @@ def test_help_is_fast_and_lists_commands():
     out = subprocess.run([sys.executable, "-X", "importtime", "-m", "igcap", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "caption" in out.stdout and "models" in out.stdout
     assert "torch" not in {line.split("|")[-1].strip().split(".")[0] for line in out.stderr.splitlines()}
+
+
+def test_caption_rows_flag_each_instagram_limit(capsys):
+    """JSON and CSV carry over_limit fields per limit; text mode warns on stderr (6 hashtags > Instagram's 5)."""
+    import argparse
+    import csv
+    import io
+
+    from igcap.captioner import CaptionResult, ModelRun
+    from igcap.cli.caption import Writer
+    from igcap.instagram import DEFAULT_LIMITS
+
+    photos = [argparse.Namespace(name="beach.jpg")]
+    six = "Beach day #a #b #c #d #e #f"
+    run = ModelRun("m", (CaptionResult("m", 0, 0, six, six, 9, 0.1, True),
+                         CaptionResult("m", 0, 1, "Beach day #a #b #c #d #e", "", 8, 0.1, True)))
+    for mode in ("json", "csv", "text"):
+        writer = Writer(argparse.Namespace(json=mode == "json", csv=mode == "csv"), photos, DEFAULT_LIMITS)
+        writer.model_done(run)
+        writer.close()
+        out, err = capsys.readouterr()
+        assert "6 hashtags; Instagram allows 5" in err and err.count("warning:") == 1
+        if mode == "json":
+            rows = json.loads(out)["captions"]
+        elif mode == "csv":
+            rows = [{k: v == "True" if k.startswith("over_") else v for k, v in row.items()}
+                    for row in csv.DictReader(io.StringIO(out))]
+        else:
+            continue
+        assert [(r["over_limit_hashtags"], r["over_limit_chars"]) for r in rows] == [(True, False), (False, False)]
+        assert [int(r["hashtags"]) for r in rows] == [6, 5]
+
+
+def test_caption_limits_follow_the_environment(hub_cache, folder, capsys, monkeypatch):
+    monkeypatch.setenv("IGCAP_INSTAGRAM_MAX_CHARS", "1")  # every caption of 2+ characters is over
+    assert main(["caption", str(folder / "a.jpg"), "--models", DEFAULT_KEYS[0], "--preset", "fast",
+                 "--max-new-tokens", "6", "--json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)["captions"]
+    assert row["over_limit_chars"] == (len(row["caption"]) > 1) and row["over_limit_hashtags"] is False

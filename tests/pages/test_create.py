@@ -173,13 +173,51 @@ def test_card_counts_previews_and_offers_a_copy_of_the_edited_text(app):
     upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
     generate(app)
     box = card_text_areas(app)[0]
-    long_text = "Sunny day at the beach with friends " * 5 + " ".join(f"#tag{i}" for i in range(31))
+    long_text = "Sunny day at the beach with friends " * 5 + " ".join(f"#tag{i}" for i in range(6))
     box.set_value(long_text).run()
     assert any(c.value == long_text for c in app.code)  # the copy-friendly view
     counter = next(c.value for c in app.caption if "hashtags" in c.value and f"{len(long_text):,}" in c.value)
-    assert ":red[31 / 30 hashtags]" in counter  # over Instagram's hashtag limit, shown in red
+    assert ":red[6 / 5 hashtags]" in counter  # over Instagram's 2026 limit of 5, shown in red
+    assert f"{len(long_text):,} / 2,200 characters" in counter and ":red[" + f"{len(long_text):,}" not in counter
     preview = next(m.value for m in app.markdown if m.value.startswith("**Under the photo:**"))
     assert preview.endswith("… more") and len(preview) < len(long_text)
+    # Saving keeps the caption as written and warns that Instagram will refuse it.
+    app.button(key=box.key + ".save").click().run()
+    no_exceptions(app)
+    assert any("6 hashtags; Instagram allows 5" in w.value and w.value.startswith("Saved")
+               for w in app.warning)
+    box = card_text_areas(app)[0]
+    box.set_value(long_text.rsplit(" ", 1)[0]).run()  # five hashtags: within the limit, not red
+    counter = next(c.value for c in app.caption if "hashtags" in c.value and "5 / 5" in c.value)
+    assert ":red[5 / 5" not in counter
+
+
+def test_manual_caption_is_counted_and_warned_about(app, db_url):
+    upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    [manual] = [t for t in app.text_area if t.key.startswith("manual.")]
+    text = "My own words #a #b #c #d #e #f"
+    manual.set_value(text).run()
+    assert any(":red[6 / 5 hashtags]" in c.value for c in app.caption)
+    app.button(key=manual.key + ".save").click().run()
+    no_exceptions(app)
+    assert any("6 hashtags; Instagram allows 5" in w.value for w in app.warning)
+    assert [c.text for c in rows(db_url, Caption)] == [text]  # saved as written: the person decides
+
+
+def test_limits_come_from_the_configuration(app_env, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.pages.conftest import APP, TIMEOUT
+
+    monkeypatch.setenv("IGCAP_INSTAGRAM_MAX_HASHTAGS", "10")
+    monkeypatch.setenv("IGCAP_INSTAGRAM_MAX_CHARS", "20")
+    at = upload(AppTest.from_file(APP, default_timeout=TIMEOUT).run(),
+                ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    [manual] = [t for t in at.text_area if t.key.startswith("manual.")]
+    manual.set_value("My own words and more #a #b #c #d #e #f").run()
+    counter = next(c.value for c in at.caption if "hashtags" in c.value)
+    assert "6 / 10 hashtags" in counter and ":red[6 / 10" not in counter
+    assert ":red[39 / 20 characters]" in counter
 
 
 def test_regenerate_replaces_one_card_and_keeps_edits_elsewhere(app):
