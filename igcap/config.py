@@ -7,13 +7,24 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from igcap.instagram import InstagramLimits
 from igcap.threads import THREADS_ENV, parse_threads
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def default_data_dir() -> Path:
+    """``data/`` in a checkout (beside pyproject.toml); installed from a wheel, the user's data folder
+    (``$XDG_DATA_HOME/igcap``, default ``~/.local/share/igcap``), never site-packages.
+    db.engine.default_data_dir applies the same rule (db does not import igcap; a test checks they agree)."""
+    if (PROJECT_ROOT / "pyproject.toml").is_file():
+        return PROJECT_ROOT / "data"
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "igcap"
+
+
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -23,7 +34,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    data_dir: Path = PROJECT_ROOT / "data"  # IGCAP_DATA_DIR: SQLite file, demo models
+    data_dir: Path = field(default_factory=lambda: default_data_dir())  # IGCAP_DATA_DIR: SQLite file, demo models
     database_url: str | None = None  # DATABASE_URL: None = the SQLite file in data_dir (or the app's secrets)
     models_dir: Path | None = None  # IGCAP_MODELS_DIR: one sub-folder per model key (downloaded weights)
     models_file: Path | None = None  # IGCAP_MODELS_FILE: TOML with [models.<key>] overrides and extras
@@ -55,7 +66,7 @@ class Settings:
         env = os.environ if env is None else env
         path = lambda key: Path(env[key]).expanduser() if env.get(key) else None  # noqa: E731
         return cls(
-            data_dir=path("IGCAP_DATA_DIR") or PROJECT_ROOT / "data",
+            data_dir=path("IGCAP_DATA_DIR") or default_data_dir(),
             database_url=env.get("DATABASE_URL", "").strip() or None,
             models_dir=path("IGCAP_MODELS_DIR"),
             models_file=path("IGCAP_MODELS_FILE"),
