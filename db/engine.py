@@ -236,6 +236,13 @@ def _upgrade(engine: Engine, revision: str, command) -> None:
                 conn.connection.driver_connection.execute("PRAGMA foreign_keys = ON")
 
 
+def head_revision() -> str:
+    """The newest schema revision this igcap knows."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
 def current_revision(engine: Engine) -> str | None:
     """The schema revision the database is at (None for an empty database)."""
     from alembic.runtime.migration import MigrationContext
