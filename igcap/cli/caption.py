@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from igcap.cli import CliError
+from igcap.cli.hashtags import load_tags
 from igcap.decoding import KNOBS, PRESETS, DecodingError
 
 COLUMNS = ("photo", "model", "variant", "caption", "raw_text", "tokens", "seconds", "ended_with_eos",
@@ -27,6 +28,10 @@ def add_parser(sub) -> None:
             p.add_argument("--" + name.replace("_", "-"), dest=name, type=knob.type, help=knob.help)
     p.add_argument("--variants", dest="num_variants", type=int, help=argparse.SUPPRESS)  # short alias of --num-variants
     p.add_argument("--keep-fragment", action="store_true", help="keep an unfinished last sentence")
+    p.add_argument("--hashtags", metavar="SET[,SET]", help="add saved hashtag sets (igcap hashtags) to every "
+                   "caption, never past Instagram's limits")
+    p.add_argument("--database", metavar="URL", help="database with the hashtag sets (default: DATABASE_URL or the "
+                   "local SQLite file)")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print JSON")
     out.add_argument("--csv", action="store_true", help="print CSV")
@@ -46,6 +51,7 @@ def run(args) -> int:
     from igcap.loading import cache_from_settings
 
     settings = decoding_settings(args)
+    tags = load_tags(args.hashtags, args.database) if args.hashtags else []
     config = Settings.from_env()
     config = replace(config, device=args.device or config.device,
                      quantize=config.quantize if args.quantize is None else args.quantize)
@@ -55,7 +61,7 @@ def run(args) -> int:
     if not photos:
         raise CliError("no photo could be read" + (f" ({len(failed)} failed)" if failed else ": no image files found"))
     quiet_transformers(args.verbose)
-    writer = Writer(args, photos, config.instagram)
+    writer = Writer(args, photos, config.instagram, tags)
     runs = Captioner(cache, batch_size=args.batch_size).caption([p.image for p in photos], keys, settings,
                                                                 on_result=writer.model_done)
     writer.close()
@@ -117,12 +123,12 @@ def quiet_transformers(verbose: bool) -> None:
 class Writer:
     """Prints each model's captions as soon as the model finishes (text or CSV), or all at the end (JSON)."""
 
-    def __init__(self, args, photos, limits=None):
+    def __init__(self, args, photos, limits=None, tags=()):
         from igcap.instagram import DEFAULT_LIMITS
 
         self.mode = "json" if args.json else "csv" if args.csv else "text"
         self.photos, self.rows, self.errors = photos, [], []
-        self.limits = limits or DEFAULT_LIMITS
+        self.limits, self.tags = limits or DEFAULT_LIMITS, list(tags)
         if self.mode == "csv":
             self.csv = csv.DictWriter(sys.stdout, fieldnames=COLUMNS)
             self.csv.writeheader()
@@ -131,12 +137,20 @@ class Writer:
         if run.error:
             self.errors.append({"model": run.model_key, "error": run.error.message, "hint": run.error.hint})
             print(f"{run.model_key}: {run.error.message} {run.error.hint}", file=sys.stderr)
+        from igcap.hashtags import add_hashtags
         from igcap.instagram import instagram_stats
 
         for r in run.results:
-            stats = instagram_stats(r.text, self.limits)
+            text = r.text
+            if self.tags:
+                addition = add_hashtags(text, self.tags, self.limits)
+                text = addition.text
+                if addition.left_out:
+                    print(f"note: {self.photos[r.photo_index].name} {r.model_key}#{r.variant + 1}: "
+                          f"{addition.message(self.limits)}", file=sys.stderr)
+            stats = instagram_stats(text, self.limits)
             over = stats.over_limit()
-            row = dict(zip(COLUMNS, (self.photos[r.photo_index].name, r.model_key, r.variant, r.text, r.raw_text,
+            row = dict(zip(COLUMNS, (self.photos[r.photo_index].name, r.model_key, r.variant, text, r.raw_text,
                                      r.tokens, round(r.seconds, 3), r.ended_with_eos, stats.chars, stats.hashtags,
                                      over["chars"], over["hashtags"])))
             self.rows.append(row)

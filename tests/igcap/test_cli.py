@@ -93,3 +93,34 @@ def test_caption_limits_follow_the_environment(hub_cache, folder, capsys, monkey
                  "--max-new-tokens", "6", "--json"]) == 0
     [row] = json.loads(capsys.readouterr().out)["captions"]
     assert row["over_limit_chars"] == (len(row["caption"]) > 1) and row["over_limit_hashtags"] is False
+
+
+def test_hashtag_sets_from_the_command_line(tmp_path, capsys):
+    db = ["--database", f"sqlite:///{tmp_path / 'sets.sqlite3'}"]
+    assert main(["hashtags", "add", "travel", "#travel", "wanderlust,", "#roadtrip", *db]) == 0
+    assert main(["hashtags", "add", "Food", "#foodie #yum", *db]) == 0
+    capsys.readouterr()
+    assert main(["hashtags", "--json", *db]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"name": "food", "tags": ["#foodie", "#yum"]},
+                                                   {"name": "travel", "tags": ["#travel", "#wanderlust", "#roadtrip"]}]
+    assert main(["hashtags", "remove", "FOOD", *db]) == 0
+    assert main(["hashtags", "remove", "food", *db]) == 2
+    assert main(["hashtags", "add", "bad", "good-vibes", *db]) == 2
+    err = capsys.readouterr().err
+    assert "no hashtag set called 'food'" in err and "not a hashtag" in err and "Traceback" not in err
+    assert main(["hashtags", "list", *db]) == 0
+    assert capsys.readouterr().out.split() == ["travel", "#travel", "#wanderlust", "#roadtrip"]
+
+
+def test_caption_adds_a_hashtag_set_within_the_limit(hub_cache, folder, tmp_path, capsys):
+    db = ["--database", f"sqlite:///{tmp_path / 'sets.sqlite3'}"]
+    assert main(["hashtags", "add", "many", "#a #b #c #d #e #f #g", *db]) == 0
+    capsys.readouterr()
+    args = ["caption", str(folder / "a.jpg"), "--models", DEFAULT_KEYS[0], "--preset", "fast", "--max-new-tokens", "4"]
+    assert main([*args, "--hashtags", "many", "--json", *db]) == 0
+    out, err = capsys.readouterr()
+    [row] = json.loads(out)["captions"]
+    assert row["hashtags"] == 5 and not row["over_limit_hashtags"]  # the tiny model writes no hashtags itself
+    assert row["caption"].endswith("#a #b #c #d #e") and "Left out #f #g" in err
+    assert main([*args, "--hashtags", "nope", *db]) == 2
+    assert "no hashtag set called 'nope' (saved sets: many" in capsys.readouterr().err
