@@ -10,6 +10,7 @@ import streamlit as st
 from igcap.instagram import InstagramStats, instagram_stats
 from igcap_ui import resources
 from igcap_ui.errors import shown_errors
+from igcap_ui.hashtag_sets import set_buttons
 from igcap_ui.results import Card, saved
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+\-.!|~$])")
@@ -36,6 +37,8 @@ def _variant(card: Card, result, count: int, on_save: Callable) -> None:
     text = st.text_area(title, value=card.text(result), key=key, height=100, on_change=_remember_edit,
                         args=(card, result.variant, key))
     stats = counters(text, result.seconds)
+    set_buttons(key, current=lambda: st.session_state.get(key, card.text(result)),
+                apply=lambda new: _replace_text(card, result.variant, key, new))
     with st.expander("Preview and copy"):
         st.markdown(f"**Under the photo:** {escape_markdown(stats.preview)}")
         st.code(text, language=None, wrap_lines=True)
@@ -48,6 +51,12 @@ def _variant(card: Card, result, count: int, on_save: Callable) -> None:
             warn_over_limits(stats)
     if saved().get(key):
         st.caption("✅ Saved in the gallery")
+
+
+def _replace_text(card: Card, variant: int, key: str, text: str) -> None:
+    # In a callback: the card keeps the text and the widget starts again from it (its value is the card's text).
+    card.edits[variant] = text
+    st.session_state.pop(key, None)
 
 
 def _remember_edit(card: Card, variant: int, key: str) -> None:

@@ -12,6 +12,7 @@ from db.models import model_label
 from igcap_ui import resources, saving
 from igcap_ui.caption_card import caption_card, counters, warn_over_limits
 from igcap_ui.errors import shown_errors
+from igcap_ui.hashtag_sets import set_buttons
 from igcap_ui.photos import photo_row
 from igcap_ui.results import Card, cards_from_run, new_card, store
 
@@ -100,6 +101,7 @@ def _manual_box(photo) -> None:
     key = f"manual.{photo.sha256}"
     text = st.text_area("Write your own caption", key=key, height=90, placeholder="Your caption…")
     stats = counters(text)
+    set_buttons(key, current=lambda: st.session_state.get(key, ""), apply=lambda new: st.session_state.update({key: new}))
     if st.button("💾 Save my caption", key=f"{key}.save", disabled=not text.strip()):
         with shown_errors():
             saving.save_manual(photo, text)

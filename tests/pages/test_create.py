@@ -215,7 +215,7 @@ def test_limits_come_from_the_configuration(app_env, monkeypatch):
                 ("red.jpg", builders.photo_bytes(), "image/jpeg"))
     [manual] = [t for t in at.text_area if t.key.startswith("manual.")]
     manual.set_value("My own words and more #a #b #c #d #e #f").run()
-    counter = next(c.value for c in at.caption if "hashtags" in c.value)
+    counter = next(c.value for c in at.caption if " hashtags" in c.value and " / " in c.value)
     assert "6 / 10 hashtags" in counter and ":red[6 / 10" not in counter
     assert ":red[39 / 20 characters]" in counter
 
@@ -273,3 +273,50 @@ def test_removing_an_upload_removes_its_photo_and_clear_empties_the_rest(app):
     assert len(at.image) == 1  # … the photo stays
     at.button(key="create.clear_photos").click().run()
     assert len(at.image) == 0
+
+
+def add_set(at, name, tags):
+    at.text_input(key="hashtags.new_name").set_value(name)
+    at.text_input(key="hashtags.new_tags").set_value(tags)
+    next(b for b in at.button if b.label == "💾 Save set").click().run()
+    no_exceptions(at)
+    return at
+
+
+def test_hashtag_sets_are_saved_and_added_to_a_caption_within_the_limit(app, db_url):
+    from db import hashtag_sets
+
+    add_set(app, "Travel", "#travel wanderlust, #roadtrip")
+    add_set(app, "bad", "good-vibes")  # refused with a reason; what was typed stays
+    assert any("not a hashtag" in e.value for e in app.error)
+    assert app.text_input(key="hashtags.new_tags").value == "good-vibes"
+    engine = make_engine(db_url)
+    with transaction(engine, write=False) as session:
+        assert [(s.name, s.tags) for s in hashtag_sets.list_sets(session=session)] == [
+            ("travel", "#travel #wanderlust #roadtrip")]
+
+    upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    generate(app)
+    box = card_text_areas(app)[0]
+    box.set_value("Road day #sun #sea #sand #Travel").run()
+    app.button(key=box.key + ".set.travel").click().run()
+    no_exceptions(app)
+    text = app.text_area(key=box.key).value
+    assert text == "Road day #sun #sea #sand #Travel #wanderlust"  # 5 hashtags: #roadtrip left out
+    assert any("Left out #roadtrip" in c.value for c in app.caption)
+    assert any("5 / 5 hashtags" in c.value for c in app.caption)
+    # The added text is the card's text: saving stores it.
+    app.button(key=box.key + ".save").click().run()
+    assert [c.text for c in rows(db_url, Caption)] == [text]
+
+    [manual] = [t for t in app.text_area if t.key.startswith("manual.")]
+    app.button(key=manual.key + ".set.travel").click().run()
+    assert app.text_area(key=manual.key).value == "#travel #wanderlust #roadtrip"
+
+
+def test_a_hashtag_set_can_be_deleted(app, db_url):
+    add_set(app, "food", "#foodie")
+    assert any(t.value == "food: #foodie" for t in app.text)
+    app.button(key="hashtags.delete.food").click().run()
+    no_exceptions(app)
+    assert not any(t.value.startswith("food:") for t in app.text)
