@@ -47,10 +47,11 @@ def wheel(tmp_path_factory) -> Path:
 @pytest.mark.slow
 def test_the_wheel_holds_the_packages_migrations_and_console_script(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    migrations = {p.relative_to(ROOT).as_posix() for p in (ROOT / "db" / "migrations").rglob("*")
-                  if p.is_file() and "__pycache__" not in p.parts}
-    assert {"igcap/__main__.py", "igcap/cli/caption.py", "db/alembic.ini", "db/engine.py"} <= names
-    assert migrations and migrations <= names  # env.py, script.py.mako, every version
+    sources = {p.relative_to(ROOT).as_posix() for folder in ("igcap", "db") for p in (ROOT / folder).rglob("*")
+               if p.is_file() and "__pycache__" not in p.parts}
+    assert {"igcap/__main__.py", "igcap/cli/caption.py", "db/alembic.ini", "db/migrations/env.py",
+            "db/migrations/script.py.mako", "db/migrations/versions/0001_initial_schema.py"} <= sources
+    assert sources <= names  # every module, sub-package, migration and data file of igcap/ and db/
     dist_info = next(n.split("/")[0] for n in names if n.endswith(".dist-info/METADATA"))
     entry_points = zipfile.ZipFile(wheel).read(f"{dist_info}/entry_points.txt").decode()
     assert "igcap = igcap.cli:main" in entry_points
