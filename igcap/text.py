@@ -30,13 +30,19 @@ EMOJI = re.compile(f"[\U0001f1e6-\U0001f1ff]{{2}}|{_PICTO}{_MODS}(?:\u200d{_PICT
 _EMOJI_RUN = re.compile(f"(?P<e>{EMOJI.pattern})(?:\\s*(?P=e)){{{MAX_EMOJI_RUN},}}")
 
 
-def clean_caption(raw: str, drop_fragment: bool = False) -> str:
+def clean_caption(raw: str, drop_fragment: bool = False, keep: str = "") -> str:
     """Generated text → a caption: no special tokens, single spaces, no back-to-back repeats, no hashtag
-    twice, no run of one emoji longer than MAX_EMOJI_RUN."""
+    twice, no run of one emoji longer than MAX_EMOJI_RUN.
+
+    ``keep``: the words the caption was started with ("Start with…"), at the start of raw; clean-up never
+    cuts into them (only the model's continuation can be collapsed or dropped as a fragment).
+    """
     words = collapse_emoji_runs(dedupe_hashtags(_SPECIAL.sub(" ", raw))).split()
-    words = collapse_repeats(words)
+    head = keep.split()
+    n = len(head) if head and words[:len(head)] == head else 0
+    words = words[:n] + collapse_repeats(words[n:])
     if drop_fragment:
-        words = _drop_unfinished_sentence(words)
+        words = _drop_unfinished_sentence(words, protect=n)
     return " ".join(words)
 
 
@@ -71,11 +77,12 @@ def _drop_partial_tail_copy(words: list[str], min_tail: int, min_unit: int) -> l
     return words
 
 
-def _drop_unfinished_sentence(words: list[str]) -> list[str]:
-    """Cut words after the last sentence end, emoji or hashtag, if the caption ends mid-sentence."""
+def _drop_unfinished_sentence(words: list[str], protect: int = 0) -> list[str]:
+    """Cut words after the last sentence end, emoji or hashtag, if the caption ends mid-sentence; the first
+    ``protect`` words (the person's own start) are never cut."""
     if not words or _ends_cleanly(words[-1]):
         return words
-    for i in range(len(words) - 2, -1, -1):
+    for i in range(len(words) - 2, max(protect - 2, -1), -1):
         if _ends_cleanly(words[i]):
             return words[:i + 1]
     return words  # a single unfinished sentence is better than nothing

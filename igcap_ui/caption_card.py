@@ -8,6 +8,7 @@ from collections.abc import Callable
 import streamlit as st
 
 from igcap.instagram import InstagramStats, instagram_stats
+from igcap.variants import MORE_LIKE_THIS
 from igcap_ui import resources
 from igcap_ui.errors import shown_errors
 from igcap_ui.hashtag_sets import set_buttons
@@ -16,8 +17,9 @@ from igcap_ui.results import Card, saved
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+\-.!|~$])")
 
 
-def caption_card(card: Card, label: str, on_save: Callable, on_regenerate: Callable) -> None:
-    """Draw card; on_save(card, result, text) -> caption id, on_regenerate(card) replaces it."""
+def caption_card(card: Card, label: str, on_save: Callable, on_regenerate: Callable, on_more: Callable) -> None:
+    """Draw card; on_save(card, result, text) -> caption id, on_regenerate(card) replaces it,
+    on_more(card) adds three variants written with the card's own settings and a new seed."""
     with st.container(border=True):
         st.markdown(f"**{escape_markdown(label)}**")
         if card.failure is not None:
@@ -26,14 +28,22 @@ def caption_card(card: Card, label: str, on_save: Callable, on_regenerate: Calla
             st.info("This model wrote nothing for this photo; try another style.")
         for result in card.results:
             _variant(card, result, len(card.results), on_save)
-        if st.button("🔄 Regenerate", key=f"card{card.number}.regenerate",
-                     help="Write this model's caption again with the current decoding settings."):
+        regenerate, more = st.columns(2)
+        if regenerate.button("🔄 Regenerate", key=f"card{card.number}.regenerate",
+                             help="Write this model's caption again with the current decoding settings."):
             on_regenerate(card)
+        if card.settings and more.button(f"🎲 {MORE_LIKE_THIS} more like this", key=f"card{card.number}.more",
+                                         help="Three more captions from this model with this card's settings, "
+                                              "sampled with a new seed (greedy and beam search would repeat "
+                                              "themselves)."):
+            on_more(card)
 
 
 def _variant(card: Card, result, count: int, on_save: Callable) -> None:
     key = card.text_key(result.variant)
     title = f"Variant {result.variant + 1}" if count > 1 else "Caption"
+    if result.variant in card.more_settings:
+        title += " (more like this)"
     text = st.text_area(title, value=card.text(result), key=key, height=100, on_change=_remember_edit,
                         args=(card, result.variant, key))
     stats = counters(text, result.seconds)

@@ -84,7 +84,8 @@ def _draw_card(slot, card: Card, photo, settings) -> None:
     with slot.container():
         caption_card(card, label,
                      on_save=lambda c, result, text: saving.save_generated(photo, c, result, text),
-                     on_regenerate=lambda c: _regenerate(photo, c, settings))
+                     on_regenerate=lambda c: _regenerate(photo, c, settings),
+                     on_more=lambda c: _more_like_this(photo, c))
 
 
 def _regenerate(photo, card: Card, settings) -> None:
@@ -94,6 +95,20 @@ def _regenerate(photo, card: Card, settings) -> None:
     with st.spinner("Writing a new caption…"), shown_errors():
         [run] = resources.captioner().caption([photo.image], [card.model_key], settings)
         store()[photo.sha256][card.model_key] = new_card(card.model_key, run.results, run.error, settings.to_dict())
+        st.rerun()
+
+
+def _more_like_this(photo, card: Card) -> None:
+    from igcap.decoding import DecodingSettings
+    from igcap.variants import more_like_this
+
+    with st.spinner("Writing three more…"), shown_errors():
+        settings = more_like_this(DecodingSettings.from_dict(card.settings))
+        [run] = resources.captioner().caption([photo.image], [card.model_key], settings)
+        if run.error:
+            st.error(f"{run.error.message} {run.error.hint}".strip(), icon="⚠️")
+            return
+        card.add_more(run.results, settings.to_dict())
         st.rerun()
 
 

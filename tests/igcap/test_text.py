@@ -62,3 +62,17 @@ def test_emoji_detection_for_the_decoding_controls():
     assert contains_emoji("ok 👍🏽") and contains_emoji("\u200d") and contains_emoji("❤️")
     assert not contains_emoji("Brand™ at 25°C, © me") and not contains_emoji("#beach")
     assert count_emoji("👩‍💻 🇫🇷 😍😍 text") == 4
+
+
+def test_clean_up_never_cuts_into_the_words_a_caption_was_started_with():
+    keep = "Our first trip to"
+    assert clean_caption("Our first trip to the coast. We stayed until the", drop_fragment=True,
+                         keep=keep) == "Our first trip to the coast."
+    # No sentence end after the person's words: the whole caption stays rather than cutting into them.
+    assert clean_caption("Our first trip to the coast with", drop_fragment=True, keep=keep) == \
+        "Our first trip to the coast with"
+    assert clean_caption("Done. Our first trip to the coast with", drop_fragment=True, keep="Done. Our first") == \
+        "Done. Our first trip to the coast with"
+    assert clean_caption("Done. Our first trip to the coast with", drop_fragment=True) == "Done."
+    # Their repeated words stay; the model's loop after them goes.
+    assert clean_caption("so so so good a b c a b c", keep="so so so good") == "so so so good a b c"

@@ -320,3 +320,22 @@ def test_a_hashtag_set_can_be_deleted(app, db_url):
     app.button(key="hashtags.delete.food").click().run()
     no_exceptions(app)
     assert not any(t.value.startswith("food:") for t in app.text)
+
+
+def test_three_more_like_this_adds_sampled_variants_to_one_card(app, db_url):
+    upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    generate(app)  # fast: greedy, one caption per card
+    first = card_text_areas(app)[0]
+    card = first.key.split(".")[0]
+    others = {t.key: t.value for t in card_text_areas(app) if not t.key.startswith(card + ".")}
+    app.button(key=f"{card}.more").click().run()
+    no_exceptions(app)
+    mine = [t for t in card_text_areas(app) if t.key.startswith(card + ".")]
+    assert [t.key for t in mine] == [f"{card}.v{i}.text" for i in range(4)]  # the caption, then three more
+    assert [t.label for t in mine][1:] == [f"Variant {i} (more like this)" for i in (2, 3, 4)]
+    assert {t.key: t.value for t in card_text_areas(app) if not t.key.startswith(card + ".")} == others
+    app.button(key=f"{card}.v2.text.save").click().run()
+    [saved] = rows(db_url, Caption)
+    assert saved.text == app.text_area(key=f"{card}.v2.text").value
+    assert (saved.settings["strategy"], saved.settings["num_variants"]) == ("sample", 3)
+    assert saved.settings["seed"] is not None and saved.settings["no_repeat_ngram_size"] == 3  # fast's own
