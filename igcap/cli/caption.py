@@ -11,6 +11,7 @@ from pathlib import Path
 from igcap.cli import CliError
 from igcap.cli.hashtags import load_tags
 from igcap.decoding import KNOBS, PRESETS, DecodingError
+from igcap.lengths import LENGTHS
 
 COLUMNS = ("photo", "model", "variant", "caption", "raw_text", "tokens", "seconds", "ended_with_eos",
            "chars", "hashtags", "over_limit_chars", "over_limit_hashtags")  # limits: IGCAP_INSTAGRAM_*
@@ -27,6 +28,8 @@ def add_parser(sub) -> None:
         if knob.flag:
             p.add_argument("--" + name.replace("_", "-"), dest=name, type=knob.type, help=knob.help)
     p.add_argument("--variants", dest="num_variants", type=int, help=argparse.SUPPRESS)  # short alias of --num-variants
+    p.add_argument("--length", choices=list(LENGTHS), help="caption length: " + "; ".join(
+        length.label for length in LENGTHS.values()) + " (--min-new-tokens/--max-new-tokens still win)")
     p.add_argument("--keep-fragment", action="store_true", help="keep an unfinished last sentence")
     p.add_argument("--hashtags", metavar="SET[,SET]", help="add saved hashtag sets (igcap hashtags) to every "
                    "caption, never past Instagram's limits")
@@ -76,7 +79,10 @@ def decoding_settings(args):
     if args.keep_fragment:
         chosen["drop_fragment"] = False
     try:
-        return PRESETS[args.preset].replace(**chosen)
+        base = PRESETS[args.preset]
+        if getattr(args, "length", None):
+            base = LENGTHS[args.length].apply(base)
+        return base.replace(**chosen)
     except DecodingError as err:
         raise CliError(str(err)) from None
 

@@ -124,3 +124,24 @@ def test_caption_adds_a_hashtag_set_within_the_limit(hub_cache, folder, tmp_path
     assert row["caption"].endswith("#a #b #c #d #e") and "Left out #f #g" in err
     assert main([*args, "--hashtags", "nope", *db]) == 2
     assert "no hashtag set called 'nope' (saved sets: many" in capsys.readouterr().err
+
+
+def test_length_presets_set_the_token_limits(hub_cache, folder, capsys):
+    import argparse
+
+    from igcap.cli.caption import decoding_settings
+
+    def settings(*flags):
+        parser = argparse.ArgumentParser()
+        sub = parser.add_subparsers()
+        from igcap.cli import caption
+
+        caption.add_parser(sub)
+        return decoding_settings(parser.parse_args(["caption", "x.jpg", *flags]))
+
+    assert (settings("--length", "short").max_new_tokens, settings("--length", "long").min_new_tokens) == (16, 24)
+    assert settings("--length", "long", "--max-new-tokens", "40").max_new_tokens == 40
+    args = ["caption", str(folder / "a.jpg"), "--models", DEFAULT_KEYS[0], "--preset", "fast", "--json"]
+    assert main([*args, "--length", "short", "--min-new-tokens", "16"]) == 0
+    [row] = json.loads(capsys.readouterr().out)["captions"]
+    assert row["tokens"] == 16  # exactly the short preset's limit when the model may not stop sooner
