@@ -38,6 +38,7 @@ class Knob:
     only: tuple[str, ...] | None = None  # None: every strategy
     flag: bool = True
     creator: bool = False  # a creator control: the panel shows it above the advanced settings
+    placeholder: str | None = None  # what an empty box says
 
 
 def knob(default, **spec) -> Any:
@@ -80,13 +81,15 @@ class DecodingSettings:
                              generate="num_return_sequences",
                              help="How many different captions each model writes per photo.")
     seed: int | None = knob(None, label="Seed", type=int, low=0, optional=True,
+                            placeholder="empty = new captions each time",
                             help="Fix it to get the same sampled captions again; leave empty for new ones each time.")
     drop_fragment: bool = knob(True, label="Drop an unfinished last sentence", type=bool, flag=False,
                                help="Cut an unfinished last sentence when a caption hit the length limit.")
     start_with: str = knob("", label="Start with…", type=str, high=MAX_START_CHARS, creator=True,
+                           placeholder="Your first words, e.g. Our first trip to",
                            help="The caption's first words: every model continues them, and they stay as written.")
     max_emoji: int | None = knob(None, label="Emoji (empty = keep, 0 = none, N = at most N)", type=int, low=0,
-                                 high=MAX_EMOJI, optional=True, creator=True,
+                                 high=MAX_EMOJI, optional=True, creator=True, placeholder="keep the model's emoji",
                                  help="Enforced while the caption is written: empty keeps the model's emoji, "
                                       "0 bans them, N allows at most N (your own words' emoji count).")
 

@@ -145,3 +145,13 @@ def test_length_presets_set_the_token_limits(hub_cache, folder, capsys):
     assert main([*args, "--length", "short", "--min-new-tokens", "16"]) == 0
     [row] = json.loads(capsys.readouterr().out)["captions"]
     assert row["tokens"] == 16  # exactly the short preset's limit when the model may not stop sooner
+
+
+def test_start_with_and_emoji_from_the_command_line(hub_cache, folder, capsys):
+    args = ["caption", str(folder / "a.jpg"), "--models", DEFAULT_KEYS[0], "--preset", "fast", "--json",
+            "--max-new-tokens", "6"]
+    assert main([*args, "--start-with", "Sunset 🌅 at", "--max-emoji", "1"]) == 0
+    [row] = json.loads(capsys.readouterr().out)["captions"]
+    assert row["caption"].startswith("Sunset 🌅 at") and row["caption"].count("🌅") == 1
+    assert main([*args, "--max-emoji", "-1"]) == 2
+    assert "Emoji" in capsys.readouterr().err

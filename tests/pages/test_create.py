@@ -339,3 +339,22 @@ def test_three_more_like_this_adds_sampled_variants_to_one_card(app, db_url):
     assert saved.text == app.text_area(key=f"{card}.v2.text").value
     assert (saved.settings["strategy"], saved.settings["num_variants"]) == ("sample", 3)
     assert saved.settings["seed"] is not None and saved.settings["no_repeat_ngram_size"] == 3  # fast's own
+
+
+def test_start_with_emoji_and_length_on_the_create_page(app, db_url):
+    upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    app.selectbox(key="decoding.preset").set_value(FAST).run()
+    app.selectbox(key="decoding.length").set_value("short").run()
+    assert app.number_input(key="decoding.fast.short.max_new_tokens").value == 16  # the advanced knobs follow
+    app.text_input(key="decoding.start_with").set_value("Sunset 🌅 with").run()
+    app.number_input(key="decoding.max_emoji").set_value(1).run()
+    app.button(key="create.generate").click().run()
+    no_exceptions(app)
+    texts = [t.value for t in card_text_areas(app)]
+    assert len(texts) == 4 and all(t.startswith("Sunset 🌅 with") and t.count("🌅") == 1 for t in texts)
+    # The settings saved with a caption say how it was made.
+    box = card_text_areas(app)[0]
+    app.button(key=box.key + ".save").click().run()
+    [saved] = rows(db_url, Caption)
+    assert (saved.settings["start_with"], saved.settings["max_emoji"], saved.settings["max_new_tokens"]) == \
+        ("Sunset 🌅 with", 1, 16)
