@@ -70,3 +70,33 @@ def test_the_start_token_and_prompt_count_towards_the_cap(tokenizer):
     blocked = set(torch.nonzero(scores[0] == float("-inf")).flatten().tolist())
     assert blocked == set(emoji_table(tokenizer).emoji_ids.tolist())  # the prompt's 🌅 used the one allowed
     assert tokenizer.eos_token_id not in blocked
+
+
+def test_sessions_at_once_share_one_table_and_agree():
+    """Streamlit sessions are threads: the first captions of several at once build one table, not several."""
+    import threading
+
+    import torch
+
+    tokenizer = builders.make_tokenizer()  # a tokenizer no table was built for yet
+    ids = torch.tensor([[tokenizer.eos_token_id, *tokenizer("a red circle 🎨", add_special_tokens=False).input_ids]])
+    tables, blocked, errors = [], [], []
+    start = threading.Barrier(6)
+
+    def session():
+        try:
+            start.wait()
+            processor = EmojiLimitProcessor(tokenizer, 1)
+            scores = processor(ids, torch.zeros(1, len(tokenizer)))
+            tables.append(processor.table)
+            blocked.append(frozenset(torch.nonzero(scores[0] == float("-inf")).flatten().tolist()))
+        except Exception as err:  # noqa: BLE001 - asserted below
+            errors.append(err)
+
+    threads = [threading.Thread(target=session) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(tables) == 6
+    assert all(t is tables[0] for t in tables) and len(set(blocked)) == 1 and blocked[0]
