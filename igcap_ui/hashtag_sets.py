@@ -42,7 +42,7 @@ def manage_sets() -> None:
         for name, tags in sets:
             left, right = st.columns([4, 1])
             left.text(f"{name}: {' '.join(tags)}")  # plain text: never read as Markdown
-            right.button("🗑️", key=f"hashtags.delete.{name}", help=f"Delete the set {name!r}",
+            right.button("🗑️", key=f"hashtags.delete.{name}", help=f"Delete the set {_plain(name)}",
                          on_click=_delete, args=(name,))
         with st.form("hashtags.add", border=False):
             name_col, tags_col = st.columns([1, 3])
@@ -94,11 +94,18 @@ def set_buttons(key: str, current: Callable[[], str], apply: Callable[[str], Non
         return
     columns = st.columns(min(len(sets), 4))
     for i, (name, tags) in enumerate(sets):
-        columns[i % len(columns)].button(f"＋ {name}", key=f"{key}.set.{name}", help=" ".join(tags),
+        columns[i % len(columns)].button(f"＋ {_plain(name)}", key=f"{key}.set.{name}", help=_plain(" ".join(tags)),
                                          on_click=_add, args=(key, tags, current, apply))
     note = st.session_state.setdefault(_NOTES, {}).pop(key, None)
     if note:
         st.caption(note)
+
+
+def _plain(text: str) -> str:
+    """A set's name or tags in a label or tooltip, which Streamlit reads as Markdown: shown as typed."""
+    from igcap_ui.caption_card import escape_markdown
+
+    return escape_markdown(text)
 
 
 def _add(key: str, tags: list[str], current: Callable[[], str], apply: Callable[[str], None]) -> None:

@@ -316,7 +316,12 @@ def test_hashtag_sets_are_saved_and_added_to_a_caption_within_the_limit(app, db_
 
 def test_a_hashtag_set_can_be_deleted(app, db_url):
     add_set(app, "food", "#foodie")
+    add_set(app, "**big** [x](y)", "#a")  # a name is shown as typed, never as Markdown
     assert any(t.value == "food: #foodie" for t in app.text)
+    upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    [manual] = [t for t in app.text_area if t.key.startswith("manual.")]
+    label = app.button(key=manual.key + ".set.**big** [x](y)").label
+    assert label == r"＋ \*\*big\*\* \[x\]\(y\)"
     app.button(key="hashtags.delete.food").click().run()
     no_exceptions(app)
     assert not any(t.value.startswith("food:") for t in app.text)
