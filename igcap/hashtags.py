@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from igcap.instagram import InstagramLimits, configured_limits, hashtags
+from igcap.instagram import DEFAULT_LIMITS, InstagramLimits, hashtags
 
 _WORD = re.compile(r"#?(\w+)", re.UNICODE)
 _SEPARATORS = re.compile(r"[\s,;]+")
@@ -51,8 +51,9 @@ class HashtagAddition:
 
 
 def add_hashtags(caption: str, tags: list[str], limits: InstagramLimits | None = None) -> HashtagAddition:
-    """Append the tags the caption does not have yet, in order, as long as they fit within the limits."""
-    limits = limits or configured_limits()
+    """Append the tags the caption does not have yet, in order, as long as they fit within the limits
+    (pass ``Settings.from_env().instagram``; None means the defaults)."""
+    limits = limits or DEFAULT_LIMITS
     present = {t.casefold() for t in hashtags(caption)}
     text, added, already, left_out = caption.rstrip(), [], [], []
     count = len(hashtags(caption))

@@ -8,7 +8,8 @@ The figures (as of 2026), and where they come from:
   cut depends on the screen, so this is a guide, not a rule).
 
 When Instagram changes them again, set ``IGCAP_INSTAGRAM_MAX_CHARS``, ``IGCAP_INSTAGRAM_MAX_HASHTAGS`` or
-``IGCAP_INSTAGRAM_PREVIEW_CHARS`` (read by :mod:`igcap.config`), or change the defaults below.
+``IGCAP_INSTAGRAM_PREVIEW_CHARS`` (read by :mod:`igcap.config` into ``Settings.instagram``, which the app and
+the CLI pass here), or change the defaults below.
 """
 
 from __future__ import annotations
@@ -78,16 +79,10 @@ def hashtags(text: str) -> list[str]:
     return _HASHTAG.findall(text)
 
 
-def configured_limits() -> InstagramLimits:
-    """The limits the environment sets (igcap.config), the defaults where it sets none."""
-    from igcap.config import instagram_limits
-
-    return instagram_limits()
-
-
 def instagram_stats(text: str, limits: InstagramLimits | None = None) -> InstagramStats:
-    """How text measures up; ``limits`` default to the configured ones."""
-    limits = limits or configured_limits()
+    """How text measures up. ``limits``: pass ``Settings.from_env().instagram`` to honour IGCAP_INSTAGRAM_*
+    (the app and the CLI do); None means the defaults above."""
+    limits = limits or DEFAULT_LIMITS
     return InstagramStats(chars=len(text), hashtags=len(hashtags(text)), limits=limits,
                           preview=preview(text, limits.preview_chars))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 import streamlit as st
@@ -12,9 +11,8 @@ from igcap.variants import MORE_LIKE_THIS
 from igcap_ui import resources
 from igcap_ui.errors import shown_errors
 from igcap_ui.hashtag_sets import set_buttons
+from igcap_ui.plain import escape_markdown
 from igcap_ui.results import Card, saved
-
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+\-.!|~$])")
 
 
 def caption_card(card: Card, label: str, on_save: Callable, on_regenerate: Callable, on_more: Callable) -> None:
@@ -95,7 +93,3 @@ def warn_over_limits(stats: InstagramStats) -> None:
     """After a save: say which of Instagram's limits the saved caption breaks (it is saved all the same)."""
     if stats.warning():
         st.warning(f"Saved, but {stats.warning()}", icon="⚠️")
-
-
-def escape_markdown(text: str) -> str:
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)

@@ -13,6 +13,7 @@ import streamlit as st
 
 from igcap_ui import resources
 from igcap_ui.errors import shown_errors
+from igcap_ui.plain import escape_markdown
 
 OWNER = ""
 _CACHE = "hashtags.sets"  # [(name, [tags])] read from the database this session
@@ -103,8 +104,6 @@ def set_buttons(key: str, current: Callable[[], str], apply: Callable[[str], Non
 
 def _plain(text: str) -> str:
     """A set's name or tags in a label or tooltip, which Streamlit reads as Markdown: shown as typed."""
-    from igcap_ui.caption_card import escape_markdown
-
     return escape_markdown(text)
 
 

@@ -61,10 +61,12 @@ def run(args) -> int:
 
 
 def session_for(url: str | None):
-    """A write transaction on the (migrated) database."""
-    from db.engine import make_engine, transaction, upgrade
+    """A write transaction on the (migrated) database: ``url``, else the configured one (igcap.config)."""
+    from db.engine import database_url, make_engine, transaction, upgrade
+    from igcap.config import Settings
 
-    engine = make_engine(url)
+    settings = Settings.from_env()
+    engine = make_engine(url or database_url(settings.database_url, data_dir=settings.data_dir))
     upgrade(engine)
     return transaction(engine)
 
