@@ -154,9 +154,9 @@ def test_offline_without_models_everything_else_works(app_env, monkeypatch, db_u
 def test_the_advanced_panel_has_a_widget_per_knob_labelled_from_it(app):
     from igcap.decoding import KNOBS, PRESETS
 
-    widgets = {w.key: w for kind in (app.selectbox, app.number_input, app.checkbox) for w in kind}
-    for name, knob in KNOBS.items():
-        widget = widgets[f"decoding.balanced.{name}"]
+    widgets = {w.key: w for kind in (app.selectbox, app.number_input, app.checkbox, app.text_input) for w in kind}
+    for name, knob in KNOBS.items():  # creator knobs sit above the advanced ones and keep their value per style
+        widget = widgets[f"decoding.{name}" if knob.creator else f"decoding.balanced.{name}"]
         assert (widget.label, widget.help, widget.value) == (knob.label, knob.help, getattr(PRESETS["balanced"], name))
 
 
