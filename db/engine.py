@@ -20,7 +20,17 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
+
+
+def default_data_dir() -> Path:
+    """``data/`` in a checkout (beside pyproject.toml); installed from a wheel, the user's data folder
+    (``$XDG_DATA_HOME/igcap``, default ``~/.local/share/igcap``), never site-packages.
+    The same rule as igcap.config.default_data_dir (db does not import igcap; a test checks they agree)."""
+    if (PROJECT_ROOT / "pyproject.toml").is_file():
+        return PROJECT_ROOT / "data"
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "igcap"
+
+
 SQLITE_FILE = "igcap.sqlite3"
 BUSY_TIMEOUT_SECONDS = 15.0  # how long a writer waits for another writer before DatabaseBusyError
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -57,13 +67,14 @@ class DatabaseCorruptError(DatabaseError):
 
 
 def database_url(url: str | None, secrets: Mapping[str, Any] | None = None,
-                 data_dir: Path = DEFAULT_DATA_DIR) -> str:
+                 data_dir: Path | None = None) -> str:
     """The database URL: ``url`` (igcap's Settings pass ``DATABASE_URL``), else ``[connections.igcap] url``
-    in secrets, else the SQLite file in ``data_dir`` (``IGCAP_DATA_DIR``), which is created here."""
+    in secrets, else the SQLite file in ``data_dir`` (``IGCAP_DATA_DIR``; default :func:`default_data_dir`),
+    which is created here."""
     url = (url or "").strip() or _secrets_url(secrets)
     if url:
         return normalise_url(url)
-    data_dir = Path(data_dir).expanduser()
+    data_dir = Path(data_dir or default_data_dir()).expanduser()
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -76,7 +87,7 @@ def resolve_url(env: Mapping[str, str] | None = None, secrets: Mapping[str, Any]
     igcap's Settings (the alembic command line, ``make_engine()`` with no URL). The app and the CLI pass
     their Settings' values to database_url instead."""
     env = os.environ if env is None else env
-    return database_url(env.get("DATABASE_URL"), secrets, env.get("IGCAP_DATA_DIR") or DEFAULT_DATA_DIR)
+    return database_url(env.get("DATABASE_URL"), secrets, env.get("IGCAP_DATA_DIR") or default_data_dir())
 
 
 def _secrets_url(secrets: Mapping[str, Any] | None) -> str:
@@ -262,6 +273,13 @@ def _upgrade(engine: Engine, revision: str, command) -> None:
         finally:
             if sqlite:
                 conn.connection.driver_connection.execute("PRAGMA foreign_keys = ON")
+
+
+def head_revision() -> str:
+    """The newest schema revision this igcap knows."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -137,3 +137,24 @@ class Rating(Base):
 
     def __repr__(self) -> str:
         return f"Rating(caption_id={self.caption_id!r}, rater={self.rater!r}, {self.criterion}={self.stars!r})"
+
+
+class HashtagSet(Base):
+    """A person's saved hashtags under a name ("travel": "#travel #wanderlust #roadtrip"), added to captions."""
+
+    __tablename__ = "hashtag_sets"
+    __table_args__ = (UniqueConstraint("owner", "name", name="uq_hashtag_sets_owner_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200), default="")  # whose set; "" = shared (no sign-in)
+    name: Mapped[str] = mapped_column(String(40))  # lower case, single spaces
+    tags: Mapped[str] = mapped_column(Text)  # "#travel #wanderlust #roadtrip", in the order given
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    @property
+    def tag_list(self) -> list[str]:
+        return self.tags.split()
+
+    def __repr__(self) -> str:
+        return f"HashtagSet(owner={self.owner!r}, name={self.name!r}, tags={self.tags!r})"

@@ -11,7 +11,8 @@ from igcap.decoding import DEFAULT_PRESET, PRESETS, DecodingError, DecodingSetti
 from igcap.images import Photo, PhotoError, load_photo, load_photo_file
 from igcap.loading import LoadedModel, LoadOptions, ModelCache, ModelLoadError, cache_from_settings, load_captioner
 from igcap.registry import DEFAULT_MODELS, ModelSpec, load_registry
-from igcap.text import clean_caption, instagram_stats
+from igcap.instagram import InstagramLimits, InstagramStats, instagram_stats
+from igcap.text import clean_caption
 from igcap.train import TrainSettings, train, train_all
 
 __all__ = [
@@ -21,6 +22,6 @@ __all__ = [
     "Photo", "PhotoError", "load_photo", "load_photo_file",
     "LoadedModel", "LoadOptions", "ModelCache", "ModelLoadError", "cache_from_settings", "load_captioner",
     "DEFAULT_MODELS", "ModelSpec", "load_registry",
-    "clean_caption", "instagram_stats",
+    "clean_caption", "InstagramLimits", "InstagramStats", "instagram_stats",
     "load_splits", "read_captions", "build_demo_models", "write_demo_data", "TrainSettings", "train", "train_all",
 ]

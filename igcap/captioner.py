@@ -113,30 +113,54 @@ def caption_with(loaded: LoadedModel, pixels: PixelCache, settings: DecodingSett
 
     gen_config = settings.to_generation_config(eos_token_id=loaded.eos_token_id)
     values = pixels.pixels(loaded.processor)
+    prompt = prompt_ids(loaded.tokenizer, settings.start_with)
+    extra = generation_extras(loaded, settings, prompt)
     if settings.seed is not None:
         torch.manual_seed(settings.seed)  # per model, so results do not depend on which models ran before
     results = []
     for start in range(0, len(values), batch_size):
         batch = values[start:start + batch_size].to(loaded.device, loaded.input_dtype)
+        if prompt:  # "Start with…": the decoder continues after the start token and the person's words
+            extra["decoder_input_ids"] = torch.tensor([[loaded.eos_token_id, *prompt]] * len(batch),
+                                                      device=loaded.device)
         t0 = time.perf_counter()
         with torch.inference_mode():
-            sequences = loaded.model.generate(pixel_values=batch, generation_config=gen_config)
+            sequences = loaded.model.generate(pixel_values=batch, generation_config=gen_config, **extra)
         share = (time.perf_counter() - t0) / len(sequences)
-        results += decode_batch(loaded, sequences, start, settings, share)
+        results += decode_batch(loaded, sequences, start, settings, share, prompt_len=len(prompt))
     return results
 
 
+def prompt_ids(tokenizer, start_with: str) -> list[int]:
+    """The person's first words as decoder tokens (none when empty)."""
+    text = " ".join(start_with.split())
+    return tokenizer(text, add_special_tokens=False).input_ids if text else []
+
+
+def generation_extras(loaded: LoadedModel, settings: DecodingSettings, prompt: list[int]) -> dict:
+    """generate() arguments beyond the GenerationConfig: the emoji limit's logits processor."""
+    from igcap.emoji_control import emoji_processors
+
+    processors = emoji_processors(loaded.tokenizer, settings.max_emoji)
+    if not processors:
+        return {}
+    from transformers import LogitsProcessorList
+
+    return {"logits_processor": LogitsProcessorList(processors)}
+
+
 def decode_batch(loaded: LoadedModel, sequences, first_photo: int, settings: DecodingSettings,
-                 seconds_each: float) -> list[CaptionResult]:
-    """Generated ids (photo-major, variants inner) → CaptionResults."""
+                 seconds_each: float, prompt_len: int = 0) -> list[CaptionResult]:
+    """Generated ids (photo-major, variants inner) → CaptionResults; the text includes the start words."""
     eos = loaded.eos_token_id
+    keep = " ".join(settings.start_with.split())
     out = []
     for row, seq in enumerate(sequences.tolist()):
-        generated = seq[1:]  # the first id is the decoder start token
+        prompt, generated = seq[1:1 + prompt_len], seq[1 + prompt_len:]  # the first id is the decoder start token
         ended = eos in generated
         ids = generated[:generated.index(eos)] if ended else generated
-        raw = loaded.tokenizer.decode(ids, skip_special_tokens=True)
-        text = clean_caption(raw, drop_fragment=settings.drop_fragment and not ended)
+        raw = loaded.tokenizer.decode(prompt + ids, skip_special_tokens=True)
+        text = clean_caption(raw, drop_fragment=settings.drop_fragment and not ended, keep=keep)
         photo, variant = divmod(row, settings.num_variants)
         out.append(CaptionResult(loaded.spec.key, first_photo + photo, variant, text, raw, len(ids), seconds_each, ended))
     return out

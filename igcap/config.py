@@ -7,12 +7,24 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from igcap.instagram import InstagramLimits
 from igcap.threads import THREADS_ENV, parse_threads
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def default_data_dir() -> Path:
+    """``data/`` in a checkout (beside pyproject.toml); installed from a wheel, the user's data folder
+    (``$XDG_DATA_HOME/igcap``, default ``~/.local/share/igcap``), never site-packages.
+    db.engine.default_data_dir applies the same rule (db does not import igcap; a test checks they agree)."""
+    if (PROJECT_ROOT / "pyproject.toml").is_file():
+        return PROJECT_ROOT / "data"
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "igcap"
+
+
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DEFAULT_INT8_CACHE_MB = 4096  # four full-size models' prepared int8 weights take about 1.3 GB
 
@@ -23,7 +35,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    data_dir: Path = PROJECT_ROOT / "data"  # IGCAP_DATA_DIR: SQLite file, demo models
+    data_dir: Path = field(default_factory=lambda: default_data_dir())  # IGCAP_DATA_DIR: SQLite file, demo models
     database_url: str | None = None  # DATABASE_URL: None = the SQLite file in data_dir (or the app's secrets)
     models_dir: Path | None = None  # IGCAP_MODELS_DIR: one sub-folder per model key (downloaded weights)
     models_file: Path | None = None  # IGCAP_MODELS_FILE: TOML with [models.<key>] overrides and extras
@@ -36,6 +48,7 @@ class Settings:
     threads: int | None = None  # IGCAP_THREADS: torch threads for captioning; None = auto (every allowed core)
     int8_cache_dir: Path | None = None  # IGCAP_INT8_CACHE_DIR: prepared int8 weights (default data_dir/int8-cache)
     int8_cache_mb: int = DEFAULT_INT8_CACHE_MB  # IGCAP_INT8_CACHE_MB: the int8 cache's size bound; 0 switches it off
+    instagram: InstagramLimits = InstagramLimits()  # IGCAP_INSTAGRAM_*: Instagram's caption limits
 
     def __post_init__(self):
         if self.device not in DEVICES:
@@ -62,7 +75,7 @@ class Settings:
         env = os.environ if env is None else env
         path = lambda key: Path(env[key]).expanduser() if env.get(key) else None  # noqa: E731
         return cls(
-            data_dir=path("IGCAP_DATA_DIR") or PROJECT_ROOT / "data",
+            data_dir=path("IGCAP_DATA_DIR") or default_data_dir(),
             database_url=env.get("DATABASE_URL", "").strip() or None,
             models_dir=path("IGCAP_MODELS_DIR"),
             models_file=path("IGCAP_MODELS_FILE"),
@@ -75,7 +88,26 @@ class Settings:
             threads=_threads(env),
             int8_cache_dir=path("IGCAP_INT8_CACHE_DIR"),
             int8_cache_mb=_int(env, "IGCAP_INT8_CACHE_MB", DEFAULT_INT8_CACHE_MB),
+            instagram=instagram_limits(env),
         )
+
+
+INSTAGRAM_KEYS = {  # environment key → InstagramLimits field
+    "IGCAP_INSTAGRAM_MAX_CHARS": "max_chars",
+    "IGCAP_INSTAGRAM_MAX_HASHTAGS": "max_hashtags",
+    "IGCAP_INSTAGRAM_PREVIEW_CHARS": "preview_chars",
+}
+
+
+def instagram_limits(env: Mapping[str, str] | None = None) -> InstagramLimits:
+    """Instagram's limits (igcap.instagram), each overridable by its IGCAP_INSTAGRAM_* key."""
+    env = os.environ if env is None else env
+    defaults = InstagramLimits()
+    values = {field: _int(env, key, getattr(defaults, field)) for key, field in INSTAGRAM_KEYS.items()}
+    for key, field in INSTAGRAM_KEYS.items():
+        if values[field] < 1:
+            raise ConfigError(f"{key} must be a whole number of 1 or more, not {values[field]}")
+    return InstagramLimits(**values)
 
 
 def env_key(model_key: str) -> str:

@@ -8,6 +8,8 @@ from typing import Any
 STRATEGIES = ("greedy", "beam", "sample")
 MAX_NEW_TOKENS_LIMIT = 256  # a caption never needs more; GPT-2 has 1,024 positions
 MAX_VARIANTS = 8
+MAX_START_CHARS = 200  # "Start with…": a first sentence, not the caption
+MAX_EMOJI = 20
 
 
 class DecodingError(ValueError):
@@ -35,6 +37,8 @@ class Knob:
     generate: str | None = None
     only: tuple[str, ...] | None = None  # None: every strategy
     flag: bool = True
+    creator: bool = False  # a creator control: the panel shows it above the advanced settings
+    placeholder: str | None = None  # what an empty box says
 
 
 def knob(default, **spec) -> Any:
@@ -77,9 +81,17 @@ class DecodingSettings:
                              generate="num_return_sequences",
                              help="How many different captions each model writes per photo.")
     seed: int | None = knob(None, label="Seed", type=int, low=0, optional=True,
+                            placeholder="empty = new captions each time",
                             help="Fix it to get the same sampled captions again; leave empty for new ones each time.")
     drop_fragment: bool = knob(True, label="Drop an unfinished last sentence", type=bool, flag=False,
                                help="Cut an unfinished last sentence when a caption hit the length limit.")
+    start_with: str = knob("", label="Start with…", type=str, high=MAX_START_CHARS, creator=True,
+                           placeholder="Your first words, e.g. Our first trip to",
+                           help="The caption's first words: every model continues them, and they stay as written.")
+    max_emoji: int | None = knob(None, label="Emoji (empty = keep, 0 = none, N = at most N)", type=int, low=0,
+                                 high=MAX_EMOJI, optional=True, creator=True, placeholder="keep the model's emoji",
+                                 help="Enforced while the caption is written: empty keeps the model's emoji, "
+                                      "0 bans them, N allows at most N (your own words' emoji count).")
 
     def __post_init__(self):
         for problem in _problems(self):
@@ -119,10 +131,12 @@ FIELD_HELP: dict[str, str] = {name: k.help for name, k in KNOBS.items()}
 
 
 def _outside(s: DecodingSettings, name: str) -> bool:
-    """Whether a field's value breaks its Knob's bounds."""
+    """Whether a field's value breaks its Knob's bounds (a text's bounds are on its length)."""
     k, value = KNOBS[name], getattr(s, name)
     if value is None:
         return not k.optional
+    if isinstance(value, str):
+        value = len(value)
     return ((k.low is not None and value < k.low) or (k.high is not None and value > k.high)
             or (k.above is not None and value <= k.above))
 
@@ -144,6 +158,10 @@ def _problems(s: DecodingSettings):
         yield f"No-repeat n-gram size must be {k['no_repeat_ngram_size'].low} (off) or more."
     if _outside(s, "seed"):
         yield f"Seed must be a whole number of {k['seed'].low} or more."
+    if _outside(s, "start_with"):
+        yield f"Start with… can be at most {k['start_with'].high} characters."
+    if _outside(s, "max_emoji"):
+        yield f"Emoji must be empty (keep), 0 (none) or a number up to {k['max_emoji'].high}."
     if s.strategy == "greedy" and s.num_variants > 1:
         yield "Greedy decoding gives one caption per photo; choose sampling or beam search for several variants."
     if s.strategy == "beam":
@@ -165,7 +183,8 @@ def _problems(s: DecodingSettings):
 
 
 _WORDED = {"strategy", "max_new_tokens", "min_new_tokens", "num_variants", "repetition_penalty",
-           "no_repeat_ngram_size", "seed", "num_beams", "temperature", "top_k", "top_p"}  # checked above
+           "no_repeat_ngram_size", "seed", "num_beams", "temperature", "top_k", "top_p",
+           "start_with", "max_emoji"}  # checked above
 
 
 def _range_words(k: Knob) -> str:

@@ -1,45 +1,48 @@
-"""Clean-up of generated captions and Instagram's limits.
+"""Clean-up of generated captions (Instagram's limits live in igcap.instagram).
 
 Clean-up keeps emoji and hashtags; it strips special tokens and stray whitespace, collapses text
-repeated back to back (the original models looped one sentence pair to the length limit), and can
-drop an unfinished last sentence left by the length limit.
+repeated back to back (the original models looped one sentence pair to the length limit), drops a
+hashtag written before (case-insensitive: "#beach #Beach" keeps the first), shortens a run of one
+emoji to at most MAX_EMOJI_RUN, and can drop an unfinished last sentence left by the length limit.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
 
-CAPTION_LIMIT = 2200  # characters Instagram allows in a caption
-HASHTAG_LIMIT = 30  # hashtags Instagram allows in a caption
-PREVIEW_CHARS = 125  # about what shows under a photo before "… more"
+from igcap.instagram import hashtags  # noqa: F401  (re-exported: text helpers in one import)
+
 MIN_REPEAT_WORDS = 3  # shorter repeats ("so so good") are left alone
+# "🌅🌅🌅" is a common way to write; a fourth and more of the same emoji in a row is a loop, not style.
+MAX_EMOJI_RUN = 3
 
 _SPECIAL = re.compile(r"<\|[^|>]*\|>|<pad>|<s>|</s>|<unk>")
-_HASHTAG = re.compile(r"(?<![\w#])#(\w+)", re.UNICODE)
+_HASHTAG_WORD = re.compile(r"(\s*)(?<![\w#])#(\w+)", re.UNICODE)
 _SENTENCE_END = re.compile(r"[.!?…](['\")\]]*)$")
+# One emoji as a person sees it: a flag (two regional indicators), or a pictograph with its variation
+# selector, skin tone and any zero-width-joined parts ("👩‍💻").
+# (©, ®, ™ and other symbols that read as text are left out: "Brand™" and "25°C" are not emoji.)
+_PICTO = ("[\u2194-\u21aa\u231a-\u23ff\u24c2\u25aa-\u25fe"
+          "\u2600-\u27bf\u2934\u2935\u2b00-\u2bff\u3030\u303d\u3297\u3299\U0001f000-\U0001faff]")
+_MODS = "[\ufe0f\ufe0e\U0001f3fb-\U0001f3ff\u20e3]*"
+EMOJI = re.compile(f"[\U0001f1e6-\U0001f1ff]{{2}}|{_PICTO}{_MODS}(?:\u200d{_PICTO}{_MODS})*")
+_EMOJI_RUN = re.compile(f"(?P<e>{EMOJI.pattern})(?:\\s*(?P=e)){{{MAX_EMOJI_RUN},}}")
 
 
-@dataclass(frozen=True)
-class InstagramStats:
-    chars: int
-    hashtags: int
-    over_chars: bool
-    over_hashtags: bool
-    preview: str  # the first ~125 characters, as shown under the photo
+def clean_caption(raw: str, drop_fragment: bool = False, keep: str = "") -> str:
+    """Generated text → a caption: no special tokens, single spaces, no back-to-back repeats, no hashtag
+    twice, no run of one emoji longer than MAX_EMOJI_RUN.
 
-    @property
-    def ok(self) -> bool:
-        return not (self.over_chars or self.over_hashtags)
-
-
-def clean_caption(raw: str, drop_fragment: bool = False) -> str:
-    """Generated text → a caption: no special tokens, single spaces, no back-to-back repeats."""
-    words = _SPECIAL.sub(" ", raw).split()
-    words = collapse_repeats(words)
+    ``keep``: the words the caption was started with ("Start with…"), at the start of raw; clean-up never
+    cuts into them (only the model's continuation can be collapsed or dropped as a fragment).
+    """
+    words = collapse_emoji_runs(dedupe_hashtags(_SPECIAL.sub(" ", raw))).split()
+    head = keep.split()
+    n = len(head) if head and words[:len(head)] == head else 0
+    words = words[:n] + collapse_repeats(words[n:])
     if drop_fragment:
-        words = _drop_unfinished_sentence(words)
+        words = _drop_unfinished_sentence(words, protect=n)
     return " ".join(words)
 
 
@@ -74,11 +77,12 @@ def _drop_partial_tail_copy(words: list[str], min_tail: int, min_unit: int) -> l
     return words
 
 
-def _drop_unfinished_sentence(words: list[str]) -> list[str]:
-    """Cut words after the last sentence end, emoji or hashtag, if the caption ends mid-sentence."""
+def _drop_unfinished_sentence(words: list[str], protect: int = 0) -> list[str]:
+    """Cut words after the last sentence end, emoji or hashtag, if the caption ends mid-sentence; the first
+    ``protect`` words (the person's own start) are never cut."""
     if not words or _ends_cleanly(words[-1]):
         return words
-    for i in range(len(words) - 2, -1, -1):
+    for i in range(len(words) - 2, max(protect - 2, -1), -1):
         if _ends_cleanly(words[i]):
             return words[:i + 1]
     return words  # a single unfinished sentence is better than nothing
@@ -89,23 +93,45 @@ def _ends_cleanly(word: str) -> bool:
 
 
 def _is_emoji(char: str) -> bool:
-    return unicodedata.category(char) == "So" or char in "\ufe0f\u200d"
+    return unicodedata.category(char) == "So" or char in "\ufe0f\u200d" or bool(EMOJI.fullmatch(char))
 
 
-def hashtags(text: str) -> list[str]:
-    return _HASHTAG.findall(text)
+def contains_emoji(text: str) -> bool:
+    """Whether text has an emoji (or a part of one: a joiner, a variation selector, a skin tone)."""
+    return bool(EMOJI.search(text)) or any(c in "\ufe0f\u200d\u20e3" for c in text)
 
 
-def instagram_stats(text: str) -> InstagramStats:
-    n_tags = len(hashtags(text))
-    return InstagramStats(chars=len(text), hashtags=n_tags, over_chars=len(text) > CAPTION_LIMIT,
-                          over_hashtags=n_tags > HASHTAG_LIMIT, preview=preview(text))
+def count_emoji(text: str) -> int:
+    return len(EMOJI.findall(text))
 
 
-def preview(text: str, limit: int = PREVIEW_CHARS) -> str:
-    """The caption as it reads collapsed under a photo: first line(s) up to ~limit chars, then '… more'."""
-    flat = " ".join(text.split())
-    if len(flat) <= limit:
-        return flat
-    cut = flat[:limit].rsplit(" ", 1)[0] if " " in flat[:limit] else flat[:limit]
-    return cut.rstrip() + "… more"
+def dedupe_hashtags(text: str) -> str:
+    """Drop every hashtag already written earlier in text (case-insensitive; the first spelling stays)."""
+    seen: set[str] = set()
+
+    def keep_first(match: re.Match) -> str:
+        tag = match.group(2).casefold()
+        if tag in seen:
+            return ""
+        seen.add(tag)
+        return match.group(0)
+
+    return _HASHTAG_WORD.sub(keep_first, text)
+
+
+def collapse_emoji_runs(text: str, most: int = MAX_EMOJI_RUN) -> str:
+    """A run of one emoji (with or without spaces between) keeps its first ``most`` copies."""
+
+    def shorten(match: re.Match) -> str:
+        run, emoji = match.group(0), match.group("e")
+        cut, pos = 0, 0
+        for _ in range(most):
+            pos = run.index(emoji, cut)
+            cut = pos + len(emoji)
+        return run[:cut]
+
+    if most < 1:
+        raise ValueError("an emoji run keeps at least one emoji")
+    pattern = _EMOJI_RUN if most == MAX_EMOJI_RUN else re.compile(
+        f"(?P<e>{EMOJI.pattern})(?:\\s*(?P=e)){{{most},}}")
+    return pattern.sub(shorten, text)

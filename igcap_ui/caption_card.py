@@ -6,14 +6,18 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from igcap.text import CAPTION_LIMIT, HASHTAG_LIMIT, instagram_stats
+from igcap.instagram import InstagramStats, instagram_stats
+from igcap.variants import MORE_LIKE_THIS
+from igcap_ui import resources
 from igcap_ui.errors import shown_errors
+from igcap_ui.hashtag_sets import set_buttons
 from igcap_ui.plain import plain
 from igcap_ui.results import Card, saved
 
-def caption_card(card: Card, label: str, on_save: Callable, on_regenerate: Callable) -> None:
-    """Draw card; on_save(card, result, text) -> (caption id, stored again after a delete),
-    on_regenerate(card) replaces it."""
+
+def caption_card(card: Card, label: str, on_save: Callable, on_regenerate: Callable, on_more: Callable) -> None:
+    """Draw card; on_save(card, result, text) -> (caption id, stored again after a delete), on_regenerate(card)
+    replaces it, on_more(card) adds three variants written with the card's own settings and a new seed."""
     with st.container(border=True):
         st.markdown(f"**{plain(label)}**")
         if card.failure is not None:
@@ -22,19 +26,29 @@ def caption_card(card: Card, label: str, on_save: Callable, on_regenerate: Calla
             st.info("This model wrote nothing for this photo; try another style.")
         for result in card.results:
             _variant(card, result, len(card.results), on_save)
-        if st.button("🔄 Regenerate", key=f"card{card.number}.regenerate",
-                     help="Write this model's caption again with the current decoding settings."):
+        regenerate, more = st.columns(2)
+        if regenerate.button("🔄 Regenerate", key=f"card{card.number}.regenerate",
+                             help="Write this model's caption again with the current decoding settings."):
             on_regenerate(card)
+        if card.settings and more.button(f"🎲 {MORE_LIKE_THIS} more like this", key=f"card{card.number}.more",
+                                         help="Three more captions from this model with this card's settings, "
+                                              "sampled with a new seed (greedy and beam search would repeat "
+                                              "themselves)."):
+            on_more(card)
 
 
 def _variant(card: Card, result, count: int, on_save: Callable) -> None:
     key = card.text_key(result.variant)
     title = f"Variant {result.variant + 1}" if count > 1 else "Caption"
+    if result.variant in card.more_settings:
+        title += " (more like this)"
     text = st.text_area(title, value=card.text(result), key=key, height=100, on_change=_remember_edit,
                         args=(card, result.variant, key))
-    counters(text, result.seconds)
+    stats = counters(text, result.seconds)
+    set_buttons(key, current=lambda: st.session_state.get(key, card.text(result)),
+                apply=lambda new: _replace_text(card, result.variant, key, new))
     with st.expander("Preview and copy"):
-        st.markdown(f"**Under the photo:** {plain(instagram_stats(text).preview)}")
+        st.markdown(f"**Under the photo:** {plain(stats.preview)}")
         st.code(text, language=None, wrap_lines=True)
     done = saved().get(key)
     label = "⭐ Update saved caption" if done else "⭐ Save as favourite"
@@ -45,8 +59,15 @@ def _variant(card: Card, result, count: int, on_save: Callable) -> None:
                 st.toast("The caption saved before had been deleted; it is saved again as a new one.", icon="⭐")
             else:
                 st.toast("Saved to the gallery.", icon="⭐")
+            warn_over_limits(stats)
     if saved().get(key):
         st.caption("✅ Saved in the gallery")
+
+
+def _replace_text(card: Card, variant: int, key: str, text: str) -> None:
+    # In a callback: the card keeps the text and the widget starts again from it (its value is the card's text).
+    card.edits[variant] = text
+    st.session_state.pop(key, None)
 
 
 def _remember_edit(card: Card, variant: int, key: str) -> None:
@@ -54,13 +75,24 @@ def _remember_edit(card: Card, variant: int, key: str) -> None:
     card.edits[variant] = st.session_state[key]
 
 
-def counters(text: str, seconds: float | None = None) -> None:
-    """Characters against 2,200 and hashtags against 30, red when over."""
-    stats = instagram_stats(text)
-    chars = f"{stats.chars:,} / {CAPTION_LIMIT:,} characters"
-    tags = f"{stats.hashtags} / {HASHTAG_LIMIT} hashtags"
+def caption_stats(text: str) -> InstagramStats:
+    """text against the configured Instagram limits (igcap.instagram, IGCAP_INSTAGRAM_* settings)."""
+    return instagram_stats(text, resources.settings().instagram)
+
+
+def counters(text: str, seconds: float | None = None) -> InstagramStats:
+    """Characters and hashtags against Instagram's limits ("6 / 5 hashtags"), red when over; the stats."""
+    stats = caption_stats(text)
+    chars = f"{stats.chars:,} / {stats.limits.max_chars:,} characters"
+    tags = f"{stats.hashtags} / {stats.limits.max_hashtags} hashtags"
     parts = [f":red[{chars}]" if stats.over_chars else chars, f":red[{tags}]" if stats.over_hashtags else tags]
     if seconds is not None:
         parts.append(f"{seconds:.1f} s")
     st.caption(" · ".join(parts))
+    return stats
 
+
+def warn_over_limits(stats: InstagramStats) -> None:
+    """After a save: say which of Instagram's limits the saved caption breaks (it is saved all the same)."""
+    if stats.warning():
+        st.warning(f"Saved, but {stats.warning()}", icon="⚠️")

@@ -1,6 +1,8 @@
-"""The decoding panel: a preset picker plus an "Advanced" expander with every DecodingSettings knob.
+"""The decoding panel: a style (preset) and a length picker, the creator knobs (Start with…, Emoji), and an
+"Advanced" expander with every other DecodingSettings knob, all generated from the knobs' metadata.
 
-Widget keys include the preset's name, so picking another preset starts every knob from that preset.
+Advanced widget keys include the preset's name (and a chosen length), so picking another starts every
+advanced knob from it; the creator knobs keep what the person typed.
 Validation stays in DecodingSettings: the panel only shows its DecodingError message.
 """
 
@@ -9,8 +11,11 @@ from __future__ import annotations
 import streamlit as st
 
 from igcap.decoding import DEFAULT_PRESET, KNOBS, PRESETS, DecodingError, DecodingSettings, Knob
+from igcap.lengths import LENGTHS
 
 PRESET_KEY = "decoding.preset"
+LENGTH_KEY = "decoding.length"
+STYLE_LENGTH = "style"  # the length the chosen style sets
 
 
 def decoding_panel() -> DecodingSettings | None:
@@ -20,13 +25,23 @@ def decoding_panel() -> DecodingSettings | None:
                           format_func=str.capitalize,
                           help="Balanced: safe beam search. Creative: varied sampled captions, three each. "
                                "Precise: short literal captions. Fast: one greedy pass.")
-    base = PRESETS[preset]
+    length = st.selectbox("Length", [STYLE_LENGTH, *LENGTHS], key=LENGTH_KEY,
+                          format_func=lambda n: "As the style sets it" if n == STYLE_LENGTH else LENGTHS[n].label,
+                          help="Token limits for the caption; the characters are an estimate (about 4 per token).")
+    base = PRESETS[preset] if length == STYLE_LENGTH else LENGTHS[length].apply(PRESETS[preset])
     values = {}
+    creator = {name: knob for name, knob in KNOBS.items() if knob.creator}  # kept when the style changes
+    for column, (name, knob) in zip(st.columns(len(creator)), creator.items()):
+        with column:
+            values[name] = _widget(knob, getattr(base, name), f"decoding.{name}")
+    # Advanced keys name the style (and a chosen length): picking another starts every knob from it.
+    prefix = f"decoding.{preset}." if length == STYLE_LENGTH else f"decoding.{preset}.{length}."
     with st.expander("Advanced decoding settings"):
         columns = st.columns(2)
-        for i, (name, knob) in enumerate(KNOBS.items()):
+        advanced = [(name, knob) for name, knob in KNOBS.items() if not knob.creator]
+        for i, (name, knob) in enumerate(advanced):
             with columns[i % 2]:
-                values[name] = _widget(knob, getattr(base, name), f"decoding.{preset}.{name}")
+                values[name] = _widget(knob, getattr(base, name), prefix + name)
     try:
         return DecodingSettings(**values)
     except DecodingError as err:
@@ -35,15 +50,18 @@ def decoding_panel() -> DecodingSettings | None:
 
 
 def _widget(knob: Knob, default, key: str):
-    """The widget a Knob describes: a select box, a checkbox, or a number input."""
+    """The widget a Knob describes: a select box, a checkbox, a text box or a number input."""
     label, help_text = knob.label, knob.help
+    if knob.type is str and not knob.choices:
+        return st.text_input(label, value=default, key=key, help=help_text, max_chars=int(knob.high or 1000),
+                             placeholder=knob.placeholder)
     if knob.choices:
         return st.selectbox(label, knob.choices, index=knob.choices.index(default), key=key, help=help_text)
     if knob.type is bool:
         return st.checkbox(label, value=default, key=key, help=help_text)
     if knob.optional:
-        value = st.number_input(label, value=default, min_value=knob.low, step=1, key=key, help=help_text,
-                                placeholder="empty = new captions each time")
+        value = st.number_input(label, value=default, min_value=knob.low, max_value=knob.high, step=1, key=key,
+                                help=help_text, placeholder=knob.placeholder)
         return None if value is None else knob.type(value)
     if knob.type is int:
         return int(st.number_input(label, value=default, step=1, key=key, help=help_text))

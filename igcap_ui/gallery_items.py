@@ -15,7 +15,7 @@ import streamlit as st
 
 from db import repo, transaction
 from igcap_ui import resources
-from igcap_ui.caption_card import counters
+from igcap_ui.caption_card import caption_stats, counters, warn_over_limits
 from igcap_ui.errors import show_error, shown_errors
 from igcap_ui.filters import model_label
 from igcap_ui.plain import plain
@@ -23,6 +23,7 @@ from igcap_ui.photos import photo_row
 
 CONFIRM_KEY = "gallery.confirm_delete"
 _STORED = "gallery.stored"  # widget key → the value this session last stored (or read) for it
+WARNINGS_KEY = "gallery.limit_warnings"  # caption id → stats of the text just saved, shown after the rerun
 
 
 def photo_block(items: list, rater: str) -> None:
@@ -68,6 +69,9 @@ def _edit_box(caption) -> None:
     key = f"edit.{caption.id}"
     text = st.text_area("Caption text", value=caption.text, key=key, height=100)
     counters(text)
+    just_saved = st.session_state.setdefault(WARNINGS_KEY, {}).pop(caption.id, None)
+    if just_saved is not None:
+        warn_over_limits(just_saved)
     # A callback, not `if st.button(...)`: it runs even when the caption is gone from this run's list
     # (deleted in another session), so the person hears of it instead of losing the edit without a word.
     st.button("💾 Save changes", key=f"{key}.save", disabled=text == caption.text, on_click=_save_edit,
@@ -83,8 +87,11 @@ def _save_edit(caption_id: int, key: str) -> None:
         show_error(err)
         st.caption("Your edited text, to copy:")
         st.code(text, language=None, wrap_lines=True)
+        return
     except Exception as err:  # noqa: BLE001 - the page must never show a traceback
         show_error(err)
+        return
+    st.session_state.setdefault(WARNINGS_KEY, {})[caption_id] = caption_stats(text)
 
 
 def _store_if_changed(key: str, shown, stored, save) -> None:

@@ -10,8 +10,9 @@ import streamlit as st
 
 from db.models import model_label
 from igcap_ui import resources, saving
-from igcap_ui.caption_card import caption_card
+from igcap_ui.caption_card import caption_card, counters, warn_over_limits
 from igcap_ui.errors import shown_errors
+from igcap_ui.hashtag_sets import set_buttons
 from igcap_ui.photos import photo_row
 from igcap_ui.results import Card, cards_from_run, new_card, store
 
@@ -83,7 +84,8 @@ def _draw_card(slot, card: Card, photo, settings) -> None:
     with slot.container():
         caption_card(card, label,
                      on_save=lambda c, result, text: saving.save_generated(photo, c, result, text),
-                     on_regenerate=lambda c: _regenerate(photo, c, settings))
+                     on_regenerate=lambda c: _regenerate(photo, c, settings),
+                     on_more=lambda c: _more_like_this(photo, c))
 
 
 def _regenerate(photo, card: Card, settings) -> None:
@@ -96,13 +98,30 @@ def _regenerate(photo, card: Card, settings) -> None:
         st.rerun()
 
 
+def _more_like_this(photo, card: Card) -> None:
+    from igcap.decoding import DecodingSettings
+    from igcap.variants import more_like_this
+
+    with st.spinner("Writing three more…"), shown_errors():
+        settings = more_like_this(DecodingSettings.from_dict(card.settings))
+        [run] = resources.captioner().caption([photo.image], [card.model_key], settings)
+        if run.error:
+            st.error(f"{run.error.message} {run.error.hint}".strip(), icon="⚠️")
+            return
+        card.add_more(run.results, settings.to_dict())
+        st.rerun()
+
+
 def _manual_box(photo) -> None:
     key = f"manual.{photo.sha256}"
     text = st.text_area("Write your own caption", key=key, height=90, placeholder="Your caption…")
+    stats = counters(text)
+    set_buttons(key, current=lambda: st.session_state.get(key, ""), apply=lambda new: st.session_state.update({key: new}))
     if st.button("💾 Save my caption", key=f"{key}.save", disabled=not text.strip()):
         with shown_errors():
             saving.save_manual(photo, text)
             st.success("Saved to the gallery.", icon="✅")
+            warn_over_limits(stats)
 
 
 def _label(key: str) -> str:

@@ -21,3 +21,7 @@ def plain(text: object) -> str:
     escaped = _PUNCTUATION.sub(r"\\\1", str(text))
     escaped = _LEADING_SPACES.sub(lambda m: "\u00a0" * len(m.group().expandtabs(4)), escaped)
     return escaped.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "  \n")  # a line break stays one
+
+
+# The name the caption card and the hashtag-set buttons used first.
+escape_markdown = plain

@@ -24,12 +24,27 @@ class Card:
     settings: dict = field(default_factory=dict)  # DecodingSettings.to_dict() used
     number: int = 0
     edits: dict = field(default_factory=dict)  # variant → text as edited; outlives the widget on other pages
+    more_settings: dict = field(default_factory=dict)  # variant → settings of a "more like this" variant
 
     def text(self, result) -> str:
         return self.edits.get(result.variant, result.text)
 
     def text_key(self, variant: int) -> str:
         return f"card{self.number}.v{variant}.text"
+
+    def settings_for(self, variant: int) -> dict:
+        """The decoding settings that wrote this variant (a "more like this" variant has its own seed)."""
+        return self.more_settings.get(variant, self.settings)
+
+    def add_more(self, results, settings: dict) -> None:
+        """Append the variants of a "more like this" run after the card's own, numbered on."""
+        from dataclasses import replace
+
+        offset = max((r.variant for r in self.results), default=-1) + 1
+        for result in sorted(results, key=lambda r: r.variant):
+            moved = replace(result, variant=result.variant + offset)
+            self.results.append(moved)
+            self.more_settings[moved.variant] = settings
 
 
 def store() -> dict[str, dict[str, Card]]:

@@ -27,7 +27,7 @@ def save_generated(photo, card, result, text: str) -> tuple[int, bool]:
         row = _photo_row(session, photo)
         spec = resources.registry().get(card.model_key)
         caption = repo.add_caption(session=session, photo=row, model_key=card.model_key, model_source=_source(spec),
-                                   text=text, generated_text=result.text, settings=card.settings,
+                                   text=text, generated_text=result.text, settings=card.settings_for(result.variant),
                                    favourite=True, seconds=result.seconds)
         session.flush()
         return caption.id, bool(previous)

@@ -5,6 +5,7 @@ import streamlit as st
 from igcap_ui import resources
 from igcap_ui.decoding_panel import decoding_panel
 from igcap_ui.generation import draw_results, generate
+from igcap_ui.hashtag_sets import manage_sets
 from igcap_ui.photos import photo_inputs
 
 st.title("✍️ Create captions")
@@ -24,6 +25,7 @@ model_keys = st.multiselect("Models", list(specs), default=[k for k in usable if
                             format_func=lambda key: specs[key].label if key in specs else key, key="create.models",
                             help="Each chosen model writes its own caption; the Models page says which are ready.")
 settings = decoding_panel()
+manage_sets()
 
 ready = bool(photos and model_keys and settings)
 clicked = st.button("✨ Generate", type="primary", disabled=not ready, key="create.generate")

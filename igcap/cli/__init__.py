@@ -11,8 +11,10 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m igcap", description="Instagram captions from four fine-tuned ViT-GPT2 models.")
+    parser = argparse.ArgumentParser(prog="igcap", description="Instagram captions from four fine-tuned ViT-GPT2 models "
+                                     "(igcap COMMAND, or python -m igcap COMMAND).")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress and library messages")
+    parser.add_argument("--version", action="version", version=f"igcap {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         importlib.import_module(f"{__name__}.{info.name}").add_parser(sub)
@@ -30,6 +32,25 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+
+
+def version() -> str:
+    """The installed distribution's version; in a checkout that is not installed, pyproject.toml's."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed_version
+    from pathlib import Path
+
+    try:
+        return installed_version("igcap")
+    except PackageNotFoundError:
+        pass
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    try:
+        import tomllib
+
+        return tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"]
+    except (OSError, KeyError, ValueError):
+        return "unknown"
 
 
 class CliError(Exception):

@@ -15,9 +15,12 @@ import sys
 from pathlib import Path
 
 from igcap.cli import CliError, terminal_safe
+from igcap.cli.hashtags import load_tags
 from igcap.decoding import KNOBS, PRESETS, DecodingError
+from igcap.lengths import LENGTHS
 
-COLUMNS = ("photo", "model", "variant", "caption", "raw_text", "tokens", "seconds", "ended_with_eos")
+COLUMNS = ("photo", "model", "variant", "caption", "raw_text", "tokens", "seconds", "ended_with_eos",
+           "chars", "hashtags", "over_limit_chars", "over_limit_hashtags")  # limits: IGCAP_INSTAGRAM_*
 
 
 def add_parser(sub) -> None:
@@ -31,7 +34,13 @@ def add_parser(sub) -> None:
         if knob.flag:
             p.add_argument("--" + name.replace("_", "-"), dest=name, type=knob.type, help=knob.help)
     p.add_argument("--variants", dest="num_variants", type=int, help=argparse.SUPPRESS)  # short alias of --num-variants
+    p.add_argument("--length", choices=list(LENGTHS), help="caption length: " + "; ".join(
+        length.label for length in LENGTHS.values()) + " (--min-new-tokens/--max-new-tokens still win)")
     p.add_argument("--keep-fragment", action="store_true", help="keep an unfinished last sentence")
+    p.add_argument("--hashtags", metavar="SET[,SET]", help="add saved hashtag sets (igcap hashtags) to every "
+                   "caption, never past Instagram's limits")
+    p.add_argument("--database", metavar="URL", help="database with the hashtag sets (default: DATABASE_URL or the "
+                   "local SQLite file)")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print JSON")
     out.add_argument("--csv", action="store_true", help="print CSV")
@@ -51,6 +60,7 @@ def run(args) -> int:
     from igcap.loading import cache_from_settings
 
     settings = decoding_settings(args)
+    tags = load_tags(args.hashtags, args.database) if args.hashtags else []
     config = Settings.from_env()
     config = replace(config, device=args.device or config.device,
                      quantize=config.quantize if args.quantize is None else args.quantize)
@@ -60,7 +70,8 @@ def run(args) -> int:
         raise CliError("--batch-size must be at least 1")
     files, failed = photo_files(args.paths), {}
     quiet_transformers(args.verbose)
-    writer, captioner, bad_models = Writer(args), Captioner(cache, batch_size=args.batch_size), set()
+    writer = Writer(args, config.instagram, tags)
+    captioner, bad_models = Captioner(cache, batch_size=args.batch_size), set()
     for key in keys:
         captioned = 0
         for photos in photo_batches(files, args.batch_size, failed):
@@ -84,7 +95,10 @@ def decoding_settings(args):
     if args.keep_fragment:
         chosen["drop_fragment"] = False
     try:
-        return PRESETS[args.preset].replace(**chosen)
+        base = PRESETS[args.preset]
+        if getattr(args, "length", None):
+            base = LENGTHS[args.length].apply(base)
+        return base.replace(**chosen)
     except DecodingError as err:
         raise CliError(str(err)) from None
 
@@ -146,9 +160,12 @@ def quiet_transformers(verbose: bool) -> None:
 class Writer:
     """Prints each model's captions as soon as the model finishes (text or CSV), or all at the end (JSON)."""
 
-    def __init__(self, args):
+    def __init__(self, args, limits=None, tags=()):
+        from igcap.instagram import DEFAULT_LIMITS
+
         self.mode = "json" if args.json else "csv" if args.csv else "text"
         self.rows, self.errors = [], []
+        self.limits, self.tags = limits or DEFAULT_LIMITS, list(tags)
         if self.mode == "csv":
             self.csv = csv.DictWriter(sys.stdout, fieldnames=COLUMNS)
             self.csv.writeheader()
@@ -158,10 +175,25 @@ class Writer:
         if run.error:
             self.errors.append({"model": run.model_key, "error": run.error.message, "hint": run.error.hint})
             print(terminal_safe(f"{run.model_key}: {run.error.message} {run.error.hint}"), file=sys.stderr)
+        from igcap.hashtags import add_hashtags
+        from igcap.instagram import instagram_stats
+
         for r in run.results:
-            row = dict(zip(COLUMNS, (names[r.photo_index], r.model_key, r.variant, r.text, r.raw_text,
-                                     r.tokens, round(r.seconds, 3), r.ended_with_eos)))
+            text = r.text
+            if self.tags:
+                addition = add_hashtags(text, self.tags, self.limits)
+                text = addition.text
+                if addition.left_out:
+                    print(terminal_safe(f"note: {names[r.photo_index]} {r.model_key}#{r.variant + 1}: "
+                                        f"{addition.message(self.limits)}"), file=sys.stderr)
+            stats = instagram_stats(text, self.limits)
+            over = stats.over_limit()
+            row = dict(zip(COLUMNS, (names[r.photo_index], r.model_key, r.variant, text, r.raw_text,
+                                     r.tokens, round(r.seconds, 3), r.ended_with_eos, stats.chars, stats.hashtags,
+                                     over["chars"], over["hashtags"])))
             self.rows.append(row)
+            if stats.warning():
+                print(terminal_safe(f"warning: {row['photo']} {r.model_key}#{r.variant + 1}: {stats.warning()}"), file=sys.stderr)
             if self.mode == "csv":
                 self.csv.writerow(csv_row(row))
             elif self.mode == "text":

@@ -114,6 +114,7 @@ def db_url(backend, tmp_path, request) -> str:
         return f"sqlite:///{path}"
     with request.getfixturevalue("pg_cleaner").begin() as conn:
         conn.execute(text("DELETE FROM photos"))  # cascades to captions and ratings
+        conn.execute(text("DELETE FROM hashtag_sets"))
     return request.getfixturevalue("pg_migrated_url")
 
 

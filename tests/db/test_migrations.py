@@ -8,7 +8,7 @@ from alembic import command
 from sqlalchemy import inspect, select, text
 
 from db import Caption, Photo, Rating, repo
-from db.engine import alembic_config, current_revision, make_engine, transaction, upgrade
+from db.engine import alembic_config, current_revision, head_revision, make_engine, transaction, upgrade
 
 CREATED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -45,7 +45,7 @@ def test_upgrade_from_the_first_revision_keeps_every_row(blank_url):
     assert current_revision(engine) == "0001"
     fill_first_revision(engine)
     upgrade(engine)
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == head_revision()
     with transaction(engine, write=False) as s:
         photos = s.scalars(select(Photo).order_by(Photo.id)).all()
         captions = s.scalars(select(Caption).order_by(Caption.id)).all()

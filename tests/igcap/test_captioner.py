@@ -96,3 +96,52 @@ def test_photos_are_preprocessed_once_for_models_sharing_a_processor(cache, phot
     pixels = PixelCache(photos)
     first, again = pixels.pixels(Spy()), pixels.pixels(Spy())
     assert calls == [3] and first is again and tuple(first.shape) == (3, 3, 224, 224)
+
+
+@pytest.mark.parametrize("settings", [GREEDY, PRESETS["balanced"].replace(max_new_tokens=10),
+                                      PRESETS["creative"].replace(max_new_tokens=10, seed=3)])
+def test_start_with_continues_the_persons_words(cache, photos, settings):
+    start = "a red circle on"
+    runs = Captioner(cache).caption(photos[:2], DEFAULT_KEYS[:1], settings.replace(start_with=f"  {start} "))
+    results = runs[0].results
+    assert runs[0].ok and len(results) == 2 * settings.num_variants
+    for r in results:
+        assert r.text.startswith(start) and r.raw_text.startswith(start)  # the card shows the whole caption
+        assert 0 < r.tokens <= settings.max_new_tokens  # the limit counts the model's tokens only
+        assert len(r.text) > len(start) or r.ended_with_eos
+
+
+def test_start_with_works_with_int8_weights(hub_cache, photos, tmp_path):
+    reg = load_registry(Settings.from_env({"IGCAP_DATA_DIR": str(tmp_path)}))
+    quantized = ModelCache(reg, LoadOptions(device="cpu", quantize=True))
+    [run] = Captioner(quantized).caption(photos[:1], DEFAULT_KEYS[:1], GREEDY.replace(start_with="Golden hour"))
+    assert run.ok and run.results[0].text.startswith("Golden hour")
+
+
+def test_emoji_setting_is_enforced_while_decoding(cache, photos, monkeypatch):
+    """The model is pushed towards emoji tokens; keep lets them through, none and at most N hold."""
+    from igcap.text import contains_emoji, count_emoji
+    from tests.igcap.test_emoji_control import PreferEmoji
+
+    loaded = cache.get(DEFAULT_KEYS[0])
+    generate = loaded.model.generate
+
+    def emoji_happy(**kwargs):
+        kwargs["logits_processor"] = [PreferEmoji(loaded.tokenizer), *kwargs.get("logits_processor", [])]
+        return generate(**kwargs)
+
+    monkeypatch.setattr(loaded.model, "generate", emoji_happy)
+    settings = GREEDY.replace(min_new_tokens=12, drop_fragment=False)
+
+    def emoji(max_emoji, start=""):
+        [run] = Captioner(cache).caption(photos[:2], DEFAULT_KEYS[:1],
+                                         settings.replace(max_emoji=max_emoji, start_with=start))
+        assert run.ok
+        return [count_emoji(r.raw_text) for r in run.results], [r.text for r in run.results]
+
+    kept, _ = emoji(None)
+    assert all(n >= 4 for n in kept)
+    none, texts = emoji(0)
+    assert none == [0, 0] and not any(contains_emoji(t) for t in texts)
+    assert emoji(2)[0] == [2, 2]
+    assert emoji(2, start="Sunset 🌅")[0] == [2, 2]  # the start words' emoji count towards the cap

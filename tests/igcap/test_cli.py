@@ -117,3 +117,101 @@ def test_caption_streams_a_folder_in_batches_keeping_the_order(hub_cache, tmp_pa
     rows = [line.split(",")[:2] for line in capsys.readouterr().out.splitlines()[1:]]
     assert rows == [[name, key] for key in keys for name in names]  # model by model, photos in file order
     assert peak[0] <= 2, f"{peak[0]} decoded photos alive at once with --batch-size 2"
+def test_caption_rows_flag_each_instagram_limit(capsys):
+    """JSON and CSV carry over_limit fields per limit; text mode warns on stderr (6 hashtags > Instagram's 5)."""
+    import argparse
+    import csv
+    import io
+
+    from igcap.captioner import CaptionResult, ModelRun
+    from igcap.cli.caption import Writer
+    from igcap.instagram import DEFAULT_LIMITS
+
+    six = "Beach day #a #b #c #d #e #f"
+    run = ModelRun("m", (CaptionResult("m", 0, 0, six, six, 9, 0.1, True),
+                         CaptionResult("m", 0, 1, "Beach day #a #b #c #d #e", "", 8, 0.1, True)))
+    for mode in ("json", "csv", "text"):
+        writer = Writer(argparse.Namespace(json=mode == "json", csv=mode == "csv"), DEFAULT_LIMITS)
+        writer.model_done(run, ["beach.jpg"])
+        writer.close()
+        out, err = capsys.readouterr()
+        assert "6 hashtags; Instagram allows 5" in err and err.count("warning:") == 1
+        if mode == "json":
+            rows = json.loads(out)["captions"]
+        elif mode == "csv":
+            rows = [{k: v == "True" if k.startswith("over_") else v for k, v in row.items()}
+                    for row in csv.DictReader(io.StringIO(out))]
+        else:
+            continue
+        assert [(r["over_limit_hashtags"], r["over_limit_chars"]) for r in rows] == [(True, False), (False, False)]
+        assert [int(r["hashtags"]) for r in rows] == [6, 5]
+
+
+def test_caption_limits_follow_the_environment(hub_cache, folder, capsys, monkeypatch):
+    monkeypatch.setenv("IGCAP_INSTAGRAM_MAX_CHARS", "1")  # every caption of 2+ characters is over
+    assert main(["caption", str(folder / "a.jpg"), "--models", DEFAULT_KEYS[0], "--preset", "fast",
+                 "--max-new-tokens", "6", "--json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)["captions"]
+    assert row["over_limit_chars"] == (len(row["caption"]) > 1) and row["over_limit_hashtags"] is False
+
+
+def test_hashtag_sets_from_the_command_line(tmp_path, capsys):
+    db = ["--database", f"sqlite:///{tmp_path / 'sets.sqlite3'}"]
+    assert main(["hashtags", "add", "travel", "#travel", "wanderlust,", "#roadtrip", *db]) == 0
+    assert main(["hashtags", "add", "Food", "#foodie #yum", *db]) == 0
+    capsys.readouterr()
+    assert main(["hashtags", "--json", *db]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"name": "food", "tags": ["#foodie", "#yum"]},
+                                                   {"name": "travel", "tags": ["#travel", "#wanderlust", "#roadtrip"]}]
+    assert main(["hashtags", "remove", "FOOD", *db]) == 0
+    assert main(["hashtags", "remove", "food", *db]) == 2
+    assert main(["hashtags", "add", "bad", "good-vibes", *db]) == 2
+    err = capsys.readouterr().err
+    assert "no hashtag set called 'food'" in err and "not a hashtag" in err and "Traceback" not in err
+    assert main(["hashtags", "list", *db]) == 0
+    assert capsys.readouterr().out.split() == ["travel", "#travel", "#wanderlust", "#roadtrip"]
+
+
+def test_caption_adds_a_hashtag_set_within_the_limit(hub_cache, folder, tmp_path, capsys):
+    db = ["--database", f"sqlite:///{tmp_path / 'sets.sqlite3'}"]
+    assert main(["hashtags", "add", "many", "#a #b #c #d #e #f #g", *db]) == 0
+    capsys.readouterr()
+    args = ["caption", str(folder / "a.jpg"), "--models", DEFAULT_KEYS[0], "--preset", "fast", "--max-new-tokens", "4"]
+    assert main([*args, "--hashtags", "many", "--json", *db]) == 0
+    out, err = capsys.readouterr()
+    [row] = json.loads(out)["captions"]
+    assert row["hashtags"] == 5 and not row["over_limit_hashtags"]  # the tiny model writes no hashtags itself
+    assert row["caption"].endswith("#a #b #c #d #e") and "Left out #f #g" in err
+    assert main([*args, "--hashtags", "nope", *db]) == 2
+    assert "no hashtag set called 'nope' (saved sets: many" in capsys.readouterr().err
+
+
+def test_length_presets_set_the_token_limits(hub_cache, folder, capsys):
+    import argparse
+
+    from igcap.cli.caption import decoding_settings
+
+    def settings(*flags):
+        parser = argparse.ArgumentParser()
+        sub = parser.add_subparsers()
+        from igcap.cli import caption
+
+        caption.add_parser(sub)
+        return decoding_settings(parser.parse_args(["caption", "x.jpg", *flags]))
+
+    assert (settings("--length", "short").max_new_tokens, settings("--length", "long").min_new_tokens) == (16, 24)
+    assert settings("--length", "long", "--max-new-tokens", "40").max_new_tokens == 40
+    args = ["caption", str(folder / "a.jpg"), "--models", DEFAULT_KEYS[0], "--preset", "fast", "--json"]
+    assert main([*args, "--length", "short", "--min-new-tokens", "16"]) == 0
+    [row] = json.loads(capsys.readouterr().out)["captions"]
+    assert row["tokens"] == 16  # exactly the short preset's limit when the model may not stop sooner
+
+
+def test_start_with_and_emoji_from_the_command_line(hub_cache, folder, capsys):
+    args = ["caption", str(folder / "a.jpg"), "--models", DEFAULT_KEYS[0], "--preset", "fast", "--json",
+            "--max-new-tokens", "6"]
+    assert main([*args, "--start-with", "Sunset 🌅 at", "--max-emoji", "1"]) == 0
+    [row] = json.loads(capsys.readouterr().out)["captions"]
+    assert row["caption"].startswith("Sunset 🌅 at") and row["caption"].count("🌅") == 1
+    assert main([*args, "--max-emoji", "-1"]) == 2
+    assert "Emoji" in capsys.readouterr().err

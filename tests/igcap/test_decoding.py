@@ -41,12 +41,25 @@ def test_caption_has_a_flag_per_knob_that_sets_it():
     parser = build_parser()
     sample = {"strategy": "sample", "num_beams": "3", "temperature": "0.7", "top_k": "20", "top_p": "0.9",
               "repetition_penalty": "1.3", "no_repeat_ngram_size": "2", "length_penalty": "0.5",
-              "min_new_tokens": "2", "max_new_tokens": "30", "num_variants": "3", "seed": "7"}
+              "min_new_tokens": "2", "max_new_tokens": "30", "num_variants": "3", "seed": "7",
+              "start_with": "Golden hour at", "max_emoji": "1"}
     flagged = {name for name, knob in KNOBS.items() if knob.flag}
     assert flagged == set(sample) and {n for n, k in KNOBS.items() if not k.flag} == {"drop_fragment"}
     argv = ["caption", "x.jpg", *[a for name, v in sample.items() for a in ("--" + name.replace("_", "-"), v)]]
     settings = decoding_settings(parser.parse_args(argv))
     assert {name: getattr(settings, name) for name in sample} == {n: KNOBS[n].type(v) for n, v in sample.items()}
+
+
+def test_creator_knobs_are_checked_and_drawn_above_the_advanced_ones():
+    assert {n for n, k in KNOBS.items() if k.creator} == {"start_with", "max_emoji"}
+    with pytest.raises(DecodingError, match="Start with… can be at most 200 characters"):
+        DecodingSettings(start_with="x" * 201)
+    with pytest.raises(DecodingError, match="Emoji must be empty"):
+        DecodingSettings(max_emoji=-1)
+    assert DecodingSettings(start_with="x" * 200, max_emoji=0).max_emoji == 0
+    assert DecodingSettings().max_emoji is None and DecodingSettings().start_with == ""  # keep, nothing typed
+    cfg = DecodingSettings(start_with="Hi", max_emoji=0).to_generation_config(eos_token_id=50256)
+    assert "start_with" not in cfg.to_dict() and "max_emoji" not in cfg.to_dict()  # the captioner applies them
 
 
 @pytest.mark.parametrize("changes, words", [

@@ -1,6 +1,7 @@
 import pytest
 
-from igcap.text import CAPTION_LIMIT, HASHTAG_LIMIT, clean_caption, collapse_repeats, instagram_stats, preview
+from igcap.text import (MAX_EMOJI_RUN, clean_caption, collapse_emoji_runs, collapse_repeats, contains_emoji,
+                        count_emoji, dedupe_hashtags)
 
 PAIR = ("I'm so excited to finally share my first collection with you guys! I've been working on this for so "
         "long that I'm almost ready to reveal it 😂")
@@ -37,17 +38,41 @@ def test_drop_fragment_cuts_an_unfinished_last_sentence_only_when_asked():
     assert clean_caption("no sentence end at all", drop_fragment=True) == "no sentence end at all"
 
 
-def test_instagram_limits():
-    text = "x" * (CAPTION_LIMIT + 1) + " " + " ".join(f"#t{i}" for i in range(HASHTAG_LIMIT + 1))
-    stats = instagram_stats(text)
-    assert stats.over_chars and stats.over_hashtags and not stats.ok
-    assert stats.hashtags == HASHTAG_LIMIT + 1
-    ok = instagram_stats("Morning coffee ☕ #coffee #mood email@x.com")
-    assert ok.ok and ok.hashtags == 2 and ok.chars == len("Morning coffee ☕ #coffee #mood email@x.com")
+def test_repeated_hashtags_keep_the_first_spelling_only():
+    assert clean_caption("Sunny day #beach #beach #beach") == "Sunny day #beach"
+    assert clean_caption("At the #Beach today #sun #beach #SUN #travel") == "At the #Beach today #sun #travel"
+    assert dedupe_hashtags("#a #b") == "#a #b"
+    assert dedupe_hashtags("C# and C# #csharp") == "C# and C# #csharp"  # no hashtags repeated here
 
 
-def test_preview_cuts_at_a_word_and_says_more():
-    long = "word " * 60
-    p = preview(long)
-    assert p.endswith("… more") and len(p) <= 125 + len("… more")
-    assert preview("short caption") == "short caption"
+def test_a_run_of_one_emoji_keeps_at_most_three():
+    assert MAX_EMOJI_RUN == 3
+    assert clean_caption("Golden hour " + "🌅" * 16) == "Golden hour 🌅🌅🌅"
+    assert clean_caption("Golden hour" + " 🌅" * 16 + " #sunset") == "Golden hour 🌅 🌅 🌅 #sunset"
+    assert clean_caption("So happy 😍😍😍 and 🌅🌅") == "So happy 😍😍😍 and 🌅🌅"  # three or fewer stay
+    assert clean_caption("mixed 😍🌅😍🌅😍🌅😍") == "mixed 😍🌅😍🌅😍🌅😍"  # not a run of one emoji
+    # Emoji made of several code points count as one: ZWJ sequences, skin tones, flags.
+    assert collapse_emoji_runs("👩‍💻" * 5) == "👩‍💻" * 3
+    assert collapse_emoji_runs("👍🏽" * 4 + "👍") == "👍🏽" * 3 + "👍"
+    assert collapse_emoji_runs("🇫🇷" * 6) == "🇫🇷" * 3
+    assert collapse_emoji_runs("🌅" * 5, most=1) == "🌅"
+
+
+def test_emoji_detection_for_the_decoding_controls():
+    assert contains_emoji("ok 👍🏽") and contains_emoji("\u200d") and contains_emoji("❤️")
+    assert not contains_emoji("Brand™ at 25°C, © me") and not contains_emoji("#beach")
+    assert count_emoji("👩‍💻 🇫🇷 😍😍 text") == 4
+
+
+def test_clean_up_never_cuts_into_the_words_a_caption_was_started_with():
+    keep = "Our first trip to"
+    assert clean_caption("Our first trip to the coast. We stayed until the", drop_fragment=True,
+                         keep=keep) == "Our first trip to the coast."
+    # No sentence end after the person's words: the whole caption stays rather than cutting into them.
+    assert clean_caption("Our first trip to the coast with", drop_fragment=True, keep=keep) == \
+        "Our first trip to the coast with"
+    assert clean_caption("Done. Our first trip to the coast with", drop_fragment=True, keep="Done. Our first") == \
+        "Done. Our first trip to the coast with"
+    assert clean_caption("Done. Our first trip to the coast with", drop_fragment=True) == "Done."
+    # Their repeated words stay; the model's loop after them goes.
+    assert clean_caption("so so so good a b c a b c", keep="so so so good") == "so so so good a b c"

@@ -186,9 +186,9 @@ def test_offline_without_models_everything_else_works(app_env, monkeypatch, db_u
 def test_the_advanced_panel_has_a_widget_per_knob_labelled_from_it(app):
     from igcap.decoding import KNOBS, PRESETS
 
-    widgets = {w.key: w for kind in (app.selectbox, app.number_input, app.checkbox) for w in kind}
-    for name, knob in KNOBS.items():
-        widget = widgets[f"decoding.balanced.{name}"]
+    widgets = {w.key: w for kind in (app.selectbox, app.number_input, app.checkbox, app.text_input) for w in kind}
+    for name, knob in KNOBS.items():  # creator knobs sit above the advanced ones and keep their value per style
+        widget = widgets[f"decoding.{name}" if knob.creator else f"decoding.balanced.{name}"]
         assert (widget.label, widget.help, widget.value) == (knob.label, knob.help, getattr(PRESETS["balanced"], name))
 
 
@@ -205,13 +205,51 @@ def test_card_counts_previews_and_offers_a_copy_of_the_edited_text(app):
     upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
     generate(app)
     box = card_text_areas(app)[0]
-    long_text = "Sunny day at the beach with friends " * 5 + " ".join(f"#tag{i}" for i in range(31))
+    long_text = "Sunny day at the beach with friends " * 5 + " ".join(f"#tag{i}" for i in range(6))
     box.set_value(long_text).run()
     assert any(c.value == long_text for c in app.code)  # the copy-friendly view
     counter = next(c.value for c in app.caption if "hashtags" in c.value and f"{len(long_text):,}" in c.value)
-    assert ":red[31 / 30 hashtags]" in counter  # over Instagram's hashtag limit, shown in red
+    assert ":red[6 / 5 hashtags]" in counter  # over Instagram's 2026 limit of 5, shown in red
+    assert f"{len(long_text):,} / 2,200 characters" in counter and ":red[" + f"{len(long_text):,}" not in counter
     preview = next(m.value for m in app.markdown if m.value.startswith("**Under the photo:**"))
     assert preview.endswith("… more") and len(preview) < len(long_text)
+    # Saving keeps the caption as written and warns that Instagram will refuse it.
+    app.button(key=box.key + ".save").click().run()
+    no_exceptions(app)
+    assert any("6 hashtags; Instagram allows 5" in w.value and w.value.startswith("Saved")
+               for w in app.warning)
+    box = card_text_areas(app)[0]
+    box.set_value(long_text.rsplit(" ", 1)[0]).run()  # five hashtags: within the limit, not red
+    counter = next(c.value for c in app.caption if "hashtags" in c.value and "5 / 5" in c.value)
+    assert ":red[5 / 5" not in counter
+
+
+def test_manual_caption_is_counted_and_warned_about(app, db_url):
+    upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    [manual] = [t for t in app.text_area if t.key.startswith("manual.")]
+    text = "My own words #a #b #c #d #e #f"
+    manual.set_value(text).run()
+    assert any(":red[6 / 5 hashtags]" in c.value for c in app.caption)
+    app.button(key=manual.key + ".save").click().run()
+    no_exceptions(app)
+    assert any("6 hashtags; Instagram allows 5" in w.value for w in app.warning)
+    assert [c.text for c in rows(db_url, Caption)] == [text]  # saved as written: the person decides
+
+
+def test_limits_come_from_the_configuration(app_env, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.pages.conftest import APP, TIMEOUT
+
+    monkeypatch.setenv("IGCAP_INSTAGRAM_MAX_HASHTAGS", "10")
+    monkeypatch.setenv("IGCAP_INSTAGRAM_MAX_CHARS", "20")
+    at = upload(AppTest.from_file(APP, default_timeout=TIMEOUT).run(),
+                ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    [manual] = [t for t in at.text_area if t.key.startswith("manual.")]
+    manual.set_value("My own words and more #a #b #c #d #e #f").run()
+    counter = next(c.value for c in at.caption if " hashtags" in c.value and " / " in c.value)
+    assert "6 / 10 hashtags" in counter and ":red[6 / 10" not in counter
+    assert ":red[39 / 20 characters]" in counter
 
 
 def test_regenerate_replaces_one_card_and_keeps_edits_elsewhere(app):
@@ -292,3 +330,91 @@ def test_a_large_photo_is_decoded_at_1080_pixels_with_its_size_as_taken(app):
     assert photo.image.size == (1080, 720) and (photo.width, photo.height) == (3000, 2000)
     assert photo.image.mode == "RGB" and photo.image.getpixel((5, 5)) == (127, 127, 255)
     assert isinstance(photo.image, Image.Image)
+def add_set(at, name, tags):
+    at.text_input(key="hashtags.new_name").set_value(name)
+    at.text_input(key="hashtags.new_tags").set_value(tags)
+    next(b for b in at.button if b.label == "💾 Save set").click().run()
+    no_exceptions(at)
+    return at
+
+
+def test_hashtag_sets_are_saved_and_added_to_a_caption_within_the_limit(app, db_url):
+    from db import hashtag_sets
+
+    add_set(app, "Travel", "#travel wanderlust, #roadtrip")
+    add_set(app, "bad", "good-vibes")  # refused with a reason; what was typed stays
+    assert any("not a hashtag" in e.value for e in app.error)
+    assert app.text_input(key="hashtags.new_tags").value == "good-vibes"
+    engine = make_engine(db_url)
+    with transaction(engine, write=False) as session:
+        assert [(s.name, s.tags) for s in hashtag_sets.list_sets(session=session)] == [
+            ("travel", "#travel #wanderlust #roadtrip")]
+
+    upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    generate(app)
+    box = card_text_areas(app)[0]
+    box.set_value("Road day #sun #sea #sand #Travel").run()
+    app.button(key=box.key + ".set.travel").click().run()
+    no_exceptions(app)
+    text = app.text_area(key=box.key).value
+    assert text == "Road day #sun #sea #sand #Travel #wanderlust"  # 5 hashtags: #roadtrip left out
+    assert any("Left out #roadtrip" in c.value for c in app.caption)
+    assert any("5 / 5 hashtags" in c.value for c in app.caption)
+    # The added text is the card's text: saving stores it.
+    app.button(key=box.key + ".save").click().run()
+    assert [c.text for c in rows(db_url, Caption)] == [text]
+
+    [manual] = [t for t in app.text_area if t.key.startswith("manual.")]
+    app.button(key=manual.key + ".set.travel").click().run()
+    assert app.text_area(key=manual.key).value == "#travel #wanderlust #roadtrip"
+
+
+def test_a_hashtag_set_can_be_deleted(app, db_url):
+    add_set(app, "food", "#foodie")
+    add_set(app, "**big** [x](y)", "#a")  # a name is shown as typed, never as Markdown
+    assert any(t.value == "food: #foodie" for t in app.text)
+    upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    [manual] = [t for t in app.text_area if t.key.startswith("manual.")]
+    label = app.button(key=manual.key + ".set.**big** [x](y)").label
+    assert label == r"＋ \*\*big\*\* \[x\]\(y\)"
+    app.button(key="hashtags.delete.food").click().run()
+    no_exceptions(app)
+    assert not any(t.value.startswith("food:") for t in app.text)
+
+
+def test_three_more_like_this_adds_sampled_variants_to_one_card(app, db_url):
+    upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    generate(app)  # fast: greedy, one caption per card
+    first = card_text_areas(app)[0]
+    card = first.key.split(".")[0]
+    others = {t.key: t.value for t in card_text_areas(app) if not t.key.startswith(card + ".")}
+    app.button(key=f"{card}.more").click().run()
+    no_exceptions(app)
+    mine = [t for t in card_text_areas(app) if t.key.startswith(card + ".")]
+    assert [t.key for t in mine] == [f"{card}.v{i}.text" for i in range(4)]  # the caption, then three more
+    assert [t.label for t in mine][1:] == [f"Variant {i} (more like this)" for i in (2, 3, 4)]
+    assert {t.key: t.value for t in card_text_areas(app) if not t.key.startswith(card + ".")} == others
+    app.button(key=f"{card}.v2.text.save").click().run()
+    [saved] = rows(db_url, Caption)
+    assert saved.text == app.text_area(key=f"{card}.v2.text").value
+    assert (saved.settings["strategy"], saved.settings["num_variants"]) == ("sample", 3)
+    assert saved.settings["seed"] is not None and saved.settings["no_repeat_ngram_size"] == 3  # fast's own
+
+
+def test_start_with_emoji_and_length_on_the_create_page(app, db_url):
+    upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    app.selectbox(key="decoding.preset").set_value(FAST).run()
+    app.selectbox(key="decoding.length").set_value("short").run()
+    assert app.number_input(key="decoding.fast.short.max_new_tokens").value == 16  # the advanced knobs follow
+    app.text_input(key="decoding.start_with").set_value("Sunset 🌅 with").run()
+    app.number_input(key="decoding.max_emoji").set_value(1).run()
+    app.button(key="create.generate").click().run()
+    no_exceptions(app)
+    texts = [t.value for t in card_text_areas(app)]
+    assert len(texts) == 4 and all(t.startswith("Sunset 🌅 with") and t.count("🌅") == 1 for t in texts)
+    # The settings saved with a caption say how it was made.
+    box = card_text_areas(app)[0]
+    app.button(key=box.key + ".save").click().run()
+    [saved] = rows(db_url, Caption)
+    assert (saved.settings["start_with"], saved.settings["max_emoji"], saved.settings["max_new_tokens"]) == \
+        ("Sunset 🌅 with", 1, 16)

@@ -57,6 +57,21 @@ def test_edit_saved_caption_keeps_generated_text(saved, app, db_url):
     assert (caption.text, caption.generated_text) == ("Blue sky, edited ☁️", "Blue sky")
 
 
+def test_gallery_edit_counts_against_instagrams_limits_and_warns_on_save(saved, app, db_url):
+    at = gallery(app)
+    cid = saved["Blue sky"]
+    text = "Blue sky #a #b #c #d #e #f"
+    at.text_area(key=f"edit.{cid}").set_value(text).run()
+    assert any(":red[6 / 5 hashtags]" in c.value for c in at.caption)
+    at.button(key=f"edit.{cid}.save").click().run()
+    no_exceptions(at)
+    assert any("6 hashtags; Instagram allows 5" in w.value for w in at.warning)  # shown after the save's rerun
+    [caption] = query(db_url, select(Caption).where(Caption.id == cid))
+    assert caption.text == text
+    at.run()
+    assert not any("Instagram allows" in w.value for w in at.warning)  # once, not on every rerun
+
+
 def test_delete_photo_needs_confirmation(saved, app, db_url):
     at = gallery(app)
     with transaction(make_engine(db_url), write=False) as session:

@@ -1,0 +1,96 @@
+"""Instagram's caption rules, in one place: the limits, and how a caption measures up against them.
+
+The figures (as of 2026), and where they come from:
+- **5 hashtags** per post or reel: Instagram's @creators account announced on 18–19 December 2025 that
+  posts and reels carry at most 5 hashtags (it was 30), rolled out gradually.
+- **2,200 characters** per caption: Instagram's own limit for a caption (unchanged).
+- **about 125 characters** show under a photo before "… more" (the feed cuts the caption there; the exact
+  cut depends on the screen, so this is a guide, not a rule).
+
+When Instagram changes them again, set ``IGCAP_INSTAGRAM_MAX_CHARS``, ``IGCAP_INSTAGRAM_MAX_HASHTAGS`` or
+``IGCAP_INSTAGRAM_PREVIEW_CHARS`` (read by :mod:`igcap.config` into ``Settings.instagram``, which the app and
+the CLI pass here), or change the defaults below.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_HASHTAG = re.compile(r"(?<![\w#])#(\w+)", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class InstagramLimits:
+    max_chars: int = 2200  # characters a caption may have
+    max_hashtags: int = 5  # hashtags a post or reel may carry (30 before December 2025)
+    preview_chars: int = 125  # about what shows under the photo before "… more"
+
+    def __post_init__(self):
+        for name in ("max_chars", "max_hashtags", "preview_chars"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"Instagram limit {name} must be at least 1, not {getattr(self, name)}")
+
+
+DEFAULT_LIMITS = InstagramLimits()
+
+
+@dataclass(frozen=True)
+class InstagramStats:
+    chars: int
+    hashtags: int
+    limits: InstagramLimits
+    preview: str  # the first ~125 characters, as shown under the photo
+
+    @property
+    def over_chars(self) -> bool:
+        return self.chars > self.limits.max_chars
+
+    @property
+    def over_hashtags(self) -> bool:
+        return self.hashtags > self.limits.max_hashtags
+
+    @property
+    def ok(self) -> bool:
+        return not (self.over_chars or self.over_hashtags)
+
+    def over_limit(self) -> dict[str, bool]:
+        """One flag per limit, as the CLI writes them: {"chars": …, "hashtags": …}."""
+        return {"chars": self.over_chars, "hashtags": self.over_hashtags}
+
+    def problems(self) -> list[str]:
+        """Sentences for each limit the caption breaks, e.g. "6 hashtags; Instagram allows 5"."""
+        out = []
+        if self.over_chars:
+            out.append(f"{self.chars:,} characters; Instagram allows {self.limits.max_chars:,}")
+        if self.over_hashtags:
+            out.append(f"{self.hashtags} hashtags; Instagram allows {self.limits.max_hashtags}")
+        return out
+
+    def warning(self) -> str | None:
+        """One sentence for a person, or None when the caption is within every limit."""
+        if self.ok:
+            return None
+        return "Instagram will refuse this caption as it is: " + " and ".join(self.problems()) + "."
+
+
+def hashtags(text: str) -> list[str]:
+    """The hashtags in text, without '#', in order (repeats included: Instagram counts each)."""
+    return _HASHTAG.findall(text)
+
+
+def instagram_stats(text: str, limits: InstagramLimits | None = None) -> InstagramStats:
+    """How text measures up. ``limits``: pass ``Settings.from_env().instagram`` to honour IGCAP_INSTAGRAM_*
+    (the app and the CLI do); None means the defaults above."""
+    limits = limits or DEFAULT_LIMITS
+    return InstagramStats(chars=len(text), hashtags=len(hashtags(text)), limits=limits,
+                          preview=preview(text, limits.preview_chars))
+
+
+def preview(text: str, limit: int = DEFAULT_LIMITS.preview_chars) -> str:
+    """The caption as it reads collapsed under a photo: first line(s) up to ~limit chars, then '… more'."""
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    cut = flat[:limit].rsplit(" ", 1)[0] if " " in flat[:limit] else flat[:limit]
+    return cut.rstrip() + "… more"

@@ -1,0 +1,116 @@
+"""Saved hashtag sets on the Create page: manage them, and add one to a caption with one click.
+
+The sets live in the database (db.hashtag_sets); this session keeps a copy, read again after every
+change. Adding goes through igcap.hashtags.add_hashtags, so a caption never passes Instagram's limits.
+Sets are shared while igcap has no sign-in (owner ""); with sign-in, OWNER becomes the person.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import streamlit as st
+
+from igcap_ui import resources
+from igcap_ui.errors import shown_errors
+from igcap_ui.plain import escape_markdown
+
+OWNER = ""
+_CACHE = "hashtags.sets"  # [(name, [tags])] read from the database this session
+_PROBLEM = "hashtags.problem"  # why the last set typed could not be saved
+_NOTES = "hashtags.notes"  # text widget key → what the last click added or left out
+NAME_KEY, TAGS_KEY = "hashtags.new_name", "hashtags.new_tags"
+
+
+def saved_sets() -> list[tuple[str, list[str]]]:
+    if _CACHE not in st.session_state:
+        from db import hashtag_sets, transaction
+
+        sets = []
+        with shown_errors():
+            with transaction(resources.db_engine(), write=False) as session:
+                sets = [(s.name, s.tag_list) for s in hashtag_sets.list_sets(session=session, owner=OWNER)]
+        st.session_state[_CACHE] = sets
+    return st.session_state[_CACHE]
+
+
+def manage_sets() -> None:
+    """An expander listing the saved sets, with a form to add (or replace) one and a delete button each."""
+    sets = saved_sets()
+    with st.expander(f"#️⃣ Hashtag sets ({len(sets)})"):
+        st.caption("Save hashtags you use often under a name; each caption gets a button to add them, "
+                   "never past Instagram's hashtag limit.")
+        for name, tags in sets:
+            left, right = st.columns([4, 1])
+            left.text(f"{name}: {' '.join(tags)}")  # plain text: never read as Markdown
+            right.button("🗑️", key=f"hashtags.delete.{name}", help=f"Delete the set {_plain(name)}",
+                         on_click=_delete, args=(name,))
+        with st.form("hashtags.add", border=False):
+            name_col, tags_col = st.columns([1, 3])
+            name_col.text_input("Name", key=NAME_KEY, placeholder="travel", max_chars=40)
+            tags_col.text_input("Hashtags", key=TAGS_KEY, placeholder="#travel #wanderlust #roadtrip")
+            st.form_submit_button("💾 Save set", on_click=_save)
+        problem = st.session_state.pop(_PROBLEM, None)
+        if problem:
+            st.error(problem, icon="⚠️")
+
+
+def _save() -> None:
+    """Form callback: save the typed set and empty the form; on a problem keep what was typed and say why."""
+    from db import hashtag_sets, transaction
+    from db.engine import DatabaseError
+    from igcap.hashtags import HashtagSetError, parse_hashtag_set
+
+    try:
+        tags = parse_hashtag_set(st.session_state.get(TAGS_KEY, ""))
+        with transaction(resources.db_engine()) as session:
+            hashtag_sets.save_set(session=session, name=st.session_state.get(NAME_KEY, ""), tags=tags, owner=OWNER)
+    except DatabaseError as err:
+        st.session_state[_PROBLEM] = f"The set was not saved: {err.message}. Try again in a moment."
+        return
+    except (HashtagSetError, ValueError) as err:
+        st.session_state[_PROBLEM] = str(err)
+        return
+    st.session_state[NAME_KEY] = st.session_state[TAGS_KEY] = ""
+    st.session_state.pop(_CACHE, None)
+
+
+def _delete(name: str) -> None:
+    from db import hashtag_sets, transaction
+    from db.repo import NotFoundError
+
+    try:
+        with shown_errors(), transaction(resources.db_engine()) as session:
+            hashtag_sets.delete_set(session=session, name=name, owner=OWNER)
+    except NotFoundError:
+        pass  # deleted in another tab meanwhile: the list is read again below
+    st.session_state.pop(_CACHE, None)
+
+
+def set_buttons(key: str, current: Callable[[], str], apply: Callable[[str], None]) -> None:
+    """One button per saved set for the caption in widget ``key``: current() reads its text, apply(text)
+    writes the text with the set added (on the next run, before the widget is drawn)."""
+    sets = saved_sets()
+    if not sets:
+        return
+    columns = st.columns(min(len(sets), 4))
+    for i, (name, tags) in enumerate(sets):
+        columns[i % len(columns)].button(f"＋ {_plain(name)}", key=f"{key}.set.{name}", help=_plain(" ".join(tags)),
+                                         on_click=_add, args=(key, tags, current, apply))
+    note = st.session_state.setdefault(_NOTES, {}).pop(key, None)
+    if note:
+        st.caption(note)
+
+
+def _plain(text: str) -> str:
+    """A set's name or tags in a label or tooltip, which Streamlit reads as Markdown: shown as typed."""
+    return escape_markdown(text)
+
+
+def _add(key: str, tags: list[str], current: Callable[[], str], apply: Callable[[str], None]) -> None:
+    from igcap.hashtags import add_hashtags
+
+    limits = resources.settings().instagram
+    done = add_hashtags(current(), tags, limits)
+    apply(done.text)
+    st.session_state.setdefault(_NOTES, {})[key] = done.message(limits)

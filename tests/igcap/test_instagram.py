@@ -1,0 +1,61 @@
+"""Instagram's limits: the 2026 defaults, one place to change them, and how a caption measures up."""
+
+import pytest
+
+from igcap.config import ConfigError, Settings, instagram_limits
+from igcap.instagram import DEFAULT_LIMITS, InstagramLimits, instagram_stats, preview
+
+
+def tags(n: int) -> str:
+    return " ".join(f"#tag{i}" for i in range(n))
+
+
+def test_defaults_are_instagrams_2026_rules():
+    assert (DEFAULT_LIMITS.max_chars, DEFAULT_LIMITS.max_hashtags, DEFAULT_LIMITS.preview_chars) == (2200, 5, 125)
+    assert Settings().instagram == DEFAULT_LIMITS == Settings.from_env({}).instagram
+
+
+def test_five_hashtags_pass_and_six_are_over():
+    assert instagram_stats("Beach day " + tags(5), DEFAULT_LIMITS).ok
+    six = instagram_stats("Beach day " + tags(6), DEFAULT_LIMITS)
+    assert six.hashtags == 6 and six.over_hashtags and not six.over_chars and not six.ok
+    assert six.over_limit() == {"chars": False, "hashtags": True}
+    assert six.warning() == "Instagram will refuse this caption as it is: 6 hashtags; Instagram allows 5."
+
+
+def test_characters_over_2200_are_over():
+    at_limit = instagram_stats("x" * 2200, DEFAULT_LIMITS)
+    over = instagram_stats("x" * 2201, DEFAULT_LIMITS)
+    assert at_limit.ok and over.over_chars and over.over_limit() == {"chars": True, "hashtags": False}
+    assert "2,201 characters; Instagram allows 2,200" in over.warning()
+
+
+def test_hashtags_inside_words_and_emails_do_not_count():
+    stats = instagram_stats("Morning coffee ☕ #coffee #mood email@x.com C# a##b", DEFAULT_LIMITS)
+    assert stats.hashtags == 2 and stats.ok and stats.warning() is None
+
+
+def test_environment_changes_every_limit():
+    env = {"IGCAP_INSTAGRAM_MAX_CHARS": "100", "IGCAP_INSTAGRAM_MAX_HASHTAGS": "10",
+           "IGCAP_INSTAGRAM_PREVIEW_CHARS": "40"}
+    limits = Settings.from_env(env).instagram
+    assert limits == InstagramLimits(max_chars=100, max_hashtags=10, preview_chars=40) == instagram_limits(env)
+    assert instagram_stats("Beach day " + tags(6), limits).ok
+    assert instagram_stats(tags(6)).over_hashtags  # without limits: the defaults
+    long = "word " * 30
+    assert len(instagram_stats(long, limits).preview) <= 40 + len("… more")
+
+
+@pytest.mark.parametrize("env, words", [({"IGCAP_INSTAGRAM_MAX_HASHTAGS": "five"}, "IGCAP_INSTAGRAM_MAX_HASHTAGS"),
+                                        ({"IGCAP_INSTAGRAM_MAX_CHARS": "0"}, "IGCAP_INSTAGRAM_MAX_CHARS"),
+                                        ({"IGCAP_INSTAGRAM_PREVIEW_CHARS": "-5"}, "1 or more")])
+def test_bad_limits_name_the_key(env, words):
+    with pytest.raises(ConfigError, match=words):
+        Settings.from_env(env)
+
+
+def test_preview_cuts_at_a_word_and_says_more():
+    long = "word " * 60
+    p = preview(long)
+    assert p.endswith("… more") and len(p) <= 125 + len("… more")
+    assert preview("short caption") == "short caption"
