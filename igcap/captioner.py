@@ -3,7 +3,9 @@ to a callback as soon as they are ready. One model failing never loses the other
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -13,6 +15,7 @@ from igcap.loading import LoadedModel, ModelCache, ModelLoadError, cache_from_se
 from igcap.text import clean_caption
 
 log = logging.getLogger(__name__)
+SAMPLING_LOCK = threading.Lock()  # held while sampling: torch's random generator is one per process
 
 
 @dataclass(frozen=True)
@@ -115,19 +118,22 @@ def caption_with(loaded: LoadedModel, pixels: PixelCache, settings: DecodingSett
     values = pixels.pixels(loaded.processor)
     prompt = prompt_ids(loaded.tokenizer, settings.start_with)
     extra = generation_extras(loaded, settings, prompt)
-    if settings.seed is not None:
-        torch.manual_seed(settings.seed)  # per model, so results do not depend on which models ran before
     results = []
-    for start in range(0, len(values), batch_size):
-        batch = values[start:start + batch_size].to(loaded.device, loaded.input_dtype)
-        if prompt:  # "Start with…": the decoder continues after the start token and the person's words
-            extra["decoder_input_ids"] = torch.tensor([[loaded.eos_token_id, *prompt]] * len(batch),
-                                                      device=loaded.device)
-        t0 = time.perf_counter()
-        with torch.inference_mode():
-            sequences = loaded.model.generate(pixel_values=batch, generation_config=gen_config, **extra)
-        share = (time.perf_counter() - t0) / len(sequences)
-        results += decode_batch(loaded, sequences, start, settings, share, prompt_len=len(prompt))
+    # sampling draws from torch's one process-wide generator: one sampling run at a time, or another
+    # session's draws would change this run's (a seed would no longer give the same captions)
+    with SAMPLING_LOCK if gen_config.do_sample else contextlib.nullcontext():
+        if settings.seed is not None:
+            torch.manual_seed(settings.seed)  # per model, so results do not depend on which models ran before
+        for start in range(0, len(values), batch_size):
+            batch = values[start:start + batch_size].to(loaded.device, loaded.input_dtype)
+            if prompt:  # "Start with…": the decoder continues after the start token and the person's words
+                extra["decoder_input_ids"] = torch.tensor([[loaded.eos_token_id, *prompt]] * len(batch),
+                                                          device=loaded.device)
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                sequences = loaded.model.generate(pixel_values=batch, generation_config=gen_config, **extra)
+            share = (time.perf_counter() - t0) / len(sequences)
+            results += decode_batch(loaded, sequences, start, settings, share, prompt_len=len(prompt))
     return results
 
 
