@@ -47,7 +47,7 @@ class QueueLimits:
     jobs_at_once: int = 1  # jobs generating at the same time (one already uses every core of a CPU)
     jobs_per_owner: int = 2  # jobs one session may have queued or running
     captions_per_job: int = 100  # photos × models × variants one job may ask for
-    stale_after: float = 120.0  # a waiting job nobody has asked about for this long is dropped
+    stale_after: float = 30.0  # a waiting job nobody has asked about for this long is dropped (waiters ask twice a second)
 
     def __post_init__(self):
         for name in ("jobs_at_once", "jobs_per_owner", "captions_per_job"):
