@@ -243,6 +243,7 @@ def _short(err: BaseException) -> str:
 
 async def _session(browser, url: str, plan: LoadPlan, photo: Path, report: SessionReport) -> None:
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(90_000)  # a busy server answers slowly; the overall time limit still holds
     try:
         page = await context.new_page()
         await page.goto(url, timeout=120_000)
@@ -315,17 +316,24 @@ async def _generate(page, report: SessionReport, timeout: float) -> bool:
 
 async def _rate(page, number: int) -> bool:
     """Save the first caption as a favourite, then rate the first caption in the Gallery 4 stars."""
-    await page.get_by_role("button", name="Save as favourite").first.click()
-    await _settle(page)
-    await page.get_by_text("Saved in the gallery").first.wait_for(timeout=60_000)
-    await page.locator('[data-testid="stSidebarNavLink"]', has_text="Gallery").click()
-    await _settle(page)
-    name = page.get_by_label("Your name (for ratings)", exact=True)
-    await name.fill(f"Load tester {number}")
-    await name.press("Enter")
-    await _settle(page)
-    await page.get_by_role("radio", name="4 out of 5 stars").first.click()
-    await _settle(page)
+    step = "save a caption as favourite"
+    try:
+        await page.get_by_role("button", name="Save as favourite").first.click()
+        await _settle(page)
+        await page.get_by_text("Saved in the gallery").first.wait_for()
+        step = "open the Gallery"
+        await page.locator('[data-testid="stSidebarNavLink"]', has_text="Gallery").click()
+        await _settle(page)
+        step = "type the rater's name"
+        name = page.get_by_label("Your name (for ratings)", exact=True)
+        await name.fill(f"Load tester {number}")
+        await name.press("Enter")
+        await _settle(page)
+        step = "click 4 stars"
+        await page.get_by_role("radio", name="4 out of 5 stars").first.click()
+        await _settle(page)
+    except Exception as err:  # noqa: BLE001 - say which step of the rater's job failed
+        raise RuntimeError(f"rating, at '{step}': {_short(err)}") from err
     return True
 
 
