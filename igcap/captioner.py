@@ -3,7 +3,9 @@ to a callback as soon as they are ready. One model failing never loses the other
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -13,6 +15,7 @@ from igcap.loading import LoadedModel, ModelCache, ModelLoadError, cache_from_se
 from igcap.text import clean_caption
 
 log = logging.getLogger(__name__)
+SAMPLING_LOCK = threading.Lock()  # held while sampling: torch's random generator is one per process
 
 
 @dataclass(frozen=True)
@@ -55,17 +58,34 @@ class ProgressEvent:
 
 
 class Captioner:
-    def __init__(self, cache: ModelCache, batch_size: int = 8):
-        self.cache, self.batch_size = cache, batch_size
+    """``batch_size`` photos go through a model at once, fewer when that would decode more than
+    ``max_rows`` sequences together (photos × beams or variants): the bound on one job's working memory."""
+
+    def __init__(self, cache: ModelCache, batch_size: int = 8, max_rows: int | None = None):
+        if max_rows is not None and max_rows < 1:
+            raise ValueError("max_rows must be at least 1")
+        self.cache, self.batch_size, self.max_rows = cache, batch_size, max_rows
+
+    def photos_per_batch(self, settings: DecodingSettings) -> int:
+        if self.max_rows is None:
+            return self.batch_size
+        return max(1, min(self.batch_size, self.max_rows // rows_per_photo(settings)))
 
     def caption(self, images: Sequence, model_keys: Sequence[str], settings: DecodingSettings | None = None,
                 on_result: Callable[[ModelRun], None] | None = None,
-                on_progress: Callable[[ProgressEvent], None] | None = None) -> list[ModelRun]:
-        """Caption every image with every model; returns one ModelRun per model, in the order asked."""
+                on_progress: Callable[[ProgressEvent], None] | None = None,
+                should_stop: Callable[[], bool] | None = None) -> list[ModelRun]:
+        """Caption every image with every model; returns one ModelRun per model, in the order asked.
+
+        ``should_stop`` is asked before each model: once it says True, the remaining models are skipped
+        (the runs returned are those that finished).
+        """
         settings = settings or PRESETS[DEFAULT_PRESET]
         pixels = PixelCache(images)
         runs = []
         for i, key in enumerate(model_keys):
+            if should_stop is not None and should_stop():
+                break
             notify = (lambda stage, i=i, key=key: on_progress and on_progress(ProgressEvent(key, stage, i, len(model_keys))))
             run = self._run_model(key, pixels, settings, notify)
             notify("done" if run.ok else "failed")
@@ -78,9 +98,7 @@ class Captioner:
         start = time.perf_counter()
         try:
             notify("loading")
-            loaded = self.cache.get(key)
-            notify("captioning")
-            results = caption_with(loaded, pixels, settings, self.batch_size)
+            results = self._caption_leased(key, pixels, settings, notify)
         except ModelLoadError as err:
             return ModelRun(key, error=ModelFailure(key, err.message, err.hint), seconds=time.perf_counter() - start)
         except Exception as err:  # any failure inside one model must not cost the other models' captions
@@ -88,6 +106,19 @@ class Captioner:
             return ModelRun(key, error=ModelFailure(key, f"Captioning failed: {err}", "Try other settings, or "
                             "another model; the Models page shows this model's state."), seconds=time.perf_counter() - start)
         return ModelRun(key, tuple(results), seconds=time.perf_counter() - start)
+
+
+    def _caption_leased(self, key: str, pixels: PixelCache, settings: DecodingSettings, notify) -> list[CaptionResult]:
+        # the lease keeps the model loaded, and counted in the cache's bound, only while it captions
+        with self.cache.lease(key) as loaded:
+            notify("captioning")
+            return caption_with(loaded, pixels, settings, self.photos_per_batch(settings))
+
+
+def rows_per_photo(settings: DecodingSettings) -> int:
+    """Sequences decoded together for one photo: its beams, or its variants when there are more."""
+    beams = settings.num_beams if settings.strategy == "beam" else 1
+    return max(beams, settings.num_variants)
 
 
 class PixelCache:
@@ -115,19 +146,22 @@ def caption_with(loaded: LoadedModel, pixels: PixelCache, settings: DecodingSett
     values = pixels.pixels(loaded.processor)
     prompt = prompt_ids(loaded.tokenizer, settings.start_with)
     extra = generation_extras(loaded, settings, prompt)
-    if settings.seed is not None:
-        torch.manual_seed(settings.seed)  # per model, so results do not depend on which models ran before
     results = []
-    for start in range(0, len(values), batch_size):
-        batch = values[start:start + batch_size].to(loaded.device, loaded.input_dtype)
-        if prompt:  # "Start with…": the decoder continues after the start token and the person's words
-            extra["decoder_input_ids"] = torch.tensor([[loaded.eos_token_id, *prompt]] * len(batch),
-                                                      device=loaded.device)
-        t0 = time.perf_counter()
-        with torch.inference_mode():
-            sequences = loaded.model.generate(pixel_values=batch, generation_config=gen_config, **extra)
-        share = (time.perf_counter() - t0) / len(sequences)
-        results += decode_batch(loaded, sequences, start, settings, share, prompt_len=len(prompt))
+    # sampling draws from torch's one process-wide generator: one sampling run at a time, or another
+    # session's draws would change this run's (a seed would no longer give the same captions)
+    with SAMPLING_LOCK if gen_config.do_sample else contextlib.nullcontext():
+        if settings.seed is not None:
+            torch.manual_seed(settings.seed)  # per model, so results do not depend on which models ran before
+        for start in range(0, len(values), batch_size):
+            batch = values[start:start + batch_size].to(loaded.device, loaded.input_dtype)
+            if prompt:  # "Start with…": the decoder continues after the start token and the person's words
+                extra["decoder_input_ids"] = torch.tensor([[loaded.eos_token_id, *prompt]] * len(batch),
+                                                          device=loaded.device)
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                sequences = loaded.model.generate(pixel_values=batch, generation_config=gen_config, **extra)
+            share = (time.perf_counter() - t0) / len(sequences)
+            results += decode_batch(loaded, sequences, start, settings, share, prompt_len=len(prompt))
     return results
 
 

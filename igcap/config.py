@@ -49,6 +49,10 @@ class Settings:
     int8_cache_dir: Path | None = None  # IGCAP_INT8_CACHE_DIR: prepared int8 weights (default data_dir/int8-cache)
     int8_cache_mb: int = DEFAULT_INT8_CACHE_MB  # IGCAP_INT8_CACHE_MB: the int8 cache's size bound; 0 switches it off
     instagram: InstagramLimits = InstagramLimits()  # IGCAP_INSTAGRAM_*: Instagram's caption limits
+    jobs_at_once: int | None = None  # IGCAP_JOBS_AT_ONCE: generations running together; None = auto (1 on CPU)
+    jobs_per_session: int = 2  # IGCAP_JOBS_PER_SESSION: generations one session may have waiting or running
+    max_captions_per_job: int = 100  # IGCAP_MAX_CAPTIONS_PER_JOB: photos × models × variants in one generation
+    max_batch_rows: int = 16  # IGCAP_MAX_BATCH_ROWS: sequences decoded together (photos × beams): a job's memory
 
     def __post_init__(self):
         if self.device not in DEVICES:
@@ -61,6 +65,11 @@ class Settings:
             raise ConfigError(f"{THREADS_ENV} must be auto or a whole number of at least 1")
         if self.int8_cache_mb < 0:
             raise ConfigError("IGCAP_INT8_CACHE_MB must be 0 (off) or a positive number of megabytes")
+        for key, value in (("IGCAP_JOBS_AT_ONCE", self.jobs_at_once), ("IGCAP_JOBS_PER_SESSION", self.jobs_per_session),
+                           ("IGCAP_MAX_CAPTIONS_PER_JOB", self.max_captions_per_job),
+                           ("IGCAP_MAX_BATCH_ROWS", self.max_batch_rows)):
+            if value is not None and value < 1:
+                raise ConfigError(f"{key} must be at least 1")
 
     @property
     def demo_dir(self) -> Path:
@@ -89,6 +98,11 @@ class Settings:
             int8_cache_dir=path("IGCAP_INT8_CACHE_DIR"),
             int8_cache_mb=_int(env, "IGCAP_INT8_CACHE_MB", DEFAULT_INT8_CACHE_MB),
             instagram=instagram_limits(env),
+            jobs_at_once=None if env.get("IGCAP_JOBS_AT_ONCE", "").strip().lower() == "auto"
+            else _int(env, "IGCAP_JOBS_AT_ONCE", None),
+            jobs_per_session=_int(env, "IGCAP_JOBS_PER_SESSION", 2),
+            max_captions_per_job=_int(env, "IGCAP_MAX_CAPTIONS_PER_JOB", 100),
+            max_batch_rows=_int(env, "IGCAP_MAX_BATCH_ROWS", 16),
         )
 
 

@@ -10,7 +10,9 @@ import gc
 import logging
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,8 +90,19 @@ def pick_device(preference: str = "auto") -> str:
     return "cpu"
 
 
+# transformers' from_pretrained is not safe in two threads at once (it switches torch's process-wide
+# default dtype and builds on the meta device: two float models loading together failed with "Cannot
+# copy out of meta tensor"); loading is also the memory peak. One model loads at a time.
+_LOADING = threading.Lock()
+
+
 def load_captioner(spec: ModelSpec, options: LoadOptions = LoadOptions(), pool=None) -> LoadedModel:
     """Model + tokenizer + image processor for one spec, ready for `generate` (raises ModelLoadError)."""
+    with _LOADING:
+        return _load_captioner(spec, options, pool)
+
+
+def _load_captioner(spec: ModelSpec, options: LoadOptions, pool) -> LoadedModel:
     start = time.perf_counter()
     device = pick_device(options.device)
     quantize = options.quantize_on(device)
@@ -211,8 +224,12 @@ def _explain(spec: ModelSpec, err: Exception) -> ModelLoadError:
 class ModelCache:
     """Models loaded on first use and kept up to a count and a memory budget (least recently used leave first).
 
-    Thread-safe: Streamlit shares one cache between sessions. Loading holds a per-model lock, so one
-    slow download does not block captioning with the models already loaded.
+    Thread-safe: Streamlit shares one cache between sessions. The count bound covers every model the
+    process holds, not only those kept: a model being loaded takes a place, and so does one in use
+    (``lease``), which is never dropped while in use. When every place is taken by models in use or
+    being loaded, a request for another model waits for one to be handed back, so however many sessions
+    ask at once, at most ``max_models`` models exist. Models already loaded are handed out at once,
+    and one slow load does not block the others.
     """
 
     def __init__(self, registry: dict[str, ModelSpec], options: LoadOptions = LoadOptions(), max_models: int = 4,
@@ -222,44 +239,85 @@ class ModelCache:
         self._loader = loader
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
         self._failed: dict[str, ModelLoadError] = {}
+        self._loading: set[str] = set()
+        self._in_use: Counter[str] = Counter()  # key → leases open on it
         self._lock = threading.RLock()
-        self._key_locks: dict[str, threading.Lock] = {}
+        self._changed = threading.Condition(self._lock)
 
     def get(self, key: str) -> LoadedModel:
+        """The model, loaded if needed (the cache may drop it later: use ``lease`` while captioning)."""
+        with self.lease(key) as loaded:
+            return loaded
+
+    @contextmanager
+    def lease(self, key: str) -> Iterator[LoadedModel]:
+        """The model, kept loaded (and counted in the bound) until the block ends."""
+        loaded = self._acquire(key)
+        try:
+            yield loaded
+        finally:
+            del loaded
+            with self._changed:
+                self._in_use[key] -= 1
+                if self._in_use[key] <= 0:
+                    del self._in_use[key]
+                self._evict_over_bounds()
+                self._changed.notify_all()
+
+    def _acquire(self, key: str) -> LoadedModel:
         spec = self.registry.get(key)
         if spec is None:
             raise ModelLoadError(key, "No model has this key.", f"Choose one of: {', '.join(self.registry)}.")
-        with self._lock:
-            if key in self._loaded:
-                self._loaded.move_to_end(key)
-                return self._loaded[key]
-            key_lock = self._key_locks.setdefault(key, threading.Lock())
-        with key_lock:
-            with self._lock:
+        with self._changed:
+            while True:
                 if key in self._loaded:
+                    self._loaded.move_to_end(key)
+                    self._in_use[key] += 1
                     return self._loaded[key]
-            return self._load(key, spec)
-
-    def _load(self, key: str, spec: ModelSpec) -> LoadedModel:
+                if key not in self._loading and self._make_room():
+                    self._loading.add(key)
+                    break
+                self._changed.wait()  # loading elsewhere, or every place holds a model in use
         try:
             loaded = self._loader(spec, self.options, self.pool)
-        except ModelLoadError as err:
-            with self._lock:
-                self._failed[key] = err
+        except BaseException as err:
+            with self._changed:
+                self._loading.discard(key)
+                if isinstance(err, ModelLoadError):
+                    self._failed[key] = err
+                self._changed.notify_all()
             raise
-        with self._lock:
+        with self._changed:
+            self._loading.discard(key)
             self._failed.pop(key, None)
             self._loaded[key] = loaded
-            self._evict_over_bounds(keep=key)
+            self._in_use[key] += 1
+            self._evict_over_bounds()
+            self._changed.notify_all()
         log.info("loaded %s in %.1f s (%.0f MB)", key, loaded.seconds, loaded.nbytes / 2**20)
         return loaded
 
-    def _evict_over_bounds(self, keep: str) -> None:
+    def _held(self) -> set[str]:
+        return set(self._loaded) | self._loading | set(self._in_use)
+
+    def _make_room(self) -> bool:
+        """Drop models not in use (least recently used first) until one more fits; False if none can go."""
+        while len(self._held()) >= self.max_models:
+            idle = next((k for k in self._loaded if k not in self._in_use), None)
+            if idle is None:
+                return False
+            self._drop(idle)
+        return True
+
+    def _evict_over_bounds(self) -> None:
+        """Drop idle models (least recently used first) while over the count or the memory budget."""
         budget = None if self.budget_mb is None else self.budget_mb * 2**20
-        while len(self._loaded) > 1 and (len(self._loaded) > self.max_models
+        while len(self._loaded) > 1 and (len(self._held()) > self.max_models
                                          or (budget is not None and self.nbytes() > budget)):
-            oldest = next(k for k in self._loaded if k != keep)
-            self._drop(oldest)
+            idle = next((k for k in self._loaded if k not in self._in_use), None)
+            if idle is None:
+                return
+            self._drop(idle)
 
     def _drop(self, key: str) -> None:
         self._loaded.pop(key, None)

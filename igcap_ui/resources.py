@@ -36,7 +36,24 @@ def model_cache():
 def captioner():
     from igcap.captioner import Captioner
 
-    return Captioner(model_cache())
+    return Captioner(model_cache(), max_rows=settings().max_batch_rows)
+
+
+@st.cache_resource(show_spinner=False)
+def generation_queue():
+    """The one line every session's generations wait in (igcap.generation_queue)."""
+    from igcap.generation_queue import GenerationQueue, limits_from_settings
+    from igcap.loading import pick_device
+
+    return GenerationQueue(limits_from_settings(settings(), pick_device(settings().device)))
+
+
+def session_owner() -> str:
+    """This browser session's id: whose jobs are whose in the queue."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else "no-session"
 
 
 @st.cache_resource(show_spinner="Opening the database…")

@@ -4,7 +4,7 @@ import streamlit as st
 
 from igcap_ui import resources
 from igcap_ui.decoding_panel import decoding_panel
-from igcap_ui.generation import draw_results, generate
+from igcap_ui.generation import draw_results, generate, resume_generation
 from igcap_ui.hashtag_sets import manage_sets
 from igcap_ui.photos import photo_inputs
 
@@ -34,5 +34,5 @@ if not photos:
 
 if clicked and ready:
     generate(photos, model_keys, settings)
-else:
+elif not resume_generation():  # a generation still waiting for its turn carries on
     draw_results(photos, settings)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Mapping
 
 from igcap.optimize.sharing import content_key
 
@@ -24,6 +25,12 @@ class EncoderMemo:
     Models that share their encoder through the pool (the published pairs: same encoder, different
     last block) would compute the same output for the same photo; the second one reuses the first's.
     An entry keeps its weights alive, so their ids cannot be reused by other weights while it exists.
+
+    An entry holds the output's tensors, never the output object itself: every caller gets an output
+    object of its own. generate() replaces fields of the output it is handed (beam search swaps
+    ``last_hidden_state`` for a copy repeated once per beam), so a shared object would hand the next
+    caller, in this session or another, a tensor already expanded for someone else's beams. The
+    tensors themselves are only read (generate makes new ones), so sharing them is safe.
     """
 
     def __init__(self, size: int = 2):
@@ -48,10 +55,13 @@ class EncoderMemo:
             key = (_identity(weights), content_key("pixels", pixels),
                    tuple(sorted((k, repr(v)) for k, v in kwargs.items() if k != "pixel_values")))
             found = self._get(key)
-            if found is None:
-                found = forward(*args, **kwargs)
-                self._put(key, weights, found)
-            return found
+            if found is not None:
+                kind, fields = found
+                return kind(**fields)  # a fresh output object: the caller may replace its fields
+            output = forward(*args, **kwargs)
+            if isinstance(output, Mapping):  # a ModelOutput (generate always asks for one)
+                self._put(key, weights, (type(output), dict(output)))  # the tensors, as computed
+            return output
 
         return remembering_forward
 

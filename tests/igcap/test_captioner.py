@@ -145,3 +145,26 @@ def test_emoji_setting_is_enforced_while_decoding(cache, photos, monkeypatch):
     assert none == [0, 0] and not any(contains_emoji(t) for t in texts)
     assert emoji(2)[0] == [2, 2]
     assert emoji(2, start="Sunset 🌅")[0] == [2, 2]  # the start words' emoji count towards the cap
+
+
+def test_a_stop_request_skips_the_models_not_yet_started(cache, photos):
+    asked = []
+    runs = Captioner(cache).caption(photos[:1], DEFAULT_KEYS[:3], GREEDY,
+                                    should_stop=lambda: asked.append(1) or len(asked) > 1)
+    assert [r.model_key for r in runs] == [DEFAULT_KEYS[0]] and runs[0].ok
+
+
+@pytest.mark.parametrize("max_rows, beams, expected", [(None, 4, 8), (16, 4, 4), (8, 4, 2), (3, 4, 1), (16, 1, 8)])
+def test_rows_decoded_together_are_capped(cache, max_rows, beams, expected):
+    settings = (DecodingSettings(strategy="beam", num_beams=beams, max_new_tokens=4) if beams > 1 else GREEDY)
+    captioner = Captioner(cache, batch_size=8, max_rows=max_rows)
+    assert captioner.photos_per_batch(settings) == expected
+
+
+def test_a_capped_batch_still_captions_every_photo(cache, photos, monkeypatch):
+    loaded = cache.get(DEFAULT_KEYS[0])
+    sizes, generate = [], loaded.model.generate
+    monkeypatch.setattr(loaded.model, "generate", lambda **kw: sizes.append(kw["pixel_values"].shape[0]) or generate(**kw))
+    settings = DecodingSettings(strategy="beam", num_beams=4, max_new_tokens=6)
+    run = Captioner(cache, max_rows=8).caption(photos, DEFAULT_KEYS[:1], settings)[0]
+    assert sizes == [2, 1] and sorted(r.photo_index for r in run.results) == [0, 1, 2]

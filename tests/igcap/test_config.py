@@ -8,8 +8,8 @@ from igcap.config import ConfigError, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 # Who may touch os.environ besides Settings: torchrun's RANK/WORLD_SIZE (train), the secrets copied into the
-# environment (igcap_ui.secrets), the benchmark's child processes (bench).
-ALLOWED = {"igcap/config.py", "igcap/train.py", "igcap_ui/secrets.py", "igcap/bench.py"}
+# environment (igcap_ui.secrets), the benchmark's child processes (bench), the load test's app process (loadtest).
+ALLOWED = {"igcap/config.py", "igcap/train.py", "igcap_ui/secrets.py", "igcap/bench.py", "igcap/loadtest.py"}
 
 
 def test_settings_read_the_database_url_the_data_folder_and_the_threads(tmp_path):

@@ -1,5 +1,6 @@
 import shutil
 import threading
+import weakref
 from dataclasses import replace
 
 import pytest
@@ -138,3 +139,82 @@ def test_device_choice():
     assert pick_device("auto") in ("cpu", "cuda", "mps")
     assert LoadOptions().quantize_on("cpu") and not LoadOptions().quantize_on("cuda")
     assert not LoadOptions(quantize=False).quantize_on("cpu")
+
+
+def test_the_count_bound_holds_however_many_sessions_caption_at_once(reg):
+    """Six sessions captioning with different models at once, two places: never more than two models exist
+    (loaded, being loaded or in use), and every session gets its captions."""
+    from PIL import Image
+
+    from igcap.captioner import Captioner
+    from igcap.decoding import DecodingSettings
+
+    lock, live, peak = threading.Lock(), [0], [0]
+
+    def gone():
+        with lock:
+            live[0] -= 1
+
+    def counting_loader(spec, options, pool):
+        with lock:
+            live[0] += 1
+            peak[0] = max(peak[0], live[0])
+        loaded = load_captioner(spec, options, pool)
+        weakref.finalize(loaded, gone)  # a LoadedModel is freed as soon as nothing holds it
+        return loaded
+
+    cache = ModelCache(reg, LoadOptions(device="cpu", quantize=False), max_models=2, loader=counting_loader)
+    captioner = Captioner(cache)
+    greedy = DecodingSettings(strategy="greedy", max_new_tokens=6, no_repeat_ngram_size=0)
+    keys = list(DEFAULT_KEYS)
+    start, runs, errors = threading.Barrier(6), [], []
+
+    def session(i):
+        try:
+            start.wait(timeout=60)
+            order = keys[i % 4:] + keys[:i % 4]
+            runs.extend(captioner.caption([Image.new("RGB", (64, 64), "red")], order, greedy))
+        except Exception as err:  # noqa: BLE001 - reported below
+            errors.append(repr(err))
+
+    threads = [threading.Thread(target=session, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors and len(runs) == 24 and all(r.ok for r in runs)
+    assert peak[0] <= 2 and len(cache.loaded_keys()) <= 2
+
+
+def test_a_model_in_use_is_not_dropped_and_places_wait_for_it(reg):
+    cache = ModelCache(reg, LoadOptions(device="cpu", quantize=False), max_models=1)
+    first, second = DEFAULT_KEYS[:2]
+    got = []
+    with cache.lease(first) as loaded:
+        waiter = threading.Thread(target=lambda: got.append(cache.get(second)))
+        waiter.start()
+        waiter.join(timeout=2)
+        assert waiter.is_alive() and cache.loaded_keys() == [first]  # waits: the one place is in use
+        assert loaded.spec.key == first
+    waiter.join(timeout=60)
+    assert [g.spec.key for g in got] == [second] and cache.loaded_keys() == [second]
+
+
+@pytest.mark.parametrize("quantize", [False, None])  # float (transformers' from_pretrained) and int8 (lean)
+def test_different_models_loading_at_once_all_load(reg, quantize):
+    got, errors = [], []
+    start = threading.Barrier(len(DEFAULT_KEYS))
+
+    def load(key):
+        start.wait(timeout=60)
+        try:
+            got.append(load_captioner(reg[key], LoadOptions(device="cpu", quantize=quantize)).spec.key)
+        except ModelLoadError as err:
+            errors.append(err.message)
+
+    threads = [threading.Thread(target=load, args=(k,)) for k in DEFAULT_KEYS]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors and sorted(got) == sorted(DEFAULT_KEYS)

@@ -418,3 +418,60 @@ def test_start_with_emoji_and_length_on_the_create_page(app, db_url):
     [saved] = rows(db_url, Caption)
     assert (saved.settings["start_with"], saved.settings["max_emoji"], saved.settings["max_new_tokens"]) == \
         ("Sunset 🌅 with", 1, 16)
+
+
+def test_a_request_over_the_captions_limit_is_refused_with_the_limit(app_env, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.pages.conftest import APP, TIMEOUT
+
+    monkeypatch.setenv("IGCAP_MAX_CAPTIONS_PER_JOB", "3")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    upload(at, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    generate(at)  # one photo × four models = four captions
+    assert any("4 captions" in e.value and "at most 3" in e.value for e in at.error)
+    assert not card_text_areas(at)
+
+
+def _queue_and_slot():
+    """The app's shared queue, with its one slot taken by another session's running job."""
+    from igcap.generation_queue import JobSize
+    from igcap_ui import resources
+
+    queue = resources.generation_queue()
+    other = queue.submit("another session", JobSize(1, 1))
+    assert other.wait_turn(0)
+    return queue, other
+
+
+def test_a_generation_waits_for_its_turn_then_draws_its_cards(app):
+    import threading
+    import time
+
+    upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    app.selectbox(key="decoding.preset").set_value(FAST).run()
+    queue, other = _queue_and_slot()
+    session = threading.Thread(target=lambda: app.button(key="create.generate").click().run())
+    session.start()
+    deadline = time.monotonic() + 60
+    while queue.waiting() == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1)
+    assert queue.waiting() == 1 and session.is_alive()  # it waits while the other job runs
+    other.finish()
+    session.join(timeout=120)
+    no_exceptions(app)
+    assert len(card_text_areas(app)) == 4
+    assert app.status[0].label.startswith("Done: 4 of 4")
+    assert queue.waiting() == 0 and queue.running() == 0
+
+
+def test_a_session_stopped_while_waiting_leaves_the_line(app):
+    import pytest
+
+    upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    queue, other = _queue_and_slot()
+    with pytest.raises(RuntimeError, match="timed out"):  # AppTest stops the script, as a closed tab does
+        app.button(key="create.generate").click().run(timeout=3)
+    assert queue.waiting() == 0 and queue.running() == 1
+    other.finish()
