@@ -248,13 +248,20 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     from alembic.util.exc import CommandError
 
     try:
-        _upgrade(engine, revision, command)
+        _migrate(engine, revision, command.upgrade)
     except CommandError as err:  # e.g. a database written by a newer igcap than this one
         raise DatabaseError(f"cannot migrate the database to {revision}: {err} "
                             "(was it written by a newer version of igcap?)") from err
 
 
-def _upgrade(engine: Engine, revision: str, command) -> None:
+def downgrade(engine: Engine, revision: str) -> None:
+    """Take the schema back to ``revision`` with the same safety as :func:`upgrade` (for tests and operators)."""
+    from alembic import command
+
+    _migrate(engine, revision, command.downgrade)
+
+
+def _migrate(engine: Engine, revision: str, step) -> None:
     config = alembic_config()
     with translate_errors(engine), engine.connect() as conn:
         sqlite = engine.dialect.name == "sqlite"
@@ -267,7 +274,7 @@ def _upgrade(engine: Engine, revision: str, command) -> None:
                 if engine.dialect.name == "postgresql":
                     conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})")
                 config.attributes["connection"] = conn
-                command.upgrade(config, revision)
+                step(config, revision)
                 if sqlite and conn.exec_driver_sql("PRAGMA foreign_key_check").first():
                     raise RuntimeError("migration left rows pointing at missing parents; rolled back")
         finally:
