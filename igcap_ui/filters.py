@@ -15,11 +15,12 @@ def model_label(key: str) -> str:
     return label_in(key, resources.registry())
 
 
-def filter_row(prefix: str, search: bool = True):
-    """Draw the filters; return a GalleryFilter, or None after showing why the choice cannot work."""
+def filter_row(prefix: str, search: bool = True, owner: str | None = None):
+    """Draw the filters; return a GalleryFilter (only ``owner``'s captions when given), or None after
+    showing why the choice cannot work."""
     with transaction(resources.db_engine(), write=False) as session:
-        saved_keys = repo.list_model_keys(session=session)
-        raters = repo.list_raters(session=session)
+        saved_keys = repo.list_model_keys(session=session, owner=owner)
+        raters = repo.list_raters(session=session, owner=owner)
     keys = list(dict.fromkeys([*resources.registry(), *saved_keys, MANUAL]))
     cols = st.columns([3, 2, 2, 2] + ([3] if search else []))
     models = cols[0].multiselect("Models", keys, format_func=model_label, key=f"{prefix}.models",
@@ -31,7 +32,7 @@ def filter_row(prefix: str, search: bool = True):
     text = cols[4].text_input("Search captions", key=f"{prefix}.search") if search else ""
     try:
         return repo.GalleryFilter(model_keys=models, favourites_only=favourites, min_stars=min_stars,
-                                  rater=None if rater == ANY else rater, search=text)
+                                  rater=None if rater == ANY else rater, search=text, owner=owner)
     except ValueError as err:
         st.error(str(err), icon="⚠️")
         return None

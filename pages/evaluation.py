@@ -4,15 +4,16 @@ import pandas as pd
 import streamlit as st
 
 from db import export, repo, transaction
-from igcap_ui import resources
+from igcap_ui import access, resources
 from igcap_ui.errors import shown_errors
 from igcap_ui.filters import filter_row, model_label
 
+identity = access.require("can_create")  # a creator evaluates their own captions, an owner everyone's
 st.title("📊 Evaluation")
 st.caption("Star ratings per model (criterion: overall). The filters apply to the table, the chart and the downloads.")
 
 with shown_errors():
-    filters = filter_row("evaluation")
+    filters = filter_row("evaluation", owner=identity.owner_filter)
     if filters is not None:
         labels = resources.registry()
         include_unrated = st.toggle("Include unrated captions in the wide export", key="evaluation.unrated")
