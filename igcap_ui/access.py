@@ -32,6 +32,7 @@ def gate() -> Identity:
     try:
         config = AccessConfig.from_secrets(read_secrets())
     except AccessConfigError as err:
+        _no_pages()
         st.error(f"The sign-in settings in the secrets cannot be used: {err}", icon="🔒")
         st.stop()
     mode = config.mode(st.get_option("server.address"))
@@ -43,9 +44,20 @@ def gate() -> Identity:
         identity = local_identity(mode)
     st.session_state[IDENTITY] = identity
     if not identity.allowed:
+        _no_pages()
         _no_access(identity)
         st.stop()
     return identity
+
+
+def _no_pages() -> None:
+    """Navigation with nothing in it: without an st.navigation call Streamlit would list the files in
+    pages/ in the sidebar (they would still pass this gate, but nobody should see them listed)."""
+    st.navigation([st.Page(_nothing, title="Sign in", url_path="sign-in", default=True)], position="hidden")
+
+
+def _nothing() -> None:
+    pass
 
 
 def current() -> Identity:
@@ -96,6 +108,7 @@ def _oidc(config: AccessConfig) -> Identity:
     user = st.user.to_dict()
     if user.get("is_logged_in"):
         return oidc_identity(config, user)
+    _no_pages()
     st.title("📸 igcap")
     st.write("This igcap is private. Sign in to continue.")
     for provider in config.oidc_providers or (None,):
@@ -114,6 +127,7 @@ def _password(config: AccessConfig) -> Identity:
     name = st.session_state.get(_PASSWORD_NAME)
     if name:
         return password_identity(config, name)
+    _no_pages()
     st.title("📸 igcap")
     st.write("This igcap is private. Sign in with your name and the password you were given.")
     with st.form("access.password_form"):
