@@ -177,3 +177,40 @@ def test_who_may_change_what():
 def test_normalise_name():
     assert normalise_name("  Ana \t LIMA ") == "ana lima"
     assert normalise_name(None) == ""
+
+
+# ---------------------------------------------------------------- the documented examples are valid
+
+def _readme_hosting_toml() -> list[dict]:
+    import re
+    import tomllib
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Hosting igcap for a team", 1)[1].split("\n## ", 1)[0]
+    return [tomllib.loads(block) for block in re.findall(r"```toml\n(.*?)```", section, re.S)]
+
+
+def test_readme_hosting_examples_are_configurations_the_app_accepts():
+    roles, oidc, password = _readme_hosting_toml()
+    three = AccessConfig.from_secrets(roles)
+    assert [three.role_for(email=e) for e in ("ana@example.org", "ben@example.org", "kim@example.edu",
+                                              "someone@example.edu")] == [OWNER, CREATOR, RATER, None]
+    with_auth = AccessConfig.from_secrets({**oidc, **roles})
+    assert with_auth.mode("0.0.0.0") is Mode.OIDC and with_auth.role_for(email="ana@example.org") == OWNER
+    gate = AccessConfig.from_secrets(password)
+    assert gate.mode(None) is Mode.PASSWORD
+    assert [gate.role_for(name=n) for n in ("ana", "BEN", "Kim", "Lee")] == [OWNER, CREATOR, RATER, None]
+    assert set(gate.person_hashes) == {"ana"} and gate.password_hash_for("Ben") == gate.shared_hash
+
+
+def test_secrets_example_sign_in_block_is_valid_once_uncommented():
+    import tomllib
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / ".streamlit" / "secrets.toml.example").read_text()
+    block = text.split("# --- Sign-in and roles", 1)[1].split("\n", 1)[1]
+    lines = [line[2:] for line in block.splitlines() if line.startswith("# ") and "=" in line or
+             line.startswith("# [")]
+    config = AccessConfig.from_secrets(tomllib.loads("\n".join(lines)))
+    assert config.oidc and config.password_gate and config.role_for(email="x@example.edu") == RATER
