@@ -28,7 +28,10 @@ Modes: ``oidc`` when ``[auth]`` is complete; else ``password`` when a hash is co
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -222,6 +225,47 @@ def password_identity(config: AccessConfig, name: str) -> Identity:
     shown = " ".join(str(name).split())
     key = normalise_name(name)[:ID_MAX]
     return Identity(key, shown, config.role_for(name=key), Mode.PASSWORD)
+
+
+class SignInThrottle:
+    """Failed password sign-ins, shared by every session of the process (thread-safe).
+
+    After ``limit`` failures for one name within ``window`` seconds that name waits ``lockout`` seconds;
+    after ``limit * 6`` failures for any names, everyone does (guessing by going through names). A
+    success clears the name's count. The wait applies to a correct password too: it is not an oracle.
+    """
+
+    ANY = "\x00any"
+
+    def __init__(self, limit: int = 5, window: float = 900.0, lockout: float = 300.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self.limit, self.window, self.lockout, self.clock = limit, window, lockout, clock
+        self._failures: dict[str, deque[float]] = {}
+        self._locked_until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def wait_seconds(self, name: str) -> float:
+        """How long ``name`` must wait before its next try (0: go ahead)."""
+        now = self.clock()
+        with self._lock:
+            until = max(self._locked_until.get(normalise_name(name), 0.0), self._locked_until.get(self.ANY, 0.0))
+        return max(0.0, until - now)
+
+    def failed(self, name: str) -> None:
+        now = self.clock()
+        with self._lock:
+            for key, limit in ((normalise_name(name), self.limit), (self.ANY, self.limit * 6)):
+                times = self._failures.setdefault(key, deque())
+                times.append(now)
+                while times and times[0] <= now - self.window:
+                    times.popleft()
+                if len(times) >= limit:
+                    self._locked_until[key] = now + self.lockout
+                    times.clear()
+
+    def succeeded(self, name: str) -> None:
+        with self._lock:
+            self._failures.pop(normalise_name(name), None)
 
 
 def is_local_address(address: str | None) -> bool:

@@ -12,8 +12,8 @@ import logging
 
 import streamlit as st
 
-from igcap.access import (AccessConfig, AccessConfigError, Identity, Mode, local_identity, normalise_name,
-                          oidc_identity, password_identity)
+from igcap.access import (AccessConfig, AccessConfigError, Identity, Mode, SignInThrottle, local_identity,
+                          normalise_name, oidc_identity, password_identity)
 from igcap_ui.secrets import read_secrets
 
 log = logging.getLogger(__name__)
@@ -136,12 +136,24 @@ def _password(config: AccessConfig) -> Identity:
         password = st.text_input("Password", type="password", key="access.password")
         submitted = st.form_submit_button("Sign in", type="primary")
     if submitted:
-        if _check_password(config, typed, password):
+        wait = throttle().wait_seconds(typed)
+        if wait:
+            st.error(f"Too many wrong passwords. Try again in {max(1, round(wait / 60))} minute(s).", icon="⏳")
+        elif _check_password(config, typed, password):
+            throttle().succeeded(typed)
             st.session_state[_PASSWORD_NAME] = " ".join(typed.split())
             st.session_state.pop("access.password", None)
             st.rerun()
-        st.error("Wrong name or password.", icon="🔒")
+        else:
+            throttle().failed(typed)
+            st.error("Wrong name or password.", icon="🔒")
     st.stop()
+
+
+@st.cache_resource(show_spinner=False)
+def throttle() -> SignInThrottle:
+    """One record of failed sign-ins for the whole process: every session sees the same counts."""
+    return SignInThrottle()
 
 
 def _check_password(config: AccessConfig, name: str, password: str) -> bool:

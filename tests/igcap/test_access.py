@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import io
+import threading
 import subprocess
 import sys
 
 import pytest
 
 from igcap.access import (CREATOR, LOCAL_ID, OWNER, RATER, AccessConfig, AccessConfigError, Identity, Mode,
-                          is_local_address, local_identity, normalise_name, oidc_identity, password_identity)
+                          SignInThrottle, is_local_address, local_identity, normalise_name, oidc_identity,
+                          password_identity)
 from igcap.cli import main
 from igcap.passwords import PasswordHashError, hash_password, parse_hash, verify_password
 
@@ -214,3 +216,54 @@ def test_secrets_example_sign_in_block_is_valid_once_uncommented():
              line.startswith("# [")]
     config = AccessConfig.from_secrets(tomllib.loads("\n".join(lines)))
     assert config.oidc and config.password_gate and config.role_for(email="x@example.edu") == RATER
+
+
+# ---------------------------------------------------------------- throttling password guesses
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_a_name_waits_after_too_many_wrong_passwords_and_the_wait_ends():
+    clock = Clock()
+    throttle = SignInThrottle(limit=3, window=60, lockout=120, clock=clock)
+    for _ in range(2):
+        throttle.failed("Ben")
+    assert throttle.wait_seconds("ben") == 0
+    throttle.failed(" BEN ")
+    assert throttle.wait_seconds("Ben") == 120 and throttle.wait_seconds("Ana") == 0
+    clock.now += 121
+    assert throttle.wait_seconds("Ben") == 0
+
+
+def test_failures_outside_the_window_and_after_a_success_do_not_count():
+    clock = Clock()
+    throttle = SignInThrottle(limit=3, window=60, lockout=120, clock=clock)
+    throttle.failed("ben"), throttle.failed("ben")
+    clock.now += 61
+    throttle.failed("ben")
+    assert throttle.wait_seconds("ben") == 0
+    throttle.failed("ben"), throttle.succeeded("ben"), throttle.failed("ben")
+    assert throttle.wait_seconds("ben") == 0
+
+
+def test_guessing_across_many_names_locks_everyone():
+    throttle = SignInThrottle(limit=3, window=60, lockout=120, clock=Clock())
+    for n in range(18):
+        throttle.failed(f"name {n}")
+    assert throttle.wait_seconds("somebody else") == 120
+
+
+def test_sessions_failing_at_once_are_all_counted():
+    """Streamlit sessions are threads of one process: concurrent failures must not be lost."""
+    throttle = SignInThrottle(limit=400, window=60, lockout=120, clock=Clock())
+    threads = [threading.Thread(target=lambda: [throttle.failed("ben") for _ in range(50)]) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert throttle.wait_seconds("ben") == 120  # 8 × 50 = 400 failures reached the limit exactly

@@ -125,6 +125,18 @@ def test_password_gate_refuses_a_name_on_no_list(password_app):
     assert "Mallory" in texts(at)
 
 
+def test_too_many_wrong_passwords_make_the_name_wait_even_with_the_right_one(password_app):
+    at = password_app
+    for _ in range(5):
+        at = sign_in(at, "Ben", "guess")
+    at = sign_in(at, "Ben", "team password")
+    assert any("Too many wrong passwords" in e.value for e in at.error)
+    assert not any(t.value.startswith("✍️") for t in at.title)
+    at = sign_in(at, "Kim", "team password")  # another name is not held up
+    no_exceptions(at)
+    assert at.title[0].value.startswith("👋")
+
+
 # ---------------------------------------------------------------- OpenID Connect (st.login / st.user)
 
 def test_oidc_asks_to_sign_in_first(app_env):
