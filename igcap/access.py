@@ -224,6 +224,8 @@ def password_identity(config: AccessConfig, name: str) -> Identity:
     """The identity of a person who passed the password gate under ``name`` (checked by the caller)."""
     shown = " ".join(str(name).split())
     key = normalise_name(name)[:ID_MAX]
+    if key == LOCAL_ID:  # reserved: "local" owns everything made before sign-in
+        return Identity(key, shown, None, Mode.PASSWORD)
     return Identity(key, shown, config.role_for(name=key), Mode.PASSWORD)
 
 

@@ -160,6 +160,12 @@ def test_password_identity_uses_the_normalised_name(config):
     assert me.can_rate and not me.can_create and me.signed_in
 
 
+def test_nobody_signs_in_as_local_the_owner_of_rows_from_before_sign_in():
+    config = AccessConfig.from_secrets({"access": {"password_hash": "h", "rater": ["*"], "owner": ["Local"]}})
+    assert password_identity(config, " LOCAL ").role is None
+    assert password_identity(config, "locally").role == RATER
+
+
 def test_per_person_hash_else_the_shared_one():
     config = AccessConfig.from_secrets({"access": {"password_hash": "shared", "passwords": {"Ana Lima": "ana's"}}})
     assert config.password_hash_for("ana  LIMA") == "ana's"
