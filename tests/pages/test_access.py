@@ -224,3 +224,13 @@ def test_two_creators_saving_the_same_photo_keep_separate_private_copies(app_env
     assert rows == [(ANA, [(ANA, f"mine, says {ANA}")]), (BEN, [(BEN, f"mine, says {BEN}")])]
     at = open_page(oidc_app(BEN).run(), "gallery.py")
     assert f"mine, says {BEN}" in texts(at) and f"mine, says {ANA}" not in texts(at)
+
+
+def test_evaluation_counts_only_the_creators_own_captions(photos, app_env):
+    def captions_counted(email):
+        at = open_page(oidc_app(email).run(), "evaluation.py")
+        no_exceptions(at)
+        return at.dataframe[0].value["Captions"].sum()
+
+    assert captions_counted(BEN) == 1
+    assert captions_counted(ANA) == 3
