@@ -214,3 +214,46 @@ def test_rater_sees_no_gallery(signed_app, page, screenshots):
     links = page.locator('[data-testid="stSidebarNavLink"]')
     assert "Gallery" not in " ".join(links.all_inner_texts())
     assert ANA_CAPTION not in page.content()
+
+
+# ---------------------------------------------------------------- the password gate, in the browser
+
+@pytest.fixture(scope="module")
+def password_app(hub_cache, tmp_path_factory):
+    from igcap.passwords import hash_password
+
+    work = tmp_path_factory.mktemp("e2e-password")
+    secrets = work / "secrets.toml"
+    secrets.write_text(f"""
+[access]
+password_hash = "{hash_password('team password')}"
+owner = ["Ana"]
+creator = ["Ben"]
+""")
+    with serve_app(work, hub_cache, secrets=secrets) as (url, db_url):
+        yield url, db_url
+
+
+def password_sign_in(page, url: str, name: str, password: str) -> None:
+    page.goto(url)
+    page.get_by_role("textbox", name="Your name").fill(name)
+    page.locator('input[type="password"]').fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    settle(page)
+
+
+def test_password_gate_in_the_browser(password_app, page, screenshots):
+    url, _ = password_app
+    password_sign_in(page, url, "Ben", "not the password")
+    page.get_by_text("Wrong name or password.").wait_for()
+    shot(page, screenshots, "27-password-wrong.png")
+    assert page.locator('[data-testid="stSidebarNavLink"]').count() == 0
+
+    password_sign_in(page, url, "Ben", "team password")
+    wait_for_app(page, "Create captions")
+    assert page.locator('[data-testid="stSidebar"]').get_by_text("Ben (creator)").is_visible()
+    go_to(page, "Gallery")  # the name is kept for the session
+    page.get_by_role("heading", name="Gallery").wait_for()
+    shot(page, screenshots, "28-password-signed-in.png")
+    page.locator('[data-testid="stSidebar"]').get_by_role("button", name="Sign out").click()
+    page.locator('input[type="password"]').wait_for(timeout=60_000)
