@@ -117,6 +117,11 @@ def list_studies(*, session: Session) -> list[Study]:
     return list(session.scalars(select(Study).order_by(Study.created_at.desc(), Study.id.desc())))
 
 
+def pickable_photos(*, session: Session, limit: int = 1000) -> list[Photo]:
+    """Stored photos, newest first (thumbnails only), to pick a study's photos from."""
+    return list(session.scalars(select(Photo).order_by(Photo.created_at.desc(), Photo.id.desc()).limit(limit)))
+
+
 def study_photos(*, session: Session, study: Study) -> list[Photo]:
     """The study's photos in the order they were given (thumbnails loaded, not the full images)."""
     return list(session.scalars(select(Photo).join(StudyPhoto, StudyPhoto.photo_id == Photo.id)
@@ -191,6 +196,16 @@ def next_caption(*, session: Session, study: Study, rater: str, skip: Collection
     cid, _ = min(open_, key=lambda c: (rated_units[c[1]] / per_model[c[1]], _order(study.seed, rater, "model", c[1]),
                                        len(raters.get(c[0], ())), _order(study.seed, rater, c[0])))
     return session.get(Caption, cid, options=[joinedload(Caption.photo)])
+
+
+def caption_open_to(*, session: Session, study: Study, caption_id: int, rater: str) -> Caption | None:
+    """The caption (photo loaded) if this rater may still rate it: in the study, not full, not rated by them."""
+    rater = clean_rater(rater)
+    caption = session.get(Caption, caption_id, options=[joinedload(Caption.photo)])
+    if caption is None or caption.study_id != study.id:
+        return None
+    raters = set(session.scalars(select(Rating.rater).where(Rating.caption_id == caption_id).distinct()))
+    return caption if rater not in raters and len(raters) < study.k else None
 
 
 def rate_study_caption(*, session: Session, study: Study, caption_id: int, rater: str, stars: Mapping[str, int],
