@@ -114,6 +114,7 @@ def generation_panel(name: str) -> None:
     st.progress(counts["captions"] / total if total else 1.0,
                 text=f"{counts['captions']} of {total} captions written "
                      f"({counts['photos']} photos × {len(study.models)} models)")
+    _last_report(name)
     if counts["captions"] >= total:
         st.success("All captions are written: people can rate them on the Rate and Arena pages.", icon="✅")
         return
@@ -154,7 +155,20 @@ def _generate(name: str) -> None:
     with shown_errors():
         report = generate_study(resources.db_engine(), name, resources.captioner(), sources=sources,
                                 on_event=on_event)
-        made = sum(report.made.values())
-        failed = f"; {len(report.failed)} model(s) failed (see above)" if report.failed else ""
-        status.update(label=f"Done: {made} caption(s) written in {report.seconds:.0f} s{failed}.",
-                      state="error" if report.failed else "complete", expanded=bool(report.failed))
+        status.update(label="Done.", state="error" if report.failed else "complete")
+        st.session_state[_REPORT + name] = report
+        st.rerun()  # draw the counts again from the database
+
+
+_REPORT = "studies.report."  # + study name → the last GenerationReport of this session
+
+
+def _last_report(name: str) -> None:
+    report = st.session_state.pop(_REPORT + name, None)
+    if report is None:
+        return
+    made = sum(report.made.values())
+    st.info(f"Done: {made} caption(s) written in {report.seconds:.0f} s.", icon="🏁")
+    for key, message in report.failed.items():
+        st.error(f"{escape_markdown(model_label(key))} could not caption: {escape_markdown(message)} "
+                 "The other models' captions are saved; press Resume to try this model again.", icon="⚠️")
