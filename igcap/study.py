@@ -149,6 +149,41 @@ class _Progress:
         self.on_event(StudyEvent(stage, key, index, self.models, self.done, self.total, left, **extra))
 
 
+def study_leaderboard(*, session, name: str, criterion: str | None = None, bootstrap: int = 1000, seed: int = 0):
+    """The :class:`igcap.leaderboard.Leaderboard` of a study from its ratings, votes and captions
+    (``criterion`` None: the study's first). "Not enough data" asks for ratings always, and for votes
+    when the study has two models or more."""
+    from igcap.leaderboard import CaptionRow, RatingRow, VoteRow, compute_leaderboard
+
+    study = studies.get_study(session=session, name=name)
+    ratings = [RatingRow(**row) for row in studies.rating_rows(session=session, study=study)]
+    votes = [VoteRow(**row) for row in studies.vote_rows(session=session, study=study)]
+    captions = [CaptionRow(**row) for row in studies.caption_rows(session=session, study=study)]
+    return compute_leaderboard(ratings, votes, captions, criterion=criterion or study.criteria[0],
+                               bootstrap=bootstrap, seed=seed, expect_ratings=True,
+                               expect_votes=len(study.models) >= 2)
+
+
+LEADERBOARD_COLUMNS = [
+    "rank", "model_key", "ratings", "mean_stars", "mean_stars_lo", "mean_stars_hi", "votes", "wins", "losses",
+    "ties", "both_bad", "bt_score", "bt_lo", "bt_hi", "arena_score", "needs", "criterion",
+]
+
+
+def leaderboard_rows(board) -> list[dict]:
+    """One dict per model (LEADERBOARD_COLUMNS) for the leaderboard CSV; empty cells where data is short."""
+    out = []
+    for m in board.models:
+        stars, bt = m.mean_stars_ci or (None, None), m.bt_ci or (None, None)
+        out.append({"rank": m.rank, "model_key": m.model_key, "ratings": m.ratings, "mean_stars": m.mean_stars,
+                    "mean_stars_lo": stars[0], "mean_stars_hi": stars[1], "votes": m.votes, "wins": m.wins,
+                    "losses": m.losses, "ties": m.ties, "both_bad": m.both_bad, "bt_score": m.bt_score,
+                    "bt_lo": bt[0], "bt_hi": bt[1], "arena_score": m.arena_score,
+                    "needs": "; ".join(f"{n} more {what}" for what, n in m.needs.items()),
+                    "criterion": board.criterion})
+    return out
+
+
 def format_seconds(seconds: float | None) -> str:
     """'about 3 min' / 'about 40 s' for progress lines; '' when unknown."""
     if seconds is None:
