@@ -170,18 +170,28 @@ LEADERBOARD_COLUMNS = [
 ]
 
 
-def leaderboard_rows(board) -> list[dict]:
-    """One dict per model (LEADERBOARD_COLUMNS) for the leaderboard CSV; empty cells where data is short."""
+def leaderboard_rows(board: Mapping) -> list[dict]:
+    """One dict per model (LEADERBOARD_COLUMNS) from ``Leaderboard.to_json()``, for the leaderboard CSV;
+    empty cells where the data is too short for a figure."""
     out = []
-    for m in board.models:
-        stars, bt = m.mean_stars_ci or (None, None), m.bt_ci or (None, None)
-        out.append({"rank": m.rank, "model_key": m.model_key, "ratings": m.ratings, "mean_stars": m.mean_stars,
-                    "mean_stars_lo": stars[0], "mean_stars_hi": stars[1], "votes": m.votes, "wins": m.wins,
-                    "losses": m.losses, "ties": m.ties, "both_bad": m.both_bad, "bt_score": m.bt_score,
-                    "bt_lo": bt[0], "bt_hi": bt[1], "arena_score": m.arena_score,
-                    "needs": "; ".join(f"{n} more {what}" for what, n in m.needs.items()),
-                    "criterion": board.criterion})
+    for m in board["models"]:
+        stars, bt = m["mean_stars_ci"] or (None, None), m["bt_ci"] or (None, None)
+        out.append({"rank": m["rank"], "model_key": m["model_key"], "ratings": m["ratings"],
+                    "mean_stars": m["mean_stars"], "mean_stars_lo": stars[0], "mean_stars_hi": stars[1],
+                    "votes": m["votes"], "wins": m["wins"], "losses": m["losses"], "ties": m["ties"],
+                    "both_bad": m["both_bad"], "bt_score": m["bt_score"], "bt_lo": bt[0], "bt_hi": bt[1],
+                    "arena_score": m["arena_score"], "needs": needs_text(m["needs"]), "criterion": board["criterion"]})
     return out
+
+
+NEEDS_WORDS = {"ratings": "ratings", "rated_photos": "rated photos", "votes": "votes",
+               "voted_photos": "photos with votes", "units": "captions rated by two or more people",
+               "raters": "raters"}
+
+
+def needs_text(needs: Mapping[str, int]) -> str:
+    """'4 more ratings, 2 more rated photos' from a leaderboard ``needs`` dict ('' when nothing is missing)."""
+    return ", ".join(f"{n} more {NEEDS_WORDS.get(what, what)}" for what, n in needs.items() if n)
 
 
 def format_seconds(seconds: float | None) -> str:

@@ -89,3 +89,19 @@ def test_study_rate_and_vote_blind(app_server, browser_page, screenshots, tmp_pa
     assert (rater, winner) == ("Browser Rater", "a")
     assert labels[model_a] in revealed and labels[model_b] in revealed
     shot(page, screenshots, "13-arena-after.png")
+
+
+def test_leaderboard_of_a_simulated_study(app_server, browser_page, screenshots):
+    """The Evaluation page draws a rated study's leaderboard: table, error bars, heat map, agreement."""
+    url, db_url = app_server
+    builders.simulated_study(db_url, name="Simulated")
+    page = browser_page
+    open_create_page(page, url)
+    go_to(page, "Evaluation")
+    page.locator('[data-testid="stSelectbox"]').first.click()
+    page.get_by_role("option", name="Simulated").click()
+    settle(page)
+    page.get_by_text("Ranked by Bradley–Terry score").wait_for()
+    assert page.locator('[data-testid="stVegaLiteChart"]').count() == 3
+    page.get_by_text("Krippendorff's α (ordinal)").wait_for()
+    shot(page, screenshots, "14-evaluation-leaderboard.png")

@@ -7,7 +7,7 @@ from db import make_engine, studies, transaction
 from db.export import LONG_COLUMNS, VOTE_COLUMNS
 from igcap.cli import main
 from igcap.registry import DEFAULT_KEYS
-from tests.builders import photo_bytes
+from tests.builders import photo_bytes, simulated_study
 
 MODELS = ",".join(DEFAULT_KEYS[:2])
 
@@ -78,40 +78,6 @@ def test_a_study_name_is_used_once(hub_cache, folder, database, capsys):
     assert main(["study", "create", "once", str(folder), "--models", MODELS, "--database", database]) == 0
     assert main(["study", "create", "once", str(folder), "--models", MODELS, "--database", database]) == 2
     assert "already exists" in capsys.readouterr().err
-
-
-def simulated_study(database, name="sim"):
-    """6 photos × 3 models of known quality (good > fair > poor), 3 raters on every caption, 2 voters on
-    every pair; everything written through db.studies as the pages do."""
-    import hashlib
-    import random
-
-    from db import repo, upgrade
-
-    quality = {"good": 4.2, "fair": 3.0, "poor": 1.8}
-    engine = make_engine(database)
-    upgrade(engine)
-    rng = random.Random(1)
-    with transaction(engine) as s:
-        ids = [repo.save_photo(session=s, sha256=hashlib.sha256(b"%d" % i).hexdigest(), name=f"p{i}.jpg", width=1,
-                               height=1, format="JPEG", image_jpeg=b"x", thumbnail_jpeg=b"x").id for i in range(6)]
-        study = studies.create_study(session=s, name=name, models=list(quality), settings={}, photo_ids=ids, k=3)
-        for pid in ids:
-            for key in quality:
-                studies.save_study_caption(session=s, study=study, photo_id=pid, model_key=key,
-                                           text=f"{key} caption of photo {pid}")
-        for rater in ("ann", "bob", "cy"):
-            while (caption := studies.next_caption(session=s, study=study, rater=rater)) is not None:
-                stars = min(5, max(1, round(rng.gauss(quality[caption.model_key], 0.7))))
-                studies.rate_study_caption(session=s, study=study, caption_id=caption.id, rater=rater,
-                                           stars={"overall": stars})
-        for rater in ("ann", "bob"):
-            while (pair := studies.next_pair(session=s, study=study, rater=rater)) is not None:
-                gap = quality[pair.a.model_key] - quality[pair.b.model_key]
-                winner = "a" if rng.random() < 1 / (1 + 2.718 ** (-1.5 * gap)) else "b"
-                studies.vote(session=s, study=study, caption_a_id=pair.a.id, caption_b_id=pair.b.id,
-                             winner=winner, rater=rater)
-    engine.dispose()
 
 
 def test_leaderboard_of_a_study_equals_the_leaderboard_of_its_exported_files(database, tmp_path, capsys):

@@ -179,3 +179,4 @@ def test_a_bad_study_name_is_refused_with_a_message(study, app, db_url):
     at.button(key="studies.create").click().run()
     no_exceptions(at)
     assert any("already exists" in e.value for e in at.error)
+
