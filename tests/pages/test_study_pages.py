@@ -180,3 +180,15 @@ def test_a_bad_study_name_is_refused_with_a_message(study, app, db_url):
     no_exceptions(at)
     assert any("already exists" in e.value for e in at.error)
 
+
+
+def test_gallery_leaves_study_captions_out_unless_asked(study, app):
+    at = open_page(app, "gallery.py")
+    no_exceptions(at)
+    shown = page_text(at)
+    study_caption = re.compile(r"photo \d+ caption")
+    assert "Blue sky" in shown and not study_caption.search(shown)
+    at.selectbox(key="gallery.study").set_value("Blind test").run()
+    no_exceptions(at)
+    shown = page_text(at)
+    assert "Blue sky" not in shown and len(study_caption.findall(shown)) == 4
