@@ -6,12 +6,17 @@ import streamlit as st
 
 from db import export, repo, transaction
 from igcap_ui import resources
-from igcap_ui.errors import shown_errors
+from igcap_ui.errors import show_error, shown_errors
 from igcap_ui.filters import filter_row, model_label
 from igcap_ui.leaderboard_view import study_leaderboard
 from igcap_ui.study_choice import choose_study
 
 st.title("📊 Evaluation")
+try:
+    resources.db_engine()  # a database that cannot be opened is reported once, not once per section
+except Exception as err:  # noqa: BLE001 - shown as a message, never a stack trace
+    show_error(err)
+    st.stop()
 st.header("Study leaderboard", anchor=False)
 with shown_errors():
     study = choose_study("evaluation")
