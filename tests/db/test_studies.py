@@ -229,6 +229,62 @@ def test_raters_at_once_never_push_a_caption_beyond_k(engine, k):
         assert len(repo.ratings_for_caption(session=s, caption_id=cid)) == k
 
 
+def test_four_raters_working_through_the_queue_at_once_fill_every_caption_to_exactly_k(engine):
+    """Each thread is one person on the Rate page: take the next caption, rate it, repeat. Refusals
+    (someone else filled the caption first) are allowed; over-filling and rating twice are not."""
+    make_study(engine, photos=3, k=2)
+    start, refused, rated = threading.Barrier(4), Counter(), {}
+
+    def person(name):
+        start.wait()
+        mine = rated.setdefault(name, [])
+        while True:
+            with transaction(engine) as s:
+                st = study(s)
+                caption = studies.next_caption(session=s, study=st, rater=name)
+                if caption is None:
+                    return
+                try:
+                    studies.rate_study_caption(session=s, study=st, caption_id=caption.id, rater=name,
+                                               stars={"overall": 3})
+                    mine.append(caption.id)
+                except CaptionFullError:
+                    refused[name] += 1
+
+    threads = [threading.Thread(target=person, args=(f"p{n}",)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(len(ids) == len(set(ids)) for ids in rated.values())
+    with transaction(engine, write=False) as s:
+        per_caption = Counter(cid for cid, in s.execute(select(Rating.caption_id)))
+    assert len(per_caption) == 9 and set(per_caption.values()) == {2}
+    assert sum(len(ids) for ids in rated.values()) == 18
+
+
+def test_two_runs_saving_the_same_study_caption_at_once_store_one(engine):
+    make_study(engine, photos=1, models=["m-one"], captions=False)
+    with transaction(engine, write=False) as s:
+        pid = studies.study_photos(session=s, study=study(s))[0].id
+    start, ids = threading.Barrier(4), []
+
+    def run(n):
+        start.wait()
+        with transaction(engine) as s:
+            ids.append(studies.save_study_caption(session=s, study=study(s), photo_id=pid, model_key="m-one",
+                                                  text=f"run {n}").id)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(ids)) == 1
+    with transaction(engine, write=False) as s:
+        assert len(studies.study_captions(session=s, study=study(s))) == 1
+
+
 # ---------------------------------------------------------------- the arena
 
 def vote_next(engine, rater, winner="a", name="s1"):
