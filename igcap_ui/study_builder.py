@@ -56,9 +56,9 @@ def create_form() -> None:
             except ValueError as err:
                 st.error(escape_markdown(str(err)), icon="⚠️")
             else:
-                from igcap_ui.study_choice import CHOSEN
+                from igcap_ui.study_choice import set_chosen
 
-                st.session_state[CHOSEN] = created
+                set_chosen(created)
                 st.success(f"Created the study {escape_markdown(created)}. Write its captions below.", icon="✅")
 
 

@@ -8,6 +8,7 @@ from db import studies, transaction
 from igcap_ui import resources
 
 CHOSEN = "study_name"  # a plain session key: the chosen study stays chosen across pages
+PICKERS = ("studies", "rate", "arena", "evaluation")  # the pages' picker keys (``<key>.study``)
 
 
 def choose_study(key: str, label: str = "Study") -> str | None:
@@ -24,3 +25,10 @@ def choose_study(key: str, label: str = "Study") -> str | None:
     name = st.selectbox(label, names, key=widget)
     st.session_state[CHOSEN] = name
     return name
+
+
+def set_chosen(name: str) -> None:
+    """Make ``name`` the chosen study on every page (call before the pickers are drawn in this run)."""
+    st.session_state[CHOSEN] = name
+    for key in PICKERS:
+        st.session_state.pop(f"{key}.study", None)

@@ -140,8 +140,9 @@ def test_one_rater_votes_in_the_arena_and_then_sees_the_names(study, app_env, db
     assert "You have judged every pair" in page_text(at)
 
 
-def test_create_a_study_from_gallery_photos_and_write_its_captions(saved, app, db_url):
+def test_create_a_study_from_gallery_photos_and_write_its_captions(study, app, db_url):
     at = open_page(app, "studies.py")
+    assert at.selectbox(key="studies.study").value == "Blind test"
     no_exceptions(at)
     at.text_input(key="studies.name").set_value("From the gallery").run()
     at.radio(key="studies.source").set_value("Pick from the gallery").run()
@@ -155,6 +156,7 @@ def test_create_a_study_from_gallery_photos_and_write_its_captions(saved, app, d
     at.button(key="studies.create").click().run()
     no_exceptions(at)
     assert any("Created the study" in s.value for s in at.success)
+    assert at.selectbox(key="studies.study").value == "From the gallery"  # the new study is chosen
     at.button(key="studies.generate.From the gallery").click().run()
     no_exceptions(at)
     with transaction(engine, write=False) as s:
