@@ -81,14 +81,14 @@ def run(args: argparse.Namespace) -> int:
 
 def study_board(args: argparse.Namespace):
     """The leaderboard of ``--study`` from the database."""
-    from db.engine import DatabaseError, make_engine, transaction, upgrade
+    from db.engine import DatabaseError, transaction
+    from igcap.cli.study import open_database
     from igcap.study import study_leaderboard
 
     if args.ratings or args.votes:
         raise CliError("give either --study or --ratings/--votes, not both")
+    engine = open_database(args.database)
     try:
-        engine = make_engine(args.database)
-        upgrade(engine)
         with transaction(engine, write=False) as session:
             return study_leaderboard(session=session, name=args.study, criterion=args.criterion,
                                      bootstrap=args.bootstrap, seed=args.seed)

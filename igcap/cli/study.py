@@ -56,15 +56,22 @@ def add_parser(subparsers) -> None:
     export.set_defaults(func=run_export)
 
 
-def _engine(args):
-    from db.engine import DatabaseError, make_engine, upgrade
+def open_database(url: str | None):
+    """The engine for ``--database URL`` or the configured database, migrated; CliError if it cannot open."""
+    from db.engine import DatabaseError, database_url, make_engine, upgrade
+    from igcap.config import Settings
 
     try:
-        engine = make_engine(args.database)
+        settings = Settings.from_env()
+        engine = make_engine(url or database_url(settings.database_url, data_dir=settings.data_dir))
         upgrade(engine)
         return engine
     except DatabaseError as err:
         raise CliError(err.message) from None
+
+
+def _engine(args):
+    return open_database(args.database)
 
 
 def run_create(args) -> int:
@@ -147,6 +154,7 @@ def run_export(args) -> int:
     from db import studies, transaction
     from db.export import write_export, write_votes
     from db.repo import GalleryFilter
+    from igcap.cli.export import registry_or_nothing
 
     if not args.ratings and not args.votes:
         raise CliError("say where to write: --ratings FILE.csv and/or --votes FILE.csv")
@@ -154,7 +162,8 @@ def run_export(args) -> int:
         with transaction(_engine(args), write=False) as session:
             name = studies.get_study(session=session, name=args.name).name
             if args.ratings:
-                count = write_export(args.ratings, long=True, session=session, filters=GalleryFilter(study=name))
+                count = write_export(args.ratings, long=True, session=session, filters=GalleryFilter(study=name),
+                                     labels=registry_or_nothing())
                 print(f"wrote {count} ratings to {args.ratings}")
             if args.votes:
                 count = write_votes(args.votes, session=session, study=name)
