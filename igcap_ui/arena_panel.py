@@ -10,7 +10,7 @@ import streamlit as st
 
 from db import Caption, repo, studies, transaction
 from igcap_ui import resources
-from igcap_ui.caption_card import escape_markdown
+from igcap_ui.plain import plain
 from igcap_ui.errors import shown_errors
 from igcap_ui.filters import model_label
 
@@ -53,7 +53,7 @@ def arena_panel(study_name: str, rater: str) -> None:
         for column, name, caption in ((left, "A", pair.a), (right, "B", pair.b)):
             with column.container(border=True):
                 st.markdown(f"**{name}**")
-                st.markdown(escape_markdown(caption.text).replace("\n", "  \n") or "_(the model wrote nothing)_")
+                st.markdown(plain(caption.text) or "_(the model wrote nothing)_")
         buttons = st.columns(len(CHOICES) + 1)
         for column, (winner, label) in zip(buttons, CHOICES):
             if column.button(label, key=f"arena.vote.{winner}", width="stretch"):
@@ -79,8 +79,8 @@ def _reveal(state: dict) -> None:
     if not state["revealed"]:
         return
     winner, model_a, model_b = state["revealed"]
-    st.success(f"Your vote: {VERDICT[winner]}. A was written by **{escape_markdown(model_label(model_a))}**, "
-               f"B by **{escape_markdown(model_label(model_b))}**.", icon="🔓")
+    st.success(f"Your vote: {VERDICT[winner]}. A was written by **{plain(model_label(model_a))}**, "
+               f"B by **{plain(model_label(model_b))}**.", icon="🔓")
     state["revealed"] = None
 
 

@@ -16,7 +16,7 @@ import streamlit as st
 from db import export, studies, transaction
 from db.repo import GalleryFilter
 from igcap_ui import resources
-from igcap_ui.caption_card import escape_markdown
+from igcap_ui.plain import plain
 from igcap_ui.filters import model_label
 
 BOOTSTRAP = 1000
@@ -88,7 +88,7 @@ def _ranking(board: dict) -> None:
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="evaluation.leaderboard")
     for m in board["models"]:
         for note in m["notes"]:
-            st.caption(f"{escape_markdown(model_label(m['model_key']))}: {note}")
+            st.caption(f"{plain(model_label(m['model_key']))}: {note}")
 
 
 def _estimates(board: dict, point: str, ci: str) -> pd.DataFrame:

@@ -11,7 +11,7 @@ import streamlit as st
 from db import repo, studies, transaction
 from db.studies import CaptionFullError
 from igcap_ui import resources
-from igcap_ui.caption_card import escape_markdown
+from igcap_ui.plain import plain
 from igcap_ui.errors import shown_errors
 
 STARS = ["1 — poor", "2", "3", "4", "5 — excellent"]
@@ -50,7 +50,7 @@ def rate_panel(study_name: str, rater: str) -> None:
         left.image(image, width="stretch")
         with right:
             st.caption("Caption (the model is hidden until the study is analysed)")
-            st.markdown(escape_markdown(caption.text).replace("\n", "  \n") or "_(the model wrote nothing)_")
+            st.markdown(plain(caption.text) or "_(the model wrote nothing)_")
             stars = _star_inputs(study, caption.id)
             comment = st.text_area("Comment (optional)", key=f"rate.comment.{caption.id}", height=80)
             go, skip = st.columns(2)
@@ -69,7 +69,7 @@ def rate_panel(study_name: str, rater: str) -> None:
 def _star_inputs(study, caption_id: int) -> dict[str, int | None]:
     values = {}
     for criterion in study.criteria:
-        st.markdown(f"**{escape_markdown(criterion.replace('-', ' ').replace('_', ' ').capitalize())}**")
+        st.markdown(f"**{plain(criterion.replace('-', ' ').replace('_', ' ').capitalize())}**")
         value = st.feedback("stars", key=f"rate.stars.{caption_id}.{criterion}")
         values[criterion] = None if value is None else value + 1
     return values

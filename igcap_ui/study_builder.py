@@ -10,7 +10,7 @@ import streamlit as st
 from db import studies, transaction
 from igcap.images import MAX_UPLOAD_MB, SUPPORTED_LABEL, PhotoError, load_photo
 from igcap_ui import resources
-from igcap_ui.caption_card import escape_markdown
+from igcap_ui.plain import plain
 from igcap_ui.errors import shown_errors
 from igcap_ui.filters import model_label
 
@@ -54,12 +54,12 @@ def create_form() -> None:
             try:
                 created = _create(name, photos, picked, models, PRESETS[preset], criteria.split(","), int(k))
             except ValueError as err:
-                st.error(escape_markdown(str(err)), icon="⚠️")
+                st.error(plain(str(err)), icon="⚠️")
             else:
                 from igcap_ui.study_choice import set_chosen
 
                 set_chosen(created)
-                st.success(f"Created the study {escape_markdown(created)}. Write its captions below.", icon="✅")
+                st.success(f"Created the study {plain(created)}. Write its captions below.", icon="✅")
 
 
 def _create(name, photos, picked, models, settings, criteria, k) -> str:
@@ -85,7 +85,7 @@ def _uploaded() -> list:
                 cache[f.file_id] = err
         decoded = cache[f.file_id]
         if isinstance(decoded, PhotoError):
-            st.error(f"{escape_markdown(f.name)}: {escape_markdown(decoded.message)}", icon="🚫")
+            st.error(f"{plain(f.name)}: {plain(decoded.message)}", icon="🚫")
         else:
             photos.append(decoded)
     return photos
@@ -143,9 +143,9 @@ def _generate(name: str) -> None:
     def on_event(event) -> None:
         label = model_label(event.model_key)
         if event.stage == "model":
-            status.write(f"Model {event.model_index + 1} of {event.models}: {escape_markdown(label)}")
+            status.write(f"Model {event.model_index + 1} of {event.models}: {plain(label)}")
         elif event.stage == "failed":
-            status.error(f"{escape_markdown(label)} could not caption: {escape_markdown(event.message)}", icon="⚠️")
+            status.error(f"{plain(label)} could not caption: {plain(event.message)}", icon="⚠️")
         else:
             left = format_seconds(event.seconds_left)
             bar.progress(event.done / event.total, text=f"{event.done} of {event.total} · {label}"
@@ -170,5 +170,5 @@ def _last_report(name: str) -> None:
     made = sum(report.made.values())
     st.info(f"Done: {made} caption(s) written in {report.seconds:.0f} s.", icon="🏁")
     for key, message in report.failed.items():
-        st.error(f"{escape_markdown(model_label(key))} could not caption: {escape_markdown(message)} "
+        st.error(f"{plain(model_label(key))} could not caption: {plain(message)} "
                  "The other models' captions are saved; press Resume to try this model again.", icon="⚠️")

@@ -78,20 +78,22 @@ def run_create(args) -> int:
     from argparse import Namespace
 
     from db import transaction
-    from igcap.cli.caption import KNOBS, decoding_settings, load_photos, model_keys
+    from igcap.cli.caption import KNOBS, decoding_settings, model_keys, photo_batches, photo_files
     from igcap.registry import load_registry
     from igcap.study import create_study, store_photo
 
     registry = load_registry()
     keys = model_keys(args.models, registry)
     settings = decoding_settings(Namespace(preset=args.preset, keep_fragment=False, **dict.fromkeys(KNOBS)))
-    photos, failed = load_photos(args.paths)
-    if not photos:
-        raise CliError("no photo could be read" + (f" ({len(failed)} failed)" if failed else ": no image files found"))
     engine = _engine(args)
+    failed: dict = {}
     try:
         with transaction(engine) as session:
-            ids = [store_photo(session=session, photo=photo).id for photo in photos]
+            ids = [store_photo(session=session, photo=photo).id  # a few photos in memory at a time
+                   for batch in photo_batches(photo_files(args.paths), 4, failed) for photo in batch]
+            if not ids:
+                raise CliError("no photo could be read" + (f" ({len(failed)} failed)" if failed
+                                                           else ": no image files found"))
             study = create_study(session=session, name=args.name, photo_ids=ids, models=keys, settings=settings,
                                  known_models=registry, criteria=args.criteria.split(","), k=args.k, seed=args.seed)
             summary = f"{len(set(ids))} photo(s) × {len(keys)} model(s), k = {study.k}, seed {study.seed}"
