@@ -13,6 +13,9 @@ copy_secrets_to_env(read_secrets())  # before anything reads the configuration
 pages = [
     st.Page("pages/create.py", title="Create", icon="✍️", default=True),
     st.Page("pages/gallery.py", title="Gallery", icon="🖼️"),
+    st.Page("pages/studies.py", title="Studies", icon="🧪"),
+    st.Page("pages/rate.py", title="Rate", icon="⭐"),
+    st.Page("pages/arena.py", title="Arena", icon="⚔️"),
     st.Page("pages/evaluation.py", title="Evaluation", icon="📊"),
     st.Page("pages/models.py", title="Models", icon="🧠"),
 ]

@@ -244,17 +244,26 @@ def alembic_config(url: str | None = None):
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema up to ``revision`` (the app calls this at start; a no-op when up to date)."""
+    _migrate(engine, revision, "upgrade")
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Take the schema back to ``revision`` (what each migration's downgrade says it drops is lost)."""
+    _migrate(engine, revision, "downgrade")
+
+
+def _migrate(engine: Engine, revision: str, direction: str) -> None:
     from alembic import command
     from alembic.util.exc import CommandError
 
     try:
-        _upgrade(engine, revision, command)
+        _run_migration(engine, revision, getattr(command, direction))
     except CommandError as err:  # e.g. a database written by a newer igcap than this one
         raise DatabaseError(f"cannot migrate the database to {revision}: {err} "
                             "(was it written by a newer version of igcap?)") from err
 
 
-def _upgrade(engine: Engine, revision: str, command) -> None:
+def _run_migration(engine: Engine, revision: str, step) -> None:
     config = alembic_config()
     with translate_errors(engine), engine.connect() as conn:
         sqlite = engine.dialect.name == "sqlite"
@@ -267,7 +276,7 @@ def _upgrade(engine: Engine, revision: str, command) -> None:
                 if engine.dialect.name == "postgresql":
                     conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})")
                 config.attributes["connection"] = conn
-                command.upgrade(config, revision)
+                step(config, revision)
                 if sqlite and conn.exec_driver_sql("PRAGMA foreign_key_check").first():
                     raise RuntimeError("migration left rows pointing at missing parents; rolled back")
         finally:

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Float, cast, func, or_, select
 from sqlalchemy.orm import Session, aliased, joinedload
 
-from db.models import DEFAULT_CRITERION, MANUAL, Caption, Photo, Rating, utcnow
+from db.models import DEFAULT_CRITERION, MANUAL, Caption, Photo, Rating, Study, utcnow
 
 RATER_MAX = 80
 CRITERION_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
@@ -169,17 +169,22 @@ def clean_criterion(criterion: str | None) -> str:
 
 def rate(*, session: Session, caption_id: int, rater: str, stars: int, criterion: str = DEFAULT_CRITERION,
          comment: str | None = None) -> Rating:
-    """Give ``stars`` (1–5) to a caption; rating the same caption on the same criterion again updates it."""
+    """Give ``stars`` (1–5) to a caption; rating the same caption on the same criterion again updates it.
+
+    The rating keeps the caption's text as it is now (``rated_text``): a later edit does not change what
+    these stars were given to.
+    """
     if isinstance(stars, bool) or not isinstance(stars, int) or not 1 <= stars <= 5:
         raise ValueError(f"stars must be a whole number from 1 to 5, not {stars!r}")
     rater, criterion = clean_rater(rater), clean_criterion(criterion)
     comment = (without_nul(comment) or "").strip() or None
-    _caption(session, caption_id)
+    rated_text = _caption(session, caption_id).text  # what the stars were given to, kept with them
     now = utcnow()
     stmt = _insert(session, Rating).values(caption_id=caption_id, rater=rater, stars=stars, criterion=criterion,
-                                           comment=comment, created_at=now, updated_at=now)
+                                           comment=comment, rated_text=rated_text, created_at=now, updated_at=now)
     stmt = stmt.on_conflict_do_update(index_elements=["caption_id", "rater", "criterion"],
-                                      set_={"stars": stars, "comment": comment, "updated_at": now})
+                                      set_={"stars": stars, "comment": comment, "rated_text": rated_text,
+                                            "updated_at": now})
     rating_id = session.execute(stmt.returning(Rating.id)).scalar_one()
     return session.get(Rating, rating_id, populate_existing=True)
 
@@ -238,6 +243,7 @@ class GalleryFilter:
     date_from: date | datetime | None = None  # created on or after (a date means that whole day, UTC)
     date_to: date | datetime | None = None  # created on or before (a date includes that whole day)
     criterion: str = DEFAULT_CRITERION  # which ratings min_stars and the summaries use
+    study: str | None = None  # None: suggestions and favourites (no study captions); a name: that study's only
 
     def __post_init__(self):
         keys = (self.model_keys,) if isinstance(self.model_keys, str) else self.model_keys
@@ -255,6 +261,10 @@ class GalleryFilter:
     def conditions(self) -> list[ColumnElement[bool]]:
         """WHERE clauses on Caption (subqueries for ratings), shared by the gallery and the export."""
         where: list[ColumnElement[bool]] = []
+        if self.study is None:
+            where.append(Caption.study_id.is_(None))
+        else:
+            where.append(Caption.study_id == select(Study.id).where(Study.name == self.study).scalar_subquery())
         if self.model_keys:
             where.append(Caption.model_key.in_(self.model_keys))
         if self.favourites_only:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import threading
 
 import pytest
-from alembic import command
 from sqlalchemy import inspect, select, text
 
 from db import hashtag_sets, transaction
-from db.engine import alembic_config, current_revision, head_revision, make_engine, upgrade
+from db.engine import current_revision, downgrade, head_revision, make_engine, upgrade
 from db.models import HashtagSet
 from db.repo import NotFoundError
 from tests.db.test_migrations import fill_first_revision
@@ -76,10 +75,10 @@ def test_migration_adds_the_table_and_keeps_rows_both_ways(blank_url):
     assert current_revision(engine) == head_revision() and "hashtag_sets" in inspect(engine).get_table_names()
     with transaction(engine) as s:
         hashtag_sets.save_set(session=s, name="travel", tags=TRAVEL)
-    config = alembic_config()
-    with engine.begin() as conn:  # down to before the hashtag sets: photos, captions, ratings stay
-        config.attributes["connection"] = conn
-        command.downgrade(config, "0002")
+    # down to before the hashtag sets (through 0003_studies, which sits on top): photos, captions, ratings
+    # stay. db.engine.downgrade turns SQLite's foreign keys off while tables are rebuilt (raw Alembic would
+    # cascade-delete the ratings when 0003's downgrade rebuilds `captions`).
+    downgrade(engine, "0002")
     assert "hashtag_sets" not in inspect(engine).get_table_names()
     with engine.connect() as conn:
         counts = [conn.execute(text(f"SELECT count(*) FROM {t}")).scalar() for t in ("photos", "captions", "ratings")]
