@@ -16,11 +16,19 @@ if identity.can_create:  # owner and creator
     pages += [
         st.Page("pages/create.py", title="Create", icon="✍️", default=True),
         st.Page("pages/gallery.py", title="Gallery", icon="🖼️"),
+    ]
+if identity.is_owner:  # studies are the owner's (and everyone's without sign-in: local mode is the owner)
+    pages += [st.Page("pages/studies.py", title="Studies", icon="🧪")]
+# every role rates; a rater sees only what studies ask them to rate, starting with Rate
+pages += [
+    st.Page("pages/rate.py", title="Rate", icon="⭐", default=not identity.can_create),
+    st.Page("pages/arena.py", title="Arena", icon="⚔️"),
+]
+if identity.can_create:
+    pages += [
         st.Page("pages/evaluation.py", title="Evaluation", icon="📊"),
         st.Page("pages/models.py", title="Models", icon="🧠"),
     ]
-else:  # a rater sees only what studies ask them to rate
-    pages += [st.Page("pages/welcome.py", title="Welcome", icon="👋", default=True)]
 page = st.navigation(pages)
 access.identity_box(identity)
 rater_box()

@@ -244,24 +244,26 @@ def alembic_config(url: str | None = None):
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema up to ``revision`` (the app calls this at start; a no-op when up to date)."""
+    _migrate(engine, revision, "upgrade")
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Take the schema back to ``revision`` (what each migration's downgrade says it drops is lost)."""
+    _migrate(engine, revision, "downgrade")
+
+
+def _migrate(engine: Engine, revision: str, direction: str) -> None:
     from alembic import command
     from alembic.util.exc import CommandError
 
     try:
-        _migrate(engine, revision, command.upgrade)
+        _run_migration(engine, revision, getattr(command, direction))
     except CommandError as err:  # e.g. a database written by a newer igcap than this one
         raise DatabaseError(f"cannot migrate the database to {revision}: {err} "
                             "(was it written by a newer version of igcap?)") from err
 
 
-def downgrade(engine: Engine, revision: str) -> None:
-    """Take the schema back to ``revision`` with the same safety as :func:`upgrade` (for tests and operators)."""
-    from alembic import command
-
-    _migrate(engine, revision, command.downgrade)
-
-
-def _migrate(engine: Engine, revision: str, step) -> None:
+def _run_migration(engine: Engine, revision: str, step) -> None:
     config = alembic_config()
     with translate_errors(engine), engine.connect() as conn:
         sqlite = engine.dialect.name == "sqlite"

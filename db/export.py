@@ -1,4 +1,5 @@
-"""The "rated captions" CSV files: one row per caption, or one row per rating ("long").
+"""The CSV files: rated captions (one row per caption), ratings (one row per rating, "long") and the
+arena's votes (one row per vote).
 
 The bytes are UTF-8 with a byte-order mark (so Excel reads emoji correctly), comma-separated,
 fields with commas, quotes or line breaks double-quoted (so pandas and Excel keep line breaks).
@@ -28,7 +29,8 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from db.csv_cells import FORMULA_STARTS, QUOTE, neutralise, restore_cell  # noqa: F401 - part of this API
-from db.models import DEFAULT_CRITERION, MANUAL_LABEL, Caption, Photo, Rating, model_label  # noqa: F401 (MANUAL_LABEL: its old home)
+from db.models import MANUAL_LABEL  # noqa: F401 (its old home: importable from here too)
+from db.models import DEFAULT_CRITERION, Caption, Photo, Rating, Study, Vote, model_label
 from db.repo import GalleryFilter
 
 ENCODING = "utf-8-sig"  # the BOM tells Excel the file is UTF-8
@@ -42,7 +44,12 @@ CAPTION_COLUMNS = [
 ]
 LONG_COLUMNS = [
     "rating_id", "rated_utc", "caption_id", "photo_name", "photo_sha256", "model_key", "model_label", "caption",
-    "rater", "criterion", "stars", "comment",
+    "rater", "criterion", "stars", "comment", "rated_text", "study",
+]
+# One row per pairwise vote (the arena); model_a/caption_a_id is the caption shown as "A".
+VOTE_COLUMNS = [
+    "vote_id", "voted_utc", "photo_sha256", "model_a", "model_b", "caption_a_id", "caption_b_id", "winner", "rater",
+    "study", "photo_name", "text_a", "text_b",
 ]
 
 
@@ -105,14 +112,34 @@ def ratings_long_rows(*, session: Session, filters: GalleryFilter | None = None,
     """One dict per rating (LONG_COLUMNS) of the captions the filter selects, oldest caption first."""
     filters = filters or GalleryFilter()
     labels = labels or {}
-    stmt = (select(Rating, Caption, Photo.name, Photo.sha256).join(Rating.caption).join(Caption.photo)
+    stmt = (select(Rating, Caption, Photo.name, Photo.sha256, Study.name).join(Rating.caption).join(Caption.photo)
+            .outerjoin(Study, Study.id == Caption.study_id)
             .where(*filters.conditions()).order_by(Caption.created_at, Caption.id, Rating.id))
     return [{
         "rating_id": rating.id, "rated_utc": rating.updated_at, "caption_id": caption.id, "photo_name": name,
         "photo_sha256": sha, "model_key": caption.model_key, "model_label": model_label(caption.model_key, labels),
         "caption": caption.text, "rater": rating.rater, "criterion": rating.criterion, "stars": rating.stars,
-        "comment": rating.comment,
-    } for rating, caption, name, sha in session.execute(stmt)]
+        "comment": rating.comment, "rated_text": rating.rated_text, "study": study,
+    } for rating, caption, name, sha, study in session.execute(stmt)]
+
+
+def vote_rows(*, session: Session, study: str | None = None) -> list[dict[str, Any]]:
+    """One dict per vote (VOTE_COLUMNS), oldest first: one study's, or every vote when ``study`` is None."""
+    stmt = (select(Vote, Photo.name, Photo.sha256, Study.name).join(Photo, Photo.id == Vote.photo_id)
+            .outerjoin(Study, Study.id == Vote.study_id).order_by(Vote.id))
+    if study is not None:
+        stmt = stmt.where(Study.name == study)
+    return [{
+        "vote_id": vote.id, "voted_utc": vote.created_at, "photo_sha256": sha, "model_a": vote.model_a,
+        "model_b": vote.model_b, "caption_a_id": vote.caption_a_id, "caption_b_id": vote.caption_b_id,
+        "winner": vote.winner, "rater": vote.rater, "study": study_name, "photo_name": name,
+        "text_a": vote.text_a, "text_b": vote.text_b,
+    } for vote, name, sha, study_name in session.execute(stmt)]
+
+
+def votes_csv(*, session: Session, study: str | None = None) -> bytes:
+    """The votes file as bytes (one row per vote)."""
+    return to_csv(vote_rows(session=session, study=study), VOTE_COLUMNS)
 
 
 def to_csv(rows: list[dict[str, Any]], columns: list[str]) -> bytes:
@@ -164,6 +191,18 @@ def write_export(path: str | Path, long: bool = False, *, session: Session, filt
         columns = CAPTION_COLUMNS
     _write_atomically(Path(path), to_csv(rows, columns))
     return len(rows)
+
+
+def write_votes(path: str | Path, *, session: Session, study: str | None = None) -> int:
+    """Write the votes file to ``path`` (replaced whole); returns the number of votes."""
+    rows = vote_rows(session=session, study=study)
+    _write_atomically(Path(path), to_csv(rows, VOTE_COLUMNS))
+    return len(rows)
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    """Write a file whole or not at all (for exports built elsewhere, e.g. the leaderboard)."""
+    _write_atomically(Path(path), data)
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

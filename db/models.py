@@ -1,4 +1,5 @@
-"""The schema: photos, the captions written for them, and the star ratings people give captions.
+"""The schema: photos, the captions written for them, the star ratings people give captions, and
+evaluation studies (their photos, their own captions, and pairwise votes between two captions).
 
 Every row records who made it: a photo its ``owner``, a caption its ``author``, a rating its ``rater``
 (the signed-in identity: an e-mail address or a name; ``"local"`` without sign-in and for rows older
@@ -14,8 +15,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import (JSON, CheckConstraint, DateTime, Float, ForeignKey, Index, LargeBinary, MetaData, SmallInteger,
-                        String, Text, TypeDecorator, UniqueConstraint)
+from sqlalchemy import (JSON, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, MetaData,
+                        SmallInteger, String, Text, TypeDecorator, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 MANUAL = "manual"  # the model key of a caption a person wrote by hand
@@ -23,6 +24,8 @@ MANUAL_LABEL = "Written by hand"  # what people see for it
 DEFAULT_CRITERION = "overall"
 LOCAL_OWNER = "local"  # owner/author of rows made without sign-in (the same value as igcap.access.LOCAL_ID)
 IDENTITY_LENGTH = 254  # an e-mail address is at most 254 characters
+DEFAULT_K = 3  # ratings each study caption needs
+WINNERS = ("a", "b", "tie", "both_bad")  # a pairwise vote's outcome
 
 
 
@@ -99,7 +102,14 @@ class Photo(Base):
 
 
 class Caption(Base):
+    """A caption: a suggestion or favourite from the Create page (``study_id`` None), or a study caption.
+
+    Study captions are their own kind: one per study, photo and model, never favourites, and the
+    gallery leaves them out unless asked for them.
+    """
+
     __tablename__ = "captions"
+    __table_args__ = (UniqueConstraint("study_id", "photo_id", "model_key", name="uq_captions_study_photo_model"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), index=True)
@@ -111,6 +121,7 @@ class Caption(Base):
     settings: Mapped[dict[str, Any] | None]  # DecodingSettings.to_dict() used to generate it
     favourite: Mapped[bool] = mapped_column(default=False)
     seconds: Mapped[float | None] = mapped_column(Float)  # generation time
+    study_id: Mapped[int | None] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -141,6 +152,8 @@ class Rating(Base):
     stars: Mapped[int] = mapped_column(SmallInteger)
     criterion: Mapped[str] = mapped_column(String(40), default=DEFAULT_CRITERION)
     comment: Mapped[str | None] = mapped_column(Text)
+    # The caption's text when the stars were given (None for ratings given before revision 0003).
+    rated_text: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)  # first rated
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)  # last changed
 
@@ -169,3 +182,63 @@ class HashtagSet(Base):
 
     def __repr__(self) -> str:
         return f"HashtagSet(owner={self.owner!r}, name={self.name!r}, tags={self.tags!r})"
+
+
+class Study(Base):
+    """A named evaluation round: photos × models × one decoding setting, rated blind and voted in pairs."""
+
+    __tablename__ = "studies"
+    __table_args__ = (CheckConstraint("k BETWEEN 1 AND 100", name="k_1_to_100"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    models: Mapped[list[str]] = mapped_column(JSON)  # model keys, in the order chosen
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON)  # DecodingSettings.to_dict(), one variant
+    criteria: Mapped[list[str]] = mapped_column(JSON, default=lambda: [DEFAULT_CRITERION])
+    k: Mapped[int] = mapped_column(SmallInteger, default=DEFAULT_K)  # ratings per caption
+    seed: Mapped[int] = mapped_column(Integer, default=0)  # the raters' queue order and arena pairs
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    photos: Mapped[list[StudyPhoto]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="StudyPhoto.position")
+
+    def __repr__(self) -> str:
+        return f"Study(id={self.id!r}, name={self.name!r}, models={self.models!r})"
+
+
+class StudyPhoto(Base):
+    __tablename__ = "study_photos"
+    __table_args__ = (UniqueConstraint("study_id", "photo_id", name="uq_study_photos_study_photo"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int]  # the order the photos were given in
+
+    photo: Mapped[Photo] = relationship()
+
+
+class Vote(Base):
+    """One pairwise judgement: which of two captions of the same photo is better (as shown: A and B)."""
+
+    __tablename__ = "votes"
+    __table_args__ = (
+        CheckConstraint("winner IN ('a', 'b', 'tie', 'both_bad')", name="winner_known"),
+        Index("ix_votes_study_rater", "study_id", "rater"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int | None] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), index=True)
+    caption_a_id: Mapped[int] = mapped_column(ForeignKey("captions.id", ondelete="CASCADE"), index=True)
+    caption_b_id: Mapped[int] = mapped_column(ForeignKey("captions.id", ondelete="CASCADE"), index=True)
+    model_a: Mapped[str] = mapped_column(String(64))
+    model_b: Mapped[str] = mapped_column(String(64))
+    text_a: Mapped[str] = mapped_column(Text)  # the texts as shown when the vote was given
+    text_b: Mapped[str] = mapped_column(Text)
+    winner: Mapped[str] = mapped_column(String(8))  # one of WINNERS
+    rater: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"Vote(id={self.id!r}, {self.model_a!r} vs {self.model_b!r}: {self.winner!r}, rater={self.rater!r})"

@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Float, cast, func, or_, select
 from sqlalchemy.orm import Session, aliased, joinedload
 
-from db.models import DEFAULT_CRITERION, IDENTITY_LENGTH, LOCAL_OWNER, MANUAL, Caption, Photo, Rating, utcnow
+from db.models import DEFAULT_CRITERION, IDENTITY_LENGTH, LOCAL_OWNER, MANUAL, Caption, Photo, Rating, Study, utcnow
 
 RATER_MAX = 80
 CRITERION_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
@@ -203,18 +203,23 @@ def rate(*, session: Session, caption_id: int, rater: str, stars: int, criterion
     """Give ``stars`` (1–5) to a caption; rating the same caption on the same criterion again updates it.
 
     ``owner``: the caption must be on this owner's photo (the gallery: people rate what they can see).
+    The rating keeps the caption's text as it is now (``rated_text``): a later edit does not change what
+    these stars were given to.
     """
     if isinstance(stars, bool) or not isinstance(stars, int) or not 1 <= stars <= 5:
         raise ValueError(f"stars must be a whole number from 1 to 5, not {stars!r}")
     rater, criterion = clean_rater(rater), clean_criterion(criterion)
     comment = (without_nul(comment) or "").strip() or None
-    if get_caption(session=session, caption_id=caption_id, owner=owner) is None:
+    caption = get_caption(session=session, caption_id=caption_id, owner=owner)
+    if caption is None:
         raise NotFoundError(f"caption {caption_id} does not exist", "caption")
+    rated_text = caption.text  # what the stars were given to, kept with them
     now = utcnow()
     stmt = _insert(session, Rating).values(caption_id=caption_id, rater=rater, stars=stars, criterion=criterion,
-                                           comment=comment, created_at=now, updated_at=now)
+                                           comment=comment, rated_text=rated_text, created_at=now, updated_at=now)
     stmt = stmt.on_conflict_do_update(index_elements=["caption_id", "rater", "criterion"],
-                                      set_={"stars": stars, "comment": comment, "updated_at": now})
+                                      set_={"stars": stars, "comment": comment, "rated_text": rated_text,
+                                            "updated_at": now})
     rating_id = session.execute(stmt.returning(Rating.id)).scalar_one()
     return session.get(Rating, rating_id, populate_existing=True)
 
@@ -280,6 +285,7 @@ class GalleryFilter:
     date_from: date | datetime | None = None  # created on or after (a date means that whole day, UTC)
     date_to: date | datetime | None = None  # created on or before (a date includes that whole day)
     criterion: str = DEFAULT_CRITERION  # which ratings min_stars and the summaries use
+    study: str | None = None  # None: suggestions and favourites (no study captions); a name: that study's only
     owner: str | None = None  # only captions on this owner's photos (None: everyone's)
 
     def __post_init__(self):
@@ -298,6 +304,10 @@ class GalleryFilter:
     def conditions(self) -> list[ColumnElement[bool]]:
         """WHERE clauses on Caption (subqueries for ratings), shared by the gallery and the export."""
         where: list[ColumnElement[bool]] = []
+        if self.study is None:
+            where.append(Caption.study_id.is_(None))
+        else:
+            where.append(Caption.study_id == select(Study.id).where(Study.name == self.study).scalar_subquery())
         if self.owner is not None:
             where.append(Caption.photo_id.in_(select(Photo.id).where(Photo.owner == self.owner)))
         if self.model_keys:

@@ -1,16 +1,34 @@
-"""Evaluation: how each model's captions are rated, as a table and a chart, and the CSV exports."""
+"""Evaluation: a study's leaderboard (blind ratings and pairwise votes, with intervals and agreement), then
+how the saved captions (favourites) are rated, as a table and a chart, and the CSV exports."""
 
 import pandas as pd
 import streamlit as st
 
 from db import export, repo, transaction
 from igcap_ui import access, resources
-from igcap_ui.errors import shown_errors
+from igcap_ui.errors import show_error, shown_errors
 from igcap_ui.filters import filter_row, model_label
+from igcap_ui.leaderboard_view import study_leaderboard
+from igcap_ui.study_choice import choose_study
 
 identity = access.require("can_create")  # a creator evaluates their own captions, an owner everyone's
 st.title("📊 Evaluation")
-st.caption("Star ratings per model (criterion: overall). The filters apply to the table, the chart and the downloads.")
+try:
+    resources.db_engine()  # a database that cannot be opened is reported once, not once per section
+except Exception as err:  # noqa: BLE001 - shown as a message, never a stack trace
+    show_error(err)
+    st.stop()
+if identity.is_owner:  # studies are the owner's
+    st.header("Study leaderboard", anchor=False)
+    with shown_errors():
+        study = choose_study("evaluation")
+        if study:
+            study_leaderboard(study)
+
+st.header("Saved captions", anchor=False)
+st.caption("Star ratings per model (criterion: overall) of the captions saved from the Create page. The filters "
+           "apply to the table, the chart and the downloads. These are not a fair comparison (people chose what "
+           "to save and saw the model's name): use a study for that.")
 
 with shown_errors():
     filters = filter_row("evaluation", owner=identity.owner_filter)

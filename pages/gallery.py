@@ -18,7 +18,7 @@ if not rater:
     st.info("Enter your name in the sidebar to rate captions.", icon="👤")
 
 with shown_errors():
-    filters = filter_row("gallery", owner=identity.owner_filter)
+    filters = filter_row("gallery", study_choice=True, owner=identity.owner_filter)
     per_page = st.session_state.get("gallery.per_page", 12)
     if filters is not None:
         with transaction(resources.db_engine(), write=False) as session:

@@ -196,6 +196,42 @@ def write_sample_photos(folder: Path, size=(64, 48)) -> list[Path]:
     return paths
 
 
+def simulated_study(database: str, name: str = "sim") -> None:
+    """6 photos × 3 models of known quality (good > fair > poor), 3 raters on every caption, 2 voters on
+    every pair; everything written through db.studies as the pages do."""
+    import hashlib
+    import math
+    import random
+
+    from db import make_engine, repo, studies, transaction, upgrade
+
+    quality = {"good": 4.2, "fair": 3.0, "poor": 1.8}
+    engine = make_engine(database)
+    upgrade(engine)
+    rng = random.Random(1)
+    with transaction(engine) as s:
+        ids = [repo.save_photo(session=s, sha256=hashlib.sha256(b"%d" % i).hexdigest(), name=f"p{i}.jpg", width=1,
+                               height=1, format="JPEG", image_jpeg=b"x", thumbnail_jpeg=b"x").id for i in range(6)]
+        study = studies.create_study(session=s, name=name, models=list(quality), settings={}, photo_ids=ids, k=3,
+                                     seed=1)
+        for pid in ids:
+            for key in quality:
+                studies.save_study_caption(session=s, study=study, photo_id=pid, model_key=key,
+                                           text=f"{key} caption of photo {pid}")
+        for rater in ("ann", "bob", "cy"):
+            while (caption := studies.next_caption(session=s, study=study, rater=rater)) is not None:
+                stars = min(5, max(1, round(rng.gauss(quality[caption.model_key], 0.7))))
+                studies.rate_study_caption(session=s, study=study, caption_id=caption.id, rater=rater,
+                                           stars={"overall": stars})
+        for rater in ("ann", "bob"):
+            while (pair := studies.next_pair(session=s, study=study, rater=rater)) is not None:
+                gap = quality[pair.a.model_key] - quality[pair.b.model_key]
+                winner = "a" if rng.random() < 1 / (1 + math.exp(-1.5 * gap)) else "b"
+                studies.vote(session=s, study=study, caption_a_id=pair.a.id, caption_b_id=pair.b.id,
+                             winner=winner, rater=rater)
+    engine.dispose()
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "hub-cache":
         print(fill_hub_cache(Path(sys.argv[2])))

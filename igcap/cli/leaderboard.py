@@ -13,6 +13,7 @@ EXAMPLES = """examples:
   python -m igcap leaderboard --ratings ratings-long.csv --votes votes.csv
   python -m igcap leaderboard --ratings ratings-long.csv --criterion "fits the photo" --json board.json
   python -m igcap leaderboard --votes votes.csv --bootstrap 2000 --seed 7 --json -
+  python -m igcap leaderboard --study spring --criterion fits-photo
 
 --ratings reads the one-row-per-rating export (python -m igcap export --long): the columns photo_sha256,
 model_key, rater, criterion and stars are needed (caption_id and caption are used when present);
@@ -25,9 +26,12 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("leaderboard", help="rank models from star ratings and pairwise votes",
                               description=__doc__, epilog=EXAMPLES,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--study", metavar="NAME", help="a study in the database (instead of --ratings/--votes)")
+    p.add_argument("--database", metavar="URL", help="with --study: database URL (default: DATABASE_URL or the "
+                                                     "local SQLite file)")
     p.add_argument("--ratings", metavar="RATINGS.csv", help="star ratings, one row per rating")
     p.add_argument("--votes", metavar="VOTES.csv", help="pairwise votes, one row per vote")
-    p.add_argument("--criterion", default="overall", help="which criterion's stars to use (default: overall)")
+    p.add_argument("--criterion", help="which criterion's stars to use (default: overall, or the study's first)")
     p.add_argument("--bootstrap", type=_count, default=1000, metavar="N",
                    help="bootstrap resamples for the 95%% intervals (default 1000; 0 = no intervals)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the bootstrap (default 0)")
@@ -50,14 +54,20 @@ def run(args: argparse.Namespace) -> int:
     from igcap.leaderboard import LeaderboardDataError, compute_leaderboard
     from igcap.leaderboard_table import format_leaderboard
 
-    ratings, votes, captions = load_rows(args)
-    try:
-        board = compute_leaderboard(ratings, votes, captions, criterion=args.criterion,
-                                    bootstrap=args.bootstrap, seed=args.seed)
-    except LeaderboardDataError as err:
-        raise CliError(str(err)) from None
-    if args.criterion not in board.criteria and ratings:
-        print(f"note: no ratings for criterion {args.criterion!r}; the file has: "
+    if args.study:
+        board = study_board(args)
+        rated = bool(board.criteria)
+    else:
+        args.criterion = args.criterion or "overall"
+        ratings, votes, captions = load_rows(args)
+        try:
+            board = compute_leaderboard(ratings, votes, captions, criterion=args.criterion,
+                                        bootstrap=args.bootstrap, seed=args.seed)
+        except LeaderboardDataError as err:
+            raise CliError(str(err)) from None
+        rated = bool(ratings)
+    if board.criterion not in board.criteria and rated:
+        print(f"note: no ratings for criterion {board.criterion!r}; the data has: "
               f"{', '.join(board.criteria) or 'none'}", file=sys.stderr)
     if args.json == "-":
         print(json.dumps(board.to_json(), indent=2, ensure_ascii=False))
@@ -69,13 +79,32 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def study_board(args: argparse.Namespace):
+    """The leaderboard of ``--study`` from the database."""
+    from db.engine import DatabaseError, transaction
+    from igcap.cli.study import open_database
+    from igcap.study import study_leaderboard
+
+    if args.ratings or args.votes:
+        raise CliError("give either --study or --ratings/--votes, not both")
+    engine = open_database(args.database)
+    try:
+        with transaction(engine, write=False) as session:
+            return study_leaderboard(session=session, name=args.study, criterion=args.criterion,
+                                     bootstrap=args.bootstrap, seed=args.seed)
+    except DatabaseError as err:
+        raise CliError(err.message) from None
+    except (LookupError, ValueError) as err:
+        raise CliError(str(err)) from None
+
+
 def load_rows(args: argparse.Namespace):
     """(ratings, votes, captions) from the files named on the command line."""
     from igcap.leaderboard import (LeaderboardDataError, captions_from_records, ratings_from_records,
                                    votes_from_records)
 
     if not args.ratings and not args.votes:
-        raise CliError("give --ratings RATINGS.csv and/or --votes VOTES.csv")
+        raise CliError("give --study NAME, or --ratings RATINGS.csv and/or --votes VOTES.csv")
     try:
         records = read_records(args.ratings) if args.ratings else []
         ratings = ratings_from_records(records, args.ratings) if args.ratings else []

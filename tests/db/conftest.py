@@ -113,6 +113,7 @@ def db_url(backend, tmp_path, request) -> str:
         shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
         return f"sqlite:///{path}"
     with request.getfixturevalue("pg_cleaner").begin() as conn:
+        conn.execute(text("DELETE FROM studies"))  # cascades to study photos, study captions and votes
         conn.execute(text("DELETE FROM photos"))  # cascades to captions and ratings
         conn.execute(text("DELETE FROM hashtag_sets"))
     return request.getfixturevalue("pg_migrated_url")

@@ -8,7 +8,7 @@ import pytest
 from alembic import command
 from sqlalchemy import inspect, select, text
 
-from db import Caption, Photo, Rating, repo
+from db import Caption, Photo, Rating, repo, studies
 from db.engine import alembic_config, current_revision, downgrade, head_revision, make_engine, transaction, upgrade
 
 CREATED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -124,11 +124,58 @@ def test_owners_migration_refuses_a_sqlite_connection_with_foreign_keys_on(tmp_p
     engine = make_engine(f"sqlite:///{tmp_path / 'fk.sqlite3'}")
     upgrade(engine, "0001")
     fill_first_revision(engine)
-    upgrade(engine, "0006_hashtag_sets")  # the revision before 0005_owners
+    upgrade(engine, "0003_studies")  # the revision before 0005_owners
     config = alembic_config()
     with pytest.raises(RuntimeError, match="captions would be lost"), engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "0005_owners")
     with transaction(engine, write=False) as s:
         assert s.scalar(text("SELECT COUNT(*) FROM captions")) == 3
+    engine.dispose()
+
+
+def test_0003_studies_keeps_every_row_and_adds_study_captions_beside_them(blank_url):
+    """A database at 0002 with photos, captions and ratings: after 0003 every row is as it was, the old
+    captions are not study captions, the old ratings have no recorded text, and studies work."""
+    engine = make_engine(blank_url)
+    upgrade(engine, "0001")
+    fill_first_revision(engine)
+    upgrade(engine, "0002")
+    upgrade(engine, "0003_studies")
+    upgrade(engine)  # on to the head: the ORM maps the newest schema (0005_owners adds photos.owner)
+    with transaction(engine) as s:
+        captions = s.scalars(select(Caption).order_by(Caption.id)).all()
+        assert [(c.id, c.photo_id, c.model_key, c.text, c.favourite, c.study_id) for c in captions] == [
+            (1, 1, "vit-gpt2-all", "caption 1", False, None), (2, 1, "manual", "caption 2", False, None),
+            (3, 2, "nlpconnect-all", "caption 3", True, None)]
+        ratings = s.scalars(select(Rating).order_by(Rating.id)).all()
+        assert [(r.caption_id, r.rater, r.stars, r.rated_text) for r in ratings] == [
+            (1, "ann", 5, None), (1, "bob", 2, None), (3, "ann", 4, None)]
+        assert all(r.created_at == r.updated_at == CREATED for r in ratings)
+        # the new tables work on the upgraded database, beside the old rows
+        study = studies.create_study(session=s, name="first", models=["vit-gpt2-all", "nlpconnect-all"],
+                                     settings={"strategy": "greedy"}, photo_ids=[1, 2])
+        studies.save_study_caption(session=s, study=study, photo_id=1, model_key="vit-gpt2-all", text="study text")
+        assert repo.rate(session=s, caption_id=1, rater="cy", stars=3).rated_text == "caption 1"
+    with transaction(engine, write=False) as s:
+        assert len(s.scalars(select(Caption)).all()) == 4
+        assert repo.gallery(session=s).total == 3  # study captions stay out of the gallery
+    engine.dispose()
+
+
+def test_0003_downgrade_drops_only_study_data(blank_url):
+    engine = make_engine(blank_url)
+    upgrade(engine, "0001")
+    fill_first_revision(engine)
+    upgrade(engine)
+    with transaction(engine) as s:
+        study = studies.create_study(session=s, name="gone", models=["vit-gpt2-all", "nlpconnect-all"],
+                                     settings={}, photo_ids=[1])
+        caption = studies.save_study_caption(session=s, study=study, photo_id=1, model_key="vit-gpt2-all", text="x")
+        studies.rate_study_caption(session=s, study=study, caption_id=caption.id, rater="ann", stars={"overall": 4})
+    downgrade(engine, "0002")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM captions")).scalar() == 3
+        assert conn.execute(text("SELECT count(*) FROM ratings")).scalar() == 3
+    upgrade(engine)
     engine.dispose()

@@ -10,7 +10,7 @@ Downgrading refuses (and changes nothing) when two owners hold the same photo, s
 cannot keep both rows.
 
 Revision ID: 0005_owners
-Revises: 0006_hashtag_sets
+Revises: 0003_studies
 Create Date: 2026-11-30
 """
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005_owners"
-down_revision = "0006_hashtag_sets"
+down_revision = "0003_studies"
 branch_labels = None
 depends_on = None
 

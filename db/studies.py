@@ -1,0 +1,383 @@
+"""Studies: creating them, storing their captions, and the two queues people work through.
+
+Like :mod:`db.repo`, every function takes a keyword-only ``session`` and never commits.
+
+**Rate queue** (:func:`next_caption`, :func:`rate_study_caption`). Each study caption needs ``k``
+raters (a rater gives stars on every criterion of the study at once). A rater is never offered a
+caption they rated, nor one that already has ``k`` raters. The next caption comes from the model
+whose captions are least rated so far (ratings per caption of that model, so every model is rated at
+a similar pace), and within it the caption with the fewest raters; ties are broken in an order that
+is random per rater but reproducible: a hash of the study's seed, the rater's name and the caption.
+
+**Race safety.** :func:`rate_study_caption` guarantees that a caption **never has more than k
+raters**, however many people submit at once: it locks the caption's row (``SELECT … FOR UPDATE``
+on PostgreSQL; on SQLite igcap's write transactions start with ``BEGIN IMMEDIATE``, which serialises
+them), counts the raters, and refuses with :class:`CaptionFullError` when a new rater would be the
+(k+1)-th. The price: when two people were shown the same last slot, the later submission is refused
+and that person gets the next caption. The queue makes that rare: it fills the least-rated captions
+first and breaks ties in a different order for each rater. Call it inside a write transaction
+(``db.transaction(engine)``).
+
+**Arena** (:func:`next_pair`, :func:`vote`). A pair is two captions of one photo by two different
+models of the study. The next pair is the pair of models with the fewest votes in the study (so every
+pair is covered evenly), on the photo where that pair has the fewest votes, never a photo and pair
+this rater already voted on; ties again break in the per-rater order. Which caption is "A" is decided
+the same way (random, reproducible). The vote stores both texts as shown.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import re
+import secrets
+from collections import Counter, defaultdict
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, joinedload
+
+from db.models import DEFAULT_CRITERION, DEFAULT_K, WINNERS, Caption, Photo, Rating, Study, StudyPhoto, Vote, utcnow
+from db.repo import NotFoundError, _insert, _settings_dict, clean_criterion, clean_rater, rate
+
+STUDY_NAME_MAX = 80
+K_MAX = 100
+_NAME_RE = re.compile(r"^[^\x00-\x1f\x7f]+$")  # no control characters (names appear in file names and tables)
+
+
+class CaptionFullError(ValueError):
+    """The caption already has its k raters: the rating was not stored (take the next caption)."""
+
+
+# ---------------------------------------------------------------- studies
+
+def clean_study_name(name: str | None) -> str:
+    text = " ".join((name or "").split())
+    if not text:
+        raise ValueError("the study needs a name")
+    if len(text) > STUDY_NAME_MAX:
+        raise ValueError(f"the study name is too long (at most {STUDY_NAME_MAX} characters)")
+    if not _NAME_RE.match(text):
+        raise ValueError("the study name cannot contain control characters")
+    return text
+
+
+def create_study(*, session: Session, name: str, models: Sequence[str], settings: Mapping[str, Any] | Any,
+                 photo_ids: Iterable[int], criteria: Sequence[str] | None = None, k: int = DEFAULT_K,
+                 seed: int | None = None) -> Study:
+    """A new study over these photos (in this order) and models; ``seed`` None picks one (stored)."""
+    name = clean_study_name(name)
+    if session.scalar(select(Study.id).where(Study.name == name)) is not None:
+        raise ValueError(f"a study named {name!r} already exists; choose another name")
+    models = _clean_models(models)
+    criteria = _clean_criteria(criteria)
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= K_MAX:
+        raise ValueError(f"k (ratings per caption) must be a whole number from 1 to {K_MAX}")
+    photo_ids = list(dict.fromkeys(photo_ids))
+    if not photo_ids:
+        raise ValueError("a study needs at least one photo")
+    found = set(session.scalars(select(Photo.id).where(Photo.id.in_(photo_ids))))
+    if missing := [pid for pid in photo_ids if pid not in found]:
+        raise NotFoundError(f"photo(s) {missing} do not exist")
+    seed = secrets.randbelow(2**31) if seed is None else int(seed)
+    study = Study(name=name, models=models, settings=_settings_dict(settings) or {}, criteria=criteria, k=k,
+                  seed=seed, created_at=utcnow())
+    session.add(study)
+    session.flush()
+    session.add_all(StudyPhoto(study_id=study.id, photo_id=pid, position=i) for i, pid in enumerate(photo_ids))
+    session.flush()
+    return study
+
+
+def _clean_models(models: Sequence[str]) -> list[str]:
+    keys = list(dict.fromkeys(k.strip() for k in ([models] if isinstance(models, str) else models) if k.strip()))
+    if not keys:
+        raise ValueError("choose at least one model for the study")
+    if any(len(k) > 64 for k in keys):
+        raise ValueError("model keys are at most 64 characters")
+    return keys
+
+
+def _clean_criteria(criteria: Sequence[str] | None) -> list[str]:
+    names = [criteria] if isinstance(criteria, str) else list(criteria or [])
+    cleaned = list(dict.fromkeys(clean_criterion(c) for c in names if c and c.strip()))
+    return cleaned or [DEFAULT_CRITERION]
+
+
+def get_study(*, session: Session, name: str) -> Study:
+    study = session.scalars(select(Study).where(Study.name == " ".join((name or "").split()))).first()
+    if study is None:
+        raise NotFoundError(f"there is no study named {name!r}")
+    return study
+
+
+def list_studies(*, session: Session) -> list[Study]:
+    return list(session.scalars(select(Study).order_by(Study.created_at.desc(), Study.id.desc())))
+
+
+def pickable_photos(*, session: Session, limit: int = 1000) -> list[Photo]:
+    """Stored photos, newest first (thumbnails only), to pick a study's photos from."""
+    return list(session.scalars(select(Photo).order_by(Photo.created_at.desc(), Photo.id.desc()).limit(limit)))
+
+
+def study_photos(*, session: Session, study: Study) -> list[Photo]:
+    """The study's photos in the order they were given (thumbnails loaded, not the full images)."""
+    return list(session.scalars(select(Photo).join(StudyPhoto, StudyPhoto.photo_id == Photo.id)
+                                .where(StudyPhoto.study_id == study.id).order_by(StudyPhoto.position)))
+
+
+def study_captions(*, session: Session, study: Study) -> list[Caption]:
+    return list(session.scalars(select(Caption).where(Caption.study_id == study.id)
+                                .order_by(Caption.photo_id, Caption.model_key)))
+
+
+def missing_captions(*, session: Session, study: Study) -> dict[str, list[int]]:
+    """Model key → the study's photo ids it has not captioned yet, in the study's order (what is left to do)."""
+    photo_ids = list(session.scalars(select(StudyPhoto.photo_id).where(StudyPhoto.study_id == study.id)
+                                     .order_by(StudyPhoto.position)))
+    done = set(session.execute(select(Caption.model_key, Caption.photo_id).where(Caption.study_id == study.id)))
+    return {key: [pid for pid in photo_ids if (key, pid) not in done] for key in study.models}
+
+
+def save_study_caption(*, session: Session, study: Study, photo_id: int, model_key: str, text: str,
+                       generated_text: str | None = None, model_source: str | None = None,
+                       seconds: float | None = None) -> Caption:
+    """Store a model's caption of a study photo; if one is there already (another run got there first),
+    that one is kept and returned: a study has one caption per photo and model."""
+    if model_key not in study.models:
+        raise ValueError(f"{model_key!r} is not one of the study's models")
+    if not isinstance(text, str):
+        raise ValueError("caption text must be a string")
+    now = utcnow()
+    stmt = _insert(session, Caption).values(
+        photo_id=photo_id, model_key=model_key, model_source=(model_source or None) and model_source[:512],
+        text=text, generated_text=text if generated_text is None else generated_text, settings=study.settings,
+        favourite=False, seconds=seconds, study_id=study.id, created_at=now, updated_at=now)
+    session.execute(stmt.on_conflict_do_nothing(index_elements=["study_id", "photo_id", "model_key"]))
+    return session.scalars(select(Caption).where(Caption.study_id == study.id, Caption.photo_id == photo_id,
+                                                 Caption.model_key == model_key)).one()
+
+
+# ---------------------------------------------------------------- the rate queue
+
+def _order(seed: int, rater: str, *parts: Any) -> str:
+    """A per-rater shuffle key: the same study, rater and item always give the same place."""
+    text = "\x1f".join(str(p) for p in (seed, rater, *parts))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _raters_per_caption(session: Session, study: Study) -> dict[int, set[str]]:
+    raters: dict[int, set[str]] = defaultdict(set)
+    rows = session.execute(select(Rating.caption_id, Rating.rater).join(Rating.caption)
+                           .where(Caption.study_id == study.id).distinct())
+    for caption_id, rater in rows:
+        raters[caption_id].add(rater)
+    return raters
+
+
+def next_caption(*, session: Session, study: Study, rater: str, skip: Collection[int] = ()) -> Caption | None:
+    """The caption this rater should rate next (photo loaded), or None when nothing is left for them.
+
+    ``skip``: caption ids this rater passed over for now (the page keeps them for the session).
+    """
+    rater = clean_rater(rater)
+    captions = session.execute(select(Caption.id, Caption.model_key).where(Caption.study_id == study.id)).all()
+    raters = _raters_per_caption(session, study)
+    rated_units = Counter()  # model → (caption, rater) pairs so far
+    per_model = Counter(key for _, key in captions)
+    for cid, key in captions:
+        rated_units[key] += len(raters.get(cid, ()))
+    open_ = [(cid, key) for cid, key in captions
+             if rater not in raters.get(cid, ()) and len(raters.get(cid, ())) < study.k and cid not in skip]
+    if not open_:
+        return None
+    cid, _ = min(open_, key=lambda c: (rated_units[c[1]] / per_model[c[1]], _order(study.seed, rater, "model", c[1]),
+                                       len(raters.get(c[0], ())), _order(study.seed, rater, c[0])))
+    return session.get(Caption, cid, options=[joinedload(Caption.photo)])
+
+
+def caption_open_to(*, session: Session, study: Study, caption_id: int, rater: str) -> Caption | None:
+    """The caption (photo loaded) if this rater may still rate it: in the study, not full, not rated by them."""
+    rater = clean_rater(rater)
+    caption = session.get(Caption, caption_id, options=[joinedload(Caption.photo)])
+    if caption is None or caption.study_id != study.id:
+        return None
+    raters = set(session.scalars(select(Rating.rater).where(Rating.caption_id == caption_id).distinct()))
+    return caption if rater not in raters and len(raters) < study.k else None
+
+
+def rate_study_caption(*, session: Session, study: Study, caption_id: int, rater: str, stars: Mapping[str, int],
+                       comment: str | None = None) -> list[Rating]:
+    """Stars for every criterion of the study, given by ``rater`` to one study caption, stored together.
+
+    Refused with :class:`CaptionFullError` when the caption has ``k`` other raters already (see the
+    module docstring for the guarantee). The rater rating the same caption again updates their stars.
+    """
+    rater = clean_rater(rater)
+    given = {clean_criterion(c): s for c, s in stars.items()}
+    if missing := [c for c in study.criteria if c not in given]:
+        raise ValueError(f"give stars for every criterion ({', '.join(missing)} missing)")
+    if extra := [c for c in given if c not in study.criteria]:
+        raise ValueError(f"{', '.join(extra)} is not a criterion of this study")
+    locked = session.execute(select(Caption.id).where(Caption.id == caption_id, Caption.study_id == study.id)
+                             .with_for_update()).first()
+    if locked is None:
+        raise NotFoundError(f"caption {caption_id} is not part of the study {study.name!r}")
+    others = set(session.scalars(select(Rating.rater).where(Rating.caption_id == caption_id).distinct()))
+    if rater not in others and len(others) >= study.k:
+        raise CaptionFullError(f"this caption already has its {study.k} ratings; here is the next one")
+    return [rate(session=session, caption_id=caption_id, rater=rater, stars=given[c], criterion=c, comment=comment)
+            for c in study.criteria]
+
+
+@dataclass(frozen=True)
+class RatingProgress:
+    rated_by_rater: int  # captions this rater rated
+    open_to_rater: int  # captions this rater could still rate (not full, not rated by them)
+    complete: int  # captions with their k raters
+    captions: int  # captions in the study
+    ratings: int  # (caption, rater) pairs so far, at most k per caption counted
+    needed: int  # captions × k
+
+    @property
+    def for_rater(self) -> int:
+        """What this rater can rate in all: what they rated plus what is still open to them."""
+        return self.rated_by_rater + self.open_to_rater
+
+    @property
+    def remaining(self) -> int:
+        return self.needed - self.ratings
+
+
+def rating_progress(*, session: Session, study: Study, rater: str | None = None) -> RatingProgress:
+    captions = list(session.scalars(select(Caption.id).where(Caption.study_id == study.id)))
+    raters = _raters_per_caption(session, study)
+    name = clean_rater(rater) if rater and rater.strip() else None
+    mine = sum(1 for cid in captions if name in raters.get(cid, ()))
+    open_ = sum(1 for cid in captions if name not in raters.get(cid, ()) and len(raters.get(cid, ())) < study.k)
+    return RatingProgress(rated_by_rater=mine, open_to_rater=open_ if name else 0,
+                          complete=sum(1 for cid in captions if len(raters.get(cid, ())) >= study.k),
+                          captions=len(captions), ratings=sum(min(len(raters.get(c, ())), study.k) for c in captions),
+                          needed=len(captions) * study.k)
+
+
+# ---------------------------------------------------------------- the arena
+
+@dataclass(frozen=True)
+class Pair:
+    """Two captions of one photo by two models, in the order to show them: ``a`` on the left as "A"."""
+
+    photo: Photo
+    a: Caption
+    b: Caption
+
+    @property
+    def key(self) -> tuple[int, str, str]:
+        """(photo id, model, model) with the models sorted: the same pair whichever side each is on."""
+        return (self.photo.id, *sorted((self.a.model_key, self.b.model_key)))
+
+
+def _pair_key(photo_id: int, x: str, y: str) -> tuple[int, str, str]:
+    return (photo_id, *sorted((x, y)))
+
+
+def next_pair(*, session: Session, study: Study, rater: str,
+              skip: Collection[tuple[int, str, str]] = ()) -> Pair | None:
+    """The pair this rater should judge next, or None when they have judged every pair of every photo."""
+    rater = clean_rater(rater)
+    by_photo: dict[int, dict[str, int]] = defaultdict(dict)
+    for cid, pid, key in session.execute(select(Caption.id, Caption.photo_id, Caption.model_key)
+                                         .where(Caption.study_id == study.id)):
+        by_photo[pid][key] = cid
+    votes = session.execute(select(Vote.photo_id, Vote.model_a, Vote.model_b, Vote.rater)
+                            .where(Vote.study_id == study.id)).all()
+    per_pair = Counter(tuple(sorted((a, b))) for _, a, b, _ in votes)
+    per_photo_pair = Counter(_pair_key(pid, a, b) for pid, a, b, _ in votes)
+    mine = {_pair_key(pid, a, b) for pid, a, b, who in votes if who == rater}
+    options = []
+    for x, y in itertools.combinations(study.models, 2):
+        for pid, captions in by_photo.items():
+            key = _pair_key(pid, x, y)
+            if x in captions and y in captions and key not in mine and key not in skip:
+                options.append((per_pair[key[1:]], per_photo_pair[key], _order(study.seed, rater, *key), key))
+    if not options:
+        return None
+    *_, (pid, x, y) = min(options)
+    ids = by_photo[pid]
+    first, second = (x, y) if int(_order(study.seed, rater, "side", pid, x, y), 16) % 2 else (y, x)
+    caption_a, caption_b = session.get(Caption, ids[first]), session.get(Caption, ids[second])
+    return Pair(photo=session.get(Photo, pid), a=caption_a, b=caption_b)
+
+
+def vote(*, session: Session, study: Study, caption_a_id: int, caption_b_id: int, winner: str, rater: str) -> Vote:
+    """Store one judgement of the pair as it was shown (A = ``caption_a_id``), with both texts as shown."""
+    rater = clean_rater(rater)
+    if winner not in WINNERS:
+        raise ValueError(f"the vote must be one of {', '.join(WINNERS)}, not {winner!r}")
+    a, b = session.get(Caption, caption_a_id), session.get(Caption, caption_b_id)
+    if a is None or b is None or a.study_id != study.id or b.study_id != study.id:
+        raise NotFoundError(f"captions {caption_a_id} and {caption_b_id} are not both part of the study {study.name!r}")
+    if a.photo_id != b.photo_id or a.model_key == b.model_key:
+        raise ValueError("a pair is two captions of the same photo by two different models")
+    row = Vote(study_id=study.id, photo_id=a.photo_id, caption_a_id=a.id, caption_b_id=b.id, model_a=a.model_key,
+               model_b=b.model_key, text_a=a.text, text_b=b.text, winner=winner, rater=rater, created_at=utcnow())
+    session.add(row)
+    session.flush()
+    return row
+
+
+@dataclass(frozen=True)
+class VoteProgress:
+    by_rater: int  # votes this rater gave
+    open_to_rater: int  # photo × pair combinations they have not judged
+    votes: int  # all votes in the study
+    per_pair: dict[tuple[str, str], int]  # (model, model) sorted → votes
+
+
+def vote_progress(*, session: Session, study: Study, rater: str | None = None) -> VoteProgress:
+    name = clean_rater(rater) if rater and rater.strip() else None
+    by_photo: dict[int, set[str]] = defaultdict(set)
+    for pid, key in session.execute(select(Caption.photo_id, Caption.model_key).where(Caption.study_id == study.id)):
+        by_photo[pid].add(key)
+    pairs = {_pair_key(pid, x, y) for pid, keys in by_photo.items() for x, y in itertools.combinations(sorted(keys), 2)}
+    votes = session.execute(select(Vote.photo_id, Vote.model_a, Vote.model_b, Vote.rater)
+                            .where(Vote.study_id == study.id)).all()
+    mine = {_pair_key(pid, a, b) for pid, a, b, who in votes if who == name}
+    per_pair = Counter(tuple(sorted((a, b))) for _, a, b, _ in votes)
+    return VoteProgress(by_rater=sum(1 for *_, who in votes if who == name),
+                        open_to_rater=len(pairs - mine) if name else 0, votes=len(votes), per_pair=dict(per_pair))
+
+
+# ---------------------------------------------------------------- plain rows for the leaderboard
+
+def rating_rows(*, session: Session, study: Study) -> list[dict[str, Any]]:
+    """One dict per rating of the study's captions: photo (sha256), model, rater, stars, criterion, caption_id."""
+    stmt = (select(Photo.sha256, Caption.model_key, Rating.rater, Rating.stars, Rating.criterion, Caption.id)
+            .join(Rating.caption).join(Caption.photo).where(Caption.study_id == study.id).order_by(Rating.id))
+    return [dict(photo=sha, model=key, rater=who, stars=stars, criterion=crit, caption_id=cid)
+            for sha, key, who, stars, crit, cid in session.execute(stmt)]
+
+
+def vote_rows(*, session: Session, study: Study) -> list[dict[str, Any]]:
+    """One dict per vote of the study: photo (sha256), model_a, model_b, winner, rater."""
+    stmt = (select(Photo.sha256, Vote.model_a, Vote.model_b, Vote.winner, Vote.rater)
+            .join(Photo, Photo.id == Vote.photo_id).where(Vote.study_id == study.id).order_by(Vote.id))
+    return [dict(photo=sha, model_a=a, model_b=b, winner=w, rater=who) for sha, a, b, w, who in session.execute(stmt)]
+
+
+def caption_rows(*, session: Session, study: Study) -> list[dict[str, Any]]:
+    """One dict per study caption: photo (sha256), model, text (for the automatic measures)."""
+    stmt = (select(Photo.sha256, Caption.model_key, Caption.text).join(Caption.photo)
+            .where(Caption.study_id == study.id).order_by(Caption.photo_id, Caption.model_key))
+    return [dict(photo=sha, model=key, text=text) for sha, key, text in session.execute(stmt)]
+
+
+def study_counts(*, session: Session, study: Study) -> dict[str, int]:
+    """photos, captions, ratings and votes of a study (for lists and the CLI)."""
+    one = lambda stmt: session.scalar(stmt) or 0  # noqa: E731
+    return {"photos": one(select(func.count()).where(StudyPhoto.study_id == study.id)),
+            "captions": one(select(func.count()).where(Caption.study_id == study.id)),
+            "ratings": one(select(func.count(Rating.id)).join(Rating.caption).where(Caption.study_id == study.id)),
+            "votes": one(select(func.count()).where(Vote.study_id == study.id))}

@@ -1,0 +1,183 @@
+"""``python -m igcap study create|generate|list|export``: evaluation studies from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from igcap.cli import CliError
+
+EXAMPLES = """examples:
+  python -m igcap study create spring photos/ --models vit-gpt2-all,nlpconnect-all --preset balanced --k 3
+  python -m igcap study create tone a.jpg b.heic --models vit-gpt2-all,nlpconnect-all --criteria overall,fits-photo
+  python -m igcap study generate spring          # writes the captions; run again to resume after a stop
+  python -m igcap study list
+  python -m igcap study export spring --ratings ratings.csv --votes votes.csv
+  python -m igcap leaderboard --study spring
+
+People rate a study blind on the dashboard's Rate page and compare captions in pairs on its Arena page."""
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("study", help="create evaluation studies, write their captions, export their ratings",
+                              description=__doc__, epilog=EXAMPLES,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--database", metavar="URL",
+                        help="database URL (default: DATABASE_URL or the local SQLite file)")
+    sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    create = sub.add_parser("create", parents=[common], help="a new study over photos (files or folders) and models",
+                            epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    create.add_argument("name", help="the study's name (unique)")
+    create.add_argument("paths", nargs="+", metavar="PHOTO_OR_FOLDER", help="image files, or folders to search")
+    create.add_argument("--models", help="comma-separated model keys (default: the four published models)")
+    create.add_argument("--preset", default="balanced", help="decoding preset: balanced, creative, precise, fast")
+    create.add_argument("--criteria", default="overall", help="comma-separated criteria to rate (default: overall)")
+    create.add_argument("--k", type=int, default=3, help="ratings each caption needs (default 3)")
+    create.add_argument("--seed", type=int, help="seed of the raters' order and the arena's pairs (default: random)")
+    create.set_defaults(func=run_create)
+
+    generate = sub.add_parser("generate", parents=[common],
+                              help="write the study's captions (resumes where it stopped)")
+    generate.add_argument("name")
+    generate.add_argument("--batch", type=int, default=4, help="photos per batch, saved together (default 4)")
+    generate.set_defaults(func=run_generate)
+
+    listing = sub.add_parser("list", parents=[common],
+                             help="the studies, with their photos, captions, ratings and votes")
+    listing.set_defaults(func=run_list)
+
+    export = sub.add_parser("export", parents=[common],
+                            help="the study's ratings (one row per rating) and votes as CSV")
+    export.add_argument("name")
+    export.add_argument("--ratings", metavar="FILE.csv", help="where to write the ratings")
+    export.add_argument("--votes", metavar="FILE.csv", help="where to write the votes")
+    export.set_defaults(func=run_export)
+
+
+def open_database(url: str | None):
+    """The engine for ``--database URL`` or the configured database, migrated; CliError if it cannot open."""
+    from db.engine import DatabaseError, database_url, make_engine, upgrade
+    from igcap.config import Settings
+
+    try:
+        settings = Settings.from_env()
+        engine = make_engine(url or database_url(settings.database_url, data_dir=settings.data_dir))
+        upgrade(engine)
+        return engine
+    except DatabaseError as err:
+        raise CliError(err.message) from None
+
+
+def _engine(args):
+    return open_database(args.database)
+
+
+def run_create(args) -> int:
+    from argparse import Namespace
+
+    from db import transaction
+    from igcap.cli.caption import KNOBS, decoding_settings, model_keys, photo_batches, photo_files
+    from igcap.registry import load_registry
+    from igcap.study import create_study, store_photo
+
+    registry = load_registry()
+    keys = model_keys(args.models, registry)
+    settings = decoding_settings(Namespace(preset=args.preset, keep_fragment=False, **dict.fromkeys(KNOBS)))
+    engine = _engine(args)
+    failed: dict = {}
+    try:
+        with transaction(engine) as session:
+            ids = [store_photo(session=session, photo=photo).id  # a few photos in memory at a time
+                   for batch in photo_batches(photo_files(args.paths), 4, failed) for photo in batch]
+            if not ids:
+                raise CliError("no photo could be read" + (f" ({len(failed)} failed)" if failed
+                                                           else ": no image files found"))
+            study = create_study(session=session, name=args.name, photo_ids=ids, models=keys, settings=settings,
+                                 known_models=registry, criteria=args.criteria.split(","), k=args.k, seed=args.seed)
+            summary = f"{len(set(ids))} photo(s) × {len(keys)} model(s), k = {study.k}, seed {study.seed}"
+            name = study.name
+    except (ValueError, LookupError) as err:  # bad input, or a photo gone meanwhile
+        raise CliError(str(err)) from None
+    print(f"created study {name!r}: {summary}")
+    print(f"next: python -m igcap study generate {_quoted(name)}")
+    return 1 if failed else 0
+
+
+def run_generate(args) -> int:
+    from igcap.captioner import Captioner
+    from igcap.cli.caption import quiet_transformers
+    from igcap.loading import cache_from_settings
+    from igcap.study import format_seconds, generate_study
+
+    engine = _engine(args)
+    cache = cache_from_settings()
+    sources = {key: f"{spec.source}@{spec.revision}" if spec.revision else spec.source
+               for key, spec in cache.registry.items()}
+    quiet_transformers(args.verbose)
+
+    def show(event) -> None:
+        if event.stage == "model":
+            print(f"{event.model_key}: model {event.model_index + 1} of {event.models}", file=sys.stderr)
+        elif event.stage == "failed":
+            print(f"{event.model_key} failed: {event.message}", file=sys.stderr)
+        else:
+            left = format_seconds(event.seconds_left)
+            print(f"  [{event.done}/{event.total}] {event.model_key} · {event.photo_name}"
+                  + (f" · {left} left" if left else ""), file=sys.stderr)
+
+    try:
+        report = generate_study(engine, args.name, Captioner(cache), sources=sources, batch=args.batch, on_event=show)
+    except LookupError as err:
+        raise CliError(str(err)) from None
+    made = sum(report.made.values())
+    print(f"wrote {made} caption(s) in {report.seconds:.0f} s; {report.already_done} were there already")
+    for key, message in report.failed.items():
+        print(f"{key} could not caption: {message}")
+    return 0 if report.complete else 1
+
+
+def run_list(args) -> int:
+    from db import studies, transaction
+
+    with transaction(_engine(args), write=False) as session:
+        rows = [(s, studies.study_counts(session=session, study=s)) for s in studies.list_studies(session=session)]
+        if not rows:
+            print("no studies yet: python -m igcap study create NAME PHOTOS… --models …")
+        for study, n in rows:
+            print(f"{study.name}\t{n['photos']} photos\t{len(study.models)} models\t"
+                  f"{n['captions']}/{n['photos'] * len(study.models)} captions\t{n['ratings']} ratings\t"
+                  f"{n['votes']} votes\tk={study.k}\tcriteria={','.join(study.criteria)}")
+    return 0
+
+
+def run_export(args) -> int:
+    from db import studies, transaction
+    from db.export import write_export, write_votes
+    from db.repo import GalleryFilter
+    from igcap.cli.export import registry_or_nothing
+
+    if not args.ratings and not args.votes:
+        raise CliError("say where to write: --ratings FILE.csv and/or --votes FILE.csv")
+    try:
+        with transaction(_engine(args), write=False) as session:
+            name = studies.get_study(session=session, name=args.name).name
+            if args.ratings:
+                count = write_export(args.ratings, long=True, session=session, filters=GalleryFilter(study=name),
+                                     labels=registry_or_nothing())
+                print(f"wrote {count} ratings to {args.ratings}")
+            if args.votes:
+                count = write_votes(args.votes, session=session, study=name)
+                print(f"wrote {count} votes to {args.votes}")
+    except LookupError as err:
+        raise CliError(str(err)) from None
+    except OSError as err:
+        raise CliError(f"cannot write the file: {err.strerror or err}") from None
+    return 0
+
+
+def _quoted(name: str) -> str:
+    import shlex
+
+    return shlex.quote(name)

@@ -1,0 +1,194 @@
+"""The Evaluation page's study leaderboard: estimates with their intervals, the win-rate heat map,
+rater agreement, per-rater figures, automatic measures, "not enough data" states, and the downloads.
+
+The statistics come from :mod:`igcap.leaderboard` (through :func:`igcap.study.study_leaderboard`);
+this module only draws them. The bootstrap runs once per change of the study's data (st.cache_data).
+"""
+
+from __future__ import annotations
+
+import json
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from db import export, studies, transaction
+from db.repo import GalleryFilter
+from igcap_ui import resources
+from igcap_ui.plain import plain
+from igcap_ui.filters import model_label
+
+BOOTSTRAP = 1000
+
+
+@st.cache_data(show_spinner="Computing the leaderboard…", max_entries=32)
+def _board_json(name: str, criterion: str, fingerprint: tuple) -> dict:
+    """The leaderboard as JSON for one state of the study's data (``fingerprint`` changes with the data)."""
+    from igcap.study import study_leaderboard
+
+    with transaction(resources.db_engine(), write=False) as session:
+        return study_leaderboard(session=session, name=name, criterion=criterion, bootstrap=BOOTSTRAP).to_json()
+
+
+def study_leaderboard(name: str) -> None:
+    with transaction(resources.db_engine(), write=False) as session:
+        study = studies.get_study(session=session, name=name)
+        counts = studies.study_counts(session=session, study=study)
+        fingerprint = (tuple(map(tuple, (r.values() for r in studies.rating_rows(session=session, study=study)))),
+                       tuple(map(tuple, (v.values() for v in studies.vote_rows(session=session, study=study)))),
+                       counts["captions"])
+        criteria, models = list(study.criteria), list(study.models)
+        ratings_csv = export.ratings_long_csv(session=session, filters=GalleryFilter(study=name),
+                                              labels=_labels())
+        votes_csv = export.votes_csv(session=session, study=name)
+    criterion = st.selectbox("Criterion", criteria, key="evaluation.criterion") if len(criteria) > 1 else criteria[0]
+    board = _board_json(name, criterion, fingerprint)
+    st.caption(f"{counts['photos']} photos × {len(models)} models · {counts['ratings']} ratings · "
+               f"{counts['votes']} votes · 95 % intervals from {board['bootstrap']} bootstrap resamples of photos")
+    _ranking(board)
+    _charts(board)
+    _agreement(board)
+    _raters(board)
+    _automatic(board)
+    _downloads(name, board, ratings_csv, votes_csv)
+
+
+def _labels() -> dict[str, str]:
+    return {key: spec.label for key, spec in resources.registry().items()}
+
+
+def _interval(point, ci, digits: int, signed: bool = False) -> str:
+    if point is None:
+        return "not enough data"
+    fmt = f"{{:{'+' if signed else ''}.{digits}f}}"
+    return fmt.format(point) + (f" [{fmt.format(ci[0])}, {fmt.format(ci[1])}]" if ci else "")
+
+
+def _ranking(board: dict) -> None:
+    from igcap.study import needs_text
+
+    rows = [{
+        "Rank": m["rank"], "Model": model_label(m["model_key"]), "Ratings": m["ratings"],
+        "Mean stars [95 % CI]": _interval(m["mean_stars"], m["mean_stars_ci"], 2),
+        "Votes": m["votes"], "Won–lost–tied": f"{m['wins']}–{m['losses']}–{m['ties']}",
+        "Bradley–Terry [95 % CI]": _interval(m["bt_score"], m["bt_ci"], 2, signed=True),
+        "Arena score": None if m["arena_score"] is None else round(m["arena_score"]),
+        "Still needed": needs_text(m["needs"]),
+    } for m in board["models"]]
+    if not rows:
+        st.info("No captions, ratings or votes in this study yet.", icon="⏳")
+        return
+    if board["rank_by"] is None:
+        st.info("Not enough data to rank the models yet: the table says how many more ratings or votes each "
+                "model needs (10 on at least 5 photos).", icon="⏳")
+    else:
+        by = "Bradley–Terry score from the votes" if board["rank_by"] == "bt" else "mean stars"
+        st.caption(f"Ranked by {by}; models whose intervals overlap share a place.")
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="evaluation.leaderboard")
+    for m in board["models"]:
+        for note in m["notes"]:
+            st.caption(f"{plain(model_label(m['model_key']))}: {note}")
+
+
+def _estimates(board: dict, point: str, ci: str) -> pd.DataFrame:
+    return pd.DataFrame([{"Model": model_label(m["model_key"]), "estimate": m[point], "low": m[ci][0],
+                          "high": m[ci][1]} for m in board["models"] if m[point] is not None and m[ci]])
+
+
+def _error_bars(frame: pd.DataFrame, title: str, domain=None) -> alt.Chart:
+    scale = alt.Scale(domain=domain) if domain else alt.Scale(zero=False)
+    base = alt.Chart(frame).encode(y=alt.Y("Model:N", sort=alt.EncodingSortField("estimate", order="descending"),
+                                           title=None))
+    bars = base.mark_rule(strokeWidth=2).encode(x=alt.X("low:Q", scale=scale, title=title), x2="high:Q")
+    points = base.mark_point(filled=True, size=80).encode(x="estimate:Q", tooltip=["Model", "estimate", "low",
+                                                                                   "high"])
+    return (bars + points).properties(height=40 * len(frame) + 30)
+
+
+def _charts(board: dict) -> None:
+    stars, strength = _estimates(board, "mean_stars", "mean_stars_ci"), _estimates(board, "bt_score", "bt_ci")
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Mean stars, 95 % interval", anchor=False)
+        if stars.empty:
+            st.caption("Not enough ratings yet.")
+        else:
+            st.altair_chart(_error_bars(stars, "stars", [1, 5]), key="evaluation.stars_chart")
+    with right:
+        st.subheader("Bradley–Terry score, 95 % interval", anchor=False)
+        if strength.empty:
+            st.caption("Not enough votes yet.")
+        else:
+            st.altair_chart(_error_bars(strength, "log-strength (0 = average)"), key="evaluation.bt_chart")
+    cells = [{"Model": model_label(row), "Against": model_label(col), "Win rate": share}
+             for row, line in board["win_rate"].items() for col, share in line.items() if share is not None]
+    st.subheader("Win rate (row beats column; ties count half)", anchor=False)
+    if not cells:
+        st.caption("No votes yet: vote on the Arena page.")
+        return
+    frame = pd.DataFrame(cells)
+    order = [model_label(m["model_key"]) for m in board["models"]]  # leaderboard order on both axes
+    heat = alt.Chart(frame).mark_rect().encode(
+        x=alt.X("Against:N", title="against", sort=order), y=alt.Y("Model:N", title="model", sort=order),
+        color=alt.Color("Win rate:Q", scale=alt.Scale(domain=[0, 1], scheme="redblue")),
+        tooltip=["Model", "Against", alt.Tooltip("Win rate:Q", format=".0%")])
+    text = alt.Chart(frame).mark_text().encode(x=alt.X("Against:N", sort=order), y=alt.Y("Model:N", sort=order),
+                                               text=alt.Text("Win rate:Q", format=".0%"))
+    st.altair_chart(heat + text, key="evaluation.win_rate")
+
+
+def _agreement(board: dict) -> None:
+    from igcap.study import needs_text
+
+    agreement = board["agreement"]
+    st.subheader("Rater agreement", anchor=False)
+    if agreement["krippendorff_alpha_ordinal"] is None:
+        st.info(f"Not enough data yet for Krippendorff's α: {needs_text(agreement['needs']) or 'more ratings'} "
+                f"needed (now {agreement['units']} caption(s) with 2+ ratings, {agreement['raters']} rater(s)).",
+                icon="⏳")
+        return
+    cols = st.columns(3)
+    cols[0].metric("Krippendorff's α (ordinal)", f"{agreement['krippendorff_alpha_ordinal']:.2f}",
+                   help="1 = raters agree perfectly, 0 = no better than chance; 0.667 is a common lowest "
+                        "acceptable value, 0.8 good.")
+    cols[1].metric("Captions it rests on", agreement["units"])
+    cols[2].metric("Raters", agreement["raters"])
+
+
+def _raters(board: dict) -> None:
+    if not board["raters"]:
+        return
+    st.subheader("Raters", anchor=False)
+    st.dataframe(pd.DataFrame([{
+        "Rater": r["rater"], "Ratings": r["ratings"], "Mean stars": round(r["mean_stars"], 2),
+        "Vs others": None if r["mean_diff"] is None else round(r["mean_diff"], 2),
+        "Mean |difference|": None if r["mean_abs_diff"] is None else round(r["mean_abs_diff"], 2),
+        "On shared captions": r["compared"]} for r in board["raters"]]), hide_index=True, key="evaluation.raters")
+
+
+def _automatic(board: dict) -> None:
+    rows = [{"Model": model_label(m["model_key"]), "Captions": a["captions"], "Characters": round(a["mean_chars"], 1),
+             "Words": round(a["mean_words"], 1), "Distinct-1": round(a["distinct_1"], 2),
+             "Distinct-2": round(a["distinct_2"], 2), "Repetition": f"{a['repetition_rate']:.0%}",
+             "Same caption on other photos": f"{a['same_caption_share']:.0%}"}
+            for m in board["models"] if (a := m["automatic"])]
+    if rows:
+        st.subheader("Automatic measures", anchor=False)
+        st.dataframe(pd.DataFrame(rows), hide_index=True, key="evaluation.automatic")
+
+
+def _downloads(name: str, board: dict, ratings_csv: bytes, votes_csv: bytes) -> None:
+    from igcap.study import LEADERBOARD_COLUMNS, leaderboard_rows
+
+    slug = "".join(ch if ch.isalnum() else "-" for ch in name).strip("-")[:40] or "study"
+    cols = st.columns(4)
+    cols[0].download_button("⬇️ Ratings", ratings_csv, f"igcap-{slug}-ratings.csv", "text/csv",
+                            key="evaluation.study_ratings")
+    cols[1].download_button("⬇️ Votes", votes_csv, f"igcap-{slug}-votes.csv", "text/csv",
+                            key="evaluation.study_votes")
+    cols[2].download_button("⬇️ Leaderboard (CSV)", export.to_csv(leaderboard_rows(board), LEADERBOARD_COLUMNS),
+                            f"igcap-{slug}-leaderboard.csv", "text/csv", key="evaluation.study_board_csv")
+    cols[3].download_button("⬇️ Leaderboard (JSON)", json.dumps(board, indent=2, ensure_ascii=False),
+                            f"igcap-{slug}-leaderboard.json", "application/json", key="evaluation.study_board_json")
+

@@ -1,0 +1,174 @@
+"""The Studies page's parts: the study list, the create form, and caption generation with progress."""
+
+from __future__ import annotations
+
+import threading
+
+import pandas as pd
+import streamlit as st
+
+from db import studies, transaction
+from igcap.images import MAX_UPLOAD_MB, SUPPORTED_LABEL, PhotoError, load_photo
+from igcap_ui import resources
+from igcap_ui.plain import plain
+from igcap_ui.errors import shown_errors
+from igcap_ui.filters import model_label
+
+UPLOAD, GALLERY = "Upload photos", "Pick from the gallery"
+_DECODED = "studies.decoded"  # uploader file_id → Photo | PhotoError, decoded once
+
+
+def study_table() -> None:
+    with transaction(resources.db_engine(), write=False) as session:
+        rows = [(s, studies.study_counts(session=session, study=s)) for s in studies.list_studies(session=session)]
+    if not rows:
+        st.caption("No studies yet.")
+        return
+    st.dataframe(pd.DataFrame([{
+        "Study": s.name, "Photos": n["photos"], "Models": len(s.models),
+        "Captions": f"{n['captions']} of {n['photos'] * len(s.models)}", "Ratings": n["ratings"], "Votes": n["votes"],
+        "k": s.k, "Criteria": ", ".join(s.criteria), "Created (UTC)": s.created_at.strftime("%Y-%m-%d %H:%M"),
+    } for s, n in rows]), hide_index=True, key="studies.table")
+
+
+def create_form() -> None:
+    name = st.text_input("Study name", key="studies.name", max_chars=studies.STUDY_NAME_MAX,
+                         placeholder="e.g. Spring shoot, four models")
+    source = st.radio("Photos", [UPLOAD, GALLERY], horizontal=True, key="studies.source")
+    photos, picked = (_uploaded(), []) if source == UPLOAD else ([], _picked())
+    specs, available = resources.registry(), resources.availability()
+    usable = [k for k in specs if available[k].usable]
+    models = st.multiselect("Models", list(specs), default=[k for k in usable if not specs[k].demo] or usable,
+                            format_func=model_label, key="studies.models")
+    from igcap.decoding import DEFAULT_PRESET, PRESETS
+
+    cols = st.columns(3)
+    preset = cols[0].selectbox("Decoding", list(PRESETS), index=list(PRESETS).index(DEFAULT_PRESET),
+                               key="studies.preset", help="One setting for every model: one caption per photo each.")
+    criteria = cols[1].text_input("Criteria (comma-separated)", value="overall", key="studies.criteria",
+                                  help="e.g. overall, fits-photo, sounds-like-instagram")
+    k = cols[2].number_input("Ratings per caption (k)", 1, 100, 3, key="studies.k")
+    ready = bool(name.strip() and (photos or picked) and models)
+    if st.button("🧪 Create study", type="primary", disabled=not ready, key="studies.create"):
+        with shown_errors():
+            try:
+                created = _create(name, photos, picked, models, PRESETS[preset], criteria.split(","), int(k))
+            except ValueError as err:
+                st.error(plain(str(err)), icon="⚠️")
+            else:
+                from igcap_ui.study_choice import set_chosen
+
+                set_chosen(created)
+                st.success(f"Created the study {plain(created)}. Write its captions below.", icon="✅")
+
+
+def _create(name, photos, picked, models, settings, criteria, k) -> str:
+    from igcap.study import create_study, store_photo
+
+    with transaction(resources.db_engine()) as session:
+        ids = [store_photo(session=session, photo=p).id for p in photos] + list(picked)
+        study = create_study(session=session, name=name, photo_ids=ids, models=models, settings=settings,
+                             known_models=resources.registry(), criteria=criteria, k=k)
+        return study.name
+
+
+def _uploaded() -> list:
+    files = st.file_uploader(f"Photos for the study ({SUPPORTED_LABEL}; up to {MAX_UPLOAD_MB} MB each)",
+                             accept_multiple_files=True, key="studies.upload")
+    cache = st.session_state.setdefault(_DECODED, {})
+    photos = []
+    for f in files or []:
+        if f.file_id not in cache:
+            try:
+                cache[f.file_id] = load_photo(f.getvalue(), f.name)
+            except PhotoError as err:
+                cache[f.file_id] = err
+        decoded = cache[f.file_id]
+        if isinstance(decoded, PhotoError):
+            st.error(f"{plain(f.name)}: {plain(decoded.message)}", icon="🚫")
+        else:
+            photos.append(decoded)
+    return photos
+
+
+def _picked() -> list[int]:
+    with transaction(resources.db_engine(), write=False) as session:
+        photos = {p.id: p.name for p in studies.pickable_photos(session=session)}
+    if not photos:
+        st.info("The gallery has no photos yet: upload them here instead.", icon="🖼️")
+    return st.multiselect("Photos from the gallery", list(photos), format_func=lambda pid: f"{photos[pid]} (#{pid})",
+                          key="studies.picked")
+
+
+@st.cache_resource(show_spinner=False)
+def _running() -> tuple[threading.Lock, set]:
+    """Studies being generated by some session of this process (one run per study at a time)."""
+    return threading.Lock(), set()
+
+
+def generation_panel(name: str) -> None:
+    with transaction(resources.db_engine(), write=False) as session:
+        study = studies.get_study(session=session, name=name)
+        counts = studies.study_counts(session=session, study=study)
+    total = counts["photos"] * len(study.models)
+    st.progress(counts["captions"] / total if total else 1.0,
+                text=f"{counts['captions']} of {total} captions written "
+                     f"({counts['photos']} photos × {len(study.models)} models)")
+    _last_report(name)
+    if counts["captions"] >= total:
+        st.success("All captions are written: people can rate them on the Rate and Arena pages.", icon="✅")
+        return
+    label = "▶️ Write the captions" if counts["captions"] == 0 else "▶️ Resume writing the captions"
+    if st.button(label, type="primary", key=f"studies.generate.{name}"):
+        lock, running = _running()
+        with lock:
+            busy = name in running
+            running.add(name)
+        if busy:
+            st.warning("Another session is writing this study's captions right now; reload in a while.", icon="⏳")
+            return
+        try:
+            _generate(name)
+        finally:
+            with lock:
+                running.discard(name)
+
+
+def _generate(name: str) -> None:
+    from igcap.study import format_seconds, generate_study
+
+    status = st.status("Writing the study's captions…", expanded=True)
+    bar = status.progress(0.0)
+
+    def on_event(event) -> None:
+        label = model_label(event.model_key)
+        if event.stage == "model":
+            status.write(f"Model {event.model_index + 1} of {event.models}: {plain(label)}")
+        elif event.stage == "failed":
+            status.error(f"{plain(label)} could not caption: {plain(event.message)}", icon="⚠️")
+        else:
+            left = format_seconds(event.seconds_left)
+            bar.progress(event.done / event.total, text=f"{event.done} of {event.total} · {label}"
+                         + (f" · {left} left" if left else ""))
+
+    sources = {k: f"{s.source}@{s.revision}" if s.revision else s.source for k, s in resources.registry().items()}
+    with shown_errors():
+        report = generate_study(resources.db_engine(), name, resources.captioner(), sources=sources,
+                                on_event=on_event)
+        status.update(label="Done.", state="error" if report.failed else "complete")
+        st.session_state[_REPORT + name] = report
+        st.rerun()  # draw the counts again from the database
+
+
+_REPORT = "studies.report."  # + study name → the last GenerationReport of this session
+
+
+def _last_report(name: str) -> None:
+    report = st.session_state.pop(_REPORT + name, None)
+    if report is None:
+        return
+    made = sum(report.made.values())
+    st.info(f"Done: {made} caption(s) written in {report.seconds:.0f} s.", icon="🏁")
+    for key, message in report.failed.items():
+        st.error(f"{plain(model_label(key))} could not caption: {plain(message)} "
+                 "The other models' captions are saved; press Resume to try this model again.", icon="⚠️")

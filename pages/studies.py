@@ -1,0 +1,19 @@
+"""Studies: create an evaluation study (photos × models × one decoding setting) and write its captions."""
+
+import streamlit as st
+
+from igcap_ui.errors import shown_errors
+from igcap_ui.study_builder import create_form, generation_panel, study_table
+from igcap_ui.study_choice import choose_study
+
+st.title("🧪 Studies")
+st.caption("A study judges every chosen model on the same photos with the same settings: rate its captions "
+           "blind on the Rate page, compare them in pairs on the Arena page, read the results on Evaluation.")
+with shown_errors():
+    study_table()
+    with st.expander("New study", expanded=False):
+        create_form()
+    st.subheader("Captions", anchor=False)
+    name = choose_study("studies")
+    if name:
+        generation_panel(name)

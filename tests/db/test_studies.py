@@ -1,0 +1,382 @@
+"""Studies, the blind rate queue, the arena's pairs, votes and their exports, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections import Counter
+
+import pandas as pd
+import pytest
+from sqlalchemy import select
+
+from db import Caption, Rating, Vote, repo, studies, transaction
+from db.export import LONG_COLUMNS, VOTE_COLUMNS, ratings_long_csv, restore_cell, votes_csv
+from db.repo import GalleryFilter, NotFoundError
+from db.studies import CaptionFullError
+from tests.db.conftest import photo_values
+
+MODELS = ["m-one", "m-two", "m-three"]
+
+
+def make_study(engine, photos=4, models=MODELS, k=2, criteria=None, seed=7, name="s1", captions=True):
+    """A study over ``photos`` photos with one caption per photo and model (text 'p<i> by <model>')."""
+    with transaction(engine) as s:
+        ids = [repo.save_photo(session=s, **photo_values(f"{name}-{i}")).id for i in range(photos)]
+        study = studies.create_study(session=s, name=name, models=models, settings={"strategy": "greedy"},
+                                     photo_ids=ids, criteria=criteria, k=k, seed=seed)
+        if captions:
+            for i, pid in enumerate(ids):
+                for key in models:
+                    studies.save_study_caption(session=s, study=study, photo_id=pid, model_key=key,
+                                               text=f"p{i} by {key}")
+    return name
+
+
+def study(s, name="s1"):
+    return studies.get_study(session=s, name=name)
+
+
+def rate_next(engine, rater, stars=4, name="s1", skip=()):
+    """Take this rater's next caption and rate it; returns the caption (None when the queue is empty)."""
+    with transaction(engine) as s:
+        st = study(s, name)
+        caption = studies.next_caption(session=s, study=st, rater=rater, skip=skip)
+        if caption is not None:
+            studies.rate_study_caption(session=s, study=st, caption_id=caption.id, rater=rater,
+                                       stars={c: stars for c in st.criteria})
+        return caption
+
+
+# ---------------------------------------------------------------- creating studies
+
+def test_create_study_stores_its_settings(engine):
+    make_study(engine, criteria=["Overall", "fits-photo"], k=3, seed=11)
+    with transaction(engine, write=False) as s:
+        st = study(s)
+        assert (st.models, st.settings, st.criteria, st.k, st.seed) == (
+            MODELS, {"strategy": "greedy"}, ["overall", "fits-photo"], 3, 11)
+        assert [p.name for p in studies.study_photos(session=s, study=st)] == [f"s1-{i}.jpg" for i in range(4)]
+        assert studies.study_counts(session=s, study=st) == {"photos": 4, "captions": 12, "ratings": 0, "votes": 0}
+        assert studies.missing_captions(session=s, study=st) == {key: [] for key in MODELS}
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(name="  "), "needs a name"), (dict(models=[]), "at least one model"), (dict(photo_ids=[]), "one photo"),
+    (dict(k=0), "ratings per caption"), (dict(criteria=["no spaces allowed"]), "criterion"),
+    (dict(name="x" * 81), "too long"), (dict(name="bell\x07here"), "control characters")])
+def test_create_study_refuses_bad_input(engine, change, message):
+    with transaction(engine) as s:
+        pid = repo.save_photo(session=s, **photo_values("x")).id
+        args = dict(name="ok", models=["a"], settings={}, photo_ids=[pid]) | change
+        with pytest.raises(ValueError, match=message):
+            studies.create_study(session=s, **args)
+
+
+def test_study_names_are_unique_and_photos_must_exist(engine):
+    make_study(engine, photos=1)
+    with transaction(engine) as s:
+        with pytest.raises(ValueError, match="already exists"):
+            studies.create_study(session=s, name="s1", models=["a"], settings={}, photo_ids=[1])
+        with pytest.raises(NotFoundError):
+            studies.create_study(session=s, name="s2", models=["a"], settings={}, photo_ids=[987654])
+        with pytest.raises(NotFoundError, match="no study named"):
+            studies.get_study(session=s, name="nope")
+
+
+def test_missing_captions_lists_what_generation_still_has_to_do(engine):
+    make_study(engine, photos=3, captions=False)
+    with transaction(engine) as s:
+        st = study(s)
+        ids = [p.id for p in studies.study_photos(session=s, study=st)]
+        studies.save_study_caption(session=s, study=st, photo_id=ids[1], model_key="m-two", text="done")
+        assert studies.missing_captions(session=s, study=st) == {"m-one": ids, "m-two": [ids[0], ids[2]],
+                                                                "m-three": ids}
+
+
+def test_a_study_caption_is_stored_once_per_photo_and_model(engine):
+    make_study(engine, photos=1, captions=False)
+    with transaction(engine) as s:
+        st = study(s)
+        pid = studies.study_photos(session=s, study=st)[0].id
+        first = studies.save_study_caption(session=s, study=st, photo_id=pid, model_key="m-one", text="first")
+        again = studies.save_study_caption(session=s, study=st, photo_id=pid, model_key="m-one", text="second")
+        assert again.id == first.id and again.text == "first"
+        assert (first.favourite, first.settings, first.study_id) == (False, {"strategy": "greedy"}, st.id)
+        with pytest.raises(ValueError, match="not one of the study's models"):
+            studies.save_study_caption(session=s, study=st, photo_id=pid, model_key="other", text="x")
+
+
+def test_study_captions_stay_out_of_the_gallery_unless_asked(engine):
+    make_study(engine, photos=2)
+    with transaction(engine) as s:
+        photo = repo.save_photo(session=s, **photo_values("mine"))
+        repo.add_caption(session=s, photo=photo, model_key="manual", text="a favourite", favourite=True)
+    with transaction(engine, write=False) as s:
+        assert [i.caption.text for i in repo.gallery(session=s).items] == ["a favourite"]
+        assert repo.gallery(session=s, filters=GalleryFilter(study="s1")).total == 6
+        assert [m.model_key for m in repo.rating_stats(session=s, filters=GalleryFilter())] == ["manual"]
+
+
+# ---------------------------------------------------------------- the rate queue
+
+def test_each_caption_gets_k_raters_and_no_rater_sees_a_caption_twice(engine):
+    make_study(engine, k=2)
+    seen: dict[str, list[int]] = {}
+    for rater in ("ann", "bob", "cy"):
+        while (caption := rate_next(engine, rater)) is not None:
+            seen.setdefault(rater, []).append(caption.id)
+    assert all(len(ids) == len(set(ids)) for ids in seen.values())
+    with transaction(engine, write=False) as s:
+        per_caption = Counter(cid for cid, in s.execute(select(Rating.caption_id)))
+        assert len(per_caption) == 12 and set(per_caption.values()) == {2}
+        progress = studies.rating_progress(session=s, study=study(s), rater="cy")
+    # ann and bob fill every caption to k=2 before cy starts: nothing is left for cy
+    assert (len(seen["ann"]), len(seen["bob"]), seen.get("cy")) == (12, 12, None)
+    assert (progress.complete, progress.captions, progress.ratings, progress.needed, progress.remaining) == (
+        12, 12, 24, 24, 0)
+
+
+def test_models_are_rated_at_the_same_pace(engine):
+    make_study(engine, photos=5, k=1)
+    order = []
+    while (caption := rate_next(engine, "ann")) is not None:
+        order.append(caption.model_key)
+        counts = Counter(order)
+        assert max(counts[m] for m in MODELS) - min(counts[m] for m in MODELS) <= 1, order
+    assert len(order) == 15
+
+
+def test_order_is_random_per_rater_and_reproducible(engine):
+    make_study(engine, photos=6, k=5)
+    with transaction(engine, write=False) as s:
+        st = study(s)
+        def order(rater):
+            out = []
+            while (c := studies.next_caption(session=s, study=st, rater=rater, skip=out)) is not None:
+                out.append(c.id)
+            return out
+        ann, bob = order("ann"), order("bob")
+        assert sorted(ann) == sorted(bob) and len(ann) == 18
+        assert ann != bob  # a different shuffle per rater
+        assert order("ann") == ann  # the same one each time for the same rater
+        st.seed += 1  # (not committed) another seed, another order
+        assert order("ann") != ann
+
+
+def test_skipped_captions_are_left_for_later(engine):
+    make_study(engine, photos=1, models=["m-one", "m-two"], k=1)
+    with transaction(engine, write=False) as s:
+        first = studies.next_caption(session=s, study=study(s), rater="ann")
+        other = studies.next_caption(session=s, study=study(s), rater="ann", skip={first.id})
+        assert other.id != first.id
+        assert studies.next_caption(session=s, study=study(s), rater="ann", skip={first.id, other.id}) is None
+
+
+def test_rating_records_every_criterion_and_the_text_as_rated(engine):
+    make_study(engine, photos=1, criteria=["overall", "fits-photo"])
+    with transaction(engine) as s:
+        st = study(s)
+        caption = studies.next_caption(session=s, study=st, rater="ann")
+        with pytest.raises(ValueError, match="fits-photo missing"):
+            studies.rate_study_caption(session=s, study=st, caption_id=caption.id, rater="ann", stars={"overall": 3})
+        rows = studies.rate_study_caption(session=s, study=st, caption_id=caption.id, rater="ann",
+                                          stars={"overall": 3, "fits-photo": 5}, comment="nice")
+        assert [(r.criterion, r.stars, r.comment, r.rated_text) for r in rows] == [
+            ("overall", 3, "nice", caption.text), ("fits-photo", 5, "nice", caption.text)]
+        repo.edit_caption(session=s, caption_id=caption.id, text="changed later")
+    with transaction(engine, write=False) as s:
+        assert {r.rated_text for r in s.scalars(select(Rating))} == {"p0 by " + caption.model_key}
+
+
+def test_rating_a_full_caption_is_refused(engine):
+    make_study(engine, photos=1, k=1)
+    with transaction(engine) as s:
+        st = study(s)
+        cid = studies.study_captions(session=s, study=st)[0].id
+        studies.rate_study_caption(session=s, study=st, caption_id=cid, rater="ann", stars={"overall": 2})
+        studies.rate_study_caption(session=s, study=st, caption_id=cid, rater="ann", stars={"overall": 5})  # update
+        with pytest.raises(CaptionFullError, match="already has its 1 ratings"):
+            studies.rate_study_caption(session=s, study=st, caption_id=cid, rater="bob", stars={"overall": 4})
+        assert [(r.rater, r.stars) for r in repo.ratings_for_caption(session=s, caption_id=cid)] == [("ann", 5)]
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_raters_at_once_never_push_a_caption_beyond_k(engine, k):
+    """Eight raters submit stars for the same caption at the same moment: exactly k are stored, the
+    others are told the caption is full (the guarantee is 'never more than k', not 'about k')."""
+    make_study(engine, photos=1, models=["m-one"], k=k)
+    with transaction(engine, write=False) as s:
+        cid = studies.study_captions(session=s, study=study(s))[0].id
+    start, outcomes = threading.Barrier(8), []
+
+    def rater(name):
+        start.wait()
+        try:
+            with transaction(engine) as s:
+                studies.rate_study_caption(session=s, study=study(s), caption_id=cid, rater=name, stars={"overall": 3})
+            outcomes.append("stored")
+        except CaptionFullError:
+            outcomes.append("full")
+
+    threads = [threading.Thread(target=rater, args=(f"rater {n}",)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["full"] * (8 - k) + ["stored"] * k
+    with transaction(engine, write=False) as s:
+        assert len(repo.ratings_for_caption(session=s, caption_id=cid)) == k
+
+
+def test_four_raters_working_through_the_queue_at_once_fill_every_caption_to_exactly_k(engine):
+    """Each thread is one person on the Rate page: take the next caption, rate it, repeat. Refusals
+    (someone else filled the caption first) are allowed; over-filling and rating twice are not."""
+    make_study(engine, photos=3, k=2)
+    start, refused, rated = threading.Barrier(4), Counter(), {}
+
+    def person(name):
+        start.wait()
+        mine = rated.setdefault(name, [])
+        while True:
+            with transaction(engine) as s:
+                st = study(s)
+                caption = studies.next_caption(session=s, study=st, rater=name)
+                if caption is None:
+                    return
+                try:
+                    studies.rate_study_caption(session=s, study=st, caption_id=caption.id, rater=name,
+                                               stars={"overall": 3})
+                    mine.append(caption.id)
+                except CaptionFullError:
+                    refused[name] += 1
+
+    threads = [threading.Thread(target=person, args=(f"p{n}",)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(len(ids) == len(set(ids)) for ids in rated.values())
+    with transaction(engine, write=False) as s:
+        per_caption = Counter(cid for cid, in s.execute(select(Rating.caption_id)))
+    assert len(per_caption) == 9 and set(per_caption.values()) == {2}
+    assert sum(len(ids) for ids in rated.values()) == 18
+
+
+def test_two_runs_saving_the_same_study_caption_at_once_store_one(engine):
+    make_study(engine, photos=1, models=["m-one"], captions=False)
+    with transaction(engine, write=False) as s:
+        pid = studies.study_photos(session=s, study=study(s))[0].id
+    start, ids = threading.Barrier(4), []
+
+    def run(n):
+        start.wait()
+        with transaction(engine) as s:
+            ids.append(studies.save_study_caption(session=s, study=study(s), photo_id=pid, model_key="m-one",
+                                                  text=f"run {n}").id)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(ids)) == 1
+    with transaction(engine, write=False) as s:
+        assert len(studies.study_captions(session=s, study=study(s))) == 1
+
+
+# ---------------------------------------------------------------- the arena
+
+def vote_next(engine, rater, winner="a", name="s1"):
+    with transaction(engine) as s:
+        st = study(s, name)
+        pair = studies.next_pair(session=s, study=st, rater=rater)
+        if pair is not None:
+            studies.vote(session=s, study=st, caption_a_id=pair.a.id, caption_b_id=pair.b.id, winner=winner,
+                         rater=rater)
+        return pair
+
+
+def test_pairs_cover_every_pair_of_models_evenly_and_never_repeat_for_a_rater(engine):
+    make_study(engine, photos=4)
+    pairs, sides = [], Counter()
+    while (pair := vote_next(engine, "ann")) is not None:
+        pairs.append(pair.key)
+        per_models = Counter(key[1:] for key in pairs)
+        assert max(per_models.values()) - min(per_models.get(p, 0) for p in
+                                              [("m-one", "m-three"), ("m-one", "m-two"), ("m-three", "m-two")]) <= 1
+        assert pair.a.photo_id == pair.b.photo_id == pair.photo.id and pair.a.model_key != pair.b.model_key
+        sides[pair.a.model_key] += 1
+    assert len(pairs) == len(set(pairs)) == 4 * 3  # every photo × pair once, then nothing
+    assert len(sides) == 3  # each model is shown as "A" sometimes
+    # another rater starts again from the least-voted pairs, on photos ann's votes cover least
+    second = vote_next(engine, "bob")
+    assert second is not None
+
+
+def test_a_vote_keeps_the_texts_as_shown(engine):
+    make_study(engine, photos=1, models=["m-one", "m-two"])
+    with transaction(engine) as s:
+        st = study(s)
+        pair = studies.next_pair(session=s, study=st, rater="ann")
+        row = studies.vote(session=s, study=st, caption_a_id=pair.a.id, caption_b_id=pair.b.id, winner="both_bad",
+                           rater="ann")
+        repo.edit_caption(session=s, caption_id=pair.a.id, text="edited afterwards")
+        with pytest.raises(ValueError, match="must be one of"):
+            studies.vote(session=s, study=st, caption_a_id=pair.a.id, caption_b_id=pair.b.id, winner="A", rater="x")
+        with pytest.raises(ValueError, match="two different models"):
+            studies.vote(session=s, study=st, caption_a_id=pair.a.id, caption_b_id=pair.a.id, winner="a", rater="x")
+    with transaction(engine, write=False) as s:
+        [stored] = s.scalars(select(Vote)).all()
+        assert (stored.id, stored.winner, stored.model_a, stored.text_a) == (
+            row.id, "both_bad", pair.a.model_key, f"p0 by {pair.a.model_key}")
+        progress = studies.vote_progress(session=s, study=study(s), rater="ann")
+        assert (progress.by_rater, progress.open_to_rater, progress.votes) == (1, 0, 1)
+
+
+def test_a_single_model_study_has_no_pairs(engine):
+    make_study(engine, photos=2, models=["m-one"])
+    with transaction(engine, write=False) as s:
+        assert studies.next_pair(session=s, study=study(s), rater="ann") is None
+
+
+# ---------------------------------------------------------------- rows and exports
+
+def test_rows_for_the_leaderboard_and_the_exports(engine):
+    make_study(engine, photos=2, models=["m-one", "m-two"], k=1)
+    rate_next(engine, "=ann", stars=5)
+    vote_next(engine, "=ann", winner="tie")
+    make_study(engine, photos=1, models=["m-one", "m-two"], name="other")
+    rate_next(engine, "bob", name="other")
+    with transaction(engine, write=False) as s:
+        st = study(s)
+        [rating] = studies.rating_rows(session=s, study=st)
+        assert rating["rater"] == "=ann" and rating["stars"] == 5 and rating["criterion"] == "overall"
+        assert len(rating["photo"]) == 64 and rating["model"] in ("m-one", "m-two")
+        [vote] = studies.vote_rows(session=s, study=st)
+        assert (vote["winner"], vote["rater"]) == ("tie", "=ann")
+        assert {vote["model_a"], vote["model_b"]} == {"m-one", "m-two"}
+        assert len(studies.caption_rows(session=s, study=st)) == 4
+        long = pd.read_csv(io.BytesIO(ratings_long_csv(session=s, filters=GalleryFilter(study="s1"), labels={})),
+                           dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        votes = pd.read_csv(io.BytesIO(votes_csv(session=s, study="s1")), dtype=str, keep_default_na=False,
+                            encoding="utf-8-sig")
+        all_votes = pd.read_csv(io.BytesIO(votes_csv(session=s)), dtype=str, keep_default_na=False,
+                                encoding="utf-8-sig")
+    assert list(long.columns) == LONG_COLUMNS and len(long) == 1
+    assert (long["rater"][0], long["study"][0], long["rated_text"][0]) == ("'=ann", "s1", long["caption"][0])
+    assert list(votes.columns) == VOTE_COLUMNS and len(votes) == 1 == len(all_votes)
+    assert (restore_cell(votes["rater"][0]), votes["winner"][0], votes["study"][0]) == ("=ann", "tie", "s1")
+    assert votes["vote_id"][0].isdigit() and votes["voted_utc"][0][:2] == "20"
+
+
+def test_photo_deletion_takes_its_study_captions_ratings_and_votes(engine):
+    make_study(engine, photos=1, models=["m-one", "m-two"], k=1)
+    rate_next(engine, "ann")
+    vote_next(engine, "ann")
+    with transaction(engine) as s:
+        pid = studies.study_photos(session=s, study=study(s))[0].id
+        repo.delete_photo(session=s, photo_id=pid)
+    with transaction(engine, write=False) as s:
+        assert studies.study_counts(session=s, study=study(s)) == {"photos": 0, "captions": 0, "ratings": 0, "votes": 0}
+        assert s.scalars(select(Caption)).all() == []

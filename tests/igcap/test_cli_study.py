@@ -1,0 +1,111 @@
+"""`python -m igcap study …`: create over a folder, generate (resumable), list, export; one-line errors."""
+
+import pandas as pd
+import pytest
+
+from db import make_engine, studies, transaction
+from db.export import LONG_COLUMNS, VOTE_COLUMNS
+from igcap.cli import main
+from igcap.registry import DEFAULT_KEYS
+from tests.builders import photo_bytes, simulated_study
+
+MODELS = ",".join(DEFAULT_KEYS[:2])
+
+
+@pytest.fixture
+def folder(tmp_path):
+    (tmp_path / "photos" / "sub").mkdir(parents=True)
+    (tmp_path / "photos" / "a.jpg").write_bytes(photo_bytes("JPEG", colour="red"))
+    (tmp_path / "photos" / "sub" / "b.png").write_bytes(photo_bytes("PNG", colour="blue"))
+    return tmp_path / "photos"
+
+
+@pytest.fixture
+def database(tmp_path):
+    return f"sqlite:///{tmp_path / 'cli.sqlite3'}"
+
+
+def test_create_generate_list_and_export_a_study(hub_cache, folder, database, tmp_path, capsys):
+    assert main(["study", "create", "spring", str(folder), "--models", MODELS, "--preset", "fast",
+                 "--criteria", "overall,fits-photo", "--k", "2", "--seed", "5", "--database", database]) == 0
+    assert "2 photo(s) × 2 model(s), k = 2, seed 5" in capsys.readouterr().out
+    assert main(["study", "generate", "spring", "--database", database]) == 0
+    out, err = capsys.readouterr()
+    assert "wrote 4 caption(s)" in out and "[4/4]" in err
+    assert main(["study", "generate", "spring", "--database", database]) == 0  # resume: nothing left
+    out = capsys.readouterr().out
+    assert "wrote 0 caption(s)" in out and "4 were there already" in out
+
+    engine = make_engine(database)
+    with transaction(engine) as s:
+        study = studies.get_study(session=s, name="spring")
+        caption = studies.next_caption(session=s, study=study, rater="ann")
+        studies.rate_study_caption(session=s, study=study, caption_id=caption.id, rater="ann",
+                                   stars={"overall": 4, "fits-photo": 2})
+        pair = studies.next_pair(session=s, study=study, rater="ann")
+        studies.vote(session=s, study=study, caption_a_id=pair.a.id, caption_b_id=pair.b.id, winner="b", rater="ann")
+    engine.dispose()
+
+    assert main(["study", "list", "--database", database]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("spring\t2 photos\t2 models\t4/4 captions\t2 ratings\t1 votes")
+    ratings, votes = tmp_path / "r.csv", tmp_path / "v.csv"
+    assert main(["study", "export", "spring", "--ratings", str(ratings), "--votes", str(votes),
+                 "--database", database]) == 0
+    long = pd.read_csv(ratings, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    assert list(long.columns) == LONG_COLUMNS and sorted(long["criterion"]) == ["fits-photo", "overall"]
+    assert set(long["study"]) == {"spring"}
+    voted = pd.read_csv(votes, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    assert list(voted.columns) == VOTE_COLUMNS and list(voted["winner"]) == ["b"]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["create", "x", "{folder}", "--models", "nope"], "unknown model"),
+    (["create", "x", "{folder}", "--k", "0"], "ratings per caption"),
+    (["create", "x", "{folder}", "--criteria", "Not OK!"], "criterion"),
+    (["generate", "missing"], "no study named"),
+    (["export", "missing", "--votes", "v.csv"], "no study named"),
+    (["export", "missing"], "--ratings FILE.csv"),
+])
+def test_bad_input_gives_one_line_errors(hub_cache, folder, database, capsys, args, words):
+    args = [a.format(folder=folder) for a in args]
+    assert main(["study", *args, "--database", database]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err
+
+
+def test_a_study_name_is_used_once(hub_cache, folder, database, capsys):
+    assert main(["study", "create", "once", str(folder), "--models", MODELS, "--database", database]) == 0
+    assert main(["study", "create", "once", str(folder), "--models", MODELS, "--database", database]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_leaderboard_of_a_study_equals_the_leaderboard_of_its_exported_files(database, tmp_path, capsys):
+    import json
+
+    simulated_study(database)
+    assert main(["leaderboard", "--study", "sim", "--database", database, "--bootstrap", "200", "--json", "-"]) == 0
+    from_db = json.loads(capsys.readouterr().out)
+    ratings, votes = tmp_path / "r.csv", tmp_path / "v.csv"
+    assert main(["study", "export", "sim", "--ratings", str(ratings), "--votes", str(votes),
+                 "--database", database]) == 0
+    capsys.readouterr()
+    assert main(["leaderboard", "--ratings", str(ratings), "--votes", str(votes), "--bootstrap", "200",
+                 "--json", "-"]) == 0
+    from_files = json.loads(capsys.readouterr().out)
+    keep = ("model_key", "ratings", "mean_stars", "mean_stars_ci", "votes", "wins", "losses", "ties", "bt_score",
+            "bt_ci", "rank")
+    assert [{k: m[k] for k in keep} for m in from_db["models"]] == [{k: m[k] for k in keep}
+                                                                    for m in from_files["models"]]
+    assert from_db["agreement"] == from_files["agreement"] and from_db["win_rate"] == from_files["win_rate"]
+    by_key = {m["model_key"]: m for m in from_db["models"]}
+    assert by_key["good"]["mean_stars"] > by_key["fair"]["mean_stars"] > by_key["poor"]["mean_stars"]
+    assert (by_key["good"]["ratings"], by_key["good"]["votes"]) == (18, 24)  # 6 photos × 3 raters; 2 pairs × 6 × 2
+
+
+def test_leaderboard_study_errors_are_one_line(database, capsys):
+    simulated_study(database)
+    assert main(["leaderboard", "--study", "nope", "--database", database]) == 2
+    assert "no study named" in capsys.readouterr().err
+    assert main(["leaderboard", "--study", "sim", "--votes", "v.csv", "--database", database]) == 2
+    assert "either --study or --ratings" in capsys.readouterr().err

@@ -1,0 +1,107 @@
+"""Study generation on tiny models: every model on every photo, saved as made, resumable, failures contained."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from sqlalchemy import select
+
+from db import Caption, make_engine, studies, transaction, upgrade
+from igcap.captioner import Captioner
+from igcap.config import Settings
+from igcap.decoding import DecodingSettings
+from igcap.images import load_photo
+from igcap.loading import LoadOptions, ModelCache
+from igcap.registry import DEFAULT_KEYS, load_registry
+from igcap.study import create_study, generate_study, store_photo, study_settings
+from tests import builders
+
+GREEDY = DecodingSettings(strategy="greedy", max_new_tokens=8, no_repeat_ngram_size=0)
+MODELS = list(DEFAULT_KEYS[:2])
+
+
+@pytest.fixture(scope="module")
+def cache(hub_cache, tmp_path_factory):
+    reg = load_registry(Settings.from_env({"IGCAP_DATA_DIR": str(tmp_path_factory.mktemp("data"))}))
+    return ModelCache(reg, LoadOptions(device="cpu", quantize=False))
+
+
+@pytest.fixture
+def engine(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'study.sqlite3'}")
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def new_study(engine, photos=3, models=MODELS, settings=GREEDY, name="trial"):
+    with transaction(engine) as s:
+        ids = [store_photo(session=s, photo=load_photo(builders.photo_bytes(colour=c), f"{c}.jpg")).id
+               for c in builders.COLOURS[:photos]]
+        create_study(session=s, name=name, photo_ids=ids, models=models, settings=settings,
+                     known_models=DEFAULT_KEYS)
+    return name
+
+
+def stored(engine, name="trial"):
+    with transaction(engine, write=False) as s:
+        return {(c.photo_id, c.model_key): c.text for c in
+                studies.study_captions(session=s, study=studies.get_study(session=s, name=name))}
+
+
+def test_every_model_captions_every_photo_with_the_study_settings(engine, cache):
+    new_study(engine, settings=GREEDY.replace(num_variants=2, strategy="beam", num_beams=2))
+    events = []
+    report = generate_study(engine, "trial", Captioner(cache), sources={MODELS[0]: "Stoneman/x@abc"},
+                            on_event=events.append)
+    assert report.made == {MODELS[0]: 3, MODELS[1]: 3} and report.complete and report.already_done == 0
+    with transaction(engine, write=False) as s:
+        study = studies.get_study(session=s, name="trial")
+        assert study_settings(study).num_variants == 1  # one caption per photo and model
+        captions = studies.study_captions(session=s, study=study)
+        assert len(captions) == 6 and all(c.settings == study.settings and not c.favourite for c in captions)
+        assert {c.model_source for c in captions if c.model_key == MODELS[0]} == {"Stoneman/x@abc"}
+    assert [(e.stage, e.model_key) for e in events if e.stage == "model"] == [("model", k) for k in MODELS]
+    saved = [e for e in events if e.stage == "caption"]
+    assert [e.done for e in saved] == [1, 2, 3, 4, 5, 6] and {e.total for e in saved} == {6}
+    assert [e.photo_name for e in saved[:3]] == ["red.jpg", "green.jpg", "blue.jpg"]
+    assert saved[-1].seconds_left == 0 and all(e.seconds_left is not None for e in saved)
+
+
+def test_a_killed_run_keeps_what_it_made_and_the_next_run_resumes(engine, cache):
+    new_study(engine, photos=3)
+
+    class Killed(Exception):
+        pass
+
+    def die_after_four(event):
+        if event.stage == "caption" and event.done == 4:
+            raise Killed
+
+    with pytest.raises(Killed):
+        generate_study(engine, "trial", Captioner(cache), batch=1, on_event=die_after_four)
+    before = stored(engine)
+    assert len(before) == 4  # saved as each was made, not at the end
+    events = []
+    report = generate_study(engine, "trial", Captioner(cache), on_event=events.append)
+    assert report.already_done == 4 and report.made == {MODELS[1]: 2}
+    after = stored(engine)
+    assert len(after) == 6 and all(after[key] == text for key, text in before.items())
+    assert generate_study(engine, "trial", Captioner(cache)).made == {}  # nothing left to do
+
+
+def test_a_failing_model_is_reported_and_the_others_go_on(engine, cache):
+    broken = dict(cache.registry, **{MODELS[0]: replace(cache.registry[MODELS[0]], source="/no/such/dir")})
+    new_study(engine, photos=2)
+    events = []
+    report = generate_study(engine, "trial", Captioner(ModelCache(broken, cache.options)), on_event=events.append)
+    assert list(report.failed) == [MODELS[0]] and "does not exist" in report.failed[MODELS[0]]
+    assert report.made == {MODELS[0]: 0, MODELS[1]: 2}
+    assert [e.model_key for e in events if e.stage == "failed"] == [MODELS[0]]
+    assert {key for _, key in stored(engine)} == {MODELS[1]}
+
+
+def test_unknown_models_are_refused_when_creating(engine):
+    with pytest.raises(ValueError, match="unknown model"):
+        new_study(engine, models=["no-such-model"])

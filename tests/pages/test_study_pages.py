@@ -1,0 +1,196 @@
+"""Studies, Rate and Arena pages in AppTest: blind ratings by two raters, a blind vote, a study created
+from gallery photos and its captions written by the (tiny) models."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import select
+
+from db import Caption, Rating, Vote, make_engine, studies, transaction, upgrade
+from igcap.registry import DEFAULT_MODELS
+from tests.pages.conftest import APP, TIMEOUT, no_exceptions, open_page, set_rater
+
+MODELS = [m.key for m in DEFAULT_MODELS[:2]]
+NAMES = [m.key for m in DEFAULT_MODELS] + [m.label for m in DEFAULT_MODELS]
+
+
+def page_text(at) -> str:
+    """Everything written on the page (not widget labels)."""
+    parts = []
+    for kind in ("markdown", "caption", "text", "info", "success", "warning", "error", "title", "subheader", "toast"):
+        parts += [str(e.value) for e in getattr(at, kind, [])]
+    return "\n".join(parts)
+
+
+def shows_a_model_name(at) -> bool:
+    text = page_text(at)
+    return any(name in text for name in NAMES)
+
+
+@pytest.fixture
+def study(saved, db_url):
+    """A study 'Blind test' (k = 2, criteria overall + fits-photo) over the two saved photos × two models."""
+    engine = make_engine(db_url)
+    upgrade(engine)
+    with transaction(engine) as s:
+        photo_ids = [p.id for p in studies.pickable_photos(session=s)]
+        st = studies.create_study(session=s, name="Blind test", models=MODELS, settings={"strategy": "greedy"},
+                                  photo_ids=photo_ids, criteria=["overall", "fits-photo"], k=2, seed=3)
+        for pid in photo_ids:
+            for key in MODELS:
+                studies.save_study_caption(session=s, study=st, photo_id=pid, model_key=key,
+                                           text=f"photo {pid} caption *{key[:3]}*")
+    engine.dispose()
+    return "Blind test"
+
+
+def rows(db_url, stmt):
+    engine = make_engine(db_url)
+    with transaction(engine, write=False) as s:
+        out = list(s.scalars(stmt))
+    engine.dispose()
+    return out
+
+
+def new_app(name: str):
+    from streamlit.testing.v1 import AppTest
+
+    return set_rater(AppTest.from_file(APP, default_timeout=TIMEOUT).run(), name)
+
+
+def shown_caption_id(at) -> int:
+    [cid] = {int(re.match(r"rate\.stars\.(\d+)\.", f.key).group(1)) for f in at.feedback}
+    return cid
+
+
+def rate_shown(at, overall: int, fits: int, comment: str = ""):
+    cid = shown_caption_id(at)
+    at.feedback(key=f"rate.stars.{cid}.overall").set_value(overall - 1).run()
+    assert at.button(key=f"rate.submit.{cid}").disabled  # every criterion needs stars
+    at.feedback(key=f"rate.stars.{cid}.fits-photo").set_value(fits - 1).run()
+    if comment:
+        at.text_area(key=f"rate.comment.{cid}").set_value(comment).run()
+    at.button(key=f"rate.submit.{cid}").click().run()
+    no_exceptions(at)
+    return cid
+
+
+def test_two_raters_rate_blind_until_every_caption_has_k_ratings(study, app_env, db_url):
+    ann = open_page(new_app("Ann"), "rate.py")
+    no_exceptions(ann)
+    assert "0 of 4 rated by you" in page_text(ann)
+    given = []
+    for n in range(4):
+        assert not shows_a_model_name(ann), page_text(ann)
+        text_on_page = page_text(ann)
+        cid = rate_shown(ann, overall=n + 1, fits=5, comment="**not bold**" if n == 0 else "")
+        [caption] = rows(db_url, select(Caption).where(Caption.id == cid))
+        assert caption.text.replace("*", r"\*") in text_on_page  # shown as plain text, escaped
+        given.append(cid)
+        assert f"{n + 1} of 4 rated by you" in page_text(ann)
+    assert len(set(given)) == 4 and "Nothing left for you to rate" in page_text(ann)
+
+    bob = open_page(new_app("Bob"), "rate.py")
+    assert "0 of 4 rated by you" in page_text(bob)
+    first = shown_caption_id(bob)
+    bob.button(key=f"rate.skip.{first}").click().run()
+    assert shown_caption_id(bob) != first  # skipped for now
+    for _ in range(3):
+        assert not shows_a_model_name(bob)
+        rate_shown(bob, overall=2, fits=2)
+    assert "skipped 1 caption" in page_text(bob)
+    bob.button(key="rate.unskip").click().run()
+    assert shown_caption_id(bob) == first
+    rate_shown(bob, overall=3, fits=3)
+
+    cy = open_page(new_app("Cy"), "rate.py")  # k = 2: nothing left for a third rater
+    assert "Nothing left for you to rate" in page_text(cy) and not cy.feedback
+    ratings = rows(db_url, select(Rating))
+    assert len(ratings) == 2 * 2 * 4  # 2 raters × 2 criteria × 4 captions
+    assert all(r.rated_text for r in ratings)
+    assert {r.comment for r in ratings if r.rater == "Ann"} == {"**not bold**", None}
+
+
+def test_rate_needs_a_rater_name(study, app):
+    at = open_page(app, "rate.py")
+    no_exceptions(at)
+    assert "Enter your name" in page_text(at) and not at.feedback
+
+
+def test_one_rater_votes_in_the_arena_and_then_sees_the_names(study, app_env, db_url):
+    at = open_page(new_app("Ann"), "arena.py")
+    no_exceptions(at)
+    assert not shows_a_model_name(at)
+    assert "0 of 2 pairs judged by you" in page_text(at)
+    at.button(key="arena.vote.b").click().run()
+    no_exceptions(at)
+    [vote] = rows(db_url, select(Vote))
+    assert (vote.rater, vote.winner, {vote.model_a, vote.model_b}) == ("Ann", "b", set(MODELS))
+    revealed = " ".join(s.value for s in at.success)
+    labels = {m.key: m.label for m in DEFAULT_MODELS}
+    assert f"A was written by **{labels[vote.model_a]}**" in revealed.replace("\\", "")
+    assert "1 of 2 pairs judged by you" in page_text(at)
+    at.button(key="arena.skip").click().run()  # the reveal goes; the next pair is still blind
+    assert not shows_a_model_name(at)
+    at.button(key="arena.unskip").click().run()
+    at.button(key="arena.vote.tie").click().run()
+    assert [v.winner for v in rows(db_url, select(Vote).order_by(Vote.id))] == ["b", "tie"]
+    assert "You have judged every pair" in page_text(at)
+
+
+def test_create_a_study_from_gallery_photos_and_write_its_captions(study, app, db_url):
+    at = open_page(app, "studies.py")
+    assert at.selectbox(key="studies.study").value == "Blind test"
+    no_exceptions(at)
+    at.text_input(key="studies.name").set_value("From the gallery").run()
+    at.radio(key="studies.source").set_value("Pick from the gallery").run()
+    engine = make_engine(db_url)
+    with transaction(engine, write=False) as s:
+        photo_ids = [p.id for p in studies.pickable_photos(session=s)]
+    at.multiselect(key="studies.picked").set_value(photo_ids).run()
+    at.multiselect(key="studies.models").set_value(MODELS).run()
+    at.selectbox(key="studies.preset").set_value("fast").run()
+    at.text_input(key="studies.criteria").set_value("overall, fits-photo").run()
+    at.button(key="studies.create").click().run()
+    no_exceptions(at)
+    assert any("Created the study" in s.value for s in at.success)
+    assert at.selectbox(key="studies.study").value == "From the gallery"  # the new study is chosen
+    at.button(key="studies.generate.From the gallery").click().run()
+    no_exceptions(at)
+    with transaction(engine, write=False) as s:
+        study = studies.get_study(session=s, name="From the gallery")
+        captions = studies.study_captions(session=s, study=study)
+        assert (study.criteria, study.k, study.settings["strategy"]) == (["overall", "fits-photo"], 3, "greedy")
+        assert sorted((c.photo_id, c.model_key) for c in captions) == sorted(
+            (pid, key) for pid in photo_ids for key in MODELS)
+    engine.dispose()
+    at.run()
+    assert any("All captions are written" in s.value for s in at.success)
+
+
+def test_a_bad_study_name_is_refused_with_a_message(study, app, db_url):
+    at = open_page(app, "studies.py")
+    at.text_input(key="studies.name").set_value("Blind test").run()
+    at.radio(key="studies.source").set_value("Pick from the gallery").run()
+    with transaction(make_engine(db_url), write=False) as s:
+        photo_ids = [p.id for p in studies.pickable_photos(session=s)]
+    at.multiselect(key="studies.picked").set_value(photo_ids[:1]).run()
+    at.multiselect(key="studies.models").set_value(MODELS).run()
+    at.button(key="studies.create").click().run()
+    no_exceptions(at)
+    assert any("already exists" in e.value for e in at.error)
+
+
+
+def test_gallery_leaves_study_captions_out_unless_asked(study, app):
+    at = open_page(app, "gallery.py")
+    no_exceptions(at)
+    shown = page_text(at)
+    study_caption = re.compile(r"photo \d+ caption")
+    assert "Blue sky" in shown and not study_caption.search(shown)
+    at.selectbox(key="gallery.study").set_value("Blind test").run()
+    no_exceptions(at)
+    shown = page_text(at)
+    assert "Blue sky" not in shown and len(study_caption.findall(shown)) == 4
