@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from db import Photo, Rating, make_engine, repo, transaction, upgrade
 from igcap.passwords import hash_password
-from tests.pages.conftest import APP, TIMEOUT, no_exceptions, open_page, server_address
+from tests.pages.conftest import APP, ROOT, TIMEOUT, no_exceptions, open_page, server_address
 
 ANA, BEN, KIM = "ana@example.org", "ben@example.org", "kim@uni.example"
 CHEAP = dict(n=2**4, r=1, p=1)  # fast to check; the real default is checked in tests/igcap/test_access.py
@@ -192,14 +192,41 @@ def test_creator_rates_as_themselves(photos, app_env, db_url):
         assert [(r.caption_id, r.rater, r.stars) for r in s.scalars(select(Rating))] == [(cid, BEN, 5)]
 
 
-def test_rater_sees_no_gallery_and_no_create(photos, app_env):
+def known_pages(new) -> list[str]:
+    """The pages navigation offers a session made by ``new()``: those it opens (AppTest refuses the others)."""
+    known = []
+    for page in sorted(p.name for p in (ROOT / "pages").glob("*.py")):
+        try:
+            at = open_page(new().run(), page)
+        except ValueError as err:
+            assert "Known pages" in str(err), err
+        else:
+            no_exceptions(at)
+            known.append(page)
+    return known
+
+
+def test_rater_sees_rate_and_arena_and_no_gallery_create_or_studies(photos, app_env):
     at = oidc_app(KIM).run()
     no_exceptions(at)
-    assert at.title[0].value.startswith("👋")
+    assert at.title[0].value.startswith("⭐")  # a rater starts on Rate
     assert "caption of" not in texts(at)
-    for page in ("gallery.py", "create.py", "evaluation.py", "models.py"):
-        with pytest.raises(ValueError, match=r"Known pages: \['[^']*welcome.py'\]"):
-            open_page(at, page)  # not registered for a rater: navigation offers the welcome page only
+    assert known_pages(lambda: oidc_app(KIM)) == ["arena.py", "rate.py"]  # no Gallery, Create, Studies, Evaluation, Models
+    at = open_page(at, "arena.py")
+    assert at.title[0].value.startswith("⚔️")
+
+
+def test_creator_sees_no_studies_and_an_owner_does(app_env):
+    assert known_pages(lambda: oidc_app(BEN)) == [
+        "arena.py", "create.py", "evaluation.py", "gallery.py", "models.py", "rate.py"]
+    owner = open_page(oidc_app(ANA).run(), "studies.py")
+    no_exceptions(owner)
+    assert owner.title[0].value.startswith("🧪")
+
+
+def test_local_mode_offers_every_page(app_env):
+    assert known_pages(new_app) == ["arena.py", "create.py", "evaluation.py", "gallery.py", "models.py", "rate.py",
+                                "studies.py"]
 
 
 def _photo_id(caption_id: int) -> int:
