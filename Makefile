@@ -10,7 +10,7 @@ PORT   ?= 8501
 .PHONY: run test chromium bench demo clean
 
 run: $(VENV)/.app
-	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT)
+	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT) --server.address localhost
 
 test: $(VENV)/.dev chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -1,25 +1,36 @@
-"""Entry point: page config, Streamlit secrets → environment, the rater box, navigation, the error guard."""
+"""Entry point: page config, Streamlit secrets → environment, the sign-in gate, navigation by role, the error guard."""
 
 import streamlit as st
 
-from igcap_ui import resources
+from igcap_ui import access, resources
 from igcap_ui.errors import shown_errors
 from igcap_ui.rater import rater_box
 from igcap_ui.secrets import copy_secrets_to_env, read_secrets
 
 st.set_page_config(page_title="igcap — Instagram captions", page_icon="📸", layout="wide")
 copy_secrets_to_env(read_secrets())  # before anything reads the configuration
+identity = access.gate()  # sign-in first: nothing below runs for someone without a role
 
-pages = [
-    st.Page("pages/create.py", title="Create", icon="✍️", default=True),
-    st.Page("pages/gallery.py", title="Gallery", icon="🖼️"),
-    st.Page("pages/studies.py", title="Studies", icon="🧪"),
-    st.Page("pages/rate.py", title="Rate", icon="⭐"),
+pages = []
+if identity.can_create:  # owner and creator
+    pages += [
+        st.Page("pages/create.py", title="Create", icon="✍️", default=True),
+        st.Page("pages/gallery.py", title="Gallery", icon="🖼️"),
+    ]
+if identity.is_owner:  # studies are the owner's (and everyone's without sign-in: local mode is the owner)
+    pages += [st.Page("pages/studies.py", title="Studies", icon="🧪")]
+# every role rates; a rater sees only what studies ask them to rate, starting with Rate
+pages += [
+    st.Page("pages/rate.py", title="Rate", icon="⭐", default=not identity.can_create),
     st.Page("pages/arena.py", title="Arena", icon="⚔️"),
-    st.Page("pages/evaluation.py", title="Evaluation", icon="📊"),
-    st.Page("pages/models.py", title="Models", icon="🧠"),
 ]
+if identity.can_create:
+    pages += [
+        st.Page("pages/evaluation.py", title="Evaluation", icon="📊"),
+        st.Page("pages/models.py", title="Models", icon="🧠"),
+    ]
 page = st.navigation(pages)
+access.identity_box(identity)
 rater_box()
 with shown_errors():
     resources.db_engine()  # opens and migrates the database once per process, at start (cached after)

@@ -1,7 +1,10 @@
 """The schema: photos, the captions written for them, the star ratings people give captions, and
 evaluation studies (their photos, their own captions, and pairwise votes between two captions).
 
-A photo is stored once per content hash; its captions and their ratings go with it when it is
+Every row records who made it: a photo its ``owner``, a caption its ``author``, a rating its ``rater``
+(the signed-in identity: an e-mail address or a name; ``"local"`` without sign-in and for rows older
+than sign-in). A photo is stored once per owner and content hash, so two people uploading the same
+photo each get their own row and never see each other's; its captions and their ratings go with it when it is
 deleted (ON DELETE CASCADE in the database, so a bulk delete cascades too). Nothing else is
 deleted implicitly. Times are stored in UTC and come back as timezone-aware datetimes.
 """
@@ -19,6 +22,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 MANUAL = "manual"  # the model key of a caption a person wrote by hand
 MANUAL_LABEL = "Written by hand"  # what people see for it
 DEFAULT_CRITERION = "overall"
+LOCAL_OWNER = "local"  # owner/author of rows made without sign-in (the same value as igcap.access.LOCAL_ID)
+IDENTITY_LENGTH = 254  # an e-mail address is at most 254 characters
 DEFAULT_K = 3  # ratings each study caption needs
 WINNERS = ("a", "b", "tie", "both_bad")  # a pairwise vote's outcome
 
@@ -72,9 +77,14 @@ class Base(DeclarativeBase):
 
 class Photo(Base):
     __tablename__ = "photos"
+    __table_args__ = (
+        # One row per owner and content: the same photo from two people is two private rows.
+        UniqueConstraint("owner", "sha256", name="uq_photos_owner_sha256"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    sha256: Mapped[str] = mapped_column(String(64), unique=True)  # of the uploaded bytes: one row per photo
+    owner: Mapped[str] = mapped_column(String(IDENTITY_LENGTH), default=LOCAL_OWNER, server_default=LOCAL_OWNER)
+    sha256: Mapped[str] = mapped_column(String(64))  # of the uploaded bytes
     name: Mapped[str] = mapped_column(String(255))  # the original file name
     width: Mapped[int]
     height: Mapped[int]
@@ -103,6 +113,7 @@ class Caption(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), index=True)
+    author: Mapped[str] = mapped_column(String(IDENTITY_LENGTH), default=LOCAL_OWNER, server_default=LOCAL_OWNER)
     model_key: Mapped[str] = mapped_column(String(64), index=True)  # registry key, or "manual"
     model_source: Mapped[str | None] = mapped_column(String(512))  # hub id or path, "@revision" if known
     text: Mapped[str] = mapped_column(Text)  # as shown and edited

@@ -4,7 +4,13 @@ the caller owns the transaction (``with db.transaction(engine) as session: ...``
 Bad input raises ``ValueError`` with a message a person can read; an unknown id raises
 :class:`NotFoundError`. Text is stored without NUL characters (``\x00``) on both databases:
 PostgreSQL cannot store them in text columns and they show nothing anyway, so they are dropped here
-rather than failing on one database and not the other. Saving a photo and rating are race-safe upserts (``INSERT … ON CONFLICT``),
+rather than failing on one database and not the other.
+
+Private rows: functions that find or change photos, captions and ratings take ``owner``, the identity
+acting (an e-mail address, a name, or ``"local"``). When given, only that identity's rows are found
+(a photo's ``owner``, a caption's ``author``); anybody else's raise :class:`NotFoundError`, exactly
+like a row that does not exist, so nothing leaks. ``owner=None`` means no restriction: the app's
+owner role, and the command line (which runs with the database's own credentials). Saving a photo and rating are race-safe upserts (``INSERT … ON CONFLICT``),
 so two browser tabs doing the same at once neither fail nor duplicate rows.
 """
 
@@ -22,7 +28,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Float, cast, func, or_, select
 from sqlalchemy.orm import Session, aliased, joinedload
 
-from db.models import DEFAULT_CRITERION, MANUAL, Caption, Photo, Rating, Study, utcnow
+from db.models import DEFAULT_CRITERION, IDENTITY_LENGTH, LOCAL_OWNER, MANUAL, Caption, Photo, Rating, Study, utcnow
 
 RATER_MAX = 80
 CRITERION_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
@@ -45,8 +51,10 @@ class NotFoundError(LookupError):
 # ---------------------------------------------------------------- photos and captions
 
 def save_photo(*, session: Session, sha256: str, name: str, width: int, height: int, format: str,
-               image_jpeg: bytes, thumbnail_jpeg: bytes) -> Photo:
-    """The photo with this content hash, stored now if it is new (the first upload's name is kept)."""
+               image_jpeg: bytes, thumbnail_jpeg: bytes, owner: str = LOCAL_OWNER) -> Photo:
+    """``owner``'s photo with this content hash, stored now if it is new for them (the first upload's
+    name is kept). Another owner's copy of the same photo is a separate row they alone see."""
+    owner = clean_identity(owner)
     sha256 = sha256.strip().lower()
     if not SHA256_RE.match(sha256):
         raise ValueError("sha256 must be 64 hexadecimal characters")
@@ -54,30 +62,44 @@ def save_photo(*, session: Session, sha256: str, name: str, width: int, height: 
         raise ValueError("width and height must be positive")
     values = dict(sha256=sha256, name=(without_nul(name) or "photo")[:255], width=width, height=height,
                   format=(format or "")[:16], image_jpeg=image_jpeg, thumbnail_jpeg=thumbnail_jpeg,
-                  created_at=utcnow())
-    session.execute(_insert(session, Photo).values(**values).on_conflict_do_nothing(index_elements=["sha256"]))
-    return session.scalars(select(Photo).where(Photo.sha256 == sha256)).one()
+                  created_at=utcnow(), owner=owner)
+    session.execute(_insert(session, Photo).values(**values)
+                    .on_conflict_do_nothing(index_elements=["owner", "sha256"]))
+    return session.scalars(select(Photo).where(Photo.owner == owner, Photo.sha256 == sha256)).one()
 
 
-def get_photo(*, session: Session, photo_id: int) -> Photo | None:
-    return session.get(Photo, photo_id)
+def clean_identity(identity: str | None) -> str:
+    """An owner/author identity as stored: 1 to 254 characters, no surrounding spaces."""
+    value = (identity or "").strip()
+    if not value or len(value) > IDENTITY_LENGTH:
+        raise ValueError(f"an owner must be 1 to {IDENTITY_LENGTH} characters")
+    return value
 
 
-def find_photo(*, session: Session, sha256: str) -> Photo | None:
-    return session.scalars(select(Photo).where(Photo.sha256 == sha256.strip().lower())).first()
+def get_photo(*, session: Session, photo_id: int, owner: str | None = None) -> Photo | None:
+    photo = session.get(Photo, photo_id)
+    return photo if photo is not None and (owner is None or photo.owner == owner) else None
 
 
-def photo_image(*, session: Session, photo_id: int) -> bytes:
+def find_photo(*, session: Session, sha256: str, owner: str = LOCAL_OWNER) -> Photo | None:
+    """``owner``'s photo with this content hash."""
+    return session.scalars(select(Photo).where(Photo.owner == owner, Photo.sha256 == sha256.strip().lower())).first()
+
+
+def photo_image(*, session: Session, photo_id: int, owner: str | None = None) -> bytes:
     """The stored (resized) JPEG of a photo; lists load only thumbnails."""
-    data = session.scalar(select(Photo.image_jpeg).where(Photo.id == photo_id))
+    stmt = select(Photo.image_jpeg).where(Photo.id == photo_id)
+    if owner is not None:
+        stmt = stmt.where(Photo.owner == owner)
+    data = session.scalar(stmt)
     if data is None:
         raise NotFoundError(f"photo {photo_id} does not exist", "photo")
     return data
 
 
-def delete_photo(*, session: Session, photo_id: int) -> None:
-    """Delete a photo with its captions and their ratings."""
-    photo = session.get(Photo, photo_id)
+def delete_photo(*, session: Session, photo_id: int, owner: str | None = None) -> None:
+    """Delete a photo with its captions and their ratings (only ``owner``'s photo when given)."""
+    photo = get_photo(session=session, photo_id=photo_id, owner=owner)
     if photo is None:
         raise NotFoundError(f"photo {photo_id} does not exist", "photo")
     session.delete(photo)
@@ -86,8 +108,12 @@ def delete_photo(*, session: Session, photo_id: int) -> None:
 
 def add_caption(*, session: Session, photo: Photo, model_key: str, text: str, generated_text: str | None = None,
                 model_source: str | None = None, settings: Mapping[str, Any] | Any | None = None,
-                seconds: float | None = None, favourite: bool = False) -> Caption:
-    """A caption for ``photo``: written by a model (``generated_text`` as it came out) or by hand (``MANUAL``)."""
+                seconds: float | None = None, favourite: bool = False, author: str | None = None) -> Caption:
+    """A caption for ``photo``: written by a model (``generated_text`` as it came out) or by hand (``MANUAL``).
+
+    ``author`` (who saved it) defaults to the photo's owner.
+    """
+    author = clean_identity(author or photo.owner or LOCAL_OWNER)
     model_key = (without_nul(model_key) or "").strip()
     if not model_key or len(model_key) > 64:
         raise ValueError("model key must be 1 to 64 characters")
@@ -98,7 +124,7 @@ def add_caption(*, session: Session, photo: Photo, model_key: str, text: str, ge
         raise ValueError("a hand-written caption cannot be empty")
     if seconds is not None and (not math.isfinite(seconds) or seconds < 0):
         raise ValueError("seconds must be a non-negative number")
-    caption = Caption(photo=photo, model_key=model_key, text=text, generated_text=generated_text,
+    caption = Caption(photo=photo, author=author, model_key=model_key, text=text, generated_text=generated_text,
                       model_source=(model_source or None) and model_source[:512],
                       settings=_settings_dict(settings), seconds=seconds, favourite=bool(favourite))
     session.add(caption)
@@ -116,36 +142,41 @@ def _settings_dict(settings: Any) -> dict[str, Any] | None:
         raise ValueError(f"decoding settings must be JSON-serialisable: {err}") from err
 
 
-def get_caption(*, session: Session, caption_id: int) -> Caption | None:
-    return session.get(Caption, caption_id, options=[joinedload(Caption.photo)])
+def get_caption(*, session: Session, caption_id: int, owner: str | None = None) -> Caption | None:
+    """The caption with its photo; with ``owner``, only a caption on that owner's photo."""
+    caption = session.get(Caption, caption_id, options=[joinedload(Caption.photo)])
+    return caption if caption is not None and (owner is None or caption.photo.owner == owner) else None
 
 
-def _caption(session: Session, caption_id: int) -> Caption:
+def _caption(session: Session, caption_id: int, author: str | None = None) -> Caption:
     caption = session.get(Caption, caption_id)
-    if caption is None:
-        raise NotFoundError(f"caption {caption_id} does not exist")
+    if caption is None or (author is not None and caption.author != author):
+        raise NotFoundError(f"caption {caption_id} does not exist", "caption")
     return caption
 
 
-def edit_caption(*, session: Session, caption_id: int, text: str) -> Caption:
-    """Change the text people see; the generated text stays as the model wrote it."""
+def edit_caption(*, session: Session, caption_id: int, text: str, owner: str | None = None) -> Caption:
+    """Change the text people see; the generated text stays as the model wrote it (``owner``: its author only)."""
     if not isinstance(text, str):
         raise ValueError("caption text must be a string")
-    caption = _caption(session, caption_id)
+    caption = _caption(session, caption_id, owner)
     caption.text = without_nul(text)
     session.flush()
     return caption
 
 
-def set_favourite(*, session: Session, caption_id: int, favourite: bool) -> Caption:
-    caption = _caption(session, caption_id)
+def set_favourite(*, session: Session, caption_id: int, favourite: bool, owner: str | None = None) -> Caption:
+    caption = _caption(session, caption_id, owner)
     caption.favourite = bool(favourite)
     session.flush()
     return caption
 
 
-def captions_for_photo(*, session: Session, photo_id: int) -> list[Caption]:
-    return list(session.scalars(select(Caption).where(Caption.photo_id == photo_id).order_by(Caption.id)))
+def captions_for_photo(*, session: Session, photo_id: int, owner: str | None = None) -> list[Caption]:
+    stmt = select(Caption).where(Caption.photo_id == photo_id).order_by(Caption.id)
+    if owner is not None:
+        stmt = stmt.join(Caption.photo).where(Photo.owner == owner)
+    return list(session.scalars(stmt))
 
 
 # ---------------------------------------------------------------- ratings
@@ -168,9 +199,10 @@ def clean_criterion(criterion: str | None) -> str:
 
 
 def rate(*, session: Session, caption_id: int, rater: str, stars: int, criterion: str = DEFAULT_CRITERION,
-         comment: str | None = None) -> Rating:
+         comment: str | None = None, owner: str | None = None) -> Rating:
     """Give ``stars`` (1–5) to a caption; rating the same caption on the same criterion again updates it.
 
+    ``owner``: the caption must be on this owner's photo (the gallery: people rate what they can see).
     The rating keeps the caption's text as it is now (``rated_text``): a later edit does not change what
     these stars were given to.
     """
@@ -178,7 +210,10 @@ def rate(*, session: Session, caption_id: int, rater: str, stars: int, criterion
         raise ValueError(f"stars must be a whole number from 1 to 5, not {stars!r}")
     rater, criterion = clean_rater(rater), clean_criterion(criterion)
     comment = (without_nul(comment) or "").strip() or None
-    rated_text = _caption(session, caption_id).text  # what the stars were given to, kept with them
+    caption = get_caption(session=session, caption_id=caption_id, owner=owner)
+    if caption is None:
+        raise NotFoundError(f"caption {caption_id} does not exist", "caption")
+    rated_text = caption.text  # what the stars were given to, kept with them
     now = utcnow()
     stmt = _insert(session, Rating).values(caption_id=caption_id, rater=rater, stars=stars, criterion=criterion,
                                            comment=comment, rated_text=rated_text, created_at=now, updated_at=now)
@@ -204,16 +239,23 @@ def ratings_for_caption(*, session: Session, caption_id: int) -> list[Rating]:
     return list(session.scalars(select(Rating).where(Rating.caption_id == caption_id).order_by(Rating.id)))
 
 
-def list_raters(*, session: Session) -> list[str]:
-    return list(session.scalars(select(Rating.rater).distinct().order_by(Rating.rater)))
+def list_raters(*, session: Session, owner: str | None = None) -> list[str]:
+    """Everyone who rated (with ``owner``: who rated captions on that owner's photos)."""
+    stmt = select(Rating.rater).distinct().order_by(Rating.rater)
+    if owner is not None:
+        stmt = stmt.join(Rating.caption).join(Caption.photo).where(Photo.owner == owner)
+    return list(session.scalars(stmt))
 
 
 def list_criteria(*, session: Session) -> list[str]:
     return list(session.scalars(select(Rating.criterion).distinct().order_by(Rating.criterion)))
 
 
-def list_model_keys(*, session: Session) -> list[str]:
-    return list(session.scalars(select(Caption.model_key).distinct().order_by(Caption.model_key)))
+def list_model_keys(*, session: Session, owner: str | None = None) -> list[str]:
+    stmt = select(Caption.model_key).distinct().order_by(Caption.model_key)
+    if owner is not None:
+        stmt = stmt.join(Caption.photo).where(Photo.owner == owner)
+    return list(session.scalars(stmt))
 
 
 def _insert(session: Session, model):
@@ -244,6 +286,7 @@ class GalleryFilter:
     date_to: date | datetime | None = None  # created on or before (a date includes that whole day)
     criterion: str = DEFAULT_CRITERION  # which ratings min_stars and the summaries use
     study: str | None = None  # None: suggestions and favourites (no study captions); a name: that study's only
+    owner: str | None = None  # only captions on this owner's photos (None: everyone's)
 
     def __post_init__(self):
         keys = (self.model_keys,) if isinstance(self.model_keys, str) else self.model_keys
@@ -265,6 +308,8 @@ class GalleryFilter:
             where.append(Caption.study_id.is_(None))
         else:
             where.append(Caption.study_id == select(Study.id).where(Study.name == self.study).scalar_subquery())
+        if self.owner is not None:
+            where.append(Caption.photo_id.in_(select(Photo.id).where(Photo.owner == self.owner)))
         if self.model_keys:
             where.append(Caption.model_key.in_(self.model_keys))
         if self.favourites_only:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from db import repo, studies, transaction
-from db.models import Study
+from db.models import LOCAL_OWNER, Study
 from igcap.decoding import DecodingSettings
 from igcap.images import Photo, resized_jpeg, thumbnail_jpeg
 
@@ -51,11 +51,12 @@ class GenerationReport:
         return not self.failed
 
 
-def store_photo(*, session, photo: Photo):
-    """The database row of a decoded photo (stored once per content hash: a 1080-px copy and a thumbnail)."""
+def store_photo(*, session, photo: Photo, owner: str = LOCAL_OWNER):
+    """``owner``'s database row of a decoded photo (stored once per owner and content hash: a 1080-px copy
+    and a thumbnail)."""
     return repo.save_photo(session=session, sha256=photo.sha256, name=photo.name, width=photo.width,
                            height=photo.height, format=photo.format, image_jpeg=resized_jpeg(photo.image),
-                           thumbnail_jpeg=thumbnail_jpeg(photo.image))
+                           thumbnail_jpeg=thumbnail_jpeg(photo.image), owner=owner)
 
 
 def create_study(*, session, name: str, photo_ids: Iterable[int], models: Sequence[str], settings: DecodingSettings,

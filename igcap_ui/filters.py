@@ -15,16 +15,18 @@ def model_label(key: str) -> str:
     return label_in(key, resources.registry())
 
 
-def filter_row(prefix: str, search: bool = True, study_choice: bool = False):
-    """Draw the filters; return a GalleryFilter, or None after showing why the choice cannot work.
+def filter_row(prefix: str, search: bool = True, study_choice: bool = False, owner: str | None = None):
+    """Draw the filters; return a GalleryFilter (only ``owner``'s captions when given), or None after
+    showing why the choice cannot work.
 
     ``study_choice``: when studies exist, offer to show one study's captions instead of the saved ones
-    (study captions are left out otherwise, so they do not flood the gallery).
+    (study captions are left out otherwise, so they do not flood the gallery). Studies are the owner's:
+    someone who sees only their own captions (``owner`` given) is not offered them.
     """
     with transaction(resources.db_engine(), write=False) as session:
-        saved_keys = repo.list_model_keys(session=session)
-        raters = repo.list_raters(session=session)
-        study_names = [s.name for s in studies.list_studies(session=session)] if study_choice else []
+        saved_keys = repo.list_model_keys(session=session, owner=owner)
+        raters = repo.list_raters(session=session, owner=owner)
+        study_names = [s.name for s in studies.list_studies(session=session)] if study_choice and owner is None else []
     study = None
     if study_names:
         study = st.selectbox("Captions", [None, *study_names], key=f"{prefix}.study",
@@ -40,7 +42,8 @@ def filter_row(prefix: str, search: bool = True, study_choice: bool = False):
     text = cols[4].text_input("Search captions", key=f"{prefix}.search") if search else ""
     try:
         return repo.GalleryFilter(model_keys=models, favourites_only=favourites, min_stars=min_stars,
-                                  rater=None if rater == ANY else rater, search=text, study=study)
+                                  rater=None if rater == ANY else rater, search=text, study=study,
+                                  owner=owner)
     except ValueError as err:
         st.error(str(err), icon="⚠️")
         return None

@@ -7,6 +7,9 @@ st.session_state access raises its rerun exception, which it swallows) and never
 burst of clicks some ratings were lost while the page showed them (issue 12 item 3). So every drawn
 widget is also compared, in the script body, with what this session last stored for it, and a
 difference is stored there; a failure is said beside the widget.
+
+Edit, favourite and delete are drawn only for what the person may change (their own, or anything for
+the owner role), and the queries check it again (``owner=``), so a stale page cannot change others' rows.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import streamlit as st
 
 from db import repo, transaction
-from igcap_ui import resources
+from igcap_ui import access, resources
 from igcap_ui.caption_card import caption_stats, counters, warn_over_limits
 from igcap_ui.errors import show_error, shown_errors
 from igcap_ui.filters import model_label
@@ -29,9 +32,13 @@ WARNINGS_KEY = "gallery.limit_warnings"  # caption id → stats of the text just
 def photo_block(items: list, rater: str) -> None:
     """items: GalleryItems of one photo (newest caption first)."""
     photo = items[0].photo
+    identity = access.current()
     with photo_row(photo.thumbnail_jpeg, photo) as (left, right):
         with left:
-            _delete_controls(photo)
+            if photo.owner != identity.id:  # only the owner role sees others' photos
+                st.text(f"Uploaded by {photo.owner}")
+            if identity.may_change(photo.owner):
+                _delete_controls(photo)
         with right:
             for i, item in enumerate(items):
                 if i:
@@ -41,6 +48,8 @@ def photo_block(items: list, rater: str) -> None:
 
 def caption_row(item, rater: str) -> None:
     caption = item.caption
+    identity = access.current()
+    mine = identity.may_change(caption.author)
     head = f"**{plain(model_label(caption.model_key))}**"
     if item.rating_count:
         head += f" · ★ {item.mean_stars:.1f} from {item.rating_count} rating(s)"
@@ -59,10 +68,12 @@ def caption_row(item, rater: str) -> None:
     with cols[1]:
         key = f"fav.{caption.id}"
         shown = st.toggle("Favourite", value=caption.favourite, key=key, on_change=_favourite,
-                          args=(caption.id, key))
-        _store_if_changed(key, shown, caption.favourite, lambda: _save_favourite(caption.id, shown))
-    with st.expander("Edit caption"):
-        _edit_box(caption)
+                          args=(caption.id, key), disabled=not mine)
+        if mine:
+            _store_if_changed(key, shown, caption.favourite, lambda: _save_favourite(caption.id, shown))
+    if mine:
+        with st.expander("Edit caption"):
+            _edit_box(caption)
 
 
 def _edit_box(caption) -> None:
@@ -82,7 +93,7 @@ def _save_edit(caption_id: int, key: str) -> None:
     text = st.session_state[key]
     try:
         with transaction(resources.db_engine()) as session:
-            repo.edit_caption(session=session, caption_id=caption_id, text=text)
+            repo.edit_caption(session=session, caption_id=caption_id, text=text, owner=_acting())
     except repo.NotFoundError as err:
         show_error(err)
         st.caption("Your edited text, to copy:")
@@ -130,12 +141,13 @@ def _save_stars(caption_id: int, rater: str, value: int | None) -> None:
         if value is None:
             repo.unrate(session=session, caption_id=caption_id, rater=rater)
         else:
-            repo.rate(session=session, caption_id=caption_id, rater=rater, stars=value + 1)
+            repo.rate(session=session, caption_id=caption_id, rater=rater, stars=value + 1,
+                      owner=access.current().owner_filter)
 
 
 def _save_favourite(caption_id: int, value: bool) -> None:
     with transaction(resources.db_engine()) as session:
-        repo.set_favourite(session=session, caption_id=caption_id, favourite=value)
+        repo.set_favourite(session=session, caption_id=caption_id, favourite=value, owner=_acting())
 
 
 def _delete_controls(photo) -> None:
@@ -149,9 +161,14 @@ def _delete_controls(photo) -> None:
     if yes.button("Yes, delete", key=f"delete.{photo.id}.yes", type="primary"):
         with shown_errors():
             with transaction(resources.db_engine()) as session:
-                repo.delete_photo(session=session, photo_id=photo.id)
+                repo.delete_photo(session=session, photo_id=photo.id, owner=_acting())
             st.session_state.pop(CONFIRM_KEY, None)
             st.rerun()
     if no.button("Cancel", key=f"delete.{photo.id}.no"):
         st.session_state.pop(CONFIRM_KEY, None)
         st.rerun()
+
+
+def _acting() -> str | None:
+    """The owner filter for changes: None (anything) for the owner role, else the person's own rows."""
+    return access.current().owner_filter

@@ -2,7 +2,8 @@
 
 The sets live in the database (db.hashtag_sets); this session keeps a copy, read again after every
 change. Adding goes through igcap.hashtags.add_hashtags, so a caption never passes Instagram's limits.
-Sets are shared while igcap has no sign-in (owner ""); with sign-in, OWNER becomes the person.
+Without sign-in the sets are shared (owner "", as the CLI stores them); signed in, each person has their
+own (owner: the identity's id).
 """
 
 from __future__ import annotations
@@ -11,25 +12,35 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from igcap_ui import resources
+from igcap_ui import access, resources
 from igcap_ui.errors import shown_errors
 from igcap_ui.plain import escape_markdown
 
-OWNER = ""
+SHARED = ""  # the owner of sets made without sign-in (and by the CLI)
 _CACHE = "hashtags.sets"  # [(name, [tags])] read from the database this session
+_CACHE_OWNER = "hashtags.sets_owner"  # whose sets _CACHE holds
 _PROBLEM = "hashtags.problem"  # why the last set typed could not be saved
 _NOTES = "hashtags.notes"  # text widget key → what the last click added or left out
 NAME_KEY, TAGS_KEY = "hashtags.new_name", "hashtags.new_tags"
 
 
+def owner() -> str:
+    """Whose sets this session uses: the signed-in identity's, else the shared ones."""
+    identity = access.current()
+    return identity.id if identity.signed_in else SHARED
+
+
 def saved_sets() -> list[tuple[str, list[str]]]:
+    if st.session_state.get(_CACHE_OWNER) != owner():  # signed in as someone else since they were read
+        st.session_state.pop(_CACHE, None)
+        st.session_state[_CACHE_OWNER] = owner()
     if _CACHE not in st.session_state:
         from db import hashtag_sets, transaction
 
         sets = []
         with shown_errors():
             with transaction(resources.db_engine(), write=False) as session:
-                sets = [(s.name, s.tag_list) for s in hashtag_sets.list_sets(session=session, owner=OWNER)]
+                sets = [(s.name, s.tag_list) for s in hashtag_sets.list_sets(session=session, owner=owner())]
         st.session_state[_CACHE] = sets
     return st.session_state[_CACHE]
 
@@ -64,7 +75,7 @@ def _save() -> None:
     try:
         tags = parse_hashtag_set(st.session_state.get(TAGS_KEY, ""))
         with transaction(resources.db_engine()) as session:
-            hashtag_sets.save_set(session=session, name=st.session_state.get(NAME_KEY, ""), tags=tags, owner=OWNER)
+            hashtag_sets.save_set(session=session, name=st.session_state.get(NAME_KEY, ""), tags=tags, owner=owner())
     except DatabaseError as err:
         st.session_state[_PROBLEM] = f"The set was not saved: {err.message}. Try again in a moment."
         return
@@ -81,7 +92,7 @@ def _delete(name: str) -> None:
 
     try:
         with shown_errors(), transaction(resources.db_engine()) as session:
-            hashtag_sets.delete_set(session=session, name=name, owner=OWNER)
+            hashtag_sets.delete_set(session=session, name=name, owner=owner())
     except NotFoundError:
         pass  # deleted in another tab meanwhile: the list is read again below
     st.session_state.pop(_CACHE, None)

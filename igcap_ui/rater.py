@@ -1,7 +1,8 @@
-"""The rater's name in the sidebar, remembered for the session whichever page is open.
+"""Who gives a rating: the signed-in identity, or (without sign-in) the name typed in the sidebar.
 
-The name is checked here, at the edge, by the same rule the database uses (db.repo.clean_rater: spaces
-around and between words normalised, 1 to 80 characters), so the pages only ever see a usable name or ''.
+``current_rater()`` is the one function pages call for the rater of this session. A typed name is checked
+here, at the edge, by the same rule the database uses (db.repo.clean_rater: spaces around and between
+words normalised, 1 to 80 characters), so the pages only ever see a usable name or ''.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from db.repo import RATER_MAX, clean_rater
+from igcap_ui import access
 
 RATER = "rater_name"  # a plain session key: widget keys are dropped on pages that do not draw the widget
 _WIDGET = "rater_name_input"
@@ -16,7 +18,10 @@ _PROBLEM = "rater_name_problem"  # why the last name typed was not taken, shown 
 
 
 def rater_box() -> str:
-    """Draw the name box in the sidebar and return the current rater ('' when none given)."""
+    """Without sign-in, draw the name box in the sidebar; return the current rater ('' when none given).
+    Signed in, there is no box: the identity is the rater."""
+    if access.current().signed_in:
+        return current_rater()
     st.session_state.setdefault(RATER, "")
     if not st.session_state.get(_PROBLEM):
         st.session_state[_WIDGET] = st.session_state[RATER]
@@ -28,6 +33,10 @@ def rater_box() -> str:
 
 
 def current_rater() -> str:
+    """The rater of this session: the signed-in identity's id (e-mail or name), else the typed name."""
+    identity = access.current()
+    if identity.signed_in:
+        return identity.id
     return st.session_state.get(RATER, "")
 
 

@@ -1,10 +1,11 @@
-"""Create page → database: a photo (resized copy + thumbnail, stored once per content) and its caption."""
+"""Create page → database: a photo (resized copy + thumbnail, stored once per owner and content) and its
+caption, both recorded as the signed-in person's."""
 
 from __future__ import annotations
 
 from db import MANUAL, repo, transaction
 from igcap.images import resized_jpeg, thumbnail_jpeg
-from igcap_ui import resources
+from igcap_ui import access, resources
 
 
 def save_generated(photo, card, result, text: str) -> tuple[int, bool]:
@@ -18,17 +19,18 @@ def save_generated(photo, card, result, text: str) -> tuple[int, bool]:
     from igcap_ui.results import saved
 
     previous = saved().get(card.text_key(result.variant))
+    me = access.current().id
     with transaction(resources.db_engine()) as session:
         if previous:
-            row = repo.get_caption(session=session, caption_id=previous)
+            row = repo.get_caption(session=session, caption_id=previous, owner=me)
             if row is not None and _same_caption(row, photo, card, result):
-                repo.edit_caption(session=session, caption_id=previous, text=text)
+                repo.edit_caption(session=session, caption_id=previous, text=text, owner=me)
                 return previous, False
-        row = _photo_row(session, photo)
+        row = _photo_row(session, photo, me)
         spec = resources.registry().get(card.model_key)
         caption = repo.add_caption(session=session, photo=row, model_key=card.model_key, model_source=_source(spec),
                                    text=text, generated_text=result.text, settings=card.settings_for(result.variant),
-                                   favourite=True, seconds=result.seconds)
+                                   favourite=True, seconds=result.seconds, author=me)
         session.flush()
         return caption.id, bool(previous)
 
@@ -38,18 +40,19 @@ def _same_caption(row, photo, card, result) -> bool:
 
 
 def save_manual(photo, text: str) -> int:
+    me = access.current().id
     with transaction(resources.db_engine()) as session:
-        caption = repo.add_caption(session=session, photo=_photo_row(session, photo), model_key=MANUAL,
+        caption = repo.add_caption(session=session, photo=_photo_row(session, photo, me), model_key=MANUAL,
                                    model_source=None, text=text.strip(), generated_text=None, settings=None,
-                                   favourite=True, seconds=None)
+                                   favourite=True, seconds=None, author=me)
         session.flush()
         return caption.id
 
 
-def _photo_row(session, photo):
+def _photo_row(session, photo, owner: str):
     return repo.save_photo(session=session, sha256=photo.sha256, name=photo.name, width=photo.width,
                            height=photo.height, format=photo.format, image_jpeg=resized_jpeg(photo.image),
-                           thumbnail_jpeg=thumbnail_jpeg(photo.image))
+                           thumbnail_jpeg=thumbnail_jpeg(photo.image), owner=owner)
 
 
 def _source(spec) -> str | None:

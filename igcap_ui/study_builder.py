@@ -9,7 +9,7 @@ import streamlit as st
 
 from db import studies, transaction
 from igcap.images import MAX_UPLOAD_MB, SUPPORTED_LABEL, PhotoError, load_photo
-from igcap_ui import resources
+from igcap_ui import access, resources
 from igcap_ui.plain import plain
 from igcap_ui.errors import shown_errors
 from igcap_ui.filters import model_label
@@ -66,7 +66,8 @@ def _create(name, photos, picked, models, settings, criteria, k) -> str:
     from igcap.study import create_study, store_photo
 
     with transaction(resources.db_engine()) as session:
-        ids = [store_photo(session=session, photo=p).id for p in photos] + list(picked)
+        owner = access.current().id  # the study's uploads are the signed-in owner's photos
+        ids = [store_photo(session=session, photo=p, owner=owner).id for p in photos] + list(picked)
         study = create_study(session=session, name=name, photo_ids=ids, models=models, settings=settings,
                              known_models=resources.registry(), criteria=criteria, k=k)
         return study.name

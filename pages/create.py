@@ -2,12 +2,13 @@
 
 import streamlit as st
 
-from igcap_ui import resources
+from igcap_ui import access, resources
 from igcap_ui.decoding_panel import decoding_panel
 from igcap_ui.generation import draw_results, generate, resume_generation
 from igcap_ui.hashtag_sets import manage_sets
 from igcap_ui.photos import photo_inputs
 
+access.require("can_create")
 st.title("✍️ Create captions")
 photos = photo_inputs()
 

@@ -5,23 +5,25 @@ import pandas as pd
 import streamlit as st
 
 from db import export, repo, transaction
-from igcap_ui import resources
+from igcap_ui import access, resources
 from igcap_ui.errors import show_error, shown_errors
 from igcap_ui.filters import filter_row, model_label
 from igcap_ui.leaderboard_view import study_leaderboard
 from igcap_ui.study_choice import choose_study
 
+identity = access.require("can_create")  # a creator evaluates their own captions, an owner everyone's
 st.title("📊 Evaluation")
 try:
     resources.db_engine()  # a database that cannot be opened is reported once, not once per section
 except Exception as err:  # noqa: BLE001 - shown as a message, never a stack trace
     show_error(err)
     st.stop()
-st.header("Study leaderboard", anchor=False)
-with shown_errors():
-    study = choose_study("evaluation")
-    if study:
-        study_leaderboard(study)
+if identity.is_owner:  # studies are the owner's
+    st.header("Study leaderboard", anchor=False)
+    with shown_errors():
+        study = choose_study("evaluation")
+        if study:
+            study_leaderboard(study)
 
 st.header("Saved captions", anchor=False)
 st.caption("Star ratings per model (criterion: overall) of the captions saved from the Create page. The filters "
@@ -29,7 +31,7 @@ st.caption("Star ratings per model (criterion: overall) of the captions saved fr
            "to save and saw the model's name): use a study for that.")
 
 with shown_errors():
-    filters = filter_row("evaluation")
+    filters = filter_row("evaluation", owner=identity.owner_filter)
     if filters is not None:
         labels = resources.registry()
         include_unrated = st.toggle("Include unrated captions in the wide export", key="evaluation.unrated")

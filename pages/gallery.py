@@ -3,7 +3,7 @@
 import streamlit as st
 
 from db import repo, transaction
-from igcap_ui import resources
+from igcap_ui import access, resources
 from igcap_ui.errors import shown_errors
 from igcap_ui.filters import filter_row
 from igcap_ui.gallery_items import photo_block
@@ -11,13 +11,14 @@ from igcap_ui.rater import current_rater
 
 PAGE_KEY = "gallery.page"
 
+identity = access.require("can_create")  # a creator sees their own photos, an owner everyone's
 st.title("🖼️ Gallery")
 rater = current_rater()
 if not rater:
     st.info("Enter your name in the sidebar to rate captions.", icon="👤")
 
 with shown_errors():
-    filters = filter_row("gallery", study_choice=True)
+    filters = filter_row("gallery", study_choice=True, owner=identity.owner_filter)
     per_page = st.session_state.get("gallery.per_page", 12)
     if filters is not None:
         with transaction(resources.db_engine(), write=False) as session:

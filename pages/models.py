@@ -3,12 +3,13 @@
 import streamlit as st
 
 from igcap.config import env_key
-from igcap_ui import resources
+from igcap_ui import access, resources
 from igcap_ui.plain import plain
 from igcap_ui.errors import shown_errors
 
 STATE_BADGE = {"loaded": ("Loaded", "green"), "failed": ("Failed to load", "red"), "not loaded": ("Not loaded yet", "gray")}
 
+access.require("can_create")
 st.title("🧠 Models")
 specs, settings = resources.registry(), resources.settings()
 budget = f"{settings.memory_budget_mb:,} MB" if settings.memory_budget_mb else "no memory bound"

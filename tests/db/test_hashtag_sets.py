@@ -75,9 +75,9 @@ def test_migration_adds_the_table_and_keeps_rows_both_ways(blank_url):
     assert current_revision(engine) == head_revision() and "hashtag_sets" in inspect(engine).get_table_names()
     with transaction(engine) as s:
         hashtag_sets.save_set(session=s, name="travel", tags=TRAVEL)
-    # down to before the hashtag sets (through 0003_studies, which sits on top): photos, captions, ratings
-    # stay. db.engine.downgrade turns SQLite's foreign keys off while tables are rebuilt (raw Alembic would
-    # cascade-delete the ratings when 0003's downgrade rebuilds `captions`).
+    # down to before the hashtag sets (through 0005_owners and 0003_studies, which sit on top and rebuild
+    # tables on SQLite): photos, captions, ratings stay. db.engine.downgrade turns SQLite's foreign keys off
+    # while tables are rebuilt (raw Alembic would cascade-delete captions and ratings).
     downgrade(engine, "0002")
     assert "hashtag_sets" not in inspect(engine).get_table_names()
     with engine.connect() as conn:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+from alembic import command
 from sqlalchemy import inspect, select, text
 
 from db import Caption, Photo, Rating, repo, studies
-from db.engine import current_revision, downgrade, head_revision, make_engine, transaction, upgrade
+from db.engine import alembic_config, current_revision, downgrade, head_revision, make_engine, transaction, upgrade
 
 CREATED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -77,6 +79,61 @@ def test_downgrade_and_upgrade_again_keep_rows(blank_url):
     engine.dispose()
 
 
+def test_owners_migration_gives_existing_rows_to_local_and_keeps_them(blank_url):
+    engine = make_engine(blank_url)
+    upgrade(engine, "0001")
+    fill_first_revision(engine)
+    upgrade(engine, "0005_owners")
+    with transaction(engine) as s:
+        photos = s.scalars(select(Photo).order_by(Photo.id)).all()
+        assert [(p.id, p.owner, p.name, p.sha256) for p in photos] == [
+            (1, "local", "old 1 📷.jpg", "1" * 64), (2, "local", "old 2 📷.jpg", "2" * 64)]
+        captions = s.scalars(select(Caption).order_by(Caption.id)).all()
+        assert [(c.id, c.photo_id, c.author, c.text) for c in captions] == [
+            (1, 1, "local", "caption 1"), (2, 1, "local", "caption 2"), (3, 2, "local", "caption 3")]
+        assert [(r.caption_id, r.rater, r.stars) for r in s.scalars(select(Rating).order_by(Rating.id))] == [
+            (1, "ann", 5), (1, "bob", 2), (3, "ann", 4)]
+        # the same photo can now belong to a second owner, as a separate private row
+        values = dict(sha256="1" * 64, name="mine.jpg", width=1, height=1, format="JPEG", image_jpeg=b"x",
+                      thumbnail_jpeg=b"t")
+        theirs = repo.save_photo(session=s, owner="ben@example.org", **values)
+        assert theirs.id not in (1, 2) and theirs.owner == "ben@example.org"
+        assert repo.save_photo(session=s, **values).id == 1  # local's copy is found again, not duplicated
+    unique = {tuple(u["column_names"]) for u in inspect(engine).get_unique_constraints("photos")}
+    assert ("owner", "sha256") in unique and ("sha256",) not in unique
+    engine.dispose()
+
+
+def test_downgrade_below_owners_refuses_when_two_owners_share_a_photo(blank_url):
+    engine = make_engine(blank_url)
+    upgrade(engine, "0005_owners")
+    with transaction(engine) as s:
+        for owner in ("ana@example.org", "ben@example.org"):
+            repo.save_photo(session=s, owner=owner, sha256="a" * 64, name="same.jpg", width=1, height=1,
+                            format="JPEG", image_jpeg=b"x", thumbnail_jpeg=b"t")
+    with pytest.raises(RuntimeError, match="more than one owner"):
+        downgrade(engine, "0002")
+    assert current_revision(engine) == "0005_owners"
+    with transaction(engine, write=False) as s:
+        assert sorted(p.owner for p in s.scalars(select(Photo))) == ["ana@example.org", "ben@example.org"]
+    engine.dispose()
+
+
+def test_owners_migration_refuses_a_sqlite_connection_with_foreign_keys_on(tmp_path):
+    """Run any other way (foreign keys on), rebuilding photos would cascade-delete every caption."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'fk.sqlite3'}")
+    upgrade(engine, "0001")
+    fill_first_revision(engine)
+    upgrade(engine, "0003_studies")  # the revision before 0005_owners
+    config = alembic_config()
+    with pytest.raises(RuntimeError, match="captions would be lost"), engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0005_owners")
+    with transaction(engine, write=False) as s:
+        assert s.scalar(text("SELECT COUNT(*) FROM captions")) == 3
+    engine.dispose()
+
+
 def test_0003_studies_keeps_every_row_and_adds_study_captions_beside_them(blank_url):
     """A database at 0002 with photos, captions and ratings: after 0003 every row is as it was, the old
     captions are not study captions, the old ratings have no recorded text, and studies work."""
@@ -85,6 +142,7 @@ def test_0003_studies_keeps_every_row_and_adds_study_captions_beside_them(blank_
     fill_first_revision(engine)
     upgrade(engine, "0002")
     upgrade(engine, "0003_studies")
+    upgrade(engine)  # on to the head: the ORM maps the newest schema (0005_owners adds photos.owner)
     with transaction(engine) as s:
         captions = s.scalars(select(Caption).order_by(Caption.id)).all()
         assert [(c.id, c.photo_id, c.model_key, c.text, c.favourite, c.study_id) for c in captions] == [

@@ -25,8 +25,17 @@ def app_env(monkeypatch, tmp_path, hub_cache, db_url):
     monkeypatch.setenv("IGCAP_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("IGCAP_DEMO_MODELS_DIR", str(tmp_path / "no-demo-models"))
     st.cache_resource.clear()
+    server_address("localhost")  # as `make run`: no sign-in needed on this computer
     yield
+    server_address(None)
     st.cache_resource.clear()
+
+
+def server_address(address: str | None) -> None:
+    """Where the (simulated) server listens: the sign-in gate treats loopback as this computer only."""
+    from streamlit import config
+
+    config.set_option("server.address", address)
 
 
 @pytest.fixture

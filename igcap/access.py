@@ -1,0 +1,309 @@
+"""Who may use the app and what they may do: the sign-in mode, roles from allow-lists, identities.
+
+Pure policy (no Streamlit): the app's glue (``igcap_ui.access``) reads the secrets, asks the person to
+sign in, and hands what it learned to the functions here.
+
+Secrets (see the README's hosting section)::
+
+    [auth]                    # Streamlit's OpenID Connect sign-in (st.login): mode "oidc"
+    redirect_uri = "https://example.streamlit.app/oauth2callback"
+    cookie_secret = "…"
+    client_id = "…"
+    client_secret = "…"
+    server_metadata_url = "https://accounts.google.com/.well-known/openid-configuration"
+
+    [access]
+    owner = ["ana@example.org"]              # e-mail addresses, "@domain", a name (password gate) or "*"
+    creator = ["ben@example.org"]
+    rater = ["@example.edu"]
+    password_hash = "scrypt$…"               # the password gate: one shared password …
+    [access.passwords]                       # … and/or one per person (name = hash)
+    Ana = "scrypt$…"
+
+Modes: ``oidc`` when ``[auth]`` is complete; else ``password`` when a hash is configured; else ``local``
+(the server listens on this computer only: the person at the keyboard is the owner, as before) or
+``open`` (no sign-in on a reachable address: everyone is the owner, and every page says so).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+OWNER, CREATOR, RATER = "owner", "creator", "rater"
+ROLES = (OWNER, CREATOR, RATER)  # strongest first: someone on two lists gets the stronger role
+LOCAL_ID = "local"  # the identity of everything made without sign-in (and of rows older than sign-in)
+ID_MAX = 254  # an e-mail address is at most 254 characters
+OIDC_PROVIDER_KEYS = ("client_id", "client_secret", "server_metadata_url")
+
+
+class Mode(StrEnum):
+    OIDC = "oidc"  # Streamlit's st.login with an OpenID Connect provider
+    PASSWORD = "password"  # the app's own password form
+    LOCAL = "local"  # no sign-in, server reachable from this computer only
+    OPEN = "open"  # no sign-in, server reachable from elsewhere: warn on every page
+
+
+class AccessConfigError(ValueError):
+    """The [access] or [auth] secrets cannot be used as written; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The person using this session. ``id`` is what the database records (owner, author, rater)."""
+
+    id: str  # lower-case e-mail (OIDC), normalised name (password gate) or "local"
+    name: str  # for display
+    role: str | None  # owner, creator, rater; None = signed in but on no list (no access)
+    mode: Mode = Mode.LOCAL
+
+    @property
+    def signed_in(self) -> bool:
+        """True when the app knows who this is (OIDC or password), so ratings need no typed name."""
+        return self.mode in (Mode.OIDC, Mode.PASSWORD)
+
+    @property
+    def allowed(self) -> bool:
+        return self.role in ROLES
+
+    @property
+    def can_create(self) -> bool:
+        """Upload photos, generate, save, see a gallery and the evaluation of their own work."""
+        return self.role in (OWNER, CREATOR)
+
+    @property
+    def is_owner(self) -> bool:
+        """Sees and may change everything; manages studies."""
+        return self.role == OWNER
+
+    @property
+    def can_rate(self) -> bool:
+        return self.allowed
+
+    @property
+    def owner_filter(self) -> str | None:
+        """The owner whose rows this person sees: None (everything) for an owner, else their own id."""
+        return None if self.is_owner else self.id
+
+    def may_change(self, item_owner: str | None) -> bool:
+        """Edit or delete an item made by ``item_owner``: their own, or anything for an owner."""
+        return self.is_owner or (self.can_create and item_owner == self.id)
+
+
+def local_identity(mode: Mode = Mode.LOCAL) -> Identity:
+    return Identity(LOCAL_ID, "local", OWNER, mode)
+
+
+def normalise_name(name: str | None) -> str:
+    """A typed name as an identity: spaces collapsed, case folded ("  Ana  Lima" → "ana lima")."""
+    return " ".join(str(name or "").split()).casefold()
+
+
+def normalise_email(email: str | None) -> str:
+    return str(email or "").strip().lower()
+
+
+@dataclass(frozen=True)
+class AllowList:
+    """Entries of one role: ``ana@example.org`` (an address), ``@example.org`` or ``*@example.org``
+    (a domain), ``*`` (anyone signed in), or a plain name (for the password gate)."""
+
+    emails: frozenset[str] = frozenset()
+    domains: frozenset[str] = frozenset()
+    names: frozenset[str] = frozenset()
+    anyone: bool = False
+
+    @classmethod
+    def parse(cls, role: str, entries: Any) -> AllowList:
+        if entries is None:
+            return cls()
+        if isinstance(entries, str):
+            entries = [entries]
+        if not isinstance(entries, Iterable) or isinstance(entries, Mapping):
+            raise AccessConfigError(f"[access] {role} must be a list of e-mails, domains or names, "
+                                    f'e.g. {role} = ["ana@example.org", "@example.org"]')
+        emails, domains, names, anyone = set(), set(), set(), False
+        for raw in entries:
+            entry = str(raw).strip()
+            if entry == "*":
+                anyone = True
+            elif entry.startswith(("@", "*@")):
+                domain = entry.split("@", 1)[1].strip().lower()
+                if not domain or "@" in domain:
+                    raise AccessConfigError(f"[access] {role}: {entry!r} is not a domain (write \"@example.org\")")
+                domains.add(domain)
+            elif "@" in entry:
+                emails.add(normalise_email(entry))
+            elif normalise_name(entry):
+                names.add(normalise_name(entry))
+        return cls(frozenset(emails), frozenset(domains), frozenset(names), anyone)
+
+    def matches(self, *, email: str | None = None, name: str | None = None) -> bool:
+        if self.anyone:
+            return True
+        if email:
+            email = normalise_email(email)
+            if email in self.emails or email.rpartition("@")[2] in self.domains:
+                return True
+        return bool(name) and normalise_name(name) in self.names
+
+    def __bool__(self) -> bool:
+        return bool(self.anyone or self.emails or self.domains or self.names)
+
+
+@dataclass(frozen=True)
+class AccessConfig:
+    """The [auth] and [access] secrets, checked once."""
+
+    roles: Mapping[str, AllowList] = field(default_factory=dict)
+    oidc: bool = False  # [auth] has everything st.login needs
+    oidc_providers: tuple[str, ...] = ()  # named providers ([auth.google]…); () = the default one
+    shared_hash: str | None = None  # one password for everyone
+    person_hashes: Mapping[str, str] = field(default_factory=dict)  # normalised name → hash
+
+    @classmethod
+    def from_secrets(cls, secrets: Mapping[str, Any] | None) -> AccessConfig:
+        secrets = secrets or {}
+        access = _table(secrets, "access")
+        unknown = set(access) - {*ROLES, "password_hash", "passwords"}
+        if unknown:
+            raise AccessConfigError(f"[access] has unknown keys {sorted(unknown)}: use owner, creator, rater, "
+                                    "password_hash and [access.passwords]")
+        roles = {role: AllowList.parse(role, access.get(role)) for role in ROLES}
+        shared = str(access.get("password_hash") or "").strip() or None
+        people = _table(access, "passwords")
+        person_hashes = {normalise_name(name): str(value).strip() for name, value in people.items()
+                         if normalise_name(name) and str(value).strip()}
+        oidc, providers = _oidc(_table(secrets, "auth"))
+        return cls(roles, oidc, providers, shared, person_hashes)
+
+    @property
+    def password_gate(self) -> bool:
+        return bool(self.shared_hash or self.person_hashes)
+
+    def mode(self, server_address: str | None) -> Mode:
+        if self.oidc:
+            return Mode.OIDC
+        if self.password_gate:
+            return Mode.PASSWORD
+        return Mode.LOCAL if is_local_address(server_address) else Mode.OPEN
+
+    def role_for(self, *, email: str | None = None, name: str | None = None) -> str | None:
+        """The strongest role whose allow-list names this person; None when none does."""
+        for role in ROLES:
+            allow = self.roles.get(role)
+            if allow and allow.matches(email=email, name=name):
+                return role
+        return None
+
+    def password_hash_for(self, name: str) -> str | None:
+        """The hash a person's password is checked against: their own, else the shared one."""
+        return self.person_hashes.get(normalise_name(name)) or self.shared_hash
+
+
+def oidc_identity(config: AccessConfig, user: Mapping[str, Any]) -> Identity:
+    """The identity of a person signed in with OpenID Connect (``st.user`` as a dict).
+
+    Refused (role None) when the provider says the e-mail address is not verified, or gives none.
+    """
+    email = normalise_email(user.get("email"))
+    name = str(user.get("name") or email or "").strip()
+    verified = user.get("email_verified", True) not in (False, "false", "False", 0)
+    if not email or "@" not in email or not verified or len(email) > ID_MAX:
+        return Identity(email or "unknown", name or "unknown", None, Mode.OIDC)
+    return Identity(email, name, config.role_for(email=email), Mode.OIDC)
+
+
+def password_identity(config: AccessConfig, name: str) -> Identity:
+    """The identity of a person who passed the password gate under ``name`` (checked by the caller)."""
+    shown = " ".join(str(name).split())
+    key = normalise_name(name)[:ID_MAX]
+    if key == LOCAL_ID:  # reserved: "local" owns everything made before sign-in
+        return Identity(key, shown, None, Mode.PASSWORD)
+    return Identity(key, shown, config.role_for(name=key), Mode.PASSWORD)
+
+
+class SignInThrottle:
+    """Failed password sign-ins, shared by every session of the process (thread-safe).
+
+    After ``limit`` failures for one name within ``window`` seconds that name waits ``lockout`` seconds;
+    after ``limit * 6`` failures for any names, everyone does (guessing by going through names). A
+    success clears the name's count. The wait applies to a correct password too: it is not an oracle.
+    """
+
+    ANY = "\x00any"
+
+    def __init__(self, limit: int = 5, window: float = 900.0, lockout: float = 300.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self.limit, self.window, self.lockout, self.clock = limit, window, lockout, clock
+        self._failures: dict[str, deque[float]] = {}
+        self._locked_until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def wait_seconds(self, name: str) -> float:
+        """How long ``name`` must wait before its next try (0: go ahead)."""
+        now = self.clock()
+        with self._lock:
+            until = max(self._locked_until.get(normalise_name(name), 0.0), self._locked_until.get(self.ANY, 0.0))
+        return max(0.0, until - now)
+
+    def failed(self, name: str) -> None:
+        now = self.clock()
+        with self._lock:
+            for key, limit in ((normalise_name(name), self.limit), (self.ANY, self.limit * 6)):
+                times = self._failures.setdefault(key, deque())
+                times.append(now)
+                while times and times[0] <= now - self.window:
+                    times.popleft()
+                if len(times) >= limit:
+                    self._locked_until[key] = now + self.lockout
+                    times.clear()
+
+    def succeeded(self, name: str) -> None:
+        with self._lock:
+            self._failures.pop(normalise_name(name), None)
+
+
+def is_local_address(address: str | None) -> bool:
+    """True when a server bound to ``address`` is reachable from this computer only.
+
+    Unset (Streamlit's default) listens on every interface, so it is not local.
+    """
+    address = str(address or "").strip().strip("[]")
+    if address.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def _table(mapping: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = mapping.get(key) if isinstance(mapping, Mapping) else None
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise AccessConfigError(f"[{key}] must be a table in the secrets")
+    return value
+
+
+def _oidc(auth: Mapping[str, Any]) -> tuple[bool, tuple[str, ...]]:
+    """Whether [auth] is complete enough for st.login, and the named providers in it."""
+    if not auth:
+        return False, ()
+    missing = [key for key in ("redirect_uri", "cookie_secret") if not auth.get(key)]
+    providers = tuple(key for key, value in auth.items() if isinstance(value, Mapping) and key != "client_kwargs"
+                      and all(value.get(k) for k in OIDC_PROVIDER_KEYS))
+    default = all(auth.get(k) for k in OIDC_PROVIDER_KEYS)
+    if not default and not providers:
+        missing += [k for k in OIDC_PROVIDER_KEYS if not auth.get(k)]
+    if missing:
+        raise AccessConfigError(f"[auth] is missing {', '.join(missing)}: sign-in needs redirect_uri, "
+                                "cookie_secret, client_id, client_secret and server_metadata_url (README: Hosting)")
+    return True, () if default else providers

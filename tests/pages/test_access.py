@@ -1,0 +1,263 @@
+"""The sign-in gate in the real app (AppTest): password form, OpenID Connect via st.user, roles, private galleries."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+from streamlit.testing.v1 import AppTest
+
+from db import Photo, Rating, make_engine, repo, transaction, upgrade
+from igcap.passwords import hash_password
+from tests.pages.conftest import APP, ROOT, TIMEOUT, no_exceptions, open_page, server_address
+
+ANA, BEN, KIM = "ana@example.org", "ben@example.org", "kim@uni.example"
+CHEAP = dict(n=2**4, r=1, p=1)  # fast to check; the real default is checked in tests/igcap/test_access.py
+AUTH = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "c" * 32, "client_id": "igcap",
+        "client_secret": "s3cret", "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration"}
+ROLES = {"owner": [ANA, "Ana"], "creator": [BEN, "Ben"], "rater": ["@uni.example", "Kim"]}
+
+
+def new_app(secrets: dict | None = None, user: dict | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for key, value in (secrets or {}).items():
+        at.secrets[key] = value
+    if user is not None:
+        at.user = user
+    return at
+
+
+def signed_in(email: str, **extra) -> dict:
+    return {"is_logged_in": True, "email": email, "name": email.split("@")[0].title(), **extra}
+
+
+def oidc_app(email: str | None) -> AppTest:
+    return new_app({"auth": AUTH, "access": ROLES}, signed_in(email) if email else {"is_logged_in": False})
+
+
+def texts(at) -> str:
+    """Everything written on the page, with Markdown escapes undone (people's text is shown escaped)."""
+    return " ".join(e.value for kind in ("markdown", "text", "caption", "title", "info", "warning", "error")
+                    for e in getattr(at, kind)).replace("\\", "")
+
+
+@pytest.fixture
+def photos(app_env, db_url):
+    """Three owners' photos (one caption each): Ana's, Ben's and one from before sign-in ("local")."""
+    from igcap.images import load_photo, resized_jpeg, thumbnail_jpeg
+    from tests import builders
+
+    engine = make_engine(db_url)
+    upgrade(engine)
+    ids = {}
+    with transaction(engine) as session:
+        for owner, colour in ((ANA, "red"), (BEN, "blue"), ("local", "green")):
+            photo = load_photo(builders.photo_bytes(colour=colour), f"{colour}.jpg")
+            row = repo.save_photo(session=session, owner=owner, sha256=photo.sha256, name=photo.name,
+                                  width=photo.width, height=photo.height, format=photo.format,
+                                  image_jpeg=resized_jpeg(photo.image), thumbnail_jpeg=thumbnail_jpeg(photo.image))
+            ids[owner] = repo.add_caption(session=session, photo=row, model_key="manual",
+                                          text=f"{colour} caption of {owner}", favourite=True).id
+    engine.dispose()
+    return ids
+
+
+# ---------------------------------------------------------------- no sign-in configured
+
+def test_local_use_needs_no_sign_in_and_shows_no_warning(app):
+    no_exceptions(app)
+    assert app.title[0].value.startswith("✍️")
+    assert not [w for w in app.warning if "anyone with the link" in w.value]
+    assert app.text_input(key="rater_name_input")  # the name box, as before
+
+
+def test_reachable_without_sign_in_warns_on_every_page(app_env):
+    server_address("0.0.0.0")
+    at = new_app().run()
+    no_exceptions(at)
+    for page in ("create.py", "gallery.py", "models.py"):
+        at = open_page(at, page)
+        assert any("anyone with the link" in w.value and "Hosting" in w.value for w in at.warning), page
+
+
+# ---------------------------------------------------------------- the password gate
+
+@pytest.fixture
+def password_app(app_env):
+    secrets = {"access": {"password_hash": hash_password("team password", **CHEAP),
+                          "passwords": {"Ana": hash_password("ana's own", **CHEAP)}, **ROLES}}
+    return new_app(secrets).run()
+
+
+def sign_in(at, name: str, password: str):
+    at.text_input(key="access.name").set_value(name)
+    at.text_input(key="access.password").set_value(password)
+    return at.button[0].click().run()  # the form's submit button
+
+
+def test_password_gate_refuses_a_wrong_password_and_shows_nothing_else(password_app):
+    at = password_app
+    assert at.text_input(key="access.password") and not at.sidebar.text_input
+    at = sign_in(at, "Ben", "wrong password")
+    no_exceptions(at)
+    assert any("Wrong name or password" in e.value for e in at.error)
+    assert not any(t.value.startswith("✍️") for t in at.title)  # the Create page was not run
+    at = sign_in(at, "Ana", "team password")  # Ana has her own password: the shared one is not hers
+    assert any("Wrong name or password" in e.value for e in at.error)
+
+
+def test_password_gate_lets_a_creator_in_under_their_name(password_app):
+    at = sign_in(password_app, "  ben ", "team password")
+    no_exceptions(at)
+    assert at.title[0].value.startswith("✍️")
+    assert not at.error
+    with pytest.raises(KeyError):
+        at.text_input(key="rater_name_input")  # signed in: no name box, the identity rates
+    assert "ben (creator)" in texts(at)  # as typed, spaces collapsed
+    at = open_page(at, "gallery.py")  # the name is chosen once per session
+    no_exceptions(at)
+    assert at.title[0].value.startswith("🖼️")
+
+
+def test_password_gate_refuses_a_name_on_no_list(password_app):
+    at = sign_in(password_app, "Mallory", "team password")
+    no_exceptions(at)
+    assert at.title[0].value == "Ask the owner for access"
+    assert "Mallory" in texts(at)
+
+
+def test_too_many_wrong_passwords_make_the_name_wait_even_with_the_right_one(password_app):
+    at = password_app
+    for _ in range(5):
+        at = sign_in(at, "Ben", "guess")
+    at = sign_in(at, "Ben", "team password")
+    assert any("Too many wrong passwords" in e.value for e in at.error)
+    assert not any(t.value.startswith("✍️") for t in at.title)
+    at = sign_in(at, "Kim", "team password")  # another name is not held up
+    no_exceptions(at)
+    assert at.title[0].value.startswith("⭐")  # a rater starts on Rate
+
+
+# ---------------------------------------------------------------- OpenID Connect (st.login / st.user)
+
+def test_oidc_asks_to_sign_in_first(app_env):
+    at = oidc_app(None).run()
+    no_exceptions(at)
+    assert [b.label for b in at.button] == ["Sign in"]
+    assert not any(t.value.startswith("✍️") for t in at.title)
+
+
+def test_oidc_unknown_email_is_refused_politely(app_env):
+    at = oidc_app("mallory@evil.example").run()
+    no_exceptions(at)
+    assert at.title[0].value == "Ask the owner for access"
+    assert "mallory@evil.example" in texts(at)
+    assert [b.label for b in at.button] == ["Sign out"]
+
+
+def test_oidc_unverified_email_is_refused(app_env):
+    at = new_app({"auth": AUTH, "access": ROLES}, signed_in(ANA, email_verified=False)).run()
+    assert at.title[0].value == "Ask the owner for access"
+
+
+def test_creator_sees_only_their_own_photos(photos, app_env):
+    at = open_page(oidc_app(BEN).run(), "gallery.py")
+    no_exceptions(at)
+    shown = texts(at)
+    assert f"blue caption of {BEN}" in shown
+    assert ANA not in shown.replace("Uploaded by", "") and "caption of local" not in shown
+    assert len(at.image) == 1
+    assert at.button(key=f"delete.{_photo_id(photos[BEN])}")
+
+
+def test_owner_sees_everything_and_may_delete_any_photo(photos, app_env, db_url):
+    at = open_page(oidc_app(ANA).run(), "gallery.py")
+    no_exceptions(at)
+    shown = texts(at)
+    assert all(f"caption of {who}" in shown for who in (ANA, BEN, "local"))
+    assert f"Uploaded by {BEN}" in shown and f"Uploaded by {ANA}" not in shown
+    ben_photo = _photo_id(photos[BEN])
+    at.button(key=f"delete.{ben_photo}").click().run()
+    at.button(key=f"delete.{ben_photo}.yes").click().run()
+    no_exceptions(at)
+    with transaction(make_engine(db_url), write=False) as s:
+        assert sorted(p.owner for p in s.scalars(select(Photo))) == [ANA, "local"]
+
+
+def test_creator_rates_as_themselves(photos, app_env, db_url):
+    at = open_page(oidc_app(BEN).run(), "gallery.py")
+    cid = photos[BEN]
+    at.feedback(key=f"stars.{cid}.{BEN}").set_value(4).run()
+    no_exceptions(at)
+    with transaction(make_engine(db_url), write=False) as s:
+        assert [(r.caption_id, r.rater, r.stars) for r in s.scalars(select(Rating))] == [(cid, BEN, 5)]
+
+
+def known_pages(new) -> list[str]:
+    """The pages navigation offers a session made by ``new()``: those it opens (AppTest refuses the others)."""
+    known = []
+    for page in sorted(p.name for p in (ROOT / "pages").glob("*.py")):
+        try:
+            at = open_page(new().run(), page)
+        except ValueError as err:
+            assert "Known pages" in str(err), err
+        else:
+            no_exceptions(at)
+            known.append(page)
+    return known
+
+
+def test_rater_sees_rate_and_arena_and_no_gallery_create_or_studies(photos, app_env):
+    at = oidc_app(KIM).run()
+    no_exceptions(at)
+    assert at.title[0].value.startswith("⭐")  # a rater starts on Rate
+    assert "caption of" not in texts(at)
+    assert known_pages(lambda: oidc_app(KIM)) == ["arena.py", "rate.py"]  # no Gallery, Create, Studies, Evaluation, Models
+    at = open_page(at, "arena.py")
+    assert at.title[0].value.startswith("⚔️")
+
+
+def test_creator_sees_no_studies_and_an_owner_does(app_env):
+    assert known_pages(lambda: oidc_app(BEN)) == [
+        "arena.py", "create.py", "evaluation.py", "gallery.py", "models.py", "rate.py"]
+    owner = open_page(oidc_app(ANA).run(), "studies.py")
+    no_exceptions(owner)
+    assert owner.title[0].value.startswith("🧪")
+
+
+def test_local_mode_offers_every_page(app_env):
+    assert known_pages(new_app) == ["arena.py", "create.py", "evaluation.py", "gallery.py", "models.py", "rate.py",
+                                "studies.py"]
+
+
+def _photo_id(caption_id: int) -> int:
+    import os
+
+    with transaction(make_engine(os.environ["DATABASE_URL"]), write=False) as s:
+        return repo.get_caption(session=s, caption_id=caption_id).photo_id
+
+
+def test_two_creators_saving_the_same_photo_keep_separate_private_copies(app_env, db_url):
+    from tests import builders
+
+    for who in (BEN, ANA):
+        at = oidc_app(who).run()
+        at.file_uploader(key="create.upload").set_value([("same.jpg", builders.photo_bytes(), "image/jpeg")]).run()
+        [manual] = [t for t in at.text_area if t.key.startswith("manual.")]
+        manual.set_value(f"mine, says {who}").run()
+        at.button(key=f"{manual.key}.save").click().run()
+        no_exceptions(at)
+    with transaction(make_engine(db_url), write=False) as s:
+        rows = sorted((p.owner, [(c.author, c.text) for c in p.captions]) for p in s.scalars(select(Photo)))
+    assert rows == [(ANA, [(ANA, f"mine, says {ANA}")]), (BEN, [(BEN, f"mine, says {BEN}")])]
+    at = open_page(oidc_app(BEN).run(), "gallery.py")
+    assert f"mine, says {BEN}" in texts(at) and f"mine, says {ANA}" not in texts(at)
+
+
+def test_evaluation_counts_only_the_creators_own_captions(photos, app_env):
+    def captions_counted(email):
+        at = open_page(oidc_app(email).run(), "evaluation.py")
+        no_exceptions(at)
+        return at.dataframe[0].value["Captions"].sum()
+
+    assert captions_counted(BEN) == 1
+    assert captions_counted(ANA) == 3
