@@ -18,6 +18,7 @@ import csv
 import io
 import json
 import os
+import sys
 import tempfile
 from collections import defaultdict
 from collections.abc import Mapping
@@ -183,13 +184,19 @@ def ratings_long_csv(*, session: Session, filters: GalleryFilter | None = None,
 
 def write_export(path: str | Path, long: bool = False, *, session: Session, filters: GalleryFilter | None = None,
                  include_unrated: bool = False, labels: Labels | None = None) -> int:
-    """Write an export to ``path`` (replaced whole, never half-written); returns the number of data rows."""
+    """Write an export to ``path`` (replaced whole, never half-written; ``-`` is standard output);
+    returns the number of data rows. A new file's mode follows the umask, like any file a program creates."""
     if long:
         rows, columns = ratings_long_rows(session=session, filters=filters, labels=labels), LONG_COLUMNS
     else:
         rows = rated_captions_rows(session=session, filters=filters, include_unrated=include_unrated, labels=labels)
         columns = CAPTION_COLUMNS
-    _write_atomically(Path(path), to_csv(rows, columns))
+    data = to_csv(rows, columns)
+    if str(path) == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        _write_atomically(Path(path), data)
     return len(rows)
 
 
@@ -209,9 +216,24 @@ def _write_atomically(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; the file gets the mode open() would give it
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (os.umask sets while it reads)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

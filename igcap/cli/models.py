@@ -16,6 +16,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from igcap.config import Settings
     from igcap.loading import ModelLoadError, availability, cache_from_settings
+    from igcap.units import mib
 
     settings = Settings.from_env()
     cache = cache_from_settings(settings)
@@ -27,7 +28,7 @@ def run(args) -> int:
         if args.check:
             try:
                 loaded = cache.get(key)
-                row.update(state="loaded", detail=f"loads ({loaded.nbytes / 2**20:.0f} MB)", available=True)
+                row.update(state="loaded", detail=f"loads ({mib(loaded.nbytes, 0)})", available=True)
                 cache.evict(key)
             except ModelLoadError as err:
                 row.update(state="failed", detail=f"{err.message} {err.hint}", available=False)

@@ -224,3 +224,26 @@ def test_documented_reading_gives_back_na_lookalike_captions_exactly(engine, tmp
     assert set(frame["mean_stars"]) == {""}  # no ratings: an empty cell, read as ""
     plain = pd.read_csv(path)  # what the docs used to promise
     assert plain["caption"].isna().any()
+
+
+def test_export_file_mode_follows_the_umask(nasty, tmp_path):
+    import os
+    import stat
+
+    out = tmp_path / "rated.csv"
+    old = os.umask(0o022)
+    try:
+        with transaction(nasty, write=False) as s:
+            write_export(out, session=s, labels={})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644  # like any file the shell creates, not mkstemp's 0600
+
+
+def test_export_out_dash_writes_to_standard_output(nasty, db_url, tmp_path, capsysbinary, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["export", "--out", "-", "--database", db_url, "--model", "manual"]) == 0
+    out, err = capsysbinary.readouterr()
+    assert read(out)["caption"].tolist() == ["mine 💖"]
+    assert b"wrote 1 captions" in err  # the note goes to stderr, so stdout stays a clean CSV
+    assert not (tmp_path / "-").exists()
