@@ -23,6 +23,7 @@ if missing:
                "everything else (hand-written captions, gallery, ratings, export) works without them.", icon="📴")
 model_keys = st.multiselect("Models", list(specs), default=[k for k in usable if not specs[k].demo] or usable,
                             format_func=lambda key: specs[key].label if key in specs else key, key="create.models",
+                            persist_state="session",  # kept while the person visits other pages
                             help="Each chosen model writes its own caption; the Models page says which are ready.")
 settings = decoding_panel()
 manage_sets()

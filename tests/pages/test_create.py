@@ -475,3 +475,16 @@ def test_a_session_stopped_while_waiting_leaves_the_line(app):
         app.button(key="create.generate").click().run(timeout=3)
     assert queue.waiting() == 0 and queue.running() == 1
     other.finish()
+
+
+def test_model_choice_and_style_survive_a_visit_to_another_page(app):
+    from tests.pages.conftest import open_page
+
+    app.multiselect(key="create.models").set_value(["nlpconnect-all"]).run()
+    app.selectbox(key="decoding.preset").set_value("creative").run()
+    app.number_input(key="decoding.creative.temperature").set_value(0.6).run()
+    at = open_page(open_page(app, "gallery.py"), "create.py")
+    no_exceptions(at)
+    assert at.multiselect(key="create.models").value == ["nlpconnect-all"]
+    assert at.selectbox(key="decoding.preset").value == "creative"
+    assert at.number_input(key="decoding.creative.temperature").value == 0.6
