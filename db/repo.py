@@ -116,6 +116,17 @@ def _settings_dict(settings: Any) -> dict[str, Any] | None:
         raise ValueError(f"decoding settings must be JSON-serialisable: {err}") from err
 
 
+def delete_caption(*, session: Session, caption_id: int) -> None:
+    """Delete one caption with its ratings; a photo left with no caption goes too (nothing would show it)."""
+    caption = _caption(session, caption_id)
+    photo_id = caption.photo_id
+    session.delete(caption)
+    session.flush()
+    if session.scalar(select(func.count(Caption.id)).where(Caption.photo_id == photo_id)) == 0:
+        session.delete(session.get(Photo, photo_id))
+        session.flush()
+
+
 def get_caption(*, session: Session, caption_id: int) -> Caption | None:
     return session.get(Caption, caption_id, options=[joinedload(Caption.photo)])
 
@@ -239,7 +250,7 @@ class GalleryFilter:
     min_stars: float | None = None  # mean stars on ``criterion`` at least this (unrated captions drop out)
     rater: str | None = None  # only captions this person rated (any criterion)
     unrated_by: str | None = None  # only captions this person has not rated on ``criterion`` yet
-    search: str = ""  # case-insensitive substring of the caption (as edited or as generated)
+    search: str = ""  # words (any order), each a case-insensitive substring of the caption as edited or generated
     date_from: date | datetime | None = None  # created on or after (a date means that whole day, UTC)
     date_to: date | datetime | None = None  # created on or before (a date includes that whole day)
     criterion: str = DEFAULT_CRITERION  # which ratings min_stars and the summaries use
@@ -269,8 +280,8 @@ class GalleryFilter:
             where.append(Caption.model_key.in_(self.model_keys))
         if self.favourites_only:
             where.append(Caption.favourite.is_(True))
-        if self.search:
-            pattern = "%" + re.sub(r"([\\%_])", r"\\\1", self.search) + "%"
+        for word in self.search.split():  # every word, in any order ("church foggy")
+            pattern = "%" + re.sub(r"([\\%_])", r"\\\1", word) + "%"
             where.append(or_(Caption.text.ilike(pattern, escape="\\"),
                              Caption.generated_text.ilike(pattern, escape="\\")))
         if self.date_from:
@@ -322,34 +333,45 @@ class GalleryItem:
 
 @dataclass(frozen=True)
 class GalleryPage:
-    items: list[GalleryItem]
+    items: list[GalleryItem]  # whole photos: every matching caption of each photo on this page
     total: int  # captions matching the filter, all pages
     page: int  # 1-based, clamped to the last page
     pages: int  # at least 1
-    per_page: int = 24
+    per_page: int = 24  # photos per page
+    photos: int = 0  # photos with a matching caption, all pages
 
 
 def gallery(*, session: Session, filters: GalleryFilter | None = None, page: int = 1, per_page: int = 24,
             rater: str | None = None) -> GalleryPage:
-    """One page of captions, newest first, in four queries whatever the page size.
+    """One page of photos with their matching captions, newest first, in four queries whatever the page size.
 
-    ``rater`` is the person looking: each item then carries their own stars.
+    Pages hold whole photos (``per_page`` photos), ordered by each photo's newest matching caption, so a
+    photo's captions are never split across pages. ``rater`` is the person looking: each item then carries
+    their own stars.
     """
     filters = filters or GalleryFilter()
     if not 1 <= per_page <= 500:
         raise ValueError("per_page must be between 1 and 500")
     where = filters.conditions()
-    total = session.scalar(select(func.count(Caption.id)).where(*where)) or 0
-    pages = max(1, math.ceil(total / per_page))
+    total, photos = session.execute(select(func.count(Caption.id), func.count(Caption.photo_id.distinct()))
+                                    .where(*where)).one()
+    newest = (select(Caption.photo_id, func.max(Caption.created_at).label("newest"),
+                     func.max(Caption.id).label("last_id"))
+              .where(*where).group_by(Caption.photo_id).subquery())
+    pages = max(1, math.ceil(photos / per_page))
     page = min(max(1, int(page)), pages)
+    on_page = (select(newest).order_by(newest.c.newest.desc(), newest.c.last_id.desc(), newest.c.photo_id)
+               .limit(per_page).offset((page - 1) * per_page).subquery())
     captions = list(session.scalars(
-        select(Caption).where(*where).options(joinedload(Caption.photo))
-        .order_by(Caption.created_at.desc(), Caption.id.desc()).limit(per_page).offset((page - 1) * per_page)))
+        select(Caption).join(on_page, on_page.c.photo_id == Caption.photo_id).where(*where)
+        .options(joinedload(Caption.photo))
+        .order_by(on_page.c.newest.desc(), on_page.c.last_id.desc(), on_page.c.photo_id,
+                  Caption.created_at.desc(), Caption.id.desc())))
     ids = [c.id for c in captions]
     summaries = rating_summaries(session=session, caption_ids=ids, criterion=filters.criterion)
     mine = _stars_by(session, ids, clean_rater(rater), filters.criterion) if rater and rater.strip() else {}
     items = [GalleryItem(c, *summaries.get(c.id, (0, None)), my_stars=mine.get(c.id)) for c in captions]
-    return GalleryPage(items=items, total=total, page=page, pages=pages, per_page=per_page)
+    return GalleryPage(items=items, total=total, page=page, pages=pages, per_page=per_page, photos=photos)
 
 
 def rating_summaries(*, session: Session, caption_ids: Iterable[int],
