@@ -252,6 +252,11 @@ def test_limits_come_from_the_configuration(app_env, monkeypatch):
     assert ":red[39 / 20 characters]" in counter
 
 
+    assert ":red[31 / 30 hashtags]" in counter  # over Instagram's hashtag limit, shown in red
+    preview = next(t.value for t in app.text if t.value.endswith("… more"))
+    assert long_text.startswith(preview.removesuffix("… more")) and len(preview) < len(long_text)
+
+
 def test_regenerate_replaces_one_card_and_keeps_edits_elsewhere(app):
     upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
     generate(app)
@@ -488,3 +493,80 @@ def test_model_choice_and_style_survive_a_visit_to_another_page(app):
     assert at.multiselect(key="create.models").value == ["nlpconnect-all"]
     assert at.selectbox(key="decoding.preset").value == "creative"
     assert at.number_input(key="decoding.creative.temperature").value == 0.6
+
+
+def test_adding_a_photo_captions_only_the_new_photo_and_keeps_edits(app):
+    red = ("red.jpg", builders.photo_bytes(colour="red"), "image/jpeg")
+    upload(app, red)
+    generate(app)
+    box = card_text_areas(app)[0]
+    box.set_value("A 282-character edit I have not saved yet").run()
+    before = {t.key for t in card_text_areas(app)}
+    upload(app, red, ("blue.jpg", builders.photo_bytes(colour="blue"), "image/jpeg"))
+    generate(app)
+    keys = {t.key for t in card_text_areas(app)}
+    assert before <= keys and len(keys) == 8  # the red photo's cards were not written again
+    assert app.text_area(key=box.key).value == "A 282-character edit I have not saved yet"
+
+
+def test_regenerate_all_keeps_unsaved_edits_and_says_so(app):
+    upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    generate(app)
+    edited, other = card_text_areas(app)[:2]
+    edited.set_value("My unsaved edit").run()
+    assert app.button(key="create.generate").disabled  # every photo has its captions: nothing new to write
+    app.button(key="create.regenerate_all").click().run()
+    no_exceptions(app)
+    keys = [t.key for t in card_text_areas(app)]
+    assert edited.key in keys and app.text_area(key=edited.key).value == "My unsaved edit"
+    assert other.key not in keys and len(keys) == 4  # the unedited cards were written again
+    assert any("unsaved" in i.value.lower() for i in [*app.info, *app.warning])
+
+
+def test_saved_badge_turns_into_unsaved_changes_after_an_edit(app, db_url):
+    upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    generate(app)
+    box = card_text_areas(app)[0]
+    app.button(key=f"{box.key}.save").click().run()
+    assert any("Saved in the gallery" in c.value for c in app.caption)
+    app.text_area(key=box.key).set_value("Changed after saving").run()
+    assert not any("Saved in the gallery" in c.value for c in app.caption)
+    assert any("Unsaved changes" in c.value for c in app.caption)
+    app.button(key=f"{box.key}.save").click().run()
+    assert any("Saved in the gallery" in c.value for c in app.caption)
+    assert [c.text for c in rows(db_url, Caption)] == ["Changed after saving"]
+
+
+def test_save_buttons_are_never_disabled_so_one_click_saves_what_is_typed(app, db_url):
+    upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    [manual] = [t for t in app.text_area if t.key.startswith("manual.")]
+    button = app.button(key=f"{manual.key}.save")
+    assert not button.disabled  # a disabled button swallows the click that also commits the text box
+    button.click().run()
+    assert any("Write a caption" in w.value for w in app.warning) and rows(db_url, Caption) == []
+
+
+def test_hand_written_caption_gets_counter_preview_and_copy(app):
+    upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    [manual] = [t for t in app.text_area if t.key.startswith("manual.")]
+    manual.set_value("First line #one\nSecond line").run()
+    assert any("27 / 2,200 characters" in c.value for c in app.caption)
+    assert any(c.value == "First line #one\nSecond line" for c in app.code)  # the copy view
+
+
+def test_preview_keeps_line_breaks_and_shows_text_as_typed(app):
+    upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    generate(app)
+    box = card_text_areas(app)[0]
+    box.set_value("Night flight :rainbow:\n\n*over* the city").run()
+    assert any(t.value == "Night flight :rainbow:\n\n*over* the city" for t in app.text)  # plain, line breaks kept
+
+
+def test_regenerate_under_a_deterministic_style_says_why_the_text_is_the_same(app):
+    upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    generate(app)  # Fast: one greedy pass
+    first = card_text_areas(app)[0]
+    app.button(key=first.key.replace(".v0.text", ".regenerate")).click().run()
+    no_exceptions(app)
+    assert card_text_areas(app)[0].value == first.value
+    assert any("deterministic" in i.value and "Creative" in i.value for i in app.info)
