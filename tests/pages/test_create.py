@@ -571,3 +571,23 @@ def test_regenerate_under_a_deterministic_style_says_why_the_text_is_the_same(ap
     no_exceptions(app)
     assert card_text_areas(app)[0].value == before
     assert any("deterministic" in i.value and "Creative" in i.value for i in app.info)
+
+
+def test_removing_a_refused_file_removes_its_message(app):
+    from tests.pages.conftest import open_page
+
+    good = ("red.jpg", builders.photo_bytes(), "image/jpeg")
+    upload(app, good, ("notes.jpg", b"this is not a photo", "image/jpeg"))
+    assert any("notes.jpg" in e.value for e in app.error)
+    upload(app, good)
+    assert not any("notes.jpg" in e.value for e in app.error)
+    upload(app, good, ("notes.jpg", b"this is not a photo", "image/jpeg"))
+    at = open_page(open_page(app, "gallery.py"), "create.py")  # the uploader comes back empty …
+    assert len(at.image) == 1 and not any("notes.jpg" in e.value for e in at.error)  # … no stale message
+
+
+def test_a_byte_identical_duplicate_is_named(app):
+    data = builders.photo_bytes()
+    upload(app, ("IMG_0001.jpg", data, "image/jpeg"), ("copy of IMG_0001.jpg", data, "image/jpeg"))
+    assert len(app.image) == 1
+    assert any("copy of IMG_0001.jpg" in i.value and "same photo as IMG_0001.jpg" in i.value for i in app.info)
