@@ -590,4 +590,5 @@ def test_a_byte_identical_duplicate_is_named(app):
     data = builders.photo_bytes()
     upload(app, ("IMG_0001.jpg", data, "image/jpeg"), ("copy of IMG_0001.jpg", data, "image/jpeg"))
     assert len(app.image) == 1
-    assert any("copy of IMG_0001.jpg" in i.value and "same photo as IMG_0001.jpg" in i.value for i in app.info)
+    said = [i.value.replace("\\", "") for i in app.info]  # the names are escaped Markdown
+    assert any("copy of IMG_0001.jpg" in s and "same photo as IMG_0001.jpg" in s for s in said)
