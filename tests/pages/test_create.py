@@ -592,3 +592,41 @@ def test_a_byte_identical_duplicate_is_named(app):
     assert len(app.image) == 1
     said = [i.value.replace("\\", "") for i in app.info]  # the names are escaped Markdown
     assert any("copy of IMG_0001.jpg" in s and "same photo as IMG_0001.jpg" in s for s in said)
+
+
+def test_demo_models_appear_without_restart_and_are_chosen_when_the_hub_cannot_be_reached(
+        app_env, monkeypatch, tmp_path, tiny_model_dir):
+    """No HF_HUB_OFFLINE, the hub unreachable, the four hub models not downloaded: the app says so, ticks
+    nothing it cannot run, lists demo models made while it runs, and ticks them in a new session."""
+    import socket
+
+    from huggingface_hub import constants
+    from streamlit.testing.v1 import AppTest
+
+    from igcap import hub
+    from tests.pages.conftest import APP, TIMEOUT
+    from tests.pages.test_models import make_demo_model
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    hub.forget()
+    for key in builders.REAL_REPOS:
+        monkeypatch.setenv("IGCAP_MODEL_" + key.upper().replace("-", "_"), f"nobody/not-downloaded-{key}")
+    demo_dir = tmp_path / "demo-models"
+    demo_dir.mkdir()
+    monkeypatch.setenv("IGCAP_DEMO_MODELS_DIR", str(demo_dir))
+    try:
+        at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+        no_exceptions(at)
+        assert any("cannot be reached" in w.value for w in at.warning)
+        assert at.multiselect(key="create.models").value == []
+        key = make_demo_model(demo_dir, tiny_model_dir)  # `python -m igcap demo-models` while the app runs
+        at.run()
+        assert "Demo: Shapes (synthetic shapes)" in at.multiselect(key="create.models").options
+        fresh = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+        assert fresh.multiselect(key="create.models").value == [key]
+    finally:
+        hub.forget()
