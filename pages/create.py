@@ -2,13 +2,14 @@
 
 import streamlit as st
 
-from igcap_ui import resources
+from igcap_ui import drafts, resources
 from igcap_ui.decoding_panel import decoding_panel
 from igcap_ui.generation import draw_results, generate, resume_generation, uncaptioned
 from igcap_ui.hashtag_sets import manage_sets
 from igcap_ui.photos import photo_inputs
 
 st.title("✍️ Create captions")
+drafts.restore()  # a reload or a new connection picks up this person's work (igcap_ui.drafts)
 photos = photo_inputs()
 
 specs, available = resources.registry(), resources.availability()
@@ -43,3 +44,4 @@ if (clicked or again) and ready:
     generate(photos, model_keys, settings, regenerate_all=again)
 elif not resume_generation():  # a generation still waiting for its turn carries on
     draw_results(photos, settings)
+drafts.save()

@@ -630,3 +630,29 @@ def test_demo_models_appear_without_restart_and_are_chosen_when_the_hub_cannot_b
         assert fresh.multiselect(key="create.models").value == [key]
     finally:
         hub.forget()
+
+
+def test_a_reload_keeps_photos_cards_edits_and_hand_written_text(app):
+    """A browser reload is a new Streamlit session: the person's draft brings the work back."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.pages.conftest import APP, TIMEOUT
+
+    upload(app, ("red.jpg", builders.photo_bytes(colour="red"), "image/jpeg"))
+    generate(app)
+    box = card_text_areas(app)[0]
+    box.set_value("Half-written caption, not saved").run()
+    [manual] = [t for t in app.text_area if t.key.startswith("manual.")]
+    manual.set_value("My own words").run()
+    reloaded = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    no_exceptions(reloaded)
+    assert len(reloaded.image) == 1
+    assert reloaded.text_area(key=box.key).value == "Half-written caption, not saved"
+    assert len(card_text_areas(reloaded)) == 4
+    assert reloaded.text_area(key=manual.key).value == "My own words"
+    # A new upload adds to the restored photo instead of replacing it, and captions only the new one.
+    upload(reloaded, ("blue.jpg", builders.photo_bytes(colour="blue"), "image/jpeg"))
+    assert len(reloaded.image) == 2
+    generate(reloaded)
+    assert reloaded.text_area(key=box.key).value == "Half-written caption, not saved"
+    assert len(card_text_areas(reloaded)) == 8
