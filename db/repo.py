@@ -171,6 +171,29 @@ def clean_rater(rater: str | None) -> str:
     return name
 
 
+def rater_identity(rater: str | None) -> str:
+    """Who a rater name means: trimmed, inner spaces single, case-folded ("Maya", "maya " and "MAYA" are one
+    person). The one place that decides it; sign-in replaces the typed name in hosted mode."""
+    return clean_rater(rater).casefold()
+
+
+def stored_rater(*, session: Session, rater: str | None) -> str:
+    """The name to store and look up for ``rater``: the display form already stored for the same person
+    (the first one used), else the cleaned name as typed."""
+    name = clean_rater(rater)
+    identity = name.casefold()
+    for known in session.scalars(select(Rating.rater).distinct().order_by(Rating.rater)):
+        if known.casefold() == identity:
+            return known
+    return name
+
+
+def _same_rater(column, name: str) -> ColumnElement[bool]:
+    """SQL for "this stored name is the same person as name" (names are stored in one form per person by
+    stored_rater; lower() also catches older rows typed in another case)."""
+    return func.lower(column) == name.lower()
+
+
 def clean_criterion(criterion: str | None) -> str:
     name = (criterion or DEFAULT_CRITERION).strip().lower()
     if not CRITERION_RE.match(name):
@@ -187,7 +210,7 @@ def rate(*, session: Session, caption_id: int, rater: str, stars: int, criterion
     """
     if isinstance(stars, bool) or not isinstance(stars, int) or not 1 <= stars <= 5:
         raise ValueError(f"stars must be a whole number from 1 to 5, not {stars!r}")
-    rater, criterion = clean_rater(rater), clean_criterion(criterion)
+    rater, criterion = stored_rater(session=session, rater=rater), clean_criterion(criterion)
     comment = (without_nul(comment) or "").strip() or None
     rated_text = _caption(session, caption_id).text  # what the stars were given to, kept with them
     now = utcnow()
@@ -203,7 +226,7 @@ def rate(*, session: Session, caption_id: int, rater: str, stars: int, criterion
 def unrate(*, session: Session, caption_id: int, rater: str, criterion: str = DEFAULT_CRITERION) -> bool:
     """Take back a rating; True if there was one."""
     rating = session.scalars(select(Rating).where(
-        Rating.caption_id == caption_id, Rating.rater == clean_rater(rater),
+        Rating.caption_id == caption_id, Rating.rater == stored_rater(session=session, rater=rater),
         Rating.criterion == clean_criterion(criterion))).first()
     if rating is not None:
         session.delete(rating)
@@ -216,7 +239,11 @@ def ratings_for_caption(*, session: Session, caption_id: int) -> list[Rating]:
 
 
 def list_raters(*, session: Session) -> list[str]:
-    return list(session.scalars(select(Rating.rater).distinct().order_by(Rating.rater)))
+    """Each person once (by rater_identity), in the display form stored first."""
+    people: dict[str, str] = {}
+    for name in session.scalars(select(Rating.rater).distinct().order_by(Rating.rater)):
+        people.setdefault(name.casefold(), name)
+    return sorted(people.values())
 
 
 def list_criteria(*, session: Session) -> list[str]:
@@ -291,10 +318,10 @@ class GalleryFilter:
         # An alias keeps these subqueries independent of any Rating in the outer query (the long export).
         rating = aliased(Rating)
         if self.rater:
-            where.append(select(rating.id).where(rating.caption_id == Caption.id, rating.rater == self.rater)
+            where.append(select(rating.id).where(rating.caption_id == Caption.id, _same_rater(rating.rater, self.rater))
                          .correlate(Caption).exists())
         if self.unrated_by:
-            where.append(~select(rating.id).where(rating.caption_id == Caption.id, rating.rater == self.unrated_by,
+            where.append(~select(rating.id).where(rating.caption_id == Caption.id, _same_rater(rating.rater, self.unrated_by),
                                                   rating.criterion == self.criterion).correlate(Caption).exists())
         if self.min_stars is not None:
             # Correlated, so each caption is one probe of the (caption_id, rater, criterion) index: fast
@@ -391,7 +418,7 @@ def _stars_by(session: Session, caption_ids: list[int], rater: str, criterion: s
     if not caption_ids:
         return {}
     rows = session.execute(select(Rating.caption_id, Rating.stars).where(
-        Rating.caption_id.in_(caption_ids), Rating.rater == rater, Rating.criterion == criterion))
+        Rating.caption_id.in_(caption_ids), _same_rater(Rating.rater, rater), Rating.criterion == criterion))
     return {cid: stars for cid, stars in rows}
 
 

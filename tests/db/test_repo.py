@@ -370,3 +370,18 @@ def test_delete_one_caption_keeps_the_photo_and_its_other_captions(engine, galle
         assert repo.get_photo(session=s, photo_id=photo_id) is None
         with pytest.raises(repo.NotFoundError):
             repo.delete_caption(session=s, caption_id=gallery_data[1])
+
+
+def test_rater_names_differing_in_case_or_spaces_are_one_person(engine, gallery_data):
+    cid = gallery_data[0]
+    with transaction(engine) as s:
+        repo.rate(session=s, caption_id=cid, rater="Maya", stars=2)
+        repo.rate(session=s, caption_id=cid, rater="maya ", stars=5)  # the same person, rating again
+    with transaction(engine, write=False) as s:
+        mine = [r for r in repo.ratings_for_caption(session=s, caption_id=cid) if r.rater.casefold() == "maya"]
+        assert [(r.rater, r.stars) for r in mine] == [("Maya", 5)]  # one rating, the display form kept
+        assert [n for n in repo.list_raters(session=s) if n.casefold() == "maya"] == ["Maya"]
+        page = repo.gallery(session=s, rater="  MAYA")
+        assert next(i.my_stars for i in page.items if i.caption.id == cid) == 5
+        assert ids(repo.gallery(session=s, filters=GalleryFilter(rater="maya"))) == [cid]
+        assert repo.rater_identity(" Maya ") == repo.rater_identity("maya") == "maya"
