@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from igcap import architecture, optimize, threads
+from igcap import architecture, hub, optimize, threads
 from igcap.config import Settings, env_key
 from igcap.int8_cache import Int8Cache, Int8CacheOptions
 from igcap.registry import ModelSpec, load_registry
@@ -410,8 +410,6 @@ def availability(spec: ModelSpec) -> Availability:
     """Whether a model can be loaded, judged from files and, for a model still to download, from one
     remembered probe of the hub (igcap.hub: seconds at most, asked again after a while)."""
     from huggingface_hub import constants, try_to_load_from_cache
-
-    from igcap import hub
 
     if spec.is_local:
         folder = Path(spec.source).expanduser()
