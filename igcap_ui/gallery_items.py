@@ -139,16 +139,6 @@ def _store_if_changed(key: str, shown, stored, save) -> None:
             show_error(err)
             return
         last[key] = shown
-    card_tools(text)
-    # Never disabled: a disabled button swallows the click that also commits what was just typed.
-    if st.button("💾 Save changes", key=f"{key}.save"):
-        if text == caption.text:
-            st.info("No changes to save.", icon="ℹ️")
-            return
-        with shown_errors():
-            with transaction(resources.db_engine()) as session:
-                repo.edit_caption(session=session, caption_id=caption.id, text=text)
-            st.rerun()
 
 
 def _rate(caption_id: int, rater: str, key: str) -> None:

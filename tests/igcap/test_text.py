@@ -79,6 +79,8 @@ def test_clean_up_never_cuts_into_the_words_a_caption_was_started_with():
 
 
 def test_preview_cuts_at_a_word_and_says_more():
+    from igcap.instagram import preview
+
     long = "word " * 60
     p = preview(long)
     assert p.endswith("… more") and len(p) <= 125 + len("… more")

@@ -211,8 +211,8 @@ def test_card_counts_previews_and_offers_a_copy_of_the_edited_text(app):
     counter = next(c.value for c in app.caption if "hashtags" in c.value and f"{len(long_text):,}" in c.value)
     assert ":red[6 / 5 hashtags]" in counter  # over Instagram's 2026 limit of 5, shown in red
     assert f"{len(long_text):,} / 2,200 characters" in counter and ":red[" + f"{len(long_text):,}" not in counter
-    preview = next(m.value for m in app.markdown if m.value.startswith("**Under the photo:**"))
-    assert preview.endswith("… more") and len(preview) < len(long_text)
+    preview = next(t.value for t in app.text if t.value.endswith("… more"))  # plain text, not Markdown
+    assert long_text.startswith(preview.removesuffix("… more")) and len(preview) < len(long_text)
     # Saving keeps the caption as written and warns that Instagram will refuse it.
     app.button(key=box.key + ".save").click().run()
     no_exceptions(app)
@@ -250,11 +250,6 @@ def test_limits_come_from_the_configuration(app_env, monkeypatch):
     counter = next(c.value for c in at.caption if " hashtags" in c.value and " / " in c.value)
     assert "6 / 10 hashtags" in counter and ":red[6 / 10" not in counter
     assert ":red[39 / 20 characters]" in counter
-
-
-    assert ":red[31 / 30 hashtags]" in counter  # over Instagram's hashtag limit, shown in red
-    preview = next(t.value for t in app.text if t.value.endswith("… more"))
-    assert long_text.startswith(preview.removesuffix("… more")) and len(preview) < len(long_text)
 
 
 def test_regenerate_replaces_one_card_and_keeps_edits_elsewhere(app):
@@ -578,12 +573,12 @@ def test_removing_a_refused_file_removes_its_message(app):
 
     good = ("red.jpg", builders.photo_bytes(), "image/jpeg")
     upload(app, good, ("notes.jpg", b"this is not a photo", "image/jpeg"))
-    assert any("notes.jpg" in e.value for e in app.error)
+    assert any("notes" in e.value for e in app.error)  # the name is escaped Markdown (notes\\.jpg)
     upload(app, good)
-    assert not any("notes.jpg" in e.value for e in app.error)
+    assert not any("notes" in e.value for e in app.error)
     upload(app, good, ("notes.jpg", b"this is not a photo", "image/jpeg"))
     at = open_page(open_page(app, "gallery.py"), "create.py")  # the uploader comes back empty …
-    assert len(at.image) == 1 and not any("notes.jpg" in e.value for e in at.error)  # … no stale message
+    assert len(at.image) == 1 and not any("notes" in e.value for e in at.error)  # … no stale message
 
 
 def test_a_byte_identical_duplicate_is_named(app):
