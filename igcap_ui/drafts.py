@@ -94,9 +94,10 @@ def _restore(where: Path) -> None:
             results = [CaptionResult(**r) for r in c["results"]]
             failure = ModelFailure(**c["failure"]) if c["failure"] else None
             ints = lambda d: {int(k): v for k, v in d.items()}  # noqa: E731 - JSON keys are strings
-            cards.setdefault(sha, {})[key] = Card(key, results, failure, c["settings"], c["number"],
-                                                  ints(c["edits"]), ints(c["saved_ids"]), ints(c["saved_texts"]),
-                                                  c.get("note", ""))
+            cards.setdefault(sha, {})[key] = Card(
+                key, results, failure, settings=c["settings"], number=c["number"], edits=ints(c["edits"]),
+                more_settings=ints(c.get("more_settings", {})), saved_ids=ints(c["saved_ids"]),
+                saved_texts=ints(c["saved_texts"]), note=c.get("note", ""))
     st.session_state["create.card_counter"] = max(data.get("counter", 0), st.session_state.get("create.card_counter", 0))
     for sha, text in data.get("manual", {}).items():
         st.session_state.setdefault(f"manual.{sha}", text)
@@ -142,7 +143,7 @@ def save() -> None:
 def _card_dict(card) -> dict:
     return {"results": [asdict(r) for r in card.results], "failure": asdict(card.failure) if card.failure else None,
             "settings": card.settings, "number": card.number, "edits": card.edits, "saved_ids": card.saved_ids,
-            "saved_texts": card.saved_texts, "note": card.note}
+            "saved_texts": card.saved_texts, "note": card.note, "more_settings": card.more_settings}
 
 
 def _atomic(path: Path, write) -> None:
