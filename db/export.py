@@ -18,6 +18,7 @@ import csv
 import io
 import json
 import os
+import sys
 import tempfile
 from collections import defaultdict
 from collections.abc import Mapping
@@ -41,10 +42,11 @@ Labels = Mapping[str, Any]
 CAPTION_COLUMNS = [
     "caption_id", "created_utc", "photo_name", "photo_sha256", "model_key", "model_label", "model_source",
     "caption", "generated_text", "edited", "favourite", "seconds", "decoding_settings", "ratings", "mean_stars",
+    "ratings_of_other_text",
 ]
 LONG_COLUMNS = [
     "rating_id", "rated_utc", "caption_id", "photo_name", "photo_sha256", "model_key", "model_label", "caption",
-    "rater", "criterion", "stars", "comment", "rated_text", "study",
+    "rater", "criterion", "stars", "comment", "rated_text", "rated_text_is_current", "study",
 ]
 # One row per pairwise vote (the arena); model_a/caption_a_id is the caption shown as "A".
 VOTE_COLUMNS = [
@@ -68,27 +70,31 @@ def rated_captions_rows(*, session: Session, filters: GalleryFilter | None = Non
     filters = filters or GalleryFilter()
     labels = labels or {}
     rows = _captions(session, filters, include_unrated)
-    sums = _star_sums(session, [caption.id for caption, _, _ in rows])
+    sums, rated = _star_sums(session, [caption.id for caption, _, _ in rows])
     criteria = sorted({c for per in sums.values() for c in per}, key=lambda c: (c != DEFAULT_CRITERION, c))
-    return [_caption_row(caption, name, sha, labels, sums.get(caption.id, {}), criteria)
+    return [_caption_row(caption, name, sha, labels, sums.get(caption.id, {}), criteria, rated.get(caption.id, []))
             for caption, name, sha in rows]
 
 
-def _star_sums(session: Session, caption_ids: list[int]) -> dict[int, dict[str, list[int]]]:
-    """caption id → criterion → [sum of stars, count], in one query (chunked for huge exports)."""
+def _star_sums(session: Session, caption_ids: list[int]):
+    """(caption id → criterion → [sum of stars, count], caption id → [the text each rating was given to]),
+    in one query (chunked for huge exports)."""
     out: dict[int, dict[str, list[int]]] = defaultdict(dict)
+    rated: dict[int, list[str | None]] = defaultdict(list)
     for start in range(0, len(caption_ids), 5000):
         chunk = caption_ids[start:start + 5000]
-        for cid, criterion, stars in session.execute(
-                select(Rating.caption_id, Rating.criterion, Rating.stars).where(Rating.caption_id.in_(chunk))):
+        for cid, criterion, stars, rated_text in session.execute(
+                select(Rating.caption_id, Rating.criterion, Rating.stars, Rating.rated_text)
+                .where(Rating.caption_id.in_(chunk))):
             acc = out[cid].setdefault(criterion, [0, 0])
             acc[0] += stars
             acc[1] += 1
-    return out
+            rated[cid].append(rated_text)
+    return out, rated
 
 
 def _caption_row(caption: Caption, photo_name: str, sha: str, labels: Labels,
-                 sums: dict[str, list[int]], criteria: list[str]) -> dict[str, Any]:
+                 sums: dict[str, list[int]], criteria: list[str], rated_texts: list) -> dict[str, Any]:
     total, count = sum(s for s, _ in sums.values()), sum(n for _, n in sums.values())
     row = {
         "caption_id": caption.id, "created_utc": caption.created_at, "photo_name": photo_name, "photo_sha256": sha,
@@ -97,6 +103,8 @@ def _caption_row(caption: Caption, photo_name: str, sha: str, labels: Labels,
         "edited": caption.edited, "favourite": caption.favourite,
         "seconds": None if caption.seconds is None else round(caption.seconds, 3),
         "decoding_settings": caption.settings, "ratings": count, "mean_stars": _mean(total, count),
+        # ratings given to an earlier (or otherwise different) text of this caption: see the long export
+        "ratings_of_other_text": sum(1 for t in rated_texts if t is not None and t != caption.text),
     }
     for criterion in criteria:
         row[f"mean_{criterion}"] = _mean(*sums.get(criterion, (0, 0)))
@@ -119,7 +127,9 @@ def ratings_long_rows(*, session: Session, filters: GalleryFilter | None = None,
         "rating_id": rating.id, "rated_utc": rating.updated_at, "caption_id": caption.id, "photo_name": name,
         "photo_sha256": sha, "model_key": caption.model_key, "model_label": model_label(caption.model_key, labels),
         "caption": caption.text, "rater": rating.rater, "criterion": rating.criterion, "stars": rating.stars,
-        "comment": rating.comment, "rated_text": rating.rated_text, "study": study,
+        "comment": rating.comment, "rated_text": rating.rated_text,
+        "rated_text_is_current": None if rating.rated_text is None else rating.rated_text == caption.text,
+        "study": study,
     } for rating, caption, name, sha, study in session.execute(stmt)]
 
 
@@ -183,13 +193,19 @@ def ratings_long_csv(*, session: Session, filters: GalleryFilter | None = None,
 
 def write_export(path: str | Path, long: bool = False, *, session: Session, filters: GalleryFilter | None = None,
                  include_unrated: bool = False, labels: Labels | None = None) -> int:
-    """Write an export to ``path`` (replaced whole, never half-written); returns the number of data rows."""
+    """Write an export to ``path`` (replaced whole, never half-written; ``-`` is standard output);
+    returns the number of data rows. A new file's mode follows the umask, like any file a program creates."""
     if long:
         rows, columns = ratings_long_rows(session=session, filters=filters, labels=labels), LONG_COLUMNS
     else:
         rows = rated_captions_rows(session=session, filters=filters, include_unrated=include_unrated, labels=labels)
         columns = CAPTION_COLUMNS
-    _write_atomically(Path(path), to_csv(rows, columns))
+    data = to_csv(rows, columns)
+    if str(path) == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        _write_atomically(Path(path), data)
     return len(rows)
 
 
@@ -209,9 +225,24 @@ def _write_atomically(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; the file gets the mode open() would give it
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (os.umask sets while it reads)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

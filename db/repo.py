@@ -142,6 +142,18 @@ def _settings_dict(settings: Any) -> dict[str, Any] | None:
         raise ValueError(f"decoding settings must be JSON-serialisable: {err}") from err
 
 
+def delete_caption(*, session: Session, caption_id: int, owner: str | None = None) -> None:
+    """Delete one caption with its ratings (``owner``: its author only); a photo left with no caption goes too
+    (nothing would show it)."""
+    caption = _caption(session, caption_id, owner)
+    photo_id = caption.photo_id
+    session.delete(caption)
+    session.flush()
+    if session.scalar(select(func.count(Caption.id)).where(Caption.photo_id == photo_id)) == 0:
+        session.delete(session.get(Photo, photo_id))
+        session.flush()
+
+
 def get_caption(*, session: Session, caption_id: int, owner: str | None = None) -> Caption | None:
     """The caption with its photo; with ``owner``, only a caption on that owner's photo."""
     caption = session.get(Caption, caption_id, options=[joinedload(Caption.photo)])
@@ -191,6 +203,29 @@ def clean_rater(rater: str | None) -> str:
     return name
 
 
+def rater_identity(rater: str | None) -> str:
+    """Who a rater name means: trimmed, inner spaces single, case-folded ("Maya", "maya " and "MAYA" are one
+    person). The one place that decides it; sign-in replaces the typed name in hosted mode."""
+    return clean_rater(rater).casefold()
+
+
+def stored_rater(*, session: Session, rater: str | None) -> str:
+    """The name to store and look up for ``rater``: the display form already stored for the same person
+    (the first one used), else the cleaned name as typed."""
+    name = clean_rater(rater)
+    identity = name.casefold()
+    for known in session.scalars(select(Rating.rater).distinct().order_by(Rating.rater)):
+        if known.casefold() == identity:
+            return known
+    return name
+
+
+def _same_rater(column, name: str) -> ColumnElement[bool]:
+    """SQL for "this stored name is the same person as name" (names are stored in one form per person by
+    stored_rater; lower() also catches older rows typed in another case)."""
+    return func.lower(column) == name.lower()
+
+
 def clean_criterion(criterion: str | None) -> str:
     name = (criterion or DEFAULT_CRITERION).strip().lower()
     if not CRITERION_RE.match(name):
@@ -208,7 +243,7 @@ def rate(*, session: Session, caption_id: int, rater: str, stars: int, criterion
     """
     if isinstance(stars, bool) or not isinstance(stars, int) or not 1 <= stars <= 5:
         raise ValueError(f"stars must be a whole number from 1 to 5, not {stars!r}")
-    rater, criterion = clean_rater(rater), clean_criterion(criterion)
+    rater, criterion = stored_rater(session=session, rater=rater), clean_criterion(criterion)
     comment = (without_nul(comment) or "").strip() or None
     caption = get_caption(session=session, caption_id=caption_id, owner=owner)
     if caption is None:
@@ -227,7 +262,7 @@ def rate(*, session: Session, caption_id: int, rater: str, stars: int, criterion
 def unrate(*, session: Session, caption_id: int, rater: str, criterion: str = DEFAULT_CRITERION) -> bool:
     """Take back a rating; True if there was one."""
     rating = session.scalars(select(Rating).where(
-        Rating.caption_id == caption_id, Rating.rater == clean_rater(rater),
+        Rating.caption_id == caption_id, Rating.rater == stored_rater(session=session, rater=rater),
         Rating.criterion == clean_criterion(criterion))).first()
     if rating is not None:
         session.delete(rating)
@@ -240,11 +275,15 @@ def ratings_for_caption(*, session: Session, caption_id: int) -> list[Rating]:
 
 
 def list_raters(*, session: Session, owner: str | None = None) -> list[str]:
-    """Everyone who rated (with ``owner``: who rated captions on that owner's photos)."""
+    """Each person once (by rater_identity), in the display form stored first (with ``owner``: who rated
+    captions on that owner's photos)."""
     stmt = select(Rating.rater).distinct().order_by(Rating.rater)
     if owner is not None:
         stmt = stmt.join(Rating.caption).join(Caption.photo).where(Photo.owner == owner)
-    return list(session.scalars(stmt))
+    people: dict[str, str] = {}
+    for name in session.scalars(stmt):
+        people.setdefault(name.casefold(), name)
+    return sorted(people.values())
 
 
 def list_criteria(*, session: Session) -> list[str]:
@@ -281,7 +320,7 @@ class GalleryFilter:
     min_stars: float | None = None  # mean stars on ``criterion`` at least this (unrated captions drop out)
     rater: str | None = None  # only captions this person rated (any criterion)
     unrated_by: str | None = None  # only captions this person has not rated on ``criterion`` yet
-    search: str = ""  # case-insensitive substring of the caption (as edited or as generated)
+    search: str = ""  # words (any order), each a case-insensitive substring of the caption as edited or generated
     date_from: date | datetime | None = None  # created on or after (a date means that whole day, UTC)
     date_to: date | datetime | None = None  # created on or before (a date includes that whole day)
     criterion: str = DEFAULT_CRITERION  # which ratings min_stars and the summaries use
@@ -314,8 +353,8 @@ class GalleryFilter:
             where.append(Caption.model_key.in_(self.model_keys))
         if self.favourites_only:
             where.append(Caption.favourite.is_(True))
-        if self.search:
-            pattern = "%" + re.sub(r"([\\%_])", r"\\\1", self.search) + "%"
+        for word in self.search.split():  # every word, in any order ("church foggy")
+            pattern = "%" + re.sub(r"([\\%_])", r"\\\1", word) + "%"
             where.append(or_(Caption.text.ilike(pattern, escape="\\"),
                              Caption.generated_text.ilike(pattern, escape="\\")))
         if self.date_from:
@@ -325,10 +364,10 @@ class GalleryFilter:
         # An alias keeps these subqueries independent of any Rating in the outer query (the long export).
         rating = aliased(Rating)
         if self.rater:
-            where.append(select(rating.id).where(rating.caption_id == Caption.id, rating.rater == self.rater)
+            where.append(select(rating.id).where(rating.caption_id == Caption.id, _same_rater(rating.rater, self.rater))
                          .correlate(Caption).exists())
         if self.unrated_by:
-            where.append(~select(rating.id).where(rating.caption_id == Caption.id, rating.rater == self.unrated_by,
+            where.append(~select(rating.id).where(rating.caption_id == Caption.id, _same_rater(rating.rater, self.unrated_by),
                                                   rating.criterion == self.criterion).correlate(Caption).exists())
         if self.min_stars is not None:
             # Correlated, so each caption is one probe of the (caption_id, rater, criterion) index: fast
@@ -367,34 +406,45 @@ class GalleryItem:
 
 @dataclass(frozen=True)
 class GalleryPage:
-    items: list[GalleryItem]
+    items: list[GalleryItem]  # whole photos: every matching caption of each photo on this page
     total: int  # captions matching the filter, all pages
     page: int  # 1-based, clamped to the last page
     pages: int  # at least 1
-    per_page: int = 24
+    per_page: int = 24  # photos per page
+    photos: int = 0  # photos with a matching caption, all pages
 
 
 def gallery(*, session: Session, filters: GalleryFilter | None = None, page: int = 1, per_page: int = 24,
             rater: str | None = None) -> GalleryPage:
-    """One page of captions, newest first, in four queries whatever the page size.
+    """One page of photos with their matching captions, newest first, in four queries whatever the page size.
 
-    ``rater`` is the person looking: each item then carries their own stars.
+    Pages hold whole photos (``per_page`` photos), ordered by each photo's newest matching caption, so a
+    photo's captions are never split across pages. ``rater`` is the person looking: each item then carries
+    their own stars.
     """
     filters = filters or GalleryFilter()
     if not 1 <= per_page <= 500:
         raise ValueError("per_page must be between 1 and 500")
     where = filters.conditions()
-    total = session.scalar(select(func.count(Caption.id)).where(*where)) or 0
-    pages = max(1, math.ceil(total / per_page))
+    total, photos = session.execute(select(func.count(Caption.id), func.count(Caption.photo_id.distinct()))
+                                    .where(*where)).one()
+    newest = (select(Caption.photo_id, func.max(Caption.created_at).label("newest"),
+                     func.max(Caption.id).label("last_id"))
+              .where(*where).group_by(Caption.photo_id).subquery())
+    pages = max(1, math.ceil(photos / per_page))
     page = min(max(1, int(page)), pages)
+    on_page = (select(newest).order_by(newest.c.newest.desc(), newest.c.last_id.desc(), newest.c.photo_id)
+               .limit(per_page).offset((page - 1) * per_page).subquery())
     captions = list(session.scalars(
-        select(Caption).where(*where).options(joinedload(Caption.photo))
-        .order_by(Caption.created_at.desc(), Caption.id.desc()).limit(per_page).offset((page - 1) * per_page)))
+        select(Caption).join(on_page, on_page.c.photo_id == Caption.photo_id).where(*where)
+        .options(joinedload(Caption.photo))
+        .order_by(on_page.c.newest.desc(), on_page.c.last_id.desc(), on_page.c.photo_id,
+                  Caption.created_at.desc(), Caption.id.desc())))
     ids = [c.id for c in captions]
     summaries = rating_summaries(session=session, caption_ids=ids, criterion=filters.criterion)
     mine = _stars_by(session, ids, clean_rater(rater), filters.criterion) if rater and rater.strip() else {}
     items = [GalleryItem(c, *summaries.get(c.id, (0, None)), my_stars=mine.get(c.id)) for c in captions]
-    return GalleryPage(items=items, total=total, page=page, pages=pages, per_page=per_page)
+    return GalleryPage(items=items, total=total, page=page, pages=pages, per_page=per_page, photos=photos)
 
 
 def rating_summaries(*, session: Session, caption_ids: Iterable[int],
@@ -414,7 +464,7 @@ def _stars_by(session: Session, caption_ids: list[int], rater: str, criterion: s
     if not caption_ids:
         return {}
     rows = session.execute(select(Rating.caption_id, Rating.stars).where(
-        Rating.caption_id.in_(caption_ids), Rating.rater == rater, Rating.criterion == criterion))
+        Rating.caption_id.in_(caption_ids), _same_rater(Rating.rater, rater), Rating.criterion == criterion))
     return {cid: stars for cid, stars in rows}
 
 

@@ -100,6 +100,11 @@ class DecodingSettings:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def deterministic(self) -> bool:
+        """The same photo and settings always give the same caption (greedy, beam, or a fixed seed)."""
+        return self.strategy != "sample" or self.seed is not None
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DecodingSettings:
         """Settings from a stored dict; unknown keys (from older or newer versions) are ignored."""

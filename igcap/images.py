@@ -172,7 +172,9 @@ def _check_pixels(width: int, height: int, max_pixels: int) -> None:
 
 
 def _megabytes(size: int) -> str:
-    return f"{size / (1024 * 1024):.1f} MB"
+    from igcap.units import mib
+
+    return mib(size)
 
 
 # ---------------------------------------------------------------- decoding

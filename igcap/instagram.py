@@ -88,9 +88,12 @@ def instagram_stats(text: str, limits: InstagramLimits | None = None) -> Instagr
 
 
 def preview(text: str, limit: int = DEFAULT_LIMITS.preview_chars) -> str:
-    """The caption as it reads collapsed under a photo: first line(s) up to ~limit chars, then '… more'."""
-    flat = " ".join(text.split())
-    if len(flat) <= limit:
-        return flat
-    cut = flat[:limit].rsplit(" ", 1)[0] if " " in flat[:limit] else flat[:limit]
-    return cut.rstrip() + "… more"
+    """The caption as it reads collapsed under a photo: up to ~limit chars, then '… more'.
+
+    Line breaks stay (Instagram keeps them); only trailing spaces on a line and outer blank space go."""
+    kept = "\n".join(line.rstrip() for line in text.strip().splitlines())
+    if len(kept) <= limit:
+        return kept
+    head = kept[:limit]
+    cut = max(head.rfind(" "), head.rfind("\n"))
+    return (head[:cut] if cut > 0 else head).rstrip() + "… more"

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from igcap import architecture, optimize, threads
+from igcap import architecture, hub, optimize, threads
 from igcap.config import Settings, env_key
 from igcap.int8_cache import Int8Cache, Int8CacheOptions
 from igcap.registry import ModelSpec, load_registry
@@ -107,6 +107,7 @@ def _load_captioner(spec: ModelSpec, options: LoadOptions, pool) -> LoadedModel:
     device = pick_device(options.device)
     quantize = options.quantize_on(device)
     _check_local_source(spec)
+    _check_hub_source(spec)
     try:  # the weights first: when they are missing, that is the problem to report, not the fallbacks
         model = _instantiate_model(spec, device, quantize, pool, int8_cache=options.int8_cache)
         tokenizer, tok_note = _load_tokenizer(spec)
@@ -202,11 +203,41 @@ def _check_local_source(spec: ModelSpec) -> None:
                              f"(config.json, model.safetensors), or unset it to use the hub.")
 
 
+def _check_hub_source(spec: ModelSpec) -> None:
+    """Fail in seconds, not minutes of retries, when the model must come from a hub that cannot be reached."""
+    avail = availability(spec)
+    if avail.state == "unreachable":
+        raise ModelLoadError(spec.key, f"Not downloaded yet, and {avail.detail}.",
+                             f"Connect to the internet, or download it elsewhere: `{download_command(spec)}`; "
+                             f"then set {env_key(spec.key)}=models/{spec.key} (or IGCAP_MODELS_DIR=models).")
+
+
+def download_command(spec: ModelSpec) -> str:
+    return f"hf download {spec.source} --local-dir models/{spec.key}"
+
+
+def source_help(spec: ModelSpec) -> tuple[str, str]:
+    """(what to do, shell lines) to get this model, for its kind of source: a demo model, a local folder
+    or a hub repository. A local folder is never offered to `hf download`."""
+    variable = env_key(spec.key)
+    if spec.demo:
+        return (f"A demo model trained on synthetic shapes, read from the folder {spec.source}. "
+                "Build the demo models again (a few minutes on a CPU) if the folder is gone:",
+                "python -m igcap demo-models")
+    if spec.is_local:
+        return (f"Read from the local folder {spec.source}, which needs config.json and model.safetensors "
+                "(tokenizer and image-processor files too, or those of its base model). Point it elsewhere, "
+                "or unset the variable to use the hub:",
+                f"export {variable}=/path/to/the/model/folder")
+    return ("Download once on a machine with internet, then point igcap at the folder:",
+            f"{download_command(spec)}\nexport {variable}=models/{spec.key}   # or IGCAP_MODELS_DIR=models for all models")
+
+
 def _explain(spec: ModelSpec, err: Exception) -> ModelLoadError:
     """Turn a loading exception into a message a person can act on."""
     text = " ".join(str(err).split())
     chain = f"{type(err).__name__} {type(err.__cause__).__name__} {text}".lower()
-    download = f"hf download {spec.source} --local-dir models/{spec.key}"
+    download = download_command(spec)
     offline = f"then set {env_key(spec.key)}=models/{spec.key} (or IGCAP_MODELS_DIR=models) to run offline"
     if "localentrynotfound" in chain or "couldn't connect" in chain or "offline" in chain:
         return ModelLoadError(spec.key, "Not downloaded yet, and the Hugging Face hub cannot be reached.",
@@ -264,6 +295,11 @@ class ModelCache:
                 self._evict_over_bounds()
                 self._changed.notify_all()
 
+    def use_registry(self, registry: dict[str, ModelSpec]) -> None:
+        """Take a newer registry (models added or changed on disk); loaded models stay loaded."""
+        with self._changed:
+            self.registry = registry
+
     def _acquire(self, key: str) -> LoadedModel:
         spec = self.registry.get(key)
         if spec is None:
@@ -278,6 +314,7 @@ class ModelCache:
                     self._loading.add(key)
                     break
                 self._changed.wait()  # loading elsewhere, or every place holds a model in use
+        threads.limit_to_allowed_cores()  # here, not at construction: building the cache must not import torch
         try:
             loaded = self._loader(spec, self.options, self.pool)
         except BaseException as err:
@@ -355,23 +392,23 @@ class ModelCache:
 
 def cache_from_settings(settings: Settings | None = None) -> ModelCache:
     settings = settings or Settings.from_env()
-    threads.limit_to_allowed_cores()
     return ModelCache(load_registry(settings), LoadOptions.from_settings(settings), settings.max_loaded_models,
                       settings.memory_budget_mb)
 
 
 @dataclass(frozen=True)
 class Availability:
-    state: str  # "local", "cached", "downloadable", "missing" or "offline"
+    state: str  # "loaded", "local", "cached", "downloadable", "missing", "offline", "unreachable" or "failed"
     detail: str
 
     @property
     def usable(self) -> bool:
-        return self.state in ("local", "cached", "downloadable")
+        return self.state in ("loaded", "local", "cached", "downloadable")
 
 
 def availability(spec: ModelSpec) -> Availability:
-    """Whether a model can be loaded, judged from files alone: no network, nothing loaded."""
+    """Whether a model can be loaded, judged from files and, for a model still to download, from one
+    remembered probe of the hub (igcap.hub: seconds at most, asked again after a while)."""
     from huggingface_hub import constants, try_to_load_from_cache
 
     if spec.is_local:
@@ -384,4 +421,23 @@ def availability(spec: ModelSpec) -> Availability:
         return Availability("cached", "downloaded (Hugging Face cache)")
     if constants.HF_HUB_OFFLINE:
         return Availability("offline", "not downloaded, and HF_HUB_OFFLINE is set")
+    state = hub.hub_state()
+    if not state.reachable:
+        return Availability("unreachable", f"the Hugging Face hub cannot be reached: {state.reason}; "
+                                           f"asked again in {state.retry_in_s():.0f} s")
     return Availability("downloadable", "downloads from the Hugging Face hub on first use")
+
+
+def model_availability(cache: ModelCache) -> dict[str, Availability]:
+    """Model key → Availability, the one answer for the Create page, the Models page and the CLI: what the
+    cache knows (loaded, or failed and why) first, then the files and the hub."""
+    out = {}
+    for key, spec in cache.registry.items():
+        status = cache.status(key)
+        if status.state == "loaded":
+            out[key] = Availability("loaded", "loaded")
+        elif status.state == "failed":
+            out[key] = Availability("failed", f"{status.message} {status.hint}".strip().rstrip("."))
+        else:
+            out[key] = availability(spec)
+    return out

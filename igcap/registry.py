@@ -143,6 +143,34 @@ def _has_marker(source: str) -> bool:
     return source_is_local(source) and (Path(source).expanduser() / MARKER_FILE).is_file()
 
 
+def sources_fingerprint(settings: Settings | None = None) -> tuple:
+    """What the registry was read from, as modification times: it changes when a model folder or marker is
+    added, removed or rewritten (e.g. by `python -m igcap demo-models`), so a running app can notice
+    new local models without a restart. Cheap: a few stat calls."""
+    settings = settings or Settings.from_env()
+    stamps = []
+    for path in (settings.demo_dir, settings.models_dir, settings.models_file):
+        if path is None:
+            continue
+        path = Path(path).expanduser()
+        stamps.append((str(path), _mtime(path)))
+        if path.is_dir():
+            for child in sorted(path.iterdir()):
+                stamps.append((child.name, _mtime(child), _mtime(child / MARKER_FILE), _mtime(child / "config.json")))
+    for source in (settings.source_overrides or {}).values():
+        if source_is_local(source):
+            folder = Path(source).expanduser()
+            stamps.append((source, _mtime(folder / MARKER_FILE), _mtime(folder / "config.json")))
+    return tuple(stamps)
+
+
+def _mtime(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
+
+
 def _demo_models(folder: Path) -> dict[str, ModelSpec]:
     """Models trained by `python -m igcap demo-models`, described by their marker files."""
     found = {}

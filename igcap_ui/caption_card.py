@@ -1,4 +1,9 @@
-"""One card per photo per model: editable text, Instagram counters, preview, copy view, save, regenerate."""
+"""One card per photo per model: editable text, Instagram counters, preview, copy view, save, regenerate.
+
+Caption text is shown as plain text (st.text / st.code), exactly as it will be posted: never as Markdown, so
+``:rainbow:`` stays ``:rainbow:`` and line breaks stay. Counters follow the text box's committed value:
+st.text_area (Streamlit 1.67) commits on blur or Ctrl+Enter and has no per-keystroke option.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,9 @@ from igcap_ui import resources
 from igcap_ui.errors import shown_errors
 from igcap_ui.hashtag_sets import set_buttons
 from igcap_ui.plain import plain
-from igcap_ui.results import Card, saved
+from igcap_ui.results import Card
+
+COMMIT_HINT = "Counts update when you click outside the box or press Ctrl+Enter."
 
 
 def caption_card(card: Card, label: str, on_save: Callable, on_regenerate: Callable, on_more: Callable) -> None:
@@ -24,11 +31,15 @@ def caption_card(card: Card, label: str, on_save: Callable, on_regenerate: Calla
             st.error(f"{card.failure.message} {card.failure.hint or ''}".strip(), icon="⚠️")
         elif not card.results:
             st.info("This model wrote nothing for this photo; try another style.")
+        if card.note:
+            st.info(card.note, icon="🔁")
         for result in card.results:
             _variant(card, result, len(card.results), on_save)
         regenerate, more = st.columns(2)
         if regenerate.button("🔄 Regenerate", key=f"card{card.number}.regenerate",
-                             help="Write this model's caption again with the current decoding settings."):
+                             help="Write this model's caption again with the current decoding settings. "
+                                  "Balanced, Precise and Fast are deterministic (same photo, same caption); "
+                                  "for another caption use Creative or \"more like this\"."):
             on_regenerate(card)
         if card.settings and more.button(f"🎲 {MORE_LIKE_THIS} more like this", key=f"card{card.number}.more",
                                          help="Three more captions from this model with this card's settings, "
@@ -44,24 +55,26 @@ def _variant(card: Card, result, count: int, on_save: Callable) -> None:
         title += " (more like this)"
     text = st.text_area(title, value=card.text(result), key=key, height=100, on_change=_remember_edit,
                         args=(card, result.variant, key))
-    stats = counters(text, result.seconds)
+    stats = card_tools(text, result.seconds)
     set_buttons(key, current=lambda: st.session_state.get(key, card.text(result)),
                 apply=lambda new: _replace_text(card, result.variant, key, new))
-    with st.expander("Preview and copy"):
-        st.markdown(f"**Under the photo:** {plain(stats.preview)}")
-        st.code(text, language=None, wrap_lines=True)
-    done = saved().get(key)
+    done = result.variant in card.saved_ids
     label = "⭐ Update saved caption" if done else "⭐ Save as favourite"
     if st.button(label, key=f"{key}.save", help="Store the photo and this caption (as edited) in the gallery."):
         with shown_errors():
-            saved()[key], again = on_save(card, result, text)
+            card.edits[result.variant] = text
+            card.saved_ids[result.variant], again = on_save(card, result, text)
+            card.saved_texts[result.variant] = text
             if again:
                 st.toast("The caption saved before had been deleted; it is saved again as a new one.", icon="⭐")
             else:
                 st.toast("Saved to the gallery.", icon="⭐")
             warn_over_limits(stats)
-    if saved().get(key):
-        st.caption("✅ Saved in the gallery")
+    if result.variant in card.saved_ids:
+        if card.saved_texts.get(result.variant) == text:
+            st.caption("✅ Saved in the gallery")
+        else:
+            st.caption("✏️ Unsaved changes: the gallery still holds the earlier text. Save again to update it.")
 
 
 def _replace_text(card: Card, variant: int, key: str, text: str) -> None:
@@ -80,6 +93,17 @@ def caption_stats(text: str) -> InstagramStats:
     return instagram_stats(text, resources.settings().instagram)
 
 
+def card_tools(text: str, seconds: float | None = None) -> InstagramStats:
+    """What every caption box gets, generated or hand-written: counters, the preview and a copy view."""
+    stats = counters(text, seconds)
+    with st.expander("Preview and copy"):
+        st.caption("Under the photo (collapsed, as Instagram shows it):")
+        st.text(stats.preview, width="stretch")
+        st.caption("Copy (line breaks kept):")
+        st.code(text, language=None, wrap_lines=True)
+    return stats
+
+
 def counters(text: str, seconds: float | None = None) -> InstagramStats:
     """Characters and hashtags against Instagram's limits ("6 / 5 hashtags"), red when over; the stats."""
     stats = caption_stats(text)
@@ -88,7 +112,7 @@ def counters(text: str, seconds: float | None = None) -> InstagramStats:
     parts = [f":red[{chars}]" if stats.over_chars else chars, f":red[{tags}]" if stats.over_hashtags else tags]
     if seconds is not None:
         parts.append(f"{seconds:.1f} s")
-    st.caption(" · ".join(parts))
+    st.caption(" · ".join(parts), help=COMMIT_HINT)
     return stats
 
 

@@ -16,18 +16,20 @@ from igcap.lengths import LENGTHS
 PRESET_KEY = "decoding.preset"
 LENGTH_KEY = "decoding.length"
 STYLE_LENGTH = "style"  # the length the chosen style sets
+KEEP = "session"  # Streamlit keeps these values while the person visits other pages (persist_state)
 
 
 def decoding_panel() -> DecodingSettings | None:
     """Draw the panel; return valid settings, or None after showing why the chosen ones cannot work."""
     names = list(PRESETS)
     preset = st.selectbox("Style", names, index=names.index(DEFAULT_PRESET), key=PRESET_KEY,
-                          format_func=str.capitalize,
+                          format_func=str.capitalize, persist_state=KEEP,
                           help="Balanced: safe beam search. Creative: varied sampled captions, three each. "
                                "Precise: short literal captions. Fast: one greedy pass.")
     length = st.selectbox("Length", [STYLE_LENGTH, *LENGTHS], key=LENGTH_KEY,
                           format_func=lambda n: "As the style sets it" if n == STYLE_LENGTH else LENGTHS[n].label,
-                          help="Token limits for the caption; the characters are an estimate (about 4 per token).")
+                          help="Token limits for the caption; the characters are an estimate (about 4 per token).",
+                          persist_state=KEEP)
     base = PRESETS[preset] if length == STYLE_LENGTH else LENGTHS[length].apply(PRESETS[preset])
     values = {}
     creator = {name: knob for name, knob in KNOBS.items() if knob.creator}  # kept when the style changes
@@ -54,16 +56,17 @@ def _widget(knob: Knob, default, key: str):
     label, help_text = knob.label, knob.help
     if knob.type is str and not knob.choices:
         return st.text_input(label, value=default, key=key, help=help_text, max_chars=int(knob.high or 1000),
-                             placeholder=knob.placeholder)
+                             placeholder=knob.placeholder, persist_state=KEEP)
     if knob.choices:
-        return st.selectbox(label, knob.choices, index=knob.choices.index(default), key=key, help=help_text)
+        return st.selectbox(label, knob.choices, index=knob.choices.index(default), key=key, help=help_text,
+                            persist_state=KEEP)
     if knob.type is bool:
-        return st.checkbox(label, value=default, key=key, help=help_text)
+        return st.checkbox(label, value=default, key=key, help=help_text, persist_state=KEEP)
     if knob.optional:
         value = st.number_input(label, value=default, min_value=knob.low, max_value=knob.high, step=1, key=key,
-                                help=help_text, placeholder=knob.placeholder)
+                                help=help_text, placeholder=knob.placeholder, persist_state=KEEP)
         return None if value is None else knob.type(value)
     if knob.type is int:
-        return int(st.number_input(label, value=default, step=1, key=key, help=help_text))
+        return int(st.number_input(label, value=default, step=1, key=key, help=help_text, persist_state=KEEP))
     return float(st.number_input(label, value=float(default), step=knob.step or 0.05, format="%.2f",
-                                 key=key, help=help_text))
+                                 key=key, help=help_text, persist_state=KEEP))

@@ -18,7 +18,7 @@ import streamlit as st
 
 from db import repo, transaction
 from igcap_ui import access, resources
-from igcap_ui.caption_card import caption_stats, counters, warn_over_limits
+from igcap_ui.caption_card import caption_stats, card_tools, warn_over_limits
 from igcap_ui.errors import show_error, shown_errors
 from igcap_ui.filters import model_label
 from igcap_ui.plain import plain
@@ -27,6 +27,7 @@ from igcap_ui.photos import photo_row
 CONFIRM_KEY = "gallery.confirm_delete"
 _STORED = "gallery.stored"  # widget key → the value this session last stored (or read) for it
 WARNINGS_KEY = "gallery.limit_warnings"  # caption id → stats of the text just saved, shown after the rerun
+CONFIRM_CAPTION_KEY = "gallery.confirm_delete_caption"
 
 
 def photo_block(items: list, rater: str) -> None:
@@ -54,9 +55,13 @@ def caption_row(item, rater: str) -> None:
     if item.rating_count:
         head += f" · ★ {item.mean_stars:.1f} from {item.rating_count} rating(s)"
     st.markdown(head)
-    st.markdown(plain(caption.text) or "_(empty)_")
+    if caption.text:
+        st.text(caption.text, width="stretch")  # plain text, exactly as it will be posted (never Markdown)
+    else:
+        st.caption("(empty)")
     if caption.edited:
-        st.caption(f"Model wrote: {plain(caption.generated_text)}")
+        st.caption("Model wrote:")
+        st.text(caption.generated_text or "", width="stretch")
     cols = st.columns([2, 1])
     with cols[0]:
         key = f"stars.{caption.id}.{rater}"
@@ -74,23 +79,48 @@ def caption_row(item, rater: str) -> None:
     if mine:
         with st.expander("Edit caption"):
             _edit_box(caption)
+        _delete_caption_controls(caption)
+
+
+def _delete_caption_controls(caption) -> None:
+    key = f"delete_caption.{caption.id}"
+    if st.session_state.get(CONFIRM_CAPTION_KEY) != caption.id:
+        if st.button("🗑️ Delete caption", key=key, help="Delete this caption and its ratings; the photo stays."):
+            st.session_state[CONFIRM_CAPTION_KEY] = caption.id
+            st.rerun()
+        return
+    st.warning("Delete this caption and its ratings? This cannot be undone. (A photo's last caption takes the "
+               "photo with it.)")
+    yes, no = st.columns(2)
+    if yes.button("Yes, delete", key=f"{key}.yes", type="primary"):
+        with shown_errors():
+            with transaction(resources.db_engine()) as session:
+                repo.delete_caption(session=session, caption_id=caption.id, owner=_acting())
+            st.session_state.pop(CONFIRM_CAPTION_KEY, None)
+            st.rerun()
+    if no.button("Cancel", key=f"{key}.no"):
+        st.session_state.pop(CONFIRM_CAPTION_KEY, None)
+        st.rerun()
 
 
 def _edit_box(caption) -> None:
     key = f"edit.{caption.id}"
     text = st.text_area("Caption text", value=caption.text, key=key, height=100)
-    counters(text)
+    card_tools(text)
     just_saved = st.session_state.setdefault(WARNINGS_KEY, {}).pop(caption.id, None)
     if just_saved is not None:
         warn_over_limits(just_saved)
     # A callback, not `if st.button(...)`: it runs even when the caption is gone from this run's list
     # (deleted in another session), so the person hears of it instead of losing the edit without a word.
-    st.button("💾 Save changes", key=f"{key}.save", disabled=text == caption.text, on_click=_save_edit,
-              args=(caption.id, key))
+    # Never disabled: a disabled button swallows the click that also commits what was just typed.
+    st.button("💾 Save changes", key=f"{key}.save", on_click=_save_edit, args=(caption.id, key, caption.text))
 
 
-def _save_edit(caption_id: int, key: str) -> None:
+def _save_edit(caption_id: int, key: str, shown_text: str) -> None:
     text = st.session_state[key]
+    if text == shown_text:
+        st.toast("No changes to save.", icon="ℹ️")
+        return
     try:
         with transaction(resources.db_engine()) as session:
             repo.edit_caption(session=session, caption_id=caption_id, text=text, owner=_acting())

@@ -4,6 +4,8 @@ A generation first waits its turn in the process's shared queue (igcap.generatio
 place in line and a Cancel button; a rerun meanwhile (any click on the page) keeps its place. When its
 turn comes it fills the store and draws each model's cards as its ModelRun arrives (on_result); later
 reruns draw the same cards from the store with the same widget keys, so edits survive.
+Generate writes only the captions a photo does not have yet (a new photo, a newly chosen model);
+"Regenerate all" writes the rest again but keeps every card with unsaved edits, and says so.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import streamlit as st
 
 from db.models import model_label
 from igcap_ui import resources, saving
-from igcap_ui.caption_card import caption_card, counters, warn_over_limits
+from igcap_ui.caption_card import caption_card, card_tools, warn_over_limits
 from igcap_ui.errors import shown_errors
 from igcap_ui.hashtag_sets import set_buttons
 from igcap_ui.photos import photo_row
@@ -33,24 +35,50 @@ class Pending:
     photos: list
     model_keys: list[str]
     settings: object  # DecodingSettings
+    todo: dict  # photo hash → the model keys to write for it
 
 
-def generate(photos, model_keys: list[str], settings) -> None:
-    """Queue this session's generation in the process's shared line, then caption every photo with every
-    chosen model when its turn comes, showing each model's cards as they are ready.
+def uncaptioned(photos, model_keys: list[str]) -> dict[str, list[str]]:
+    """Photo hash → the chosen models that have no card for it yet."""
+    data = store()
+    return {p.sha256: [k for k in model_keys if k not in data.get(p.sha256, {})] for p in photos}
 
-    A new Generate replaces this session's generation that is still waiting."""
+
+def kept_for_edits(photos, model_keys: list[str]) -> list[tuple[str, str]]:
+    """(photo hash, model key) of the chosen cards that hold unsaved edits: Regenerate all leaves them."""
+    data = store()
+    return [(p.sha256, k) for p in photos for k in model_keys
+            if k in data.get(p.sha256, {}) and data[p.sha256][k].has_unsaved_edits()]
+
+
+def generate(photos, model_keys: list[str], settings, *, regenerate_all: bool = False) -> None:
+    """Queue this session's generation in the process's shared line, then caption the photos when its turn
+    comes, showing each model's cards as they are ready.
+
+    Only the missing (photo, model) pairs are written, unless regenerate_all: then every chosen pair is,
+    except cards with unsaved edits, which are kept. A new Generate replaces this session's generation
+    that is still waiting."""
     from igcap.generation_queue import JobRefused, JobSize
 
     _forget_pending()
-    size = JobSize(len(photos), len(model_keys), settings.num_variants)
+    kept = kept_for_edits(photos, model_keys) if regenerate_all else []
+    todo = {p.sha256: [k for k in model_keys if (p.sha256, k) not in kept] for p in photos} if regenerate_all \
+        else uncaptioned(photos, model_keys)
+    todo = {sha: keys for sha, keys in todo.items() if keys}
+    if kept:
+        st.info(f"Kept {len(kept)} caption(s) with unsaved edits as they are; save them, or use that card's "
+                "🔄 Regenerate to replace one.", icon="✏️")
+    if not todo:
+        draw_results(photos, settings)
+        return
+    size = JobSize(len(todo), len({k for keys in todo.values() for k in keys}), settings.num_variants)
     try:
         job = resources.generation_queue().submit(resources.session_owner(), size)
     except JobRefused as err:
         st.error(err.message, icon="⏳")
         draw_results(photos, settings)
         return
-    st.session_state[_PENDING] = Pending(job, list(photos), list(model_keys), settings)
+    st.session_state[_PENDING] = Pending(job, list(photos), list(model_keys), settings, todo)
     _take_turn(st.session_state[_PENDING])
 
 
@@ -116,16 +144,20 @@ def _forget_pending() -> None:
 
 
 def _caption(pending: Pending, status) -> None:
-    """The job's turn: caption every photo with every model, drawing each model's cards when ready."""
-    photos, model_keys, settings = pending.photos, pending.model_keys, pending.settings
+    """The job's turn: caption the photos that need it, model by model, drawing each model's cards when ready."""
+    photos, settings, todo = pending.photos, pending.settings, pending.todo
     data = store()
+    jobs: dict[tuple[str, ...], list] = {}  # the same models for several photos run as one batch
     for photo in photos:
-        data[photo.sha256] = {}
-    status.update(label=f"Writing captions for {len(photos)} photo(s) with {len(model_keys)} model(s)…",
-                  expanded=True)
-    slots = draw_results(photos, settings, pending=model_keys)
-    shas = [p.sha256 for p in photos]
-    finished: list[str] = []
+        data.setdefault(photo.sha256, {})
+        if photo.sha256 in todo:
+            jobs.setdefault(tuple(todo[photo.sha256]), []).append(photo)
+    keys_run = list(dict.fromkeys(k for keys in jobs for k in keys))
+    count = sum(len(group) for group in jobs.values())
+    status.update(label=f"Writing captions for {count} photo(s) with {len(keys_run)} model(s)…", expanded=True)
+    slots = draw_results(photos, settings, pending={(sha, k) for sha, keys in todo.items() for k in keys})
+    finished: set[str] = set()
+    failed: set[str] = set()
     settings_dict = settings.to_dict()  # stored with every card; the same for all models of this run
 
     def on_progress(event) -> None:
@@ -133,33 +165,37 @@ def _caption(pending: Pending, status) -> None:
         status.update(label=f"{STAGES.get(event.stage, event.stage)} {label}…")
         status.write(f"{STAGES.get(event.stage, event.stage)} {label}")
 
-    def on_result(run) -> None:
-        finished.append(run.model_key)
-        for sha, card in cards_from_run(run, shas, settings_dict).items():
-            data[sha][run.model_key] = card
-            _draw_card(slots[(sha, run.model_key)], card, photos[shas.index(sha)], settings)
+    for keys, group in jobs.items():
+        shas = [p.sha256 for p in group]
 
-    with shown_errors():
-        resources.captioner().caption([p.image for p in photos], model_keys, settings,
-                                      on_result=on_result, on_progress=on_progress,
-                                      should_stop=lambda: pending.job.stop_requested)
-    failed = [k for k in model_keys if any(data[s].get(k) and data[s][k].failure for s in shas)]
-    state = "error" if failed and len(failed) == len(model_keys) else "complete"
+        def on_result(run, group=group, shas=shas) -> None:
+            finished.add(run.model_key)
+            if run.error:
+                failed.add(run.model_key)
+            for sha, card in cards_from_run(run, shas, settings_dict).items():
+                data[sha][run.model_key] = card
+                _draw_card(slots[(sha, run.model_key)], card, group[shas.index(sha)], settings)
+
+        with shown_errors():
+            resources.captioner().caption([p.image for p in group], list(keys), settings,
+                                          on_result=on_result, on_progress=on_progress,
+                                          should_stop=lambda: pending.job.stop_requested)
+    state = "error" if failed and len(failed) == len(keys_run) else "complete"
     note = f" ({len(failed)} model(s) could not caption)" if failed else ""
-    status.update(label=f"Done: {len(finished)} of {len(model_keys)} model(s){note}.", state=state,
+    status.update(label=f"Done: {len(finished)} of {len(keys_run)} model(s){note}.", state=state,
                   expanded=bool(failed))
 
 
-def draw_results(photos, settings, pending: list[str] | None = None) -> dict:
+def draw_results(photos, settings, pending: set | None = None) -> dict:
     """One bordered block per photo: the upright photo, a write-your-own box and a card per model.
 
-    With ``pending`` the model slots are placeholders to fill; without, the stored cards are drawn.
+    Pairs in ``pending`` get placeholders to fill; the rest are drawn from the store.
     Returns {(photo hash, model key): slot}.
     """
-    slots = {}
+    slots, pending = {}, pending or set()
     for photo in photos:
         cards = store().get(photo.sha256, {})
-        keys = pending if pending is not None else [k for k in _ordered(cards)]
+        keys = _ordered(set(cards) | {k for sha, k in pending if sha == photo.sha256})
         with photo_row(photo.image, photo) as (left, right):
             with left:
                 _manual_box(photo)
@@ -169,10 +205,10 @@ def draw_results(photos, settings, pending: list[str] | None = None) -> dict:
                 for row in range(0, len(keys), CARDS_PER_ROW):
                     for column, key in zip(st.columns(CARDS_PER_ROW), keys[row:row + CARDS_PER_ROW]):
                         slot = slots[(photo.sha256, key)] = column.empty()
-                        if key in cards:
-                            _draw_card(slot, cards[key], photo, settings)
-                        else:
+                        if (photo.sha256, key) in pending:
                             slot.info(f"⏳ Waiting for {_label(key)}…")
+                        else:
+                            _draw_card(slot, cards[key], photo, settings)
     return slots
 
 
@@ -202,7 +238,13 @@ def _regenerate(photo, card: Card, settings) -> None:
             place.empty()
             st.error(err.message, icon="⏳")
             return
-        store()[photo.sha256][card.model_key] = new_card(card.model_key, run.results, run.error, settings.to_dict())
+        fresh = new_card(card.model_key, run.results, run.error, settings.to_dict())
+        if settings.deterministic and [r.text for r in fresh.results] == [r.text for r in card.results]:
+            why = "a fixed seed" if settings.strategy == "sample" else f"{settings.strategy} decoding"
+            fresh.note = (f"Same caption as before: these settings are deterministic ({why}), so the same photo "
+                          "always gets the same caption. Choose the Creative style, clear the seed, or use "
+                          "\"more like this\" for a new one.")
+        store()[photo.sha256][card.model_key] = fresh
         st.rerun()
 
 
@@ -222,10 +264,15 @@ def _more_like_this(photo, card: Card) -> None:
 
 def _manual_box(photo) -> None:
     key = f"manual.{photo.sha256}"
-    text = st.text_area("Write your own caption", key=key, height=90, placeholder="Your caption…")
-    stats = counters(text)
+    text = st.text_area("Write your own caption", key=key, height=90, placeholder="Your caption…",
+                        persist_state="session")
+    stats = card_tools(text)
     set_buttons(key, current=lambda: st.session_state.get(key, ""), apply=lambda new: st.session_state.update({key: new}))
-    if st.button("💾 Save my caption", key=f"{key}.save", disabled=not text.strip()):
+    # Never disabled: a disabled button swallows the click that also commits what was just typed.
+    if st.button("💾 Save my caption", key=f"{key}.save"):
+        if not text.strip():
+            st.warning("Write a caption first, then save it.", icon="✍️")
+            return
         with shown_errors():
             saving.save_manual(photo, text)
             st.success("Saved to the gallery.", icon="✅")
@@ -236,6 +283,6 @@ def _label(key: str) -> str:
     return model_label(key, resources.registry())
 
 
-def _ordered(cards: dict) -> list[str]:
+def _ordered(keys) -> list[str]:
     order = list(resources.registry())
-    return sorted(cards, key=lambda k: order.index(k) if k in order else len(order))
+    return sorted(keys, key=lambda k: (order.index(k) if k in order else len(order), k))

@@ -21,7 +21,9 @@ from igcap_ui.plain import plain
 UPLOAD_KEY = "create.upload"
 CAMERA_KEY = "create.camera"
 _PHOTOS = "create.photos"  # sha256 → Photo, in upload order
-_REFUSED = "create.refused"  # [(file name, message)] for files that are not usable photos
+_REFUSED = "create.refused"  # [(file id, file name, message)] for files that are not usable photos
+_ORIGIN = "create.photo_origin"  # sha256 → uploader file id, or None for photos from earlier (kept on upload)
+_SAME = "create.same"  # [(file id, file name, name of the earlier file with the same bytes)]
 _DECODED = "create.decoded"  # file_id → Photo | PhotoError: a change elsewhere does not decode a file again
 KEEP_SIDE = WORKING_SIDE  # what session state keeps: the stored copy is 1080 px and the models see 224 px
 MAX_PHOTOS = 20  # photos one session works on at once
@@ -30,25 +32,47 @@ MAX_SESSION_MB = 100  # their files together (each file is at most MAX_UPLOAD_MB
 
 def photo_inputs() -> list[Photo]:
     """Draw the inputs; return the usable photos (one per distinct content), showing why others are not."""
-    files = st.file_uploader(f"Photos ({SUPPORTED_LABEL}; up to {MAX_UPLOAD_MB} MB each)",
+    files = st.file_uploader(f"Photos ({SUPPORTED_LABEL}; up to {MAX_UPLOAD_MB} MiB each)",
                              accept_multiple_files=True, key=UPLOAD_KEY, on_change=_sync)
     if st.toggle("Use the camera", key="create.use_camera", help="Take a photo with this device's camera."):
         st.camera_input("Take a photo", key=CAMERA_KEY, on_change=_sync)
     if _PHOTOS not in st.session_state:
         _sync()
-    for name, message in st.session_state[_REFUSED]:
-        st.error(f"**{plain(name)}**: {message}", icon="🚫")
+    held = {f.file_id for f in files or []} | ({shot.file_id} if (shot := st.session_state.get(CAMERA_KEY)) else set())
+    for file_id, name, message in st.session_state[_REFUSED]:
+        if file_id in held:  # a file no longer in the uploader (removed, or a visit elsewhere) has no message
+            st.error(f"**{plain(name)}**: {message}", icon="🚫")
+    for file_id, name, first in st.session_state.get(_SAME, []):
+        if file_id in held:
+            st.info(f"{plain(name)} is the same photo as {plain(first)}: it is captioned once.", icon="🪞")
     photos = st.session_state[_PHOTOS]
     if photos and not files and st.session_state.get(CAMERA_KEY) is None:
+        # The uploader is empty (a visit elsewhere, a reload): these photos no longer belong to it, so the
+        # next upload adds to them instead of replacing them.
+        st.session_state[_ORIGIN] = dict.fromkeys(photos)
         _earlier_photos_note(len(photos))
     return list(photos.values())
+
+
+def kept() -> dict[str, Photo]:
+    """sha256 → Photo: the photos this session holds (for the draft)."""
+    return st.session_state.get(_PHOTOS, {})
+
+
+def restore(photos: dict[str, Photo]) -> None:
+    """Put photos from a draft back (before the inputs are drawn); they belong to no uploader file."""
+    st.session_state[_PHOTOS] = {**photos, **st.session_state.get(_PHOTOS, {})}
+    st.session_state.setdefault(_REFUSED, [])
+    st.session_state.setdefault(_SAME, [])
+    st.session_state[_ORIGIN] = {sha: None for sha in st.session_state[_PHOTOS]}
 
 
 def _earlier_photos_note(count: int) -> None:
     left, right = st.columns([4, 1])
     left.caption(f"{count} photo(s) from earlier in this session are below.")
     if right.button("Clear photos", key="create.clear_photos"):
-        st.session_state[_PHOTOS], st.session_state[_REFUSED] = {}, []
+        st.session_state[_PHOTOS], st.session_state[_REFUSED], st.session_state[_SAME] = {}, [], []
+        st.session_state[_ORIGIN] = {}
         st.rerun()
 
 
@@ -59,21 +83,29 @@ def _sync() -> None:
     if shot is not None:
         files.append(shot)
     cache = st.session_state.setdefault(_DECODED, {})
-    photos, refused, total = {}, [], 0
+    origin = st.session_state.get(_ORIGIN, {})
+    earlier = st.session_state.get(_PHOTOS, {})
+    photos = {sha: p for sha, p in earlier.items() if origin.get(sha) is None}  # not from the uploader: stay
+    new_origin: dict[str, str | None] = dict.fromkeys(photos)
+    refused, same, total = [], [], 0
     for f in files:
         total += f.size
         if len(photos) >= MAX_PHOTOS or total > MAX_SESSION_MB * 1024 * 1024:
-            refused.append((f.name, _over_limit(len(photos))))
+            refused.append((f.file_id, f.name, _over_limit(len(photos))))
             continue
         decoded = cache.get(f.file_id) or _decode(f)
         cache[f.file_id] = decoded
         if isinstance(decoded, PhotoError):
-            refused.append((f.name, decoded.message))
+            refused.append((f.file_id, f.name, decoded.message))
+        elif decoded.sha256 in photos and new_origin.get(decoded.sha256) is not None:  # twice in the uploader
+            same.append((f.file_id, f.name, photos[decoded.sha256].name))  # captioned once, and said so
         else:
-            photos.setdefault(decoded.sha256, decoded)  # the same photo twice is captioned once
+            photos.setdefault(decoded.sha256, decoded)
+            new_origin[decoded.sha256] = f.file_id
     for stale in set(cache) - {f.file_id for f in files}:
         del cache[stale]
-    st.session_state[_PHOTOS], st.session_state[_REFUSED] = photos, refused
+    st.session_state[_PHOTOS], st.session_state[_REFUSED], st.session_state[_SAME] = photos, refused, same
+    st.session_state[_ORIGIN] = new_origin
 
 
 def _over_limit(count: int) -> str:

@@ -17,16 +17,30 @@ def settings():
     return Settings.from_env()
 
 
-@st.cache_resource(show_spinner=False)
 def registry():
+    """The model registry, read again when its sources change on disk (a new demo model appears without a
+    restart); otherwise the copy read before."""
+    from igcap.registry import sources_fingerprint
+
+    return _registry_for(sources_fingerprint(settings()))
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _registry_for(fingerprint: tuple):
     from igcap.registry import load_registry
 
     return load_registry(settings())
 
 
-@st.cache_resource(show_spinner=False)
 def model_cache():
-    """The bounded, lazily filled model cache: models load on first use, not here."""
+    """The bounded, lazily filled model cache (models load on first use, not here), on the current registry."""
+    cache = _model_cache()
+    cache.use_registry(registry())
+    return cache
+
+
+@st.cache_resource(show_spinner=False)
+def _model_cache():
     from igcap.loading import cache_from_settings
 
     return cache_from_settings(settings())
@@ -68,7 +82,8 @@ def db_engine():
 
 
 def availability() -> dict:
-    """Model key → igcap.loading.Availability, judged from files (cheap; not cached: files change)."""
-    from igcap.loading import availability as check
+    """Model key → igcap.loading.Availability: the one answer every page uses (loaded, failed and why,
+    or judged from files and one remembered hub probe). Not cached: files and the cache change."""
+    from igcap.loading import model_availability
 
-    return {key: check(spec) for key, spec in registry().items()}
+    return model_availability(model_cache())

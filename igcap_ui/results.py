@@ -2,6 +2,7 @@
 
 The store maps photo hash → model key → Card. Each Card gets a fresh number, used in its widget keys,
 so a regenerated card starts from its new text while an untouched card keeps the person's edits.
+A card also remembers what it saved to the gallery, so it can say "unsaved changes" after an edit.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import streamlit as st
 
 _STORE = "create.results"
 _COUNTER = "create.card_counter"
-_SAVED = "create.saved"  # widget key of a variant → id of the caption saved from it
 
 
 @dataclass
@@ -25,6 +25,9 @@ class Card:
     number: int = 0
     edits: dict = field(default_factory=dict)  # variant → text as edited; outlives the widget on other pages
     more_settings: dict = field(default_factory=dict)  # variant → settings of a "more like this" variant
+    saved_ids: dict = field(default_factory=dict)  # variant → id of the gallery caption saved from it
+    saved_texts: dict = field(default_factory=dict)  # variant → the text as last saved
+    note: str = ""  # a word about how this card came to be (e.g. the same text as before, and why)
 
     def text(self, result) -> str:
         return self.edits.get(result.variant, result.text)
@@ -45,14 +48,16 @@ class Card:
             moved = replace(result, variant=result.variant + offset)
             self.results.append(moved)
             self.more_settings[moved.variant] = settings
+    def unsaved_edit(self, result) -> bool:
+        """The person changed this variant and the gallery does not hold the change."""
+        return self.text(result) != self.saved_texts.get(result.variant, result.text)
+
+    def has_unsaved_edits(self) -> bool:
+        return any(self.unsaved_edit(r) for r in self.results)
 
 
 def store() -> dict[str, dict[str, Card]]:
     return st.session_state.setdefault(_STORE, {})
-
-
-def saved() -> dict[str, int]:
-    return st.session_state.setdefault(_SAVED, {})
 
 
 def new_card(model_key: str, results: list, failure, settings: dict) -> Card:

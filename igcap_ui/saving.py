@@ -16,9 +16,7 @@ def save_generated(photo, card, result, text: str) -> tuple[int, bool]:
     again as a new row and ``stored again`` is True. SQLite hands a deleted row's id to the next row,
     so the row under the old id must still be this card's caption before it is updated.
     """
-    from igcap_ui.results import saved
-
-    previous = saved().get(card.text_key(result.variant))
+    previous = card.saved_ids.get(result.variant)
     me = access.current().id
     with transaction(resources.db_engine()) as session:
         if previous:

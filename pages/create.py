@@ -2,14 +2,15 @@
 
 import streamlit as st
 
-from igcap_ui import access, resources
+from igcap_ui import access, drafts, resources
 from igcap_ui.decoding_panel import decoding_panel
-from igcap_ui.generation import draw_results, generate, resume_generation
+from igcap_ui.generation import draw_results, generate, resume_generation, uncaptioned
 from igcap_ui.hashtag_sets import manage_sets
 from igcap_ui.photos import photo_inputs
 
 access.require("can_create")
 st.title("✍️ Create captions")
+drafts.restore()  # a reload or a new connection picks up this person's work (igcap_ui.drafts)
 photos = photo_inputs()
 
 specs, available = resources.registry(), resources.availability()
@@ -24,16 +25,24 @@ if missing:
                "everything else (hand-written captions, gallery, ratings, export) works without them.", icon="📴")
 model_keys = st.multiselect("Models", list(specs), default=[k for k in usable if not specs[k].demo] or usable,
                             format_func=lambda key: specs[key].label if key in specs else key, key="create.models",
+                            persist_state="session",  # kept while the person visits other pages
                             help="Each chosen model writes its own caption; the Models page says which are ready.")
 settings = decoding_panel()
 manage_sets()
 
+todo = uncaptioned(photos, model_keys)
 ready = bool(photos and model_keys and settings)
-clicked = st.button("✨ Generate", type="primary", disabled=not ready, key="create.generate")
+clicked = st.button("✨ Generate", type="primary", disabled=not (ready and any(todo.values())), key="create.generate",
+                    help="Write captions for the photos that do not have them yet from the chosen models.")
+again = False
+if ready and any(len(keys) < len(model_keys) for keys in todo.values()):  # some exist: offer to write them again
+    again = st.button("🔄 Regenerate all", key="create.regenerate_all",
+                      help="Write every chosen model's caption again; captions with unsaved edits are kept.")
 if not photos:
     st.caption("Upload one or more photos to start. You can also write your own caption for any photo.")
 
-if clicked and ready:
-    generate(photos, model_keys, settings)
+if (clicked or again) and ready:
+    generate(photos, model_keys, settings, regenerate_all=again)
 elif not resume_generation():  # a generation still waiting for its turn carries on
     draw_results(photos, settings)
+drafts.save()

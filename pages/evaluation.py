@@ -7,6 +7,7 @@ import streamlit as st
 from db import export, repo, transaction
 from igcap_ui import access, resources
 from igcap_ui.errors import show_error, shown_errors
+from igcap_ui.charts import stars_chart
 from igcap_ui.filters import filter_row, model_label
 from igcap_ui.leaderboard_view import study_leaderboard
 from igcap_ui.study_choice import choose_study
@@ -50,8 +51,7 @@ with shown_errors():
             rated = table[table["Ratings"] > 0]
             if not rated.empty:
                 st.subheader("Ratings per model", anchor=False)
-                st.bar_chart(rated.set_index("Model")[[f"{n}★" for n in range(1, 6)]], stack=True,
-                             horizontal=True, x_label="Ratings", y_label="Model")
+                st.altair_chart(stars_chart(rated), key="evaluation.chart")
         left, right = st.columns(2)
         left.download_button("⬇️ Rated captions (one row per caption)", wide, "igcap-rated-captions.csv",
                              "text/csv", key="evaluation.download_wide")

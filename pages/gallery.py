@@ -19,12 +19,12 @@ if not rater:
 
 with shown_errors():
     filters = filter_row("gallery", study_choice=True, owner=identity.owner_filter)
-    per_page = st.session_state.get("gallery.per_page", 12)
+    per_page = st.session_state.get("gallery.per_page", 12)  # photos, each with all its captions
     if filters is not None:
         with transaction(resources.db_engine(), write=False) as session:
             page = repo.gallery(session=session, filters=filters, page=st.session_state.get(PAGE_KEY, 1),
                                 per_page=per_page, rater=rater or None)
-        st.caption(f"{page.total} caption(s) · page {page.page} of {page.pages}")
+        st.caption(f"{page.total} caption(s) of {page.photos} photo(s) · page {page.page} of {page.pages}")
         if not page.items:
             st.info("Nothing saved yet (or nothing matches the filters). Save captions on the Create page.")
         groups: dict[int, list] = {}
@@ -37,4 +37,4 @@ with shown_errors():
         left, right = st.columns([3, 1])
         with left:
             st.pagination(page.pages, key=PAGE_KEY)
-        right.selectbox("Per page", [12, 24, 48, 96], key="gallery.per_page")
+        right.selectbox("Photos per page", [12, 24, 48, 96], key="gallery.per_page")

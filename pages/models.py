@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from igcap.config import env_key
+from igcap.loading import source_help
+from igcap.units import size
 from igcap_ui import access, resources
 from igcap_ui.plain import plain
 from igcap_ui.errors import shown_errors
@@ -12,7 +13,7 @@ STATE_BADGE = {"loaded": ("Loaded", "green"), "failed": ("Failed to load", "red"
 access.require("can_create")
 st.title("🧠 Models")
 specs, settings = resources.registry(), resources.settings()
-budget = f"{settings.memory_budget_mb:,} MB" if settings.memory_budget_mb else "no memory bound"
+budget = f"{settings.memory_budget_mb:,} MiB" if settings.memory_budget_mb else "no memory bound"
 st.caption(f"Models load on first use and stay loaded up to {settings.max_loaded_models} at once ({budget}); "
            "the least recently used one leaves first. Set IGCAP_MAX_LOADED_MODELS / IGCAP_MODEL_MEMORY_MB to change it.")
 
@@ -26,7 +27,9 @@ if st.button("Check all models", key="models.check_all", help="Load every model 
             except Exception:  # noqa: BLE001 - the model's status below says what went wrong
                 pass
 
-st.metric("Memory used by loaded models", f"{cache.nbytes() / 2**20:,.0f} MB")
+st.metric("Memory used by loaded models", size(cache.nbytes()),
+          help="Weights shared between models (the same encoder, the same token table) are counted once here, "
+               "and in full in each model's own figure below.")
 for key, spec in specs.items():
     status = cache.status(key)
     text, colour = STATE_BADGE.get(status.state, (status.state, "gray"))
@@ -42,14 +45,13 @@ for key, spec in specs.items():
         if spec.description:
             st.caption(plain(spec.description))
         if status.state == "loaded":
-            st.write(f"Memory: {status.nbytes / 2**20:,.0f} MB")
+            st.write(f"Memory: {size(status.nbytes)}")
         if status.state == "failed":
             st.error(f"{status.message} {status.hint}".strip(), icon="⚠️")
-        with st.expander("Run it offline / use downloaded weights"):
-            st.markdown("Download once on a machine with internet, then point igcap at the folder:")
-            st.code(f"hf download {spec.source} --local-dir models/{key}\n"
-                    f"export {env_key(key)}=models/{key}   # or IGCAP_MODELS_DIR=models for all models",
-                    language="bash")
+        with st.expander("Where it comes from / how to get it"):
+            words, lines = source_help(spec)
+            st.text(words)
+            st.code(lines, language="bash")
         if status.state != "loaded" and st.button("Load now", key=f"models.load.{key}"):
             with st.spinner(f"Loading {spec.label}…"), shown_errors():
                 cache.get(key)

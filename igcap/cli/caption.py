@@ -130,6 +130,8 @@ def photo_files(paths: list[str]) -> list[Path]:
 def photo_batches(files: list[Path], size: int, failed: dict):
     """Decoded photos, ``size`` at a time, in file order. A file that cannot be read is reported on stderr
     once and recorded in ``failed`` (path → message), and skipped on later passes."""
+    from dataclasses import replace
+
     from igcap.images import WORKING_SIDE, PhotoError, load_photo_file
 
     batch = []
@@ -137,7 +139,8 @@ def photo_batches(files: list[Path], size: int, failed: dict):
         if f in failed:
             continue
         try:
-            batch.append(load_photo_file(f, max_side=WORKING_SIDE))
+            # the row names the path as given (a/IMG_0001.JPG and b/IMG_0001.JPG stay apart)
+            batch.append(replace(load_photo_file(f, max_side=WORKING_SIDE), name=str(f)))
         except PhotoError as err:
             failed[f] = err.message
             print(terminal_safe(f"skipped {f}: {err.message}"), file=sys.stderr)

@@ -12,6 +12,7 @@ from igcap.registry import load_registry
 
 EXAMPLES = """examples:
   python -m igcap export --out rated.csv
+  python -m igcap export --out - --long | head
   python -m igcap export --out ratings-long.csv --long --rater alice
   python -m igcap export --out best.csv --model vit-gpt2-all --model nlpconnect-all --min-stars 4 --since 2026-11-01
 
@@ -23,7 +24,7 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("export", help="write rated captions (or every rating) to a CSV file",
                               description=__doc__, epilog=EXAMPLES,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", required=True, metavar="FILE.csv", help="where to write the CSV (replaced if it exists)")
+    p.add_argument("--out", required=True, metavar="FILE.csv", help="where to write the CSV (replaced if it exists; - for standard output)")
     p.add_argument("--long", action="store_true", help="one row per rating (rater, stars, criterion, time)")
     p.add_argument("--include-unrated", action="store_true", help="also captions nobody has rated yet")
     p.add_argument("--model", action="append", default=[], metavar="KEY",
@@ -68,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(err.message) from None
     except OSError as err:
         raise CliError(f"cannot write {args.out}: {err.strerror or err}") from None
-    print(f"wrote {count} {'ratings' if args.long else 'captions'} to {args.out}")
+    where = "standard output" if args.out == "-" else args.out
+    print(f"wrote {count} {'ratings' if args.long else 'captions'} to {where}", file=sys.stderr if args.out == "-" else sys.stdout)
     return 0
 
 

@@ -15,19 +15,20 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from igcap.config import Settings
-    from igcap.loading import ModelLoadError, availability, cache_from_settings
+    from igcap.loading import ModelLoadError, cache_from_settings, model_availability
+    from igcap.units import size
 
     settings = Settings.from_env()
     cache = cache_from_settings(settings)
-    rows = []
+    rows, available = [], model_availability(cache)
     for key, spec in cache.registry.items():
-        avail = availability(spec)
+        avail = available[key]
         row = {"key": key, "label": spec.label, "source": spec.source, "base": spec.base, "strategy": spec.strategy,
                "demo": spec.demo, "available": avail.usable, "state": avail.state, "detail": avail.detail}
         if args.check:
             try:
                 loaded = cache.get(key)
-                row.update(state="loaded", detail=f"loads ({loaded.nbytes / 2**20:.0f} MB)", available=True)
+                row.update(state="loaded", detail=f"loads ({size(loaded.nbytes)})", available=True)
                 cache.evict(key)
             except ModelLoadError as err:
                 row.update(state="failed", detail=f"{err.message} {err.hint}", available=False)

@@ -224,3 +224,52 @@ def test_documented_reading_gives_back_na_lookalike_captions_exactly(engine, tmp
     assert set(frame["mean_stars"]) == {""}  # no ratings: an empty cell, read as ""
     plain = pd.read_csv(path)  # what the docs used to promise
     assert plain["caption"].isna().any()
+
+
+def test_export_file_mode_follows_the_umask(nasty, tmp_path):
+    import os
+    import stat
+
+    out = tmp_path / "rated.csv"
+    old = os.umask(0o022)
+    try:
+        with transaction(nasty, write=False) as s:
+            write_export(out, session=s, labels={})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644  # like any file the shell creates, not mkstemp's 0600
+
+
+def test_export_out_dash_writes_to_standard_output(nasty, db_url, tmp_path, capsysbinary, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["export", "--out", "-", "--database", db_url, "--model", "manual"]) == 0
+    out, err = capsysbinary.readouterr()
+    assert read(out)["caption"].tolist() == ["mine 💖"]
+    assert b"wrote 1 captions" in err  # the note goes to stderr, so stdout stays a clean CSV
+    assert not (tmp_path / "-").exists()
+
+
+def test_a_rating_keeps_the_text_it_was_given_to_after_an_edit(engine):
+    """Issue 13 item 16: stars given to "a blue circle…" stood beside "Night flight…" in the export."""
+    with transaction(engine) as s:
+        photo = repo.save_photo(session=s, **photo_values("rt"))
+        cid = repo.add_caption(session=s, photo=photo, model_key="vit-gpt2-all",
+                               text="a blue circle on a black background",
+                               generated_text="a blue circle on a black background").id
+        repo.rate(session=s, caption_id=cid, rater="ann", stars=2)
+    with transaction(engine) as s:
+        repo.edit_caption(session=s, caption_id=cid, text="Night flight over the city")
+        repo.rate(session=s, caption_id=cid, rater="bob", stars=5)
+    with transaction(engine, write=False) as s:
+        long = {r["rater"]: r for r in read_rows(ratings_long_csv(session=s, labels={}))}
+        [wide] = read_rows(rated_captions_csv(session=s, labels={}))
+    assert (long["ann"]["caption"], long["ann"]["rated_text"], long["ann"]["rated_text_is_current"]) == (
+        "Night flight over the city", "a blue circle on a black background", "false")
+    assert (long["bob"]["rated_text"], long["bob"]["rated_text_is_current"]) == ("Night flight over the city", "true")
+    assert wide["ratings_of_other_text"] == "1"
+
+
+def read_rows(data: bytes) -> list[dict]:
+    import csv
+
+    return list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))

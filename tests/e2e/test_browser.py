@@ -132,3 +132,64 @@ def test_offline_without_models(offline_server, browser_page, screenshots):
     shot(page, screenshots, "07-offline-models.png")
     go_to(page, "Gallery")
     page.get_by_text("Nothing saved yet").wait_for()
+
+
+def captions_in(db_url: str) -> list[str]:
+    from sqlalchemy import select
+
+    from db import Caption, make_engine, transaction
+
+    engine = make_engine(db_url)
+    with transaction(engine, write=False) as session:
+        found = sorted(c.text for c in session.scalars(select(Caption)))
+    engine.dispose()
+    return found
+
+
+def test_one_click_saves_what_is_typed_and_a_reload_keeps_the_work(hub_cache, browser_page, tmp_path):
+    """Type, then click Save once (no Ctrl+Enter, no click elsewhere first): the text is saved. Reload the
+    page: the photo, the cards and an unsaved edit are still there (the draft)."""
+    from tests.e2e.conftest import serve_app
+
+    page = browser_page
+    with serve_app(tmp_path, hub_cache) as (url, db_url):
+        open_create_page(page, url)
+        photo = tmp_path / "red.jpg"
+        photo.write_bytes(builders.photo_bytes(colour="red"))
+        page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(photo))
+        page.locator('[data-testid="stFileChipIconSpinner"]').wait_for(state="detached")
+        settle(page)
+
+        page.get_by_label("Write your own caption").fill("Typed and saved in one click")
+        page.get_by_role("button", name="Save my caption").click()
+        settle(page)
+        page.get_by_text("Saved to the gallery.").wait_for()
+        assert captions_in(db_url) == ["Typed and saved in one click"]
+
+        page.get_by_role("button", name="Generate").click()
+        page.get_by_text("Done:").wait_for(timeout=120_000)
+        settle(page)
+        cards = page.get_by_label("Caption", exact=True)
+        cards.first.fill("Edited, saved with one click")
+        page.get_by_role("button", name="Save as favourite").first.click()
+        settle(page)
+        page.get_by_text("Saved in the gallery").first.wait_for()
+        assert "Edited, saved with one click" in captions_in(db_url)
+
+        page.get_by_label("Caption", exact=True).nth(1).fill("Unsaved edit that must survive")
+        page.get_by_label("Caption", exact=True).nth(1).press("Control+Enter")
+        settle(page)
+        page.reload()
+        page.get_by_role("heading", name="Create captions").wait_for(timeout=60_000)
+        settle(page)
+        assert page.locator('[data-testid="stImage"]').count() == 1
+        values = [box.input_value() for box in page.get_by_label("Caption", exact=True).all()]
+        assert "Unsaved edit that must survive" in values and len(values) == 4
+
+        go_to(page, "Gallery")
+        page.get_by_text("Edit caption").first.click()
+        box = page.get_by_label("Caption text").first
+        box.fill("Changed in the gallery, one click")
+        page.get_by_role("button", name="Save changes").first.click()
+        settle(page)
+        assert "Changed in the gallery, one click" in captions_in(db_url)

@@ -22,7 +22,7 @@ def test_caption_a_folder_prints_one_caption_per_photo_per_model(hub_cache, fold
     assert main(["caption", str(folder), "--preset", "fast", "--max-new-tokens", "6", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)["captions"]
     assert sorted((r["photo"], r["model"]) for r in rows) == sorted(
-        (p, k) for p in ("a.jpg", "b.png") for k in DEFAULT_KEYS)
+        (str(folder / p), k) for p in ("a.jpg", "sub/b.png") for k in DEFAULT_KEYS)
 
 
 def test_unreadable_photo_is_reported_and_the_rest_captioned(hub_cache, folder, capsys):
@@ -66,14 +66,15 @@ def hostile_folder(tmp_path):
     return tmp_path
 
 
-def test_caption_csv_neutralises_formula_file_names(hub_cache, hostile_folder, capsys):
+def test_caption_csv_neutralises_formula_file_names(hub_cache, hostile_folder, capsys, monkeypatch):
     """Issue 12 item 7: `caption --csv` wrote =HYPERLINK(…).jpg as a live formula cell."""
     import csv
     import io
 
     from db.export import FORMULA_STARTS, restore_cell
 
-    assert main(["caption", str(hostile_folder), "--models", DEFAULT_KEYS[0], "--preset", "fast",
+    monkeypatch.chdir(hostile_folder)  # "." lists the files by their bare names: the path as given
+    assert main(["caption", ".", "--models", DEFAULT_KEYS[0], "--preset", "fast",
                  "--max-new-tokens", "4", "--csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert sorted(restore_cell(r["photo"]) for r in rows) == sorted(HOSTILE_NAMES)
@@ -115,8 +116,10 @@ def test_caption_streams_a_folder_in_batches_keeping_the_order(hub_cache, tmp_pa
     assert main(["caption", str(tmp_path), "--models", ",".join(keys), "--preset", "fast", "--max-new-tokens", "4",
                  "--batch-size", "2", "--csv"]) == 0
     rows = [line.split(",")[:2] for line in capsys.readouterr().out.splitlines()[1:]]
-    assert rows == [[name, key] for key in keys for name in names]  # model by model, photos in file order
+    assert rows == [[str(tmp_path / name), key] for key in keys for name in names]  # model by model, file order
     assert peak[0] <= 2, f"{peak[0]} decoded photos alive at once with --batch-size 2"
+
+
 def test_caption_rows_flag_each_instagram_limit(capsys):
     """JSON and CSV carry over_limit fields per limit; text mode warns on stderr (6 hashtags > Instagram's 5)."""
     import argparse
@@ -215,3 +218,23 @@ def test_start_with_and_emoji_from_the_command_line(hub_cache, folder, capsys):
     assert row["caption"].startswith("Sunset 🌅 at") and row["caption"].count("🌅") == 1
     assert main([*args, "--max-emoji", "-1"]) == 2
     assert "Emoji" in capsys.readouterr().err
+
+
+def test_caption_rows_carry_the_path_as_given(hub_cache, tmp_path, capsys, monkeypatch):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+    (tmp_path / "a" / "IMG_0001.JPG").write_bytes(photo_bytes("JPEG", colour="red"))
+    (tmp_path / "b" / "IMG_0001.JPG").write_bytes(photo_bytes("JPEG", colour="blue"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["caption", "a/IMG_0001.JPG", "b", "--models", DEFAULT_KEYS[0], "--preset", "fast",
+                 "--max-new-tokens", "4", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["captions"]
+    assert sorted(r["photo"] for r in rows) == ["a/IMG_0001.JPG", "b/IMG_0001.JPG"]
+
+
+def test_sizes_are_said_in_mib():
+    from igcap.images import PhotoError, load_photo
+
+    with pytest.raises(PhotoError) as err:
+        load_photo(b"x" * (3 * 1024 * 1024), "big.jpg", max_bytes=2 * 1024 * 1024)
+    assert "3.0 MiB" in err.value.message and "2.0 MiB" in err.value.message

@@ -256,7 +256,7 @@ def test_empty_file():
 
 def test_file_over_the_upload_limit():
     error = refusal(b"\xff\xd8\xff" + b"\x00" * MAX_UPLOAD_BYTES)
-    assert error.code == "too_large" and "20.0 MB" in error.message
+    assert error.code == "too_large" and "20.0 MiB" in error.message
 
 
 def test_size_limit_is_a_parameter(samples):

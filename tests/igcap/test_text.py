@@ -76,3 +76,20 @@ def test_clean_up_never_cuts_into_the_words_a_caption_was_started_with():
     assert clean_caption("Done. Our first trip to the coast with", drop_fragment=True) == "Done."
     # Their repeated words stay; the model's loop after them goes.
     assert clean_caption("so so so good a b c a b c", keep="so so so good") == "so so so good a b c"
+
+
+def test_preview_cuts_at_a_word_and_says_more():
+    from igcap.instagram import preview
+
+    long = "word " * 60
+    p = preview(long)
+    assert p.endswith("… more") and len(p) <= 125 + len("… more")
+    assert preview("short caption") == "short caption"
+
+
+def test_preview_keeps_line_breaks_as_instagram_does():
+    from igcap.instagram import preview
+
+    assert preview("Night flight\n\nover the city  \n#travel") == "Night flight\n\nover the city\n#travel"
+    p = preview("First line\n" + "word " * 40)
+    assert p.startswith("First line\nword word") and p.endswith("… more")

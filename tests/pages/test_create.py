@@ -211,8 +211,8 @@ def test_card_counts_previews_and_offers_a_copy_of_the_edited_text(app):
     counter = next(c.value for c in app.caption if "hashtags" in c.value and f"{len(long_text):,}" in c.value)
     assert ":red[6 / 5 hashtags]" in counter  # over Instagram's 2026 limit of 5, shown in red
     assert f"{len(long_text):,} / 2,200 characters" in counter and ":red[" + f"{len(long_text):,}" not in counter
-    preview = next(m.value for m in app.markdown if m.value.startswith("**Under the photo:**"))
-    assert preview.endswith("… more") and len(preview) < len(long_text)
+    preview = next(t.value for t in app.text if t.value.endswith("… more"))  # plain text, not Markdown
+    assert long_text.startswith(preview.removesuffix("… more")) and len(preview) < len(long_text)
     # Saving keeps the caption as written and warns that Instagram will refuse it.
     app.button(key=box.key + ".save").click().run()
     no_exceptions(app)
@@ -475,3 +475,179 @@ def test_a_session_stopped_while_waiting_leaves_the_line(app):
         app.button(key="create.generate").click().run(timeout=3)
     assert queue.waiting() == 0 and queue.running() == 1
     other.finish()
+
+
+def test_model_choice_and_style_survive_a_visit_to_another_page(app):
+    from tests.pages.conftest import open_page
+
+    app.multiselect(key="create.models").set_value(["nlpconnect-all"]).run()
+    app.selectbox(key="decoding.preset").set_value("creative").run()
+    app.number_input(key="decoding.creative.temperature").set_value(0.6).run()
+    at = open_page(open_page(app, "gallery.py"), "create.py")
+    no_exceptions(at)
+    assert at.multiselect(key="create.models").value == ["nlpconnect-all"]
+    assert at.selectbox(key="decoding.preset").value == "creative"
+    assert at.number_input(key="decoding.creative.temperature").value == 0.6
+
+
+def test_adding_a_photo_captions_only_the_new_photo_and_keeps_edits(app):
+    red = ("red.jpg", builders.photo_bytes(colour="red"), "image/jpeg")
+    upload(app, red)
+    generate(app)
+    box = card_text_areas(app)[0]
+    box.set_value("A 282-character edit I have not saved yet").run()
+    before = {t.key for t in card_text_areas(app)}
+    upload(app, red, ("blue.jpg", builders.photo_bytes(colour="blue"), "image/jpeg"))
+    generate(app)
+    keys = {t.key for t in card_text_areas(app)}
+    assert before <= keys and len(keys) == 8  # the red photo's cards were not written again
+    assert app.text_area(key=box.key).value == "A 282-character edit I have not saved yet"
+
+
+def test_regenerate_all_keeps_unsaved_edits_and_says_so(app):
+    upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    generate(app)
+    edited, other = card_text_areas(app)[:2]
+    edited.set_value("My unsaved edit").run()
+    assert app.button(key="create.generate").disabled  # every photo has its captions: nothing new to write
+    app.button(key="create.regenerate_all").click().run()
+    no_exceptions(app)
+    keys = [t.key for t in card_text_areas(app)]
+    assert edited.key in keys and app.text_area(key=edited.key).value == "My unsaved edit"
+    assert other.key not in keys and len(keys) == 4  # the unedited cards were written again
+    assert any("unsaved" in i.value.lower() for i in [*app.info, *app.warning])
+
+
+def test_saved_badge_turns_into_unsaved_changes_after_an_edit(app, db_url):
+    upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    generate(app)
+    box = card_text_areas(app)[0]
+    app.button(key=f"{box.key}.save").click().run()
+    assert any("Saved in the gallery" in c.value for c in app.caption)
+    app.text_area(key=box.key).set_value("Changed after saving").run()
+    assert not any("Saved in the gallery" in c.value for c in app.caption)
+    assert any("Unsaved changes" in c.value for c in app.caption)
+    app.button(key=f"{box.key}.save").click().run()
+    assert any("Saved in the gallery" in c.value for c in app.caption)
+    assert [c.text for c in rows(db_url, Caption)] == ["Changed after saving"]
+
+
+def test_save_buttons_are_never_disabled_so_one_click_saves_what_is_typed(app, db_url):
+    upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    [manual] = [t for t in app.text_area if t.key.startswith("manual.")]
+    button = app.button(key=f"{manual.key}.save")
+    assert not button.disabled  # a disabled button swallows the click that also commits the text box
+    button.click().run()
+    assert any("Write a caption" in w.value for w in app.warning) and rows(db_url, Caption) == []
+
+
+def test_hand_written_caption_gets_counter_preview_and_copy(app):
+    upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    [manual] = [t for t in app.text_area if t.key.startswith("manual.")]
+    manual.set_value("First line #one\nSecond line").run()
+    assert any("27 / 2,200 characters" in c.value for c in app.caption)
+    assert any(c.value == "First line #one\nSecond line" for c in app.code)  # the copy view
+
+
+def test_preview_keeps_line_breaks_and_shows_text_as_typed(app):
+    upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    generate(app)
+    box = card_text_areas(app)[0]
+    box.set_value("Night flight :rainbow:\n\n*over* the city").run()
+    assert any(t.value == "Night flight :rainbow:\n\n*over* the city" for t in app.text)  # plain, line breaks kept
+
+
+def test_regenerate_under_a_deterministic_style_says_why_the_text_is_the_same(app):
+    upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    generate(app)  # Fast: one greedy pass
+    first = card_text_areas(app)[0]
+    before = first.value
+    app.button(key=first.key.replace(".v0.text", ".regenerate")).click().run()
+    no_exceptions(app)
+    assert card_text_areas(app)[0].value == before
+    assert any("deterministic" in i.value and "Creative" in i.value for i in app.info)
+
+
+def test_removing_a_refused_file_removes_its_message(app):
+    from tests.pages.conftest import open_page
+
+    good = ("red.jpg", builders.photo_bytes(), "image/jpeg")
+    upload(app, good, ("notes.jpg", b"this is not a photo", "image/jpeg"))
+    assert any("notes" in e.value for e in app.error)  # the name is escaped Markdown (notes\\.jpg)
+    upload(app, good)
+    assert not any("notes" in e.value for e in app.error)
+    upload(app, good, ("notes.jpg", b"this is not a photo", "image/jpeg"))
+    at = open_page(open_page(app, "gallery.py"), "create.py")  # the uploader comes back empty …
+    assert len(at.image) == 1 and not any("notes" in e.value for e in at.error)  # … no stale message
+
+
+def test_a_byte_identical_duplicate_is_named(app):
+    data = builders.photo_bytes()
+    upload(app, ("IMG_0001.jpg", data, "image/jpeg"), ("copy of IMG_0001.jpg", data, "image/jpeg"))
+    assert len(app.image) == 1
+    said = [i.value.replace("\\", "") for i in app.info]  # the names are escaped Markdown
+    assert any("copy of IMG_0001.jpg" in s and "same photo as IMG_0001.jpg" in s for s in said)
+
+
+def test_demo_models_appear_without_restart_and_are_chosen_when_the_hub_cannot_be_reached(
+        app_env, monkeypatch, tmp_path, tiny_model_dir):
+    """No HF_HUB_OFFLINE, the hub unreachable, the four hub models not downloaded: the app says so, ticks
+    nothing it cannot run, lists demo models made while it runs, and ticks them in a new session."""
+    import socket
+
+    from huggingface_hub import constants
+    from streamlit.testing.v1 import AppTest
+
+    from igcap import hub
+    from tests.pages.conftest import APP, TIMEOUT
+    from tests.pages.test_models import make_demo_model
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    hub.forget()
+    for key in builders.REAL_REPOS:
+        monkeypatch.setenv("IGCAP_MODEL_" + key.upper().replace("-", "_"), f"nobody/not-downloaded-{key}")
+    demo_dir = tmp_path / "demo-models"
+    demo_dir.mkdir()
+    monkeypatch.setenv("IGCAP_DEMO_MODELS_DIR", str(demo_dir))
+    try:
+        at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+        no_exceptions(at)
+        assert any("cannot be reached" in w.value for w in at.warning)
+        assert at.multiselect(key="create.models").value == []
+        key = make_demo_model(demo_dir, tiny_model_dir)  # `python -m igcap demo-models` while the app runs
+        at.run()
+        assert "Demo: Shapes (synthetic shapes)" in at.multiselect(key="create.models").options
+        fresh = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+        assert fresh.multiselect(key="create.models").value == [key]
+    finally:
+        hub.forget()
+
+
+def test_a_reload_keeps_photos_cards_edits_and_hand_written_text(app):
+    """A browser reload is a new Streamlit session: the person's draft brings the work back."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.pages.conftest import APP, TIMEOUT
+
+    upload(app, ("red.jpg", builders.photo_bytes(colour="red"), "image/jpeg"))
+    generate(app)
+    box = card_text_areas(app)[0]
+    box.set_value("Half-written caption, not saved").run()
+    [manual] = [t for t in app.text_area if t.key.startswith("manual.")]
+    manual.set_value("My own words").run()
+    reloaded = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    no_exceptions(reloaded)
+    assert len(reloaded.image) == 1
+    assert reloaded.text_area(key=box.key).value == "Half-written caption, not saved"
+    assert len(card_text_areas(reloaded)) == 4
+    assert reloaded.text_area(key=manual.key).value == "My own words"
+    # A new upload adds to the restored photo instead of replacing it, and captions only the new one.
+    upload(reloaded, ("blue.jpg", builders.photo_bytes(colour="blue"), "image/jpeg"))
+    assert len(reloaded.image) == 2
+    generate(reloaded)
+    assert reloaded.text_area(key=box.key).value == "Half-written caption, not saved"
+    assert len(card_text_areas(reloaded)) == 8

@@ -65,3 +65,23 @@ def test_empty_database_says_what_to_do(app_env, app):
     at = open_page(app, "evaluation.py")
     no_exceptions(at)
     assert any("No captions saved yet" in i.value for i in at.info)
+
+
+def chart_spec(at) -> dict:
+    import json
+
+    [chart] = at.get("vega_lite_chart")
+    return json.loads(chart.proto.spec)
+
+
+def test_chart_reads_one_to_five_stars_in_order_with_full_labels_and_right_titles(rated, app):
+    at = open_page(app, "evaluation.py")
+    no_exceptions(at)
+    enc = chart_spec(at)["encoding"]
+    model_axis = next(e for e in enc.values() if isinstance(e, dict) and e.get("field") == "Model")
+    count_axis = next(e for e in enc.values() if isinstance(e, dict) and e.get("field") == "Ratings")
+    assert model_axis["title"] == "Model" and count_axis["title"] == "Ratings"
+    assert model_axis["axis"]["labelLimit"] == 0  # full labels, never "Demo: nlpconnec…"
+    colour = enc["color"]
+    assert colour["scale"]["domain"] == ["1★", "2★", "3★", "4★", "5★"]  # legend and colours in star order
+    assert len(colour["scale"]["range"]) == 5 and enc["order"]["field"] == "Stars value"

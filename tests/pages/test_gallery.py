@@ -19,7 +19,7 @@ def gallery(app):
 
 def test_lists_saved_captions_newest_first(saved, app):
     at = gallery(app)
-    texts = [m.value for m in at.markdown]
+    texts = [t.value for t in at.text]
     positions = [next(i for i, t in enumerate(texts) if name in t) for name in ("A blue thing", "Red square")]
     assert positions == sorted(positions)  # the blue photo was saved last
     assert len(at.image) == 2
@@ -91,26 +91,35 @@ def test_delete_photo_needs_confirmation(saved, app, db_url):
 def test_filters_by_model_and_text(saved, app):
     at = gallery(app)
     at.multiselect(key="gallery.models").set_value(["manual"]).run()
-    shown = " ".join(m.value for m in at.markdown)
+    shown = " ".join(t.value for t in at.text)
     assert "My red one" in shown and "Blue sky" not in shown
     at.multiselect(key="gallery.models").set_value([]).run()
     at.text_input(key="gallery.search").set_value("blue").run()
-    shown = " ".join(m.value for m in at.markdown)
+    shown = " ".join(t.value for t in at.text)
     assert "Blue sky" in shown and "A blue thing" in shown and "Red square" not in shown
 
 
-def test_pagination_splits_many_captions(saved, app, db_url):
+def test_pages_hold_whole_photos(saved, app, db_url):
+    """14 photos with two captions each, 12 photos per page: no photo's captions are split across pages."""
+    from igcap.images import load_photo, resized_jpeg, thumbnail_jpeg
+    from tests import builders
+
     with transaction(make_engine(db_url)) as session:
-        photo = repo.get_caption(session=session, caption_id=saved["Blue sky"]).photo
-        for i in range(26):
-            repo.add_caption(session=session, photo=photo, model_key="manual", text=f"Extra caption {i}")
+        for i in range(12):
+            photo = load_photo(builders.photo_bytes(colour=(i * 20, 100, 50)), f"extra{i}.jpg")
+            row = repo.save_photo(session=session, sha256=photo.sha256, name=photo.name, width=photo.width,
+                                  height=photo.height, format=photo.format, image_jpeg=resized_jpeg(photo.image),
+                                  thumbnail_jpeg=thumbnail_jpeg(photo.image))
+            for n in range(2):
+                repo.add_caption(session=session, photo=row, model_key="manual", text=f"Extra {i}.{n}")
     at = gallery(app)
-    assert at.pagination(key="gallery.page") is not None
-    assert sum("Extra caption" in m.value for m in at.markdown) == 12
-    at.pagination(key="gallery.page").set_value(3).run()
+    assert len(at.image) == 12
+    assert any("28 caption(s) of 14 photo(s) · page 1 of 2" in c.value for c in at.caption)
+    at.pagination(key="gallery.page").set_value(2).run()
     no_exceptions(at)
-    assert sum(m.value.startswith(("Red square", "My red one", "Blue sky", "A blue thing", "Extra"))
-               for m in at.markdown) == 30 - 24
+    assert len(at.image) == 2
+    shown = {t.value for t in at.text}
+    assert {"Red square #shapes", "My red one", "Blue sky", "A blue thing"} <= shown  # both photos, whole
 
 
 def test_a_rater_name_over_80_characters_does_not_break_the_gallery(saved, app, db_url):
@@ -174,3 +183,35 @@ def test_edit_of_a_caption_deleted_elsewhere_is_not_dropped_silently(saved, app,
     deleted_message(at)
     assert any(c.value == "My careful edit" for c in at.code)  # the text is there to copy
 
+
+def test_delete_one_caption_needs_confirmation_and_keeps_the_photo(saved, app, db_url):
+    at = gallery(app)
+    cid = saved["Blue sky"]
+    at.button(key=f"delete_caption.{cid}").click().run()
+    assert len(query(db_url, select(Caption))) == 4  # not yet
+    at.button(key=f"delete_caption.{cid}.yes").click().run()
+    no_exceptions(at)
+    assert sorted(c.text for c in query(db_url, select(Caption))) == ["A blue thing", "My red one",
+                                                                      "Red square #shapes"]
+    assert len(query(db_url, select(Photo))) == 2
+
+
+def test_search_finds_words_in_any_order(saved, app):
+    at = gallery(app)
+    at.text_input(key="gallery.search").set_value("thing blue").run()
+    shown = {t.value for t in at.text}
+    assert "A blue thing" in shown and "Blue sky" not in shown
+
+
+def test_caption_text_is_shown_exactly_as_it_will_be_posted(saved, app, db_url):
+    text = "Over the rainbow :rainbow: \\[not a link\\](x) *bold?*\nsecond line"
+    with transaction(make_engine(db_url)) as session:
+        repo.edit_caption(session=session, caption_id=saved["Blue sky"], text=text)
+    at = gallery(app)
+    assert any(t.value == text for t in at.text)
+
+
+def test_save_changes_is_never_disabled(saved, app, db_url):
+    at = gallery(app)
+    cid = saved["Blue sky"]
+    assert not at.button(key=f"edit.{cid}.save").disabled  # a disabled button swallows the first click

@@ -77,7 +77,7 @@ def test_hostile_names_and_captions_are_plain_text_in_the_gallery(app_env, db_ur
     no_exceptions(at)
     [caption] = [c for image in at.image for c in image.captions]
     assert_plain(caption, HOSTILE[0])
-    [body] = [m.value for m in at.markdown if "phish" in m.value]
-    assert_plain(body, HOSTILE[1])
-    [wrote] = [c.value for c in at.caption if c.value.startswith("Model wrote")]
-    assert_plain(wrote, HOSTILE[2])
+    # Caption text is drawn with st.text (issue 13 item 12): no Markdown at all, the text exactly as posted.
+    texts = [t.value for t in at.text]
+    assert HOSTILE[1] in texts and HOSTILE[2] in texts
+    assert any(c.value.startswith("Model wrote") for c in at.caption)

@@ -193,4 +193,5 @@ def test_gallery_leaves_study_captions_out_unless_asked(study, app):
     at.selectbox(key="gallery.study").set_value("Blind test").run()
     no_exceptions(at)
     shown = page_text(at)
-    assert "Blue sky" not in shown and len(study_caption.findall(shown)) == 4
+    # 4 captions, each shown as its text and again in its edit box's preview (plain text, issue 13 items 11-12)
+    assert "Blue sky" not in shown and len(study_caption.findall(shown)) == 2 * 4
