@@ -4,8 +4,10 @@
 Still open in the real browser: 48 clicks on 8 captions 30 ms apart end with the page showing the last
 click on every caption while 2 of the 8 stored ratings are an earlier click (before the callback fix: 4 of
 8). The mechanism AppTest reproduces (tests/pages/test_rating_burst.py) is fixed; what remains differs (the
-stored value is an older click, not a missing one) and is not yet explained, so this test is an expected
-failure: strict, so it fails loudly once the remaining cause is fixed and the marker must go."""
+stored value is an older click, not a missing one) and is not yet explained. It is timing-dependent: on a quiet
+machine the burst sometimes stores every click (seen once after the one-click-save change of issue 13), so the
+expected-failure marker is not strict (a strict one would fail the suite whenever the race is won). Issue 12
+stays open for it; the reports (XFAIL / XPASS) say which way each run went."""
 
 from __future__ import annotations
 
@@ -38,7 +40,8 @@ def eight_captions(app_server):
     return ids[::-1]  # the gallery shows the newest first
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 item 3: 2 of 8 burst ratings stored as an earlier click (open)")
+@pytest.mark.xfail(strict=False, reason="issue 12 item 3 (open): in a real browser some burst ratings can be stored "
+                   "as an earlier click; timing-dependent")
 def test_stars_clicked_in_a_burst_are_all_stored(app_server, browser_page, eight_captions):
     url, db_url = app_server
     page = browser_page
