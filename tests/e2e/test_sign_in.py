@@ -171,7 +171,7 @@ def test_creator_signs_in_saves_sees_only_own_photos_and_rates_as_themselves(sig
     shot(page, screenshots, "23-creator-create.png")
 
     go_to(page, "Gallery")
-    page.get_by_role("paragraph").filter(has_text=BEN_CAPTION).wait_for()
+    page.locator('[data-testid="stText"]', has_text=BEN_CAPTION).first.wait_for()  # captions are plain text
     assert ANA_CAPTION not in page.content() and OLD_CAPTION not in page.content()
     page.get_by_role("radio", name="4 out of 5 stars").click()
     settle(page)
@@ -194,7 +194,7 @@ def test_owner_sees_everyones_photos(signed_app, page, screenshots):
     sign_in(page, url, ANA)
     wait_for_app(page, "Create captions")
     go_to(page, "Gallery")
-    page.get_by_role("paragraph").filter(has_text=ANA_CAPTION).wait_for()
+    page.locator('[data-testid="stText"]', has_text=ANA_CAPTION).first.wait_for()
     shot(page, screenshots, "25-owner-gallery.png")
     with transaction(make_engine(db_url), write=False) as s:
         captions = {p.owner: [c.text for c in p.captions] for p in s.scalars(select(Photo))}
