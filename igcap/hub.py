@@ -8,7 +8,6 @@ reachable) and shared by every thread (Streamlit sessions, the CLI's models).
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -35,10 +34,12 @@ _state: HubState | None = None
 
 
 def endpoint() -> str:
-    """The hub address huggingface_hub uses (HF_ENDPOINT, else its default)."""
+    """The hub address huggingface_hub uses (HF_ENDPOINT through Settings, else its default)."""
     from huggingface_hub import constants
 
-    return (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
+    from igcap.config import Settings
+
+    return (Settings.from_env().hub_endpoint or constants.ENDPOINT).rstrip("/")
 
 
 def hub_state(*, refresh: bool = False) -> HubState:

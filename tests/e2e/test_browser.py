@@ -182,6 +182,10 @@ def test_one_click_saves_what_is_typed_and_a_reload_keeps_the_work(hub_cache, br
         page.reload()
         page.get_by_role("heading", name="Create captions").wait_for(timeout=60_000)
         settle(page)
+        # The restored draft draws in the new session's first runs: wait for it rather than read a half-drawn page.
+        page.locator('[data-testid="stImage"]').first.wait_for(timeout=60_000)
+        page.get_by_label("Caption", exact=True).nth(3).wait_for(timeout=60_000)
+        settle(page)
         assert page.locator('[data-testid="stImage"]').count() == 1
         values = [box.input_value() for box in page.get_by_label("Caption", exact=True).all()]
         assert "Unsaved edit that must survive" in values and len(values) == 4
