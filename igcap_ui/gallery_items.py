@@ -83,23 +83,31 @@ def caption_row(item, rater: str) -> None:
 
 
 def _delete_caption_controls(caption) -> None:
-    key = f"delete_caption.{caption.id}"
-    if st.session_state.get(CONFIRM_CAPTION_KEY) != caption.id:
-        if st.button("🗑️ Delete caption", key=key, help="Delete this caption and its ratings; the photo stays."):
-            st.session_state[CONFIRM_CAPTION_KEY] = caption.id
+    _confirmed_delete(
+        CONFIRM_CAPTION_KEY, caption.id, f"delete_caption.{caption.id}", "🗑️ Delete caption",
+        "Delete this caption and its ratings; the photo stays.",
+        "Delete this caption and its ratings? This cannot be undone. (A photo's last caption takes the photo with it.)",
+        lambda session: repo.delete_caption(session=session, caption_id=caption.id, owner=_acting()))
+
+
+def _confirmed_delete(state_key: str, item_id: int, key: str, label: str, help: str | None, question: str,
+                      delete) -> None:
+    """A delete button that asks first: one item at a time awaits confirmation (its id under ``state_key``)."""
+    if st.session_state.get(state_key) != item_id:
+        if st.button(label, key=key, help=help):
+            st.session_state[state_key] = item_id
             st.rerun()
         return
-    st.warning("Delete this caption and its ratings? This cannot be undone. (A photo's last caption takes the "
-               "photo with it.)")
+    st.warning(question)
     yes, no = st.columns(2)
     if yes.button("Yes, delete", key=f"{key}.yes", type="primary"):
         with shown_errors():
             with transaction(resources.db_engine()) as session:
-                repo.delete_caption(session=session, caption_id=caption.id, owner=_acting())
-            st.session_state.pop(CONFIRM_CAPTION_KEY, None)
+                delete(session)
+            st.session_state.pop(state_key, None)
             st.rerun()
     if no.button("Cancel", key=f"{key}.no"):
-        st.session_state.pop(CONFIRM_CAPTION_KEY, None)
+        st.session_state.pop(state_key, None)
         st.rerun()
 
 
@@ -181,22 +189,10 @@ def _save_favourite(caption_id: int, value: bool) -> None:
 
 
 def _delete_controls(photo) -> None:
-    if st.session_state.get(CONFIRM_KEY) != photo.id:
-        if st.button("🗑️ Delete photo", key=f"delete.{photo.id}"):
-            st.session_state[CONFIRM_KEY] = photo.id
-            st.rerun()
-        return
-    st.warning("Delete this photo with all its captions and their ratings? This cannot be undone.")
-    yes, no = st.columns(2)
-    if yes.button("Yes, delete", key=f"delete.{photo.id}.yes", type="primary"):
-        with shown_errors():
-            with transaction(resources.db_engine()) as session:
-                repo.delete_photo(session=session, photo_id=photo.id, owner=_acting())
-            st.session_state.pop(CONFIRM_KEY, None)
-            st.rerun()
-    if no.button("Cancel", key=f"delete.{photo.id}.no"):
-        st.session_state.pop(CONFIRM_KEY, None)
-        st.rerun()
+    _confirmed_delete(
+        CONFIRM_KEY, photo.id, f"delete.{photo.id}", "🗑️ Delete photo", None,
+        "Delete this photo with all its captions and their ratings? This cannot be undone.",
+        lambda session: repo.delete_photo(session=session, photo_id=photo.id, owner=_acting()))
 
 
 def _acting() -> str | None:
