@@ -159,7 +159,7 @@ def serve_app(work: Path, env: dict[str, str] | None = None, timeout: float = 90
             cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     server = Server(f"http://127.0.0.1:{port}", process, log)
     try:
-        _wait_healthy(server, timeout)
+        wait_healthy(server.url, server.process, server.log, timeout)
         server.start_mb = memory_mb(process.pid, "VmRSS")
         yield server
     finally:
@@ -171,18 +171,20 @@ def serve_app(work: Path, env: dict[str, str] | None = None, timeout: float = 90
             process.wait()
 
 
-def _wait_healthy(server: Server, timeout: float) -> None:
+def wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+    """Until streamlit at ``url`` answers its health check; its log's tail in the error if it exits or hangs.
+    The browser tests start their app servers with this too."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {server.process.returncode}:\n{server.log.read_text()[-3000:]}")
+        if process.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {process.returncode}:\n{log.read_text()[-3000:]}")
         try:
-            with urllib.request.urlopen(f"{server.url}/_stcore/health", timeout=2) as response:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
                 if response.status == 200:
                     return
         except OSError:
             time.sleep(0.3)
-    raise RuntimeError(f"streamlit did not answer in {timeout:.0f} s:\n{server.log.read_text()[-3000:]}")
+    raise RuntimeError(f"streamlit did not answer in {timeout:.0f} s:\n{log.read_text()[-3000:]}")
 
 
 # ---------------------------------------------------------------- the sessions
