@@ -54,8 +54,10 @@ def test_create_save_rate_export(app_server, browser_page, screenshots, tmp_path
     check_upright(page)
 
     page.get_by_role("button", name="Generate").click()
+    page.get_by_text("Done:").wait_for(timeout=120_000)  # the status label's final text ends a Generate
     settle(page)
     cards = page.get_by_label("Caption", exact=True)
+    cards.nth(3).wait_for(timeout=30_000)
     assert cards.count() == 4, "one card per model"
     shot(page, screenshots, "02-create-generated.png")
 
