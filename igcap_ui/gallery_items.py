@@ -8,6 +8,13 @@ burst of clicks some ratings were lost while the page showed them (issue 12 item
 widget is also compared, in the script body, with what this session last stored for it, and a
 difference is stored there; a failure is said beside the widget.
 
+That record is marked "unknown" before each save and set only after it: Streamlit can cut a callback
+short right after its save committed (the next click's rerun, raised at the next st.* call), and a
+record left at the value before would match a later click back to that value, whose callback Streamlit
+may skip, so the page would show it while the database kept the cut-short save. And saves go in click
+order, although Streamlit can run two script runs of one session at once (igcap_ui.run_order). Both
+were seen in Chromium (tests/e2e/test_rating_burst.py).
+
 Edit, favourite and delete are drawn only for what the person may change (their own, or anything for
 the owner role), and the queries check it again (``owner=``), so a stale page cannot change others' rows.
 """
@@ -17,7 +24,7 @@ from __future__ import annotations
 import streamlit as st
 
 from db import repo, transaction
-from igcap_ui import access, resources
+from igcap_ui import access, resources, run_order
 from igcap_ui.caption_card import caption_stats, card_tools, warn_over_limits
 from igcap_ui.errors import show_error, shown_errors
 from igcap_ui.filters import model_label
@@ -152,26 +159,38 @@ def _store_if_changed(key: str, shown, stored, save) -> None:
     last = st.session_state.setdefault(_STORED, {})
     last.setdefault(key, stored)
     if shown != last[key]:
+        _saved_as(last, key, shown, save)
+
+
+_UNKNOWN = object()  # what a record holds while its save runs: equal to no value a widget can show
+
+
+def _saved_as(last: dict, key: str, value, save) -> None:
+    """Run ``save`` and record ``value`` as stored for ``key``, in click order (see igcap_ui.run_order).
+
+    No st.* call comes between the save and the record, and the record says "unknown" until then, so a
+    save cut short is saved again by the next run's body."""
+    with run_order.in_click_order():
+        last[key] = _UNKNOWN
         try:
             save()
         except Exception as err:  # noqa: BLE001 - said beside the widget; tried again on the next run
-            show_error(err)
+            failed = err
+        else:
+            last[key] = value
             return
-        last[key] = shown
+    show_error(failed)  # outside the lock: st.error is a yield point
 
 
 def _rate(caption_id: int, rater: str, key: str) -> None:
-    value = st.session_state.get(key)  # may raise Streamlit's rerun exception: the page body then saves
-    with shown_errors():
-        _save_stars(caption_id, rater, value)
-        st.session_state.setdefault(_STORED, {})[key] = value
+    # Either st.session_state access may raise Streamlit's rerun exception: the page body then saves.
+    last, value = st.session_state.setdefault(_STORED, {}), st.session_state.get(key)
+    _saved_as(last, key, value, lambda: _save_stars(caption_id, rater, value))
 
 
 def _favourite(caption_id: int, key: str) -> None:
-    value = st.session_state[key]
-    with shown_errors():
-        _save_favourite(caption_id, value)
-        st.session_state.setdefault(_STORED, {})[key] = value
+    last, value = st.session_state.setdefault(_STORED, {}), st.session_state[key]
+    _saved_as(last, key, value, lambda: _save_favourite(caption_id, value))
 
 
 def _save_stars(caption_id: int, rater: str, value: int | None) -> None:
