@@ -14,14 +14,17 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from db import repo, studies, transaction
 from db.models import LOCAL_OWNER, Study
 from igcap.decoding import DecodingSettings
+from igcap.generation_queue import JobSize
 from igcap.images import Photo, resized_jpeg, thumbnail_jpeg
 
 log = logging.getLogger(__name__)
 BATCH = 4  # photos captioned together per model: the most a killed run can lose
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -76,12 +79,24 @@ def study_settings(study: Study) -> DecodingSettings:
     return DecodingSettings.from_dict(study.settings)
 
 
+Turns = Callable[[JobSize, Callable[[], T]], T]  # runs one batch's work when its turn comes
+
+
+def at_once(size: JobSize, work: Callable[[], T]) -> T:
+    """No queue: the batch runs now (the CLI, which has the process to itself)."""
+    return work()
+
+
 def generate_study(engine, name: str, captioner, *, sources: Mapping[str, str] | None = None, batch: int = BATCH,
-                   on_event: Callable[[StudyEvent], None] | None = None) -> GenerationReport:
+                   on_event: Callable[[StudyEvent], None] | None = None, turns: Turns = at_once) -> GenerationReport:
     """Caption what is still missing in the study ``name``; each batch is committed as soon as it is made.
 
     ``captioner`` is an :class:`igcap.captioner.Captioner`; ``sources`` maps model keys to the source
-    recorded with each caption (hub id@revision or path).
+    recorded with each caption (hub id@revision or path). Each batch (``batch`` photos × one model) takes
+    its turn through ``turns``: in the app, the process's shared generation queue
+    (:class:`igcap.generation_queue.GenerationQueue`), so a study's run and other people's generations
+    share the engine fairly, a batch at a time. Its JobRefused / JobCancelled propagate: the batches
+    saved so far stay, and running again resumes.
     """
     started, report = time.perf_counter(), GenerationReport()
     with transaction(engine, write=False) as session:
@@ -96,7 +111,9 @@ def generate_study(engine, name: str, captioner, *, sources: Mapping[str, str] |
         report.made[key] = 0
         for start in range(0, len(photo_ids), max(1, batch)):
             chunk = photo_ids[start:start + max(1, batch)]
-            error = _caption_batch(engine, study, key, chunk, settings, captioner, (sources or {}).get(key))
+            error = turns(JobSize(photos=len(chunk), models=1),
+                          lambda: _caption_batch(engine, study, key, chunk, settings, captioner,
+                                                 (sources or {}).get(key)))
             if error:
                 report.failed[key] = error
                 progress.emit("failed", key, index, message=error)

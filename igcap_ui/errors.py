@@ -18,6 +18,7 @@ def user_message(err: BaseException) -> str | None:
     """What to tell a person about err, or None when it is not an error we know how to explain."""
     from igcap.config import ConfigError
     from igcap.decoding import DecodingError
+    from igcap.generation_queue import JobCancelled, JobRefused
     from igcap.images import PhotoError
     from igcap.loading import ModelLoadError
 
@@ -27,6 +28,10 @@ def user_message(err: BaseException) -> str | None:
         return f"{err.message} {err.hint}".strip()
     if isinstance(err, (DecodingError, ConfigError)):
         return str(err)
+    if isinstance(err, JobRefused):
+        return err.message
+    if isinstance(err, JobCancelled):
+        return "The generation was cancelled. What was saved before stays saved."
     return _database_message(err)
 
 

@@ -221,21 +221,28 @@ def _draw_card(slot, card: Card, photo, settings) -> None:
                      on_more=lambda c: _more_like_this(photo, c))
 
 
+def in_turn(size, work, place):
+    """Run ``work()`` when its turn in the process's generation queue comes, showing the place in line in
+    the ``place`` placeholder meanwhile (cleared after). JobRefused propagates."""
+    try:
+        return resources.generation_queue().run(
+            resources.session_owner(), size, lambda job: work(),
+            on_wait=lambda where: place.caption(f"Waiting for your turn: {where.describe()}."), poll=POLL_SECONDS)
+    finally:
+        place.empty()
+
+
 def _regenerate(photo, card: Card, settings) -> None:
     from igcap.generation_queue import JobRefused, JobSize
 
     if settings is None:
         st.error("Fix the decoding settings above first.", icon="⚠️")
         return
-    place = st.empty()
     with st.spinner("Writing a new caption…"), shown_errors():
         try:
-            [run] = resources.generation_queue().run(
-                resources.session_owner(), JobSize(1, 1, settings.num_variants),
-                lambda job: resources.captioner().caption([photo.image], [card.model_key], settings),
-                on_wait=lambda where: place.caption(f"Waiting for your turn: {where.describe()}."), poll=POLL_SECONDS)
+            [run] = in_turn(JobSize(1, 1, settings.num_variants),
+                            lambda: resources.captioner().caption([photo.image], [card.model_key], settings), st.empty())
         except JobRefused as err:
-            place.empty()
             st.error(err.message, icon="⏳")
             return
         fresh = new_card(card.model_key, run.results, run.error, settings.to_dict())

@@ -13,6 +13,7 @@ from igcap_ui import access, resources
 from igcap_ui.plain import plain
 from igcap_ui.errors import shown_errors
 from igcap_ui.filters import model_label
+from igcap_ui.generation import in_turn
 
 UPLOAD, GALLERY = "Upload photos", "Pick from the gallery"
 _DECODED = "studies.decoded"  # uploader file_id → Photo | PhotoError, decoded once
@@ -153,9 +154,11 @@ def _generate(name: str) -> None:
                          + (f" · {left} left" if left else ""))
 
     sources = {k: f"{s.source}@{s.revision}" if s.revision else s.source for k, s in resources.registry().items()}
+    place = status.empty()  # the place in line while a batch waits its turn (igcap_ui.generation.in_turn)
     with shown_errors():
         report = generate_study(resources.db_engine(), name, resources.captioner(), sources=sources,
-                                on_event=on_event)
+                                on_event=on_event,
+                                turns=lambda size, work: in_turn(size, work, place))
         status.update(label="Done.", state="error" if report.failed else "complete")
         st.session_state[_REPORT + name] = report
         st.rerun()  # draw the counts again from the database

@@ -105,3 +105,53 @@ def test_a_failing_model_is_reported_and_the_others_go_on(engine, cache):
 def test_unknown_models_are_refused_when_creating(engine):
     with pytest.raises(ValueError, match="unknown model"):
         new_study(engine, models=["no-such-model"])
+
+
+def test_each_batch_waits_its_turn_in_the_shared_queue(engine, cache):
+    """In the app a study's run shares the process's generation queue: a batch at a time, after the
+    generation already running, and a cancel stops the run with the saved batches kept."""
+    import threading
+
+    from igcap.generation_queue import GenerationQueue, JobCancelled, JobSize, QueueLimits
+
+    new_study(engine, photos=3)
+    queue = GenerationQueue(QueueLimits(jobs_at_once=1, jobs_per_owner=2, captions_per_job=10))
+    sizes, saved_when_turn_came = [], []
+
+    def turns(size, work):
+        def run(job):
+            sizes.append((size.photos, size.models))
+            saved_when_turn_came.append(len(stored(engine)))
+            return work()
+        return queue.run("study-session", size, run, poll=0.01)
+
+    someone_else = queue.submit("other-session", JobSize(1, 4))
+    assert someone_else.wait_turn(1)  # another person's generation holds the only turn
+    result = {}
+    thread = threading.Thread(target=lambda: result.setdefault(
+        "report", generate_study(engine, "trial", Captioner(cache), batch=2, turns=turns)))
+    thread.start()
+    thread.join(0.5)
+    assert thread.is_alive() and not sizes and queue.waiting() == 1  # the study's first batch waits in line
+    someone_else.finish()
+    thread.join(60)
+    assert result["report"].made == {MODELS[0]: 3, MODELS[1]: 3}
+    assert sizes == [(2, 1), (1, 1), (2, 1), (1, 1)]  # batch photos × one model per turn
+    assert saved_when_turn_came == [0, 2, 3, 5]  # each batch was saved before the next one's turn
+    assert queue.running() == 0 and queue.waiting() == 0
+
+    with transaction(engine) as s:  # a second study; its run is cancelled while its second batch waits
+        ids = [p.id for p in studies.study_photos(session=s, study=studies.get_study(session=s, name="trial"))]
+        create_study(session=s, name="again", photo_ids=ids, models=MODELS[:1], settings=GREEDY,
+                     known_models=DEFAULT_KEYS)
+    calls = []
+
+    def cancel_second(size, work):
+        calls.append(size)
+        if len(calls) == 2:
+            raise JobCancelled()
+        return work()
+
+    with pytest.raises(JobCancelled):
+        generate_study(engine, "again", Captioner(cache), batch=2, turns=cancel_second)
+    assert len(stored(engine, "again")) == 2  # the first batch stays saved; running again resumes
