@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from igcap import lean_decoding, threads
 from igcap.decoding import DEFAULT_PRESET, PRESETS, DecodingSettings
 from igcap.loading import LoadedModel, ModelCache, ModelLoadError, cache_from_settings
 from igcap.text import clean_caption
@@ -146,6 +147,7 @@ def caption_with(loaded: LoadedModel, pixels: PixelCache, settings: DecodingSett
     values = pixels.pixels(loaded.processor)
     prompt = prompt_ids(loaded.tokenizer, settings.start_with)
     extra = generation_extras(loaded, settings, prompt)
+    plan = lean_plan(loaded, gen_config, extra, prompt)
     results = []
     # sampling draws from torch's one process-wide generator: one sampling run at a time, or another
     # session's draws would change this run's (a seed would no longer give the same captions)
@@ -159,10 +161,26 @@ def caption_with(loaded: LoadedModel, pixels: PixelCache, settings: DecodingSett
                                                           device=loaded.device)
             t0 = time.perf_counter()
             with torch.inference_mode():
-                sequences = loaded.model.generate(pixel_values=batch, generation_config=gen_config, **extra)
+                sequences = generate_ids(loaded, batch, gen_config, extra, plan)
             share = (time.perf_counter() - t0) / len(sequences)
             results += decode_batch(loaded, sequences, start, settings, share, prompt_len=len(prompt))
     return results
+
+
+def lean_plan(loaded: LoadedModel, gen_config, extra: dict, prompt: list[int]) -> lean_decoding.GreedyPlan | None:
+    """The lean loop's plan when it gives generate's tokens for this request (greedy, no emoji limit, no
+    start words, the switch on), else None: generate decodes."""
+    if not loaded.lean_decoding or prompt:
+        return None
+    return lean_decoding.greedy_plan(loaded.model, gen_config, extra)
+
+
+def generate_ids(loaded: LoadedModel, batch, gen_config, extra: dict, plan: lean_decoding.GreedyPlan | None):
+    """(B, 1 + new tokens) ids: the lean loop when there is a plan, else generate (the reference)."""
+    if plan is None:
+        return loaded.model.generate(pixel_values=batch, generation_config=gen_config, **extra)
+    with threads.torch_threads(loaded.threads) if loaded.threads else contextlib.nullcontext():
+        return lean_decoding.greedy_generate(loaded.model, batch, plan)
 
 
 def prompt_ids(tokenizer, start_with: str) -> list[int]:

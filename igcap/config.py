@@ -46,6 +46,7 @@ class Settings:
     device: str = "auto"  # IGCAP_DEVICE: auto, cpu, cuda, mps
     quantize: bool | None = None  # IGCAP_QUANTIZE: None = auto (int8 on CPU only)
     threads: int | None = None  # IGCAP_THREADS: torch threads for captioning; None = auto (every allowed core)
+    lean_decoding: bool = True  # IGCAP_LEAN_DECODING: greedy captions through igcap.lean_decoding (0 = generate)
     hub_endpoint: str | None = None  # HF_ENDPOINT: the hub address huggingface_hub uses (None = its default)
     int8_cache_dir: Path | None = None  # IGCAP_INT8_CACHE_DIR: prepared int8 weights (default data_dir/int8-cache)
     int8_cache_mb: int = DEFAULT_INT8_CACHE_MB  # IGCAP_INT8_CACHE_MB: the int8 cache's size bound; 0 switches it off
@@ -96,6 +97,7 @@ class Settings:
             device=env.get("IGCAP_DEVICE", "auto").strip().lower() or "auto",
             quantize=_tristate(env, "IGCAP_QUANTIZE"),
             threads=_threads(env),
+            lean_decoding=_tristate(env, "IGCAP_LEAN_DECODING") is not False,
             hub_endpoint=env.get("HF_ENDPOINT", "").strip() or None,
             int8_cache_dir=path("IGCAP_INT8_CACHE_DIR"),
             int8_cache_mb=_int(env, "IGCAP_INT8_CACHE_MB", DEFAULT_INT8_CACHE_MB),

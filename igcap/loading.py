@@ -31,11 +31,13 @@ class LoadOptions:
     share_weights: bool = True  # keep tensors that several loaded models hold identically only once
     threads: int | None = None  # torch threads each model's generate runs on; None = every allowed core
     int8_cache: Int8CacheOptions | None = None  # prepared int8 weights kept on disk (None: not kept)
+    lean_decoding: bool = True  # greedy captions through igcap.lean_decoding where it gives generate's tokens
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LoadOptions:
         return cls(device=settings.device, quantize=settings.quantize, threads=settings.threads,
-                   int8_cache=Int8CacheOptions(settings.int8_cache_folder, settings.int8_cache_mb))
+                   int8_cache=Int8CacheOptions(settings.int8_cache_folder, settings.int8_cache_mb),
+                   lean_decoding=settings.lean_decoding)
 
     def quantize_on(self, device: str) -> bool:
         return device == "cpu" if self.quantize is None else self.quantize and device == "cpu"
@@ -60,6 +62,8 @@ class LoadedModel:
     seconds: float  # load time
     quantized: bool = False
     fallbacks: list[str] = field(default_factory=list)  # parts borrowed from the base, for the Models page
+    threads: int = 0  # torch threads its captioning runs on (generate's wrapper and the lean loop); 0 = torch's count
+    lean_decoding: bool = True  # greedy captions through igcap.lean_decoding where it gives generate's tokens
 
     @property
     def eos_token_id(self) -> int:
@@ -116,12 +120,13 @@ def _load_captioner(spec: ModelSpec, options: LoadOptions, pool) -> LoadedModel:
         raise
     except Exception as err:  # the hub, safetensors and configs raise many types; all mean "cannot load"
         raise _explain(spec, err) from err
-    threads.run_generate_on(model, threads.caption_threads(options.threads))
+    caption_threads = threads.caption_threads(options.threads)
+    threads.run_generate_on(model, caption_threads)
     eos = tokenizer.eos_token_id
     architecture.set_token_ids(model, architecture.GPT2_EOS_ID if eos is None else eos)
     notes = [n for n in (tok_note, proc_note) if n]
     return LoadedModel(spec, model, tokenizer, processor, device, optimize.model_nbytes(model),
-                       time.perf_counter() - start, quantize, notes)
+                       time.perf_counter() - start, quantize, notes, caption_threads, options.lean_decoding)
 
 
 def _instantiate_model(spec: ModelSpec, device: str, quantize: bool, pool, int8_cache: Int8CacheOptions | None = None):

@@ -3,6 +3,7 @@ from dataclasses import replace
 import pytest
 from PIL import Image
 
+from igcap import lean_decoding
 from igcap.captioner import Captioner, PixelCache
 from igcap.config import Settings
 from igcap.decoding import PRESETS, DecodingSettings
@@ -54,8 +55,11 @@ def test_a_failing_model_does_not_lose_the_others(cache, photos):
 
 
 def test_an_error_while_generating_is_contained(cache, photos, monkeypatch):
-    loaded = cache.get(DEFAULT_KEYS[0])
-    monkeypatch.setattr(loaded.model, "generate", lambda **kw: (_ for _ in ()).throw(RuntimeError("out of memory")))
+    loaded, real_greedy = cache.get(DEFAULT_KEYS[0]), lean_decoding.greedy_generate
+    fail = lambda *a, **kw: (_ for _ in ()).throw(RuntimeError("out of memory"))  # noqa: E731
+    monkeypatch.setattr(loaded.model, "generate", fail)
+    monkeypatch.setattr(lean_decoding, "greedy_generate", lambda model, *a: fail() if model is loaded.model
+                        else real_greedy(model, *a))  # greedy goes through the lean loop
     runs = Captioner(cache).caption(photos, DEFAULT_KEYS[:2], GREEDY)
     assert "out of memory" in runs[0].error.message and runs[1].ok
 
@@ -131,6 +135,7 @@ def test_emoji_setting_is_enforced_while_decoding(cache, photos, monkeypatch):
         return generate(**kwargs)
 
     monkeypatch.setattr(loaded.model, "generate", emoji_happy)
+    monkeypatch.setattr(loaded, "lean_decoding", False)  # the push towards emoji rides on generate's processors
     settings = GREEDY.replace(min_new_tokens=12, drop_fragment=False)
 
     def emoji(max_emoji, start=""):

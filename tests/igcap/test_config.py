@@ -24,6 +24,11 @@ def test_bad_thread_setting_names_the_key():
         Settings.from_env({"IGCAP_THREADS": "lots"})
 
 
+@pytest.mark.parametrize("raw, expected", [(None, True), ("auto", True), ("1", True), ("0", False), ("off", False)])
+def test_the_lean_decoding_switch_is_on_unless_turned_off(raw, expected):
+    assert Settings.from_env({} if raw is None else {"IGCAP_LEAN_DECODING": raw}).lean_decoding is expected
+
+
 def test_only_settings_read_the_environment():
     readers = {str(p.relative_to(ROOT)) for folder in ("igcap", "igcap_ui", "pages") for p in (ROOT / folder).rglob("*.py")
                if "os.environ" in p.read_text(encoding="utf-8") or "getenv" in p.read_text(encoding="utf-8")}

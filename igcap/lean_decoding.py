@@ -1,0 +1,236 @@
+"""A lean greedy decoding loop for the engine's ViT → GPT-2 captioners, with ``generate`` as its reference.
+
+transformers' ``generate`` spends a good part of each step outside the matrix products: it prepares the
+inputs, builds attention masks, updates its cache objects and output records, and checks stopping
+criteria, every token. This loop does only what a greedy caption needs: the image encoder once (through
+the same call ``generate`` makes, so ``EncoderMemo`` hits are shared), the cross-attention keys and
+values once, then per token the decoder's own modules called in ``generate``'s order on a preallocated
+self-attention cache, the few logits processors the presets use, and an argmax.
+
+It gives the token ids ``generate`` gives (tests/igcap/test_lean_decoding.py: int8 and fp32, batches whose
+rows end at different lengths, min/max new tokens, repetition penalty, no-repeat n-grams), because it
+does the same arithmetic in the same order. The rows of a batch also stay together until the last one
+ends, finished rows fed the pad token as ``generate`` does: the int8 linear quantizes its input per
+tensor, so dropping finished rows would change the other rows' activations.
+
+``greedy_plan`` says whether the loop can decode a request; anything else (beam search, sampling, extra
+logits processors such as the emoji limit, "Start with…" prompts, an architecture or attention it does
+not know, any generation option it does not reproduce) returns None, and the caller uses ``generate``.
+The loop keeps no state between calls: several sessions may decode with one model at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+# generation options that must keep their neutral value for the loop to reproduce generate (anything
+# else, like num_beams or do_sample, is covered by the generation mode check)
+NEUTRAL_OPTIONS = {
+    "bad_words_ids": (None,), "begin_suppress_tokens": (None,), "suppress_tokens": (None,),
+    "encoder_no_repeat_ngram_size": (None, 0), "encoder_repetition_penalty": (None, 1.0),
+    "exponential_decay_length_penalty": (None,), "forced_bos_token_id": (None,), "forced_eos_token_id": (None,),
+    "guidance_scale": (None, 1.0), "max_time": (None,), "min_length": (None, 0), "remove_invalid_values": (None, False),
+    "renormalize_logits": (None, False), "sequence_bias": (None,), "stop_strings": (None,),
+    "watermarking_config": (None,), "num_return_sequences": (None, 1), "use_cache": (None, True),
+    "output_scores": (None, False), "output_logits": (None, False), "return_dict_in_generate": (None, False),
+    "output_attentions": (None, False), "output_hidden_states": (None, False), "cache_implementation": (None,),
+    "token_healing": (None, False), "prefill_chunk_size": (None,), "is_assistant": (None, False),
+}
+ATTENTION = ("sdpa", "eager")  # the decoder's attention implementations the loop calls the same way
+
+
+@dataclass(frozen=True)
+class GreedyPlan:
+    """What the loop needs to reproduce one greedy ``generate`` call."""
+
+    start_id: int  # the decoder start token (GPT-2's end-of-text)
+    eos_id: int
+    pad_id: int  # fed to rows that have ended
+    max_new_tokens: int
+    min_new_tokens: int = 0
+    repetition_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+
+
+def greedy_plan(model, gen_config, extras: dict | None = None) -> GreedyPlan | None:
+    """The plan for ``model.generate(pixel_values=…, generation_config=gen_config, **extras)``, or None
+    when the loop would not give generate's tokens (the caller then calls generate)."""
+    if extras or not supports_model(model):
+        return None
+    try:  # the configuration generate itself would use: ours over the model's own over the defaults
+        config, _ = model._prepare_generation_config(gen_config)
+        mode = config.get_generation_mode()
+    except Exception as err:  # a transformers version that prepares configurations otherwise
+        log.info("lean decoding off: the generation configuration cannot be read (%s)", err)
+        return None
+    from transformers.generation.configuration_utils import GenerationMode
+
+    if mode != GenerationMode.GREEDY_SEARCH or config.max_new_tokens is None:
+        return None
+    if any(getattr(config, name, None) not in allowed for name, allowed in NEUTRAL_OPTIONS.items()):
+        return None
+    eos = config.eos_token_id
+    if isinstance(eos, (list, tuple)):
+        if len(eos) != 1:
+            return None
+        eos = eos[0]
+    if eos is None or config.decoder_start_token_id is None:
+        return None
+    return GreedyPlan(start_id=int(config.decoder_start_token_id), eos_id=int(eos),
+                      pad_id=int(eos if config.pad_token_id is None else config.pad_token_id),
+                      max_new_tokens=int(config.max_new_tokens), min_new_tokens=int(config.min_new_tokens or 0),
+                      repetition_penalty=float(config.repetition_penalty or 1.0),
+                      no_repeat_ngram_size=int(config.no_repeat_ngram_size or 0))
+
+
+def supports_model(model) -> bool:
+    """A VisionEncoderDecoder with a GPT-2 decoder that has cross-attention, in inference mode."""
+    decoder = getattr(model, "decoder", None)
+    transformer = getattr(decoder, "transformer", None)
+    if type(decoder).__name__ != "GPT2LMHeadModel" or type(transformer).__name__ != "GPT2Model":
+        return False
+    if getattr(model, "training", True) or getattr(model, "encoder", None) is None:
+        return False
+    config = decoder.config
+    attention = config._attn_implementation
+    return (bool(config.add_cross_attention) and attention in ATTENTION
+            and not (attention == "eager" and config.reorder_and_upcast_attn)
+            and all(hasattr(block, "crossattention") for block in transformer.h))
+
+
+def processors(plan: GreedyPlan, prompt_length: int = 1):
+    """The logits processors generate builds for the plan's options, in generate's order; the minimum
+    length is ``EndBannedUntil`` (generate's version searches the whole vocabulary for the end token at
+    every step: about 5% of a step on one photo)."""
+    from transformers import LogitsProcessorList, NoRepeatNGramLogitsProcessor, RepetitionPenaltyLogitsProcessor
+
+    out = LogitsProcessorList()
+    if plan.repetition_penalty != 1.0:
+        out.append(RepetitionPenaltyLogitsProcessor(penalty=plan.repetition_penalty))
+    if plan.no_repeat_ngram_size > 0:
+        out.append(NoRepeatNGramLogitsProcessor(plan.no_repeat_ngram_size))
+    if plan.min_new_tokens > 0:
+        out.append(EndBannedUntil(prompt_length + plan.min_new_tokens, plan.eos_id))
+    return out
+
+
+class EndBannedUntil:
+    """The end token's score is -inf while the ids are shorter than ``length`` (generate's
+    MinNewTokensLengthLogitsProcessor, which gives the same scores)."""
+
+    def __init__(self, length: int, eos_id: int):
+        self.length, self.eos_id = length, eos_id
+
+    def __call__(self, input_ids, scores):
+        if input_ids.shape[-1] < self.length:
+            scores = scores.clone()
+            scores[:, self.eos_id] = float("-inf")
+        return scores
+
+
+def greedy_generate(model, pixel_values, plan: GreedyPlan):
+    """(B, 3, H, W) pixels → (B, 1 + new tokens) ids, as ``generate`` returns them (start token first,
+    rows that ended early padded). Call it under ``torch.inference_mode()``."""
+    import torch
+
+    memory = encode(model, pixel_values)
+    decoder = model.decoder.transformer
+    batch, device = memory.shape[0], memory.device
+    cross = [cross_keys_values(block.crossattention, memory) for block in decoder.h]
+    cache = SelfAttentionCache(decoder, batch, plan.max_new_tokens, memory.dtype, device)
+    logits_processors = processors(plan)
+    ids = torch.full((batch, 1), plan.start_id, dtype=torch.long, device=device)
+    unfinished = torch.ones(batch, dtype=torch.long, device=device)
+    for step in range(plan.max_new_tokens):
+        logits = decoder_step(model.decoder, ids[:, -1:], step, cross, cache)
+        scores = logits_processors(ids, logits)
+        next_ids = torch.argmax(scores, dim=-1)
+        next_ids = next_ids * unfinished + plan.pad_id * (1 - unfinished)
+        ids = torch.cat([ids, next_ids[:, None]], dim=-1)
+        unfinished = unfinished & (next_ids != plan.eos_id).long()
+        if unfinished.max() == 0:
+            break
+    return ids
+
+
+def encode(model, pixel_values):
+    """The image encoder's output as the decoder reads it, from the call generate makes (same arguments:
+    the encoder memo's key includes them)."""
+    output = model.encoder(output_attentions=False, output_hidden_states=False, return_dict=True,
+                           pixel_values=pixel_values)
+    memory = output[0]
+    if (model.encoder.config.hidden_size != model.decoder.config.hidden_size
+            and model.decoder.config.cross_attention_hidden_size is None):
+        memory = model.enc_to_dec_proj(memory)
+    return memory
+
+
+def cross_keys_values(attention, memory):
+    """One block's cross-attention keys and values over the image, (B, heads, patches, head_dim) each,
+    computed once per caption as generate's cache does."""
+    keys, values = attention.c_attn(memory).split(attention.split_size, dim=2)
+    shape = (*keys.shape[:-1], -1, attention.head_dim)
+    return keys.view(shape).transpose(1, 2), values.view(shape).transpose(1, 2)
+
+
+class SelfAttentionCache:
+    """Each block's self-attention keys and values, preallocated for every step of one call."""
+
+    def __init__(self, decoder, batch: int, steps: int, dtype, device):
+        import torch
+
+        first = decoder.h[0].attn
+        shape = (batch, first.num_heads, steps, first.head_dim)
+        self.keys = [torch.empty(shape, dtype=dtype, device=device) for _ in decoder.h]
+        self.values = [torch.empty(shape, dtype=dtype, device=device) for _ in decoder.h]
+
+    def append(self, layer: int, step: int, keys, values):
+        """Store this step's keys and values; returns every step's so far."""
+        self.keys[layer][:, :, step:step + 1] = keys
+        self.values[layer][:, :, step:step + 1] = values
+        return self.keys[layer][:, :, :step + 1], self.values[layer][:, :, :step + 1]
+
+
+def decoder_step(lm, token_ids, step: int, cross, cache: SelfAttentionCache):
+    """One token through GPT-2 (the modules GPT2LMHeadModel.forward calls, in its order) → float32 logits (B, V)."""
+    import torch
+
+    decoder = lm.transformer
+    positions = torch.arange(1, device=token_ids.device) + step
+    hidden = decoder.wte(token_ids) + decoder.wpe(positions.unsqueeze(0)).to(token_ids.device)
+    attend = attention_function(decoder.config)
+    for layer, block in enumerate(decoder.h):
+        residual = hidden
+        x = block.ln_1(hidden)
+        attn = block.attn
+        query, keys, values = attn.c_attn(x).split(attn.split_size, dim=2)
+        shape = (*keys.shape[:-1], -1, attn.head_dim)
+        keys, values = cache.append(layer, step, keys.view(shape).transpose(1, 2), values.view(shape).transpose(1, 2))
+        out = attend(attn, query.view(shape).transpose(1, 2), keys, values)
+        hidden = attn.c_proj(out) + residual
+        residual = hidden
+        x = block.ln_cross_attn(hidden)
+        cross_attn = block.crossattention
+        query = cross_attn.q_attn(x)
+        out = attend(cross_attn, query.view(*query.shape[:-1], -1, cross_attn.head_dim).transpose(1, 2), *cross[layer])
+        hidden = residual + cross_attn.c_proj(out)
+        hidden = hidden + block.mlp(block.ln_2(hidden))
+    hidden = decoder.ln_f(hidden)
+    return lm.lm_head(hidden[:, -1:, :])[:, -1].to(copy=True, dtype=torch.float32)
+
+
+def attention_function(config):
+    """Attention as the decoder's own implementation computes it → (B, 1, heads × head_dim)."""
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+    from transformers.models.gpt2.modeling_gpt2 import eager_attention_forward
+
+    interface = ALL_ATTENTION_FUNCTIONS.get_interface(config._attn_implementation, eager_attention_forward)
+
+    def attend(module, query, keys, values):
+        out, _ = interface(module, query, keys, values, None, dropout=0.0, scaling=module.scaling)
+        return out.reshape(*out.shape[:-2], -1).contiguous()
+
+    return attend

@@ -1,0 +1,202 @@
+"""The lean greedy loop (igcap.lean_decoding) gives generate's token ids, and generate decodes whatever
+the loop does not reproduce."""
+
+import copy
+import threading
+
+import pytest
+import torch
+from PIL import Image
+
+from igcap import architecture, lean_decoding, optimize
+from igcap.captioner import Captioner, PixelCache, caption_with
+from igcap.decoding import PRESETS, DecodingSettings
+from igcap.loading import LoadOptions, ModelCache
+from igcap.registry import ModelSpec
+from tests import builders
+
+GREEDY = {  # every option the loop reproduces
+    "fast preset (no-repeat 3-grams)": PRESETS["fast"].replace(max_new_tokens=16),
+    "forced length (the benchmark's)": DecodingSettings(strategy="greedy", no_repeat_ngram_size=0,
+                                                        min_new_tokens=12, max_new_tokens=12),
+    "penalty, 2-grams, min length": DecodingSettings(strategy="greedy", repetition_penalty=1.3,
+                                                     no_repeat_ngram_size=2, min_new_tokens=3, max_new_tokens=16),
+    "mild penalty below 1": DecodingSettings(strategy="greedy", repetition_penalty=0.9, no_repeat_ngram_size=0,
+                                             max_new_tokens=10),
+}
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return builders.make_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def pixels():
+    return torch.rand(6, 3, 224, 224, generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+
+def model_for(tokenizer, quantize: bool, seed: int = 5):
+    model = builders.make_tiny_model(tokenizer, seed=seed)
+    architecture.set_token_ids(model, tokenizer.eos_token_id)
+    return optimize.prepare_for_inference(model, quantize=quantize)
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["fp32", "int8"])
+def model(request, tokenizer):
+    return model_for(tokenizer, request.param)
+
+
+def both(model, pixels, gen_config):
+    plan = lean_decoding.greedy_plan(model, gen_config)
+    assert plan is not None
+    with torch.inference_mode():
+        return model.generate(pixel_values=pixels, generation_config=gen_config), \
+            lean_decoding.greedy_generate(model, pixels, plan)
+
+
+@pytest.mark.parametrize("settings", GREEDY.values(), ids=GREEDY.keys())
+def test_the_lean_loop_gives_generates_ids(model, pixels, tokenizer, settings):
+    gen_config = settings.to_generation_config(eos_token_id=tokenizer.eos_token_id)
+    reference, lean = both(model, pixels, gen_config)
+    assert torch.equal(lean, reference)
+
+
+def first_positions(ids, token: int) -> list:
+    return [row.index(token) if token in row else None for row in ids[:, 1:].tolist()]
+
+
+def test_rows_ending_at_different_lengths_keep_generates_ids(model, pixels, tokenizer):
+    """Rows that end early keep decoding pad tokens with the others, as in generate: with int8, every row's
+    activations share one quantization scale, so dropping a finished row would change the others."""
+    gen_config = GREEDY["fast preset (no-repeat 3-grams)"].to_generation_config(eos_token_id=tokenizer.eos_token_id)
+    with torch.inference_mode():
+        plain = model.generate(pixel_values=pixels, generation_config=gen_config)
+    # an end token that some rows write early, others later, others never (the tiny models never write GPT-2's)
+    ends = next(t for t in sorted(set(plain[:, 1:].flatten().tolist()))
+                if len(set(first_positions(plain, t))) >= 3 and None in first_positions(plain, t))
+    gen_config = copy.deepcopy(gen_config)
+    gen_config.eos_token_id = ends  # the pad (and start) token stays GPT-2's end-of-text
+    reference, lean = both(model, pixels, gen_config)
+    lengths = [row.index(ends) + 1 if ends in row else len(row) for row in reference[:, 1:].tolist()]
+    assert len(set(lengths)) >= 3  # the test's own premise
+    assert torch.equal(lean, reference)
+
+
+def test_batches_of_one_agree_too(model, pixels, tokenizer):
+    gen_config = GREEDY["penalty, 2-grams, min length"].to_generation_config(eos_token_id=tokenizer.eos_token_id)
+    reference, lean = both(model, pixels[:1], gen_config)
+    assert torch.equal(lean, reference)
+
+
+@pytest.mark.parametrize("settings", [PRESETS["balanced"], PRESETS["precise"], PRESETS["creative"].replace(seed=1),
+                                      DecodingSettings(strategy="beam", num_beams=2, max_new_tokens=8)],
+                         ids=["balanced beam", "precise beam", "sampling", "beam"])
+def test_beam_search_and_sampling_go_to_generate(model, tokenizer, settings):
+    assert lean_decoding.greedy_plan(model, settings.to_generation_config(eos_token_id=tokenizer.eos_token_id)) is None
+
+
+@pytest.mark.parametrize("option", [dict(bad_words_ids=[[5]]), dict(suppress_tokens=[5]), dict(forced_eos_token_id=0),
+                                    dict(min_length=4), dict(num_return_sequences=2), dict(output_scores=True,
+                                    return_dict_in_generate=True), dict(exponential_decay_length_penalty=(2, 1.5)),
+                                    dict(eos_token_id=[0, 5])], ids=lambda o: next(iter(o)))
+def test_options_the_loop_does_not_reproduce_go_to_generate(model, tokenizer, option):
+    gen_config = PRESETS["fast"].to_generation_config(eos_token_id=tokenizer.eos_token_id)
+    for name, value in option.items():
+        setattr(gen_config, name, value)
+    assert lean_decoding.greedy_plan(model, gen_config) is None
+
+
+def test_the_models_own_generation_options_count_too(tokenizer):
+    """generate fills options the request leaves unset from the model's generation config: so does the plan."""
+    model = model_for(tokenizer, quantize=False)
+    model.generation_config.bad_words_ids = [[7]]
+    assert lean_decoding.greedy_plan(model, PRESETS["fast"].to_generation_config(eos_token_id=tokenizer.eos_token_id)) is None
+    model.generation_config.bad_words_ids = None
+    model.generation_config.no_repeat_ngram_size = 2  # the request's own value (3) wins, as in generate
+    plan = lean_decoding.greedy_plan(model, PRESETS["fast"].to_generation_config(eos_token_id=tokenizer.eos_token_id))
+    assert plan.no_repeat_ngram_size == 3
+
+
+def test_extra_logits_processors_and_other_models_go_to_generate(model, tokenizer):
+    gen_config = PRESETS["fast"].to_generation_config(eos_token_id=tokenizer.eos_token_id)
+    assert lean_decoding.greedy_plan(model, gen_config, {"logits_processor": ["emoji"]}) is None
+    assert lean_decoding.greedy_plan(object(), gen_config) is None
+    model.train()
+    try:
+        assert lean_decoding.greedy_plan(model, gen_config) is None
+    finally:
+        model.eval()
+
+
+def test_eager_attention_gives_generates_ids_too(tokenizer, pixels):
+    model = model_for(tokenizer, quantize=True)
+    model.set_attn_implementation("eager")
+    gen_config = GREEDY["penalty, 2-grams, min length"].to_generation_config(eos_token_id=tokenizer.eos_token_id)
+    reference, lean = both(model, pixels, gen_config)
+    assert torch.equal(lean, reference)
+
+
+def test_several_threads_decoding_with_one_model_get_what_each_gets_alone(tokenizer, pixels):
+    """Streamlit sessions are threads sharing the loaded models: the loop keeps no state between calls."""
+    model = model_for(tokenizer, quantize=True)
+    gen_config = GREEDY["penalty, 2-grams, min length"].to_generation_config(eos_token_id=tokenizer.eos_token_id)
+    plan = lean_decoding.greedy_plan(model, gen_config)
+    batches = [pixels[i:i + 1 + i % 3] for i in range(6)]
+    with torch.inference_mode():
+        alone = [lean_decoding.greedy_generate(model, b, plan) for b in batches]
+    together: dict[int, list] = {}
+
+    def decode(i):
+        with torch.inference_mode():
+            together[i] = [lean_decoding.greedy_generate(model, batches[i], plan) for _ in range(3)]
+
+    workers = [threading.Thread(target=decode, args=(i,)) for i in range(len(batches))]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    for i, expected in enumerate(alone):
+        assert all(torch.equal(got, expected) for got in together[i])
+
+
+# ---------------------------------------------------------------- through the captioner
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory, tokenizer):
+    folder = tmp_path_factory.mktemp("lean")
+    model = builders.make_tiny_model(tokenizer, seed=5)
+    model.save_pretrained(folder / "m")
+    tokenizer.save_pretrained(folder / "m")
+    builders.make_processor().save_pretrained(folder / "m")
+    return {"m": ModelSpec("m", "M", str(folder / "m"))}
+
+
+PHOTOS = [Image.new("RGB", (96, 72), c) for c in ("red", "blue", "white")]
+
+
+@pytest.mark.parametrize("settings", [PRESETS["fast"], PRESETS["fast"].replace(max_emoji=0),
+                                      PRESETS["fast"].replace(start_with="a photo"), PRESETS["balanced"]],
+                         ids=["greedy", "emoji limit", "start with", "beam"])
+def test_captions_are_those_generate_writes_and_only_greedy_goes_lean(registry, settings, monkeypatch):
+    calls = []
+    real = lean_decoding.greedy_generate
+    monkeypatch.setattr(lean_decoding, "greedy_generate", lambda *a: calls.append(1) or real(*a))
+    runs = {lean: Captioner(ModelCache(registry, LoadOptions(device="cpu", lean_decoding=lean))).caption(
+        PHOTOS, ["m"], settings) for lean in (False, True)}
+    assert [r.raw_text for r in runs[True][0].results] == [r.raw_text for r in runs[False][0].results]
+    assert runs[True][0].ok and len(runs[True][0].results) == len(PHOTOS) * settings.num_variants
+    greedy_plain = settings.strategy == "greedy" and settings.max_emoji is None and not settings.start_with
+    assert bool(calls) == greedy_plain  # only with the switch on, and then on every batch
+
+
+def test_the_lean_loop_runs_on_the_models_thread_setting(registry, monkeypatch):
+    cache = ModelCache(registry, LoadOptions(device="cpu", threads=1))
+    loaded = cache.get("m")
+    assert loaded.threads == 1
+    seen = []
+    monkeypatch.setattr(lean_decoding, "greedy_generate", lambda *a: seen.append(torch.get_num_threads())
+                        or torch.zeros((len(a[1]), 2), dtype=torch.long))
+    before = torch.get_num_threads()
+    caption_with(loaded, PixelCache(PHOTOS[:1]), PRESETS["fast"])
+    assert seen == [1] and torch.get_num_threads() == before
