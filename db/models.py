@@ -148,7 +148,7 @@ class Rating(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     caption_id: Mapped[int] = mapped_column(ForeignKey("captions.id", ondelete="CASCADE"))
-    rater: Mapped[str] = mapped_column(String(80))
+    rater: Mapped[str] = mapped_column(String(IDENTITY_LENGTH))
     stars: Mapped[int] = mapped_column(SmallInteger)
     criterion: Mapped[str] = mapped_column(String(40), default=DEFAULT_CRITERION)
     comment: Mapped[str | None] = mapped_column(Text)
@@ -237,7 +237,7 @@ class Vote(Base):
     text_a: Mapped[str] = mapped_column(Text)  # the texts as shown when the vote was given
     text_b: Mapped[str] = mapped_column(Text)
     winner: Mapped[str] = mapped_column(String(8))  # one of WINNERS
-    rater: Mapped[str] = mapped_column(String(80))
+    rater: Mapped[str] = mapped_column(String(IDENTITY_LENGTH))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     def __repr__(self) -> str:

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, aliased, joinedload
 
 from db.models import DEFAULT_CRITERION, IDENTITY_LENGTH, LOCAL_OWNER, MANUAL, Caption, Photo, Rating, Study, utcnow
 
-RATER_MAX = 80
+RATER_MAX = IDENTITY_LENGTH  # a typed name (at most 80, the box says) or a signed-in identity (e-mail)
 CRITERION_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
@@ -194,7 +194,7 @@ def captions_for_photo(*, session: Session, photo_id: int, owner: str | None = N
 # ---------------------------------------------------------------- ratings
 
 def clean_rater(rater: str | None) -> str:
-    """A rater's name as stored: surrounding spaces removed, 1 to 80 characters."""
+    """A rater's name as stored: surrounding spaces removed, 1 to RATER_MAX (254) characters."""
     name = " ".join((without_nul(rater) or "").split())
     if not name:
         raise ValueError("enter your name to rate (the rater name cannot be empty)")

@@ -40,6 +40,7 @@ OWNER, CREATOR, RATER = "owner", "creator", "rater"
 ROLES = (OWNER, CREATOR, RATER)  # strongest first: someone on two lists gets the stronger role
 LOCAL_ID = "local"  # the identity of everything made without sign-in (and of rows older than sign-in)
 ID_MAX = 254  # an e-mail address is at most 254 characters
+TYPED_NAME_MAX = 80  # a name typed in a box (the password gate's, the sidebar's rater name)
 OIDC_PROVIDER_KEYS = ("client_id", "client_secret", "server_metadata_url")
 
 

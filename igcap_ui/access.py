@@ -12,8 +12,8 @@ import logging
 
 import streamlit as st
 
-from igcap.access import (AccessConfig, AccessConfigError, Identity, Mode, SignInThrottle, local_identity,
-                          normalise_name, oidc_identity, password_identity)
+from igcap.access import (TYPED_NAME_MAX, AccessConfig, AccessConfigError, Identity, Mode, SignInThrottle,
+                          local_identity, normalise_name, oidc_identity, password_identity)
 from igcap_ui.secrets import read_secrets
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ def _password(config: AccessConfig) -> Identity:
     st.title("📸 igcap")
     st.write("This igcap is private. Sign in with your name and the password you were given.")
     with st.form("access.password_form"):
-        typed = st.text_input("Your name", max_chars=80, key="access.name",
+        typed = st.text_input("Your name", max_chars=TYPED_NAME_MAX, key="access.name",
                               help="Your ratings and photos are kept under this name; it stays for the session.")
         password = st.text_input("Password", type="password", key="access.password")
         submitted = st.form_submit_button("Sign in", type="primary")

@@ -1,15 +1,17 @@
 """Who gives a rating: the signed-in identity, or (without sign-in) the name typed in the sidebar.
 
 ``current_rater()`` is the one function pages call for the rater of this session. A typed name is checked
-here, at the edge, by the same rule the database uses (db.repo.clean_rater: spaces around and between
-words normalised, 1 to 80 characters), so the pages only ever see a usable name or ''.
+here, at the edge: spaces around and between words normalised (db.repo.clean_rater, the database's rule)
+and at most TYPED_NAME_MAX characters, so the pages only ever see a usable name or ''. A signed-in
+identity (an e-mail address, up to 254 characters) is stored as it is.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from db.repo import RATER_MAX, clean_rater
+from db.repo import clean_rater
+from igcap.access import TYPED_NAME_MAX
 from igcap_ui import access
 
 RATER = "rater_name"  # a plain session key: widget keys are dropped on pages that do not draw the widget
@@ -25,7 +27,7 @@ def rater_box() -> str:
     st.session_state.setdefault(RATER, "")
     if not st.session_state.get(_PROBLEM):
         st.session_state[_WIDGET] = st.session_state[RATER]
-    st.sidebar.text_input("Your name (for ratings)", key=_WIDGET, on_change=_remember, max_chars=RATER_MAX,
+    st.sidebar.text_input("Your name (for ratings)", key=_WIDGET, on_change=_remember, max_chars=TYPED_NAME_MAX,
                           placeholder="e.g. Alex", help="Every star rating you give is stored under this name.")
     if st.session_state.get(_PROBLEM):
         st.sidebar.error(st.session_state[_PROBLEM], icon="👤")
@@ -43,9 +45,10 @@ def current_rater() -> str:
 def _remember() -> None:
     typed = st.session_state[_WIDGET] or ""
     st.session_state[_PROBLEM] = None
-    try:
-        st.session_state[RATER] = clean_rater(typed) if typed.strip() else ""
-    except ValueError:
+    name = " ".join(typed.split())
+    if len(name) > TYPED_NAME_MAX:
         st.session_state[RATER] = ""
-        st.session_state[_PROBLEM] = (f"That name is {len(' '.join(typed.split()))} characters long; names can "
-                                      f"have at most {RATER_MAX}. Shorten it to rate captions.")
+        st.session_state[_PROBLEM] = (f"That name is {len(name)} characters long; names can have at most "
+                                      f"{TYPED_NAME_MAX}. Shorten it to rate captions.")
+        return
+    st.session_state[RATER] = clean_rater(name) if name else ""

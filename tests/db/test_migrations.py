@@ -179,3 +179,28 @@ def test_0003_downgrade_drops_only_study_data(blank_url):
         assert conn.execute(text("SELECT count(*) FROM ratings")).scalar() == 3
     upgrade(engine)
     engine.dispose()
+
+
+def test_0007_widens_raters_to_identities_and_keeps_every_rating(blank_url):
+    engine = make_engine(blank_url)
+    upgrade(engine, "0001")
+    fill_first_revision(engine)
+    upgrade(engine, "0005_owners")
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    long_rater = "r" * 200 + "@example.org"
+    with transaction(engine) as s:
+        assert [(r.caption_id, r.rater, r.stars) for r in s.scalars(select(Rating).order_by(Rating.id))] == [
+            (1, "ann", 5), (1, "bob", 2), (3, "ann", 4)]
+        repo.rate(session=s, caption_id=3, rater=long_rater, stars=3)
+    columns = {t: {c["name"]: c["type"] for c in inspect(engine).get_columns(t)} for t in ("ratings", "votes")}
+    assert columns["ratings"]["rater"].length == columns["votes"]["rater"].length == 254
+    with pytest.raises(RuntimeError, match="rater longer than 80"):
+        downgrade(engine, "0005_owners")
+    assert current_revision(engine) == head_revision()
+    with transaction(engine) as s:
+        repo.unrate(session=s, caption_id=3, rater=long_rater)
+    downgrade(engine, "0005_owners")  # with no long rater left it goes down, keeping the rows
+    with transaction(engine, write=False) as s:
+        assert s.execute(text("SELECT COUNT(*) FROM ratings")).scalar() == 3
+    engine.dispose()

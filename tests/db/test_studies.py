@@ -380,3 +380,24 @@ def test_photo_deletion_takes_its_study_captions_ratings_and_votes(engine):
     with transaction(engine, write=False) as s:
         assert studies.study_counts(session=s, study=study(s)) == {"photos": 0, "captions": 0, "ratings": 0, "votes": 0}
         assert s.scalars(select(Caption)).all() == []
+
+
+def test_a_signed_in_rater_with_a_long_email_address_can_rate_and_vote(engine):
+    """Signed in, the rater is the identity: an e-mail address of up to 254 characters. One longer than 80
+    could not rate at all (the rater rule said 80, and PostgreSQL's VARCHAR(80) refused it)."""
+    address = "a" * 64 + "@" + ".".join(["b" * 61] * 3) + ".example.org"[:254 - 64 - 1 - 185]
+    address = address.ljust(254, "g")
+    assert len(address) == 254
+    make_study(engine, photos=1, models=["m-one", "m-two"], k=1)
+    with transaction(engine) as s:
+        st = study(s)
+        caption = studies.next_caption(session=s, study=st, rater=address)
+        studies.rate_study_caption(session=s, study=st, caption_id=caption.id, rater=address, stars={"overall": 4})
+        pair = studies.next_pair(session=s, study=st, rater=address)
+        studies.vote(session=s, study=st, caption_a_id=pair.a.id, caption_b_id=pair.b.id, winner="a", rater=address)
+        repo.rate(session=s, caption_id=pair.b.id, rater=address, stars=2)
+    with transaction(engine, write=False) as s:
+        assert {r.rater for r in s.scalars(select(Rating))} == {address}
+        assert [v.rater for v in s.scalars(select(Vote))] == [address]
+    with pytest.raises(ValueError, match="too long"), transaction(engine) as s:
+        repo.rate(session=s, caption_id=pair.b.id, rater=address + "x", stars=2)
