@@ -28,19 +28,19 @@ import json
 import logging
 import os
 import platform
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from igcap import architecture, loading, optimize, threads
 from igcap.architecture import EOS_TOKEN as EOS
 from igcap.architecture import GPT2_EOS_ID as EOS_ID
+from igcap.bench_child import PHOTO_SIZE, ChildReport, bench_photos, own_peak_rss_mb  # noqa: F401 (re-exported)
 from igcap.captioner import Captioner
 from igcap.config import Settings
 from igcap.decoding import DEFAULT_PRESET, PRESETS, DecodingSettings
@@ -56,7 +56,6 @@ SCENARIOS = ("one_photo", "eight_photos", "cold", "load")
 PATHS = ("original", "igcap")
 FORMAT_VERSION = 1  # bump when the checkpoints' recipe changes, so cached ones are rebuilt
 READY_FILE = "bench-ready.json"
-PHOTO_SIZE = (640, 480)
 
 
 @dataclass(frozen=True)
@@ -172,43 +171,7 @@ def _save_repo(path: Path, model, tokenizer) -> None:
     vit_processor().save_pretrained(path)
 
 
-# ---------------------------------------------------------------- photos
-
-def bench_photos(n: int = 8):
-    """Deterministic synthetic photos (smooth colour fields with noise), 640 × 480 like a phone upload."""
-    import numpy as np
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    ys, xs = np.mgrid[0:PHOTO_SIZE[1], 0:PHOTO_SIZE[0]]
-    photos = []
-    for _ in range(n):
-        a, b, c = rng.uniform(0.002, 0.02, 3)
-        base = np.stack([np.sin(xs * a + ys * b), np.cos(ys * c), np.sin((xs + ys) * b)], axis=-1)
-        pixels = (base * 100 + 128 + rng.normal(0, 12, base.shape)).clip(0, 255).astype("uint8")
-        photos.append(Image.fromarray(pixels, "RGB"))
-    return photos
-
-
 # ---------------------------------------------------------------- the two paths (child processes)
-
-@dataclass
-class ChildReport:
-    """What one child process measured; the parent adds wall-clock cold time and peak RSS."""
-
-    path: str
-    load_seconds: float = 0.0
-    first_caption_at: float = 0.0  # time.time() when the first caption was ready
-    one_photo_seconds: float = 0.0
-    eight_photos_seconds: float = 0.0
-    one_photo_tokens: int = 0
-    eight_photos_tokens: int = 0
-    threads: int = 0
-    captions: list[str] = field(default_factory=list)  # the warm one-photo captions, model order
-    variant: dict = field(default_factory=dict)
-    peak_rss_mb: float = 0.0  # this process's own peak resident memory (VmHWM), read as it ends
-    peak_source: str = ""  # where peak_rss_mb came from (VmHWM, or getrusage where /proc is absent)
-
 
 def run_original(set_dir: Path, tokens: int, photos: int) -> ChildReport:
     """The original app's path: four fp32 from_pretrained loads, the image processor once, generate per
@@ -352,26 +315,6 @@ def child_main(argv: list[str]) -> int:
     report.peak_rss_mb, report.peak_source = own_peak_rss_mb()
     Path(out).write_text(json.dumps(asdict(report)))
     return 0
-
-
-def own_peak_rss_mb() -> tuple[float, str]:
-    """This process's peak resident memory in MiB, and where the figure came from.
-
-    ``VmHWM`` in /proc/self/status is the high-water mark of this process's own address space, which
-    exec starts afresh. The parent's view (``ru_maxrss`` from ``wait4``) is not: on Linux a child
-    starts from the high-water mark its parent had when it forked, so a big parent (one that has just
-    built the checkpoints) shows up in every child's figure. Elsewhere (no /proc) getrusage is the
-    best there is, and is labelled so.
-    """
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024, "VmHWM"
-    except OSError:
-        pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return (peak / 2**20 if sys.platform == "darwin" else peak / 1024), "getrusage"
 
 
 # ---------------------------------------------------------------- the parent
