@@ -30,6 +30,7 @@ Every caption is forced to exactly N new tokens (``min_new_tokens = max_new_toke
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import os
@@ -371,12 +372,18 @@ def run_child(path: str, set_dir: Path, options: BenchOptions, variant: EngineVa
     return Measurement(report, report.first_caption_at - started, report.peak_rss_mb)
 
 
-def _run_process(args: list[str], env: dict[str, str], out: Path, what: str) -> subprocess.CompletedProcess:
-    """Run a child to its end; BenchError with the end of its output unless it exits 0 and wrote ``out``."""
-    proc = subprocess.run(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def _run_process(args: list[str], env: dict[str, str], out: Path, what: str, on_line=None) -> None:
+    """Run a child to its end, each line of its output to ``on_line`` as it comes; BenchError with the end
+    of its output unless it exits 0 and wrote ``out``."""
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    tail = collections.deque(maxlen=100)
+    for line in proc.stdout:
+        tail.append(line)
+        if on_line:
+            on_line(line.rstrip("\n"))
+    proc.wait()
     if proc.returncode != 0 or not out.is_file():
-        raise BenchError(f"{what} failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}")
-    return proc
+        raise BenchError(f"{what} failed (exit {proc.returncode}):\n{''.join(tail)[-3000:]}")
 
 
 class BenchError(RuntimeError):
@@ -422,12 +429,14 @@ def check_peer(python: Path) -> dict:
         return json.loads(out.read_text())
 
 
-def prepare_peer(python: Path, set_dir: Path) -> dict:
-    """Export and quantize the set's four checkpoints for the peer, once (kept while current); not timed."""
+def prepare_peer(python: Path, set_dir: Path, progress=None) -> dict:
+    """Export and quantize the set's four checkpoints for the peer, once (kept while current); not timed.
+    ``progress`` gets the peer's own progress lines as they come (minutes per full-size model)."""
     with tempfile.TemporaryDirectory(prefix="igcap-bench-") as tmp:
         out = Path(tmp) / "prepare.json"
+        on_line = (lambda line: line.startswith("peer:") and progress("    " + line)) if progress else None
         _run_process([str(python), str(PEER_SCRIPT), "prepare", str(set_dir), str(peer_onnx_dir(set_dir)),
-                      ",".join(KEYS), str(out)], _peer_env(), out, "preparing the peer (ONNX export + int8)")
+                      ",".join(KEYS), str(out)], _peer_env(), out, "preparing the peer (ONNX export + int8)", on_line)
         return json.loads(out.read_text())
 
 
@@ -461,10 +470,7 @@ def run_benchmark(options: BenchOptions, progress=print, partial=None) -> dict:
         peer.update(threads=options.peer_threads, preparation={})
         for set_name, set_dir in set_dirs.items():
             progress(f"[{set_name}] peer: ONNX export and int8 quantization ({peer['isa']}), once, not timed …")
-            peer["preparation"][set_name] = prepare_peer(options.peer_python, set_dir)["models"]
-            for key, prep in peer["preparation"][set_name].items():
-                progress(f"    {key}: " + ("kept from an earlier run" if prep["reused"] else
-                                          f"export {prep['export_seconds']:.1f} s, quantize {prep['quantize_seconds']:.1f} s"))
+            peer["preparation"][set_name] = prepare_peer(options.peer_python, set_dir, progress)["models"]
     first_runs = {}
     for set_name, set_dir in set_dirs.items():  # fills the int8 cache, and measures a start that finds it empty
         progress(f"[{set_name}] igcap with an empty int8 cache (the first start after a wake on a host "

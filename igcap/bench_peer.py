@@ -167,6 +167,7 @@ def prepare(set_dir: Path, onnx_root: Path, keys: list[str], log=print) -> dict:
         wanted = recipe(checkpoint, isa, found)
         if is_ready(target, wanted):
             done[key] = {"reused": True}
+            log(f"peer: {key}: kept from an earlier run (its recipe still holds)")
             continue
         log(f"peer: exporting and quantizing {key} ({isa}) …")
         done[key] = dict(_export_and_quantize(checkpoint, target, isa, wanted), reused=False)
@@ -267,6 +268,7 @@ def run_peer(set_dir: Path, onnx_root: Path, keys: list[str], tokens: int, photo
 # ---------------------------------------------------------------- entry point
 
 def main(argv: list[str]) -> int:
+    sys.stdout.reconfigure(line_buffering=True)  # the parent shows the progress lines as they come
     command, args = (argv[0], argv[1:]) if argv else ("", [])
     try:
         if command == "check" and len(args) == 1:

@@ -156,6 +156,8 @@ if command == "check":
     result = {{"versions": {{"onnxruntime": "1.32.0", "optimum-onnx": "0.1.0", "transformers": "4.57.6"}}, "isa": "avx2"}}
 elif command == "prepare":
     set_dir, onnx_root, keys, _ = args
+    print("exporter chatter")
+    print("peer: exporting and quantizing " + keys.split(",")[0], flush=True)
     result = {{"models": {{k: {{"reused": False, "export_seconds": 21.0, "quantize_seconds": 9.0}} for k in keys.split(",")}}}}
 else:
     set_dir, onnx_root, keys, tokens, photos, threads, _ = args
@@ -200,14 +202,14 @@ def _run_with_fake_children(tmp_path, monkeypatch, peer_python: Path | None, rep
     monkeypatch.setenv("IGCAP_THREADS", "1")  # igcap's settings must not reach the peer
     options = BenchOptions(tokens=4, repeats=repeats, sets=("distinct",), cache_dir=tmp_path / "ckpt", quick=True,
                            peer_python=peer_python)
-    partials = []
-    result = bench.run_benchmark(options, progress=lambda *a: None, partial=partials.append)
-    return result, order, partials
+    partials, progress = [], []
+    result = bench.run_benchmark(options, progress=progress.append, partial=partials.append)
+    return result, order, partials, progress
 
 
 def test_the_peer_runs_as_a_third_path_alternating_with_the_others(tmp_path, monkeypatch):
     python, log = _fake_peer_python(tmp_path)
-    result, order, partials = _run_with_fake_children(tmp_path, monkeypatch, python)
+    result, order, partials, progress = _run_with_fake_children(tmp_path, monkeypatch, python)
     rounds = order[1:]  # the first igcap run fills the int8 cache
     assert order[0] == "igcap" and rounds == ["original", "igcap", "peer", "peer", "igcap", "original"]
     assert result["paths"] == ["original", "igcap", "peer"]
@@ -219,6 +221,8 @@ def test_the_peer_runs_as_a_third_path_alternating_with_the_others(tmp_path, mon
     assert result["distinct"]["eight_photos"]["peer"]["tokens"] == result["distinct"]["eight_photos"]["igcap"]["tokens"]
     assert result["distinct"]["cold"]["peer"]["seconds"] > 0  # spawn → the child's first caption
     assert partials and all("peer" in p["distinct"]["one_photo"] for p in partials)
+    assert f"    peer: exporting and quantizing {KEYS[0]}" in progress  # the preparation's own lines, as they come
+    assert not any("chatter" in line for line in progress)
 
     calls = [json.loads(line) for line in log.read_text().splitlines()]
     assert [c["command"] for c in calls] == ["check", "prepare", "child", "child"]  # prepared once, before the rounds
@@ -243,8 +247,9 @@ def test_the_peer_runs_as_a_third_path_alternating_with_the_others(tmp_path, mon
 
 
 def test_without_peer_the_run_and_table_are_as_before(tmp_path, monkeypatch):
-    result, order, _ = _run_with_fake_children(tmp_path, monkeypatch, None, repeats=1)
+    result, order, _, progress = _run_with_fake_children(tmp_path, monkeypatch, None, repeats=1)
     assert "peer" not in order and result["paths"] == ["original", "igcap"] and "peer" not in result
+    assert not any("peer" in line for line in progress)
     assert "speedup_vs_peer" not in result["distinct"]["one_photo"]
     table = bench.format_table(result)
     assert "peer" not in table
