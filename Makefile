@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PORT   ?= 8501
 
-.PHONY: run test chromium bench demo clean
+.PHONY: run test chromium bench bench-peer peer-venv demo clean
 
 run: $(VENV)/.app
 	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT) --server.address localhost
@@ -17,6 +17,21 @@ test: $(VENV)/.dev chromium
 
 bench: $(VENV)/.app
 	$(BIN)/python -m igcap bench
+
+# The ONNX Runtime int8 peer runs in its own environment (Optimum's exporter needs an older transformers);
+# bench-peer is the benchmark with it as a third path (docs/performance.md).
+PEER_VENV := .venv-peer
+
+peer-venv: $(PEER_VENV)/.peer
+
+$(PEER_VENV)/.peer: requirements-peer.txt
+	$(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/python -m pip install -q --upgrade pip
+	$(PEER_VENV)/bin/python -m pip install -q -r requirements-peer.txt
+	touch $@
+
+bench-peer: $(VENV)/.app $(PEER_VENV)/.peer
+	$(BIN)/python -m igcap bench --peer $(PEER_VENV)/bin/python
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,4 +50,4 @@ chromium:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(PEER_VENV) .pytest_cache

@@ -19,28 +19,35 @@ Scenarios, each path in its own child process (``python -m igcap.bench child ...
 
 Peak memory is each child's own high-water mark (``VmHWM``), read by the child as it ends.
 
+With ``--peer PYTHON`` a third path runs in each round: the ONNX Runtime int8 peer (``igcap/bench_peer.py``,
+Optimum's ``ORTModelForVision2Seq``), in its own environment (``make peer-venv``), on int8 ONNX files it
+exports from the same checkpoints once before the rounds (not timed). JSON: ``paths`` names the paths run,
+each scenario gains ``peer`` and ``speedup_vs_peer`` (the peer's seconds over igcap's), and ``peer`` holds its
+versions, settings and preparation times.
+
 Every caption is forced to exactly N new tokens (``min_new_tokens = max_new_tokens = N``), greedy.
 """
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import os
 import platform
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from igcap import architecture, loading, optimize, threads
 from igcap.architecture import EOS_TOKEN as EOS
 from igcap.architecture import GPT2_EOS_ID as EOS_ID
+from igcap.bench_child import PHOTO_SIZE, ChildReport, bench_photos, own_peak_rss_mb  # noqa: F401 (re-exported)
 from igcap.captioner import Captioner
 from igcap.config import Settings
 from igcap.decoding import DEFAULT_PRESET, PRESETS, DecodingSettings
@@ -54,9 +61,12 @@ log = logging.getLogger(__name__)
 SETS = ("distinct", "published_like")
 SCENARIOS = ("one_photo", "eight_photos", "cold", "load")
 PATHS = ("original", "igcap")
+PEER = "peer"  # the ONNX Runtime int8 peer (igcap/bench_peer.py), a third path with --peer
+PEER_THREADS = 2  # the peer's intra-op threads: its best on this 2-core machine
+PEER_SCRIPT = Path(__file__).with_name("bench_peer.py")  # run by the peer environment's python, as a script
+DEFAULT_PEER_PYTHON = Path(__file__).resolve().parent.parent / ".venv-peer" / "bin" / "python"  # make peer-venv
 FORMAT_VERSION = 1  # bump when the checkpoints' recipe changes, so cached ones are rebuilt
 READY_FILE = "bench-ready.json"
-PHOTO_SIZE = (640, 480)
 
 
 @dataclass(frozen=True)
@@ -67,6 +77,8 @@ class BenchOptions:
     cache_dir: Path | None = None  # where the checkpoints are built once (default IGCAP_DATA_DIR/bench)
     quick: bool = False  # tiny models, a few tokens, one repeat: checks the machinery in seconds
     photos: int = 8  # photos in the eight_photos scenario
+    peer_python: Path | None = None  # the peer environment's python (make peer-venv): adds the "peer" path
+    peer_threads: int = PEER_THREADS
 
     def __post_init__(self):
         if self.tokens < 1:
@@ -76,6 +88,16 @@ class BenchOptions:
         unknown = [s for s in self.sets if s not in SETS]
         if unknown or not self.sets:
             raise ValueError(f"--sets takes a comma-separated list of {', '.join(SETS)}; not {', '.join(unknown) or 'empty'}")
+        if self.peer_python is not None and not Path(self.peer_python).is_file():
+            raise ValueError(f"--peer: there is no python at {self.peer_python} (make peer-venv builds "
+                             f"{DEFAULT_PEER_PYTHON.relative_to(_project_root())})")
+        if self.peer_threads < 1:
+            raise ValueError("the peer needs at least one thread")
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """The paths each round runs: the original and igcap, and the peer when --peer names its python."""
+        return PATHS + ((PEER,) if self.peer_python is not None else ())
 
 
 def default_cache_dir(quick: bool = False) -> Path:
@@ -172,43 +194,7 @@ def _save_repo(path: Path, model, tokenizer) -> None:
     vit_processor().save_pretrained(path)
 
 
-# ---------------------------------------------------------------- photos
-
-def bench_photos(n: int = 8):
-    """Deterministic synthetic photos (smooth colour fields with noise), 640 × 480 like a phone upload."""
-    import numpy as np
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    ys, xs = np.mgrid[0:PHOTO_SIZE[1], 0:PHOTO_SIZE[0]]
-    photos = []
-    for _ in range(n):
-        a, b, c = rng.uniform(0.002, 0.02, 3)
-        base = np.stack([np.sin(xs * a + ys * b), np.cos(ys * c), np.sin((xs + ys) * b)], axis=-1)
-        pixels = (base * 100 + 128 + rng.normal(0, 12, base.shape)).clip(0, 255).astype("uint8")
-        photos.append(Image.fromarray(pixels, "RGB"))
-    return photos
-
-
 # ---------------------------------------------------------------- the two paths (child processes)
-
-@dataclass
-class ChildReport:
-    """What one child process measured; the parent adds wall-clock cold time and peak RSS."""
-
-    path: str
-    load_seconds: float = 0.0
-    first_caption_at: float = 0.0  # time.time() when the first caption was ready
-    one_photo_seconds: float = 0.0
-    eight_photos_seconds: float = 0.0
-    one_photo_tokens: int = 0
-    eight_photos_tokens: int = 0
-    threads: int = 0
-    captions: list[str] = field(default_factory=list)  # the warm one-photo captions, model order
-    variant: dict = field(default_factory=dict)
-    peak_rss_mb: float = 0.0  # this process's own peak resident memory (VmHWM), read as it ends
-    peak_source: str = ""  # where peak_rss_mb came from (VmHWM, or getrusage where /proc is absent)
-
 
 def run_original(set_dir: Path, tokens: int, photos: int) -> ChildReport:
     """The original app's path: four fp32 from_pretrained loads, the image processor once, generate per
@@ -354,26 +340,6 @@ def child_main(argv: list[str]) -> int:
     return 0
 
 
-def own_peak_rss_mb() -> tuple[float, str]:
-    """This process's peak resident memory in MiB, and where the figure came from.
-
-    ``VmHWM`` in /proc/self/status is the high-water mark of this process's own address space, which
-    exec starts afresh. The parent's view (``ru_maxrss`` from ``wait4``) is not: on Linux a child
-    starts from the high-water mark its parent had when it forked, so a big parent (one that has just
-    built the checkpoints) shows up in every child's figure. Elsewhere (no /proc) getrusage is the
-    best there is, and is labelled so.
-    """
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024, "VmHWM"
-    except OSError:
-        pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return (peak / 2**20 if sys.platform == "darwin" else peak / 1024), "getrusage"
-
-
 # ---------------------------------------------------------------- the parent
 
 @dataclass
@@ -390,19 +356,34 @@ def run_child(path: str, set_dir: Path, options: BenchOptions, variant: EngineVa
     (its own VmHWM: the parent's size never leaks in, see own_peak_rss_mb)."""
     with tempfile.TemporaryDirectory(prefix="igcap-bench-") as tmp:
         out = Path(tmp) / "report.json"
-        args = [sys.executable, "-m", "igcap.bench", "child", path, str(set_dir), str(options.tokens),
-                str(options.photos), str(out)]
-        if variant is not None:
-            args.append(json.dumps(asdict(variant)))
+        if path == PEER:
+            args = [str(options.peer_python), str(PEER_SCRIPT), "child", str(set_dir), str(peer_onnx_dir(set_dir)),
+                    ",".join(KEYS), str(options.tokens), str(options.photos), str(options.peer_threads), str(out)]
+            env = _peer_env()
+        else:
+            args = [sys.executable, "-m", "igcap.bench", "child", path, str(set_dir), str(options.tokens),
+                    str(options.photos), str(out)]
+            if variant is not None:
+                args.append(json.dumps(asdict(variant)))
+            env = _child_env(set_dir, Path(tmp))
         started = time.time()
-        proc = subprocess.Popen(args, env=_child_env(set_dir, Path(tmp)), stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
-        output = proc.stdout.read()
-        proc.wait()
-        if proc.returncode != 0 or not out.is_file():
-            raise BenchError(f"the {path} path failed (exit {proc.returncode}):\n{output[-3000:]}")
+        _run_process(args, env, out, f"the {path} path")
         report = ChildReport(**json.loads(out.read_text()))
     return Measurement(report, report.first_caption_at - started, report.peak_rss_mb)
+
+
+def _run_process(args: list[str], env: dict[str, str], out: Path, what: str, on_line=None) -> None:
+    """Run a child to its end, each line of its output to ``on_line`` as it comes; BenchError with the end
+    of its output unless it exits 0 and wrote ``out``."""
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    tail = collections.deque(maxlen=100)
+    for line in proc.stdout:
+        tail.append(line)
+        if on_line:
+            on_line(line.rstrip("\n"))
+    proc.wait()
+    if proc.returncode != 0 or not out.is_file():
+        raise BenchError(f"{what} failed (exit {proc.returncode}):\n{''.join(tail)[-3000:]}")
 
 
 class BenchError(RuntimeError):
@@ -420,6 +401,45 @@ def _child_env(set_dir: Path, tmp: Path) -> dict[str, str]:
     return env
 
 
+def _peer_env() -> dict[str, str]:
+    """The peer's environment: offline, and nothing of igcap's (its settings, or igcap on the path: the peer
+    imports nothing from igcap, and its transformers is not igcap's)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IGCAP_") and k != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    return env
+
+
+def peer_onnx_dir(set_dir: Path) -> Path:
+    """Where the peer keeps a set's exported int8 ONNX files: beside the checkpoints (one folder per model)."""
+    return Path(set_dir).parent / "peer-onnx" / Path(set_dir).name
+
+
+def check_peer(python: Path) -> dict:
+    """The peer environment's versions and the instruction set it quantizes for; a clear BenchError if that
+    python lacks what the peer needs."""
+    with tempfile.TemporaryDirectory(prefix="igcap-bench-") as tmp:
+        out = Path(tmp) / "check.json"
+        proc = subprocess.run([str(python), str(PEER_SCRIPT), "check", str(out)], env=_peer_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if proc.returncode != 0 or not out.is_file():
+            raise BenchError(f"--peer {python} cannot run the ONNX Runtime peer (exit {proc.returncode}): "
+                             f"{proc.stdout.strip()[-1500:] or 'no output'}\n"
+                             f"Build its environment with `make peer-venv` (requirements-peer.txt) and pass "
+                             f"--peer {DEFAULT_PEER_PYTHON.relative_to(_project_root())}")
+        return json.loads(out.read_text())
+
+
+def prepare_peer(python: Path, set_dir: Path, progress=None) -> dict:
+    """Export and quantize the set's four checkpoints for the peer, once (kept while current); not timed.
+    ``progress`` gets the peer's own progress lines as they come (minutes per full-size model)."""
+    with tempfile.TemporaryDirectory(prefix="igcap-bench-") as tmp:
+        out = Path(tmp) / "prepare.json"
+        on_line = (lambda line: line.startswith("peer:") and progress("    " + line)) if progress else None
+        _run_process([str(python), str(PEER_SCRIPT), "prepare", str(set_dir), str(peer_onnx_dir(set_dir)),
+                      ",".join(KEYS), str(out)], _peer_env(), out, "preparing the peer (ONNX export + int8)", on_line)
+        return json.loads(out.read_text())
+
+
 INT8_CACHE_MB = 2048  # one set's four entries take about 1.3 GB
 
 
@@ -433,15 +453,24 @@ def _project_root() -> Path:
 
 
 def run_benchmark(options: BenchOptions, progress=print, partial=None) -> dict:
-    """Both paths on each set, alternating pairwise, round by round; medians in the issue's schema.
+    """Every path on each set, alternating, round by round; medians in the issue's schema.
 
     Rounds go over every set before the next round starts, so a run cut short still covers both
-    sets; ``partial(result)`` is called after every completed pair (the CLI writes the JSON then).
+    sets; ``partial(result)`` is called after every completed round of a set (the CLI writes the JSON then).
+    With ``options.peer_python`` the ONNX Runtime peer is a third path: its environment is checked first,
+    then each set is exported and quantized for it once (not timed; kept in ``peer_onnx_dir``).
     """
     folder = options.cache_dir or default_cache_dir(options.quick)
     machine = machine_info()
+    peer = {"python": str(options.peer_python), **check_peer(options.peer_python)} if options.peer_python else None
     set_dirs = {s: build_set(s, folder, quick=options.quick) for s in options.sets}
-    raw: dict[str, dict[str, list[Measurement]]] = {s: {p: [] for p in PATHS} for s in options.sets}
+    paths = options.paths
+    raw: dict[str, dict[str, list[Measurement]]] = {s: {p: [] for p in paths} for s in options.sets}
+    if peer:
+        peer.update(threads=options.peer_threads, preparation={})
+        for set_name, set_dir in set_dirs.items():
+            progress(f"[{set_name}] peer: ONNX export and int8 quantization ({peer['isa']}), once, not timed …")
+            peer["preparation"][set_name] = prepare_peer(options.peer_python, set_dir, progress)["models"]
     first_runs = {}
     for set_name, set_dir in set_dirs.items():  # fills the int8 cache, and measures a start that finds it empty
         progress(f"[{set_name}] igcap with an empty int8 cache (the first start after a wake on a host "
@@ -452,7 +481,7 @@ def run_benchmark(options: BenchOptions, progress=print, partial=None) -> dict:
         progress(f"    load {m.report.load_seconds:.1f} s, cold {m.cold_seconds:.1f} s, peak {m.peak_rss_mb:.0f} MB")
     for r in range(options.repeats):
         for set_name, set_dir in set_dirs.items():
-            order = PATHS if r % 2 == 0 else PATHS[::-1]  # alternate who goes first, so drift hits both
+            order = paths if r % 2 == 0 else paths[::-1]  # alternate who goes first, so drift hits all
             for path in order:
                 progress(f"[{set_name}] round {r + 1}/{options.repeats}: {path} path …")
                 m = run_child(path, set_dir, options)
@@ -461,11 +490,11 @@ def run_benchmark(options: BenchOptions, progress=print, partial=None) -> dict:
                          f"eight photos {m.report.eight_photos_seconds:.1f} s, cold {m.cold_seconds:.1f} s, "
                          f"peak {m.peak_rss_mb:.0f} MB, load average {os.getloadavg()[0]:.1f}")
             if partial:
-                done = {s: by for s, by in raw.items() if all(by[p] for p in PATHS)}
+                done = {s: by for s, by in raw.items() if all(by[p] for p in paths)}
                 partial(summarize(done, options, dict(machine, load_average_end=list(os.getloadavg()),
-                                                      rounds_done=r + 1), folder, first_runs))
+                                                      rounds_done=r + 1), folder, first_runs, peer))
     machine["load_average_end"] = list(os.getloadavg())
-    return summarize(raw, options, machine, folder, first_runs)
+    return summarize(raw, options, machine, folder, first_runs, peer)
 
 
 def _first_run(m: Measurement) -> dict:
@@ -474,12 +503,16 @@ def _first_run(m: Measurement) -> dict:
             "one_photo_seconds": round(m.report.one_photo_seconds, 3), "peak_rss_mb": round(m.peak_rss_mb, 1)}
 
 
-def summarize(raw: dict, options: BenchOptions, machine: dict, folder: Path, first_runs: dict | None = None) -> dict:
-    """Medians per set, scenario and path; ``first_runs``: igcap's run per set that found the int8 cache empty."""
+def summarize(raw: dict, options: BenchOptions, machine: dict, folder: Path, first_runs: dict | None = None,
+              peer: dict | None = None) -> dict:
+    """Medians per set, scenario and path; ``first_runs``: igcap's run per set that found the int8 cache empty;
+    ``peer``: the ONNX Runtime peer's environment, settings and preparation times, when it ran."""
     result = {"machine": machine, "tokens_per_caption": options.tokens, "repeats": options.repeats,
               "photos": {"one_photo": 1, "eight_photos": options.photos}, "models": len(KEYS),
-              "checkpoints": str(folder), "quick": options.quick,
+              "checkpoints": str(folder), "quick": options.quick, "paths": list(options.paths),
               "peak_memory": "each child's own peak resident set (VmHWM at its end), MiB"}
+    if peer:
+        result["peer"] = peer
     for set_name, by_path in raw.items():
         result[set_name] = {scenario: _scenario(scenario, by_path) for scenario in SCENARIOS}
         first = (first_runs or {}).get(set_name)
@@ -491,6 +524,8 @@ def summarize(raw: dict, options: BenchOptions, machine: dict, folder: Path, fir
 def _scenario(scenario: str, by_path: dict[str, list[Measurement]]) -> dict:
     entry = {path: _path_figures(scenario, ms) for path, ms in by_path.items()}
     entry["speedup"] = round(entry["original"]["seconds"] / entry["igcap"]["seconds"], 2)
+    if PEER in entry:  # > 1: igcap is faster than the peer
+        entry["speedup_vs_peer"] = round(entry[PEER]["seconds"] / entry["igcap"]["seconds"], 2)
     return entry
 
 
@@ -538,26 +573,58 @@ def format_table(result: dict) -> str:
              f"({m['torch_threads_default']} threads) · {result['tokens_per_caption']} tokens per caption · "
              f"median of {result['repeats']} · load average {m['load_average_start'][0]:.1f} → "
              f"{m.get('load_average_end', [0])[0]:.1f}",
-             "",
-             f"{'set':<15}{'scenario':<14}{'original s':>11}{'igcap s':>9}{'speedup':>9}"
-             f"{'orig tok/s':>12}{'igcap tok/s':>12}{'orig peak MB':>14}{'igcap peak MB':>15}"]
+             ""]
+    columns = _table_columns(PEER in result.get("paths", PATHS))
+    lines.append(f"{'set':<15}{'scenario':<14}" + "".join(f"{head:>{width}}" for head, width, _ in columns))
     for set_name in SETS:
         for scenario in SCENARIOS:
             e = result.get(set_name, {}).get(scenario)
-            if not e:
-                continue
-            o, i = e["original"], e["igcap"]
-            tps = lambda p: f"{p['tokens_per_second']:.1f}" if p["tokens_per_second"] else "-"  # noqa: E731
-            lines.append(f"{set_name:<15}{scenario:<14}{o['seconds']:>11.2f}{i['seconds']:>9.2f}{e['speedup']:>8.2f}×"
-                         f"{tps(o):>12}{tps(i):>12}{o['peak_rss_mb']:>14.0f}{i['peak_rss_mb']:>15.0f}")
+            if e:
+                lines.append(f"{set_name:<15}{scenario:<14}" + "".join(f"{cell(e):>{width}}" for _, width, cell in columns))
     for set_name in SETS:
         first = result.get(set_name, {}).get("igcap_empty_int8_cache")
         if first:
             lines.append(f"igcap with an empty int8 cache ({set_name}, one run): cold {first['cold_seconds']:.2f} s, "
                          f"load {first['load_seconds']:.2f} s, peak {first['peak_rss_mb']:.0f} MB")
+    if result.get("peer"):
+        lines.append(_peer_line(result["peer"]))
     lines.append("load: the four models' load times added up (igcap loads lazily: its first photo pays them); "
                  "peak: each child's own VmHWM")
     return "\n".join(lines)
+
+
+def _table_columns(with_peer: bool) -> list[tuple[str, int, object]]:
+    """(heading, width, cell) per column; the peer's columns (its seconds, igcap's speed relative to it, its
+    tokens per second and peak) only when it ran."""
+    def seconds(path):
+        return lambda e: f"{e[path]['seconds']:.2f}"
+
+    def tps(path):
+        return lambda e: f"{e[path]['tokens_per_second']:.1f}" if e[path]["tokens_per_second"] else "-"
+
+    def peak(path):
+        return lambda e: f"{e[path]['peak_rss_mb']:.0f}"
+
+    ratio = lambda key: lambda e: f"{e[key]:.2f}×"  # noqa: E731
+    columns = [("original s", 11, seconds("original"), False), ("igcap s", 9, seconds("igcap"), False),
+               ("peer s", 9, seconds(PEER), True), ("speedup", 9, ratio("speedup"), False),
+               ("igcap vs peer", 15, ratio("speedup_vs_peer"), True), ("orig tok/s", 12, tps("original"), False),
+               ("igcap tok/s", 12, tps("igcap"), False), ("peer tok/s", 12, tps(PEER), True),
+               ("orig peak MB", 14, peak("original"), False), ("igcap peak MB", 15, peak("igcap"), False),
+               ("peer peak MB", 14, peak(PEER), True)]
+    return [(head, width, cell) for head, width, cell, peer_only in columns if with_peer or not peer_only]
+
+
+def _peer_line(peer: dict) -> str:
+    v = peer.get("versions", {})
+    prepared = {f"{s}/{k}": p for s, models in peer.get("preparation", {}).items() for k, p in models.items() if not p["reused"]}
+    line = (f"peer: ONNX Runtime {v.get('onnxruntime', '?')} int8 (dynamic, per channel, {peer.get('isa', '?')}, merged "
+            f"decoder) through Optimum's ORTModelForVision2Seq (optimum-onnx {v.get('optimum-onnx', '?')}, transformers "
+            f"{v.get('transformers', '?')}), {peer.get('threads', '?')} intra-op threads, eight photos as one batch per model")
+    if prepared:
+        line += "; export + quantize, once, not timed: " + ", ".join(
+            f"{name} {p['export_seconds']:.0f} + {p['quantize_seconds']:.0f} s" for name, p in prepared.items())
+    return line
 
 
 # ---------------------------------------------------------------- levers

@@ -23,6 +23,10 @@ def add_parser(sub) -> None:
     p.add_argument("--sets", default="distinct,published_like",
                    help="comma-separated: distinct (four unrelated models), published_like (two fine-tuned pairs)")
     p.add_argument("--quick", action="store_true", help="tiny models, few tokens, one repeat: checks the machinery in seconds")
+    p.add_argument("--peer", type=Path, nargs="?", const=None, default=False, metavar="PYTHON",
+                   help="add a third path: the ONNX Runtime int8 peer (Optimum's ORTModelForVision2Seq), run by "
+                        "PYTHON, the python of its own environment (make peer-venv; default .venv-peer/bin/python); "
+                        "exports and quantizes each checkpoint once before the rounds (see docs/performance.md)")
     p.add_argument("--levers", action="store_true",
                    help="instead: igcap's engine with each lever switched off or changed (int8, sharing, batching, "
                         "threads, SDPA, lean loading), on the first set given")
@@ -36,11 +40,12 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from igcap import bench
 
+    peer = _peer_python(args, bench.DEFAULT_PEER_PYTHON)
     try:
         options = bench.BenchOptions(
             tokens=args.tokens or (4 if args.quick else 32), repeats=args.repeats or (1 if args.quick else 3),
             sets=tuple(s.strip().replace("-", "_") for s in args.sets.split(",") if s.strip()),
-            cache_dir=args.cache, quick=args.quick)
+            cache_dir=args.cache, quick=args.quick, peer_python=peer)
     except ValueError as err:
         raise CliError(str(err)) from None
     _check_writable(args.json)
@@ -64,6 +69,15 @@ def run(args) -> int:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0
+
+
+def _peer_python(args, default: Path) -> Path | None:
+    """--peer's python: None without --peer, the default environment's for a bare --peer."""
+    if args.peer is False:
+        return None
+    if args.levers or args.agreement:
+        raise CliError("--peer adds the peer to the comparison run; it does not go with --levers or --agreement")
+    return args.peer or default
 
 
 def _check_writable(path: Path | None) -> None:

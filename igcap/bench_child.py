@@ -1,0 +1,70 @@
+"""What every benchmark child process shares: the report it writes, the photos it captions and its own
+peak memory.
+
+Importable without igcap's heavy imports, and without the ``igcap`` package at all: the ONNX Runtime
+peer (``igcap/bench_peer.py``) runs in its own virtual environment, whose transformers differs, and
+loads this file by its path. So: the standard library at the top, numpy and PIL inside the function
+that makes the photos, and nothing from igcap.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+from dataclasses import dataclass, field
+
+PHOTO_SIZE = (640, 480)
+
+
+@dataclass
+class ChildReport:
+    """What one child process measured; the parent adds wall-clock cold time and peak RSS."""
+
+    path: str
+    load_seconds: float = 0.0
+    first_caption_at: float = 0.0  # time.time() when the first caption was ready
+    one_photo_seconds: float = 0.0
+    eight_photos_seconds: float = 0.0
+    one_photo_tokens: int = 0
+    eight_photos_tokens: int = 0
+    threads: int = 0
+    captions: list[str] = field(default_factory=list)  # the warm one-photo captions, model order
+    variant: dict = field(default_factory=dict)
+    peak_rss_mb: float = 0.0  # this process's own peak resident memory (VmHWM), read as it ends
+    peak_source: str = ""  # where peak_rss_mb came from (VmHWM, or getrusage where /proc is absent)
+
+
+def bench_photos(n: int = 8):
+    """Deterministic synthetic photos (smooth colour fields with noise), 640 × 480 like a phone upload."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    ys, xs = np.mgrid[0:PHOTO_SIZE[1], 0:PHOTO_SIZE[0]]
+    photos = []
+    for _ in range(n):
+        a, b, c = rng.uniform(0.002, 0.02, 3)
+        base = np.stack([np.sin(xs * a + ys * b), np.cos(ys * c), np.sin((xs + ys) * b)], axis=-1)
+        pixels = (base * 100 + 128 + rng.normal(0, 12, base.shape)).clip(0, 255).astype("uint8")
+        photos.append(Image.fromarray(pixels, "RGB"))
+    return photos
+
+
+def own_peak_rss_mb() -> tuple[float, str]:
+    """This process's peak resident memory in MiB, and where the figure came from.
+
+    ``VmHWM`` in /proc/self/status is the high-water mark of this process's own address space, which
+    exec starts afresh. The parent's view (``ru_maxrss`` from ``wait4``) is not: on Linux a child
+    starts from the high-water mark its parent had when it forked, so a big parent (one that has just
+    built the checkpoints) shows up in every child's figure. Elsewhere (no /proc) getrusage is the
+    best there is, and is labelled so.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024, "VmHWM"
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return (peak / 2**20 if sys.platform == "darwin" else peak / 1024), "getrusage"
