@@ -26,8 +26,9 @@ Everything is read into the process's own memory, not left mapped: the token tab
 few rows per token, but this kernel maps file pages in whole large folios (three lookups made 4 MB of
 a mapped table resident), so a mapping saved no memory and would tie the model to the file.
 
-Packing the int8 matrices for the quantized engine is most of what a cached load costs (about
-1.3 s of CPU for a full-size model here); it runs on every core the process may use.
+Packing the int8 matrices for the quantized engine is most of what a cached load would cost (about
+1.3 s of CPU for a full-size model here), so a load only reads and checks them: each is packed on its
+first use or, ahead of it, by the background packer (igcap.optimize.int8.BACKGROUND_PACKER).
 """
 
 from __future__ import annotations
