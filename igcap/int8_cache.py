@@ -26,8 +26,9 @@ Everything is read into the process's own memory, not left mapped: the token tab
 few rows per token, but this kernel maps file pages in whole large folios (three lookups made 4 MB of
 a mapped table resident), so a mapping saved no memory and would tie the model to the file.
 
-Packing the int8 matrices for the quantized engine is most of what a cached load costs (about
-1.3 s of CPU for a full-size model here); it runs on every core the process may use.
+Packing the int8 matrices for the quantized engine is most of what a cached load would cost (about
+1.3 s of CPU for a full-size model here), so a load only reads and checks them: each is packed on its
+first use or, ahead of it, by the background packer (igcap.optimize.int8.BACKGROUND_PACKER).
 """
 
 from __future__ import annotations
@@ -419,7 +420,7 @@ def read_entry(path: Path, key: dict, source: str, revision: str | None, pool=No
     """The model rebuilt from an entry: built on the meta device, every tensor read from the file
     into the process's own memory (checked against its CRC-32), int8 matrices packed."""
     torch = _torch()
-    from transformers import AutoConfig, GenerationConfig, VisionEncoderDecoderModel
+    from transformers import AutoConfig, GenerationConfig
 
     from igcap import optimize
 
@@ -429,9 +430,9 @@ def read_entry(path: Path, key: dict, source: str, revision: str | None, pool=No
     recipe, crcs = meta["recipe"], meta["crc32"]
     if set(crcs) != set(header):
         raise EntryRejected("the checksum list does not match the tensor list")
-    config = AutoConfig.from_pretrained(source, revision=revision)
-    with torch.device("meta"):
-        model = VisionEncoderDecoderModel(config)
+    from igcap.optimize.lean_loading import meta_model
+
+    model = meta_model(AutoConfig.from_pretrained(source, revision=revision))
     reader = _EntryReader(path, header, crcs, data_start)
     classes = optimize.int8_classes()
     pooled = pool.get_or_make if pool is not None else (lambda key, make, nbytes: make())
@@ -448,8 +449,8 @@ def read_entry(path: Path, key: dict, source: str, revision: str | None, pool=No
         return get(tuple(spec["pool"]), lambda: reader.read(spec["name"]), reader.nbytes(spec["name"]), spec["name"])
 
     with reader:
-        made = reader.pack_all([spec for spec in recipe["int8"].values()],
-                               skip=set(pool.keys_by_object().values()) if pool is not None else set())
+        made = reader.read_int8([spec for spec in recipe["int8"].values()],
+                                skip=set(pool.keys_by_object().values()) if pool is not None else set())
 
         def packed(spec):
             used.update(n for n in (spec["weight"], spec["scale"], spec["bias"]) if n)
@@ -483,6 +484,7 @@ def read_entry(path: Path, key: dict, source: str, revision: str | None, pool=No
         model.generation_config = GenerationConfig.from_pretrained(source, revision=revision)
     except OSError:  # no generation_config.json: keep the one derived from the config
         pass
+    optimize.pack_in_background(m.weight_int8 for m in model.modules() if hasattr(m, "weight_int8"))
     return optimize.ENCODER_MEMO.remember(model.eval().requires_grad_(False))
 
 
@@ -534,10 +536,12 @@ class _EntryReader:
         if f"{zlib.crc32(data):08x}" != self.crcs[name]:
             raise EntryRejected(f"damaged: tensor {name} fails its checksum")
 
-    def pack_all(self, specs: list[dict], skip: set) -> dict:
-        """weight name → PackedInt8 for every distinct int8 matrix whose pool key is not in ``skip``,
-        packed on every core this process may use (packing is most of a cached load's work, and the
-        quantized engine releases the interpreter lock while it packs)."""
+    def read_int8(self, specs: list[dict], skip: set) -> dict:
+        """weight name → PackedInt8 for every distinct int8 matrix whose pool key is not in ``skip``: its
+        values read and checked now (on every core this process may use: reading and checksumming release
+        the interpreter lock), packed for the quantized engine on first use or by the background packer
+        (packing is most of what a cached load costs, and a caption needs the first model's matrices
+        one layer at a time)."""
         from concurrent.futures import ThreadPoolExecutor
 
         from igcap.threads import allowed_cores
@@ -549,17 +553,23 @@ class _EntryReader:
             return dict(zip(todo, workers.map(self.packed, todo.values())))
 
     def packed(self, spec: dict):
-        """An int8 matrix packed for the dynamic linear, from its stored values, scales and bias."""
-        import warnings
-
-        from igcap import optimize
-
-        torch = _torch()
+        """An int8 matrix from its stored values, scales and bias, all read and checked now; packed for
+        the dynamic linear when first used (a deterministic step from checked values, so a damaged entry
+        is always found here, before the model exists)."""
         weight, scale = self.read(spec["weight"]), self.read(spec["scale"])
         bias = self.read(spec["bias"]) if spec["bias"] else None
         if weight.dim() != 2 or scale.shape != (weight.shape[0],) or (bias is not None and bias.shape != scale.shape):
             raise EntryRejected("damaged: an int8 matrix's parts do not fit together")
-        with warnings.catch_warnings():  # quantized tensors are being phased out; the dynamic linear is not
-            warnings.simplefilter("ignore")
-            q = torch._make_per_channel_quantized_tensor(weight, scale, torch.zeros(len(scale), dtype=torch.long), 0)
-            return optimize.PackedInt8(torch.ops.quantized.linear_prepack(q, bias), spec["nbytes"])
+        from igcap import optimize
+
+        return optimize.PackedInt8(None, spec["nbytes"], make=lambda: _prepack(weight, scale, bias))
+
+
+def _prepack(weight, scale, bias):
+    import warnings
+
+    torch = _torch()
+    with warnings.catch_warnings():  # quantized tensors are being phased out; the dynamic linear is not
+        warnings.simplefilter("ignore")
+        q = torch._make_per_channel_quantized_tensor(weight, scale, torch.zeros(len(scale), dtype=torch.long), 0)
+        return torch.ops.quantized.linear_prepack(q, bias)

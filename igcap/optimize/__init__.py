@@ -13,17 +13,17 @@ loaded the ordinary way; the old names stay importable from ``igcap.optimize``.
 from __future__ import annotations
 
 from igcap.optimize.encoder_memo import ENCODER_MEMO, EncoderMemo
-from igcap.optimize.int8 import (HEAD_CANDIDATES, PackedInt8, bf16_table, int8_classes, int8_linear, module_roles,
+from igcap.optimize.int8 import (BACKGROUND_PACKER, HEAD_CANDIDATES, PackedInt8, bf16_table, int8_classes, int8_linear, module_roles,
                                  own_memory, pack_int8, pack_int8_rows, quantize_modules, quantized_engine_available,
-                                 rescored_head, shared_bf16_table)
+                                 pack_in_background, rescored_head, shared_bf16_table)
 from igcap.optimize.lean_loading import SAFETENSORS_DTYPES, LeanLoadUnsupported, load_int8_lean
 from igcap.optimize.memory import model_nbytes, models_nbytes
 from igcap.optimize.sharing import TensorPool, content_key, share_tensors
 from igcap.threads import THREADS_ENV, allowed_cores  # noqa: F401  (their old home)
 
 __all__ = [
-    "ENCODER_MEMO", "EncoderMemo", "HEAD_CANDIDATES", "PackedInt8", "bf16_table", "int8_classes", "int8_linear",
-    "module_roles", "pack_int8", "pack_int8_rows", "quantize_modules", "quantized_engine_available",
+    "BACKGROUND_PACKER", "ENCODER_MEMO", "EncoderMemo", "HEAD_CANDIDATES", "PackedInt8", "bf16_table", "int8_classes", "int8_linear",
+    "module_roles", "pack_int8", "pack_int8_rows", "quantize_modules", "quantized_engine_available", "pack_in_background",
     "rescored_head", "shared_bf16_table", "SAFETENSORS_DTYPES", "LeanLoadUnsupported", "load_int8_lean",
     "model_nbytes", "models_nbytes", "TensorPool", "content_key", "share_tensors", "prepare_for_inference",
 ]

@@ -15,6 +15,7 @@ Importing this module does not import torch: the module classes are built on fir
 from __future__ import annotations
 
 import logging
+import threading
 import warnings
 
 from igcap.optimize.sharing import TensorPool, content_key
@@ -32,12 +33,103 @@ def _torch():
 # ---------------------------------------------------------------- int8 modules
 
 class PackedInt8:
-    """One int8 weight matrix in the quantized engine's packed layout (bias included)."""
+    """One int8 weight matrix in the quantized engine's packed layout (bias included).
 
-    __slots__ = ("packed", "nbytes", "__weakref__")
+    Made either packed, or (the int8 cache) from verified int8 values with ``make``, which packs them
+    on first use of ``packed`` — by the caller, or earlier by the background packer
+    (``pack_in_background``); whichever comes first packs it, once, and the values are then dropped.
+    """
 
-    def __init__(self, packed, nbytes: int):
-        self.packed, self.nbytes = packed, nbytes
+    __slots__ = ("_packed", "nbytes", "_make", "_lock", "__weakref__")
+
+    def __init__(self, packed, nbytes: int, make=None):
+        self._packed, self.nbytes, self._make = packed, nbytes, make
+        self._lock = None if make is None else threading.Lock()
+
+    @property
+    def packed(self):
+        packed = self._packed
+        return packed if packed is not None else self._pack()
+
+    @property
+    def is_packed(self) -> bool:
+        return self._packed is not None
+
+    def _pack(self):
+        with self._lock:
+            if self._packed is None:
+                self._packed = self._make()
+                self._make = None  # the int8 values it was packed from are freed
+        return self._packed
+
+
+class _BackgroundPacker:
+    """One daemon thread that packs lazily made matrices ahead of their first use, so a model read
+    from the int8 cache is usable at once and its packing overlaps other work (the tokenizer, the next
+    model, the photo's preprocessing). Matrices are taken last layer first: a caption that starts
+    meanwhile packs what it needs from the first layer on, and the two meet without waiting on each other."""
+
+    def __init__(self):
+        self._queue: list = []  # weak references to PackedInt8, taken from the end
+        self._lock = threading.Condition()
+        self._thread = None
+
+    def add(self, matrices) -> None:
+        import weakref
+
+        refs = [weakref.ref(m) for m in matrices if not m.is_packed]
+        if not refs:
+            return
+        with self._lock:
+            self._queue[:0] = refs  # later models are packed after the ones already waiting
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="igcap-int8-pack", daemon=True)
+                self._thread.start()
+            self._lock.notify()
+
+    def _run(self) -> None:
+        from igcap.optimize.malloc import lean_malloc
+
+        with lean_malloc():  # packing's big buffers mapped apart, as while loading (else +80 MB per model)
+            self._pack_queued()
+
+    def _pack_queued(self) -> None:
+        while True:
+            with self._lock:
+                if not self._queue:
+                    self._thread = None
+                    return
+                ref = self._queue.pop()
+            matrix = ref()
+            if matrix is None or matrix.is_packed:
+                continue
+            try:
+                matrix.packed  # noqa: B018  (packs it)
+            except Exception as err:  # noqa: BLE001  the caller packing it on use will raise it again
+                log.warning("int8: packing a matrix in the background failed (%s)", err)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Until the queue is empty (tests, and a benchmark that wants packing out of its timings)."""
+        import time
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:
+                thread = self._thread
+            if thread is None:
+                return True
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if deadline is not None and time.monotonic() >= deadline:
+                with self._lock:
+                    return self._thread is None
+
+
+BACKGROUND_PACKER = _BackgroundPacker()
+
+
+def pack_in_background(matrices) -> None:
+    """Queue lazily made PackedInt8 matrices (in the order the model uses them) for the background packer."""
+    BACKGROUND_PACKER.add(list(matrices))
 
 
 def pack_int8(weight, bias=None) -> PackedInt8:

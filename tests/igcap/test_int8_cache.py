@@ -275,3 +275,32 @@ def test_settings_place_and_bound_the_cache(tmp_path):
 def test_a_switched_off_cache_writes_nothing(model_dir, tmp_path):
     load(model_dir, tmp_path / "cache", max_mb=0)
     assert not (tmp_path / "cache").exists()
+
+
+def test_a_cached_load_packs_its_matrices_on_first_use_or_in_the_background_once_each(model_dir, tmp_path,
+                                                                                     monkeypatch):
+    """Packing (most of a cached load's cost) is left out of the load: the values are read and checked
+    then, each matrix is packed once, by whichever comes first, its first use or the background packer;
+    the outputs are bit-identical to the model that wrote the entry, however many threads ask at once."""
+    cache = tmp_path / "cache"
+    expected = outputs(load(model_dir, cache))
+    calls = []
+    prepack = int8_cache._prepack
+    monkeypatch.setattr(int8_cache, "_prepack", lambda *a: calls.append(1) or prepack(*a))
+    monkeypatch.setattr(optimize.BACKGROUND_PACKER, "add", lambda matrices: None)  # no background packing
+    second = load(model_dir, cache)
+    matrices = {id(m.weight_int8): m.weight_int8 for m in second.modules() if hasattr(m, "weight_int8")}
+    assert calls == [] and not any(m.is_packed for m in matrices.values())
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(outputs(second))) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 3 and all(same(r, expected) for r in results)
+    assert len(calls) == len(matrices) and all(m.is_packed for m in matrices.values())
+    monkeypatch.undo()
+    third = load(model_dir, cache)  # the background packer packs everything without being asked
+    assert optimize.BACKGROUND_PACKER.wait(timeout=60)
+    assert all(m.weight_int8.is_packed for m in third.modules() if hasattr(m, "weight_int8"))
+    assert same(outputs(third), expected)

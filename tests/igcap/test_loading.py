@@ -218,3 +218,21 @@ def test_different_models_loading_at_once_all_load(reg, quantize):
     for t in threads:
         t.join(timeout=300)
     assert not errors and sorted(got) == sorted(DEFAULT_KEYS)
+
+
+def test_models_with_identical_tokenizer_files_share_one_tokenizer(tiny_model_dir, tmp_path):
+    """The four published models all use GPT-2's tokenizer: built once, not four times; different files
+    (or a tokenizer file changed on disk) get their own."""
+    import json
+
+    copies = []
+    for name in ("a", "b", "c"):
+        shutil.copytree(tiny_model_dir, tmp_path / name)
+        copies.append(ModelSpec(name, name, str(tmp_path / name)))
+    config = json.loads((tmp_path / "c" / "tokenizer_config.json").read_text())
+    config["model_max_length"] = 77  # a different tokenizer
+    (tmp_path / "c" / "tokenizer_config.json").write_text(json.dumps(config))
+    a, b, c = (load_captioner(spec, LoadOptions(device="cpu", quantize=False)) for spec in copies)
+    assert a.tokenizer is b.tokenizer
+    assert c.tokenizer is not a.tokenizer and c.tokenizer.model_max_length == 77
+    assert a.tokenizer("a cat").input_ids == c.tokenizer("a cat").input_ids
