@@ -114,7 +114,8 @@ def test_rate_rejects_bad_stars(engine, stars):
 
 
 @pytest.mark.parametrize("rater, message", [("", "cannot be empty"), ("   ", "cannot be empty"),
-                                            (None, "cannot be empty"), ("x" * 81, "too long")])
+                                            (None, "cannot be empty"),
+                                            ("x" * (repo.RATER_MAX + 1), "too long")])  # 255: past an e-mail address
 def test_rate_rejects_bad_rater(engine, rater, message):
     with transaction(engine) as s:
         _, (caption, _) = add_photo_with_captions(s)
