@@ -47,7 +47,7 @@ from pathlib import Path
 from igcap import architecture, loading, optimize, threads
 from igcap.architecture import EOS_TOKEN as EOS
 from igcap.architecture import GPT2_EOS_ID as EOS_ID
-from igcap.bench_child import PHOTO_SIZE, ChildReport, bench_photos, own_peak_rss_mb  # noqa: F401 (re-exported)
+from igcap.bench_child import PHOTO_SIZE, ChildReport, bench_photos, own_peak_rss_mb, time_scenarios  # noqa: F401 (re-exported)
 from igcap.captioner import Captioner
 from igcap.config import Settings
 from igcap.decoding import DEFAULT_PRESET, PRESETS, DecodingSettings
@@ -222,16 +222,7 @@ def run_original(set_dir: Path, tokens: int, photos: int) -> ChildReport:
                     on_caption()
         return texts, n
 
-    first = []
-    caption_all(images[:1], on_caption=lambda: first or first.append(time.time()))
-    report.first_caption_at = first[0]
-    t = time.perf_counter()
-    report.captions, report.one_photo_tokens = caption_all(images[:1])
-    report.one_photo_seconds = time.perf_counter() - t
-    t = time.perf_counter()
-    _, report.eight_photos_tokens = caption_all(images)
-    report.eight_photos_seconds = time.perf_counter() - t
-    return report
+    return time_scenarios(report, caption_all, images)
 
 
 @dataclass(frozen=True)

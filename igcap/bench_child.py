@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import resource
 import sys
+import time
 from dataclasses import dataclass, field
 
 PHOTO_SIZE = (640, 480)
@@ -68,3 +69,21 @@ def own_peak_rss_mb() -> tuple[float, str]:
         pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return (peak / 2**20 if sys.platform == "darwin" else peak / 1024), "getrusage"
+
+
+def time_scenarios(report: ChildReport, caption_all, images) -> ChildReport:
+    """The timed scenarios, the same for every path: the first caption of the first photo (its time is
+    the end of "cold"), then one photo × every model, then all the photos × every model.
+
+    ``caption_all(photos, on_caption=None)`` captions the photos with every model and returns (texts,
+    new tokens); ``on_caption`` is called after each model's captions."""
+    first = []
+    caption_all(images[:1], on_caption=lambda: first or first.append(time.time()))
+    report.first_caption_at = first[0]
+    t = time.perf_counter()
+    report.captions, report.one_photo_tokens = caption_all(images[:1])
+    report.one_photo_seconds = time.perf_counter() - t
+    t = time.perf_counter()
+    _, report.eight_photos_tokens = caption_all(images)
+    report.eight_photos_seconds = time.perf_counter() - t
+    return report

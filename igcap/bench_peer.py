@@ -253,16 +253,7 @@ def run_peer(set_dir: Path, onnx_root: Path, keys: list[str], tokens: int, photo
                 on_caption()
         return texts, n
 
-    first = []
-    caption_all(images[:1], on_caption=lambda: first or first.append(time.time()))
-    report.first_caption_at = first[0]
-    t = time.perf_counter()
-    report.captions, report.one_photo_tokens = caption_all(images[:1])
-    report.one_photo_seconds = time.perf_counter() - t
-    t = time.perf_counter()
-    _, report.eight_photos_tokens = caption_all(images)
-    report.eight_photos_seconds = time.perf_counter() - t
-    return report
+    return shared.time_scenarios(report, caption_all, images)
 
 
 # ---------------------------------------------------------------- entry point
