@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from igcap import lean_decoding, threads
 from igcap.decoding import DEFAULT_PRESET, PRESETS, DecodingSettings
 from igcap.loading import LoadedModel, ModelCache, ModelLoadError, cache_from_settings
+from igcap.optimize.malloc import caption_heap
 from igcap.text import clean_caption
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,11 @@ class Captioner:
         ``should_stop`` is asked before each model: once it says True, the remaining models are skipped
         (the runs returned are those that finished).
         """
-        settings = settings or PRESETS[DEFAULT_PRESET]
+        with caption_heap():
+            return self._caption(images, model_keys, settings or PRESETS[DEFAULT_PRESET], on_result, on_progress,
+                                 should_stop)
+
+    def _caption(self, images, model_keys, settings, on_result, on_progress, should_stop) -> list[ModelRun]:
         pixels = PixelCache(images)
         runs = []
         for i, key in enumerate(model_keys):
