@@ -89,16 +89,44 @@ class Captioner:
     def _caption(self, images, model_keys, settings, on_result, on_progress, should_stop) -> list[ModelRun]:
         pixels = PixelCache(images)
         runs = []
-        for i, key in enumerate(model_keys):
+
+        def notifier(i):
+            key = model_keys[i]
+            return lambda stage: on_progress and on_progress(ProgressEvent(key, stage, i, len(model_keys)))
+
+        i = 0
+        while i < len(model_keys):
             if should_stop is not None and should_stop():
                 break
-            notify = (lambda stage, i=i, key=key: on_progress and on_progress(ProgressEvent(key, stage, i, len(model_keys))))
-            run = self._run_model(key, pixels, settings, notify)
-            notify("done" if run.ok else "failed")
-            runs.append(run)
-            if on_result:
-                on_result(run)
+            done = self._run_siblings(model_keys[i:i + 2], pixels, settings, [notifier(i), notifier(i + 1)]) \
+                if i + 1 < len(model_keys) else None
+            for j, run in enumerate(done or [self._run_model(model_keys[i], pixels, settings, notifier(i))]):
+                notifier(i + j)("done" if run.ok else "failed")
+                runs.append(run)
+                if on_result:
+                    on_result(run)
+            i += len(done or [None])
         return runs
+
+    def _run_siblings(self, keys, pixels: PixelCache, settings: DecodingSettings, notify) -> list[ModelRun] | None:
+        """Two models that share their first decoder blocks (a published pair), both loaded, asked for
+        greedy captions: decoded together (``lean_decoding.greedy_generate_together``: the same captions,
+        each shared block read once per step). None when they cannot be (the caller decodes each alone)."""
+        if self.cache.max_models < 2:
+            return None
+        start = time.perf_counter()
+        try:
+            with self.cache.lease_if_loaded(keys[0]) as first, self.cache.lease_if_loaded(keys[1]) as second:
+                if first is None or second is None or not decodable_together(first, second, settings):
+                    return None
+                for tell in notify:
+                    tell("captioning")
+                results = caption_together([first, second], pixels, settings, self.photos_per_batch(settings))
+        except Exception:  # noqa: BLE001  each model is then decoded alone, with its own error if any
+            log.exception("decoding %s and %s together failed; decoding each alone", *keys)
+            return None
+        seconds = (time.perf_counter() - start) / 2
+        return [ModelRun(key, tuple(found), seconds=seconds) for key, found in zip(keys, results)]
 
     def _run_model(self, key: str, pixels: PixelCache, settings: DecodingSettings, notify) -> ModelRun:
         start = time.perf_counter()
@@ -169,6 +197,39 @@ def caption_with(loaded: LoadedModel, pixels: PixelCache, settings: DecodingSett
                 sequences = generate_ids(loaded, batch, gen_config, extra, plan)
             share = (time.perf_counter() - t0) / len(sequences)
             results += decode_batch(loaded, sequences, start, settings, share, prompt_len=len(prompt))
+    return results
+
+
+def decodable_together(first: LoadedModel, second: LoadedModel, settings: DecodingSettings) -> bool:
+    """Whether two models can be decoded in lockstep for these settings: both greedy through the lean
+    loop, on the same device, photos and threads, sharing at least their first decoder block."""
+    if settings.start_with.strip() or first.device != second.device or first.threads != second.threads:
+        return False
+    if first.processor.to_json_string() != second.processor.to_json_string():
+        return False
+    if any(lean_plan(m, settings.to_generation_config(eos_token_id=m.eos_token_id),
+                     generation_extras(m, settings, []), []) is None for m in (first, second)):
+        return False
+    return lean_decoding.shared_blocks(first.model, second.model) > 0
+
+
+def caption_together(models: Sequence[LoadedModel], pixels: PixelCache, settings: DecodingSettings,
+                     batch_size: int = 8) -> list[list[CaptionResult]]:
+    """caption_with for models ``decodable_together``: each batch of photos through all of them in lockstep."""
+    import torch
+
+    plans = [lean_plan(m, settings.to_generation_config(eos_token_id=m.eos_token_id), generation_extras(m, settings, []), [])
+             for m in models]
+    values = pixels.pixels(models[0].processor)
+    results: list[list[CaptionResult]] = [[] for _ in models]
+    for start in range(0, len(values), batch_size):
+        batch = values[start:start + batch_size].to(models[0].device, models[0].input_dtype)
+        t0 = time.perf_counter()
+        with torch.inference_mode(), threads.torch_threads(models[0].threads) if models[0].threads else contextlib.nullcontext():
+            sequences = lean_decoding.greedy_generate_together([m.model for m in models], batch, plans)
+        share = (time.perf_counter() - t0) / sum(len(s) for s in sequences)
+        for found, loaded, ids in zip(results, models, sequences):
+            found += decode_batch(loaded, ids, start, settings, share)
     return results
 
 

@@ -345,12 +345,34 @@ class ModelCache:
             yield loaded
         finally:
             del loaded
-            with self._changed:
-                self._in_use[key] -= 1
-                if self._in_use[key] <= 0:
-                    del self._in_use[key]
-                self._evict_over_bounds()
-                self._changed.notify_all()
+            self._release(key)
+
+    @contextmanager
+    def lease_if_loaded(self, key: str) -> Iterator[LoadedModel | None]:
+        """Like ``lease`` for a model already loaded; None (never a load, never a wait) otherwise."""
+        with self._changed:
+            if key not in self._loaded:
+                loaded = None
+            else:
+                self._loaded.move_to_end(key)
+                self._in_use[key] += 1
+                loaded = self._loaded[key]
+        if loaded is None:
+            yield None
+            return
+        try:
+            yield loaded
+        finally:
+            del loaded
+            self._release(key)
+
+    def _release(self, key: str) -> None:
+        with self._changed:
+            self._in_use[key] -= 1
+            if self._in_use[key] <= 0:
+                del self._in_use[key]
+            self._evict_over_bounds()
+            self._changed.notify_all()
 
     def use_registry(self, registry: dict[str, ModelSpec]) -> None:
         """Take a newer registry (models added or changed on disk); loaded models stay loaded."""

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from igcap import architecture, lean_decoding, optimize
+from igcap import architecture, bench, lean_decoding, optimize
 from igcap.captioner import Captioner, PixelCache, caption_with
 from igcap.decoding import PRESETS, DecodingSettings
 from igcap.loading import LoadOptions, ModelCache
@@ -200,3 +200,132 @@ def test_the_lean_loop_runs_on_the_models_thread_setting(registry, monkeypatch):
     before = torch.get_num_threads()
     caption_with(loaded, PixelCache(PHOTOS[:1]), PRESETS["fast"])
     assert seen == [1] and torch.get_num_threads() == before
+
+
+# ---------------------------------------------------------------- siblings decoded together
+
+def pair_through_a_pool(tokenizer, quantize: bool):
+    """A published-like pair (the second differs in its last block, ln_f and token table) loaded through
+    one pool, as the engine loads them, and an unrelated model."""
+    base = builders.make_tiny_model(tokenizer, seed=11)
+    sibling = bench.fine_tuned_sibling(base, seed=12)
+    pool = optimize.TensorPool()
+    made = []
+    for m in (base, sibling, builders.make_tiny_model(tokenizer, seed=13)):
+        architecture.set_token_ids(m, tokenizer.eos_token_id)
+        made.append(optimize.prepare_for_inference(m, quantize=quantize, pool=pool))
+    return made
+
+
+@pytest.mark.parametrize("quantize", [False, True], ids=["fp32", "int8"])
+@pytest.mark.parametrize("settings", [GREEDY["penalty, 2-grams, min length"], GREEDY["forced length (the benchmark's)"]],
+                         ids=["penalty", "forced length"])
+def test_models_decoded_together_get_the_ids_each_gets_alone(tokenizer, pixels, quantize, settings):
+    first, sibling, other = pair_through_a_pool(tokenizer, quantize)
+    layers = len(first.decoder.transformer.h)
+    assert lean_decoding.shared_blocks(first, sibling) == layers - 1  # the premise: all but the last block shared
+    assert lean_decoding.shared_blocks(first, other) == 0
+    gen_config = settings.to_generation_config(eos_token_id=tokenizer.eos_token_id)
+    plans = [lean_decoding.greedy_plan(m, gen_config) for m in (first, sibling, other)]
+    with torch.inference_mode():
+        alone = [m.generate(pixel_values=pixels, generation_config=gen_config) for m in (first, sibling, other)]
+        together = lean_decoding.greedy_generate_together([first, sibling, other], pixels, plans)
+    assert all(torch.equal(got, expected) for got, expected in zip(together, alone, strict=True))
+    assert not torch.equal(alone[0], alone[1])  # the two members do write different captions
+
+
+def test_rows_of_models_decoded_together_end_on_their_own(tokenizer, pixels):
+    """One model's rows all end early while the other's go on: each keeps the ids it gets alone."""
+    first, sibling, _ = pair_through_a_pool(tokenizer, quantize=True)
+    gen_config = DecodingSettings(strategy="greedy", no_repeat_ngram_size=0, max_new_tokens=12).to_generation_config(
+        eos_token_id=tokenizer.eos_token_id)
+    gen_config.eos_token_id = -1  # never written: the sibling decodes all 12 steps
+    with torch.inference_mode():
+        plain = first.generate(pixel_values=pixels, generation_config=gen_config)
+    early = copy.deepcopy(gen_config)
+    early.eos_token_id = int(plain[0, 2])  # a token the first model writes early: its rows end sooner
+    plans = [lean_decoding.greedy_plan(first, early), lean_decoding.greedy_plan(sibling, gen_config)]
+    with torch.inference_mode():
+        alone = [first.generate(pixel_values=pixels, generation_config=early),
+                 sibling.generate(pixel_values=pixels, generation_config=gen_config)]
+        together = lean_decoding.greedy_generate_together([first, sibling], pixels, plans)
+    assert alone[0].shape[1] < alone[1].shape[1]  # the premise: the first stopped sooner
+    assert all(torch.equal(got, expected) for got, expected in zip(together, alone, strict=True))
+
+
+def test_a_pairs_shared_blocks_compute_their_image_keys_and_values_once(tokenizer, pixels, monkeypatch):
+    first, sibling, other = pair_through_a_pool(tokenizer, quantize=True)
+    calls = []
+    real = lean_decoding.cross_keys_values
+    monkeypatch.setattr(lean_decoding, "cross_keys_values", lambda *a: calls.append(1) or real(*a))
+    plan = lean_decoding.greedy_plan(first, GREEDY["forced length (the benchmark's)"].to_generation_config(
+        eos_token_id=tokenizer.eos_token_id))
+    layers = len(first.decoder.transformer.h)
+    with torch.inference_mode():
+        lean_decoding.greedy_generate_together([first, sibling], pixels, [plan, plan])
+        assert len(calls) == layers + 1  # the sibling computes only its own last block's
+        calls.clear()
+        lean_decoding.greedy_generate_together([first, other], pixels, [plan, plan])
+        assert len(calls) == 2 * layers  # unrelated models share nothing
+
+
+@pytest.fixture(scope="module")
+def pair_registry(tmp_path_factory, tokenizer):
+    folder = tmp_path_factory.mktemp("pair")
+    base = builders.make_tiny_model(tokenizer, seed=21)
+    for key, model in (("a", base), ("b", bench.fine_tuned_sibling(base, seed=22)),
+                       ("c", builders.make_tiny_model(tokenizer, seed=23))):
+        model.save_pretrained(folder / key)
+        tokenizer.save_pretrained(folder / key)
+        builders.make_processor().save_pretrained(folder / key)
+    return {key: ModelSpec(key, key.upper(), str(folder / key)) for key in "abc"}
+
+
+def spy_together(monkeypatch) -> list:
+    groups = []
+    real = lean_decoding.greedy_generate_together
+    monkeypatch.setattr(lean_decoding, "greedy_generate_together",
+                        lambda models, *a: groups.append(len(models)) or real(models, *a))
+    return groups
+
+
+def texts(runs):
+    return {run.model_key: [r.raw_text for r in run.results] for run in runs}
+
+
+def test_a_loaded_pair_is_captioned_together_with_the_captions_each_writes_alone(pair_registry, monkeypatch):
+    settings = GREEDY["penalty, 2-grams, min length"]
+    cache = ModelCache(pair_registry, LoadOptions(device="cpu"))
+    captioner = Captioner(cache)
+    groups = spy_together(monkeypatch)
+    first = captioner.caption(PHOTOS, ["a", "b", "c"], settings)  # loads them one after another: each alone
+    assert groups == [1, 1, 1]
+    events, results = [], []
+    groups.clear()
+    again = captioner.caption(PHOTOS, ["a", "b", "c"], settings, on_result=lambda run: results.append(run.model_key),
+                              on_progress=lambda e: events.append((e.stage, e.model_key)))
+    assert groups == [2, 1]  # the pair together, the unrelated model alone
+    assert texts(again) == texts(first)
+    assert results == ["a", "b", "c"]
+    assert events[:4] == [("captioning", "a"), ("captioning", "b"), ("done", "a"), ("done", "b")]
+    assert all(run.ok and len(run.results) == len(PHOTOS) for run in again)
+
+
+@pytest.mark.parametrize("settings", [PRESETS["balanced"], PRESETS["fast"].replace(start_with="a photo")],
+                         ids=["beam", "start with"])
+def test_a_pair_goes_alone_when_the_lean_loop_cannot_decode(pair_registry, settings, monkeypatch):
+    cache = ModelCache(pair_registry, LoadOptions(device="cpu"))
+    for key in "ab":
+        cache.get(key)
+    groups = spy_together(monkeypatch)
+    runs = Captioner(cache).caption(PHOTOS[:1], ["a", "b"], settings)
+    assert 2 not in groups and all(run.ok for run in runs)
+
+
+def test_a_cache_of_one_model_never_holds_two(pair_registry, monkeypatch):
+    cache = ModelCache(pair_registry, LoadOptions(device="cpu"), max_models=1)
+    groups = spy_together(monkeypatch)
+    for _ in range(2):
+        runs = Captioner(cache).caption(PHOTOS[:1], ["a", "b"], GREEDY["forced length (the benchmark's)"])
+        assert all(run.ok for run in runs)
+    assert 2 not in groups
