@@ -202,7 +202,7 @@ def run_original(set_dir: Path, tokens: int, photos: int) -> ChildReport:
     import torch
     from transformers import AutoTokenizer, ViTImageProcessor, VisionEncoderDecoderModel
 
-    report = ChildReport("original", threads=torch.get_num_threads())
+    report = ChildReport("original", threads=torch.get_num_threads(), imports_done_at=time.time())
     start = time.perf_counter()
     processor = ViTImageProcessor.from_pretrained(set_dir / KEYS[0])
     models = [(VisionEncoderDecoderModel.from_pretrained(set_dir / k), AutoTokenizer.from_pretrained(set_dir / k))
@@ -260,6 +260,7 @@ def run_igcap(set_dir: Path, tokens: int, photos: int, variant: EngineVariant = 
     # imported before loading starts, as the original path does, so both load figures time loading alone
     from transformers import AutoImageProcessor, AutoTokenizer, VisionEncoderDecoderModel  # noqa: F401
 
+    imported = time.time()
     settings = Settings.from_env()
     cache = cache_from_settings(settings)
     if variant != EngineVariant():
@@ -274,7 +275,8 @@ def run_igcap(set_dir: Path, tokens: int, photos: int, variant: EngineVariant = 
     captioner = Captioner(cache, batch_size=variant.batch_size)
     decoding = DecodingSettings(strategy="greedy", num_beams=1, no_repeat_ngram_size=0, min_new_tokens=tokens,
                                 max_new_tokens=tokens, drop_fragment=False)
-    report = ChildReport("igcap", threads=variant.threads or 0, variant=asdict(variant))  # 0: the engine's default
+    report = ChildReport("igcap", threads=variant.threads or 0, variant=asdict(variant),  # 0: the engine's default
+                         imports_done_at=imported)
     images = bench_photos(photos)
     first = []
     runs = captioner.caption(images[:1], KEYS, decoding, on_result=lambda run: first or first.append(time.time()))
@@ -340,6 +342,7 @@ class Measurement:
     report: ChildReport
     cold_seconds: float
     peak_rss_mb: float
+    imports_seconds: float | None = None  # spawn → the path's libraries imported (the part of cold both pay)
 
 
 def run_child(path: str, set_dir: Path, options: BenchOptions, variant: EngineVariant | None = None) -> Measurement:
@@ -360,7 +363,8 @@ def run_child(path: str, set_dir: Path, options: BenchOptions, variant: EngineVa
         started = time.time()
         _run_process(args, env, out, f"the {path} path")
         report = ChildReport(**json.loads(out.read_text()))
-    return Measurement(report, report.first_caption_at - started, report.peak_rss_mb)
+    imports = report.imports_done_at - started if report.imports_done_at else None
+    return Measurement(report, report.first_caption_at - started, report.peak_rss_mb, imports)
 
 
 def _run_process(args: list[str], env: dict[str, str], out: Path, what: str, on_line=None) -> None:
@@ -528,7 +532,9 @@ def _path_figures(scenario: str, ms: list[Measurement]) -> dict:
             "tokens": tokens, "tokens_per_second": round(tokens / med, 2) if tokens else None,
             "load_seconds": round(statistics.median(m.report.load_seconds for m in ms), 2),
             "runs_seconds": [round(s, 3) for s in seconds], "threads": ms[0].report.threads,
-            "peak_source": ms[0].report.peak_source}
+            "peak_source": ms[0].report.peak_source,
+            **({"imports_seconds": round(statistics.median(m.imports_seconds for m in ms), 3)}
+               if scenario == "cold" and all(m.imports_seconds is not None for m in ms) else {})}
 
 
 def _seconds(scenario: str, m: Measurement) -> float:
@@ -577,11 +583,21 @@ def format_table(result: dict) -> str:
         if first:
             lines.append(f"igcap with an empty int8 cache ({set_name}, one run): cold {first['cold_seconds']:.2f} s, "
                          f"load {first['load_seconds']:.2f} s, peak {first['peak_rss_mb']:.0f} MB")
+    for set_name in SETS:
+        cold = result.get(set_name, {}).get("cold")
+        if cold and all("imports_seconds" in cold[p] for p in _paths_in(cold)):
+            lines.append(f"cold start ({set_name}), of which importing the path's libraries: " + ", ".join(
+                f"{p} {cold[p]['imports_seconds']:.2f} of {cold[p]['seconds']:.2f} s" for p in _paths_in(cold)))
     if result.get("peer"):
         lines.append(_peer_line(result["peer"]))
     lines.append("load: the four models' load times added up (igcap loads lazily: its first photo pays them); "
                  "peak: each child's own VmHWM")
     return "\n".join(lines)
+
+
+def _paths_in(entry: dict) -> list[str]:
+    """The paths a scenario entry holds figures for, in the table's order."""
+    return [p for p in (*PATHS, PEER) if p in entry]
 
 
 def _table_columns(with_peer: bool) -> list[tuple[str, int, object]]:

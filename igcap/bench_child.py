@@ -24,6 +24,7 @@ class ChildReport:
     path: str
     load_seconds: float = 0.0
     first_caption_at: float = 0.0  # time.time() when the first caption was ready
+    imports_done_at: float = 0.0  # time.time() when the path's libraries were imported (part of "cold")
     one_photo_seconds: float = 0.0
     eight_photos_seconds: float = 0.0
     one_photo_tokens: int = 0

@@ -215,13 +215,14 @@ def run_peer(set_dir: Path, onnx_root: Path, keys: list[str], tokens: int, photo
     from optimum.onnxruntime import ORTModelForVision2Seq
     from transformers import PreTrainedTokenizerFast, ViTImageProcessor
 
+    imported = time.time()
     shared = bench_child()
     torch.set_num_threads(threads)  # Optimum's generate loop runs its small tensor work in torch
     isa, found = _isa(), versions()
     for key in keys:
         if not is_ready(Path(onnx_root) / key, recipe(Path(set_dir) / key, isa, found)):
             raise PeerError(f"{Path(onnx_root) / key} is missing or stale: run `prepare` first")
-    report = shared.ChildReport("peer", threads=threads, variant={
+    report = shared.ChildReport("peer", threads=threads, imports_done_at=imported, variant={
         "runtime": "onnxruntime", "api": "optimum ORTModelForVision2Seq", "task": TASK, "merged_decoder": True,
         "quantization": f"dynamic int8, per channel, {isa}", "intra_op_threads": threads, "versions": found,
         "eight_photos": "one batch of eight per model"})
