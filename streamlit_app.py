@@ -36,3 +36,6 @@ with shown_errors():
     resources.db_engine()  # opens and migrates the database once per process, at start (cached after)
 with shown_errors():  # the last guard: whatever a page raises becomes a message, never a stack trace
     page.run()
+if identity.can_create:
+    with shown_errors():
+        resources.warm_start()  # after the page is drawn: models load while the person picks a photo

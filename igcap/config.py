@@ -55,6 +55,7 @@ class Settings:
     jobs_per_session: int = 2  # IGCAP_JOBS_PER_SESSION: generations one session may have waiting or running
     max_captions_per_job: int = 100  # IGCAP_MAX_CAPTIONS_PER_JOB: photos × models × variants in one generation
     max_batch_rows: int = 16  # IGCAP_MAX_BATCH_ROWS: sequences decoded together (photos × beams): a job's memory
+    warm_start: bool = True  # IGCAP_WARM_START: the app loads the Create page's models in the background (0 = on first use)
 
     def __post_init__(self):
         if self.device not in DEVICES:
@@ -107,6 +108,7 @@ class Settings:
             jobs_per_session=_int(env, "IGCAP_JOBS_PER_SESSION", 2),
             max_captions_per_job=_int(env, "IGCAP_MAX_CAPTIONS_PER_JOB", 100),
             max_batch_rows=_int(env, "IGCAP_MAX_BATCH_ROWS", 16),
+            warm_start=_tristate(env, "IGCAP_WARM_START") is not False,
         )
 
 

@@ -81,6 +81,24 @@ def db_engine():
     return engine
 
 
+def default_models(specs: dict, available: dict) -> list[str]:
+    """The models the Create page captions with unless the person chooses: every usable model that is not
+    a demo, else the usable demos."""
+    usable = [k for k in specs if available[k].usable]
+    return [k for k in usable if not specs[k].demo] or usable
+
+
+@st.cache_resource(show_spinner=False)
+def warm_start() -> bool:
+    """Once per process, after the first creator's page: the Create page's models start loading in the
+    background (igcap.warm_start), unless IGCAP_WARM_START=0. True when it started."""
+    if not settings().warm_start:
+        return False
+    from igcap import warm_start as warming
+
+    return warming.start(model_cache(), default_models(registry(), availability())) is not None
+
+
 def availability() -> dict:
     """Model key → igcap.loading.Availability: the one answer every page uses (loaded, failed and why,
     or judged from files and one remembered hub probe). Not cached: files and the cache change."""

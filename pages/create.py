@@ -23,7 +23,7 @@ if missing:
     lines = [f"- {', '.join(labels)}: {detail}" for detail, labels in reasons.items()]
     st.warning("Not available now:\n" + "\n".join(lines) + "\n\nThe Models page says how to get them; "
                "everything else (hand-written captions, gallery, ratings, export) works without them.", icon="📴")
-model_keys = st.multiselect("Models", list(specs), default=[k for k in usable if not specs[k].demo] or usable,
+model_keys = st.multiselect("Models", list(specs), default=resources.default_models(specs, available),
                             format_func=lambda key: specs[key].label if key in specs else key, key="create.models",
                             persist_state="session",  # kept while the person visits other pages
                             help="Each chosen model writes its own caption; the Models page says which are ready.")

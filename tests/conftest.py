@@ -15,6 +15,9 @@ os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["HF_HUB_CACHE"] = str(_SESSION_DIR / "hub")
 os.environ["HF_HOME"] = str(_SESSION_DIR / "hf-home")
 os.environ.setdefault("IGCAP_DATA_DIR", str(_SESSION_DIR / "data"))
+# In-process app tests load models when a test asks (tests/pages/test_warm_start.py turns the background
+# warm-up on; the browser tests' servers run with the default, on).
+os.environ["IGCAP_WARM_START"] = "0"
 # No user configuration leaks into the tests.
 for _key in [k for k in os.environ if k.startswith("IGCAP_MODEL") or k == "DATABASE_URL"]:
     del os.environ[_key]
