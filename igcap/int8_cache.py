@@ -527,10 +527,28 @@ class _EntryReader:
         torch = _torch()
         info, offset, nbytes = self._info(name)
         raw = torch.empty(nbytes, dtype=torch.uint8)
+        self._read_into(name, raw, offset)
+        return raw.view(getattr(torch, _DTYPES[info["dtype"]])).reshape(info["shape"])
+
+    def _read_into(self, name: str, raw, offset: int) -> None:
+        """Fill the uint8 tensor ``raw`` from the file at ``offset`` and check it."""
+        nbytes = raw.numel()
         if nbytes and os.preadv(self._file.fileno(), [memoryview(raw.numpy())], offset) != nbytes:  # thread-safe
             raise EntryRejected(f"truncated inside tensor {name}")
         self._check(name, raw.numpy())
-        return raw.view(getattr(torch, _DTYPES[info["dtype"]])).reshape(info["shape"])
+
+    def read_qint8(self, name: str, scale):
+        """An int8 matrix read straight into a quantized tensor (one scale per row, zero points 0), the form
+        the quantized engine packs from: reading plain int8 values and making the quantized tensor from them
+        would copy every matrix once more while it waits to be packed."""
+        torch = _torch()
+        info, offset, nbytes = self._info(name)
+        if info["dtype"] != "I8" or len(info["shape"]) != 2 or scale.shape != (info["shape"][0],):
+            raise EntryRejected("damaged: an int8 matrix's parts do not fit together")
+        q = torch._empty_per_channel_affine_quantized(info["shape"], scales=scale, axis=0, dtype=torch.qint8,
+                                                      zero_points=torch.zeros(len(scale), dtype=torch.long))
+        self._read_into(name, torch.empty(0, dtype=torch.uint8).set_(q.untyped_storage(), 0, (nbytes,), (1,)), offset)
+        return q
 
     def _check(self, name: str, data) -> None:
         if f"{zlib.crc32(data):08x}" != self.crcs[name]:
@@ -556,20 +574,21 @@ class _EntryReader:
         """An int8 matrix from its stored values, scales and bias, all read and checked now; packed for
         the dynamic linear when first used (a deterministic step from checked values, so a damaged entry
         is always found here, before the model exists)."""
-        weight, scale = self.read(spec["weight"]), self.read(spec["scale"])
+        scale = self.read(spec["scale"])
+        if scale.dtype != _torch().float64 or scale.dim() != 1:
+            raise EntryRejected("damaged: an int8 matrix's parts do not fit together")
+        weight = self.read_qint8(spec["weight"], scale)
         bias = self.read(spec["bias"]) if spec["bias"] else None
-        if weight.dim() != 2 or scale.shape != (weight.shape[0],) or (bias is not None and bias.shape != scale.shape):
+        if bias is not None and bias.shape != scale.shape:
             raise EntryRejected("damaged: an int8 matrix's parts do not fit together")
         from igcap import optimize
 
-        return optimize.PackedInt8(None, spec["nbytes"], make=lambda: _prepack(weight, scale, bias))
+        return optimize.PackedInt8(None, spec["nbytes"], make=lambda: _prepack(weight, bias))
 
 
-def _prepack(weight, scale, bias):
+def _prepack(q, bias):
     import warnings
 
-    torch = _torch()
     with warnings.catch_warnings():  # quantized tensors are being phased out; the dynamic linear is not
         warnings.simplefilter("ignore")
-        q = torch._make_per_channel_quantized_tensor(weight, scale, torch.zeros(len(scale), dtype=torch.long), 0)
-        return torch.ops.quantized.linear_prepack(q, bias)
+        return _torch().ops.quantized.linear_prepack(q, bias)
