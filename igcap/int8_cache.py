@@ -22,9 +22,10 @@ removed and the model is loaded from its checkpoint again, which writes a fresh 
 used. The folder is bounded by total size: least recently used entries leave first (a hit counts
 as a use).
 
-Everything is read into the process's own memory, not left mapped: the token table is looked up a
-few rows per token, but this kernel maps file pages in whole large folios (three lookups made 4 MB of
-a mapped table resident), so a mapping saved no memory and would tie the model to the file.
+Everything but the bfloat16 token table is read into the process's own memory. The table (77 MiB, looked
+up a few rows per token) stays in the file and its rows are read on use through the descriptor it was
+checked through (igcap.optimize.file_table): not mapped, because this kernel maps file pages in whole
+large folios (100 random rows of a mapped entry made 31 MB of it resident).
 
 Packing the int8 matrices for the quantized engine is most of what a cached load would cost (about
 1.3 s of CPU for a full-size model here), so a load only reads and checks them: each is packed on its
@@ -276,9 +277,9 @@ class _Layout:
         """A float/int tensor, stored once however many modules hold it; with its pool key."""
         if id(t) not in self._names:
             dtype = next(k for k, v in _DTYPES.items() if v == str(t.dtype).removeprefix("torch."))
-            self._names[id(t)] = self._add(dtype, t.shape, lambda t=t: t)
+            self._names[id(t)] = self._add(dtype, t.shape, lambda t=t: t.materialize() if hasattr(t, "materialize") else t)
             self._keep.append(t)
-        key = self.pool_keys.get(id(t)) or self.optimize.content_key(kind, t)
+        key = self.pool_keys.get(id(t)) or getattr(t, "pool_key", None) or self.optimize.content_key(kind, t)
         return {"name": self._names[id(t)], "pool": list(key)}
 
     def packed(self, packed, kind: str, table=None) -> dict:
@@ -418,7 +419,8 @@ def read_header(path: Path) -> tuple[dict, dict, int]:
 
 def read_entry(path: Path, key: dict, source: str, revision: str | None, pool=None):
     """The model rebuilt from an entry: built on the meta device, every tensor read from the file
-    into the process's own memory (checked against its CRC-32), int8 matrices packed."""
+    into the process's own memory (checked against its CRC-32) but the token table, which is read from the
+    file a few rows at a time (FileTable); int8 matrices packed on first use or by the background packer."""
     torch = _torch()
     from transformers import AutoConfig, GenerationConfig
 
@@ -446,7 +448,8 @@ def read_entry(path: Path, key: dict, source: str, revision: str | None, pool=No
 
     def table(spec):
         used.add(spec["name"])
-        return get(tuple(spec["pool"]), lambda: reader.read(spec["name"]), reader.nbytes(spec["name"]), spec["name"])
+        return get(tuple(spec["pool"]), lambda: reader.file_table(spec["name"], tuple(spec["pool"])),
+                   reader.nbytes(spec["name"]), spec["name"])
 
     with reader:
         made = reader.read_int8([spec for spec in recipe["int8"].values()],
@@ -527,10 +530,41 @@ class _EntryReader:
         torch = _torch()
         info, offset, nbytes = self._info(name)
         raw = torch.empty(nbytes, dtype=torch.uint8)
+        self._read_into(name, raw, offset)
+        return raw.view(getattr(torch, _DTYPES[info["dtype"]])).reshape(info["shape"])
+
+    def _read_into(self, name: str, raw, offset: int) -> None:
+        """Fill the uint8 tensor ``raw`` from the file at ``offset`` and check it."""
+        nbytes = raw.numel()
         if nbytes and os.preadv(self._file.fileno(), [memoryview(raw.numpy())], offset) != nbytes:  # thread-safe
             raise EntryRejected(f"truncated inside tensor {name}")
         self._check(name, raw.numpy())
-        return raw.view(getattr(torch, _DTYPES[info["dtype"]])).reshape(info["shape"])
+
+    def file_table(self, name: str, pool_key: tuple):
+        """A bfloat16 token table left in the file, read a few rows at a time (FileTable): checked here
+        through a small buffer, so none of it becomes the process's memory."""
+        from igcap.optimize.file_table import FileTable
+
+        info, offset, nbytes = self._info(name)
+        if info["dtype"] != "BF16" or len(info["shape"]) != 2:
+            return self.read(name)
+        table = FileTable(self._file.fileno(), offset, info["shape"], pool_key)
+        if f"{table.crc32():08x}" != self.crcs[name]:
+            raise EntryRejected(f"damaged: tensor {name} fails its checksum")
+        return table
+
+    def read_qint8(self, name: str, scale):
+        """An int8 matrix read straight into a quantized tensor (one scale per row, zero points 0), the form
+        the quantized engine packs from: reading plain int8 values and making the quantized tensor from them
+        would copy every matrix once more while it waits to be packed."""
+        torch = _torch()
+        info, offset, nbytes = self._info(name)
+        if info["dtype"] != "I8" or len(info["shape"]) != 2 or scale.shape != (info["shape"][0],):
+            raise EntryRejected("damaged: an int8 matrix's parts do not fit together")
+        q = torch._empty_per_channel_affine_quantized(info["shape"], scales=scale, axis=0, dtype=torch.qint8,
+                                                      zero_points=torch.zeros(len(scale), dtype=torch.long))
+        self._read_into(name, torch.empty(0, dtype=torch.uint8).set_(q.untyped_storage(), 0, (nbytes,), (1,)), offset)
+        return q
 
     def _check(self, name: str, data) -> None:
         if f"{zlib.crc32(data):08x}" != self.crcs[name]:
@@ -556,20 +590,21 @@ class _EntryReader:
         """An int8 matrix from its stored values, scales and bias, all read and checked now; packed for
         the dynamic linear when first used (a deterministic step from checked values, so a damaged entry
         is always found here, before the model exists)."""
-        weight, scale = self.read(spec["weight"]), self.read(spec["scale"])
+        scale = self.read(spec["scale"])
+        if scale.dtype != _torch().float64 or scale.dim() != 1:
+            raise EntryRejected("damaged: an int8 matrix's parts do not fit together")
+        weight = self.read_qint8(spec["weight"], scale)
         bias = self.read(spec["bias"]) if spec["bias"] else None
-        if weight.dim() != 2 or scale.shape != (weight.shape[0],) or (bias is not None and bias.shape != scale.shape):
+        if bias is not None and bias.shape != scale.shape:
             raise EntryRejected("damaged: an int8 matrix's parts do not fit together")
         from igcap import optimize
 
-        return optimize.PackedInt8(None, spec["nbytes"], make=lambda: _prepack(weight, scale, bias))
+        return optimize.PackedInt8(None, spec["nbytes"], make=lambda: _prepack(weight, bias))
 
 
-def _prepack(weight, scale, bias):
+def _prepack(q, bias):
     import warnings
 
-    torch = _torch()
     with warnings.catch_warnings():  # quantized tensors are being phased out; the dynamic linear is not
         warnings.simplefilter("ignore")
-        q = torch._make_per_channel_quantized_tensor(weight, scale, torch.zeros(len(scale), dtype=torch.long), 0)
-        return torch.ops.quantized.linear_prepack(q, bias)
+        return _torch().ops.quantized.linear_prepack(q, bias)

@@ -4,7 +4,8 @@
 - ``sharing``: identical tensors kept once across loaded models (TensorPool);
 - ``encoder_memo``: image-encoder outputs reused by models sharing their encoder (EncoderMemo);
 - ``lean_loading``: the memory-lean int8 loader (load_int8_lean);
-- ``memory``: how much memory loaded models hold.
+- ``memory``: how much memory loaded models hold;
+- ``file_table``: a cached model's token table read from its int8 cache file a few rows at a time (FileTable).
 
 The thread policy lives in ``igcap.threads``. ``prepare_for_inference`` applies the levers to a model
 loaded the ordinary way; the old names stay importable from ``igcap.optimize``.

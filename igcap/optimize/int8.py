@@ -18,6 +18,7 @@ import logging
 import threading
 import warnings
 
+from igcap.optimize.file_table import FileTable, lookup
 from igcap.optimize.sharing import TensorPool, content_key
 
 log = logging.getLogger(__name__)
@@ -200,11 +201,11 @@ def _make_classes():
 
         def __init__(self, table):
             super().__init__()
-            self.register_buffer("table", table)  # (V, D) bfloat16
+            _keep_table(self, table)  # (V, D) bfloat16: a tensor, or a FileTable read from the int8 cache's entry
             self.num_embeddings, self.embedding_dim = table.shape
 
         def forward(self, ids):
-            return nn.functional.embedding(ids, self.table).float()
+            return lookup(self.table, ids).float()
 
         def extra_repr(self) -> str:
             return f"{self.num_embeddings}, {self.embedding_dim}, bfloat16"
@@ -224,14 +225,14 @@ def _make_classes():
         def __init__(self, weight: PackedInt8, table, candidates: int = HEAD_CANDIDATES):
             super().__init__()
             self.weight_int8, self.candidates = weight, min(candidates, table.shape[0])
-            self.register_buffer("table", table)  # (V, D) bfloat16, usually the token table itself
+            _keep_table(self, table)  # (V, D) bfloat16, usually the token table itself
             self.in_features, self.out_features = table.shape[1], table.shape[0]
 
         def forward(self, x):  # x: (B, T, D)
             x = x.float().contiguous()
             rough = torch.ops.quantized.linear_dynamic(x, self.weight_int8.packed, Int8Linear.reduce_range)  # (B, T, V)
             ids = rough.topk(self.candidates, dim=-1).indices  # (B, T, k)
-            rows = nn.functional.embedding(ids, self.table).float()  # (B, T, k, D)
+            rows = lookup(self.table, ids).float()  # (B, T, k, D)
             exact = (rows @ x.unsqueeze(-1)).squeeze(-1)  # (B, T, k)
             floor = exact.amin(dim=-1, keepdim=True)
             logits = torch.minimum(rough, torch.nextafter(floor, floor - 1))  # strictly below every candidate
@@ -241,6 +242,14 @@ def _make_classes():
             return f"in_features={self.in_features}, out_features={self.out_features}, int8 + {self.candidates} rescored"
 
     return SimpleNamespace(Int8Linear=Int8Linear, Bf16Embedding=Bf16Embedding, RescoredHead=RescoredHead)
+
+
+def _keep_table(module, table) -> None:
+    """A table in memory is a buffer; one read from its file (FileTable) is a plain attribute."""
+    if isinstance(table, FileTable):
+        module.table = table
+    else:
+        module.register_buffer("table", table)
 
 
 _CLASSES = None

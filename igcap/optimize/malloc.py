@@ -13,9 +13,12 @@ class lean_malloc:
     """While loading, glibc hands big blocks straight back to the system when freed.
 
     Each float tensor read during loading lives briefly; from the heap, the freed blocks stay counted
-    in the process's memory (fragmentation: about +50% per model here). Blocks of 1 MB and more are
+    in the process's memory (fragmentation: about +50% per model here). Blocks of 256 KB and more are
     mapped and unmapped directly meanwhile; afterwards blocks of 32 MB and more still are (glibc's own
-    upper bound for its moving threshold), and the heap is trimmed.
+    upper bound for its moving threshold), and the heap is trimmed. 256 KB, not 1 MB: an int8 cache load
+    reads a model's 768 × 768 matrices (576 KB) in reader threads, and the packer frees them in another
+    thread once packed; from the readers' heaps, those freed blocks stayed counted until the last pack
+    (about 50 MB per model, the ~200 MB jump of four loads' packing; issue 15).
     Does nothing where glibc is absent (macOS, musl). Nested or overlapping uses (a load while the
     background packer runs) keep the policy until the last one ends.
 
@@ -27,7 +30,7 @@ class lean_malloc:
     """
 
     M_MMAP_THRESHOLD, M_TRIM_THRESHOLD = -3, -1
-    LOADING, AFTER = 1 << 20, 32 << 20  # after loading: only blocks ≥ 32 MB (glibc's dynamic maximum) mapped
+    LOADING, AFTER = 256 << 10, 32 << 20  # after loading: only blocks ≥ 32 MB (glibc's dynamic maximum) mapped
     KEEP_FREED = 256 << 20  # above a batch of eight photos' working memory (about 200 MB)
 
     def __enter__(self):

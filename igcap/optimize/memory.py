@@ -1,4 +1,5 @@
-"""How much memory loaded models hold: each storage and each packed int8 matrix counted once."""
+"""How much memory loaded models hold: each storage and each packed int8 matrix counted once (a token table
+left in the int8 cache's file, FileTable, is not the process's memory and is not counted)."""
 
 from __future__ import annotations
 

@@ -54,6 +54,11 @@ def content_key(kind: str, *tensors) -> tuple:
         if t is None:
             h.update(b"none")
             continue
+        if hasattr(t, "chunks"):  # a FileTable: the same bytes, streamed from its file
+            h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+            for chunk in t.chunks():
+                h.update(chunk)
+            continue
         t = t.detach().contiguous()
         h.update(f"{t.dtype}{tuple(t.shape)}".encode())
         h.update(t.view(-1).view(_torch().uint8).numpy().data if t.numel() else b"")

@@ -15,6 +15,7 @@ from igcap import int8_cache, optimize
 from igcap.config import ConfigError, Settings
 from igcap.int8_cache import Int8CacheOptions, entry_key, entry_name, read_header
 from igcap.loading import LoadOptions, load_captioner
+from igcap.optimize.file_table import FileTable
 from igcap.registry import ModelSpec, load_registry
 from tests import builders
 
@@ -254,13 +255,17 @@ def test_cached_siblings_share_what_they_hold_identically(tmp_path, tokenizer):
     cached = [load(p, cache, cached_pool) for p in (a, b)]
     assert cached_pool.hits > 0
     together = optimize.models_nbytes(fresh)
-    assert optimize.models_nbytes(cached) == together < 2 * optimize.model_nbytes(cached[0])
+    assert together < 2 * optimize.model_nbytes(fresh[0])
+    # the cached models hold the same, but their token tables, which stay in the entries' files
+    in_files = {id(m.table): m.table.nbytes for c in cached for m in c.modules() if isinstance(getattr(m, "table", None), FileTable)}
+    assert len(in_files) == 2 and optimize.models_nbytes(cached) == together - sum(in_files.values())
     for f, c in zip(fresh, cached):
         assert same(outputs(f), outputs(c))
     # a cached model also shares with a freshly quantized one loaded beside it through the same pool
     mixed_pool = optimize.TensorPool()
     mixed = [load(a, cache, mixed_pool), load(b, tmp_path / "no-cache", mixed_pool)]
-    assert optimize.models_nbytes(mixed) == together
+    assert isinstance(mixed[0].decoder.transformer.wte.table, FileTable)  # the cached one's table, in its file
+    assert optimize.models_nbytes(mixed) == together - mixed[0].decoder.transformer.wte.table.nbytes
 
 
 def test_settings_place_and_bound_the_cache(tmp_path):
@@ -304,3 +309,66 @@ def test_a_cached_load_packs_its_matrices_on_first_use_or_in_the_background_once
     assert optimize.BACKGROUND_PACKER.wait(timeout=60)
     assert all(m.weight_int8.is_packed for m in third.modules() if hasattr(m, "weight_int8"))
     assert same(outputs(third), expected)
+
+
+def wte(model):
+    return model.decoder.transformer.wte
+
+
+def test_a_cached_models_token_table_stays_in_its_file_and_gives_the_same_outputs(model_dir, tmp_path):
+    cache = tmp_path / "cache"
+    fresh = load(model_dir, cache)  # quantized now: its table in memory
+    cached = load(model_dir, cache)
+    assert not isinstance(wte(fresh).table, FileTable) and isinstance(wte(cached).table, FileTable)
+    assert cached.decoder.lm_head.table is wte(cached).table  # tied: one table for lookup and rescoring
+    assert torch.equal(wte(cached).table.materialize(), wte(fresh).table)
+    assert same(outputs(cached), outputs(fresh))
+
+
+def test_a_model_reading_its_table_from_the_file_survives_eviction_and_rebuilding_of_its_entry(model_dir, tmp_path):
+    cache = tmp_path / "cache"
+    expected = outputs(load(model_dir, cache))
+    cached = load(model_dir, cache)
+    [entry] = entries(cache)
+    entry.unlink()  # evicted while the model is loaded
+    assert same(outputs(cached), expected)
+    load(model_dir, cache)  # rebuilt from the checkpoint: a new file renamed into the same place
+    [again] = entries(cache)
+    assert again == entry
+    other = builders.save_tiny_model(tmp_path / "other", seed=4)
+    os.replace(next(iter(entries_of(other, tmp_path / "other-cache"))), entry)  # replaced by other bytes
+    assert same(outputs(cached), expected)
+
+
+def entries_of(source, cache_dir):
+    load(source, cache_dir)
+    return entries(cache_dir)
+
+
+def test_a_model_loaded_from_the_cache_can_be_written_as_an_entry_again(model_dir, tmp_path):
+    cache = tmp_path / "cache"
+    expected = outputs(load(model_dir, cache))
+    cached = load(model_dir, cache)
+    key = {"copy": 1}
+    int8_cache.write_entry(tmp_path / "copy.safetensors", key, cached)  # its table streamed from the file
+    again = int8_cache.read_entry(tmp_path / "copy.safetensors", key, str(model_dir), None)
+    assert same(outputs(again), expected)
+
+
+def test_a_damaged_token_table_is_found_before_the_model_exists(model_dir, tmp_path, caplog):
+    cache = tmp_path / "cache"
+    expected = outputs(load(model_dir, cache))
+    [entry] = entries(cache)
+    header, meta, start = read_header(entry)
+    recipe = json.loads(json.dumps(meta["recipe"]))
+    name = next(iter(recipe["embeddings"].values()))["table"]["name"]
+    offset = start + header[name]["data_offsets"][0] + 100
+    with open(entry, "r+b") as f:
+        f.seek(offset)
+        byte = f.read(1)
+        f.seek(offset)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    with caplog.at_level(logging.WARNING, logger="igcap.int8_cache"):
+        rebuilt = load(model_dir, cache)
+    assert "fails its checksum" in caplog.text
+    assert same(outputs(rebuilt), expected)
