@@ -33,6 +33,9 @@ def add_parser(sub) -> None:
     p.add_argument("--agreement", action="store_true",
                    help="instead: how often int8 captions equal fp32 ones on the trained demo models' held-out "
                         "photos (the rule: int8 is the default only at ≥ 90%%); trains the demo models if missing")
+    p.add_argument("--first-click", type=float, metavar="SECONDS",
+                   help="instead: a person's first click SECONDS after the app's process starts (one photo × four "
+                        "models, the default preset), with the app's warm start off and on, on the first set given")
     p.add_argument("--demo", type=Path, metavar="DIR", help="demo models for --agreement (default: the configured folder)")
     p.set_defaults(func=run)
 
@@ -50,7 +53,12 @@ def run(args) -> int:
         raise CliError(str(err)) from None
     _check_writable(args.json)
     try:
-        if args.agreement:
+        if args.first_click is not None:
+            from igcap import bench_click
+
+            result = bench_click.run_first_click(options, args.first_click)
+            print(bench_click.format_first_click(result))
+        elif args.agreement:
             result = bench.int8_agreement(args.demo)
             print(f"int8 = fp32 greedy captions on {result['agreement_greedy']:.1%} of held-out photos "
                   f"({result['held_out_photos']} photos × {len(result['models'])} demo models); "
@@ -65,6 +73,8 @@ def run(args) -> int:
             print(bench.format_table(result))
     except bench.BenchError as err:
         raise CliError(str(err)) from None
+    except ValueError as err:  # --first-click's own check
+        raise CliError(str(err)) from None
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {args.json}")
@@ -75,8 +85,9 @@ def _peer_python(args, default: Path) -> Path | None:
     """--peer's python: None without --peer, the default environment's for a bare --peer."""
     if args.peer is False:
         return None
-    if args.levers or args.agreement:
-        raise CliError("--peer adds the peer to the comparison run; it does not go with --levers or --agreement")
+    if args.levers or args.agreement or args.first_click is not None:
+        raise CliError("--peer adds the peer to the comparison run; it does not go with --levers, --agreement "
+                       "or --first-click")
     return args.peer or default
 
 

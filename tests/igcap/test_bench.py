@@ -96,3 +96,25 @@ def test_a_large_parent_does_not_leak_into_the_childs_peak_memory(tmp_path):
     print(f"child peak alone {alone:.0f} MiB, beside a 300 MB larger parent {with_ballast.peak_rss_mb:.0f} MiB")
     assert 50 < with_ballast.peak_rss_mb < alone + 100  # the parent's 300 MB are not in it
     assert with_ballast.report.peak_source == "VmHWM"
+
+
+def test_first_click_runs_each_setting_of_the_warm_start_in_fresh_processes(tmp_path, capsys):
+    out = tmp_path / "click.json"
+    assert main(["bench", "--quick", "--first-click", "1", "--sets", "distinct", "--cache", str(tmp_path / "ckpt"),
+                 "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "click → first caption" in printed and "warm start" in printed
+    result = json.loads(out.read_text())
+    assert result["delay_s"] == 1 and result["preset"] == "balanced" and result["set"] == "distinct"
+    off, on = result["warm_start_off"], result["warm_start_on"]
+    for entry in (off, on):
+        assert 0 < entry["first_caption_s"] <= entry["all_captions_s"]
+    assert [r["warm_start"] for r in off["runs"]] == [False] and [r["warm_start"] for r in on["runs"]] == [True]
+    assert off["runs"][0]["models_loaded_at_click"] == 0  # without the warm start nothing loads before the click
+
+
+def test_first_click_refuses_a_negative_delay_and_the_peer(capsys):
+    assert main(["bench", "--quick", "--first-click", "-1"]) == 2
+    assert "0 or more" in capsys.readouterr().err
+    assert main(["bench", "--quick", "--first-click", "1", "--peer"]) == 2
+    assert "--first-click" in capsys.readouterr().err
