@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from igcap import lean_decoding, threads
+from igcap import lean_beam, lean_decoding, threads
 from igcap.decoding import DEFAULT_PRESET, PRESETS, DecodingSettings
 from igcap.loading import LoadedModel, ModelCache, ModelLoadError, cache_from_settings
 from igcap.optimize.malloc import caption_heap
@@ -207,8 +207,9 @@ def decodable_together(first: LoadedModel, second: LoadedModel, settings: Decodi
         return False
     if first.processor.to_json_string() != second.processor.to_json_string():
         return False
-    if any(lean_plan(m, settings.to_generation_config(eos_token_id=m.eos_token_id),
-                     generation_extras(m, settings, []), []) is None for m in (first, second)):
+    if not all(isinstance(lean_plan(m, settings.to_generation_config(eos_token_id=m.eos_token_id),
+                                    generation_extras(m, settings, []), []), lean_decoding.GreedyPlan)
+               for m in (first, second)):
         return False
     return lean_decoding.shared_blocks(first.model, second.model) > 0
 
@@ -233,19 +234,21 @@ def caption_together(models: Sequence[LoadedModel], pixels: PixelCache, settings
     return results
 
 
-def lean_plan(loaded: LoadedModel, gen_config, extra: dict, prompt: list[int]) -> lean_decoding.GreedyPlan | None:
-    """The lean loop's plan when it gives generate's tokens for this request (greedy, no emoji limit, no
-    start words, the switch on), else None: generate decodes."""
+def lean_plan(loaded: LoadedModel, gen_config, extra: dict, prompt: list[int]):
+    """The lean loops' plan when they give generate's tokens for this request (greedy or beam search, no
+    emoji limit, no start words, the switch on): a GreedyPlan or a BeamPlan; else None: generate decodes."""
     if not loaded.lean_decoding or prompt:
         return None
-    return lean_decoding.greedy_plan(loaded.model, gen_config, extra)
+    return lean_decoding.greedy_plan(loaded.model, gen_config, extra) or lean_beam.beam_plan(loaded.model, gen_config, extra)
 
 
-def generate_ids(loaded: LoadedModel, batch, gen_config, extra: dict, plan: lean_decoding.GreedyPlan | None):
-    """(B, 1 + new tokens) ids: the lean loop when there is a plan, else generate (the reference)."""
+def generate_ids(loaded: LoadedModel, batch, gen_config, extra: dict, plan):
+    """(B × returned sequences, length) ids: a lean loop when there is a plan, else generate (the reference)."""
     if plan is None:
         return loaded.model.generate(pixel_values=batch, generation_config=gen_config, **extra)
     with threads.torch_threads(loaded.threads) if loaded.threads else contextlib.nullcontext():
+        if isinstance(plan, lean_beam.BeamPlan):
+            return lean_beam.beam_generate(loaded.model, batch, plan)
         return lean_decoding.greedy_generate(loaded.model, batch, plan)
 
 

@@ -260,6 +260,13 @@ class SelfAttentionCache:
         self.keys = [torch.empty(shape, dtype=dtype, device=device) for _ in decoder.h]
         self.values = [torch.empty(shape, dtype=dtype, device=device) for _ in decoder.h]
 
+    def reorder(self, step: int, rows) -> None:
+        """Beam search: every layer's keys and values so far follow their beams (``rows``: the source row of
+        each row), as generate's cache reorder does."""
+        for store in (self.keys, self.values):
+            for layer, t in enumerate(store):
+                store[layer][:, :, :step + 1] = t[:, :, :step + 1].index_select(0, rows)
+
     def append(self, layer: int, step: int, keys, values):
         """Store this step's keys and values; returns every step's so far."""
         self.keys[layer][:, :, step:step + 1] = keys

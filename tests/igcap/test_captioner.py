@@ -167,9 +167,11 @@ def test_rows_decoded_together_are_capped(cache, max_rows, beams, expected):
 
 
 def test_a_capped_batch_still_captions_every_photo(cache, photos, monkeypatch):
-    loaded = cache.get(DEFAULT_KEYS[0])
-    sizes, generate = [], loaded.model.generate
-    monkeypatch.setattr(loaded.model, "generate", lambda **kw: sizes.append(kw["pixel_values"].shape[0]) or generate(**kw))
+    from igcap import captioner
+
+    sizes, decode = [], captioner.generate_ids  # generate or a lean loop: whichever decodes the batch
+    monkeypatch.setattr(captioner, "generate_ids", lambda loaded, batch, *a: sizes.append(batch.shape[0])
+                        or decode(loaded, batch, *a))
     settings = DecodingSettings(strategy="beam", num_beams=4, max_new_tokens=6)
     run = Captioner(cache, max_rows=8).caption(photos, DEFAULT_KEYS[:1], settings)[0]
     assert sizes == [2, 1] and sorted(r.photo_index for r in run.results) == [0, 1, 2]

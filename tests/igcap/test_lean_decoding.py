@@ -178,16 +178,19 @@ PHOTOS = [Image.new("RGB", (96, 72), c) for c in ("red", "blue", "white")]
 @pytest.mark.parametrize("settings", [PRESETS["fast"], PRESETS["fast"].replace(max_emoji=0),
                                       PRESETS["fast"].replace(start_with="a photo"), PRESETS["balanced"]],
                          ids=["greedy", "emoji limit", "start with", "beam"])
-def test_captions_are_those_generate_writes_and_only_greedy_goes_lean(registry, settings, monkeypatch):
+def test_captions_are_those_generate_writes_and_greedy_and_beam_go_lean(registry, settings, monkeypatch):
+    from igcap import lean_beam
+
     calls = []
-    real = lean_decoding.greedy_generate
-    monkeypatch.setattr(lean_decoding, "greedy_generate", lambda *a: calls.append(1) or real(*a))
+    for module, name in ((lean_decoding, "greedy_generate"), (lean_beam, "beam_generate")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, real=real: calls.append(1) or real(*a))
     runs = {lean: Captioner(ModelCache(registry, LoadOptions(device="cpu", lean_decoding=lean))).caption(
         PHOTOS, ["m"], settings) for lean in (False, True)}
     assert [r.raw_text for r in runs[True][0].results] == [r.raw_text for r in runs[False][0].results]
     assert runs[True][0].ok and len(runs[True][0].results) == len(PHOTOS) * settings.num_variants
-    greedy_plain = settings.strategy == "greedy" and settings.max_emoji is None and not settings.start_with
-    assert bool(calls) == greedy_plain  # only with the switch on, and then on every batch
+    plain = settings.max_emoji is None and not settings.start_with  # greedy or beam search, nothing added
+    assert bool(calls) == plain  # only with the switch on, and then on every batch
 
 
 def test_the_lean_loop_runs_on_the_models_thread_setting(registry, monkeypatch):

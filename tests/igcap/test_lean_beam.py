@@ -1,0 +1,113 @@
+"""The lean beam-search loop (igcap.lean_beam) gives generate's ids, and generate decodes what it does not
+reproduce."""
+
+import pytest
+import torch
+
+from igcap import architecture, lean_beam, optimize
+from igcap.decoding import PRESETS, DecodingSettings
+from tests import builders
+
+BEAM = {
+    "balanced (the default)": PRESETS["balanced"].replace(max_new_tokens=14),
+    "precise": PRESETS["precise"].replace(max_new_tokens=12),
+    "three variants": DecodingSettings(strategy="beam", num_beams=4, num_variants=3, max_new_tokens=10,
+                                       no_repeat_ngram_size=0),
+    "min length, long penalty": DecodingSettings(strategy="beam", num_beams=3, length_penalty=2.0, min_new_tokens=4,
+                                                 max_new_tokens=10, no_repeat_ngram_size=2),
+}
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return builders.make_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def pixels():
+    return torch.rand(5, 3, 224, 224, generator=torch.Generator().manual_seed(1)) * 2 - 1
+
+
+def model_for(tokenizer, quantize: bool, seed: int = 5):
+    model = builders.make_tiny_model(tokenizer, seed=seed)
+    architecture.set_token_ids(model, tokenizer.eos_token_id)
+    return optimize.prepare_for_inference(model, quantize=quantize)
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["fp32", "int8"])
+def model(request, tokenizer):
+    return model_for(tokenizer, request.param)
+
+
+def both(model, pixels, settings, tokenizer):
+    gen_config = settings.to_generation_config(eos_token_id=tokenizer.eos_token_id)
+    plan = lean_beam.beam_plan(model, gen_config)
+    assert plan is not None
+    with torch.inference_mode():
+        return model.generate(pixel_values=pixels, generation_config=gen_config), lean_beam.beam_generate(model, pixels, plan)
+
+
+@pytest.mark.parametrize("settings", BEAM.values(), ids=BEAM.keys())
+def test_the_lean_beam_search_gives_generates_ids(model, pixels, tokenizer, settings):
+    reference, lean = both(model, pixels, settings, tokenizer)
+    assert torch.equal(lean, reference)
+
+
+def test_one_photo_too(model, pixels, tokenizer):
+    reference, lean = both(model, pixels[:1], BEAM["balanced (the default)"], tokenizer)
+    assert torch.equal(lean, reference)
+
+
+def first_positions(ids, token: int) -> list:
+    return [row.index(token) if token in row else None for row in ids[:, 1:].tolist()]
+
+
+@pytest.mark.parametrize("early_stopping", [False, True, "never"])
+def test_beams_that_end_at_different_steps_keep_generates_ids(model, pixels, tokenizer, early_stopping):
+    """An end token the model writes early for some photos, later or never for others: finished beams, the
+    length penalty and the early-stop heuristic all take part."""
+    import copy
+
+    gen_config = copy.deepcopy(BEAM["min length, long penalty"].replace(max_new_tokens=14).to_generation_config(
+        eos_token_id=tokenizer.eos_token_id))
+    gen_config.early_stopping = early_stopping
+    with torch.inference_mode():
+        plain = model.generate(pixel_values=pixels, generation_config=gen_config)
+    candidates = sorted(set(plain[:, 5:].flatten().tolist()))  # tokens written after the minimum length
+    for ends in candidates:
+        gen_config.eos_token_id = ends
+        with torch.inference_mode():
+            reference = model.generate(pixel_values=pixels, generation_config=gen_config)
+        if len(set(first_positions(reference, ends))) >= 2:
+            break
+    else:
+        pytest.fail("no token ends the captions at different steps: the test's premise")
+    plan = lean_beam.beam_plan(model, gen_config)
+    with torch.inference_mode():
+        lean = lean_beam.beam_generate(model, pixels, plan)
+    assert torch.equal(lean, reference)
+
+
+@pytest.mark.parametrize("settings", [PRESETS["fast"], PRESETS["creative"].replace(seed=1)], ids=["greedy", "sampling"])
+def test_what_the_loop_does_not_reproduce_goes_to_generate(model, tokenizer, settings):
+    assert lean_beam.beam_plan(model, settings.to_generation_config(eos_token_id=tokenizer.eos_token_id)) is None
+
+
+@pytest.mark.parametrize("option, value", [("output_scores", True), ("num_beam_groups", 2), ("max_new_tokens", None)])
+def test_options_it_does_not_reproduce_go_to_generate(model, tokenizer, option, value):
+    import copy
+
+    gen_config = copy.deepcopy(BEAM["balanced (the default)"].to_generation_config(eos_token_id=tokenizer.eos_token_id))
+    setattr(gen_config, option, value)
+    if option == "num_beam_groups":
+        gen_config.diversity_penalty = 0.5
+    if option == "max_new_tokens":
+        gen_config.max_length = 12
+    assert lean_beam.beam_plan(model, gen_config) is None
+
+
+def test_extra_logits_processors_go_to_generate(model, tokenizer):
+    from transformers import LogitsProcessorList
+
+    gen_config = BEAM["balanced (the default)"].to_generation_config(eos_token_id=tokenizer.eos_token_id)
+    assert lean_beam.beam_plan(model, gen_config, {"logits_processor": LogitsProcessorList()}) is None
