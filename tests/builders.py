@@ -54,6 +54,15 @@ def make_tiny_model(tokenizer, seed: int = 0, hidden: int = 32, layers: int = 2)
     return random_captioner(shape, tokenizer.eos_token_id, seed).eval()
 
 
+def inference_model(tokenizer, quantize: bool, seed: int = 5):
+    """A tiny captioner as the engine prepares it for decoding (token ids set; int8 when ``quantize``)."""
+    from igcap import architecture, optimize
+
+    model = make_tiny_model(tokenizer, seed=seed)
+    architecture.set_token_ids(model, tokenizer.eos_token_id)
+    return optimize.prepare_for_inference(model, quantize=quantize)
+
+
 def _gpt2_config(tokenizer, hidden: int = 32, layers: int = 2):
     from transformers import GPT2Config
 

@@ -4,9 +4,9 @@ reproduce."""
 import pytest
 import torch
 
-from igcap import architecture, lean_beam, optimize
+from igcap import lean_beam
 from igcap.decoding import PRESETS, DecodingSettings
-from tests import builders
+from tests.igcap.test_lean_decoding import model, pixels, tokenizer  # noqa: F401  (the same tiny models and photos)
 
 BEAM = {
     "balanced (the default)": PRESETS["balanced"].replace(max_new_tokens=14),
@@ -16,27 +16,6 @@ BEAM = {
     "min length, long penalty": DecodingSettings(strategy="beam", num_beams=3, length_penalty=2.0, min_new_tokens=4,
                                                  max_new_tokens=10, no_repeat_ngram_size=2),
 }
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return builders.make_tokenizer()
-
-
-@pytest.fixture(scope="module")
-def pixels():
-    return torch.rand(5, 3, 224, 224, generator=torch.Generator().manual_seed(1)) * 2 - 1
-
-
-def model_for(tokenizer, quantize: bool, seed: int = 5):
-    model = builders.make_tiny_model(tokenizer, seed=seed)
-    architecture.set_token_ids(model, tokenizer.eos_token_id)
-    return optimize.prepare_for_inference(model, quantize=quantize)
-
-
-@pytest.fixture(scope="module", params=[False, True], ids=["fp32", "int8"])
-def model(request, tokenizer):
-    return model_for(tokenizer, request.param)
 
 
 def both(model, pixels, settings, tokenizer):

@@ -36,10 +36,7 @@ def pixels():
     return torch.rand(6, 3, 224, 224, generator=torch.Generator().manual_seed(0)) * 2 - 1
 
 
-def model_for(tokenizer, quantize: bool, seed: int = 5):
-    model = builders.make_tiny_model(tokenizer, seed=seed)
-    architecture.set_token_ids(model, tokenizer.eos_token_id)
-    return optimize.prepare_for_inference(model, quantize=quantize)
+model_for = builders.inference_model
 
 
 @pytest.fixture(scope="module", params=[False, True], ids=["fp32", "int8"])
