@@ -243,13 +243,21 @@ def lean_plan(loaded: LoadedModel, gen_config, extra: dict, prompt: list[int]):
 
 
 def generate_ids(loaded: LoadedModel, batch, gen_config, extra: dict, plan):
-    """(B × returned sequences, length) ids: a lean loop when there is a plan, else generate (the reference)."""
-    if plan is None:
-        return loaded.model.generate(pixel_values=batch, generation_config=gen_config, **extra)
-    with threads.torch_threads(loaded.threads) if loaded.threads else contextlib.nullcontext():
-        if isinstance(plan, lean_beam.BeamPlan):
-            return lean_beam.beam_generate(loaded.model, batch, plan)
-        return lean_decoding.greedy_generate(loaded.model, batch, plan)
+    """(B × returned sequences, length) ids: a lean loop when there is a plan, else generate (the reference).
+
+    The lean beam search calls generate's private helpers: a transformers release that changed one of
+    them fails there with a TypeError or AttributeError (the plan checks that they exist, not their
+    signatures). Such a failure costs nothing but speed: generate decodes the batch, and says so in the log."""
+    if plan is not None:
+        try:
+            with threads.torch_threads(loaded.threads) if loaded.threads else contextlib.nullcontext():
+                if isinstance(plan, lean_beam.BeamPlan):
+                    return lean_beam.beam_generate(loaded.model, batch, plan)
+                return lean_decoding.greedy_generate(loaded.model, batch, plan)
+        except (TypeError, AttributeError, KeyError) as err:
+            log.warning("%s: the lean decoding loop failed (%s: %s); generate decodes instead",
+                        loaded.spec.key, type(err).__name__, err)
+    return loaded.model.generate(pixel_values=batch, generation_config=gen_config, **extra)
 
 
 def prompt_ids(tokenizer, start_with: str) -> list[int]:

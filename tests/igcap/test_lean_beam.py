@@ -90,3 +90,32 @@ def test_extra_logits_processors_go_to_generate(model, tokenizer):
 
     gen_config = BEAM["balanced (the default)"].to_generation_config(eos_token_id=tokenizer.eos_token_id)
     assert lean_beam.beam_plan(model, gen_config, {"logits_processor": LogitsProcessorList()}) is None
+
+
+def test_a_changed_generate_helper_costs_speed_not_captions(tmp_path, monkeypatch, caplog):
+    """A transformers release whose private beam helper takes other arguments: the batch goes to generate."""
+    from PIL import Image
+
+    from igcap.captioner import Captioner
+    from igcap.loading import LoadOptions, ModelCache
+    from igcap.registry import ModelSpec
+    from tests import builders
+
+    tokenizer = builders.make_tokenizer()
+    builders.make_tiny_model(tokenizer, seed=9).save_pretrained(tmp_path / "m")
+    tokenizer.save_pretrained(tmp_path / "m")
+    builders.make_processor().save_pretrained(tmp_path / "m")
+    registry = {"m": ModelSpec("m", "M", str(tmp_path / "m"))}
+    photos = [Image.new("RGB", (96, 72), c) for c in ("red", "blue")]
+    settings = BEAM["balanced (the default)"]
+    expected = Captioner(ModelCache(registry, LoadOptions(device="cpu", lean_decoding=False))).caption(photos, ["m"], settings)
+    cache = ModelCache(registry, LoadOptions(device="cpu"))
+    cache.get("m")
+
+    def changed_helper(*args, **kwargs):  # how a renamed argument of generate's helper would fail in the loop
+        raise TypeError("_get_top_k_continuations() got an unexpected keyword argument 'cur_len'")
+
+    monkeypatch.setattr(lean_beam, "_beam_search", changed_helper)
+    runs = Captioner(cache).caption(photos, ["m"], settings)
+    assert runs[0].ok and [r.raw_text for r in runs[0].results] == [r.raw_text for r in expected[0].results]
+    assert "generate decodes instead" in caplog.text
