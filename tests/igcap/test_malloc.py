@@ -50,7 +50,10 @@ def test_after_a_load_freed_activations_are_reused_not_faulted_in_again():
     # before the fix, the load's mallopt froze the trim threshold at 128 KB: each freed 20 MB block went
     # back to the system and the next one faulted all its 5,120 pages in again (about 100,000 here)
     probe = _probe()
-    assert probe["faults"] < 2_000, probe
+    # 20 blocks of 5,120 pages: the bug faulted every page of every block (about 100,000). A fault or two
+    # per block, and the odd block the kernel reclaimed meanwhile (seen once in a busy fresh-clone run:
+    # 3 of 20 blocks), stay far below a quarter of that.
+    assert probe["faults"] < 20 * 5_120 / 4, probe
 
 
 def test_the_kept_memory_goes_back_to_the_system_when_captioning_ends():
