@@ -117,11 +117,12 @@ class Captioner:
         start = time.perf_counter()
         try:
             with self.cache.lease_if_loaded(keys[0]) as first, self.cache.lease_if_loaded(keys[1]) as second:
-                if first is None or second is None or not decodable_together(first, second, settings):
+                plans = None if first is None or second is None else plans_together(first, second, settings)
+                if plans is None:
                     return None
                 for tell in notify:
                     tell("captioning")
-                results = caption_together([first, second], pixels, settings, self.photos_per_batch(settings))
+                results = caption_together([first, second], plans, pixels, settings, self.photos_per_batch(settings))
         except Exception:  # noqa: BLE001  each model is then decoded alone, with its own error if any
             log.exception("decoding %s and %s together failed; decoding each alone", *keys)
             return None
@@ -200,27 +201,26 @@ def caption_with(loaded: LoadedModel, pixels: PixelCache, settings: DecodingSett
     return results
 
 
-def decodable_together(first: LoadedModel, second: LoadedModel, settings: DecodingSettings) -> bool:
-    """Whether two models can be decoded in lockstep for these settings: both greedy through the lean
-    loop, on the same device, photos and threads, sharing at least their first decoder block."""
+def plans_together(first: LoadedModel, second: LoadedModel, settings: DecodingSettings) -> list | None:
+    """The two models' greedy plans when they can be decoded in lockstep for these settings (both greedy
+    through the lean loop, on the same device, photos and threads, sharing at least their first decoder
+    block), else None."""
     if settings.start_with.strip() or first.device != second.device or first.threads != second.threads:
-        return False
+        return None
     if first.processor.to_json_string() != second.processor.to_json_string():
-        return False
-    if not all(isinstance(lean_plan(m, settings.to_generation_config(eos_token_id=m.eos_token_id),
-                                    generation_extras(m, settings, []), []), lean_decoding.GreedyPlan)
-               for m in (first, second)):
-        return False
-    return lean_decoding.shared_blocks(first.model, second.model) > 0
+        return None
+    plans = [lean_plan(m, settings.to_generation_config(eos_token_id=m.eos_token_id), generation_extras(m, settings, []), [])
+             for m in (first, second)]
+    if not all(isinstance(plan, lean_decoding.GreedyPlan) for plan in plans):
+        return None
+    return plans if lean_decoding.shared_blocks(first.model, second.model) > 0 else None
 
 
-def caption_together(models: Sequence[LoadedModel], pixels: PixelCache, settings: DecodingSettings,
+def caption_together(models: Sequence[LoadedModel], plans: list, pixels: PixelCache, settings: DecodingSettings,
                      batch_size: int = 8) -> list[list[CaptionResult]]:
-    """caption_with for models ``decodable_together``: each batch of photos through all of them in lockstep."""
+    """caption_with for models with ``plans_together``: each batch of photos through all of them in lockstep."""
     import torch
 
-    plans = [lean_plan(m, settings.to_generation_config(eos_token_id=m.eos_token_id), generation_extras(m, settings, []), [])
-             for m in models]
     values = pixels.pixels(models[0].processor)
     results: list[list[CaptionResult]] = [[] for _ in models]
     for start in range(0, len(values), batch_size):

@@ -20,12 +20,10 @@ reproduce, and the caller uses ``generate``. It relies on ``generate``'s private
 from __future__ import annotations
 
 import copy
-import logging
 from dataclasses import dataclass
 
 from igcap import lean_decoding
 
-log = logging.getLogger(__name__)
 
 HELPERS = ("_prepare_generation_config", "_prepare_special_tokens", "_prepare_generated_length",
            "_get_logits_processor", "_get_stopping_criteria", "_get_top_k_continuations",
@@ -45,19 +43,10 @@ class BeamPlan:
 def beam_plan(model, gen_config, extras: dict | None = None) -> BeamPlan | None:
     """The plan for ``model.generate(pixel_values=…, generation_config=gen_config, **extras)`` with beam
     search, or None when the loop would not give generate's ids."""
-    if extras or not lean_decoding.supports_model(model) or not all(hasattr(model, h) for h in HELPERS):
+    if not all(hasattr(model, h) for h in HELPERS):
         return None
-    try:
-        config, _ = model._prepare_generation_config(copy.deepcopy(gen_config))
-        mode = config.get_generation_mode()
-    except Exception as err:  # noqa: BLE001  a transformers version that prepares configurations otherwise
-        log.info("lean beam search off: the generation configuration cannot be read (%s)", err)
-        return None
-    from transformers.generation.configuration_utils import GenerationMode
-
-    if mode != GenerationMode.BEAM_SEARCH or config.max_new_tokens is None or config.low_memory:
-        return None
-    if any(getattr(config, name, None) not in allowed for name, allowed in ALLOWED.items()):
+    config = lean_decoding.prepared_config(model, copy.deepcopy(gen_config), extras, "BEAM_SEARCH", ALLOWED)
+    if config is None or config.low_memory:
         return None
     if config.num_return_sequences is not None and config.num_return_sequences > config.num_beams:
         return None

@@ -59,19 +59,8 @@ class GreedyPlan:
 def greedy_plan(model, gen_config, extras: dict | None = None) -> GreedyPlan | None:
     """The plan for ``model.generate(pixel_values=…, generation_config=gen_config, **extras)``, or None
     when the loop would not give generate's tokens (the caller then calls generate)."""
-    if extras or not supports_model(model):
-        return None
-    try:  # the configuration generate itself would use: ours over the model's own over the defaults
-        config, _ = model._prepare_generation_config(gen_config)
-        mode = config.get_generation_mode()
-    except Exception as err:  # a transformers version that prepares configurations otherwise
-        log.info("lean decoding off: the generation configuration cannot be read (%s)", err)
-        return None
-    from transformers.generation.configuration_utils import GenerationMode
-
-    if mode != GenerationMode.GREEDY_SEARCH or config.max_new_tokens is None:
-        return None
-    if any(getattr(config, name, None) not in allowed for name, allowed in NEUTRAL_OPTIONS.items()):
+    config = prepared_config(model, gen_config, extras, "GREEDY_SEARCH")
+    if config is None:
         return None
     eos = config.eos_token_id
     if isinstance(eos, (list, tuple)):
@@ -85,6 +74,28 @@ def greedy_plan(model, gen_config, extras: dict | None = None) -> GreedyPlan | N
                       max_new_tokens=int(config.max_new_tokens), min_new_tokens=int(config.min_new_tokens or 0),
                       repetition_penalty=float(config.repetition_penalty or 1.0),
                       no_repeat_ngram_size=int(config.no_repeat_ngram_size or 0))
+
+
+def prepared_config(model, gen_config, extras: dict | None, mode: str, options: dict = NEUTRAL_OPTIONS):
+    """The configuration generate itself would use for this request (ours over the model's own over the
+    defaults) when a lean loop may decode it: a supported model, no extra generate arguments, generation
+    mode ``mode`` (a ``GenerationMode`` name), a ``max_new_tokens``, and every option in ``options`` at a
+    value the loop reproduces; else None (the caller then calls generate)."""
+    if extras or not supports_model(model):
+        return None
+    try:
+        config, _ = model._prepare_generation_config(gen_config)
+        actual = config.get_generation_mode()
+    except Exception as err:  # a transformers version that prepares configurations otherwise
+        log.info("lean decoding off: the generation configuration cannot be read (%s)", err)
+        return None
+    from transformers.generation.configuration_utils import GenerationMode
+
+    if actual != getattr(GenerationMode, mode) or config.max_new_tokens is None:
+        return None
+    if any(getattr(config, name, None) not in allowed for name, allowed in options.items()):
+        return None
+    return config
 
 
 def supports_model(model) -> bool:
@@ -324,11 +335,6 @@ class DecoderStep:
             hidden = hidden + mlp_proj(act(c_fc(ln_2(hidden))))  # GPT2MLP: its dropout is off in inference
             yield
         return self.head(self.ln_f(hidden)[:, -1:, :])[:, -1].to(copy=True, dtype=torch.float32)
-
-
-def decoder_step(lm, token_ids, step: int, cross, cache: SelfAttentionCache):
-    """One token through GPT-2 → float32 logits (B, V) (``DecoderStep`` built for a single call)."""
-    return DecoderStep(lm)(token_ids, step, cross, cache)
 
 
 def _layer_norm(module):
