@@ -7,8 +7,9 @@ the int8 cache), before the first caption starts (issue 15 measured it with the 
 a visitor needs longer than that to choose a photo. ``start`` runs that work on one daemon thread, once
 per model cache: the models go through ``ModelCache.get``, so a generation that asks for a model being
 loaded waits for that load (the cache loads each model once, whoever asks), and the cache's bounds hold
-(at most ``max_models`` are loaded; none is evicted for this). A model that fails to load is recorded by
-the cache as it would be on first use (the Models page shows why); the others still load.
+(at most ``max_models`` are loaded, and the warm-up stops once the memory budget is full). A model that
+fails to load is recorded by the cache as it would be on first use (the Models page shows why); the
+others still load.
 
 Off with ``IGCAP_WARM_START=0`` (``Settings.warm_start``): models then load when first used.
 """
@@ -40,16 +41,15 @@ def start(cache, keys: Sequence[str]) -> threading.Thread | None:
 
 
 def warm(cache, keys: Sequence[str]) -> list[str]:
-    """Load each model into the cache (skipping none for another's failure); returns the keys now loaded."""
+    """Load each model into the cache (skipping none for another's failure); returns the keys now loaded.
+    Stops when a load made the cache drop a model this warm-up loaded (its memory budget is full):
+    loading more would only trade one model for another."""
     from igcap.loading import ModelLoadError
 
     loaded = []
     for key in keys:
-        if key in cache.loaded_keys():
-            loaded.append(key)
-            continue
         try:
-            cache.get(key)
+            cache.get(key)  # a model already loaded is handed back at once
         except ModelLoadError as err:  # recorded by the cache: the Models page and a later click say why
             log.info("warm start: %s did not load (%s)", key, err.message)
             continue
@@ -57,11 +57,14 @@ def warm(cache, keys: Sequence[str]) -> list[str]:
             log.exception("warm start: loading %s failed", key)
             continue
         loaded.append(key)
+        if not set(loaded) <= set(cache.loaded_keys()):
+            log.info("warm start: stopped at %s, the cache's memory budget is full", key)
+            break
     log.info("warm start: %s loaded", ", ".join(loaded) or "nothing")
-    return loaded
+    return [k for k in loaded if k in cache.loaded_keys()]
 
 
 def started(cache) -> threading.Thread | None:
-    """The warm-up thread of this cache, if one was started (tests, and the Models page)."""
+    """The warm-up thread of this cache, if one was started (for tests)."""
     with _LOCK:
         return _STARTED.get(cache)

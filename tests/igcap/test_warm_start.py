@@ -51,6 +51,14 @@ def test_the_warm_up_stays_within_the_caches_bound(registry):
     assert cache.loaded_keys() == ["a", "b"]  # the third would have evicted the first: not loaded
 
 
+def test_the_warm_up_stops_when_the_memory_budget_is_full(registry):
+    size = ModelCache(registry, LoadOptions(device="cpu")).get("a").nbytes
+    cache = ModelCache(registry, LoadOptions(device="cpu"))
+    cache.budget_mb = 1.5 * size / 2**20  # room for one model and a half: the second load drops the first
+    assert warm_start.warm(cache, ["a", "b", "c"]) == ["b"]
+    assert cache.loaded_keys() == ["b"]  # "c" was not loaded only to push "b" out in turn
+
+
 def test_a_click_during_the_warm_up_gets_the_captions_it_gets_without_one(registry, monkeypatch):
     loads, gate = [], threading.Event()
 
