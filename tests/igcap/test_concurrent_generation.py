@@ -21,6 +21,7 @@ REQUESTS = [  # (photo colours, model keys, settings): different beam counts, st
     (("red",), ("a", "b", "c"), PRESETS["balanced"]),  # 4 beams
     (("red", "blue"), ("b", "a"), PRESETS["precise"]),  # 5 beams
     (("red",), ("a", "c", "b"), PRESETS["fast"]),  # greedy
+    (("blue", "red"), ("a", "b"), PRESETS["fast"]),  # greedy, the pair decoded together in lockstep
     (("blue", "red"), ("a", "b"), DecodingSettings(strategy="beam", num_beams=3, num_variants=2, max_new_tokens=12)),
     (("red",), ("b", "c"), PRESETS["creative"].replace(seed=7, max_new_tokens=16)),  # seeded sampling
     (("blue",), ("c", "a"), PRESETS["creative"].replace(seed=3, max_new_tokens=16)),
