@@ -14,6 +14,17 @@ def test_upload_limit_matches_the_engine():
     assert config["server"]["maxUploadSize"] == MAX_UPLOAD_MB
 
 
+def test_streamlit_reads_the_project_settings_and_collects_no_garbage_after_each_run():
+    """The project's config.toml is what `streamlit run` reads (a misspelt key would be ignored with a
+    warning): no full collection after every script run, which stalled the server behind a burst of clicks."""
+    script = ("from streamlit import config\n"
+              "print(config.get_option('runner.postScriptGC'), config.get_option('server.maxUploadSize'))\n")
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                         env={"PATH": "/usr/bin:/bin", "HOME": str(ROOT / "no-home")})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["False", str(MAX_UPLOAD_MB)]
+
+
 def test_example_secrets_parse_and_name_known_keys():
     example = tomllib.loads((ROOT / ".streamlit" / "secrets.toml.example").read_text())
     assert example["connections"]["igcap"]["url"].startswith("postgresql+psycopg://")
