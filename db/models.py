@@ -22,7 +22,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 MANUAL = "manual"  # the model key of a caption a person wrote by hand
 MANUAL_LABEL = "Written by hand"  # what people see for it
 DEFAULT_CRITERION = "overall"
-LOCAL_OWNER = "local"  # owner/author of rows made without sign-in (the same value as igcap.access.LOCAL_ID)
+LOCAL_OWNER = "local"  # owner/author of rows made without sign-in (igcap.access.LOCAL_ID reads it)
 IDENTITY_LENGTH = 254  # an e-mail address is at most 254 characters
 DEFAULT_K = 3  # ratings each study caption needs
 WINNERS = ("a", "b", "tie", "both_bad")  # a pairwise vote's outcome

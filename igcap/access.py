@@ -36,10 +36,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from db.models import IDENTITY_LENGTH, LOCAL_OWNER
+
 OWNER, CREATOR, RATER = "owner", "creator", "rater"
 ROLES = (OWNER, CREATOR, RATER)  # strongest first: someone on two lists gets the stronger role
-LOCAL_ID = "local"  # the identity of everything made without sign-in (and of rows older than sign-in)
-ID_MAX = 254  # an e-mail address is at most 254 characters
+# the data layer's facts: the identity that owns what was made without sign-in (and rows older than sign-in),
+# and the longest identity a row can hold (an e-mail address is at most 254 characters)
+LOCAL_ID, ID_MAX = LOCAL_OWNER, IDENTITY_LENGTH
 TYPED_NAME_MAX = 80  # a name typed in a box (the password gate's, the sidebar's rater name)
 OIDC_PROVIDER_KEYS = ("client_id", "client_secret", "server_metadata_url")
 
