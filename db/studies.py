@@ -36,7 +36,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, joinedload
 
 from db.models import DEFAULT_CRITERION, DEFAULT_K, WINNERS, Caption, Photo, Rating, Study, StudyPhoto, Vote, utcnow
@@ -111,6 +111,23 @@ def get_study(*, session: Session, name: str) -> Study:
     if study is None:
         raise NotFoundError(f"there is no study named {name!r}")
     return study
+
+
+def delete_study(*, session: Session, name: str) -> dict[str, int]:
+    """Delete a study with its captions, their ratings and its votes; its photos stay (the gallery's, and
+    perhaps another study's). Returns what went, as ``study_counts`` said just before (photos: how many it
+    held). NotFoundError if there is no such study. The rows go by explicit deletes, children first, so the
+    result does not depend on the database enforcing its ON DELETE rules."""
+    study = get_study(session=session, name=name)
+    counts = study_counts(session=session, study=study)
+    captions = select(Caption.id).where(Caption.study_id == study.id).scalar_subquery()
+    session.execute(delete(Vote).where(Vote.study_id == study.id))
+    session.execute(delete(Rating).where(Rating.caption_id.in_(captions)))
+    session.execute(delete(Caption).where(Caption.study_id == study.id))
+    session.execute(delete(StudyPhoto).where(StudyPhoto.study_id == study.id))
+    session.execute(delete(Study).where(Study.id == study.id))
+    session.expunge(study)
+    return counts
 
 
 def list_studies(*, session: Session) -> list[Study]:

@@ -1,4 +1,4 @@
-"""The Studies page's parts: the study list, the create form, and caption generation with progress."""
+"""The Studies page's parts: the study list, the create form, caption generation with progress, deletion."""
 
 from __future__ import annotations
 
@@ -176,3 +176,45 @@ def _last_report(name: str) -> None:
     for key, message in report.failed.items():
         st.error(f"{plain(model_label(key))} could not caption: {plain(message)} "
                  "The other models' captions are saved; press Resume to try this model again.", icon="⚠️")
+
+
+_DELETED = "studies.deleted"  # the last deletion's message, said once after the rerun
+
+
+def deletion_notice() -> None:
+    """What the last deletion of this session deleted, once (drawn above the list, which no longer has it)."""
+    said = st.session_state.pop(_DELETED, None)
+    if said:
+        st.success(said, icon="🗑️")
+
+
+def delete_panel(name: str) -> None:
+    """Delete the chosen study (its captions, ratings and votes; the photos stay), once its name is typed."""
+    with transaction(resources.db_engine(), write=False) as session:
+        counts = studies.study_counts(session=session, study=studies.get_study(session=session, name=name))
+    with st.expander("Delete this study"):
+        st.warning(f"Deleting the study “{plain(name)}” deletes its {counts['captions']} caption(s), "
+                   f"{counts['ratings']} rating(s) and {counts['votes']} vote(s) for good; its "
+                   f"{counts['photos']} photo(s) stay in the gallery. Download its ratings and votes on the "
+                   "Evaluation page first if you need them.", icon="⚠️")
+        typed = st.text_input("Type the study's name to delete it", key=f"studies.delete_name.{name}")
+        matches = " ".join(typed.split()) == name
+        if st.button("🗑️ Delete study", key=f"studies.delete.{name}", disabled=not matches):
+            _delete(name)
+
+
+def _delete(name: str) -> None:
+    lock, running = _running()
+    with lock:
+        if name in running:
+            st.warning("A session is writing this study's captions right now; delete it once that has ended.",
+                       icon="⏳")
+            return
+        with shown_errors():  # the lock keeps a generation of this study from starting meanwhile
+            with transaction(resources.db_engine()) as session:
+                gone = studies.delete_study(session=session, name=name)
+            st.session_state[_DELETED] = (
+                f"Deleted the study “{plain(name)}” with {gone['captions']} caption(s), {gone['ratings']} rating(s) and "
+                f"{gone['votes']} vote(s).")
+    st.session_state.pop(f"studies.delete_name.{name}", None)
+    st.rerun()

@@ -1,4 +1,4 @@
-"""``python -m igcap study create|generate|list|export``: evaluation studies from the command line."""
+"""``python -m igcap study create|generate|list|export|delete``: evaluation studies from the command line."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ EXAMPLES = """examples:
   python -m igcap study generate spring          # writes the captions; run again to resume after a stop
   python -m igcap study list
   python -m igcap study export spring --ratings ratings.csv --votes votes.csv
+  python -m igcap study delete spring --yes      # with its captions, ratings and votes; the photos stay
   python -m igcap leaderboard --study spring
 
 People rate a study blind on the dashboard's Rate page and compare captions in pairs on its Arena page."""
@@ -54,6 +55,13 @@ def add_parser(subparsers) -> None:
     export.add_argument("--ratings", metavar="FILE.csv", help="where to write the ratings")
     export.add_argument("--votes", metavar="FILE.csv", help="where to write the votes")
     export.set_defaults(func=run_export)
+
+    remove = sub.add_parser("delete", parents=[common],
+                            help="delete a study with its captions, ratings and votes (its photos stay)")
+    remove.add_argument("name")
+    remove.add_argument("--yes", action="store_true",
+                        help="really delete (without it: say what would go, and change nothing)")
+    remove.set_defaults(func=run_delete)
 
 
 def open_database(url: str | None):
@@ -174,6 +182,26 @@ def run_export(args) -> int:
         raise CliError(str(err)) from None
     except OSError as err:
         raise CliError(f"cannot write the file: {err.strerror or err}") from None
+    return 0
+
+
+def run_delete(args) -> int:
+    from db import studies, transaction
+
+    try:
+        with transaction(_engine(args), write=args.yes) as session:
+            study = studies.get_study(session=session, name=args.name)
+            name = study.name
+            n = (studies.delete_study(session=session, name=name) if args.yes
+                 else studies.study_counts(session=session, study=study))
+    except LookupError as err:
+        raise CliError(str(err)) from None
+    what = f"{n['captions']} caption(s), {n['ratings']} rating(s) and {n['votes']} vote(s)"
+    if not args.yes:
+        raise CliError(f"study {name!r} holds {what} ({n['photos']} photo(s), which stay); nothing was deleted. "
+                       f"Export them first if you need them, then run again with --yes: "
+                       f"python -m igcap study delete {_quoted(name)} --yes")
+    print(f"deleted study {name!r} with {what}; its {n['photos']} photo(s) stay")
     return 0
 
 

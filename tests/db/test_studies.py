@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import select
 
-from db import Caption, Rating, Vote, repo, studies, transaction
+from db import Caption, Photo, Rating, Vote, repo, studies, transaction
 from db.export import LONG_COLUMNS, VOTE_COLUMNS, ratings_long_csv, restore_cell, votes_csv
 from db.repo import GalleryFilter, NotFoundError
 from db.studies import CaptionFullError
@@ -380,6 +380,32 @@ def test_photo_deletion_takes_its_study_captions_ratings_and_votes(engine):
     with transaction(engine, write=False) as s:
         assert studies.study_counts(session=s, study=study(s)) == {"photos": 0, "captions": 0, "ratings": 0, "votes": 0}
         assert s.scalars(select(Caption)).all() == []
+
+
+def test_deleting_a_study_takes_its_captions_ratings_and_votes_and_nothing_else(engine):
+    make_study(engine, photos=2, models=["m-one", "m-two"], k=1)
+    make_study(engine, photos=1, models=["m-one", "m-two"], k=1, name="kept")
+    for name in ("s1", "kept"):
+        rate_next(engine, "ann", name=name)
+        vote_next(engine, "ann", name=name)
+    with transaction(engine) as s:
+        photo = repo.save_photo(session=s, **photo_values("gallery"))
+        mine = repo.add_caption(session=s, photo=photo, model_key="m-one", text="mine")
+        repo.rate(session=s, caption_id=mine.id, rater="ann", stars=5)
+        photos = {p.id for p in s.scalars(select(Photo))}
+        kept = studies.study_counts(session=s, study=study(s, "kept"))
+    with transaction(engine) as s:
+        gone = studies.delete_study(session=s, name="  s1 ")  # names are matched as typed elsewhere
+    assert gone == {"photos": 2, "captions": 4, "ratings": 1, "votes": 1}
+    with transaction(engine, write=False) as s:
+        assert [st.name for st in studies.list_studies(session=s)] == ["kept"]
+        assert studies.study_counts(session=s, study=study(s, "kept")) == kept
+        assert {p.id for p in s.scalars(select(Photo))} == photos  # the photos stay
+        assert set(s.scalars(select(Caption.study_id))) == {None, study(s, "kept").id}
+        assert [r.caption_id for r in s.scalars(select(Rating)) if r.caption_id == mine.id] == [mine.id]
+        assert len(s.scalars(select(Vote)).all()) == 1
+    with transaction(engine) as s, pytest.raises(NotFoundError):
+        studies.delete_study(session=s, name="s1")
 
 
 def test_a_signed_in_rater_with_a_long_email_address_can_rate_and_vote(engine):

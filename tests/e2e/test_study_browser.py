@@ -105,3 +105,35 @@ def test_leaderboard_of_a_simulated_study(app_server, browser_page, screenshots)
     assert page.locator('[data-testid="stVegaLiteChart"]').count() == 3
     page.get_by_text("Krippendorff's α (ordinal)").wait_for()
     shot(page, screenshots, "14-evaluation-leaderboard.png")
+
+
+def test_delete_a_study_after_typing_its_name(app_server, browser_page, screenshots):
+    """Deleting asks for the study's name, says what goes, and keeps the photos."""
+    from db import make_engine, studies, transaction
+
+    url, db_url = app_server
+    builders.simulated_study(db_url, name="Pilot <b>run</b>")
+    engine = make_engine(db_url)
+    with transaction(engine, write=False) as session:
+        photos = len(studies.pickable_photos(session=session))
+    page = browser_page
+    open_create_page(page, url)
+    go_to(page, "Studies")
+    page.locator('[data-testid="stSelectbox"]').filter(has=page.get_by_text("Study", exact=True)).click()
+    page.get_by_role("option", name="Pilot <b>run</b>").click()
+    settle(page)
+    page.get_by_text("Delete this study").click()
+    button = page.get_by_role("button", name="Delete study")
+    assert button.is_disabled()
+    box = page.get_by_label("Type the study's name to delete it", exact=True)
+    box.fill("Pilot <b>run</b>")
+    box.press("Enter")
+    settle(page)
+    shot(page, screenshots, "15-study-delete.png")
+    button.click()
+    settle(page)
+    page.get_by_text("Deleted the study “Pilot <b>run</b>”").wait_for()
+    with transaction(engine, write=False) as session:
+        assert "Pilot <b>run</b>" not in [s.name for s in studies.list_studies(session=session)]
+        assert len(studies.pickable_photos(session=session)) == photos
+    engine.dispose()

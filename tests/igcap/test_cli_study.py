@@ -3,11 +3,12 @@
 import pandas as pd
 import pytest
 
-from db import make_engine, studies, transaction
+from db import Caption, Photo, make_engine, studies, transaction, upgrade
 from db.export import LONG_COLUMNS, VOTE_COLUMNS
 from igcap.cli import main
 from igcap.registry import DEFAULT_KEYS
 from tests.builders import photo_bytes, simulated_study
+from tests.db.test_studies import make_study, rate_next, vote_next
 
 MODELS = ",".join(DEFAULT_KEYS[:2])
 
@@ -109,3 +110,27 @@ def test_leaderboard_study_errors_are_one_line(database, capsys):
     assert "no study named" in capsys.readouterr().err
     assert main(["leaderboard", "--study", "sim", "--votes", "v.csv", "--database", database]) == 2
     assert "either --study or --ratings" in capsys.readouterr().err
+
+
+def test_delete_says_what_would_go_and_deletes_only_with_yes(database, capsys):
+    engine = make_engine(database)
+    upgrade(engine)
+    make_study(engine, photos=2, models=["m-one", "m-two"], k=1, name="spring")
+    rate_next(engine, "ann", name="spring")
+    vote_next(engine, "ann", name="spring")
+
+    assert main(["study", "delete", "spring", "--database", database]) == 2
+    err = capsys.readouterr().err
+    assert "4 caption(s), 1 rating(s) and 1 vote(s)" in err and "nothing was deleted" in err and "--yes" in err
+    assert len(err.strip().splitlines()) == 1
+    with transaction(engine, write=False) as s:
+        assert [st.name for st in studies.list_studies(session=s)] == ["spring"]
+
+    assert main(["study", "delete", "spring", "--yes", "--database", database]) == 0
+    assert "deleted study 'spring' with 4 caption(s), 1 rating(s) and 1 vote(s); its 2 photo(s) stay" in capsys.readouterr().out
+    with transaction(engine, write=False) as s:
+        assert studies.list_studies(session=s) == []
+        assert s.query(Caption).count() == 0 and s.query(Photo).count() == 2
+    assert main(["study", "delete", "spring", "--yes", "--database", database]) == 2
+    assert "no study named 'spring'" in capsys.readouterr().err
+    engine.dispose()

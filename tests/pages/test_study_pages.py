@@ -184,6 +184,38 @@ def test_a_bad_study_name_is_refused_with_a_message(study, app, db_url):
 
 
 
+def test_a_study_is_deleted_only_once_its_name_is_typed_and_its_photos_stay(study, app, db_url):
+    engine = make_engine(db_url)
+    with transaction(engine) as s:  # a second study whose name is Markdown: shown as typed
+        ids = [p.id for p in studies.pickable_photos(session=s)]
+        studies.create_study(session=s, name="**bold** _x_", models=MODELS, settings={"strategy": "greedy"},
+                             photo_ids=ids[:1])
+    at = open_page(app, "studies.py")
+    at.selectbox(key="studies.study").set_value("Blind test").run()
+    no_exceptions(at)
+    assert any("4 caption(s), 0 rating(s) and 0 vote(s)" in w.value for w in at.warning)
+    delete = at.button(key="studies.delete.Blind test")
+    assert delete.disabled
+    at.text_input(key="studies.delete_name.Blind test").set_value("Blind").run()
+    assert at.button(key="studies.delete.Blind test").disabled
+    at.text_input(key="studies.delete_name.Blind test").set_value(" Blind  test ").run()
+    at.button(key="studies.delete.Blind test").click().run()
+    no_exceptions(at)
+    assert any("Deleted the study “Blind test” with 4 caption(s)" in s.value for s in at.success)
+    assert at.selectbox(key="studies.study").options == ["**bold** _x_"]
+    with transaction(engine, write=False) as s:
+        assert [x.name for x in studies.list_studies(session=s)] == ["**bold** _x_"]
+        assert rows(db_url, select(Caption.study_id).where(Caption.study_id.is_not(None))) == []
+        assert len(studies.pickable_photos(session=s)) == len(ids)  # the photos stay
+    at.text_input(key="studies.delete_name.**bold** _x_").set_value("**bold** _x_").run()
+    at.button(key="studies.delete.**bold** _x_").click().run()
+    no_exceptions(at)
+    [done] = at.success
+    assert done.value.startswith("Deleted the study “\\*\\*bold\\*\\* \\_x\\_”")  # Markdown source of the plain text
+    assert any("No study yet" in i.value for i in at.info)
+    engine.dispose()
+
+
 def test_gallery_leaves_study_captions_out_unless_asked(study, app):
     at = open_page(app, "gallery.py")
     no_exceptions(at)
