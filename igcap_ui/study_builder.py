@@ -14,6 +14,7 @@ from igcap_ui.plain import plain
 from igcap_ui.errors import shown_errors
 from igcap_ui.filters import model_label
 from igcap_ui.generation import in_turn
+from igcap_ui.study_choice import CHOSEN
 
 UPLOAD, GALLERY = "Upload photos", "Pick from the gallery"
 _DECODED = "studies.decoded"  # uploader file_id → Photo | PhotoError, decoded once
@@ -217,4 +218,5 @@ def _delete(name: str) -> None:
                 f"Deleted the study “{plain(name)}” with {gone['captions']} caption(s), {gone['ratings']} rating(s) and "
                 f"{gone['votes']} vote(s).")
     st.session_state.pop(f"studies.delete_name.{name}", None)
+    st.session_state.pop(CHOSEN, None)  # said above; the pickers need not say it again
     st.rerun()

@@ -6,6 +6,7 @@ import streamlit as st
 
 from db import studies, transaction
 from igcap_ui import resources
+from igcap_ui.plain import plain
 
 CHOSEN = "study_name"  # a plain session key: the chosen study stays chosen across pages
 PICKERS = ("studies", "rate", "arena", "evaluation")  # the pages' picker keys (``<key>.study``)
@@ -15,6 +16,11 @@ def choose_study(key: str, label: str = "Study") -> str | None:
     """A select box of the studies (newest first); the chosen name, or None (with a hint) when there are none."""
     with transaction(resources.db_engine(), write=False) as session:
         names = [s.name for s in studies.list_studies(session=session)]
+    gone = st.session_state.get(CHOSEN)
+    if gone is not None and gone not in names:  # deleted (on the Studies page or by the CLI) since chosen
+        st.session_state.pop(CHOSEN)
+        st.warning(f"The study “{plain(gone)}” has been deleted: stars or a vote not yet submitted for it were "
+                   "not saved.", icon="🗑️")
     if not names:
         st.info("No study yet. Create one on the Studies page (or: python -m igcap study create).", icon="🧪")
         return None

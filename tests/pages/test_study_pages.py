@@ -216,6 +216,28 @@ def test_a_study_is_deleted_only_once_its_name_is_typed_and_its_photos_stay(stud
     engine.dispose()
 
 
+def test_a_rater_and_a_voter_whose_study_was_deleted_meanwhile_get_a_message(study, app_env, db_url):
+    rater, voter = open_page(new_app("Ann"), "rate.py"), open_page(new_app("Bob"), "arena.py")
+    cid = shown_caption_id(rater)
+    rater.feedback(key=f"rate.stars.{cid}.overall").set_value(3).run()
+    rater.feedback(key=f"rate.stars.{cid}.fits-photo").set_value(3).run()
+    engine = make_engine(db_url)
+    with transaction(engine) as s:  # the owner deletes the study in another session
+        studies.delete_study(session=s, name=study)
+    engine.dispose()
+    rater.button(key=f"rate.submit.{cid}").click().run()
+    no_exceptions(rater)
+    said = f"The study “{study}” has been deleted: stars or a vote not yet submitted for it were not saved."
+    assert [w.value for w in rater.warning] == [said] and "No study yet" in page_text(rater)
+    [vote] = [b for b in voter.button if b.label.endswith("A is better")]
+    vote.click().run()
+    no_exceptions(voter)
+    assert [w.value for w in voter.warning] == [said]
+    voter.run()
+    assert not voter.warning  # said once
+    assert rows(db_url, select(Rating)) == [] and rows(db_url, select(Vote)) == []
+
+
 def test_gallery_leaves_study_captions_out_unless_asked(study, app):
     at = open_page(app, "gallery.py")
     no_exceptions(at)
