@@ -72,6 +72,27 @@ def test_gallery_edit_counts_against_instagrams_limits_and_warns_on_save(saved, 
     assert not any("Instagram allows" in w.value for w in at.warning)  # once, not on every rerun
 
 
+def test_a_saved_hashtag_set_is_added_to_an_edit_and_saved_with_it(saved, app, db_url):
+    from tests.pages.test_create import add_set
+
+    at = gallery(add_set(app, "Travel", "#travel #wanderlust #roadtrip"))  # saved on the Create page
+    cid = saved["Blue sky"]
+    at.text_area(key=f"edit.{cid}").set_value("Blue sky, edited #sun #sea #sand #Travel").run()
+    at.button(key=f"edit.{cid}.set.travel").click().run()
+    no_exceptions(at)
+    text = at.text_area(key=f"edit.{cid}").value
+    assert text == "Blue sky, edited #sun #sea #sand #Travel #wanderlust"  # 5 hashtags: #roadtrip left out
+    assert any("Left out #roadtrip" in c.value for c in at.caption) and not at.warning
+    [caption] = query(db_url, select(Caption).where(Caption.id == cid))
+    assert caption.text == "Blue sky"  # not saved until Save is pressed
+    at.button(key=f"edit.{cid}.save").click().run()
+    no_exceptions(at)
+    [caption] = query(db_url, select(Caption).where(Caption.id == cid))
+    assert (caption.text, caption.generated_text) == (text, "Blue sky")
+    at.run()
+    assert at.text_area(key=f"edit.{cid}").value == text
+
+
 def test_delete_photo_needs_confirmation(saved, app, db_url):
     at = gallery(app)
     with transaction(make_engine(db_url), write=False) as session:
