@@ -53,8 +53,10 @@ def _variant(card: Card, result, count: int, on_save: Callable) -> None:
     title = f"Variant {result.variant + 1}" if count > 1 else "Caption"
     if result.variant in card.more_settings:
         title += " (more like this)"
-    text = st.text_area(title, value=card.text(result), key=key, height=100, on_change=_remember_edit,
-                        args=(card, result.variant, key))
+    # Once drawn, the box's text is its widget state (the card's text seeds it again on a page that did not
+    # draw it); a hashtag set's button writes that state, which the browser then shows.
+    text = st.text_area(title, value=None if key in st.session_state else card.text(result), key=key, height=100,
+                        on_change=_remember_edit, args=(card, result.variant, key))
     stats = card_tools(text, result.seconds)
     set_buttons(key, current=lambda: st.session_state.get(key, card.text(result)),
                 apply=lambda new: _replace_text(card, result.variant, key, new))
@@ -78,9 +80,11 @@ def _variant(card: Card, result, count: int, on_save: Callable) -> None:
 
 
 def _replace_text(card: Card, variant: int, key: str, text: str) -> None:
-    # In a callback: the card keeps the text and the widget starts again from it (its value is the card's text).
+    # In a callback: the card keeps the text, and the widget's state is set to it. (Dropping the state so the
+    # widget started again from the card's text worked in AppTest, but a browser keeps the text it shows:
+    # the widget's identity is its key, so a new default never reaches it.)
     card.edits[variant] = text
-    st.session_state.pop(key, None)
+    st.session_state[key] = text
 
 
 def _remember_edit(card: Card, variant: int, key: str) -> None:

@@ -35,7 +35,6 @@ from igcap_ui.photos import photo_row
 
 CONFIRM_KEY = "gallery.confirm_delete"
 _STORED = "gallery.stored"  # widget key → the value this session last stored (or read) for it
-_EDITS = "gallery.edits"  # caption id → its edit with a hashtag set added, the edit box's text until saved
 WARNINGS_KEY = "gallery.limit_warnings"  # caption id → stats of the text just saved, shown after the rerun
 CONFIRM_CAPTION_KEY = "gallery.confirm_delete_caption"
 
@@ -123,11 +122,13 @@ def _confirmed_delete(state_key: str, item_id: int, key: str, label: str, help: 
 
 def _edit_box(caption) -> None:
     key = f"edit.{caption.id}"
-    pending = st.session_state.setdefault(_EDITS, {})
-    text = st.text_area("Caption text", value=pending.get(caption.id, caption.text), key=key, height=100)
+    # The box's text is its widget state once drawn (the stored text seeds it); a hashtag set's button
+    # writes that state, which is what the browser then shows (a new default would not reach it).
+    text = st.text_area("Caption text", value=None if key in st.session_state else caption.text, key=key,
+                        height=100)
     card_tools(text)
     set_buttons(key, current=lambda: st.session_state.get(key, caption.text),
-                apply=lambda new: _replace_edit(caption.id, key, new))
+                apply=lambda new: st.session_state.update({key: new}))
     just_saved = st.session_state.setdefault(WARNINGS_KEY, {}).pop(caption.id, None)
     if just_saved is not None:
         warn_over_limits(just_saved)
@@ -135,12 +136,6 @@ def _edit_box(caption) -> None:
     # (deleted in another session), so the person hears of it instead of losing the edit without a word.
     # Never disabled: a disabled button swallows the click that also commits what was just typed.
     st.button("💾 Save changes", key=f"{key}.save", on_click=_save_edit, args=(caption.id, key, caption.text))
-
-
-def _replace_edit(caption_id: int, key: str, text: str) -> None:
-    # In a callback: the box starts again from ``text`` (the edit with a set added) until it is saved.
-    st.session_state.setdefault(_EDITS, {})[caption_id] = text
-    st.session_state.pop(key, None)
 
 
 def _save_edit(caption_id: int, key: str, shown_text: str) -> None:
@@ -160,7 +155,6 @@ def _save_edit(caption_id: int, key: str, shown_text: str) -> None:
         show_error(err)
         return
     st.session_state.setdefault(WARNINGS_KEY, {})[caption_id] = caption_stats(text)
-    st.session_state.setdefault(_EDITS, {}).pop(caption_id, None)
 
 
 def _store_if_changed(key: str, shown, stored, save) -> None:
