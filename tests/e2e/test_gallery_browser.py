@@ -14,16 +14,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def test_a_hashtag_set_is_added_to_a_gallery_edit_and_saved(app_server, browser_page, screenshots):
-    from igcap.images import load_photo, resized_jpeg, thumbnail_jpeg
+    from igcap.images import load_photo
+    from igcap.study import store_photo
 
     url, db_url = app_server
     engine = make_engine(db_url)
     upgrade(engine)
     with transaction(engine) as session:
-        photo = load_photo(builders.photo_bytes(), "beach.jpg")
-        row = repo.save_photo(session=session, sha256=photo.sha256, name=photo.name, width=photo.width,
-                              height=photo.height, format=photo.format, image_jpeg=resized_jpeg(photo.image),
-                              thumbnail_jpeg=thumbnail_jpeg(photo.image))
+        row = store_photo(session=session, photo=load_photo(builders.photo_bytes(), "beach.jpg"))
         caption = repo.add_caption(session=session, photo=row, model_key="manual", text="Sunset #sea")
         hashtag_sets.save_set(session=session, name="travel", tags=["#travel", "#wanderlust"])
     page = browser_page

@@ -37,17 +37,15 @@ CATCH_UP_SECONDS = 60  # the server took up to ~10 s to work through the burst's
 
 @pytest.fixture(scope="module")
 def eight_captions(app_server):
-    from igcap.images import load_photo, resized_jpeg, thumbnail_jpeg
+    from igcap.images import load_photo
+    from igcap.study import store_photo
     from tests import builders
 
     _, db_url = app_server
     engine = make_engine(db_url)
     upgrade(engine)
     with transaction(engine) as session:
-        photo = load_photo(builders.photo_bytes(), "burst.jpg")
-        row = repo.save_photo(session=session, sha256=photo.sha256, name=photo.name, width=photo.width,
-                              height=photo.height, format=photo.format, image_jpeg=resized_jpeg(photo.image),
-                              thumbnail_jpeg=thumbnail_jpeg(photo.image))
+        row = store_photo(session=session, photo=load_photo(builders.photo_bytes(), "burst.jpg"))
         ids = [repo.add_caption(session=session, photo=row, model_key="manual", text=f"Caption {i}").id
                for i in range(CAPTIONS)]
     engine.dispose()
