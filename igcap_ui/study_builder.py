@@ -11,7 +11,7 @@ from db import studies, transaction
 from igcap.images import MAX_UPLOAD_MB, SUPPORTED_LABEL, PhotoError, load_photo
 from igcap_ui import access, resources
 from igcap_ui.plain import plain
-from igcap_ui.errors import shown_errors
+from igcap_ui.errors import show_error, shown_errors
 from igcap_ui.filters import model_label
 from igcap_ui.generation import in_turn
 from igcap_ui.study_choice import CHOSEN
@@ -211,12 +211,14 @@ def _delete(name: str) -> None:
             st.warning("A session is writing this study's captions right now; delete it once that has ended.",
                        icon="⏳")
             return
-        with shown_errors():  # the lock keeps a generation of this study from starting meanwhile
+        try:  # under the lock: no generation of this study starts meanwhile
             with transaction(resources.db_engine()) as session:
                 gone = studies.delete_study(session=session, name=name)
-            st.session_state[_DELETED] = (
-                f"Deleted the study “{plain(name)}” with {gone['captions']} caption(s), {gone['ratings']} rating(s) and "
-                f"{gone['votes']} vote(s).")
+        except Exception as err:  # noqa: BLE001 - said here (e.g. deleted meanwhile elsewhere), never a traceback
+            show_error(err)
+            return
+    st.session_state[_DELETED] = (f"Deleted the study “{plain(name)}” with {gone['captions']} caption(s), "
+                                  f"{gone['ratings']} rating(s) and {gone['votes']} vote(s).")
     st.session_state.pop(f"studies.delete_name.{name}", None)
     st.session_state.pop(CHOSEN, None)  # said above; the pickers need not say it again
     st.rerun()
