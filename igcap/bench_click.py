@@ -66,7 +66,7 @@ def child_main(argv: list[str]) -> int:
 def run_first_click(options: bench.BenchOptions, delay: float, progress=print) -> dict:
     """Both settings of the warm start, ``options.repeats`` alternating rounds, on the first set given."""
     if delay < 0:
-        raise ValueError("--first-click takes the seconds before the click (0 or more)")
+        raise ValueError(f"the delay before the click must be 0 s or more, not {delay}")
     folder = options.cache_dir or bench.default_cache_dir(options.quick)
     set_name = options.sets[0]
     set_dir = bench.build_set(set_name, folder, options.quick)

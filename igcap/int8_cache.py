@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from igcap.config import DEFAULT_INT8_CACHE_MB as DEFAULT_MAX_MB
+from igcap.optimize.file_table import FileTable
 
 log = logging.getLogger(__name__)
 
@@ -277,9 +278,11 @@ class _Layout:
         """A float/int tensor, stored once however many modules hold it; with its pool key."""
         if id(t) not in self._names:
             dtype = next(k for k, v in _DTYPES.items() if v == str(t.dtype).removeprefix("torch."))
-            self._names[id(t)] = self._add(dtype, t.shape, lambda t=t: t.materialize() if hasattr(t, "materialize") else t)
+            in_file = isinstance(t, FileTable)  # a token table read from its entry: written from there
+            self._names[id(t)] = self._add(dtype, t.shape, lambda t=t: t.materialize() if in_file else t)
             self._keep.append(t)
-        key = self.pool_keys.get(id(t)) or getattr(t, "pool_key", None) or self.optimize.content_key(kind, t)
+        own = t.pool_key if isinstance(t, FileTable) else None
+        key = self.pool_keys.get(id(t)) or own or self.optimize.content_key(kind, t)
         return {"name": self._names[id(t)], "pool": list(key)}
 
     def packed(self, packed, kind: str, table=None) -> dict:
@@ -543,8 +546,6 @@ class _EntryReader:
     def file_table(self, name: str, pool_key: tuple):
         """A bfloat16 token table left in the file, read a few rows at a time (FileTable): checked here
         through a small buffer, so none of it becomes the process's memory."""
-        from igcap.optimize.file_table import FileTable
-
         info, offset, nbytes = self._info(name)
         if info["dtype"] != "BF16" or len(info["shape"]) != 2:
             return self.read(name)

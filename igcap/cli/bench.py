@@ -51,6 +51,8 @@ def run(args) -> int:
             cache_dir=args.cache, quick=args.quick, peer_python=peer)
     except ValueError as err:
         raise CliError(str(err)) from None
+    if args.first_click is not None and args.first_click < 0:
+        raise CliError("--first-click takes the seconds before the click (0 or more)")
     _check_writable(args.json)
     try:
         if args.first_click is not None:
@@ -72,8 +74,6 @@ def run(args) -> int:
             result = bench.run_benchmark(options, partial=write)
             print(bench.format_table(result))
     except bench.BenchError as err:
-        raise CliError(str(err)) from None
-    except ValueError as err:  # --first-click's own check
         raise CliError(str(err)) from None
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import weakref
 
+from igcap.optimize.file_table import FileTable
+
 
 def _torch():
     import torch
@@ -54,7 +56,7 @@ def content_key(kind: str, *tensors) -> tuple:
         if t is None:
             h.update(b"none")
             continue
-        if hasattr(t, "chunks"):  # a FileTable: the same bytes, streamed from its file
+        if isinstance(t, FileTable):  # the same bytes, streamed from its file
             h.update(f"{t.dtype}{tuple(t.shape)}".encode())
             for chunk in t.chunks():
                 h.update(chunk)
