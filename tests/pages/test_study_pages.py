@@ -216,6 +216,25 @@ def test_a_study_is_deleted_only_once_its_name_is_typed_and_its_photos_stay(stud
     engine.dispose()
 
 
+def test_a_study_whose_captions_another_session_is_writing_is_not_deleted(study, app, db_url):
+    from igcap_ui.study_builder import _running
+
+    at = open_page(app, "studies.py")
+    at.text_input(key=f"studies.delete_name.{study}").set_value(study).run()
+    lock, running = _running()  # the process-wide record every session's generation panel uses
+    with lock:
+        running.add(study)
+    try:
+        at.button(key=f"studies.delete.{study}").click().run()
+    finally:
+        with lock:
+            running.discard(study)
+    no_exceptions(at)
+    assert any("writing this study's captions right now" in w.value for w in at.warning)
+    with transaction(make_engine(db_url), write=False) as s:
+        assert [x.name for x in studies.list_studies(session=s)] == [study]
+
+
 def test_a_rater_and_a_voter_whose_study_was_deleted_meanwhile_get_a_message(study, app_env, db_url):
     rater, voter = open_page(new_app("Ann"), "rate.py"), open_page(new_app("Bob"), "arena.py")
     cid = shown_caption_id(rater)
