@@ -257,8 +257,10 @@ def run_igcap(set_dir: Path, tokens: int, photos: int, variant: EngineVariant = 
 
     The encoder memo is emptied before each timed scenario: a pair sharing an encoder may reuse each
     other's output within a scenario, never a result left over from the one before."""
-    # imported before loading starts, as the original path does, so both load figures time loading alone
-    from transformers import AutoImageProcessor, AutoTokenizer, VisionEncoderDecoderModel  # noqa: F401
+    # the engine's libraries imported before loading starts, as the original path does, so both load figures
+    # time loading alone: torch (igcap's own modules are imported with this one); transformers only when a
+    # model is not in the int8 cache or a request needs generate (igcap.light_model), so not here
+    import torch  # noqa: F401
 
     imported = time.time()
     settings = Settings.from_env()

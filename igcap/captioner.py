@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from igcap import lean_beam, lean_decoding, threads
+from igcap import beam_search, lean_beam, lean_decoding, threads
 from igcap.decoding import DEFAULT_PRESET, PRESETS, DecodingSettings
 from igcap.loading import LoadedModel, ModelCache, ModelLoadError, cache_from_settings
 from igcap.optimize.malloc import caption_heap
@@ -174,18 +174,25 @@ class PixelCache:
 
 
 def caption_with(loaded: LoadedModel, pixels: PixelCache, settings: DecodingSettings, batch_size: int = 8) -> list[CaptionResult]:
-    """All photos through one model in batches."""
+    """All photos through one model in batches: a light model through the lean loops when they serve the
+    request (light_plan), else the model with transformers' objects (generate's arguments, a lean plan
+    where one gives generate's ids)."""
     import torch
 
-    gen_config = settings.to_generation_config(eos_token_id=loaded.eos_token_id)
+    plan = light_plan(loaded, settings)
+    if plan is None:
+        loaded = loaded.transformers()
+        gen_config = settings.to_generation_config(eos_token_id=loaded.eos_token_id)
+        prompt = prompt_ids(loaded.tokenizer, settings.start_with)
+        extra = generation_extras(loaded, settings, prompt)
+        plan = lean_plan(loaded, gen_config, extra, prompt)
+    else:
+        gen_config, prompt, extra = None, [], {}
     values = pixels.pixels(loaded.processor)
-    prompt = prompt_ids(loaded.tokenizer, settings.start_with)
-    extra = generation_extras(loaded, settings, prompt)
-    plan = lean_plan(loaded, gen_config, extra, prompt)
     results = []
     # sampling draws from torch's one process-wide generator: one sampling run at a time, or another
     # session's draws would change this run's (a seed would no longer give the same captions)
-    with SAMPLING_LOCK if gen_config.do_sample else contextlib.nullcontext():
+    with SAMPLING_LOCK if settings.strategy == "sample" else contextlib.nullcontext():
         if settings.seed is not None:
             torch.manual_seed(settings.seed)  # per model, so results do not depend on which models ran before
         for start in range(0, len(values), batch_size):
@@ -209,8 +216,11 @@ def plans_together(first: LoadedModel, second: LoadedModel, settings: DecodingSe
         return None
     if first.processor.to_json_string() != second.processor.to_json_string():
         return None
-    plans = [lean_plan(m, settings.to_generation_config(eos_token_id=m.eos_token_id), generation_extras(m, settings, []), [])
-             for m in (first, second)]
+    if first.light or second.light:  # light models together, or each alone (light_plan or transformers)
+        plans = [light_plan(m, settings) for m in (first, second)]
+    else:
+        plans = [lean_plan(m, settings.to_generation_config(eos_token_id=m.eos_token_id), generation_extras(m, settings, []), [])
+                 for m in (first, second)]
     if not all(isinstance(plan, lean_decoding.GreedyPlan) for plan in plans):
         return None
     return plans if lean_decoding.shared_blocks(first.model, second.model) > 0 else None
@@ -234,6 +244,23 @@ def caption_together(models: Sequence[LoadedModel], plans: list, pixels: PixelCa
     return results
 
 
+def light_plan(loaded: LoadedModel, settings: DecodingSettings):
+    """A light model's plan for the lean loops when they serve this request without transformers (greedy or
+    beam search; no "Start with…" words, no emoji limit, the switch on): a GreedyPlan or a BeamRequest;
+    else None (the caller then uses the model's transformers objects)."""
+    if not loaded.light or not loaded.lean_decoding or settings.start_with.strip() or settings.max_emoji is not None:
+        return None
+    model = loaded.model
+    if settings.strategy == "greedy":
+        return lean_decoding.GreedyPlan(start_id=model.start_id, eos_id=model.eos_id, pad_id=model.pad_id,
+                                        max_new_tokens=settings.max_new_tokens, min_new_tokens=settings.min_new_tokens,
+                                        repetition_penalty=settings.repetition_penalty,
+                                        no_repeat_ngram_size=settings.no_repeat_ngram_size)
+    if settings.strategy == "beam":
+        return beam_search.beam_request(settings, start_id=model.start_id, eos_id=model.eos_id, pad_id=model.pad_id)
+    return None
+
+
 def lean_plan(loaded: LoadedModel, gen_config, extra: dict, prompt: list[int]):
     """The lean loops' plan when they give generate's tokens for this request (greedy or beam search, no
     emoji limit, no start words, the switch on): a GreedyPlan or a BeamPlan; else None: generate decodes."""
@@ -251,10 +278,14 @@ def generate_ids(loaded: LoadedModel, batch, gen_config, extra: dict, plan):
     if plan is not None:
         try:
             with threads.torch_threads(loaded.threads) if loaded.threads else contextlib.nullcontext():
+                if isinstance(plan, beam_search.BeamRequest):
+                    return beam_search.beam_search(loaded.model, batch, plan)
                 if isinstance(plan, lean_beam.BeamPlan):
                     return lean_beam.beam_generate(loaded.model, batch, plan)
                 return lean_decoding.greedy_generate(loaded.model, batch, plan)
         except (TypeError, AttributeError, KeyError) as err:
+            if loaded.light:  # igcap's own loops on its own model: a failure here is a bug to see
+                raise
             log.warning("%s: the lean decoding loop failed (%s: %s); generate decodes instead",
                         loaded.spec.key, type(err).__name__, err)
     return loaded.model.generate(pixel_values=batch, generation_config=gen_config, **extra)

@@ -121,6 +121,7 @@ def validation_loss(loaded, records, max_tokens: int = 64, batch_size: int = 16)
     """Mean cross-entropy per caption token (EOS included), as the Trainer computes it."""
     import torch
 
+    loaded = loaded.transformers()  # the loss is transformers' forward with labels
     collate = CaptionCollator(loaded.tokenizer, loaded.processor, max_tokens)
     dataset = CaptionDataset(records)
     total, tokens = 0.0, 0

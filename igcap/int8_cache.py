@@ -74,6 +74,10 @@ class EntryRejected(Exception):
     """An entry that must not be used (damaged, truncated, stale, or not what the model needs)."""
 
 
+class LightMismatch(Exception):
+    """igcap's light model does not fit this (valid) entry: the model is built through transformers instead."""
+
+
 class NotCacheable(Exception):
     """A model whose weights this cache cannot represent (it is simply not cached)."""
 
@@ -87,9 +91,13 @@ def _torch():
 # ---------------------------------------------------------------- keys
 
 def entry_key(source: str, revision: str | None) -> dict:
-    """What identifies the prepared weights of ``source`` (raises NotCacheable when its files cannot be found)."""
+    """What identifies the prepared weights of ``source`` (raises NotCacheable when its files cannot be found).
+
+    Computed without importing transformers (its version from the package metadata): a process that
+    captions with light models (igcap.light_model) never imports it."""
+    from importlib.metadata import version
+
     import torch
-    import transformers
 
     from igcap import optimize
 
@@ -107,17 +115,22 @@ def entry_key(source: str, revision: str | None) -> dict:
     return {"format": FORMAT_VERSION, "source": str(source), "revision": revision, "commit": _commit_of(config),
             "config_sha256": _sha256(config.read_bytes()), "weights": [_file_identity(f) for f in files],
             "quantization": dict(QUANT_RECIPE, head_candidates=optimize.HEAD_CANDIDATES),
-            "torch": torch.__version__.split("+")[0], "transformers": transformers.__version__}
+            "torch": torch.__version__.split("+")[0], "transformers": version("transformers")}
 
 
 def _resolve(source: str, name: str, revision: str | None) -> Path | None:
+    """``name`` of a local folder or a hub repo (downloaded when missing and the hub is reachable), or None
+    when the source has no such file."""
     local = Path(source).expanduser()
     if local.is_dir():
         return local / name if (local / name).is_file() else None
-    from transformers.utils import cached_file
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 
-    found = cached_file(source, name, revision=revision, _raise_exceptions_for_missing_entries=False)
-    return Path(found) if found else None
+    try:
+        return Path(hf_hub_download(source, name, revision=revision))
+    except (EntryNotFoundError, LocalEntryNotFoundError):
+        return None
 
 
 def _missing(source: str, name: str):
@@ -156,9 +169,10 @@ class Int8Cache:
         self.options = options
         self.folder = Path(options.folder)
 
-    def load(self, source: str, revision: str | None, pool=None):
+    def load(self, source: str, revision: str | None, pool=None, light=None):
         """The prepared int8 model for ``source`` from its entry, or None (no entry, or one that was
-        rejected and removed)."""
+        rejected and removed). With ``light`` (its ``light_model.CaptionerConfig``): igcap's own light model,
+        or None also when that does not fit the entry (which stays, for the transformers model)."""
         try:
             key = entry_key(source, revision)
         except (NotCacheable, OSError, ValueError) as err:
@@ -171,7 +185,10 @@ class Int8Cache:
 
         try:
             with _lean_malloc():  # big transient buffers go straight back to the system (as in the lean loader)
-                model = read_entry(path, key, source, revision, pool)
+                model = read_entry(path, key, source, revision, pool, light=light)
+        except LightMismatch as err:
+            log.info("int8 cache: %s through transformers (%s)", source, err)
+            return None
         except (EntryRejected, OSError, ValueError, RuntimeError, KeyError, TypeError) as err:
             log.warning("int8 cache: ignoring %s for %s (%s); rebuilding it from the checkpoint", path.name, source, err)
             _remove(path)
@@ -420,13 +437,14 @@ def read_header(path: Path) -> tuple[dict, dict, int]:
     return header, meta, 8 + length
 
 
-def read_entry(path: Path, key: dict, source: str, revision: str | None, pool=None):
+def read_entry(path: Path, key: dict, source: str, revision: str | None, pool=None, light=None):
     """The model rebuilt from an entry: built on the meta device, every tensor read from the file
     into the process's own memory (checked against its CRC-32) but the token table, which is read from the
-    file a few rows at a time (FileTable); int8 matrices packed on first use or by the background packer."""
-    torch = _torch()
-    from transformers import AutoConfig, GenerationConfig
+    file a few rows at a time (FileTable); int8 matrices packed on first use or by the background packer.
 
+    With ``light`` (a ``light_model.CaptionerConfig``) the model is igcap's own LightCaptioner, and
+    transformers is not imported; a light tree the entry does not fill exactly raises LightMismatch."""
+    torch = _torch()
     from igcap import optimize
 
     header, meta, data_start = read_header(path)
@@ -435,9 +453,18 @@ def read_entry(path: Path, key: dict, source: str, revision: str | None, pool=No
     recipe, crcs = meta["recipe"], meta["crc32"]
     if set(crcs) != set(header):
         raise EntryRejected("the checksum list does not match the tensor list")
-    from igcap.optimize.lean_loading import meta_model
+    if light is not None:
+        from igcap import light_model
 
-    model = meta_model(AutoConfig.from_pretrained(source, revision=revision))
+        model = light_model.skeleton(light)
+        if not _recipe_fits(model, recipe):
+            raise LightMismatch("the entry's modules are not those of igcap's light model")
+    else:
+        from transformers import AutoConfig
+
+        from igcap.optimize.lean_loading import meta_model
+
+        model = meta_model(AutoConfig.from_pretrained(source, revision=revision))
     reader = _EntryReader(path, header, crcs, data_start)
     classes = optimize.int8_classes()
     pooled = pool.get_or_make if pool is not None else (lambda key, make, nbytes: make())
@@ -485,13 +512,29 @@ def read_entry(path: Path, key: dict, source: str, revision: str | None, pool=No
                         if is_param else (lambda n=spec["name"]: reader.read(n))
                     store[attr] = get(tuple(spec["pool"]), make, reader.nbytes(spec["name"]), spec["name"])
     if used != set(header):
-        raise EntryRejected("stale: the entry holds tensors this model does not have")
+        raise (LightMismatch if light is not None else EntryRejected)("stale: the entry holds tensors this model does not have")
+    if light is not None:
+        if model.unfilled():
+            raise LightMismatch(f"the entry leaves {model.unfilled()[0]} empty")
+        optimize.pack_in_background(m.weight_int8 for m in model.modules() if hasattr(m, "weight_int8"))
+        return optimize.ENCODER_MEMO.remember(model)
+    from transformers import GenerationConfig
+
     try:
         model.generation_config = GenerationConfig.from_pretrained(source, revision=revision)
     except OSError:  # no generation_config.json: keep the one derived from the config
         pass
     optimize.pack_in_background(m.weight_int8 for m in model.modules() if hasattr(m, "weight_int8"))
     return optimize.ENCODER_MEMO.remember(model.eval().requires_grad_(False))
+
+
+def _recipe_fits(model, recipe: dict) -> bool:
+    """Every module and tensor the entry fills exists in ``model``, and every place of it is filled."""
+    modules = dict(model.named_modules())
+    places = {*recipe["int8"], *recipe["embeddings"]}
+    tensors = {name for name, _ in (*model.named_parameters(), *model.named_buffers())}
+    inside = {name for name in tensors if any(name.startswith(p + ".") for p in places)}
+    return places <= set(modules) and set(recipe["tensors"]) == tensors - inside
 
 
 def _replace(model, path: str, module) -> None:

@@ -99,7 +99,12 @@ def prepared_config(model, gen_config, extras: dict | None, mode: str, options: 
 
 
 def supports_model(model) -> bool:
-    """A VisionEncoderDecoder with a GPT-2 decoder that has cross-attention, in inference mode."""
+    """A VisionEncoderDecoder with a GPT-2 decoder that has cross-attention, in inference mode (or igcap's
+    light model, which is only made for such configs)."""
+    from igcap import light_model
+
+    if light_model.is_light(model):
+        return True
     decoder = getattr(model, "decoder", None)
     transformer = getattr(decoder, "transformer", None)
     if type(decoder).__name__ != "GPT2LMHeadModel" or type(transformer).__name__ != "GPT2Model":
@@ -114,33 +119,13 @@ def supports_model(model) -> bool:
 
 
 def processors(plan: GreedyPlan, prompt_length: int = 1):
-    """The logits processors generate builds for the plan's options, in generate's order; the minimum
-    length is ``EndBannedUntil`` (generate's version searches the whole vocabulary for the end token at
-    every step: about 5% of a step on one photo)."""
-    from transformers import LogitsProcessorList, NoRepeatNGramLogitsProcessor, RepetitionPenaltyLogitsProcessor
+    """The logits processors generate builds for the plan's options, in generate's order (igcap.logits:
+    the same arithmetic, without importing transformers)."""
+    from igcap.logits import build_processors
 
-    out = LogitsProcessorList()
-    if plan.repetition_penalty != 1.0:
-        out.append(RepetitionPenaltyLogitsProcessor(penalty=plan.repetition_penalty))
-    if plan.no_repeat_ngram_size > 0:
-        out.append(NoRepeatNGramLogitsProcessor(plan.no_repeat_ngram_size))
-    if plan.min_new_tokens > 0:
-        out.append(EndBannedUntil(prompt_length + plan.min_new_tokens, plan.eos_id))
-    return out
-
-
-class EndBannedUntil:
-    """The end token's score is -inf while the ids are shorter than ``length`` (generate's
-    MinNewTokensLengthLogitsProcessor, which gives the same scores)."""
-
-    def __init__(self, length: int, eos_id: int):
-        self.length, self.eos_id = length, eos_id
-
-    def __call__(self, input_ids, scores):
-        if input_ids.shape[-1] < self.length:
-            scores = scores.clone()
-            scores[:, self.eos_id] = float("-inf")
-        return scores
+    return build_processors(eos_id=plan.eos_id, repetition_penalty=plan.repetition_penalty,
+                            no_repeat_ngram_size=plan.no_repeat_ngram_size, min_new_tokens=plan.min_new_tokens,
+                            prompt_length=prompt_length)
 
 
 def greedy_generate(model, pixel_values, plan: GreedyPlan):
@@ -341,7 +326,7 @@ def _layer_norm(module):
     """nn.LayerNorm's forward, as a plain function of its input."""
     import torch
 
-    if type(module) is not torch.nn.LayerNorm:
+    if not isinstance(module, torch.nn.LayerNorm) or type(module).forward is not torch.nn.LayerNorm.forward:
         return module.forward
     shape, weight, bias, eps = module.normalized_shape, module.weight, module.bias, module.eps
     return lambda x: torch.nn.functional.layer_norm(x, shape, weight, bias, eps)

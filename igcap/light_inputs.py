@@ -200,6 +200,8 @@ class LightTokenizer:
             return None
         if not isinstance(config, dict) or not isinstance(special_map, dict):
             return None
+        if "tokenizer_class" not in config:  # as GPT-2's own repo: AutoTokenizer goes by the model's type
+            config = {**config, "tokenizer_class": _class_for_model(folder)}
         return cls.from_parts(backend, config, special_map)
 
     @classmethod
@@ -224,6 +226,18 @@ class LightTokenizer:
         """One sequence of ids (ints, or anything int() takes: a 1-d tensor's items) to text."""
         text = self.backend.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)
         return clean_up_tokenization(text) if self.clean_up else text
+
+
+def _class_for_model(folder: Path) -> str | None:
+    """The tokenizer class AutoTokenizer picks from config.json when tokenizer_config.json names none: GPT-2's
+    for a GPT-2 model that names no class either; None (not reproduced) for anything else."""
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if isinstance(config, dict) and config.get("model_type") == "gpt2" and "tokenizer_class" not in config:
+        return "GPT2Tokenizer"
+    return None
 
 
 def _special_tokens(config: dict, special_map: dict, rebuilds: bool) -> dict[str, str | list[str]] | None:

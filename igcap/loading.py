@@ -14,10 +14,10 @@ import weakref
 from collections import Counter, OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from igcap import architecture, hub, optimize, threads
+from igcap import architecture, hub, light_model, optimize, threads
 from igcap.config import Settings, env_key
 from igcap.int8_cache import Int8Cache, Int8CacheOptions
 from igcap.registry import ModelSpec, load_registry
@@ -33,12 +33,15 @@ class LoadOptions:
     threads: int | None = None  # torch threads each model's generate runs on; None = every allowed core
     int8_cache: Int8CacheOptions | None = None  # prepared int8 weights kept on disk (None: not kept)
     lean_decoding: bool = True  # greedy captions through igcap.lean_decoding where it gives generate's tokens
+    # a model in the int8 cache is loaded as igcap's light model (no transformers import until a request
+    # needs generate: LoadedModel.transformers); the app, CLI and benchmark turn it on with lean decoding
+    light: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LoadOptions:
         return cls(device=settings.device, quantize=settings.quantize, threads=settings.threads,
                    int8_cache=Int8CacheOptions(settings.int8_cache_folder, settings.int8_cache_mb),
-                   lean_decoding=settings.lean_decoding)
+                   lean_decoding=settings.lean_decoding, light=settings.lean_decoding)
 
     def quantize_on(self, device: str) -> bool:
         return device == "cpu" if self.quantize is None else self.quantize and device == "cpu"
@@ -66,9 +69,27 @@ class LoadedModel:
     threads: int = 0  # torch threads its captioning runs on (generate's wrapper and the lean loop); 0 = torch's count
     lean_decoding: bool = True  # greedy captions through igcap.lean_decoding where it gives generate's tokens
 
+    _full: LoadedModel | None = field(default=None, repr=False, compare=False)  # transformers(), once made
+
+    @property
+    def light(self) -> bool:
+        """igcap's own modules (light_model): captions through the lean loops, no transformers imported."""
+        return light_model.is_light(self.model)
+
     @property
     def eos_token_id(self) -> int:
-        return self.model.generation_config.eos_token_id
+        return self.model.eos_id if self.light else self.model.generation_config.eos_token_id
+
+    def transformers(self) -> LoadedModel:
+        """This model with transformers' objects, for what only they do (generate, the training loss, the
+        tokenizer's encoding): a light model's tensors moved into a transformers model (no copy), and
+        transformers' tokenizer and image processor. Made once; a transformers model returns itself."""
+        if not self.light:
+            return self
+        with _LOADING:
+            if self._full is None:
+                self._full = _with_transformers(self)
+            return self._full
 
     @property
     def input_dtype(self):
@@ -113,6 +134,10 @@ def _load_captioner(spec: ModelSpec, options: LoadOptions, pool) -> LoadedModel:
     quantize = options.quantize_on(device)
     _check_local_source(spec)
     _check_hub_source(spec)
+    if options.light and quantize and device == "cpu" and options.int8_cache is not None and options.int8_cache.enabled:
+        light = _light_captioner(spec, options, pool, start)
+        if light is not None:
+            return light
     try:  # the weights first: when they are missing, that is the problem to report, not the fallbacks
         model = _instantiate_model(spec, device, quantize, pool, int8_cache=options.int8_cache)
         tokenizer, tok_note = _load_tokenizer(spec)
@@ -128,6 +153,77 @@ def _load_captioner(spec: ModelSpec, options: LoadOptions, pool) -> LoadedModel:
     notes = [n for n in (tok_note, proc_note) if n]
     return LoadedModel(spec, model, tokenizer, processor, device, optimize.model_nbytes(model),
                        time.perf_counter() - start, quantize, notes, caption_threads, options.lean_decoding)
+
+
+def _light_captioner(spec: ModelSpec, options: LoadOptions, pool, start: float) -> LoadedModel | None:
+    """The model as igcap's light model, from its int8 cache entry, with light_inputs' tokenizer and image
+    processor: nothing of transformers imported. None when any part is not reproduced exactly (the
+    config, the tokenizer or processor files, the entry): the caller loads it through transformers."""
+    from igcap.light_inputs import LightProcessor, LightTokenizer
+
+    if not optimize.quantized_engine_available():
+        return None
+    folder = _files_folder(spec.source, spec.revision)
+    config = light_model.read_config(folder) if folder else None
+    if config is None:
+        return None
+    tokenizer, tok_note = _light_part(spec, folder, LightTokenizer.from_folder, spec.base_files.tokenizer, "tokenizer")
+    processor, proc_note = _light_part(spec, folder, lambda f: LightProcessor.from_file(f / "preprocessor_config.json"),
+                                       spec.base_files.processor, "image processor")
+    if tokenizer is None or processor is None:
+        return None
+    try:
+        model = Int8Cache(options.int8_cache).load(spec.source, spec.revision, pool, light=config)
+    except Exception as err:  # noqa: BLE001  the transformers path then loads it, and reports what it finds
+        log.info("%s: no light model (%s)", spec.key, err)
+        return None
+    if model is None:
+        return None
+    model.set_token_ids(architecture.GPT2_EOS_ID if tokenizer.eos_token_id is None else tokenizer.eos_token_id)
+    notes = [n for n in (tok_note, proc_note) if n]
+    return LoadedModel(spec, model, tokenizer, processor, "cpu", optimize.model_nbytes(model), time.perf_counter() - start,
+                       True, notes, threads.caption_threads(options.threads), options.lean_decoding)
+
+
+def _light_part(spec: ModelSpec, folder: Path, make, base: str, what: str):
+    """The repo's own (light) tokenizer or processor, else the base's: (part, note) or (None, "")."""
+    found = make(folder)
+    if found is not None:
+        return found, ""
+    base_folder = _files_folder(base, None)
+    found = make(base_folder) if base_folder else None
+    if found is None and what == "image processor" and base_folder and not _has_processor(folder) and \
+            not _has_processor(base_folder):  # transformers' path would use the ViT defaults too
+        from igcap.light_inputs import LightProcessor
+
+        return LightProcessor.defaults(), "image processor: ViT defaults (224 px, mean = std = 0.5)"
+    return found, (f"{what} from base {base}" if found is not None else "")
+
+
+def _has_processor(folder: Path) -> bool:
+    return (folder / "preprocessor_config.json").is_file()
+
+
+def _files_folder(source: str, revision: str | None) -> Path | None:
+    """The folder holding a source's files: a local folder, or the snapshot of a hub repo already downloaded
+    (None when it is not: the transformers path downloads it)."""
+    local = Path(source).expanduser()
+    if local.is_dir():
+        return local
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(source, "config.json", revision=revision)
+    return Path(found).parent if isinstance(found, str) else None
+
+
+def _with_transformers(light: LoadedModel) -> LoadedModel:
+    spec = light.spec
+    model = light_model.to_transformers(light.model, spec.source, spec.revision)
+    tokenizer, _ = _load_tokenizer(spec)
+    processor, _ = _load_processor(spec)
+    threads.run_generate_on(model, light.threads)
+    architecture.set_token_ids(model, light.model.eos_id)
+    return replace(light, model=model, tokenizer=tokenizer, processor=processor, _full=None)
 
 
 def _instantiate_model(spec: ModelSpec, device: str, quantize: bool, pool, int8_cache: Int8CacheOptions | None = None):

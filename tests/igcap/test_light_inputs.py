@@ -436,3 +436,24 @@ def test_threads_share_both(vit_folder, real_tok_folder):
         t.join()
     for pixels, texts in results:
         assert torch.equal(pixels, alone_pixels) and texts == alone_texts
+
+
+def test_a_gpt2_repo_without_a_tokenizer_class_decodes_as_autotokenizer_does(tmp_path):
+    """GPT-2's own repo names no tokenizer class: AutoTokenizer picks GPT-2's from config.json's model type
+    (the published models may fall back to that repo's tokenizer)."""
+    from transformers import AutoTokenizer, GPT2Config
+
+    folder = tmp_path / "gpt2"
+    builders.make_tokenizer().save_pretrained(folder)
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    config.pop("tokenizer_class")
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    assert LightTokenizer.from_folder(folder) is None  # no config.json: the class is unknown
+    GPT2Config(vocab_size=600).save_pretrained(folder)
+    light, reference = LightTokenizer.from_folder(folder), AutoTokenizer.from_pretrained(folder)
+    assert light is not None and light.eos_token_id == reference.eos_token_id
+    rng = random.Random(5)
+    for _ in range(50):
+        ids = [rng.randrange(len(reference)) for _ in range(rng.randrange(1, 20))]
+        for skip in (True, False):
+            assert light.decode(ids, skip_special_tokens=skip) == reference.decode(ids, skip_special_tokens=skip)
