@@ -331,6 +331,7 @@ def child_main(argv: list[str]) -> int:
         variant = EngineVariant(**json.loads(argv[5])) if len(argv) > 5 else EngineVariant()
         report = run_igcap(Path(set_dir), int(tokens), int(photos), variant)
     report.peak_rss_mb, report.peak_source = own_peak_rss_mb()
+    report.transformers_imported = "transformers" in sys.modules
     Path(out).write_text(json.dumps(asdict(report)))
     return 0
 
@@ -534,7 +535,7 @@ def _path_figures(scenario: str, ms: list[Measurement]) -> dict:
             "tokens": tokens, "tokens_per_second": round(tokens / med, 2) if tokens else None,
             "load_seconds": round(statistics.median(m.report.load_seconds for m in ms), 2),
             "runs_seconds": [round(s, 3) for s in seconds], "threads": ms[0].report.threads,
-            "peak_source": ms[0].report.peak_source,
+            "peak_source": ms[0].report.peak_source, "transformers_imported": ms[0].report.transformers_imported,
             **({"imports_seconds": round(statistics.median(m.imports_seconds for m in ms), 3)}
                if scenario == "cold" and all(m.imports_seconds is not None for m in ms) else {})}
 

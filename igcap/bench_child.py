@@ -34,6 +34,7 @@ class ChildReport:
     variant: dict = field(default_factory=dict)
     peak_rss_mb: float = 0.0  # this process's own peak resident memory (VmHWM), read as it ends
     peak_source: str = ""  # where peak_rss_mb came from (VmHWM, or getrusage where /proc is absent)
+    transformers_imported: bool | None = None  # whether the path had imported transformers when it ended
 
 
 def bench_photos(n: int = 8):

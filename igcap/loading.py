@@ -167,7 +167,8 @@ def _light_captioner(spec: ModelSpec, options: LoadOptions, pool, start: float) 
     config = light_model.read_config(folder) if folder else None
     if config is None:
         return None
-    tokenizer, tok_note = _light_part(spec, folder, LightTokenizer.from_folder, spec.base_files.tokenizer, "tokenizer")
+    light_tokenizer = _shared_tokenizer(lambda f, revision=None: LightTokenizer.from_folder(f), _LIGHT_TOKENIZERS)
+    tokenizer, tok_note = _light_part(spec, folder, light_tokenizer, spec.base_files.tokenizer, "tokenizer")
     processor, proc_note = _light_part(spec, folder, lambda f: LightProcessor.from_file(f / "preprocessor_config.json"),
                                        spec.base_files.processor, "image processor")
     if tokenizer is None or processor is None:
@@ -277,19 +278,20 @@ def _load_tokenizer(spec: ModelSpec):
 
 
 _TOKENIZERS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # files' content key → tokenizer
+_LIGHT_TOKENIZERS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # the same for light_inputs' tokenizers
 _TOKENIZER_FILE_PREFIXES = ("tokenizer", "vocab", "merges", "special_tokens_map", "added_tokens", "chat_template",
                             "spiece", "sentencepiece")
 
 
-def _shared_tokenizer(load):
+def _shared_tokenizer(load, shared: weakref.WeakValueDictionary = _TOKENIZERS):
     def load_shared(source, revision=None):
         key = tokenizer_files_key(source, revision)
-        found = _TOKENIZERS.get(key) if key else None
+        found = shared.get(key) if key else None
         if found is not None:
             return found
         tokenizer = load(source, revision=revision)
-        if key:
-            _TOKENIZERS[key] = tokenizer
+        if key and tokenizer is not None:
+            shared[key] = tokenizer
         return tokenizer
 
     return load_shared

@@ -61,9 +61,12 @@ def test_quick_run_writes_the_issue_schema_and_both_paths_do_the_same_work(tmp_p
             assert entry[path]["seconds"] > 0 and entry[path]["peak_rss_mb"] > 50
             assert entry[path]["peak_source"] == "VmHWM"
         assert entry["speedup"] == pytest.approx(entry["original"]["seconds"] / entry["igcap"]["seconds"], rel=0.01)
-    for path in ("original", "igcap"):  # the part of a cold start spent importing torch and transformers
+    for path in ("original", "igcap"):  # the part of a cold start spent importing the path's libraries
         cold = result["published_like"]["cold"][path]
         assert 0 < cold["imports_seconds"] < cold["seconds"]
+    # with its int8 cache warm, igcap captions through light models: transformers is never imported
+    assert result["published_like"]["cold"]["igcap"]["transformers_imported"] is False
+    assert result["published_like"]["cold"]["original"]["transformers_imported"] is True
     assert "of which importing the path's libraries: original" in printed
     first = result["published_like"]["igcap_empty_int8_cache"]  # the run that filled the int8 cache
     assert first["cold_seconds"] > 0 and first["load_seconds"] > 0 and first["peak_rss_mb"] > 50

@@ -73,18 +73,20 @@ def same_pixels(folder: Path, images) -> torch.Tensor:
 
 # ---------------------------------------------------------------- fixtures
 
+def _saved(tmp_path_factory, name: str, thing) -> Path:
+    folder = tmp_path_factory.mktemp(name)
+    thing.save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture(scope="module")
 def vit_folder(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("vit-processor")
-    architecture.vit_processor().save_pretrained(folder)
-    return folder
+    return _saved(tmp_path_factory, "vit-processor", architecture.vit_processor())
 
 
 @pytest.fixture(scope="module")
 def tiny_processor_folder(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("tiny-processor")
-    builders.make_processor().save_pretrained(folder)
-    return folder
+    return _saved(tmp_path_factory, "tiny-processor", builders.make_processor())
 
 
 @pytest.fixture(scope="module")
@@ -96,9 +98,12 @@ def camera_photos() -> list[Image.Image]:
 
 @pytest.fixture(scope="module")
 def tiny_tok_folder(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("tiny-tokenizer")
-    builders.make_tokenizer().save_pretrained(folder)
-    return folder
+    return _saved(tmp_path_factory, "tiny-tokenizer", builders.make_tokenizer())
+
+
+@pytest.fixture(scope="module")
+def real_tok_folder(tmp_path_factory) -> Path:
+    return _saved(tmp_path_factory, "real-vocab-tokenizer", bench.real_vocab_tokenizer())
 
 
 @pytest.fixture(scope="module")

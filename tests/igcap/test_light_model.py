@@ -123,6 +123,8 @@ def test_what_the_lean_loops_do_not_serve_goes_through_transformers_with_the_sam
     models, cache = folders
     loaded = load_captioner(spec(models[0]), options(cache))
     assert loaded.light and loaded.fallbacks == []
+    sibling = load_captioner(spec(models[1]), options(cache))  # the same tokenizer files: one tokenizer object
+    assert sibling.light and sibling.tokenizer is loaded.tokenizer
     full = loaded.transformers()
     assert full is loaded.transformers() and not full.light and full.transformers() is full
     light_tensors = {t.data_ptr() for t in (*loaded.model.parameters(), *loaded.model.buffers())}
@@ -198,3 +200,20 @@ def test_a_process_captioning_with_light_models_never_imports_transformers(folde
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.split()[-2:] == ["False", "False"]
+
+
+def test_sessions_asking_for_the_transformers_model_at_once_get_one(folders):
+    models, cache = folders
+    loaded = load_captioner(spec(models[0]), options(cache))
+    found, barrier = [], threading.Barrier(4)
+
+    def ask():
+        barrier.wait()
+        found.append(loaded.transformers())
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(found) == 4 and all(f is found[0] for f in found) and not found[0].light
