@@ -221,7 +221,7 @@ def plans_together(first: LoadedModel, second: LoadedModel, settings: DecodingSe
     else:
         plans = [lean_plan(m, settings.to_generation_config(eos_token_id=m.eos_token_id), generation_extras(m, settings, []), [])
                  for m in (first, second)]
-    if not all(isinstance(plan, lean_decoding.GreedyPlan) for plan in plans):
+    if not all(type(plan) is lean_decoding.GreedyPlan for plan in plans):  # greedy only: no sampling, no beams
         return None
     return plans if lean_decoding.shared_blocks(first.model, second.model) > 0 else None
 
@@ -245,9 +245,9 @@ def caption_together(models: Sequence[LoadedModel], plans: list, pixels: PixelCa
 
 
 def light_plan(loaded: LoadedModel, settings: DecodingSettings):
-    """A light model's plan for the lean loops when they serve this request without transformers (greedy or
-    beam search; no "Start with…" words, no emoji limit, the switch on): a GreedyPlan or a BeamRequest;
-    else None (the caller then uses the model's transformers objects)."""
+    """A light model's plan for the lean loops when they serve this request without transformers (greedy, beam
+    search or sampling; no "Start with…" words, no emoji limit, the switch on): a GreedyPlan, a BeamRequest or
+    a SamplePlan; else None (the caller then uses the model's transformers objects)."""
     if not loaded.light or not loaded.lean_decoding or settings.start_with.strip() or settings.max_emoji is not None:
         return None
     model = loaded.model
@@ -258,6 +258,13 @@ def light_plan(loaded: LoadedModel, settings: DecodingSettings):
                                         no_repeat_ngram_size=settings.no_repeat_ngram_size)
     if settings.strategy == "beam":
         return beam_search.beam_request(settings, start_id=model.start_id, eos_id=model.eos_id, pad_id=model.pad_id)
+    if settings.strategy == "sample":
+        return lean_decoding.SamplePlan(start_id=model.start_id, eos_id=model.eos_id, pad_id=model.pad_id,
+                                        max_new_tokens=settings.max_new_tokens, min_new_tokens=settings.min_new_tokens,
+                                        repetition_penalty=settings.repetition_penalty,
+                                        no_repeat_ngram_size=settings.no_repeat_ngram_size,
+                                        temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p,
+                                        num_return_sequences=settings.num_variants)
     return None
 
 

@@ -56,6 +56,18 @@ class GreedyPlan:
     no_repeat_ngram_size: int = 0
 
 
+@dataclass(frozen=True)
+class SamplePlan(GreedyPlan):
+    """Sampling as ``generate`` samples without beams: the same processors, then its warpers (igcap.logits),
+    a softmax and one ``torch.multinomial`` draw per step over every row, so with the same seed the same
+    draws (light models only; rows repeated per variant as generate expands its inputs)."""
+
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    num_return_sequences: int = 1
+
+
 def greedy_plan(model, gen_config, extras: dict | None = None) -> GreedyPlan | None:
     """The plan for ``model.generate(pixel_values=…, generation_config=gen_config, **extras)``, or None
     when the loop would not give generate's tokens (the caller then calls generate)."""
@@ -121,11 +133,14 @@ def supports_model(model) -> bool:
 def processors(plan: GreedyPlan, prompt_length: int = 1):
     """The logits processors generate builds for the plan's options, in generate's order (igcap.logits:
     the same arithmetic, without importing transformers)."""
-    from igcap.logits import build_processors
+    from igcap.logits import Processors, build_processors, build_warpers
 
-    return build_processors(eos_id=plan.eos_id, repetition_penalty=plan.repetition_penalty,
-                            no_repeat_ngram_size=plan.no_repeat_ngram_size, min_new_tokens=plan.min_new_tokens,
-                            prompt_length=prompt_length)
+    out = build_processors(eos_id=plan.eos_id, repetition_penalty=plan.repetition_penalty,
+                           no_repeat_ngram_size=plan.no_repeat_ngram_size, min_new_tokens=plan.min_new_tokens,
+                           prompt_length=prompt_length)
+    if isinstance(plan, SamplePlan):
+        out = Processors((*out, *build_warpers(temperature=plan.temperature, top_k=plan.top_k, top_p=plan.top_p)))
+    return out
 
 
 def greedy_generate(model, pixel_values, plan: GreedyPlan):
@@ -144,7 +159,10 @@ def greedy_generate_together(models, pixel_values, plans) -> list:
     cross-attention keys and values of shared blocks are computed and kept once. Each model still does
     exactly what it does alone (the same operations on the same shapes, in the same order; rows stay
     with their own model: the int8 linear quantizes its input per tensor, so batching the two models'
-    rows would change both), so its ids are those ``greedy_generate`` gives it alone."""
+    rows would change both), so its ids are those ``greedy_generate`` gives it alone. Not for sampling: the
+    models' draws would interleave, so neither would get the draws it gets alone."""
+    if len(models) > 1 and any(isinstance(plan, SamplePlan) for plan in plans):
+        raise ValueError("sampled captions are drawn one model at a time")
     runs: list[_GreedyRun] = []
     for model, plan in zip(models, plans):
         runs.append(_GreedyRun(model, pixel_values, plan, runs))
@@ -165,6 +183,8 @@ class _GreedyRun:
 
         self.model, self.plan = model, plan
         self.memory = encode(model, pixel_values)
+        if isinstance(plan, SamplePlan) and plan.num_return_sequences > 1:  # generate's input expansion
+            self.memory = self.memory.repeat_interleave(plan.num_return_sequences, dim=0)
         decoder = model.decoder.transformer
         batch, device = self.memory.shape[0], self.memory.device
         self.cross = [self._cross_keys_values(layer, block.crossattention, earlier)
@@ -190,11 +210,15 @@ class _GreedyRun:
         import torch
 
         plan, logits_processors = self.plan, processors(self.plan)
+        sampling = isinstance(plan, SamplePlan)
         unfinished = torch.ones(self.ids.shape[0], dtype=torch.long, device=self.ids.device)
         for step in range(plan.max_new_tokens):
             logits = yield from self.step.layers(self.ids[:, -1:], step, self.cross, self.cache)
             scores = logits_processors(self.ids, logits)
-            next_ids = torch.argmax(scores, dim=-1)
+            if sampling:
+                next_ids = torch.multinomial(torch.nn.functional.softmax(scores, dim=-1), num_samples=1).squeeze(1)
+            else:
+                next_ids = torch.argmax(scores, dim=-1)
             next_ids = next_ids * unfinished + plan.pad_id * (1 - unfinished)
             self.ids = torch.cat([self.ids, next_ids[:, None]], dim=-1)
             unfinished = unfinished & (next_ids != plan.eos_id).long()

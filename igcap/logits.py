@@ -15,8 +15,9 @@ transformers counterpart (5.24, Apache-2.0, generation/logits_process.py) in the
   very same ban, so applying it once gives the same scores.
 
 ``build_processors`` returns them in the order ``GenerationMixin._get_logits_processor`` appends them
-(repetition penalty, no-repeat n-gram, minimum length), the same for greedy and beam search (only
-sampling adds warpers after them). Each is ``proc(input_ids, scores) -> scores`` and returns a new tensor
+(repetition penalty, no-repeat n-gram, minimum length), the same for greedy and beam search; sampling
+appends the warpers after them (``build_warpers``: ``TemperatureLogitsWarper``, ``TopKLogitsWarper``,
+``TopPLogitsWarper``, in that order, with one token always kept, as generate builds them without beams). Each is ``proc(input_ids, scores) -> scores`` and returns a new tensor
 (the caller's scores are left alone), as transformers' do.
 """
 
@@ -110,4 +111,58 @@ def build_processors(*, eos_id: int, repetition_penalty: float = 1.0, no_repeat_
         out.append(NoRepeatNGram(int(no_repeat_ngram_size)))
     if min_new_tokens is not None and min_new_tokens > 0:
         out.append(EndBannedUntil(prompt_length + int(min_new_tokens), int(eos_id)))
+    return Processors(out)
+
+
+@dataclass(frozen=True)
+class Temperature:
+    """``TemperatureLogitsWarper``: scores divided by the temperature."""
+
+    temperature: float
+
+    def __call__(self, input_ids, scores):
+        return scores / self.temperature
+
+
+@dataclass(frozen=True)
+class TopK:
+    """``TopKLogitsWarper``: -inf for every score below the k-th largest of its row."""
+
+    top_k: int
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        top_k = min(self.top_k, scores.size(-1))
+        indices_to_remove = scores < torch.topk(scores, top_k)[0][..., -1, None]
+        return scores.masked_fill(indices_to_remove, float("-inf"))
+
+
+@dataclass(frozen=True)
+class TopP:
+    """``TopPLogitsWarper``: -inf for the least likely tokens whose probabilities add up to at most 1 − p
+    (the likeliest token always kept)."""
+
+    top_p: float
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        sorted_logits, sorted_indices = torch.sort(scores, descending=False)
+        cumulative_probs = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+        sorted_indices_to_remove = cumulative_probs <= (1 - self.top_p)
+        sorted_indices_to_remove[..., -1:] = 0
+        indices_to_remove = sorted_indices_to_remove.scatter(1, sorted_indices, sorted_indices_to_remove)
+        return scores.masked_fill(indices_to_remove, float("-inf"))
+
+
+def build_warpers(*, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> Processors:
+    """The warpers generate appends for sampling without beams, in its order."""
+    out = []
+    if temperature is not None and temperature != 1.0:
+        out.append(Temperature(float(temperature)))
+    if top_k is not None and top_k != 0:
+        out.append(TopK(max(int(top_k), 1)))
+    if top_p is not None and top_p < 1.0:
+        out.append(TopP(float(top_p)))
     return Processors(out)

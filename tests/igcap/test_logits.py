@@ -156,3 +156,32 @@ assert "transformers" not in sys.modules, sorted(m for m in sys.modules if m.sta
     env = {**os.environ, "PYTHONPATH": str(root)}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=root, env=env)
     assert done.returncode == 0, done.stderr
+
+
+SAMPLING = {
+    "creative preset": DecodingSettings(strategy="sample", temperature=0.9, top_k=50, top_p=0.92,
+                                        repetition_penalty=1.2, no_repeat_ngram_size=3, num_variants=3),
+    "hot, top-k only": DecodingSettings(strategy="sample", temperature=1.7, top_k=3, top_p=1.0, no_repeat_ngram_size=0),
+    "top-p only": DecodingSettings(strategy="sample", temperature=1.0, top_k=0, top_p=0.5, no_repeat_ngram_size=0),
+    "plain": DecodingSettings(strategy="sample", temperature=1.0, top_k=0, top_p=1.0, no_repeat_ngram_size=0),
+}
+WARPERS = {"TemperatureLogitsWarper": "Temperature", "TopKLogitsWarper": "TopK", "TopPLogitsWarper": "TopP"}
+
+
+@pytest.mark.parametrize("settings", SAMPLING.values(), ids=SAMPLING.keys())
+def test_sampling_warpers_follow_generates_list_order_and_scores(tiny_model, settings):
+    """For sampling generate appends its warpers after the processors: ours are the same, in its order, with
+    the same scores (-inf where it filters), on peaked and flat score rows alike."""
+    theirs = generates_processors(tiny_model, settings)
+    ours = logits.Processors((*logits.build_processors(eos_id=0, repetition_penalty=settings.repetition_penalty,
+                                                       no_repeat_ngram_size=settings.no_repeat_ngram_size),
+                              *logits.build_warpers(temperature=settings.temperature, top_k=settings.top_k,
+                                                    top_p=settings.top_p)))
+    names = {**NAMES, **WARPERS}
+    assert [type(p).__name__ for p in ours] == [names[type(p).__name__] for p in theirs
+                                               if type(p).__name__ != "MinLengthLogitsProcessor"]
+    for length, spread in ((1, 1.0), (3, 8.0), (6, 0.1)):
+        ids, raw = histories(8, length, seed=length, high=5), scores(8, seed=length) * spread
+        assert torch.equal(ours(ids, raw), theirs(ids, raw))
+    if settings.top_k or settings.top_p < 1:
+        assert torch.isinf(ours(ids, raw)).any()  # the premise: something was filtered
