@@ -1,11 +1,12 @@
 """Beam search for the engine's ViT → GPT-2 captioners without transformers, with ``generate`` as its reference.
 
-``lean_beam`` reproduces generate's beam search by calling generate's own private helpers, so it needs
-transformers imported (about 1.5 s and 133 MiB). This module is the same loop with that bookkeeping
-ported as plain functions, so a caption path built on igcap's own modules never imports it: the image
-encoder once per photo, the image keys and values once per photo and repeated per beam (as lean_beam
-does: every beam's are those generate computes), ``lean_decoding.DecoderStep`` on a preallocated
-self-attention cache reordered by beam, ``igcap.logits`` for the processors.
+generate's beam bookkeeping ported as plain functions, so a caption path built on igcap's own modules never
+imports transformers (about 1.5 s and 133 MiB), around igcap's model call: the image encoder once per photo,
+the image keys and values once per photo and repeated per beam (the int8 linear quantizes per tensor, and a
+tensor with each row repeated has the same range, so every beam's are those generate computes on repeated
+rows), ``lean_decoding.DecoderStep`` on a preallocated self-attention cache reordered by beam,
+``igcap.logits`` for the processors. Light models use it directly; transformers models through
+``lean_beam.beam_plan``, which reads generate's own configuration for the request.
 
 Adapted from transformers 5.24.0 (Apache-2.0), generation/utils.py: ``GenerationMixin._beam_search`` and
 its helpers ``_flatten_beam_dim``, ``_unflatten_beam_dim``, ``_gather_beams``, ``_get_top_k_continuations``,

@@ -270,7 +270,7 @@ def light_plan(loaded: LoadedModel, settings: DecodingSettings):
 
 def lean_plan(loaded: LoadedModel, gen_config, extra: dict, prompt: list[int]):
     """The lean loops' plan when they give generate's tokens for this request (greedy or beam search, no
-    emoji limit, no start words, the switch on): a GreedyPlan or a BeamPlan; else None: generate decodes."""
+    emoji limit, no start words, the switch on): a GreedyPlan or a BeamRequest; else None: generate decodes."""
     if not loaded.lean_decoding or prompt:
         return None
     return lean_decoding.greedy_plan(loaded.model, gen_config, extra) or lean_beam.beam_plan(loaded.model, gen_config, extra)
@@ -279,16 +279,14 @@ def lean_plan(loaded: LoadedModel, gen_config, extra: dict, prompt: list[int]):
 def generate_ids(loaded: LoadedModel, batch, gen_config, extra: dict, plan):
     """(B × returned sequences, length) ids: a lean loop when there is a plan, else generate (the reference).
 
-    The lean beam search calls generate's private helpers: a transformers release that changed one of
-    them fails there with a TypeError or AttributeError (the plan checks that they exist, not their
-    signatures). Such a failure costs nothing but speed: generate decodes the batch, and says so in the log."""
+    A failure of a lean loop on a transformers model (a release that changed what the loops read from its
+    modules fails with a TypeError, AttributeError or KeyError) costs nothing but speed: generate decodes
+    the batch, and says so in the log."""
     if plan is not None:
         try:
             with threads.torch_threads(loaded.threads) if loaded.threads else contextlib.nullcontext():
                 if isinstance(plan, beam_search.BeamRequest):
                     return beam_search.beam_search(loaded.model, batch, plan)
-                if isinstance(plan, lean_beam.BeamPlan):
-                    return lean_beam.beam_generate(loaded.model, batch, plan)
                 return lean_decoding.greedy_generate(loaded.model, batch, plan)
         except (TypeError, AttributeError, KeyError) as err:
             if loaded.light:  # igcap's own loops on its own model: a failure here is a bug to see

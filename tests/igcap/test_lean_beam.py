@@ -1,10 +1,10 @@
-"""The lean beam-search loop (igcap.lean_beam) gives generate's ids, and generate decodes what it does not
-reproduce."""
+"""Beam search for transformers models through igcap's loop (igcap.lean_beam → igcap.beam_search) gives
+generate's ids, and generate decodes what it does not reproduce."""
 
 import pytest
 import torch
 
-from igcap import lean_beam
+from igcap import beam_search, lean_beam
 from igcap.decoding import PRESETS, DecodingSettings
 from tests.igcap.test_lean_decoding import model, pixels, tokenizer  # noqa: F401  (the same tiny models and photos)
 
@@ -23,7 +23,7 @@ def both(model, pixels, settings, tokenizer):
     plan = lean_beam.beam_plan(model, gen_config)
     assert plan is not None
     with torch.inference_mode():
-        return model.generate(pixel_values=pixels, generation_config=gen_config), lean_beam.beam_generate(model, pixels, plan)
+        return model.generate(pixel_values=pixels, generation_config=gen_config), beam_search.beam_search(model, pixels, plan)
 
 
 @pytest.mark.parametrize("settings", BEAM.values(), ids=BEAM.keys())
@@ -63,7 +63,7 @@ def test_beams_that_end_at_different_steps_keep_generates_ids(model, pixels, tok
         pytest.fail("no token ends the captions at different steps: the test's premise")
     plan = lean_beam.beam_plan(model, gen_config)
     with torch.inference_mode():
-        lean = lean_beam.beam_generate(model, pixels, plan)
+        lean = beam_search.beam_search(model, pixels, plan)
     assert torch.equal(lean, reference)
 
 
@@ -92,8 +92,9 @@ def test_extra_logits_processors_go_to_generate(model, tokenizer):
     assert lean_beam.beam_plan(model, gen_config, {"logits_processor": LogitsProcessorList()}) is None
 
 
-def test_a_changed_generate_helper_costs_speed_not_captions(tmp_path, monkeypatch, caplog):
-    """A transformers release whose private beam helper takes other arguments: the batch goes to generate."""
+def test_a_lean_loop_failure_on_a_transformers_model_costs_speed_not_captions(tmp_path, monkeypatch, caplog):
+    """A transformers release whose modules the loop no longer reads right fails there with a TypeError:
+    the batch goes to generate, and the log says so."""
     from PIL import Image
 
     from igcap.captioner import Captioner
@@ -110,12 +111,12 @@ def test_a_changed_generate_helper_costs_speed_not_captions(tmp_path, monkeypatc
     settings = BEAM["balanced (the default)"]
     expected = Captioner(ModelCache(registry, LoadOptions(device="cpu", lean_decoding=False))).caption(photos, ["m"], settings)
     cache = ModelCache(registry, LoadOptions(device="cpu"))
-    cache.get("m")
+    assert not cache.get("m").light
 
-    def changed_helper(*args, **kwargs):  # how a renamed argument of generate's helper would fail in the loop
-        raise TypeError("_get_top_k_continuations() got an unexpected keyword argument 'cur_len'")
+    def changed(*args, **kwargs):
+        raise TypeError("forward() got an unexpected keyword argument 'cache_position'")
 
-    monkeypatch.setattr(lean_beam, "_beam_search", changed_helper)
+    monkeypatch.setattr(beam_search, "search", changed)
     runs = Captioner(cache).caption(photos, ["m"], settings)
     assert runs[0].ok and [r.raw_text for r in runs[0].results] == [r.raw_text for r in expected[0].results]
     assert "generate decodes instead" in caplog.text

@@ -176,10 +176,10 @@ PHOTOS = [Image.new("RGB", (96, 72), c) for c in ("red", "blue", "white")]
                                       PRESETS["fast"].replace(start_with="a photo"), PRESETS["balanced"]],
                          ids=["greedy", "emoji limit", "start with", "beam"])
 def test_captions_are_those_generate_writes_and_greedy_and_beam_go_lean(registry, settings, monkeypatch):
-    from igcap import lean_beam
+    from igcap import beam_search
 
     calls = []
-    for module, name in ((lean_decoding, "greedy_generate"), (lean_beam, "beam_generate")):
+    for module, name in ((lean_decoding, "greedy_generate"), (beam_search, "beam_search")):
         real = getattr(module, name)
         monkeypatch.setattr(module, name, lambda *a, real=real: calls.append(1) or real(*a))
     runs = {lean: Captioner(ModelCache(registry, LoadOptions(device="cpu", lean_decoding=lean))).caption(
