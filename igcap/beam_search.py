@@ -47,6 +47,7 @@ class BeamRequest:
     no_repeat_ngram_size: int = 0
     length_penalty: float = 1.0
     early_stopping: bool | str = False
+    extra: tuple = ()  # further logits processors (the emoji limit), after the built-in ones as generate applies them
 
     def __post_init__(self):
         if self.num_beams < 1 or not 1 <= self.num_return_sequences <= self.num_beams:
@@ -57,10 +58,10 @@ class BeamRequest:
             raise ValueError(f"early_stopping must be True, False or 'never', not {self.early_stopping!r}")
 
 
-def beam_request(settings, start_id: int, eos_id: int, pad_id: int) -> BeamRequest | None:
+def beam_request(settings, start_id: int, eos_id: int, pad_id: int, extra: tuple = ()) -> BeamRequest | None:
     """The request for ``settings`` (igcap.decoding.DecodingSettings), or None when they are not beam search
-    or use what this loop does not do: an emoji limit (an extra logits processor) or start words (a
-    longer prompt); the caller decodes those otherwise.
+    or use what this loop does not do: start words (a longer prompt), or an emoji limit without its
+    logits processor in ``extra``; the caller decodes those otherwise.
 
     The request holds only the settings' options. ``generate`` also reads the model's own generation
     config for options the settings leave unset (bad_words_ids, forced_eos_token_id, suppress_tokens…;
@@ -68,14 +69,14 @@ def beam_request(settings, start_id: int, eos_id: int, pad_id: int) -> BeamReque
     at a non-neutral value before decoding with this loop, or its ids may differ from generate's."""
     from igcap.decoding import STRATEGY_MODES
 
-    if settings.strategy != "beam" or settings.max_emoji is not None or settings.start_with.strip():
+    if settings.strategy != "beam" or (settings.max_emoji is not None and not extra) or settings.start_with.strip():
         return None
     return BeamRequest(start_id=start_id, eos_id=eos_id, pad_id=pad_id, num_beams=settings.num_beams,
                        num_return_sequences=settings.num_variants, max_new_tokens=settings.max_new_tokens,
                        min_new_tokens=settings.min_new_tokens, repetition_penalty=float(settings.repetition_penalty),
                        no_repeat_ngram_size=settings.no_repeat_ngram_size,
                        length_penalty=float(settings.length_penalty),
-                       early_stopping=STRATEGY_MODES["beam"]["early_stopping"])
+                       early_stopping=STRATEGY_MODES["beam"]["early_stopping"], extra=tuple(extra))
 
 
 def beam_search(model, pixel_values, request: BeamRequest):
@@ -92,6 +93,7 @@ def beam_search(model, pixel_values, request: BeamRequest):
         processors = build_processors(eos_id=request.eos_id, repetition_penalty=request.repetition_penalty,
                                       no_repeat_ngram_size=request.no_repeat_ngram_size,
                                       min_new_tokens=request.min_new_tokens, prompt_length=input_ids.shape[1])
+        processors = type(processors)((*processors, *request.extra))
         memory = lean_decoding.encode(model, pixel_values)
         decoder = model.decoder.transformer
         cross = [tuple(t.repeat_interleave(beams, dim=0)

@@ -246,23 +246,26 @@ def caption_together(models: Sequence[LoadedModel], plans: list, pixels: PixelCa
 
 def light_plan(loaded: LoadedModel, settings: DecodingSettings):
     """A light model's plan for the lean loops when they serve this request without transformers (greedy, beam
-    search or sampling; no "Start with…" words, no emoji limit, the switch on): a GreedyPlan, a BeamRequest or
-    a SamplePlan; else None (the caller then uses the model's transformers objects)."""
-    if not loaded.light or not loaded.lean_decoding or settings.start_with.strip() or settings.max_emoji is not None:
+    search or sampling, the emoji limit included; no "Start with…" words; the switch on): a GreedyPlan, a
+    BeamRequest or a SamplePlan; else None (the caller then uses the model's transformers objects)."""
+    if not loaded.light or not loaded.lean_decoding or settings.start_with.strip():
         return None
-    model = loaded.model
+    from igcap.emoji_control import emoji_processors
+
+    model, extra = loaded.model, tuple(emoji_processors(loaded.tokenizer, settings.max_emoji))
     if settings.strategy == "greedy":
         return lean_decoding.GreedyPlan(start_id=model.start_id, eos_id=model.eos_id, pad_id=model.pad_id,
                                         max_new_tokens=settings.max_new_tokens, min_new_tokens=settings.min_new_tokens,
                                         repetition_penalty=settings.repetition_penalty,
-                                        no_repeat_ngram_size=settings.no_repeat_ngram_size)
+                                        no_repeat_ngram_size=settings.no_repeat_ngram_size, extra=extra)
     if settings.strategy == "beam":
-        return beam_search.beam_request(settings, start_id=model.start_id, eos_id=model.eos_id, pad_id=model.pad_id)
+        return beam_search.beam_request(settings, start_id=model.start_id, eos_id=model.eos_id, pad_id=model.pad_id,
+                                        extra=extra)
     if settings.strategy == "sample":
         return lean_decoding.SamplePlan(start_id=model.start_id, eos_id=model.eos_id, pad_id=model.pad_id,
                                         max_new_tokens=settings.max_new_tokens, min_new_tokens=settings.min_new_tokens,
                                         repetition_penalty=settings.repetition_penalty,
-                                        no_repeat_ngram_size=settings.no_repeat_ngram_size,
+                                        no_repeat_ngram_size=settings.no_repeat_ngram_size, extra=extra,
                                         temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p,
                                         num_return_sequences=settings.num_variants)
     return None

@@ -54,6 +54,7 @@ class GreedyPlan:
     min_new_tokens: int = 0
     repetition_penalty: float = 1.0
     no_repeat_ngram_size: int = 0
+    extra: tuple = ()  # further logits processors (the emoji limit), after the built-in ones as generate applies them
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,7 @@ def processors(plan: GreedyPlan, prompt_length: int = 1):
     out = build_processors(eos_id=plan.eos_id, repetition_penalty=plan.repetition_penalty,
                            no_repeat_ngram_size=plan.no_repeat_ngram_size, min_new_tokens=plan.min_new_tokens,
                            prompt_length=prompt_length)
+    out = Processors((*out, *plan.extra))
     if isinstance(plan, SamplePlan):
         out = Processors((*out, *build_warpers(temperature=plan.temperature, top_k=plan.top_k, top_p=plan.top_p)))
     return out

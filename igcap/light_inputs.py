@@ -174,14 +174,26 @@ _ENCODE_ONLY = {"add_bos_token", "add_eos_token", "add_prefix_space", "backend",
 _GPT2_DEFAULTS = {"bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # one object per tokenizer (sessions share it; tables are kept per object)
 class LightTokenizer:
-    """``tokenizer.decode`` of a byte-level BPE tokenizer, as transformers 5 gives it."""
+    """``tokenizer.decode`` of a byte-level BPE tokenizer, as transformers 5 gives it, and the vocabulary
+    lookups the emoji limit reads (``len``, ``convert_ids_to_tokens``, the special tokens)."""
 
     backend: object  # tokenizers.Tokenizer: its decode takes &self, so threads may share it
     eos_token_id: int | None
     pad_token_id: int | None  # the config's pad token, else eos (as igcap.loading sets it)
     clean_up: bool  # transformers' clean_up_tokenization, which it applies to BPE only when forced
+    all_special_tokens: tuple[str, ...] = ()  # the tokens the config names (bos, eos, unk, pad, … additional)
+
+    @property
+    def all_special_ids(self) -> list[int]:
+        return [self.backend.token_to_id(token) for token in self.all_special_tokens]
+
+    def __len__(self) -> int:
+        return self.backend.get_vocab_size(with_added_tokens=True)
+
+    def convert_ids_to_tokens(self, ids) -> list[str | None]:
+        return [self.backend.id_to_token(int(i)) for i in ids]
 
     @classmethod
     def from_folder(cls, folder: str | Path) -> LightTokenizer | None:
@@ -220,7 +232,8 @@ class LightTokenizer:
         if not all(isinstance(config.get(key, False), bool) for key in _CLEAN_UP):
             return None
         clean_up = all(config.get(key, False) for key in _CLEAN_UP)
-        return cls(backend, eos, pad, clean_up)
+        special = tuple(dict.fromkeys(n for value in named.values() for n in (value if isinstance(value, list) else [value])))
+        return cls(backend, eos, pad, clean_up, special)
 
     def decode(self, ids, skip_special_tokens: bool = False) -> str:
         """One sequence of ids (ints, or anything int() takes: a 1-d tensor's items) to text."""

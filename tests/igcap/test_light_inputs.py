@@ -462,3 +462,22 @@ def test_a_gpt2_repo_without_a_tokenizer_class_decodes_as_autotokenizer_does(tmp
         ids = [rng.randrange(len(reference)) for _ in range(rng.randrange(1, 20))]
         for skip in (True, False):
             assert light.decode(ids, skip_special_tokens=skip) == reference.decode(ids, skip_special_tokens=skip)
+
+
+def test_the_vocabulary_lookups_the_emoji_limit_reads_are_transformers(tiny_tok_folder, real_tok_folder):
+    """len, convert_ids_to_tokens and the special tokens, as the emoji table reads them; and the table itself."""
+    from transformers import AutoTokenizer
+
+    from igcap.emoji_control import EmojiTable
+
+    for folder in (tiny_tok_folder, real_tok_folder):
+        light, reference = LightTokenizer.from_folder(folder), AutoTokenizer.from_pretrained(folder)
+        assert len(light) == len(reference)
+        ids = list(range(len(reference)))
+        assert light.convert_ids_to_tokens(ids) == reference.convert_ids_to_tokens(ids)
+        assert set(light.all_special_tokens) == set(reference.all_special_tokens)
+        assert set(light.all_special_ids) == set(reference.all_special_ids)
+        ours, theirs = EmojiTable(light), EmojiTable(reference)
+        assert ours.token_bytes == theirs.token_bytes and ours.emoji_count == theirs.emoji_count
+        assert torch.equal(ours.emoji_ids, theirs.emoji_ids)
+    assert ours.emoji_ids.numel() > 0  # the premise: the real vocabulary writes emoji

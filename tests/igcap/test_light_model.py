@@ -35,6 +35,9 @@ SETTINGS = {  # each with a minimum length: the tiny models would otherwise end 
                                                                                   max_new_tokens=10),
     "sampling, top-k only": DecodingSettings(strategy="sample", temperature=1.3, top_k=5, top_p=1.0, seed=2,
                                              no_repeat_ngram_size=0, min_new_tokens=4, max_new_tokens=8),
+    "fast preset, no emoji": PRESETS["fast"].replace(max_emoji=0, min_new_tokens=5, max_new_tokens=12),
+    "balanced preset, at most one emoji": PRESETS["balanced"].replace(max_emoji=1, min_new_tokens=4, max_new_tokens=12),
+    "creative preset, no emoji": PRESETS["creative"].replace(max_emoji=0, seed=5, min_new_tokens=3, max_new_tokens=10),
 }
 
 
@@ -138,7 +141,7 @@ def test_what_the_lean_loops_do_not_serve_goes_through_transformers_with_the_sam
     assert loaded.model.decoder.transformer.h[0].attn.c_attn is full.model.decoder.transformer.h[0].attn.c_attn
     model_cache = ModelCache({"m3": spec(models[0])}, options(cache), max_models=1)
     for settings in (PRESETS["fast"].replace(start_with="a photo of", min_new_tokens=4, max_new_tokens=8),
-                     PRESETS["fast"].replace(max_emoji=0, min_new_tokens=4, max_new_tokens=8)):
+                     PRESETS["balanced"].replace(start_with="sunset", max_emoji=0, min_new_tokens=4, max_new_tokens=8)):
         [run] = Captioner(model_cache).caption(photos(1), ["m3"], settings)
         assert run.ok, run.error
         reference = ModelCache({"m3": spec(models[0])}, options(cache, light=False), max_models=1)
