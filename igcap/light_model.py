@@ -158,7 +158,7 @@ class Placeholder:
 def _classes():
     torch = _torch()
     nn = torch.nn
-    from torch.nn.functional import gelu, layer_norm, scaled_dot_product_attention
+    from torch.nn.functional import gelu, scaled_dot_product_attention
 
     # torch's own modules, minus the random initialisation: on the meta device it runs torch's reference
     # decompositions, which import torch._dynamo (the import a light model exists to avoid); the entry
