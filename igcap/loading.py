@@ -191,7 +191,7 @@ def _light_part(spec: ModelSpec, folder: Path, make, base: str, what: str):
     found = make(folder)
     if found is not None:
         return found, ""
-    base_folder = _files_folder(base, None)
+    base_folder = _files_folder(base, None, "tokenizer.json" if what == "tokenizer" else "preprocessor_config.json")
     found = make(base_folder) if base_folder else None
     if found is None and what == "image processor" and base_folder and not _has_processor(folder) and \
             not _has_processor(base_folder):  # transformers' path would use the ViT defaults too
@@ -205,15 +205,16 @@ def _has_processor(folder: Path) -> bool:
     return (folder / "preprocessor_config.json").is_file()
 
 
-def _files_folder(source: str, revision: str | None) -> Path | None:
-    """The folder holding a source's files: a local folder, or the snapshot of a hub repo already downloaded
-    (None when it is not: the transformers path downloads it)."""
+def _files_folder(source: str, revision: str | None, probe: str = "config.json") -> Path | None:
+    """The folder holding a source's files: a local folder, or the snapshot of a hub repo whose ``probe``
+    file is already downloaded (None when it is not: the transformers path downloads what it needs; a base
+    repo read for its processor may hold its preprocessor_config.json and no config.json)."""
     local = Path(source).expanduser()
     if local.is_dir():
         return local
     from huggingface_hub import try_to_load_from_cache
 
-    found = try_to_load_from_cache(source, "config.json", revision=revision)
+    found = try_to_load_from_cache(source, probe, revision=revision)
     return Path(found).parent if isinstance(found, str) else None
 
 

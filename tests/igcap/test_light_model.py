@@ -225,3 +225,23 @@ def test_sessions_asking_for_the_transformers_model_at_once_get_one(folders):
     for t in threads:
         t.join()
     assert len(found) == 4 and all(f is found[0] for f in found) and not found[0].light
+
+
+def test_the_published_layout_loads_light_with_the_same_fallbacks(hub_cache, tmp_path):
+    """The four models under their hub ids, one repo without tokenizer or processor files (it borrows its
+    bases', as the published ones may): every model loads light, borrowing what the transformers path
+    borrows, and captions as it does."""
+    from igcap.registry import load_registry
+
+    registry = load_registry()
+    cache = Int8CacheOptions(tmp_path / "int8", 256)
+    full = ModelCache(registry, options(cache, light=False), max_models=4)
+    light = ModelCache(registry, options(cache), max_models=4)
+    settings = PRESETS["balanced"].replace(min_new_tokens=3, max_new_tokens=8)
+    expected = Captioner(full).caption(photos(1), list(registry), settings)  # fills the int8 cache too
+    found = Captioner(light).caption(photos(1), list(registry), settings)
+    assert [r.raw_text for run in found for r in run.results] == [r.raw_text for run in expected for r in run.results]
+    for key in registry:
+        assert light.get(key).light, key
+        assert light.get(key).fallbacks == full.get(key).fallbacks
+    assert any(full.get(key).fallbacks for key in registry)  # the premise: one repo borrows its bases' files
