@@ -92,8 +92,8 @@ def beam_search(model, pixel_values, request: BeamRequest):
         max_length = input_ids.shape[1] + request.max_new_tokens  # _prepare_generated_length
         processors = build_processors(eos_id=request.eos_id, repetition_penalty=request.repetition_penalty,
                                       no_repeat_ngram_size=request.no_repeat_ngram_size,
-                                      min_new_tokens=request.min_new_tokens, prompt_length=input_ids.shape[1])
-        processors = type(processors)((*processors, *request.extra))
+                                      min_new_tokens=request.min_new_tokens, prompt_length=input_ids.shape[1],
+                                      extra=request.extra)
         memory = lean_decoding.encode(model, pixel_values)
         decoder = model.decoder.transformer
         cross = [tuple(t.repeat_interleave(beams, dim=0)

@@ -253,21 +253,17 @@ def light_plan(loaded: LoadedModel, settings: DecodingSettings):
     from igcap.emoji_control import emoji_processors
 
     model, extra = loaded.model, tuple(emoji_processors(loaded.tokenizer, settings.max_emoji))
-    if settings.strategy == "greedy":
-        return lean_decoding.GreedyPlan(start_id=model.start_id, eos_id=model.eos_id, pad_id=model.pad_id,
-                                        max_new_tokens=settings.max_new_tokens, min_new_tokens=settings.min_new_tokens,
-                                        repetition_penalty=settings.repetition_penalty,
-                                        no_repeat_ngram_size=settings.no_repeat_ngram_size, extra=extra)
+    ids = dict(start_id=model.start_id, eos_id=model.eos_id, pad_id=model.pad_id)
     if settings.strategy == "beam":
-        return beam_search.beam_request(settings, start_id=model.start_id, eos_id=model.eos_id, pad_id=model.pad_id,
-                                        extra=extra)
+        return beam_search.beam_request(settings, **ids, extra=extra)
+    options = dict(**ids, max_new_tokens=settings.max_new_tokens, min_new_tokens=settings.min_new_tokens,
+                   repetition_penalty=settings.repetition_penalty, no_repeat_ngram_size=settings.no_repeat_ngram_size,
+                   extra=extra)
+    if settings.strategy == "greedy":
+        return lean_decoding.GreedyPlan(**options)
     if settings.strategy == "sample":
-        return lean_decoding.SamplePlan(start_id=model.start_id, eos_id=model.eos_id, pad_id=model.pad_id,
-                                        max_new_tokens=settings.max_new_tokens, min_new_tokens=settings.min_new_tokens,
-                                        repetition_penalty=settings.repetition_penalty,
-                                        no_repeat_ngram_size=settings.no_repeat_ngram_size, extra=extra,
-                                        temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p,
-                                        num_return_sequences=settings.num_variants)
+        return lean_decoding.SamplePlan(**options, temperature=settings.temperature, top_k=settings.top_k,
+                                        top_p=settings.top_p, num_return_sequences=settings.num_variants)
     return None
 
 

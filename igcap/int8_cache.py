@@ -460,11 +460,9 @@ def read_entry(path: Path, key: dict, source: str, revision: str | None, pool=No
         if not _recipe_fits(model, recipe):
             raise LightMismatch("the entry's modules are not those of igcap's light model")
     else:
-        from transformers import AutoConfig
+        from igcap.optimize.lean_loading import meta_model_of
 
-        from igcap.optimize.lean_loading import meta_model
-
-        model = meta_model(AutoConfig.from_pretrained(source, revision=revision))
+        model = meta_model_of(source, revision)
     reader = _EntryReader(path, header, crcs, data_start)
     classes = optimize.int8_classes()
     pooled = pool.get_or_make if pool is not None else (lambda key, make, nbytes: make())
@@ -498,32 +496,24 @@ def read_entry(path: Path, key: dict, source: str, revision: str | None, pool=No
             _replace(model, path_, new)
         for path_, spec in recipe["embeddings"].items():
             _replace(model, path_, classes.Bf16Embedding(table(spec["table"])))
-        for name, module in model.named_modules():
-            for is_param, store in ((True, module._parameters), (False, module._buffers)):
-                for attr, t in store.items():
-                    if t is None or t.device.type != "meta":
-                        continue
-                    full = f"{name}.{attr}" if name else attr
-                    spec = recipe["tensors"].get(full)
-                    if spec is None or spec["param"] != is_param:
-                        raise EntryRejected(f"stale: the entry has no tensor for {full}")
-                    used.add(spec["name"])
-                    make = (lambda n=spec["name"]: torch.nn.Parameter(reader.read(n), requires_grad=False)) \
-                        if is_param else (lambda n=spec["name"]: reader.read(n))
-                    store[attr] = get(tuple(spec["pool"]), make, reader.nbytes(spec["name"]), spec["name"])
+        from igcap.optimize.lean_loading import meta_tensors
+
+        for full, store, attr, is_param in list(meta_tensors(model)):
+            spec = recipe["tensors"].get(full)
+            if spec is None or spec["param"] != is_param:
+                raise EntryRejected(f"stale: the entry has no tensor for {full}")
+            used.add(spec["name"])
+            make = (lambda n=spec["name"]: torch.nn.Parameter(reader.read(n), requires_grad=False)) \
+                if is_param else (lambda n=spec["name"]: reader.read(n))
+            store[attr] = get(tuple(spec["pool"]), make, reader.nbytes(spec["name"]), spec["name"])
     if used != set(header):
         raise (LightMismatch if light is not None else EntryRejected)("stale: the entry holds tensors this model does not have")
     if light is not None:
-        if model.unfilled():
-            raise LightMismatch(f"the entry leaves {model.unfilled()[0]} empty")
+        unfilled = model.unfilled()
+        if unfilled:
+            raise LightMismatch(f"the entry leaves {unfilled[0]} empty")
         optimize.pack_in_background(m.weight_int8 for m in model.modules() if hasattr(m, "weight_int8"))
         return optimize.ENCODER_MEMO.remember(model)
-    from transformers import GenerationConfig
-
-    try:
-        model.generation_config = GenerationConfig.from_pretrained(source, revision=revision)
-    except OSError:  # no generation_config.json: keep the one derived from the config
-        pass
     optimize.pack_in_background(m.weight_int8 for m in model.modules() if hasattr(m, "weight_int8"))
     return optimize.ENCODER_MEMO.remember(model.eval().requires_grad_(False))
 

@@ -31,21 +31,11 @@ def beam_plan(model, gen_config, extras: dict | None = None) -> BeamRequest | No
     config = lean_decoding.prepared_config(model, copy.deepcopy(gen_config), extras, "BEAM_SEARCH", ALLOWED)
     if config is None or config.low_memory:
         return None
-    eos = config.eos_token_id
-    if isinstance(eos, (list, tuple)):
-        if len(eos) != 1:
-            return None
-        eos = eos[0]
-    returned = config.num_return_sequences or 1
-    if eos is None or config.decoder_start_token_id is None or returned > config.num_beams:
+    options, returned = lean_decoding.plan_options(config), config.num_return_sequences or 1
+    if options is None or returned > config.num_beams:
         return None
     try:
-        return BeamRequest(start_id=int(config.decoder_start_token_id), eos_id=int(eos),
-                           pad_id=int(eos if config.pad_token_id is None else config.pad_token_id),
-                           num_beams=int(config.num_beams), num_return_sequences=int(returned),
-                           max_new_tokens=int(config.max_new_tokens), min_new_tokens=int(config.min_new_tokens or 0),
-                           repetition_penalty=float(config.repetition_penalty or 1.0),
-                           no_repeat_ngram_size=int(config.no_repeat_ngram_size or 0),
+        return BeamRequest(**options, num_beams=int(config.num_beams), num_return_sequences=int(returned),
                            length_penalty=float(config.length_penalty), early_stopping=config.early_stopping)
     except (TypeError, ValueError):  # an option the request cannot hold: generate decodes
         return None

@@ -73,8 +73,14 @@ def greedy_plan(model, gen_config, extras: dict | None = None) -> GreedyPlan | N
     """The plan for ``model.generate(pixel_values=…, generation_config=gen_config, **extras)``, or None
     when the loop would not give generate's tokens (the caller then calls generate)."""
     config = prepared_config(model, gen_config, extras, "GREEDY_SEARCH")
-    if config is None:
-        return None
+    options = plan_options(config) if config is not None else None
+    return GreedyPlan(**options) if options is not None else None
+
+
+def plan_options(config) -> dict | None:
+    """What every lean plan reads from generate's prepared configuration: the token ids (one end token;
+    pad = end when unset) and the lengths and penalties; None when it has no decoder start or end token,
+    or several end tokens."""
     eos = config.eos_token_id
     if isinstance(eos, (list, tuple)):
         if len(eos) != 1:
@@ -82,11 +88,11 @@ def greedy_plan(model, gen_config, extras: dict | None = None) -> GreedyPlan | N
         eos = eos[0]
     if eos is None or config.decoder_start_token_id is None:
         return None
-    return GreedyPlan(start_id=int(config.decoder_start_token_id), eos_id=int(eos),
-                      pad_id=int(eos if config.pad_token_id is None else config.pad_token_id),
-                      max_new_tokens=int(config.max_new_tokens), min_new_tokens=int(config.min_new_tokens or 0),
-                      repetition_penalty=float(config.repetition_penalty or 1.0),
-                      no_repeat_ngram_size=int(config.no_repeat_ngram_size or 0))
+    return dict(start_id=int(config.decoder_start_token_id), eos_id=int(eos),
+                pad_id=int(eos if config.pad_token_id is None else config.pad_token_id),
+                max_new_tokens=int(config.max_new_tokens), min_new_tokens=int(config.min_new_tokens or 0),
+                repetition_penalty=float(config.repetition_penalty or 1.0),
+                no_repeat_ngram_size=int(config.no_repeat_ngram_size or 0))
 
 
 def prepared_config(model, gen_config, extras: dict | None, mode: str, options: dict = NEUTRAL_OPTIONS):
@@ -138,8 +144,7 @@ def processors(plan: GreedyPlan, prompt_length: int = 1):
 
     out = build_processors(eos_id=plan.eos_id, repetition_penalty=plan.repetition_penalty,
                            no_repeat_ngram_size=plan.no_repeat_ngram_size, min_new_tokens=plan.min_new_tokens,
-                           prompt_length=prompt_length)
-    out = Processors((*out, *plan.extra))
+                           prompt_length=prompt_length, extra=plan.extra)
     if isinstance(plan, SamplePlan):
         out = Processors((*out, *build_warpers(temperature=plan.temperature, top_k=plan.top_k, top_p=plan.top_p)))
     return out

@@ -337,32 +337,19 @@ def skeleton(config: CaptionerConfig):
 def to_transformers(light, source: str, revision: str | None = None):
     """The transformers VisionEncoderDecoderModel holding ``light``'s very tensors and int8 modules (nothing
     copied), for requests only ``generate`` serves. The one function here that imports transformers."""
-    from transformers import AutoConfig, GenerationConfig
-
     from igcap import optimize
-    from igcap.optimize.lean_loading import meta_model
+    from igcap.optimize.lean_loading import meta_model_of, meta_tensors
 
-    model = meta_model(AutoConfig.from_pretrained(source, revision=revision))
+    model = meta_model_of(source, revision)
     classes = optimize.int8_classes()
     int8 = (classes.Int8Linear, classes.RescoredHead, classes.Bf16Embedding)
-    moved = {name for name, m in light.named_modules() if isinstance(m, int8)}
-    for name in moved:
+    for name in [name for name, m in light.named_modules() if isinstance(m, int8)]:
         parent, _, attr = name.rpartition(".")
         setattr(model.get_submodule(parent) if parent else model, attr, light.get_submodule(name))
-    for name, module in model.named_modules():
-        for store in (module._parameters, module._buffers):
-            for attr, t in store.items():
-                if t is not None and t.is_meta:
-                    full = f"{name}.{attr}" if name else attr
-                    parent, _, own = full.rpartition(".")
-                    holder = light.get_submodule(parent)
-                    found = holder._parameters.get(own) if own in holder._parameters else holder._buffers.get(own)
-                    if found is None:
-                        raise RuntimeError(f"the light model has no tensor for {full}")
-                    store[attr] = found
-    try:
-        model.generation_config = GenerationConfig.from_pretrained(source, revision=revision)
-    except OSError:  # no generation_config.json: keep the one derived from the config
-        pass
+    tensors = dict((*light.named_parameters(remove_duplicate=False), *light.named_buffers(remove_duplicate=False)))
+    for full, store, attr, _ in list(meta_tensors(model)):
+        if full not in tensors:
+            raise RuntimeError(f"the light model has no tensor for {full}")
+        store[attr] = tensors[full]
     optimize.ENCODER_MEMO.remember(model.eval().requires_grad_(False))
     return model

@@ -23,6 +23,8 @@ from igcap.int8_cache import Int8Cache, Int8CacheOptions
 from igcap.registry import ModelSpec, load_registry
 
 log = logging.getLogger(__name__)
+PROCESSOR_FILE = "preprocessor_config.json"
+VIT_DEFAULTS_NOTE = "image processor: ViT defaults (224 px, mean = std = 0.5)"  # no processor anywhere
 
 
 @dataclass(frozen=True)
@@ -168,9 +170,10 @@ def _light_captioner(spec: ModelSpec, options: LoadOptions, pool, start: float) 
     if config is None:
         return None
     light_tokenizer = _shared_tokenizer(lambda f, revision=None: LightTokenizer.from_folder(f), _LIGHT_TOKENIZERS)
-    tokenizer, tok_note = _light_part(spec, folder, light_tokenizer, spec.base_files.tokenizer, "tokenizer")
-    processor, proc_note = _light_part(spec, folder, lambda f: LightProcessor.from_file(f / "preprocessor_config.json"),
-                                       spec.base_files.processor, "image processor")
+    tokenizer, tok_note = _light_part(folder, light_tokenizer, spec.base_files.tokenizer, "tokenizer", "tokenizer.json")
+    processor, proc_note = _light_part(folder, lambda f: LightProcessor.from_file(f / PROCESSOR_FILE),
+                                       spec.base_files.processor, "image processor", PROCESSOR_FILE,
+                                       default=(LightProcessor.defaults, VIT_DEFAULTS_NOTE))
     if tokenizer is None or processor is None:
         return None
     try:
@@ -186,23 +189,20 @@ def _light_captioner(spec: ModelSpec, options: LoadOptions, pool, start: float) 
                        True, notes, threads.caption_threads(options.threads), options.lean_decoding)
 
 
-def _light_part(spec: ModelSpec, folder: Path, make, base: str, what: str):
-    """The repo's own (light) tokenizer or processor, else the base's: (part, note) or (None, "")."""
+def _light_part(folder: Path, make, base: str, what: str, probe: str, default=None):
+    """The repo's own (light) tokenizer or processor, else the base's (its folder found by its ``probe``
+    file): (part, note) or (None, ""). ``default`` (make, note): what the transformers path uses when
+    neither holds the file at all."""
     found = make(folder)
     if found is not None:
         return found, ""
-    base_folder = _files_folder(base, None, "tokenizer.json" if what == "tokenizer" else "preprocessor_config.json")
+    base_folder = _files_folder(base, None, probe)
     found = make(base_folder) if base_folder else None
-    if found is None and what == "image processor" and base_folder and not _has_processor(folder) and \
-            not _has_processor(base_folder):  # transformers' path would use the ViT defaults too
-        from igcap.light_inputs import LightProcessor
-
-        return LightProcessor.defaults(), "image processor: ViT defaults (224 px, mean = std = 0.5)"
-    return found, (f"{what} from base {base}" if found is not None else "")
-
-
-def _has_processor(folder: Path) -> bool:
-    return (folder / "preprocessor_config.json").is_file()
+    if found is not None:
+        return found, f"{what} from base {base}"
+    if default is not None and base_folder and not (folder / probe).is_file() and not (base_folder / probe).is_file():
+        return default[0](), default[1]
+    return None, ""
 
 
 def _files_folder(source: str, revision: str | None, probe: str = "config.json") -> Path | None:
@@ -334,7 +334,7 @@ def _load_processor(spec: ModelSpec):
     try:
         return _first_that_loads(spec, AutoImageProcessor.from_pretrained, sources, "image processor")
     except ModelLoadError:
-        return architecture.vit_processor(), "image processor: ViT defaults (224 px, mean = std = 0.5)"
+        return architecture.vit_processor(), VIT_DEFAULTS_NOTE
 
 
 def _first_that_loads(spec: ModelSpec, load, sources, what: str):

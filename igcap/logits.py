@@ -101,9 +101,10 @@ class Processors(tuple):
 
 
 def build_processors(*, eos_id: int, repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0,
-                     min_new_tokens: int = 0, prompt_length: int = 1) -> Processors:
+                     min_new_tokens: int = 0, prompt_length: int = 1, extra: tuple = ()) -> Processors:
     """The processors generate builds for these options, in its order (greedy and beam search alike);
-    ``prompt_length``: the decoder's ids before the first new token (1: the start token)."""
+    ``prompt_length``: the decoder's ids before the first new token (1: the start token); ``extra``: the
+    caller's own processors (the emoji limit), after the built-in ones, where generate merges a custom list."""
     out = []
     if repetition_penalty is not None and repetition_penalty != 1.0:
         out.append(RepetitionPenalty(float(repetition_penalty)))
@@ -111,7 +112,7 @@ def build_processors(*, eos_id: int, repetition_penalty: float = 1.0, no_repeat_
         out.append(NoRepeatNGram(int(no_repeat_ngram_size)))
     if min_new_tokens is not None and min_new_tokens > 0:
         out.append(EndBannedUntil(prompt_length + int(min_new_tokens), int(eos_id)))
-    return Processors(out)
+    return Processors((*out, *extra))
 
 
 @dataclass(frozen=True)

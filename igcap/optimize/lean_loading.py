@@ -44,17 +44,10 @@ def load_int8_lean(source: str, *, revision: str | None = None, pool: TensorPool
 
 
 def _load_int8_lean(source: str, revision: str | None, pool: TensorPool | None):
-    torch = _torch()
-    from transformers import AutoConfig, GenerationConfig
-
     files = _safetensors_files(source, revision)
-    model = meta_model(AutoConfig.from_pretrained(source, revision=revision))
+    model = meta_model_of(source, revision)
     index = _SafetensorsIndex(files)
     names = _checkpoint_names(model, index)
-    try:
-        model.generation_config = GenerationConfig.from_pretrained(source, revision=revision)
-    except OSError:  # no generation_config.json: keep the one derived from the config
-        pass
     with index:
         _fill_quantized(model, index, names, pool)
     return ENCODER_MEMO.remember(model.eval().requires_grad_(False))
@@ -62,6 +55,28 @@ def _load_int8_lean(source: str, revision: str | None, pool: TensorPool | None):
 
 _SKELETONS: dict[str, object] = {}  # config as JSON → a model built on the meta device, copied for each load
 _SKELETONS_LOCK = threading.Lock()
+
+
+def meta_model_of(source: str, revision: str | None = None):
+    """``meta_model`` for ``source``'s config, with its generation_config.json when it has one."""
+    from transformers import AutoConfig, GenerationConfig
+
+    model = meta_model(AutoConfig.from_pretrained(source, revision=revision))
+    try:
+        model.generation_config = GenerationConfig.from_pretrained(source, revision=revision)
+    except OSError:  # no generation_config.json: keep the one derived from the config
+        pass
+    return model
+
+
+def meta_tensors(model):
+    """(full name, store, key, is a parameter) for every tensor of ``model`` still on the meta device, for
+    the caller to fill (``store[key] = tensor``)."""
+    for name, module in model.named_modules():
+        for is_param, store in ((True, module._parameters), (False, module._buffers)):
+            for key, t in store.items():
+                if t is not None and t.device.type == "meta":
+                    yield (f"{name}.{key}" if name else key), store, key, is_param
 
 
 def meta_model(config):
