@@ -162,10 +162,14 @@ def test_a_light_model_that_does_not_fit_the_entry_leaves_it_for_transformers(fo
 
 
 def test_sessions_captioning_at_once_with_one_light_model_get_their_own_captions(folders):
+    """Greedy, beam search, seeded sampling and the emoji limit from twelve threads at once: each gets the
+    captions it gets alone (the light modules, tokenizer and emoji table are shared)."""
     models, cache = folders
     model_cache = ModelCache({spec(f).key: spec(f) for f in models}, options(cache), max_models=2)
     keys = [spec(f).key for f in models]
-    jobs = [(photos(3)[i:i + 1], SETTINGS[name]) for i in range(3) for name in ("fast preset", "balanced preset (beam)")]
+    jobs = [(photos(3)[i:i + 1], SETTINGS[name]) for i in range(3)
+            for name in ("fast preset", "balanced preset (beam)", "creative preset (sampling), seeded, 3 variants",
+                         "balanced preset, at most one emoji")]
     alone = [[r.raw_text for run in Captioner(model_cache).caption(images, keys, s) for r in run.results] for images, s in jobs]
     together, errors = [None] * len(jobs), []
 
