@@ -74,6 +74,7 @@ class _BackgroundPacker:
         self._queue: list = []  # weak references to PackedInt8, taken from the end
         self._lock = threading.Condition()
         self._thread = None
+        self._stop_registered = False
 
     def add(self, matrices) -> None:
         import weakref
@@ -86,7 +87,22 @@ class _BackgroundPacker:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="igcap-int8-pack", daemon=True)
                 self._thread.start()
+                if not self._stop_registered:
+                    import atexit
+
+                    atexit.register(self.stop)
+                    self._stop_registered = True
             self._lock.notify()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Drop what is queued and let the thread finish the matrix in hand. Run at exit: a daemon
+        thread still inside torch's packing when the interpreter shuts down aborts the process
+        ("terminate called without an active exception", exit status 134)."""
+        with self._lock:
+            self._queue.clear()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
 
     def _run(self) -> None:
         from igcap.optimize.malloc import lean_malloc

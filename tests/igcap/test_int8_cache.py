@@ -7,6 +7,7 @@ import logging
 import os
 import shutil
 import threading
+from pathlib import Path
 
 import pytest
 import torch
@@ -372,3 +373,31 @@ def test_a_damaged_token_table_is_found_before_the_model_exists(model_dir, tmp_p
         rebuilt = load(model_dir, cache)
     assert "fails its checksum" in caplog.text
     assert same(outputs(rebuilt), expected)
+
+
+EXIT_WHILE_PACKING = """
+import time
+import torch
+from igcap.optimize.int8 import PackedInt8, pack_int8, pack_in_background
+
+weights = [torch.randn(3072, 768) for _ in range(16)]
+matrices = [PackedInt8(None, w.numel(), make=lambda w=w: pack_int8(w).packed) for w in weights]
+pack_in_background(matrices)
+while not matrices[-1].is_packed:  # the packer is at work (it takes the last first)
+    time.sleep(0.001)
+assert not all(m.is_packed for m in matrices), "all packed before the exit: nothing to test"
+print("exiting", flush=True)
+"""
+
+
+def test_a_process_that_exits_while_the_background_packer_works_exits_cleanly(tmp_path):
+    """A daemon thread still inside torch's packing when the interpreter shut down aborted the process
+    ("terminate called without an active exception", exit status 134: a command or app that had just
+    loaded models from the int8 cache and ended). The packer now stops at exit after the matrix in hand."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", EXIT_WHILE_PACKING], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    assert "exiting" in done.stdout, done.stderr
+    assert done.returncode == 0 and "terminate called" not in done.stderr, done.stderr
