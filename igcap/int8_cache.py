@@ -46,6 +46,7 @@ from pathlib import Path
 
 from igcap.config import DEFAULT_INT8_CACHE_MB as DEFAULT_MAX_MB
 from igcap.optimize.file_table import FileTable
+from igcap.optimize.int8 import Int8Parts
 
 log = logging.getLogger(__name__)
 
@@ -306,15 +307,12 @@ class _Layout:
         """An int8 matrix: int8 values, float64 scales, float32 bias (if any); with its pool key."""
         torch = _torch()
         if id(packed) not in self._names:
-            q, bias = torch.ops.quantized.linear_unpack(packed.packed)
-            if q.qscheme() not in (torch.per_channel_affine, torch.per_channel_symmetric) or \
-                    q.q_per_channel_axis() != 0 or bool(q.q_per_channel_zero_points().any()):
-                raise NotCacheable("an int8 matrix that is not symmetric per output channel")
-            out, cols = q.shape
+            parts = packed.parts or _parts(packed)  # known when quantized here; else one unpack to learn them
             unpack = lambda p=packed: torch.ops.quantized.linear_unpack(p.packed)  # noqa: E731
-            names = {"weight": self._add("I8", (out, cols), lambda: unpack()[0].int_repr()),
-                     "scale": self._add("F64", (out,), lambda: unpack()[0].q_per_channel_scales()),
-                     "bias": None if bias is None else self._add("F32", (out,), lambda: unpack()[1].float())}
+            names = {"weight": self._add("I8", parts.shape, lambda: unpack()[0].int_repr()),  # the one unpack kept
+                     "scale": self._add("F64", parts.shape[:1], lambda: parts.scale),
+                     "bias": None if parts.bias is None else self._add("F32", parts.shape[:1],
+                                                                       lambda: parts.bias.float())}
             self._names[id(packed)] = json.dumps(names)
             self._keep.append(packed)
         names = json.loads(self._names[id(packed)])
@@ -323,6 +321,17 @@ class _Layout:
             key = self.optimize.content_key(kind, table) if table is not None else \
                 self.optimize.content_key("int8-linear-q", *_unpacked(packed))
         return {**names, "pool": list(key), "nbytes": packed.nbytes}
+
+
+def _parts(packed):
+    """A packed matrix's shape, scales and bias, read by unpacking it (NotCacheable unless symmetric per
+    output channel, the only kind an entry holds)."""
+    torch = _torch()
+    q, bias = torch.ops.quantized.linear_unpack(packed.packed)
+    if q.qscheme() not in (torch.per_channel_affine, torch.per_channel_symmetric) or \
+            q.q_per_channel_axis() != 0 or bool(q.q_per_channel_zero_points().any()):
+        raise NotCacheable("an int8 matrix that is not symmetric per output channel")
+    return Int8Parts(tuple(q.shape), q.q_per_channel_scales(), bias)
 
 
 def _unpacked(packed):

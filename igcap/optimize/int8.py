@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import warnings
+from dataclasses import dataclass
 
 from igcap.optimize.file_table import FileTable, lookup
 from igcap.optimize.sharing import TensorPool, content_key
@@ -33,18 +34,30 @@ def _torch():
 
 # ---------------------------------------------------------------- int8 modules
 
+@dataclass(frozen=True)
+class Int8Parts:
+    """What a packed matrix holds besides its int8 values, as quantized: symmetric per output channel."""
+
+    shape: tuple[int, int]  # (out, in)
+    scale: object  # (out,) float64
+    bias: object  # (out,) float32, or None
+
+
 class PackedInt8:
     """One int8 weight matrix in the quantized engine's packed layout (bias included).
 
     Made either packed, or (the int8 cache) from verified int8 values with ``make``, which packs them
     on first use of ``packed`` — by the caller, or earlier by the background packer
     (``pack_in_background``); whichever comes first packs it, once, and the values are then dropped.
+
+    A matrix quantized here also keeps its ``parts``: shape, scales and bias (a few KB; the bias is the
+    packed matrix's own tensor), which the int8 cache writes without unpacking the matrix for them.
     """
 
-    __slots__ = ("_packed", "nbytes", "_make", "_lock", "__weakref__")
+    __slots__ = ("_packed", "nbytes", "_make", "_lock", "parts", "__weakref__")
 
-    def __init__(self, packed, nbytes: int, make=None):
-        self._packed, self.nbytes, self._make = packed, nbytes, make
+    def __init__(self, packed, nbytes: int, make=None, parts: Int8Parts | None = None):
+        self._packed, self.nbytes, self._make, self.parts = packed, nbytes, make, parts
         self._lock = None if make is None else threading.Lock()
 
     @property
@@ -160,9 +173,10 @@ def pack_int8(weight, bias=None) -> PackedInt8:
         q = torch.quantize_per_channel(weight, scale, zeros, 0, torch.qint8)
         # the packed matrix keeps the bias tensor itself: a copy, or a bias that is a view into the mapped
         # checkpoint file would keep the whole file (913 MB) mapped and counted
-        packed = torch.ops.quantized.linear_prepack(q, None if bias is None else bias.detach().float().clone())
+        bias = None if bias is None else bias.detach().float().clone()
+        packed = torch.ops.quantized.linear_prepack(q, bias)
     nbytes = weight.numel() + weight.shape[0] * 8 + (0 if bias is None else bias.numel() * 4)
-    return PackedInt8(packed, nbytes)
+    return PackedInt8(packed, nbytes, parts=Int8Parts(tuple(weight.shape), scale, bias))
 
 
 def pack_int8_rows(weight, rows_per_chunk: int = 4096) -> PackedInt8:
@@ -181,7 +195,7 @@ def pack_int8_rows(weight, rows_per_chunk: int = 4096) -> PackedInt8:
         warnings.simplefilter("ignore")
         qt = torch._make_per_channel_quantized_tensor(q, scale, torch.zeros(rows, dtype=torch.long), 0)
         packed = torch.ops.quantized.linear_prepack(qt, None)
-    return PackedInt8(packed, weight.numel() + rows * 8)
+    return PackedInt8(packed, weight.numel() + rows * 8, parts=Int8Parts(tuple(weight.shape), scale, None))
 
 
 HEAD_CANDIDATES = 16  # tokens the int8 head proposes per position; their logits are then recomputed
