@@ -560,7 +560,11 @@ def machine_info() -> dict:
     except (OSError, StopIteration):
         pass
 
-    return {"cpu": cpu, "cores": threads.allowed_cores(), "torch_threads_default": torch.get_num_threads(),
+    from igcap import cpu as cpu_info
+    from igcap.optimize.int8 import int8_classes
+
+    return {"cpu": cpu, "cpu_features": cpu_info.int8_features(cpu_info.cpu_flags()),
+            "int8_activations": "7-bit" if int8_classes().Int8Linear.reduce_range else "8-bit", "cores": threads.allowed_cores(), "torch_threads_default": torch.get_num_threads(),
             "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
             "torch": torch.__version__, "transformers": transformers.__version__, "python": platform.python_version(),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load_average_start": list(os.getloadavg())}
@@ -685,7 +689,7 @@ def int8_agreement(demo_dir: Path | None = None, progress=print) -> dict:
         with threads.torch_threads(1):
             build_demo_models(demo_dir, report=lambda *a: None)
     records = held_out_records(demo_dir / "_data")
-    result = {"held_out_photos": len(records), "demo_models": str(demo_dir), "models": {}}
+    result = {"machine": machine_info(), "held_out_photos": len(records), "demo_models": str(demo_dir), "models": {}}
     for preset in ("fast", DEFAULT_PRESET):
         for key in KEYS:
             spec = spec_for(str(demo_dir / key))

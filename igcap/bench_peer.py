@@ -77,20 +77,6 @@ def quantization_isa(flags: set[str], machine: str = "x86_64") -> str:
     return "avx2"
 
 
-def cpu_flags(cpuinfo: str | None = None) -> set[str]:
-    """The first processor's flags (x86's ``flags``, ARM's ``Features``); empty where /proc is absent."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return set()
-    for line in cpuinfo.splitlines():
-        name, _, value = line.partition(":")
-        if name.strip() in ("flags", "Features"):
-            return set(value.split())
-    return set()
-
-
 def source_fingerprint(checkpoint: Path) -> dict[str, list[int]]:
     """The checkpoint folder's files: name → [size, modification time in ns]. Rebuilt checkpoints differ."""
     return {p.name: [p.stat().st_size, p.stat().st_mtime_ns] for p in sorted(Path(checkpoint).iterdir()) if p.is_file()}
@@ -139,9 +125,18 @@ def missing_modules() -> list[str]:
 
 def bench_child():
     """``bench_child.py`` beside this file, loaded by its path (the igcap package is not imported)."""
-    name = "igcap_bench_child"
+    return _beside("bench_child")
+
+
+def cpu():
+    """``cpu.py`` beside this file (the CPU's flags), loaded by its path."""
+    return _beside("cpu")
+
+
+def _beside(stem: str):
+    name = f"igcap_{stem}"
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("bench_child.py"))
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{stem}.py"))
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module  # before exec: dataclasses looks its module up
         spec.loader.exec_module(module)
@@ -151,7 +146,7 @@ def bench_child():
 def _isa() -> str:
     import platform
 
-    return quantization_isa(cpu_flags(), platform.machine())
+    return quantization_isa(cpu().cpu_flags(), platform.machine())
 
 
 # ---------------------------------------------------------------- prepare: export + quantize, once

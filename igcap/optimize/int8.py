@@ -294,12 +294,9 @@ def int8_classes():
 
 
 def _cpu_has_vnni() -> bool:
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line for line in f if line.startswith("flags")), "")
-    except OSError:
-        return False
-    return " avx512_vnni" in flags or " avx_vnni" in flags
+    from igcap.cpu import cpu_flags, has_vnni
+
+    return has_vnni(cpu_flags())
 
 
 def quantized_engine_available() -> bool:

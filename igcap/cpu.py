@@ -1,0 +1,40 @@
+"""What the CPU can do, read from /proc/cpuinfo: the feature flags that decide the int8 engine's speed,
+memory and arithmetic.
+
+Standard library only, and nothing from igcap: the ONNX Runtime peer (igcap/bench_peer.py) runs in its
+own environment and loads this file by its path, as it loads bench_child.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# VNNI decides 8- or 7-bit activations in igcap's int8 linear (reduce_range) and the peer's quantization;
+# without AVX-512, fbgemm packs for AVX2 (its inner dimension padded to a multiple of 512)
+INT8_FEATURES = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8")
+
+
+def cpu_flags(cpuinfo: str | None = None) -> set[str]:
+    """The first processor's flags (x86's ``flags``, ARM's ``Features``) from /proc/cpuinfo's text (read
+    when not given); empty where /proc is absent."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return set()
+    for line in cpuinfo.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() in ("flags", "Features"):
+            return set(value.split())
+    return set()
+
+
+def has_vnni(flags: set[str]) -> bool:
+    """int8 dot products without saturating 16-bit sums (AVX-512 VNNI or AVX-VNNI)."""
+    return bool({"avx512_vnni", "avx_vnni"} & flags)
+
+
+def int8_features(flags: set[str]) -> list[str]:
+    """Which of INT8_FEATURES the flags hold: the benchmark's record of the machine (two CPUs named
+    alike, such as "AMD EPYC", can differ in exactly these)."""
+    return [f for f in INT8_FEATURES if f in flags]
