@@ -564,7 +564,8 @@ def machine_info() -> dict:
     from igcap.optimize.int8 import int8_classes
 
     return {"cpu": cpu, "cpu_features": cpu_info.int8_features(cpu_info.cpu_flags()),
-            "int8_activations": "7-bit" if int8_classes().Int8Linear.reduce_range else "8-bit", "cores": threads.allowed_cores(), "torch_threads_default": torch.get_num_threads(),
+            "int8_activations": "7-bit" if int8_classes().Int8Linear.reduce_range else "8-bit",
+            "cores": threads.allowed_cores(), "torch_threads_default": torch.get_num_threads(),
             "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
             "torch": torch.__version__, "transformers": transformers.__version__, "python": platform.python_version(),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load_average_start": list(os.getloadavg())}

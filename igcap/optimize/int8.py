@@ -50,8 +50,9 @@ class PackedInt8:
     on first use of ``packed`` — by the caller, or earlier by the background packer
     (``pack_in_background``); whichever comes first packs it, once, and the values are then dropped.
 
-    A matrix quantized here also keeps its ``parts``: shape, scales and bias (a few KB; the bias is the
-    packed matrix's own tensor), which the int8 cache writes without unpacking the matrix for them.
+    A matrix quantized here also keeps its ``parts``: shape, scales and bias (8 bytes per output channel,
+    about 2 MB for a full-size model; the bias is the packed matrix's own tensor), which the int8 cache
+    writes without unpacking the matrix for them.
     """
 
     __slots__ = ("_packed", "nbytes", "_make", "_lock", "parts", "__weakref__")
