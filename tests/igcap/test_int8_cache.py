@@ -377,6 +377,42 @@ def test_writing_an_entry_unpacks_each_int8_matrix_once_and_writes_what_unpackin
     assert (tmp_path / "kept.safetensors").read_bytes() == (tmp_path / "unpacked.safetensors").read_bytes()
 
 
+def test_entries_written_from_several_threads_at_once_equal_those_written_one_at_a_time(tmp_path, tokenizer):
+    """Sessions load (and so write) at once, and a published pair shares its matrices, their Int8Parts
+    included, through one pool: six writers on two sharing siblings, each entry byte for byte the one
+    written alone."""
+    from igcap.bench import fine_tuned_sibling
+
+    model = builders.make_tiny_model(tokenizer, seed=11)
+    folders = [tmp_path / "a", tmp_path / "b"]
+    for path, m in zip(folders, (model, fine_tuned_sibling(model, seed=12))):
+        m.save_pretrained(path)
+        tokenizer.save_pretrained(path)
+        builders.make_processor().save_pretrained(path)
+    pool = optimize.TensorPool()
+    models = [load(f, tmp_path / "cache", pool) for f in folders]
+    assert pool.hits > 0  # the premise: the siblings share matrices
+    alone = {}
+    for i, m in enumerate(models):
+        int8_cache.write_entry(tmp_path / f"alone-{i}.safetensors", {"k": i}, m, pool)
+        alone[i] = (tmp_path / f"alone-{i}.safetensors").read_bytes()
+    errors = []
+
+    def write(n: int):
+        try:
+            int8_cache.write_entry(tmp_path / f"together-{n}.safetensors", {"k": n % 2}, models[n % 2], pool)
+        except Exception as err:  # reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert all((tmp_path / f"together-{n}.safetensors").read_bytes() == alone[n % 2] for n in range(6))
+
+
 def test_a_damaged_token_table_is_found_before_the_model_exists(model_dir, tmp_path, caplog):
     cache = tmp_path / "cache"
     expected = outputs(load(model_dir, cache))
