@@ -232,7 +232,8 @@ class LightTokenizer:
         if not all(isinstance(config.get(key, False), bool) for key in _CLEAN_UP):
             return None
         clean_up = all(config.get(key, False) for key in _CLEAN_UP)
-        special = tuple(dict.fromkeys(n for value in named.values() for n in (value if isinstance(value, list) else [value])))
+        special = tuple(dict.fromkeys(token for value in named.values()
+                                      for token in (value if isinstance(value, list) else [value])))
         return cls(backend, eos, pad, clean_up, special)
 
     def decode(self, ids, skip_special_tokens: bool = False) -> str:

@@ -17,8 +17,9 @@ transformers counterpart (5.24, Apache-2.0, generation/logits_process.py) in the
 ``build_processors`` returns them in the order ``GenerationMixin._get_logits_processor`` appends them
 (repetition penalty, no-repeat n-gram, minimum length), the same for greedy and beam search; sampling
 appends the warpers after them (``build_warpers``: ``TemperatureLogitsWarper``, ``TopKLogitsWarper``,
-``TopPLogitsWarper``, in that order, with one token always kept, as generate builds them without beams). Each is ``proc(input_ids, scores) -> scores`` and returns a new tensor
-(the caller's scores are left alone), as transformers' do.
+``TopPLogitsWarper``, in that order, with one token always kept, as generate builds them without beams).
+Each is ``proc(input_ids, scores) -> scores`` and returns a new tensor (the caller's scores are left alone),
+as transformers' do.
 """
 
 from __future__ import annotations

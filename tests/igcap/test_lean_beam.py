@@ -48,8 +48,8 @@ def photo_sets(pixels):
     yield pixels
     noise = torch.rand(6, 3, 224, 224, generator=torch.Generator().manual_seed(1)) * 2 - 1
     yield noise * torch.tensor([0.05, 0.2, 0.5, 1.0, 2.0, 4.0]).view(6, 1, 1, 1)
-    yield torch.tensor([-1.0, -0.6, -0.2, 0.2, 0.6, 1.0]).view(6, 1, 1, 1) * torch.tensor([1.0, -1.0, 0.5]).view(1, 3, 1, 1) \
-        * torch.ones(6, 3, 224, 224)
+    levels = torch.tensor([-1.0, -0.6, -0.2, 0.2, 0.6, 1.0]).view(6, 1, 1, 1)
+    yield levels * torch.tensor([1.0, -1.0, 0.5]).view(1, 3, 1, 1) * torch.ones(6, 3, 224, 224)
 
 
 def early_ending(model, gen_config, pixels, eos_id: int):
