@@ -370,10 +370,10 @@ def _linear(module):
 
     if type(module) is not int8_classes().Int8Linear:
         return module.forward
-    import torch
+    from igcap.optimize.int8 import int8_product
 
-    weight, reduce_range, product = module.weight_int8, module.reduce_range, torch.ops.quantized.linear_dynamic
-    return lambda x: product(x, weight.packed, reduce_range)
+    weight, reduce_range = module.weight_int8, module.reduce_range
+    return lambda x: int8_product(x, weight.packed, reduce_range)
 
 
 def attention_function(config):

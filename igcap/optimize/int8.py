@@ -202,6 +202,20 @@ def pack_int8_rows(weight, rows_per_chunk: int = 4096) -> PackedInt8:
 HEAD_CANDIDATES = 16  # tokens the int8 head proposes per position; their logits are then recomputed
 
 
+def int8_product(x, packed, reduce_range: bool):
+    """The dynamic int8 linear, ``torch.ops.quantized.linear_dynamic(x, packed, reduce_range)``: x float32
+    and contiguous, ``packed`` a PackedInt8's ``packed``.
+
+    Called with tensor subclasses' ``__torch_function__`` switched off, which changes nothing here (no
+    argument is a tensor subclass) but what the call costs: the packed weight is a TorchScript object,
+    and PyTorch's dispatch from Python asks every non-tensor argument for ``__torch_function__``; on a
+    TorchScript object that lookup fails inside C++ and unwinds an exception, about 8 µs of a 768 × 768
+    product's 16 µs on one row (measured: docs/performance.md). A decoder step makes 73 of these."""
+    torch = _torch()
+    with torch._C.DisableTorchFunctionSubclass():
+        return torch.ops.quantized.linear_dynamic(x, packed, reduce_range)
+
+
 def _make_classes():
     from types import SimpleNamespace
 
@@ -220,7 +234,7 @@ def _make_classes():
             self.weight_int8, self.in_features, self.out_features = weight, in_features, out_features
 
         def forward(self, x):
-            return torch.ops.quantized.linear_dynamic(x.float().contiguous(), self.weight_int8.packed, self.reduce_range)
+            return int8_product(x.float().contiguous(), self.weight_int8.packed, self.reduce_range)
 
         def extra_repr(self) -> str:
             return f"in_features={self.in_features}, out_features={self.out_features}, int8"
@@ -261,7 +275,7 @@ def _make_classes():
 
         def forward(self, x):  # x: (B, T, D)
             x = x.float().contiguous()
-            rough = torch.ops.quantized.linear_dynamic(x, self.weight_int8.packed, Int8Linear.reduce_range)  # (B, T, V)
+            rough = int8_product(x, self.weight_int8.packed, Int8Linear.reduce_range)  # (B, T, V)
             ids = rough.topk(self.candidates, dim=-1).indices  # (B, T, k)
             rows = lookup(self.table, ids).float()  # (B, T, k, D)
             exact = (rows @ x.unsqueeze(-1)).squeeze(-1)  # (B, T, k)

@@ -65,6 +65,19 @@ def test_int8_linear_is_close_to_the_float_layer(layer):
     assert rel < 0.03, f"int8 output strays {rel:.3f} from float"
 
 
+def test_int8_product_is_the_dynamic_linear_and_leaves_torch_function_on():
+    torch.manual_seed(0)
+    packed = optimize.pack_int8(torch.randn(96, 64), torch.randn(96)).packed
+    for x in (torch.randn(1, 1, 64), torch.randn(3, 7, 64) * 5):
+        for reduce_range in (False, True):
+            expected = torch.ops.quantized.linear_dynamic(x, packed, reduce_range)
+            assert torch.equal(optimize.int8.int8_product(x, packed, reduce_range), expected)
+    assert torch._C._is_torch_function_enabled()
+    with pytest.raises(RuntimeError):  # a wrong input size: the op raises, and the switch is back on after it
+        optimize.int8.int8_product(torch.randn(1, 1, 63), packed, False)
+    assert torch._C._is_torch_function_enabled()
+
+
 def test_rescored_head_ranks_like_the_bf16_weights_and_recomputes_the_top_logits():
     torch.manual_seed(0)
     weight = torch.randn(3000, 32) * 0.05
