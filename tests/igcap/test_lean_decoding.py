@@ -269,6 +269,42 @@ def test_a_pairs_shared_blocks_compute_their_image_keys_and_values_once(tokenize
         assert len(calls) == 2 * layers  # unrelated models share nothing
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_attention_over_contiguous_image_keys_equals_attention_over_generates_views(threads):
+    """cross_keys_values makes each head's keys and values contiguous, where generate keeps transposed
+    views of the projection: PyTorch's attention kernel must give the very same result from both
+    layouts, at the full-size model's shapes (12 heads of 64 over 197 patches, one new token, and a
+    beam search's rows)."""
+    generator = torch.Generator().manual_seed(5)
+    attention = torch.nn.functional.scaled_dot_product_attention
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for trial in range(40):
+            rows = (1, 3, 8)[trial % 3]
+            projected = torch.randn(rows, 197, 2 * 768, generator=generator) * (1 + trial % 5)
+            keys, values = (t.view(rows, 197, 12, 64).transpose(1, 2) for t in projected.split(768, dim=2))
+            query = torch.randn(rows, 1, 768, generator=generator).view(rows, 1, 12, 64).transpose(1, 2) * 3
+            expected = attention(query, keys, values, scale=0.125)
+            assert not keys.is_contiguous()
+            assert torch.equal(attention(query, keys.contiguous(), values.contiguous(), scale=0.125), expected)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_cross_keys_values_are_contiguous_and_equal_the_projections_views(tokenizer, pixels):
+    model = model_for(tokenizer, True)
+    block = model.decoder.transformer.h[0].crossattention
+    with torch.inference_mode():
+        memory = lean_decoding.encode(model, pixels[:2])
+        keys, values = lean_decoding.cross_keys_values(block, memory)
+        view_keys, view_values = block.c_attn(memory).split(block.split_size, dim=2)
+    shape = (*view_keys.shape[:-1], -1, block.head_dim)
+    assert keys.is_contiguous() and values.is_contiguous()
+    assert torch.equal(keys, view_keys.view(shape).transpose(1, 2))
+    assert torch.equal(values, view_values.view(shape).transpose(1, 2))
+
+
 @pytest.fixture(scope="module")
 def pair_registry(tmp_path_factory, tokenizer):
     folder = tmp_path_factory.mktemp("pair")
