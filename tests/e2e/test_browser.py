@@ -206,9 +206,15 @@ def test_one_click_saves_what_is_typed_and_a_reload_keeps_the_work(hub_cache, br
         assert "Unsaved edit that must survive" in values and len(values) == 4
 
         go_to(page, "Gallery")
+        page.get_by_text("Edit caption").first.wait_for()
+        settle(page)  # a busy machine may still be drawing the gallery: an edit typed into it then is lost
         page.get_by_text("Edit caption").first.click()
         box = page.get_by_label("Caption text").first
+        box.wait_for()
         box.fill("Changed in the gallery, one click")
+        assert box.input_value() == "Changed in the gallery, one click"
         page.get_by_role("button", name="Save changes").first.click()
         settle(page)
-        assert saved_soon(db_url, "Changed in the gallery, one click")
+        if not saved_soon(db_url, "Changed in the gallery, one click"):
+            page.screenshot(path=str(tmp_path / "gallery-edit-not-saved.png"), full_page=True)
+            raise AssertionError(f"the gallery edit was not saved (screenshot: {tmp_path}/gallery-edit-not-saved.png)")
