@@ -50,7 +50,7 @@ class FileTable:
 
         Decoding calls this twice a step with a few ids (the next tokens; the head's 16 candidates per
         sequence), so it stays in plain Python for them: a ``torch.unique`` and its gather cost more than
-        the reads (about 80 → 40 µs a call for 16 ids)."""
+        the reads (54 → 30 µs a call for 16 ids, 27 → 9 µs for one)."""
         torch = _torch()
         wanted = ids.reshape(-1).tolist()
         slot = dict.fromkeys(wanted)  # each distinct id once, in the order first seen
