@@ -78,6 +78,37 @@ def test_int8_product_is_the_dynamic_linear_and_leaves_torch_function_on():
     assert torch._C._is_torch_function_enabled()
 
 
+def test_int8_product_switches_torch_function_off_for_its_own_thread_only():
+    """Sessions are threads: one thread's product must not switch __torch_function__ off for another, and
+    products made at once give what each gives alone."""
+    import threading
+
+    torch.manual_seed(1)
+    packed = optimize.pack_int8(torch.randn(256, 128), torch.randn(256)).packed
+    inputs = [torch.randn(2, 3, 128) for _ in range(4)]
+    alone = [torch.ops.quantized.linear_dynamic(x, packed, False) for x in inputs]
+    stop, results, seen_off = threading.Event(), {}, []
+
+    def work(i):
+        while not stop.is_set():
+            out = optimize.int8.int8_product(inputs[i], packed, False)
+            if not torch.equal(out, alone[i]):
+                results[i] = out
+        results.setdefault(i, None)
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for w in workers:
+        w.start()
+    for _ in range(20000):
+        if not torch._C._is_torch_function_enabled():
+            seen_off.append(1)
+    stop.set()
+    for w in workers:
+        w.join()
+    assert not seen_off
+    assert results == {i: None for i in range(4)}
+
+
 def test_rescored_head_ranks_like_the_bf16_weights_and_recomputes_the_top_logits():
     torch.manual_seed(0)
     weight = torch.randn(3000, 32) * 0.05
