@@ -31,6 +31,7 @@ Every caption is forced to exactly N new tokens (``min_new_tokens = max_new_toke
 from __future__ import annotations
 
 import collections
+import functools
 import json
 import logging
 import os
@@ -44,7 +45,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from igcap import architecture, loading, optimize, threads
+from igcap import architecture, lean_decoding, loading, optimize, threads
 from igcap.architecture import EOS_TOKEN as EOS
 from igcap.architecture import GPT2_EOS_ID as EOS_ID
 from igcap.bench_child import PHOTO_SIZE, ChildReport, bench_photos, own_peak_rss_mb, time_scenarios  # noqa: F401 (re-exported)
@@ -54,6 +55,7 @@ from igcap.decoding import DEFAULT_PRESET, PRESETS, DecodingSettings
 from igcap.demo import build_demo_models, held_out_records
 from igcap.evaluation import caption_records, spec_for
 from igcap.loading import LoadOptions, ModelCache, cache_from_settings
+from igcap.optimize import int8 as int8_module
 from igcap.registry import DEFAULT_KEYS as KEYS
 
 log = logging.getLogger(__name__)
@@ -237,6 +239,15 @@ class EngineVariant:
     attention: str | None = None  # "eager" to switch SDPA off
     lean_loading: bool = True
     int8_cache: bool = True  # prepared int8 weights from disk (the benchmark fills the cache before its rounds)
+    plain_int8_call: bool = False  # int8 products called as torch.ops…linear_dynamic, __torch_function__ lookup and all
+    image_keys_as_views: bool = False  # the decoder's image keys and values kept as views of the projection
+
+    def load_options(self, base: LoadOptions) -> LoadOptions:
+        """The engine's load options (``base``, from the settings) with this variant's levers changed, and
+        nothing else: lean decoding and light models stay as users get them."""
+        return replace(base, quantize=self.quantize if self.quantize is not None else base.quantize,
+                       share_weights=self.share_weights, threads=self.threads or base.threads,
+                       int8_cache=base.int8_cache if self.int8_cache else None)
 
 
 LEVER_VARIANTS = (
@@ -249,6 +260,8 @@ LEVER_VARIANTS = (
     EngineVariant("eager attention (no SDPA)", attention="eager"),
     EngineVariant("no int8 cache (quantize at every start)", int8_cache=False),
     EngineVariant("int8 after a full float load", lean_loading=False, int8_cache=False),
+    EngineVariant("int8 calls through torch.ops", plain_int8_call=True),
+    EngineVariant("image keys and values as views", image_keys_as_views=True),
 )
 
 
@@ -260,20 +273,21 @@ def run_igcap(set_dir: Path, tokens: int, photos: int, variant: EngineVariant = 
     # the engine's libraries imported before loading starts, as the original path does, so both load figures
     # time loading alone: torch (igcap's own modules are imported with this one); transformers only when a
     # model is not in the int8 cache or a request needs generate (igcap.light_model), so not here
-    import torch  # noqa: F401
+    import torch
 
     imported = time.time()
     settings = Settings.from_env()
     cache = cache_from_settings(settings)
     if variant != EngineVariant():
-        options = LoadOptions(settings.device, variant.quantize if variant.quantize is not None else settings.quantize,
-                              variant.share_weights, threads=variant.threads or settings.threads,
-                              int8_cache=cache.options.int8_cache if variant.int8_cache else None)
-        cache = ModelCache(cache.registry, options, max_models=4)
+        cache = ModelCache(cache.registry, variant.load_options(cache.options), max_models=4)
     if not variant.lean_loading:
         optimize.load_int8_lean = _lean_loading_off
     if variant.attention:
         _force_attention(variant.attention)
+    if variant.plain_int8_call:
+        int8_module._PRODUCT = torch.ops.quantized.linear_dynamic
+    if variant.image_keys_as_views:
+        lean_decoding.cross_keys_values = functools.partial(lean_decoding.cross_keys_values, contiguous=False)
     captioner = Captioner(cache, batch_size=variant.batch_size)
     decoding = DecodingSettings(strategy="greedy", num_beams=1, no_repeat_ngram_size=0, min_new_tokens=tokens,
                                 max_new_tokens=tokens, drop_fragment=False)

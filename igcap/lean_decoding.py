@@ -268,7 +268,7 @@ def encode(model, pixel_values):
     return memory
 
 
-def cross_keys_values(attention, memory):
+def cross_keys_values(attention, memory, contiguous: bool = True):
     """One block's cross-attention keys and values over the image, (B, heads, patches, head_dim) each,
     computed once per caption as generate's cache does.
 
@@ -276,10 +276,12 @@ def cross_keys_values(attention, memory):
     values, and PyTorch's attention kernel computes the same result from either layout (tested), but it
     reads one head's keys as one block instead of 197 rows 3 KB apart. Every step reads all twelve
     blocks' (14.5 MB for one photo, more than the CPU's caches keep between steps): a full-size
-    model's cross-attention 1.16 → 0.87 ms per step, one photo × four models −5% (docs/performance.md)."""
+    model's cross-attention 1.16 → 0.87 ms per step, one photo × four models −5% (docs/performance.md).
+    ``contiguous=False`` keeps the views (the benchmark's lever)."""
     keys, values = attention.c_attn(memory).split(attention.split_size, dim=2)
     shape = (*keys.shape[:-1], -1, attention.head_dim)
-    return keys.view(shape).transpose(1, 2).contiguous(), values.view(shape).transpose(1, 2).contiguous()
+    keys, values = keys.view(shape).transpose(1, 2), values.view(shape).transpose(1, 2)
+    return (keys.contiguous(), values.contiguous()) if contiguous else (keys, values)
 
 
 class SelfAttentionCache:

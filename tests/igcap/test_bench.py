@@ -41,6 +41,25 @@ def test_options_refuse_impossible_values(kwargs):
         bench.BenchOptions(**kwargs)
 
 
+def test_each_lever_changes_only_its_own_load_options():
+    """A lever variant is the engine as users get it with one lever changed: light models and lean decoding
+    stay on (the variants once built their options afresh, so every one of them loaded transformers models
+    while the default loaded light ones, and their figures did not compare)."""
+    from igcap.config import Settings
+    from igcap.loading import LoadOptions
+
+    base = LoadOptions.from_settings(Settings.from_env())
+    assert base.light and base.lean_decoding and base.int8_cache is not None
+    for variant in bench.LEVER_VARIANTS:
+        options = variant.load_options(base)
+        assert (options.light, options.lean_decoding, options.device) == (base.light, base.lean_decoding, base.device)
+        expected_cache = base.int8_cache if variant.int8_cache else None
+        assert options.int8_cache == expected_cache, variant.name
+        assert options.quantize == (base.quantize if variant.quantize is None else variant.quantize), variant.name
+        assert options.share_weights == variant.share_weights and options.threads == (variant.threads or base.threads)
+    assert bench.EngineVariant().load_options(base) == base
+
+
 def test_cli_reports_a_bad_set_without_a_traceback(capsys):
     assert main(["bench", "--sets", "everything"]) == 2
     assert "--sets" in capsys.readouterr().err
