@@ -43,3 +43,27 @@ def test_a_file_cut_short_is_an_error_not_a_row_of_garbage(table_file):
     assert in_file.rows(torch.tensor([39])).shape == (1, 6)
     with pytest.raises(OSError):
         in_file.rows(torch.tensor([2, 45]))
+
+
+def test_rows_read_from_several_threads_at_once_equal_rows_read_one_at_a_time(table_file):
+    """Sessions are threads sharing one model's table: reads at once give what each gives alone."""
+    import threading
+
+    table, in_file, _ = table_file
+    requests = [torch.randint(0, 50, (3, 16), generator=torch.Generator().manual_seed(i)) for i in range(6)]
+    alone = [in_file.rows(ids) for ids in requests]
+    start, wrong = threading.Barrier(len(requests)), []
+
+    def read(i):
+        start.wait()
+        for _ in range(200):
+            if not torch.equal(in_file.rows(requests[i]), alone[i]):
+                wrong.append(i)
+
+    workers = [threading.Thread(target=read, args=(i,)) for i in range(len(requests))]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert not wrong
+    assert all(torch.equal(got, table[ids]) for got, ids in zip(alone, requests))
