@@ -27,6 +27,9 @@ PROCESSOR_FILE = "preprocessor_config.json"
 VIT_DEFAULTS_NOTE = "image processor: ViT defaults (224 px, mean = std = 0.5)"  # no processor anywhere
 
 
+FLOAT_DTYPES = ("float32", "float16", "bfloat16")
+
+
 @dataclass(frozen=True)
 class LoadOptions:
     device: str = "auto"  # auto picks cuda, then mps, then cpu
@@ -38,6 +41,17 @@ class LoadOptions:
     # a model in the int8 cache is loaded as igcap's light model (no transformers import until a request
     # needs generate: LoadedModel.transformers); the app, CLI and benchmark turn it on with lean decoding
     light: bool = False
+    # float weights' precision (models not in int8): None = float16 on CUDA, float32 elsewhere; or one of
+    # FLOAT_DTYPES (the GPU row measures float16 and bfloat16)
+    dtype: str | None = None
+
+    def __post_init__(self):
+        if self.dtype is not None and self.dtype not in FLOAT_DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(FLOAT_DTYPES)}, not {self.dtype!r}")
+
+    def float_dtype(self, device: str) -> str:
+        """The precision of float weights on ``device``."""
+        return self.dtype or ("float16" if device == "cuda" else "float32")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LoadOptions:
@@ -141,7 +155,8 @@ def _load_captioner(spec: ModelSpec, options: LoadOptions, pool) -> LoadedModel:
         if light is not None:
             return light
     try:  # the weights first: when they are missing, that is the problem to report, not the fallbacks
-        model = _instantiate_model(spec, device, quantize, pool, int8_cache=options.int8_cache)
+        model = _instantiate_model(spec, device, quantize, pool, int8_cache=options.int8_cache,
+                                   dtype=options.float_dtype(device))
         tokenizer, tok_note = _load_tokenizer(spec)
         processor, proc_note = _load_processor(spec)
     except ModelLoadError:
@@ -228,7 +243,8 @@ def _with_transformers(light: LoadedModel) -> LoadedModel:
     return replace(light, model=model, tokenizer=tokenizer, processor=processor, _full=None)
 
 
-def _instantiate_model(spec: ModelSpec, device: str, quantize: bool, pool, int8_cache: Int8CacheOptions | None = None):
+def _instantiate_model(spec: ModelSpec, device: str, quantize: bool, pool, int8_cache: Int8CacheOptions | None = None,
+                       dtype: str = "float32"):
     """from_pretrained, then the inference levers (int8 weights, shared tensors); eval, no grads.
 
     With int8 on CPU: mapped from the int8 cache when it holds this model, else read and quantized
@@ -241,7 +257,7 @@ def _instantiate_model(spec: ModelSpec, device: str, quantize: bool, pool, int8_
             if cache:
                 cache.store(spec.source, spec.revision, model, pool)
         return model
-    return _float_from_checkpoint(spec, device, quantize, pool)
+    return _float_from_checkpoint(spec, device, quantize, pool, dtype)
 
 
 def _quantized_from_checkpoint(spec: ModelSpec, pool):
@@ -252,11 +268,11 @@ def _quantized_from_checkpoint(spec: ModelSpec, pool):
     return _float_from_checkpoint(spec, "cpu", True, pool)
 
 
-def _float_from_checkpoint(spec: ModelSpec, device: str, quantize: bool, pool):
+def _float_from_checkpoint(spec: ModelSpec, device: str, quantize: bool, pool, dtype: str = "float32"):
     import torch
     from transformers import VisionEncoderDecoderModel
 
-    dtype = torch.float16 if device == "cuda" else torch.float32
+    dtype = torch.float32 if quantize else getattr(torch, dtype)  # int8 is made from float32 weights
     model = VisionEncoderDecoderModel.from_pretrained(spec.source, revision=spec.revision, dtype=dtype)
     model.eval().requires_grad_(False)
     model = optimize.prepare_for_inference(model, quantize=quantize, pool=pool)
@@ -328,13 +344,25 @@ def tokenizer_files_key(source: str, revision: str | None) -> tuple | None:
 
 def _load_processor(spec: ModelSpec):
     """The repo's image processor, else the base's, else ViT defaults (224 px, mean = std = 0.5)."""
-    from transformers import AutoImageProcessor
-
     sources = [(spec.source, spec.revision), (spec.base_files.processor, None)]
     try:
-        return _first_that_loads(spec, AutoImageProcessor.from_pretrained, sources, "image processor")
+        return _first_that_loads(spec, _image_processor, sources, "image processor")
     except ModelLoadError:
         return architecture.vit_processor(), VIT_DEFAULTS_NOTE
+
+
+def _image_processor(source, revision=None):
+    """AutoImageProcessor's answer; where it needs torchvision and there is none (transformers before
+    5.24 picks the torchvision processor and raises ImportError; later ones fall back by themselves),
+    the ViT processor from the same files, which then falls back to its Pillow version: the captioners
+    here are ViT's."""
+    from transformers import AutoImageProcessor, ViTImageProcessor
+
+    try:
+        return AutoImageProcessor.from_pretrained(source, revision=revision)
+    except ImportError as err:
+        log.info("%s: %s; reading its files as a ViT image processor", source, str(err).splitlines()[0])
+        return ViTImageProcessor.from_pretrained(source, revision=revision)
 
 
 def _first_that_loads(spec: ModelSpec, load, sources, what: str):

@@ -36,6 +36,11 @@ def add_parser(sub) -> None:
     p.add_argument("--first-click", type=float, metavar="SECONDS",
                    help="instead: a person's first click SECONDS after the app's process starts (one photo × four "
                         "models, the default preset), with the app's warm start off and on, on the first set given")
+    p.add_argument("--gpu", action="store_true",
+                   help="instead: the GPU row: igcap's engine in float16 and bfloat16 on --device (one photo and "
+                        "--photos photos × four models, the card named), then training samples/s (scripts/gpu-row.sh)")
+    p.add_argument("--device", default="cuda", help="for --gpu: the accelerator (default cuda; cpu checks the machinery)")
+    p.add_argument("--photos", type=int, default=None, help="for --gpu: photos in the batch scenario (default 64; --quick: 4)")
     p.add_argument("--demo", type=Path, metavar="DIR", help="demo models for --agreement (default: the configured folder)")
     p.set_defaults(func=run)
 
@@ -55,7 +60,9 @@ def run(args) -> int:
         raise CliError("--first-click takes the seconds before the click (0 or more)")
     _check_writable(args.json)
     try:
-        if args.first_click is not None:
+        if args.gpu:
+            result = _gpu_row(args)
+        elif args.first_click is not None:
             from igcap import bench_click
 
             result = bench_click.run_first_click(options, args.first_click)
@@ -95,3 +102,23 @@ def _check_writable(path: Path | None) -> None:
     """Fail before a long run, not after it."""
     if path is not None and not path.parent.resolve().is_dir():
         raise CliError(f"cannot write {path}: the folder {path.parent} does not exist")
+
+
+def _gpu_row(args) -> dict:
+    from igcap import bench_gpu
+
+    try:
+        import torch
+
+        if args.device.startswith("cuda") and not torch.cuda.is_available():
+            raise CliError("--gpu: no CUDA device here (torch.cuda.is_available() is False); --device cpu checks the machinery")
+        options = bench_gpu.GpuRowOptions(
+            device=args.device, photos=args.photos or (4 if args.quick else 64), batch_size=args.photos or (4 if args.quick else 64),
+            tokens=args.tokens or (4 if args.quick else 32), repeats=args.repeats or (1 if args.quick else 3),
+            cache_dir=args.cache, quick=args.quick, train_batch_size=4 if args.quick else 32,
+            train_steps=2 if args.quick else 20)
+    except ValueError as err:
+        raise CliError(str(err)) from None
+    result = bench_gpu.run_gpu_row(options)
+    print(bench_gpu.format_gpu_row(result))
+    return result

@@ -365,3 +365,33 @@ def test_a_cache_of_one_model_never_holds_two(pair_registry, monkeypatch):
         runs = Captioner(cache).caption(PHOTOS[:1], ["a", "b"], GREEDY["forced length (the benchmark's)"])
         assert all(run.ok for run in runs)
     assert 2 not in groups
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_precision_models_caption_in_their_precision_and_the_lean_loops_write_generates_captions(
+        registry, dtype, monkeypatch):
+    """LoadOptions.dtype (the GPU row's float16 and bfloat16; on CPU here): the weights are loaded in that
+    precision, and the lean greedy and beam loops write the captions generate writes with them."""
+    from igcap import beam_search
+
+    calls = []
+    for module, name in ((lean_decoding, "greedy_generate"), (beam_search, "beam_search")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, real=real, name=name: calls.append(name) or real(*a))
+    for settings in (PRESETS["fast"], PRESETS["balanced"]):
+        runs = {}
+        for lean in (False, True):
+            cache = ModelCache(registry, LoadOptions(device="cpu", quantize=False, dtype=dtype, lean_decoding=lean))
+            assert cache.get("m").input_dtype == getattr(torch, dtype)
+            runs[lean] = Captioner(cache).caption(PHOTOS, ["m"], settings)[0]
+        assert runs[True].ok and len(runs[True].results) == len(PHOTOS) * settings.num_variants
+        assert [r.raw_text for r in runs[True].results] == [r.raw_text for r in runs[False].results]
+    assert set(calls) == {"greedy_generate", "beam_search"}  # the lean loops did decode
+
+
+def test_float_precision_defaults_to_float16_on_cuda_only_and_refuses_unknown_names():
+    assert LoadOptions().float_dtype("cuda") == "float16"
+    assert LoadOptions().float_dtype("cpu") == LoadOptions().float_dtype("mps") == "float32"
+    assert LoadOptions(dtype="bfloat16").float_dtype("cuda") == "bfloat16"
+    with pytest.raises(ValueError, match="float64"):
+        LoadOptions(dtype="float64")

@@ -43,6 +43,31 @@ def test_processor_falls_back_to_vit_defaults_when_the_base_has_none(reg, monkey
     assert list(loaded.processor.image_mean) == [0.5] * 3 and list(loaded.processor.image_std) == [0.5] * 3
 
 
+def test_an_auto_image_processor_that_needs_torchvision_is_read_as_a_vit_processor(tmp_path, monkeypatch):
+    """transformers before 5.24 (pyproject allows 5.0 on) picks the torchvision image processor and raises
+    ImportError where torchvision is missing: the repo's own processor files are read as a ViT processor,
+    with their settings, not replaced by defaults and not reported as a failure to load."""
+    import transformers
+
+    from tests import builders
+
+    tokenizer = builders.make_tokenizer()
+    model = builders.make_tiny_model(tokenizer)
+    model.save_pretrained(tmp_path / "m")
+    tokenizer.save_pretrained(tmp_path / "m")
+    transformers.ViTImageProcessor(size={"height": 96, "width": 96}, image_mean=[0.1, 0.2, 0.3],
+                                   image_std=[0.4, 0.5, 0.6]).save_pretrained(tmp_path / "m")
+
+    def needs_torchvision(*args, **kwargs):
+        raise ImportError("ViTImageProcessorFast requires the Torchvision library but it was not found")
+
+    monkeypatch.setattr(transformers.AutoImageProcessor, "from_pretrained", needs_torchvision)
+    loaded = load_captioner(ModelSpec("m", "M", str(tmp_path / "m")), LoadOptions(device="cpu", quantize=False))
+    assert loaded.fallbacks == []
+    assert loaded.processor.size == {"height": 96, "width": 96}
+    assert list(loaded.processor.image_mean) == [0.1, 0.2, 0.3] and list(loaded.processor.image_std) == [0.4, 0.5, 0.6]
+
+
 def test_not_downloaded_while_offline_says_how_to_get_it(hub_cache):
     spec = ModelSpec("x", "X", "Stoneman/does-not-exist", "vit-gpt2", "all")
     with pytest.raises(ModelLoadError) as err:
