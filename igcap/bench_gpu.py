@@ -97,8 +97,7 @@ def measure_precision(set_dir: Path, options: GpuRowOptions, dtype: str) -> dict
 
     cuda = options.device.startswith("cuda")
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, **bench._child_env(set_dir, Path(tmp))}
-        registry = load_registry(Settings.from_env(env))
+        registry = load_registry(Settings.from_env(bench._child_env(set_dir, Path(tmp))))  # the set, no demo models
     load = LoadOptions(device=options.device, quantize=False, dtype=dtype, lean_decoding=True)
     cache = ModelCache({k: registry[k] for k in KEYS}, load, max_models=len(KEYS))
     captioner = Captioner(cache, batch_size=options.batch_size)
