@@ -25,6 +25,8 @@ import functools
 import logging
 from dataclasses import dataclass
 
+from igcap.attention import ONE_THREAD_SDPA
+
 log = logging.getLogger(__name__)
 
 # generation options that must keep their neutral value for the loop to reproduce generate (anything
@@ -40,7 +42,7 @@ NEUTRAL_OPTIONS = {
     "output_attentions": (None, False), "output_hidden_states": (None, False), "cache_implementation": (None,),
     "token_healing": (None, False), "prefill_chunk_size": (None,), "is_assistant": (None, False),
 }
-ATTENTION = ("sdpa", "eager")  # the decoder's attention implementations the loop calls the same way
+ATTENTION = ("sdpa", ONE_THREAD_SDPA, "eager")  # the decoder's attention implementations the loop calls the same way
 
 
 @dataclass(frozen=True)
@@ -387,13 +389,27 @@ def _linear(module):
 def attention_function(config):
     """Attention as the decoder's own implementation computes it for one new token → (B, 1, heads ×
     head_dim). For SDPA, the call transformers' ``sdpa_attention_forward`` makes in this case (one
-    query, no mask, so not causal; GPT-2 has no grouped heads), without its per-call checks."""
-    if config._attn_implementation == "sdpa":
+    query, no mask, so not causal; GPT-2 has no grouped heads), without its per-call checks; for
+    igcap's ``ONE_THREAD_SDPA`` (igcap.attention), that call on one torch thread."""
+    if config._attn_implementation in ("sdpa", ONE_THREAD_SDPA):
+        import torch
         from torch.nn.functional import scaled_dot_product_attention
 
+        get_threads, set_threads = torch.get_num_threads, torch.set_num_threads
+        one_thread = config._attn_implementation == ONE_THREAD_SDPA
+
         def attend_sdpa(module, query, keys, values):
-            out = scaled_dot_product_attention(query, keys, values, attn_mask=None, dropout_p=0.0,
-                                               scale=module.scaling, is_causal=False)
+            if one_thread:
+                threads = get_threads()
+                set_threads(1)
+                try:
+                    out = scaled_dot_product_attention(query, keys, values, attn_mask=None, dropout_p=0.0,
+                                                       scale=module.scaling, is_causal=False)
+                finally:
+                    set_threads(threads)
+            else:
+                out = scaled_dot_product_attention(query, keys, values, attn_mask=None, dropout_p=0.0,
+                                                   scale=module.scaling, is_causal=False)
             out = out.transpose(1, 2).contiguous()
             return out.reshape(*out.shape[:-2], -1).contiguous()
 

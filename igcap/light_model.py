@@ -25,6 +25,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from igcap.attention import ONE_THREAD_SDPA
+
 ACTIVATIONS = ("gelu", "gelu_new")  # ViT's exact GELU, GPT-2's tanh approximation
 # generation_config.json keys that cannot change what the lean loops decode: token ids (igcap sets them all
 # to the tokenizer's end-of-text, architecture.set_token_ids), max_length (max_new_tokens, always set,
@@ -70,7 +72,7 @@ class DecoderConfig:
     activation_function: str
     scale_attn_weights: bool
     scale_attn_by_inverse_layer_idx: bool
-    _attn_implementation: str = "sdpa"  # what lean_decoding.attention_function reads
+    _attn_implementation: str = ONE_THREAD_SDPA  # what lean_decoding.attention_function reads (igcap.attention)
     cross_attention_hidden_size: None = None  # the image memory is read at the decoder's width
 
     @property
@@ -338,6 +340,7 @@ def to_transformers(light, source: str, revision: str | None = None):
     """The transformers VisionEncoderDecoderModel holding ``light``'s very tensors and int8 modules (nothing
     copied), for requests only ``generate`` serves. The one function here that imports transformers."""
     from igcap import optimize
+    from igcap.attention import use_one_thread_attention
     from igcap.optimize.lean_loading import meta_model_of, meta_tensors
 
     model = meta_model_of(source, revision)
@@ -351,5 +354,6 @@ def to_transformers(light, source: str, revision: str | None = None):
         if full not in tensors:
             raise RuntimeError(f"the light model has no tensor for {full}")
         store[attr] = tensors[full]
+    use_one_thread_attention(model)  # the light model's attention (its config's ONE_THREAD_SDPA)
     optimize.ENCODER_MEMO.remember(model.eval().requires_grad_(False))
     return model

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from igcap import architecture, hub, light_model, optimize, threads
+from igcap import architecture, attention, hub, light_model, optimize, threads
 from igcap.config import Settings, env_key
 from igcap.int8_cache import Int8Cache, Int8CacheOptions
 from igcap.registry import ModelSpec, load_registry
@@ -157,6 +157,7 @@ def _load_captioner(spec: ModelSpec, options: LoadOptions, pool) -> LoadedModel:
     try:  # the weights first: when they are missing, that is the problem to report, not the fallbacks
         model = _instantiate_model(spec, device, quantize, pool, int8_cache=options.int8_cache,
                                    dtype=options.float_dtype(device))
+        attention.use_one_thread_attention(model)  # captions that do not depend on the thread count
         tokenizer, tok_note = _load_tokenizer(spec)
         processor, proc_note = _load_processor(spec)
     except ModelLoadError:

@@ -1,0 +1,69 @@
+"""The decoder's attention, computed on one thread: captions that do not depend on the number of threads.
+
+PyTorch's CPU attention kernel (SDPA) computes a query of one or two tokens — every decoding step —
+through a matrix-vector path whose rounding depends on how many threads run it: the same inputs give
+results that differ in the last bits on one thread and on two (tests/igcap/test_attention.py, at the
+full-size model's shapes). That is enough to change a greedy caption now and then: on the benchmark's
+full-size models, two of four models' captions of eight photos changed between one and two threads.
+Every other operator of a decoding step gives the same bits on any number of threads here (int8
+products, layer norms, the rescored head; longer queries such as the image encoder's 197 patches: tested).
+
+So igcap's decoders compute every attention call on one thread (``ONE_THREAD_SDPA``): a caption is then
+the same on one thread or two, alone or beside other models (the captioner's lanes rely on it), whatever
+``IGCAP_THREADS`` says. It costs nothing on one photo (a full-size step's self-attention 21 → 14 µs, its
+cross-attention 43 → 45 µs per call) and about 1% of a step on eight (self-attention 77 → 106 µs).
+Switching the thread count costs 0.4 µs a call.
+
+For transformers models the implementation is registered with transformers (``AttentionInterface`` and
+its mask) under ``ONE_THREAD_SDPA``, so ``generate`` and the lean loops do the same arithmetic; igcap's
+light models name it in their config. A model whose decoder uses another implementation (eager, a GPU
+kernel) keeps it.
+"""
+
+from __future__ import annotations
+
+import threading
+
+ONE_THREAD_SDPA = "igcap_sdpa"  # the decoder's attention implementation in every model igcap loads (CPU)
+
+_REGISTERED = False
+_REGISTER_LOCK = threading.Lock()
+
+
+def one_thread_sdpa_forward(module, *args, **kwargs):
+    """transformers' SDPA attention forward, on one torch thread."""
+    import torch
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return sdpa_attention_forward(module, *args, **kwargs)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def register() -> str:
+    """Make ``ONE_THREAD_SDPA`` known to transformers (its attention function and its mask: SDPA's); once."""
+    global _REGISTERED
+    with _REGISTER_LOCK:
+        if not _REGISTERED:
+            from transformers import AttentionInterface
+            from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+            AttentionInterface.register(ONE_THREAD_SDPA, one_thread_sdpa_forward)
+            AttentionMaskInterface.register(ONE_THREAD_SDPA, sdpa_mask)
+            _REGISTERED = True
+    return ONE_THREAD_SDPA
+
+
+def use_one_thread_attention(model) -> None:
+    """A transformers captioner on the CPU whose decoder attends through SDPA: through ``ONE_THREAD_SDPA``
+    from now on (the same values but for the thread-dependent rounding). Anything else is left as it is."""
+    decoder = getattr(model, "decoder", None)
+    config = getattr(decoder, "config", None)
+    if config is None or getattr(config, "_attn_implementation", None) != "sdpa":
+        return
+    if any(p.device.type != "cpu" for p in decoder.parameters()):
+        return
+    config._attn_implementation = register()
