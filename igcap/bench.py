@@ -241,6 +241,7 @@ class EngineVariant:
     int8_cache: bool = True  # prepared int8 weights from disk (the benchmark fills the cache before its rounds)
     plain_int8_call: bool = False  # int8 products called as torch.ops…linear_dynamic, __torch_function__ lookup and all
     image_keys_as_views: bool = False  # the decoder's image keys and values kept as views of the projection
+    lanes: bool = True  # two models at once, one thread each, for a photo or a few (Captioner.lanes)
 
     def load_options(self, base: LoadOptions) -> LoadOptions:
         """The engine's load options (``base``, from the settings) with this variant's levers changed, and
@@ -262,6 +263,7 @@ LEVER_VARIANTS = (
     EngineVariant("int8 after a full float load", lean_loading=False, int8_cache=False),
     EngineVariant("int8 calls through torch.ops", plain_int8_call=True),
     EngineVariant("image keys and values as views", image_keys_as_views=True),
+    EngineVariant("one model at a time (no lanes)", lanes=False),
 )
 
 
@@ -288,7 +290,7 @@ def run_igcap(set_dir: Path, tokens: int, photos: int, variant: EngineVariant = 
         int8_module._PRODUCT = torch.ops.quantized.linear_dynamic
     if variant.image_keys_as_views:
         lean_decoding.cross_keys_values = functools.partial(lean_decoding.cross_keys_values, contiguous=False)
-    captioner = Captioner(cache, batch_size=variant.batch_size)
+    captioner = Captioner(cache, batch_size=variant.batch_size, lanes=variant.lanes)
     decoding = DecodingSettings(strategy="greedy", num_beams=1, no_repeat_ngram_size=0, min_new_tokens=tokens,
                                 max_new_tokens=tokens, drop_fragment=False)
     report = ChildReport("igcap", threads=variant.threads or 0, variant=asdict(variant),  # 0: the engine's default

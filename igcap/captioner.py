@@ -1,14 +1,16 @@
-"""Photos × models × decoding settings → captions, one model at a time, each model's results handed
-to a callback as soon as they are ready. One model failing never loses the others' captions."""
+"""Photos × models × decoding settings → captions, one model at a time (or two at once, one thread each,
+for a photo or a few: ``Captioner.lanes``), each model's results handed to a callback in the order the
+models were asked, as soon as they are ready. One model failing never loses the others' captions."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from igcap import beam_search, lean_beam, lean_decoding, threads
 from igcap.decoding import DEFAULT_PRESET, PRESETS, DecodingSettings
@@ -18,6 +20,10 @@ from igcap.text import clean_caption
 
 log = logging.getLogger(__name__)
 SAMPLING_LOCK = threading.Lock()  # held while sampling: torch's random generator is one per process
+# Models are captioned two at once, on one thread each, when a batch decodes at most this many rows (photos ×
+# beams: one photo with the presets' 4 or 5 beams, or a few photos greedy) — see Captioner.lanes. Above it one
+# model at a time on every thread: each lane holds its model's image keys and values (14.5 MB a row, full size).
+LANE_ROWS = 5
 
 
 @dataclass(frozen=True)
@@ -63,10 +69,11 @@ class Captioner:
     """``batch_size`` photos go through a model at once, fewer when that would decode more than
     ``max_rows`` sequences together (photos × beams or variants): the bound on one job's working memory."""
 
-    def __init__(self, cache: ModelCache, batch_size: int = 8, max_rows: int | None = None):
+    def __init__(self, cache: ModelCache, batch_size: int = 8, max_rows: int | None = None, lanes: bool = True):
         if max_rows is not None and max_rows < 1:
             raise ValueError("max_rows must be at least 1")
         self.cache, self.batch_size, self.max_rows = cache, batch_size, max_rows
+        self.two_lanes = lanes  # two models at once where ``lanes`` allows (False: always one at a time)
 
     def photos_per_batch(self, settings: DecodingSettings) -> int:
         if self.max_rows is None:
@@ -94,6 +101,9 @@ class Captioner:
             key = model_keys[i]
             return lambda stage: on_progress and on_progress(ProgressEvent(key, stage, i, len(model_keys)))
 
+        lane_threads = self.lanes(model_keys, len(pixels), settings)
+        if lane_threads:
+            return self._caption_in_lanes(model_keys, pixels, settings, lane_threads, notifier, on_result, should_stop)
         i = 0
         while i < len(model_keys):
             if should_stop is not None and should_stop():
@@ -108,10 +118,110 @@ class Captioner:
             i += len(done or [None])
         return runs
 
-    def _run_siblings(self, keys, pixels: PixelCache, settings: DecodingSettings, notify) -> list[ModelRun] | None:
+    def lanes(self, model_keys: Sequence[str], photos: int, settings: DecodingSettings) -> int:
+        """Torch threads per lane when this request's models are to be captioned two at once (else 0).
+
+        A decoding step of one photo spends about 40% of its time in small operators and attention that use
+        one core, while the int8 products wait on memory: two models at once, one thread each, overlap them
+        (one photo × four full-size models 1.67 → 1.38 s; docs/performance.md). Each model's captions stay
+        the ones it writes alone on every thread: every operator of a step gives the same bits on one thread
+        or two, the attention because it runs on one (igcap.attention). So: two models or more (or sibling
+        pairs, decoded together in one lane), all on the CPU and loaded as igcap's light models with at
+        least two threads, for a request the lean loops serve without drawing random numbers (greedy or beam
+        search: sampling takes turns on torch's one generator), at most LANE_ROWS rows per batch."""
+        if not self.two_lanes or len(model_keys) < 2 or settings.strategy == "sample" or self.cache.max_models < 2:
+            return 0
+        if min(photos, self.photos_per_batch(settings)) * rows_per_photo(settings) > LANE_ROWS:
+            return 0
+        with contextlib.ExitStack() as stack:
+            models = [stack.enter_context(self.cache.lease_if_loaded(key)) for key in dict.fromkeys(model_keys)]
+            if any(m is None or m.device != "cpu" or m.threads < 2 or light_plan(m, settings) is None for m in models):
+                return 0
+            return min(m.threads for m in models) // 2
+
+    def _caption_in_lanes(self, model_keys, pixels: PixelCache, settings: DecodingSettings, lane_threads: int,
+                          notifier, on_result, should_stop) -> list[ModelRun]:
+        """``_caption`` with two lanes: two worker threads take the models (a sibling pair as one) in the
+        order asked, each captioning on ``lane_threads`` torch threads; this thread hands their progress and
+        runs to the callbacks, runs in the order asked. ``should_stop`` stops the lanes taking more models."""
+        units = self._units(model_keys, settings)
+        events: queue.Queue = queue.Queue()
+        taken, lock, stop = iter(units), threading.Lock(), threading.Event()
+
+        def lane() -> None:
+            try:
+                while not stop.is_set():
+                    with lock:
+                        unit = next(taken, None)
+                    if unit is None:
+                        break
+                    notify = [lambda stage, i=i: events.put(("progress", i, stage)) for i in unit]
+                    events.put(("runs", unit, self._run_unit(model_keys, unit, pixels, settings, notify, lane_threads)))
+            except BaseException as err:  # noqa: BLE001  handed to the caller's thread, which raises it
+                events.put(("crashed", None, err))
+            finally:
+                events.put(("ended", None, None))
+
+        workers = [threading.Thread(target=lane, name=f"igcap-caption-lane-{n}", daemon=True) for n in range(2)]
+        for worker in workers:
+            worker.start()
+        finished: dict[int, ModelRun] = {}
+        runs, next_index, ended, crash = [], 0, 0, None
+        try:
+            while ended < len(workers):
+                kind, unit, payload = events.get()
+                if kind == "progress":
+                    notifier(unit)(payload)
+                elif kind == "runs":
+                    finished.update(zip(unit, payload))
+                elif kind == "crashed":
+                    crash = payload
+                    stop.set()
+                else:
+                    ended += 1
+                while next_index in finished:  # hand runs over in the order asked
+                    run = finished.pop(next_index)
+                    notifier(next_index)("done" if run.ok else "failed")
+                    runs.append(run)
+                    if on_result:
+                        on_result(run)
+                    next_index += 1
+                if should_stop is not None and not stop.is_set() and should_stop():
+                    stop.set()
+        finally:
+            stop.set()
+            for worker in workers:
+                worker.join()
+        if crash is not None:
+            raise crash
+        return runs
+
+    def _units(self, model_keys, settings: DecodingSettings) -> list[tuple[int, ...]]:
+        """The request's models as the sequential loop would take them: adjacent sibling pairs that can be
+        decoded together as one unit, every other model alone (indices into ``model_keys``)."""
+        units, i = [], 0
+        while i < len(model_keys):
+            pair = i + 1 < len(model_keys) and self._pair_plans(model_keys[i:i + 2], settings) is not None
+            units.append((i, i + 1) if pair else (i,))
+            i += 2 if pair else 1
+        return units
+
+    def _pair_plans(self, keys, settings: DecodingSettings) -> list | None:
+        with self.cache.lease_if_loaded(keys[0]) as first, self.cache.lease_if_loaded(keys[1]) as second:
+            return None if first is None or second is None else plans_together(first, second, settings)
+
+    def _run_unit(self, model_keys, unit: tuple[int, ...], pixels: PixelCache, settings: DecodingSettings, notify,
+                  threads: int) -> list[ModelRun]:
+        keys = [model_keys[i] for i in unit]
+        done = self._run_siblings(keys, pixels, settings, notify, threads) if len(unit) == 2 else None
+        return done or [self._run_model(key, pixels, settings, tell, threads) for key, tell in zip(keys, notify)]
+
+    def _run_siblings(self, keys, pixels: PixelCache, settings: DecodingSettings, notify,
+                      threads: int | None = None) -> list[ModelRun] | None:
         """Two models that share their first decoder blocks (a published pair), both loaded, asked for
         greedy captions: decoded together (``lean_decoding.greedy_generate_together``: the same captions,
-        each shared block read once per step). None when they cannot be (the caller decodes each alone)."""
+        each shared block read once per step). None when they cannot be (the caller decodes each alone).
+        ``threads``: the torch threads to caption on instead of the models' own (a lane's)."""
         if self.cache.max_models < 2:
             return None
         start = time.perf_counter()
@@ -120,6 +230,8 @@ class Captioner:
                 plans = None if first is None or second is None else plans_together(first, second, settings)
                 if plans is None:
                     return None
+                if threads:
+                    first, second = replace(first, threads=threads), replace(second, threads=threads)
                 for tell in notify:
                     tell("captioning")
                 results = caption_together([first, second], plans, pixels, settings, self.photos_per_batch(settings))
@@ -129,11 +241,12 @@ class Captioner:
         seconds = (time.perf_counter() - start) / 2
         return [ModelRun(key, tuple(found), seconds=seconds) for key, found in zip(keys, results)]
 
-    def _run_model(self, key: str, pixels: PixelCache, settings: DecodingSettings, notify) -> ModelRun:
+    def _run_model(self, key: str, pixels: PixelCache, settings: DecodingSettings, notify,
+                   threads: int | None = None) -> ModelRun:
         start = time.perf_counter()
         try:
             notify("loading")
-            results = self._caption_leased(key, pixels, settings, notify)
+            results = self._caption_leased(key, pixels, settings, notify, threads)
         except ModelLoadError as err:
             return ModelRun(key, error=ModelFailure(key, err.message, err.hint), seconds=time.perf_counter() - start)
         except Exception as err:  # any failure inside one model must not cost the other models' captions
@@ -143,10 +256,13 @@ class Captioner:
         return ModelRun(key, tuple(results), seconds=time.perf_counter() - start)
 
 
-    def _caption_leased(self, key: str, pixels: PixelCache, settings: DecodingSettings, notify) -> list[CaptionResult]:
+    def _caption_leased(self, key: str, pixels: PixelCache, settings: DecodingSettings, notify,
+                        threads: int | None = None) -> list[CaptionResult]:
         # the lease keeps the model loaded, and counted in the cache's bound, only while it captions
         with self.cache.lease(key) as loaded:
             notify("captioning")
+            if threads:  # a lane's threads, for this call only (the model is shared: copied, not changed)
+                loaded = replace(loaded, threads=threads)
             return caption_with(loaded, pixels, settings, self.photos_per_batch(settings))
 
 
@@ -162,15 +278,17 @@ class PixelCache:
     def __init__(self, images: Sequence):
         self.images = list(images)
         self._by_processor: dict[str, object] = {}
+        self._lock = threading.Lock()  # two lanes may ask at once: each configuration is computed once
 
     def __len__(self) -> int:
         return len(self.images)
 
     def pixels(self, processor):
         key = processor.to_json_string()
-        if key not in self._by_processor:
-            self._by_processor[key] = processor(images=self.images, return_tensors="pt").pixel_values
-        return self._by_processor[key]  # (N, 3, H, W)
+        with self._lock:
+            if key not in self._by_processor:
+                self._by_processor[key] = processor(images=self.images, return_tensors="pt").pixel_values
+            return self._by_processor[key]  # (N, 3, H, W)
 
 
 def caption_with(loaded: LoadedModel, pixels: PixelCache, settings: DecodingSettings, batch_size: int = 8) -> list[CaptionResult]:
