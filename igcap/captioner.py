@@ -123,7 +123,7 @@ class Captioner:
 
         A decoding step of one photo spends about 40% of its time in small operators and attention that use
         one core, while the int8 products wait on memory: two models at once, one thread each, overlap them
-        (one photo × four full-size models 1.67 → 1.38 s; docs/performance.md). Each model's captions stay
+        (one photo × four full-size models 1.69 → 1.35 s; docs/performance.md). Each model's captions stay
         the ones it writes alone on every thread: every operator of a step gives the same bits on one thread
         or two, the attention because it runs on one (igcap.attention). So: two models or more (or sibling
         pairs, decoded together in one lane), all on the CPU and loaded as igcap's light models with at
@@ -144,6 +144,8 @@ class Captioner:
         """``_caption`` with two lanes: two worker threads take the models (a sibling pair as one) in the
         order asked, each captioning on ``lane_threads`` torch threads; this thread hands their progress and
         runs to the callbacks, runs in the order asked. ``should_stop`` stops the lanes taking more models."""
+        if should_stop is not None and should_stop():  # asked before the first model, as one at a time asks
+            return []
         units = self._units(model_keys, settings)
         events: queue.Queue = queue.Queue()
         taken, lock, stop = iter(units), threading.Lock(), threading.Event()

@@ -117,6 +117,7 @@ def test_stopping_takes_no_more_models_and_hands_over_those_finished(cache):
     runs = Captioner(cache).caption(photos(1), KEYS, GREEDY, should_stop=should_stop)
     assert 1 <= len(runs) < len(KEYS)
     assert [run.model_key for run in runs] == KEYS[:len(runs)]  # a prefix, in order
+    assert Captioner(cache).caption(photos(1), KEYS, GREEDY, should_stop=lambda: True) == []  # stopped before
 
 
 def test_a_model_failing_in_a_lane_costs_only_its_own_captions(cache, monkeypatch):
