@@ -8,11 +8,15 @@ full-size models, two of four models' captions of eight photos changed between o
 Every other operator of a decoding step gives the same bits on any number of threads here (int8
 products, layer norms, the rescored head; longer queries such as the image encoder's 197 patches: tested).
 
-So igcap's decoders compute every attention call on one thread (``ONE_THREAD_SDPA``): a caption is then
-the same on one thread or two, alone or beside other models (the captioner's lanes rely on it), whatever
-``IGCAP_THREADS`` says. It costs nothing on one photo (a full-size step's self-attention 21 → 14 µs, its
-cross-attention 43 → 45 µs per call) and about 1% of a step on eight (self-attention 77 → 106 µs).
-Switching the thread count costs 0.4 µs a call.
+So igcap's decoders compute the attention of a small batch — at most ``ONE_THREAD_ROWS`` rows: a photo
+with its beams, a few photos greedy — on one thread (``ONE_THREAD_SDPA``): such a caption is then the same
+on one thread or two, alone or beside other models (the captioner's lanes, which run two models at once on
+one thread each for exactly these batches, rely on it). It costs nothing there (one photo × four
+full-size models 1.94 s pinned against 1.92 s, in process; per call a step's self-attention 21 → 14 µs,
+its cross-attention 43 → 45 µs). Larger batches keep every thread: pinned, eight photos × four models took
+7.40 s against 6.28 s (the image keys and values of eight photos, 116 MB a step, read by one core); their
+captions may still change with ``IGCAP_THREADS``, as a batch's captions change with its photos (the int8
+products quantize a batch's activations together).
 
 For transformers models the implementation is registered with transformers (``AttentionInterface`` and
 its mask) under ``ONE_THREAD_SDPA``, so ``generate`` and the lean loops do the same arithmetic; igcap's
@@ -25,20 +29,23 @@ from __future__ import annotations
 import threading
 
 ONE_THREAD_SDPA = "igcap_sdpa"  # the decoder's attention implementation in every model igcap loads (CPU)
+ONE_THREAD_ROWS = 5  # batches of at most this many rows (photos × beams) attend on one thread
 
 _REGISTERED = False
 _REGISTER_LOCK = threading.Lock()
 
 
-def one_thread_sdpa_forward(module, *args, **kwargs):
-    """transformers' SDPA attention forward, on one torch thread."""
+def one_thread_sdpa_forward(module, query, *args, **kwargs):
+    """transformers' SDPA attention forward, on one torch thread for at most ONE_THREAD_ROWS rows."""
     import torch
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
+    if query.shape[0] > ONE_THREAD_ROWS:
+        return sdpa_attention_forward(module, query, *args, **kwargs)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return sdpa_attention_forward(module, *args, **kwargs)
+        return sdpa_attention_forward(module, query, *args, **kwargs)
     finally:
         torch.set_num_threads(threads)
 

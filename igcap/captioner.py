@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from igcap import beam_search, lean_beam, lean_decoding, threads
+from igcap.attention import ONE_THREAD_ROWS
 from igcap.decoding import DEFAULT_PRESET, PRESETS, DecodingSettings
 from igcap.loading import LoadedModel, ModelCache, ModelLoadError, cache_from_settings
 from igcap.optimize.malloc import caption_heap
@@ -21,9 +22,11 @@ from igcap.text import clean_caption
 log = logging.getLogger(__name__)
 SAMPLING_LOCK = threading.Lock()  # held while sampling: torch's random generator is one per process
 # Models are captioned two at once, on one thread each, when a batch decodes at most this many rows (photos ×
-# beams: one photo with the presets' 4 or 5 beams, or a few photos greedy) — see Captioner.lanes. Above it one
-# model at a time on every thread: each lane holds its model's image keys and values (14.5 MB a row, full size).
-LANE_ROWS = 5
+# beams: one photo with the presets' 4 or 5 beams, or a few photos greedy) — see Captioner.lanes: the batches
+# whose attention runs on one thread (igcap.attention), so a model's captions are the same in a lane. Above
+# it one model at a time on every thread (each lane would hold its model's image keys and values: 14.5 MB a
+# row at full size, 116 MB for eight photos).
+LANE_ROWS = ONE_THREAD_ROWS
 
 
 @dataclass(frozen=True)

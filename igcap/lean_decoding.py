@@ -25,7 +25,7 @@ import functools
 import logging
 from dataclasses import dataclass
 
-from igcap.attention import ONE_THREAD_SDPA
+from igcap.attention import ONE_THREAD_ROWS, ONE_THREAD_SDPA
 
 log = logging.getLogger(__name__)
 
@@ -390,26 +390,24 @@ def attention_function(config):
     """Attention as the decoder's own implementation computes it for one new token → (B, 1, heads ×
     head_dim). For SDPA, the call transformers' ``sdpa_attention_forward`` makes in this case (one
     query, no mask, so not causal; GPT-2 has no grouped heads), without its per-call checks; for
-    igcap's ``ONE_THREAD_SDPA`` (igcap.attention), that call on one torch thread."""
+    igcap's ``ONE_THREAD_SDPA`` (igcap.attention), that call on one torch thread for a small batch."""
     if config._attn_implementation in ("sdpa", ONE_THREAD_SDPA):
         import torch
         from torch.nn.functional import scaled_dot_product_attention
 
         get_threads, set_threads = torch.get_num_threads, torch.set_num_threads
-        one_thread = config._attn_implementation == ONE_THREAD_SDPA
+        pinned_rows = ONE_THREAD_ROWS if config._attn_implementation == ONE_THREAD_SDPA else 0
 
         def attend_sdpa(module, query, keys, values):
-            if one_thread:
-                threads = get_threads()
+            threads = get_threads() if query.shape[0] <= pinned_rows else 0
+            if threads:
                 set_threads(1)
-                try:
-                    out = scaled_dot_product_attention(query, keys, values, attn_mask=None, dropout_p=0.0,
-                                                       scale=module.scaling, is_causal=False)
-                finally:
-                    set_threads(threads)
-            else:
+            try:
                 out = scaled_dot_product_attention(query, keys, values, attn_mask=None, dropout_p=0.0,
                                                    scale=module.scaling, is_causal=False)
+            finally:
+                if threads:
+                    set_threads(threads)
             out = out.transpose(1, 2).contiguous()
             return out.reshape(*out.shape[:-2], -1).contiguous()
 
