@@ -35,19 +35,21 @@ _REGISTERED = False
 _REGISTER_LOCK = threading.Lock()
 
 
+def on_one_thread(rows: int) -> bool:
+    """Whether a batch of ``rows`` rows (photos × beams) attends on one thread: the rule, in one place."""
+    return rows <= ONE_THREAD_ROWS
+
+
 def one_thread_sdpa_forward(module, query, *args, **kwargs):
     """transformers' SDPA attention forward, on one torch thread for at most ONE_THREAD_ROWS rows."""
-    import torch
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    if query.shape[0] > ONE_THREAD_ROWS:
+    from igcap.threads import torch_threads
+
+    if not on_one_thread(query.shape[0]):
         return sdpa_attention_forward(module, query, *args, **kwargs)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         return sdpa_attention_forward(module, query, *args, **kwargs)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def register() -> str:

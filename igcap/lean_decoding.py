@@ -25,7 +25,7 @@ import functools
 import logging
 from dataclasses import dataclass
 
-from igcap.attention import ONE_THREAD_ROWS, ONE_THREAD_SDPA
+from igcap.attention import ONE_THREAD_SDPA, on_one_thread
 
 log = logging.getLogger(__name__)
 
@@ -395,11 +395,11 @@ def attention_function(config):
         import torch
         from torch.nn.functional import scaled_dot_product_attention
 
-        get_threads, set_threads = torch.get_num_threads, torch.set_num_threads
-        pinned_rows = ONE_THREAD_ROWS if config._attn_implementation == ONE_THREAD_SDPA else 0
+        get_threads, set_threads = torch.get_num_threads, torch.set_num_threads  # inline: 24 calls a step
+        pinning = config._attn_implementation == ONE_THREAD_SDPA
 
         def attend_sdpa(module, query, keys, values):
-            threads = get_threads() if query.shape[0] <= pinned_rows else 0
+            threads = get_threads() if pinning and on_one_thread(query.shape[0]) else 0
             if threads:
                 set_threads(1)
             try:
