@@ -144,22 +144,28 @@ class Captioner:
 
     def _caption_in_lanes(self, model_keys, pixels: PixelCache, settings: DecodingSettings, lane_threads: int,
                           notifier, on_result, should_stop) -> list[ModelRun]:
-        """``_caption`` with two lanes: two worker threads take the models (a sibling pair as one) in the
-        order asked, each captioning on ``lane_threads`` torch threads; this thread hands their progress and
-        runs to the callbacks, runs in the order asked. ``should_stop`` stops the lanes taking more models."""
+        """``_caption`` with two lanes: this thread and one helper take the models (a sibling pair as one) in
+        the order asked, each captioning on ``lane_threads`` torch threads. This thread also hands every
+        progress event and run to the callbacks, runs in the order asked: between its own units, and once
+        it has none left, until the helper ends. ``should_stop`` stops both lanes taking more models.
+
+        The caller's thread is a lane, not a third thread waiting: each thread that captions allocates from
+        its own heap (glibc's arena), freed memory is kept in it until the job ends (``caption_heap``), and
+        two workers' heaps held more than one helper's and the caller's (published-like peak, median of
+        3: 1,262 → 1,189 MiB; docs/performance.md)."""
         if should_stop is not None and should_stop():  # asked before the first model, as one at a time asks
             return []
         units = self._units(model_keys, settings)
         events: queue.Queue = queue.Queue()
         taken, lock, stop = iter(units), threading.Lock(), threading.Event()
 
-        def lane() -> None:
+        def take():
+            with lock:
+                return None if stop.is_set() else next(taken, None)
+
+        def helper() -> None:
             try:
-                while not stop.is_set():
-                    with lock:
-                        unit = next(taken, None)
-                    if unit is None:
-                        break
+                while (unit := take()) is not None:
                     notify = [lambda stage, i=i: events.put(("progress", i, stage)) for i in unit]
                     events.put(("runs", unit, self._run_unit(model_keys, unit, pixels, settings, notify, lane_threads)))
             except BaseException as err:  # noqa: BLE001  handed to the caller's thread, which raises it
@@ -167,38 +173,46 @@ class Captioner:
             finally:
                 events.put(("ended", None, None))
 
-        workers = [threading.Thread(target=lane, name=f"igcap-caption-lane-{n}", daemon=True) for n in range(2)]
-        for worker in workers:
-            worker.start()
         finished: dict[int, ModelRun] = {}
-        runs, next_index, ended, crash = [], 0, 0, None
+        runs: list[ModelRun] = []
+        crash: list[BaseException] = []
+
+        def handle(kind, unit, payload) -> bool:
+            """One event from either lane; True when it is the helper's end."""
+            if kind == "progress":
+                notifier(unit)(payload)
+            elif kind == "runs":
+                finished.update(zip(unit, payload))
+            elif kind == "crashed":
+                crash.append(payload)
+                stop.set()
+            while len(runs) in finished:  # hand runs over in the order asked
+                run = finished.pop(len(runs))
+                notifier(len(runs))("done" if run.ok else "failed")
+                runs.append(run)
+                if on_result:
+                    on_result(run)
+            if should_stop is not None and not stop.is_set() and should_stop():
+                stop.set()
+            return kind == "ended"
+
+        worker = threading.Thread(target=helper, name="igcap-caption-lane", daemon=True)
+        worker.start()
+        helper_ended = False
         try:
-            while ended < len(workers):
-                kind, unit, payload = events.get()
-                if kind == "progress":
-                    notifier(unit)(payload)
-                elif kind == "runs":
-                    finished.update(zip(unit, payload))
-                elif kind == "crashed":
-                    crash = payload
-                    stop.set()
-                else:
-                    ended += 1
-                while next_index in finished:  # hand runs over in the order asked
-                    run = finished.pop(next_index)
-                    notifier(next_index)("done" if run.ok else "failed")
-                    runs.append(run)
-                    if on_result:
-                        on_result(run)
-                    next_index += 1
-                if should_stop is not None and not stop.is_set() and should_stop():
-                    stop.set()
+            while (unit := take()) is not None:
+                notify = [lambda stage, i=i: notifier(i)(stage) for i in unit]  # this thread: told at once
+                handle("runs", unit, self._run_unit(model_keys, unit, pixels, settings, notify, lane_threads))
+                with contextlib.suppress(queue.Empty):
+                    while not helper_ended:
+                        helper_ended = handle(*events.get_nowait())
+            while not helper_ended:
+                helper_ended = handle(*events.get())
         finally:
             stop.set()
-            for worker in workers:
-                worker.join()
-        if crash is not None:
-            raise crash
+            worker.join()
+        if crash:
+            raise crash[0]
         return runs
 
     def _units(self, model_keys, settings: DecodingSettings) -> list[tuple[int, ...]]:
