@@ -16,7 +16,7 @@ from igcap import beam_search, lean_beam, lean_decoding, threads
 from igcap.attention import ONE_THREAD_ROWS
 from igcap.decoding import DEFAULT_PRESET, PRESETS, DecodingSettings
 from igcap.loading import LoadedModel, ModelCache, ModelLoadError, cache_from_settings
-from igcap.optimize.malloc import caption_heap
+from igcap.optimize.malloc import caption_heap, release_between_models
 from igcap.text import clean_caption
 
 log = logging.getLogger(__name__)
@@ -111,6 +111,8 @@ class Captioner:
         while i < len(model_keys):
             if should_stop is not None and should_stop():
                 break
+            if i:
+                release_between_models()
             done = self._run_siblings(model_keys[i:i + 2], pixels, settings, [notifier(i), notifier(i + 1)]) \
                 if i + 1 < len(model_keys) else None
             for j, run in enumerate(done or [self._run_model(model_keys[i], pixels, settings, notifier(i))]):
@@ -152,7 +154,7 @@ class Captioner:
         The caller's thread is a lane, not a third thread waiting: each thread that captions allocates from
         its own heap (glibc's arena), freed memory is kept in it until the job ends (``caption_heap``), and
         two workers' heaps held more than one helper's and the caller's (published-like peak, median of
-        3: 1,262 → 1,189 MiB; docs/performance.md)."""
+        3: 1,262 → 1,198 MiB here; docs/performance.md)."""
         if should_stop is not None and should_stop():  # asked before the first model, as one at a time asks
             return []
         units = self._units(model_keys, settings)

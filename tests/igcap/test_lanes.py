@@ -180,3 +180,10 @@ def test_the_callers_thread_is_a_lane_and_one_helper_the_other(cache, monkeypatc
     helpers = {t for t in seen if t is not threading.current_thread()}
     assert len(seen) == len(Captioner(cache)._units(KEYS, GREEDY)) and len(helpers) <= 1, seen
     assert not [t for t in threading.enumerate() if t.name.startswith("igcap-caption-lane")]
+
+
+def test_one_model_at_a_time_hands_freed_memory_back_between_models(cache, monkeypatch):
+    calls = []
+    monkeypatch.setattr(captioner_module, "release_between_models", lambda: calls.append(1))
+    runs = Captioner(cache, lanes=False).caption(photos(1), KEYS[:3], GREEDY)
+    assert len(runs) == 3 and len(calls) == 2  # between the three models, not after the last (caption_heap)

@@ -59,3 +59,34 @@ def test_after_a_load_freed_activations_are_reused_not_faulted_in_again():
 def test_the_kept_memory_goes_back_to_the_system_when_captioning_ends():
     probe = _probe()
     assert probe["inside_mb"] - probe["after_mb"] > 15, probe  # the 20 MB block was returned at the end
+
+
+BETWEEN_PROBE = r"""
+import json
+import torch
+from igcap.optimize.malloc import caption_heap, lean_malloc, release_between_models
+
+def rss_mb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+
+with lean_malloc():  # a model load, as the engine does it
+    torch.ones(4 << 20)
+out = {}
+for jobs in (1, 2):  # this job alone, then with another job running (a second caption_heap open)
+    with caption_heap(), (caption_heap() if jobs == 2 else open("/dev/null")):
+        torch.ones(5 << 20)  # 20 MB of a model's working memory, freed when the model ends: kept
+        before = rss_mb()
+        release_between_models()
+        out[jobs] = before - rss_mb()
+print(json.dumps({"alone_mb": out[1], "beside_another_mb": out[2]}))
+"""
+
+
+def test_between_models_the_freed_memory_goes_back_only_when_no_other_job_runs():
+    done = subprocess.run([sys.executable, "-c", BETWEEN_PROBE], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    probe = json.loads(done.stdout.strip().splitlines()[-1])
+    assert probe["alone_mb"] > 15, probe  # the previous model's 20 MB, back before the next model
+    assert probe["beside_another_mb"] < 5, probe  # another job's kept activations are left alone
