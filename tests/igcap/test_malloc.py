@@ -11,10 +11,10 @@ from igcap.optimize.malloc import _glibc
 
 pytestmark = pytest.mark.skipif(_glibc() is None, reason="glibc's allocator only")
 
-PROBE = r"""
+AFTER_A_LOAD = r"""
 import json, resource, sys
 import torch
-from igcap.optimize.malloc import caption_heap, lean_malloc
+from igcap.optimize.malloc import caption_heap, lean_malloc, release_between_models
 
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -27,6 +27,9 @@ def rss_mb():
 with lean_malloc():  # a model load, as the engine does it
     torch.ones(4 << 20)
 out = {}
+"""
+
+PROBE = AFTER_A_LOAD + r"""
 with caption_heap():
     layer = lambda: torch.ones(5 << 20)  # 20 MB: an activation of the image encoder's MLP (batch 8)
     layer()
@@ -40,8 +43,8 @@ print(json.dumps(out))
 """
 
 
-def _probe() -> dict:
-    done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120)
+def _probe(code: str = PROBE) -> dict:
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -61,19 +64,7 @@ def test_the_kept_memory_goes_back_to_the_system_when_captioning_ends():
     assert probe["inside_mb"] - probe["after_mb"] > 15, probe  # the 20 MB block was returned at the end
 
 
-BETWEEN_PROBE = r"""
-import json
-import torch
-from igcap.optimize.malloc import caption_heap, lean_malloc, release_between_models
-
-def rss_mb():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-
-with lean_malloc():  # a model load, as the engine does it
-    torch.ones(4 << 20)
-out = {}
+BETWEEN_PROBE = AFTER_A_LOAD + r"""
 for jobs in (1, 2):  # this job alone, then with another job running (a second caption_heap open)
     with caption_heap(), (caption_heap() if jobs == 2 else open("/dev/null")):
         torch.ones(5 << 20)  # 20 MB of a model's working memory, freed when the model ends: kept
@@ -85,8 +76,6 @@ print(json.dumps({"alone_mb": out[1], "beside_another_mb": out[2]}))
 
 
 def test_between_models_the_freed_memory_goes_back_only_when_no_other_job_runs():
-    done = subprocess.run([sys.executable, "-c", BETWEEN_PROBE], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    probe = json.loads(done.stdout.strip().splitlines()[-1])
+    probe = _probe(BETWEEN_PROBE)
     assert probe["alone_mb"] > 15, probe  # the previous model's 20 MB, back before the next model
     assert probe["beside_another_mb"] < 5, probe  # another job's kept activations are left alone
