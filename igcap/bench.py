@@ -48,7 +48,7 @@ from pathlib import Path
 from igcap import architecture, lean_decoding, loading, optimize, threads
 from igcap.architecture import EOS_TOKEN as EOS
 from igcap.architecture import GPT2_EOS_ID as EOS_ID
-from igcap.bench_child import PHOTO_SIZE, ChildReport, bench_photos, own_peak_rss_mb, time_scenarios  # noqa: F401 (re-exported)
+from igcap.bench_child import PHOTO_SIZE, ChildReport, bench_photos, finish, own_peak_rss_mb, time_scenarios  # noqa: F401 (re-exported)
 from igcap.captioner import Captioner
 from igcap.config import Settings
 from igcap.decoding import DEFAULT_PRESET, PRESETS, DecodingSettings
@@ -346,8 +346,7 @@ def child_main(argv: list[str]) -> int:
     else:
         variant = EngineVariant(**json.loads(argv[5])) if len(argv) > 5 else EngineVariant()
         report = run_igcap(Path(set_dir), int(tokens), int(photos), variant)
-    report.peak_rss_mb, report.peak_source = own_peak_rss_mb()
-    report.transformers_imported = "transformers" in sys.modules
+    finish(report)
     Path(out).write_text(json.dumps(asdict(report)))
     return 0
 
@@ -524,7 +523,9 @@ def summarize(raw: dict, options: BenchOptions, machine: dict, folder: Path, fir
     result = {"machine": machine, "tokens_per_caption": options.tokens, "repeats": options.repeats,
               "photos": {"one_photo": 1, "eight_photos": options.photos}, "models": len(KEYS),
               "checkpoints": str(folder), "quick": options.quick, "paths": list(options.paths),
-              "peak_memory": "each child's own peak resident set (VmHWM at its end), MiB"}
+              "peak_memory": "each child's own peak resident set (VmHWM at its end), MiB; file_pages_mb: the part of "
+                             "its resident set that mapped files as it ended (RssFile: libraries, mostly; it varies "
+                             "with the host's page cache)"}
     if peer:
         result["peer"] = peer
     for set_name, by_path in raw.items():
@@ -552,6 +553,8 @@ def _path_figures(scenario: str, ms: list[Measurement]) -> dict:
             "load_seconds": round(statistics.median(m.report.load_seconds for m in ms), 2),
             "runs_seconds": [round(s, 3) for s in seconds], "threads": ms[0].report.threads,
             "peak_source": ms[0].report.peak_source, "transformers_imported": ms[0].report.transformers_imported,
+            **({"file_pages_mb": round(statistics.median(m.report.file_pages_mb for m in ms), 1)}
+               if all(m.report.file_pages_mb is not None for m in ms) else {}),
             **({"imports_seconds": round(statistics.median(m.imports_seconds for m in ms), 3)}
                if scenario == "cold" and all(m.imports_seconds is not None for m in ms) else {})}
 
@@ -612,6 +615,12 @@ def format_table(result: dict) -> str:
         if cold and all("imports_seconds" in cold[p] for p in _paths_in(cold)):
             lines.append(f"cold start ({set_name}), of which importing the path's libraries: " + ", ".join(
                 f"{p} {cold[p]['imports_seconds']:.2f} of {cold[p]['seconds']:.2f} s" for p in _paths_in(cold)))
+    for set_name in SETS:
+        one = result.get(set_name, {}).get("one_photo")
+        if one and all("file_pages_mb" in one[p] for p in _paths_in(one)):
+            lines.append(f"peak ({set_name}), of which mapped files' pages (libraries, mostly: they vary with the host's "
+                         "page cache): " + ", ".join(f"{p} {one[p]['file_pages_mb']:.0f} of {one[p]['peak_rss_mb']:.0f} MB"
+                                                     for p in _paths_in(one)))
     if result.get("peer"):
         lines.append(_peer_line(result["peer"]))
     lines.append("load: the four models' load times added up (igcap loads lazily: its first photo pays them); "

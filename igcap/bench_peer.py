@@ -272,8 +272,7 @@ def main(argv: list[str]) -> int:
         elif command == "child" and len(args) == 7:
             set_dir, onnx_root, keys, tokens, photos, threads, out = args
             report = run_peer(Path(set_dir), Path(onnx_root), keys.split(","), int(tokens), int(photos), int(threads))
-            report.peak_rss_mb, report.peak_source = bench_child().own_peak_rss_mb()
-            report.transformers_imported = "transformers" in sys.modules
+            bench_child().finish(report)
             Path(out).write_text(json.dumps(asdict(report)))
         else:
             print(__doc__.split("Commands")[1], file=sys.stderr)

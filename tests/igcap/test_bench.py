@@ -87,6 +87,10 @@ def test_quick_run_writes_the_issue_schema_and_both_paths_do_the_same_work(tmp_p
     assert result["published_like"]["cold"]["igcap"]["transformers_imported"] is False
     assert result["published_like"]["cold"]["original"]["transformers_imported"] is True
     assert "of which importing the path's libraries: original" in printed
+    for path in ("original", "igcap"):  # the mapped files' pages, apart: part of the peak, not the engine's
+        entry = result["published_like"]["one_photo"][path]
+        assert 0 < entry["file_pages_mb"] < entry["peak_rss_mb"]
+    assert "peak (published_like), of which mapped files' pages" in printed
     first = result["published_like"]["igcap_empty_int8_cache"]  # the run that filled the int8 cache
     assert first["cold_seconds"] > 0 and first["load_seconds"] > 0 and first["peak_rss_mb"] > 50
     assert len(list(bench.int8_cache_dir(tmp_path / "ckpt" / "published_like").glob("*.safetensors"))) == 4
@@ -98,6 +102,25 @@ def test_quick_run_writes_the_issue_schema_and_both_paths_do_the_same_work(tmp_p
     stamp = ready.stat().st_mtime_ns
     bench.build_set("published_like", tmp_path / "ckpt", quick=True)
     assert ready.stat().st_mtime_ns == stamp
+
+
+def test_a_child_reports_the_file_pages_in_its_memory_apart(tmp_path):
+    """The part of a child's resident memory that maps files (libraries, mostly) is reported beside its peak:
+    it varies with the host's page cache, not with the engine (issue 15's ninth round)."""
+    import mmap
+
+    from igcap.bench_child import ChildReport, file_pages_mb, finish
+
+    before = file_pages_mb()
+    data = tmp_path / "pages.bin"
+    data.write_bytes(b"\x07" * (48 << 20))
+    with open(data, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        assert sum(mapped[i] for i in range(0, len(mapped), mmap.PAGESIZE)) == 7 * (len(mapped) // mmap.PAGESIZE)
+        during = file_pages_mb()  # every page of the mapped file read: resident, and counted as a file's
+        report = finish(ChildReport("test"))
+    assert during - before > 40  # the 48 MB mapped and read, not anonymous memory
+    assert report.peak_source == "VmHWM" and 40 < report.file_pages_mb <= report.peak_rss_mb
+    assert report.transformers_imported == ("transformers" in __import__("sys").modules)
 
 
 def _resident_mb() -> float:

@@ -289,3 +289,4 @@ def test_the_real_peer_on_tiny_models(tmp_path):
     assert m.report.one_photo_tokens == len(KEYS) * 3 and m.report.eight_photos_tokens == len(KEYS) * 3 * 2
     assert len(m.report.captions) == len(KEYS)
     assert m.cold_seconds > 0 and m.report.load_seconds > 0 and 50 < m.peak_rss_mb and m.report.peak_source == "VmHWM"
+    assert 0 < m.report.file_pages_mb < m.peak_rss_mb  # the peer's child reports its mapped files' pages too
