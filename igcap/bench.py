@@ -524,7 +524,7 @@ def summarize(raw: dict, options: BenchOptions, machine: dict, folder: Path, fir
               "photos": {"one_photo": 1, "eight_photos": options.photos}, "models": len(KEYS),
               "checkpoints": str(folder), "quick": options.quick, "paths": list(options.paths),
               "peak_memory": "each child's own peak resident set (VmHWM at its end), MiB; file_pages_mb: the part of "
-                             "its resident set that mapped files as it ended (RssFile: libraries, mostly; it varies "
+                             "its resident set that mapped files as it ended (RssFile + RssShmem: libraries, mostly; it varies "
                              "with the host's page cache)"}
     if peer:
         result["peer"] = peer

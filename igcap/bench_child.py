@@ -34,9 +34,9 @@ class ChildReport:
     variant: dict = field(default_factory=dict)
     peak_rss_mb: float = 0.0  # this process's own peak resident memory (VmHWM), read as it ends
     peak_source: str = ""  # where peak_rss_mb came from (VmHWM, or getrusage where /proc is absent)
-    # of the resident memory as the process ended, the pages of files it maps (RssFile: its libraries, mostly);
-    # how many a fault maps depends on the host's page cache, so this part of a peak varies between runs of the
-    # very same code (docs/performance.md, issue 15's ninth round); None where /proc is absent
+    # of the resident memory as the process ended, the pages of files it maps (RssFile + RssShmem: its libraries,
+    # mostly); how many a fault maps depends on the host's page cache, so this part of a peak varies between runs
+    # of the very same code (docs/performance.md, issue 15's ninth round); None where /proc is absent
     file_pages_mb: float | None = None
     transformers_imported: bool | None = None  # whether the path had imported transformers when it ended
 
@@ -78,17 +78,16 @@ def own_peak_rss_mb() -> tuple[float, str]:
 
 
 def file_pages_mb() -> float | None:
-    """The part of this process's resident memory that maps files (``RssFile``: shared libraries, mostly), in
-    MiB; None where /proc is absent. Pages of a library count once mapped, and a fault may map its neighbours
-    already in the page cache, so the figure depends on the host as much as on the program."""
+    """The part of this process's resident memory that maps files, in MiB: ``RssFile`` (shared libraries,
+    mostly) and ``RssShmem`` (files in tmpfs, shared memory); None where /proc is absent. Pages of a library
+    count once mapped, and a fault may map its neighbours already in the page cache, so the figure depends on
+    the host as much as on the program."""
     try:
         with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("RssFile:"):
-                    return int(line.split()[1]) / 1024
+            kb = [int(line.split()[1]) for line in f if line.startswith(("RssFile:", "RssShmem:"))]
     except OSError:
-        pass
-    return None
+        return None
+    return sum(kb) / 1024 if kb else None
 
 
 def finish(report: ChildReport) -> ChildReport:

@@ -104,20 +104,30 @@ def test_quick_run_writes_the_issue_schema_and_both_paths_do_the_same_work(tmp_p
     assert ready.stat().st_mtime_ns == stamp
 
 
-def test_a_child_reports_the_file_pages_in_its_memory_apart(tmp_path):
+@pytest.mark.parametrize("where", ["tmp_path", "/dev/shm"])
+def test_a_child_reports_the_file_pages_in_its_memory_apart(tmp_path, where):
     """The part of a child's resident memory that maps files (libraries, mostly) is reported beside its peak:
-    it varies with the host's page cache, not with the engine (issue 15's ninth round)."""
+    it varies with the host's page cache, not with the engine (issue 15's ninth round). A file on disk or in
+    tmpfs (where /tmp is one) counts alike."""
     import mmap
+    import tempfile
+    from pathlib import Path
 
     from igcap.bench_child import ChildReport, file_pages_mb, finish
 
+    if where != "tmp_path" and not Path(where).is_dir():
+        pytest.skip(f"no {where} here")
+    folder = tmp_path if where == "tmp_path" else Path(tempfile.mkdtemp(dir=where))
     before = file_pages_mb()
-    data = tmp_path / "pages.bin"
+    data = folder / "pages.bin"
     data.write_bytes(b"\x07" * (48 << 20))
     with open(data, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
         assert sum(mapped[i] for i in range(0, len(mapped), mmap.PAGESIZE)) == 7 * (len(mapped) // mmap.PAGESIZE)
         during = file_pages_mb()  # every page of the mapped file read: resident, and counted as a file's
         report = finish(ChildReport("test"))
+    if folder != tmp_path:
+        data.unlink()
+        folder.rmdir()
     assert during - before > 40  # the 48 MB mapped and read, not anonymous memory
     assert report.peak_source == "VmHWM" and 40 < report.file_pages_mb <= report.peak_rss_mb
     assert report.transformers_imported == ("transformers" in __import__("sys").modules)
