@@ -516,6 +516,69 @@ def _first_run(m: Measurement) -> dict:
             "one_photo_seconds": round(m.report.one_photo_seconds, 3), "peak_rss_mb": round(m.peak_rss_mb, 1)}
 
 
+@dataclass(frozen=True)
+class Target:
+    """One of issue 15's targets, checked on a run's medians: ``figure`` of ``scenario`` on ``set_name`` (``speedup``:
+    igcap against the original path; ``seconds`` or ``peak_rss_mb``: igcap's own) at least or at most ``bound``."""
+
+    label: str
+    set_name: str
+    scenario: str
+    figure: str
+    bound: float
+    at_most: bool = False
+
+    def value(self, result: dict) -> float | None:
+        entry = result.get(self.set_name, {}).get(self.scenario)
+        if not entry:
+            return None
+        return entry["speedup"] if self.figure == "speedup" else entry["igcap"][self.figure]
+
+    def met(self, value: float) -> bool:
+        return value <= self.bound if self.at_most else value >= self.bound
+
+
+# issue 15's targets for the full-size run on a 2-core machine (the medians of one run); --quick is not comparable
+TARGETS = (
+    Target("cold ≥ 2×", "distinct", "cold", "speedup", 2.0),
+    Target("cold ≥ 2×", "published_like", "cold", "speedup", 2.0),
+    Target("load of four ≤ 4 s", "distinct", "load", "seconds", 4.0, at_most=True),
+    Target("load of four ≤ 4 s", "published_like", "load", "seconds", 4.0, at_most=True),
+    Target("one photo ≥ 5×", "distinct", "one_photo", "speedup", 5.0),
+    Target("one photo ≥ 7×", "published_like", "one_photo", "speedup", 7.0),
+    Target("eight photos ≥ 11×", "distinct", "eight_photos", "speedup", 11.0),
+    Target("eight photos ≥ 14×", "published_like", "eight_photos", "speedup", 14.0),
+    Target("peak ≤ 1,600 MiB", "distinct", "one_photo", "peak_rss_mb", 1600.0, at_most=True),
+    Target("peak ≤ 1,200 MiB", "published_like", "one_photo", "peak_rss_mb", 1200.0, at_most=True),
+)
+
+
+def check_targets(result: dict) -> list[dict]:
+    """Each of issue 15's targets this run's figures can speak to (its sets, and the peer when it ran: igcap ahead
+    of it in every scenario), with the run's value and whether it is met; empty for a --quick run."""
+    if result.get("quick"):
+        return []
+    checks = []
+    for target in TARGETS:
+        value = target.value(result)
+        if value is not None:
+            checks.append({"target": target.label, "set": target.set_name, "value": value, "met": target.met(value)})
+    for set_name in SETS:
+        ratios = [result[set_name][sc]["speedup_vs_peer"] for sc in SCENARIOS
+                  if "speedup_vs_peer" in result.get(set_name, {}).get(sc, {})]
+        if ratios:
+            checks.append({"target": "ahead of the peer in every scenario", "set": set_name, "value": min(ratios),
+                           "met": min(ratios) > 1})
+    return checks
+
+
+def targets_line(checks: list[dict]) -> str:
+    """check_targets' verdict in one line: how many are met, and the figures of those that are not."""
+    missed = [c for c in checks if not c["met"]]
+    return f"issue 15's targets: {len(checks) - len(missed)} of {len(checks)} met" + (
+        "; not met: " + "; ".join(f"{c['target']} ({c['set']}): {c['value']:g}" for c in missed) if missed else "")
+
+
 def summarize(raw: dict, options: BenchOptions, machine: dict, folder: Path, first_runs: dict | None = None,
               peer: dict | None = None) -> dict:
     """Medians per set, scenario and path; ``first_runs``: igcap's run per set that found the int8 cache empty;
@@ -533,6 +596,7 @@ def summarize(raw: dict, options: BenchOptions, machine: dict, folder: Path, fir
         first = (first_runs or {}).get(set_name)
         if first:
             result[set_name]["igcap_empty_int8_cache"] = first
+    result["targets"] = check_targets(result)
     return result
 
 
@@ -623,6 +687,8 @@ def format_table(result: dict) -> str:
                                                      for p in _paths_in(one)))
     if result.get("peer"):
         lines.append(_peer_line(result["peer"]))
+    if result.get("targets"):
+        lines.append(targets_line(result["targets"]))
     lines.append("load: the four models' load times added up (igcap loads lazily: its first photo pays them); "
                  "peak: each child's own VmHWM")
     return "\n".join(lines)

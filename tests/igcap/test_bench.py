@@ -91,6 +91,7 @@ def test_quick_run_writes_the_issue_schema_and_both_paths_do_the_same_work(tmp_p
         entry = result["published_like"]["one_photo"][path]
         assert 0 < entry["file_pages_mb"] < entry["peak_rss_mb"]
     assert "peak (published_like), of which mapped files' pages" in printed
+    assert result["targets"] == [] and "issue 15's targets" not in printed  # tiny models say nothing of them
     first = result["published_like"]["igcap_empty_int8_cache"]  # the run that filled the int8 cache
     assert first["cold_seconds"] > 0 and first["load_seconds"] > 0 and first["peak_rss_mb"] > 50
     assert len(list(bench.int8_cache_dir(tmp_path / "ckpt" / "published_like").glob("*.safetensors"))) == 4
@@ -131,6 +132,45 @@ def test_a_child_reports_the_file_pages_in_its_memory_apart(tmp_path, where):
     assert during - before > 40  # the 48 MB mapped and read, not anonymous memory
     assert report.peak_source == "VmHWM" and 40 < report.file_pages_mb <= report.peak_rss_mb
     assert report.transformers_imported == ("transformers" in __import__("sys").modules)
+
+
+def _fake_result(speedups: dict, peaks: dict, load: float = 1.0, peer: float | None = 3.0) -> dict:
+    """A run's medians as summarize writes them: ``speedups[set][scenario]`` and ``peaks[set]`` (igcap's)."""
+    result = {"quick": False}
+    for set_name in bench.SETS:
+        result[set_name] = {}
+        for scenario in bench.SCENARIOS:
+            igcap = {"seconds": load if scenario == "load" else 1.0, "peak_rss_mb": peaks[set_name]}
+            entry = {"original": {"seconds": speedups[set_name][scenario]}, "igcap": igcap,
+                     "speedup": speedups[set_name][scenario]}
+            if peer is not None:
+                entry["peer"], entry["speedup_vs_peer"] = {"seconds": peer}, peer
+            result[set_name][scenario] = entry
+    return result
+
+
+def test_a_run_says_which_of_issue_15s_targets_it_meets():
+    at_targets = {"distinct": {"one_photo": 5.0, "eight_photos": 11.0, "cold": 2.0, "load": 1.5},
+                  "published_like": {"one_photo": 7.0, "eight_photos": 14.0, "cold": 2.0, "load": 1.8}}
+    checks = bench.check_targets(_fake_result(at_targets, {"distinct": 1600.0, "published_like": 1200.0}, load=4.0))
+    assert len(checks) == 12 and all(c["met"] for c in checks)  # a figure exactly at its bound meets it
+    below = {s: dict(v) for s, v in at_targets.items()}
+    below["published_like"]["one_photo"] = 6.99
+    checks = bench.check_targets(_fake_result(below, {"distinct": 1600.1, "published_like": 1150.0}, load=4.01,
+                                              peer=0.9))
+    missed = {(c["target"], c["set"]) for c in checks if not c["met"]}
+    assert missed == {("one photo ≥ 7×", "published_like"), ("peak ≤ 1,600 MiB", "distinct"),
+                      ("load of four ≤ 4 s", "distinct"), ("load of four ≤ 4 s", "published_like"),
+                      ("ahead of the peer in every scenario", "distinct"),
+                      ("ahead of the peer in every scenario", "published_like")}
+    result = _fake_result(below, {"distinct": 1600.1, "published_like": 1150.0}, peer=None)
+    checks = bench.check_targets(result)
+    assert len(checks) == 10  # without the peer, nothing is said of it
+    assert bench.targets_line(checks) == ("issue 15's targets: 8 of 10 met; not met: one photo ≥ 7× (published_like): "
+                                          "6.99; peak ≤ 1,600 MiB (distinct): 1600.1")
+    assert bench.targets_line(bench.check_targets(_fake_result(at_targets, {"distinct": 1.0, "published_like": 1.0}))) \
+        == "issue 15's targets: 12 of 12 met"
+    assert bench.check_targets({**result, "quick": True}) == []  # tiny models: not comparable
 
 
 def _resident_mb() -> float:
