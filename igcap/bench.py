@@ -48,7 +48,7 @@ from pathlib import Path
 from igcap import architecture, lean_decoding, loading, optimize, threads
 from igcap.architecture import EOS_TOKEN as EOS
 from igcap.architecture import GPT2_EOS_ID as EOS_ID
-from igcap.bench_child import PHOTO_SIZE, ChildReport, bench_photos, finish, own_peak_rss_mb, time_scenarios  # noqa: F401 (re-exported)
+from igcap.bench_child import PHOTO_SIZE, ChildReport, bench_photos, finish, time_scenarios  # noqa: F401 (re-exported)
 from igcap.captioner import Captioner
 from igcap.config import Settings
 from igcap.decoding import DEFAULT_PRESET, PRESETS, DecodingSettings
@@ -365,7 +365,7 @@ class Measurement:
 
 def run_child(path: str, set_dir: Path, options: BenchOptions, variant: EngineVariant | None = None) -> Measurement:
     """One path in a fresh process; cold = spawn → first caption; peak RSS as the child itself saw it
-    (its own VmHWM: the parent's size never leaks in, see own_peak_rss_mb)."""
+    (its own VmHWM: the parent's size never leaks in, see bench_child.own_peak_rss_mb)."""
     with tempfile.TemporaryDirectory(prefix="igcap-bench-") as tmp:
         out = Path(tmp) / "report.json"
         if path == PEER:

@@ -110,6 +110,7 @@ def test_a_child_reports_the_file_pages_in_its_memory_apart(tmp_path, where):
     """The part of a child's resident memory that maps files (libraries, mostly) is reported beside its peak:
     it varies with the host's page cache, not with the engine (issue 15's ninth round). A file on disk or in
     tmpfs (where /tmp is one) counts alike."""
+    import contextlib
     import mmap
     import tempfile
     from pathlib import Path
@@ -118,17 +119,15 @@ def test_a_child_reports_the_file_pages_in_its_memory_apart(tmp_path, where):
 
     if where != "tmp_path" and not Path(where).is_dir():
         pytest.skip(f"no {where} here")
-    folder = tmp_path if where == "tmp_path" else Path(tempfile.mkdtemp(dir=where))
     before = file_pages_mb()
-    data = folder / "pages.bin"
-    data.write_bytes(b"\x07" * (48 << 20))
-    with open(data, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-        assert sum(mapped[i] for i in range(0, len(mapped), mmap.PAGESIZE)) == 7 * (len(mapped) // mmap.PAGESIZE)
-        during = file_pages_mb()  # every page of the mapped file read: resident, and counted as a file's
-        report = finish(ChildReport("test"))
-    if folder != tmp_path:
-        data.unlink()
-        folder.rmdir()
+    with contextlib.ExitStack() as stack:  # a folder made in /dev/shm goes, whatever the asserts say
+        folder = tmp_path if where == "tmp_path" else Path(stack.enter_context(tempfile.TemporaryDirectory(dir=where)))
+        data = folder / "pages.bin"
+        data.write_bytes(b"\x07" * (48 << 20))
+        with open(data, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            assert sum(mapped[i] for i in range(0, len(mapped), mmap.PAGESIZE)) == 7 * (len(mapped) // mmap.PAGESIZE)
+            during = file_pages_mb()  # every page of the mapped file read: resident, and counted as a file's
+            report = finish(ChildReport("test"))
     assert during - before > 40  # the 48 MB mapped and read, not anonymous memory
     assert report.peak_source == "VmHWM" and 40 < report.file_pages_mb <= report.peak_rss_mb
     assert report.transformers_imported == ("transformers" in __import__("sys").modules)

@@ -65,8 +65,9 @@ def test_the_kept_memory_goes_back_to_the_system_when_captioning_ends():
 
 
 BETWEEN_PROBE = AFTER_A_LOAD + r"""
+import contextlib
 for jobs in (1, 2):  # this job alone, then with another job running (a second caption_heap open)
-    with caption_heap(), (caption_heap() if jobs == 2 else open("/dev/null")):
+    with caption_heap(), (caption_heap() if jobs == 2 else contextlib.nullcontext()):
         torch.ones(5 << 20)  # 20 MB of a model's working memory, freed when the model ends: kept
         before = rss_mb()
         release_between_models()
