@@ -2,6 +2,7 @@
 (JSON schema, both paths generating the same number of tokens). Timings are printed, never asserted."""
 
 import json
+import sys
 
 import pytest
 import torch
@@ -130,7 +131,7 @@ def test_a_child_reports_the_file_pages_in_its_memory_apart(tmp_path, where):
             report = finish(ChildReport("test"))
     assert during - before > 40  # the 48 MB mapped and read, not anonymous memory
     assert report.peak_source == "VmHWM" and 40 < report.file_pages_mb <= report.peak_rss_mb
-    assert report.transformers_imported == ("transformers" in __import__("sys").modules)
+    assert report.transformers_imported == ("transformers" in sys.modules)
 
 
 def _fake_result(speedups: dict, peaks: dict, load: float = 1.0, peer: float | None = 3.0) -> dict:
