@@ -66,13 +66,9 @@ def own_peak_rss_mb() -> tuple[float, str]:
     built the checkpoints) shows up in every child's figure. Elsewhere (no /proc) getrusage is the
     best there is, and is labelled so.
     """
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024, "VmHWM"
-    except OSError:
-        pass
+    kb = _status_kb("VmHWM")
+    if kb:
+        return kb[0] / 1024, "VmHWM"
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return (peak / 2**20 if sys.platform == "darwin" else peak / 1024), "getrusage"
 
@@ -82,12 +78,17 @@ def file_pages_mb() -> float | None:
     mostly) and ``RssShmem`` (files in tmpfs, shared memory); None where /proc is absent. Pages of a library
     count once mapped, and a fault may map its neighbours already in the page cache, so the figure depends on
     the host as much as on the program."""
+    kb = _status_kb("RssFile", "RssShmem")
+    return sum(kb) / 1024 if kb else None
+
+
+def _status_kb(*fields: str) -> list[int]:
+    """The values (kB) of those of ``fields`` that /proc/self/status holds; none where /proc is absent."""
     try:
         with open("/proc/self/status") as f:
-            kb = [int(line.split()[1]) for line in f if line.startswith(("RssFile:", "RssShmem:"))]
+            return [int(line.split()[1]) for line in f if line.startswith(tuple(f"{name}:" for name in fields))]
     except OSError:
-        return None
-    return sum(kb) / 1024 if kb else None
+        return []
 
 
 def finish(report: ChildReport) -> ChildReport:
