@@ -646,7 +646,8 @@ def machine_info() -> dict:
     from igcap import cpu as cpu_info
     from igcap.optimize.int8 import int8_classes
 
-    return {"cpu": cpu, "cpu_features": cpu_info.int8_features(cpu_info.cpu_flags()),
+    return {"cpu": cpu, "cpu_generation": cpu_info.cpu_generation(),
+            "cpu_features": cpu_info.int8_features(cpu_info.cpu_flags()),
             "int8_activations": "7-bit" if int8_classes().Int8Linear.reduce_range else "8-bit",
             "cores": threads.allowed_cores(), "torch_threads_default": torch.get_num_threads(),
             "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
@@ -657,7 +658,8 @@ def machine_info() -> dict:
 def format_table(result: dict) -> str:
     """The figures as a plain-text table, one row per set and scenario."""
     m = result["machine"]
-    lines = [f"igcap bench · {m['date']} · {m['cpu']} · {m['cores']} cores · torch {m['torch']} "
+    cpu = f"{m['cpu']} ({m['cpu_generation']})" if m.get("cpu_generation") else m["cpu"]
+    lines = [f"igcap bench · {m['date']} · {cpu} · {m['cores']} cores · torch {m['torch']} "
              f"({m['torch_threads_default']} threads) · {result['tokens_per_caption']} tokens per caption · "
              f"median of {result['repeats']} · load average {m['load_average_start'][0]:.1f} → "
              f"{m.get('load_average_end', [0])[0]:.1f}",

@@ -14,19 +14,43 @@ from pathlib import Path
 INT8_FEATURES = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8")
 
 
-def cpu_flags(cpuinfo: str | None = None) -> set[str]:
-    """The first processor's flags (x86's ``flags``, ARM's ``Features``) from /proc/cpuinfo's text (read
-    when not given); empty where /proc is absent."""
+def _first_processor(cpuinfo: str | None) -> dict[str, str]:
+    """The first processor's fields from /proc/cpuinfo's text (read when not given); empty where /proc is
+    absent."""
     if cpuinfo is None:
         try:
             cpuinfo = Path("/proc/cpuinfo").read_text()
         except OSError:
-            return set()
+            return {}
+    fields: dict[str, str] = {}
     for line in cpuinfo.splitlines():
-        name, _, value = line.partition(":")
-        if name.strip() in ("flags", "Features"):
-            return set(value.split())
-    return set()
+        name, colon, value = line.partition(":")
+        if not colon:
+            if fields:  # the blank line after the first processor
+                break
+            continue
+        fields.setdefault(name.strip(), value.strip())
+    return fields
+
+
+def cpu_flags(cpuinfo: str | None = None) -> set[str]:
+    """The first processor's flags (x86's ``flags``, ARM's ``Features``) from /proc/cpuinfo's text (read
+    when not given); empty where /proc is absent."""
+    fields = _first_processor(cpuinfo)
+    return set((fields.get("flags") or fields.get("Features") or "").split())
+
+
+def cpu_generation(cpuinfo: str | None = None) -> str:
+    """Which generation of CPU this is, where its name does not say: x86's vendor, family and model
+    ("AuthenticAMD family 26 model 2": a Zen 5 EPYC; family 25 is Zen 3 or 4), ARM's implementer and part;
+    "" where /proc/cpuinfo does not tell. Hosts named "AMD EPYC" alike ran int8 products at half or double
+    each other's speed with the same feature flags (docs/performance.md, tenth and twelfth rounds)."""
+    fields = _first_processor(cpuinfo)
+    if "cpu family" in fields and "model" in fields:
+        return f"{fields.get('vendor_id', '')} family {fields['cpu family']} model {fields['model']}".strip()
+    if "CPU implementer" in fields and "CPU part" in fields:
+        return f"implementer {fields['CPU implementer']} part {fields['CPU part']}"
+    return ""
 
 
 def has_vnni(flags: set[str]) -> bool:

@@ -29,3 +29,29 @@ def test_the_benchmarks_machine_record_names_this_cpus_features_and_int8_activat
     seven_bit = int8_classes().Int8Linear.reduce_range
     assert seven_bit == (not cpu.has_vnni(flags))
     assert machine["int8_activations"] == ("7-bit" if seven_bit else "8-bit")
+
+
+ZEN5 = ("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 2\nmodel name\t: AMD EPYC\n"
+        "flags\t\t: avx2 fma avx512f avx512_vnni avx_vnni avx512_bf16\n\n"
+        "processor\t: 1\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 143\n")
+ZEN3 = ZEN5.replace("cpu family\t: 26\nmodel\t\t: 2", "cpu family\t: 25\nmodel\t\t: 1", 1)
+
+
+def test_two_epycs_with_the_same_features_are_told_apart_by_their_generation():
+    """Zen 4 and Zen 5 EPYCs both report "AMD EPYC" and the same int8 features; family and model differ."""
+    assert cpu.int8_features(cpu.cpu_flags(ZEN5)) == ["avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16"]
+    assert cpu.cpu_generation(ZEN5) == "AuthenticAMD family 26 model 2"  # the first processor's, not the second's
+    assert cpu.cpu_generation(ZEN3) == "AuthenticAMD family 25 model 1"
+    assert cpu.cpu_generation("processor\t: 0\nCPU implementer\t: 0x41\nCPU part\t: 0xd0c\n") == \
+        "implementer 0x41 part 0xd0c"  # ARM
+    assert cpu.cpu_generation("") == "" and cpu.cpu_generation(EPYC_AVX2) == ""  # nothing to tell
+
+
+def test_the_benchmarks_table_names_the_cpus_generation():
+    machine = bench.machine_info()
+    assert machine["cpu_generation"] == cpu.cpu_generation()
+    result = {"machine": {**machine, "load_average_end": [1.0]}, "tokens_per_caption": 32, "repeats": 3}
+    header = bench.format_table(result).splitlines()[0]
+    assert f"{machine['cpu']} ({machine['cpu_generation']})" in header if machine["cpu_generation"] else machine["cpu"] in header
+    old = {**result, "machine": {k: v for k, v in result["machine"].items() if k != "cpu_generation"}}
+    assert f" · {machine['cpu']} · " in bench.format_table(old).splitlines()[0]  # a JSON written before it
