@@ -637,17 +637,13 @@ def machine_info() -> dict:
     import torch
     import transformers
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-
     from igcap import cpu as cpu_info
     from igcap.optimize.int8 import int8_classes
 
-    return {"cpu": cpu, "cpu_generation": cpu_info.cpu_generation(),
-            "cpu_features": cpu_info.int8_features(cpu_info.cpu_flags()),
+    cpuinfo = cpu_info.read_cpuinfo()  # read once, for the name, generation and flags
+    return {"cpu": cpu_info.cpu_name(cpuinfo) or platform.processor() or platform.machine(),
+            "cpu_generation": cpu_info.cpu_generation(cpuinfo),
+            "cpu_features": cpu_info.int8_features(cpu_info.cpu_flags(cpuinfo)),
             "int8_activations": "7-bit" if int8_classes().Int8Linear.reduce_range else "8-bit",
             "cores": threads.allowed_cores(), "torch_threads_default": torch.get_num_threads(),
             "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),

@@ -84,9 +84,10 @@ def file_pages_mb() -> float | None:
 
 def _status_kb(*fields: str) -> list[int]:
     """The values (kB) of those of ``fields`` that /proc/self/status holds; none where /proc is absent."""
+    prefixes = tuple(f"{name}:" for name in fields)
     try:
         with open("/proc/self/status") as f:
-            return [int(line.split()[1]) for line in f if line.startswith(tuple(f"{name}:" for name in fields))]
+            return [int(line.split()[1]) for line in f if line.startswith(prefixes)]
     except OSError:
         return []
 

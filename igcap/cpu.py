@@ -14,16 +14,19 @@ from pathlib import Path
 INT8_FEATURES = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8")
 
 
+def read_cpuinfo() -> str:
+    """/proc/cpuinfo's text; "" where /proc is absent (every reader below then finds nothing)."""
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
 def _first_processor(cpuinfo: str | None) -> dict[str, str]:
     """The first processor's fields from /proc/cpuinfo's text (read when not given); empty where /proc is
     absent."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return {}
     fields: dict[str, str] = {}
-    for line in cpuinfo.splitlines():
+    for line in (read_cpuinfo() if cpuinfo is None else cpuinfo).splitlines():
         name, colon, value = line.partition(":")
         if not colon:
             if fields:  # the blank line after the first processor
@@ -31,6 +34,11 @@ def _first_processor(cpuinfo: str | None) -> dict[str, str]:
             continue
         fields.setdefault(name.strip(), value.strip())
     return fields
+
+
+def cpu_name(cpuinfo: str | None = None) -> str:
+    """The first processor's ``model name`` ("AMD EPYC"); "" where /proc/cpuinfo has none (ARM, no /proc)."""
+    return _first_processor(cpuinfo).get("model name", "")
 
 
 def cpu_flags(cpuinfo: str | None = None) -> set[str]:

@@ -47,6 +47,7 @@ def test_two_epycs_with_the_same_features_are_told_apart_by_their_generation():
     assert cpu.cpu_generation("processor\t: 0\nCPU implementer\t: 0x41\nCPU part\t: 0xd0c\n") == \
         "implementer 0x41 part 0xd0c"  # ARM
     assert cpu.cpu_generation("") == "" and cpu.cpu_generation(EPYC_AVX2) == ""  # nothing to tell
+    assert cpu.cpu_name(ZEN5) == "AMD EPYC" and cpu.cpu_name("processor\t: 0\nFeatures\t: fp\n") == ""
 
 
 def test_the_benchmarks_table_names_the_cpus_generation():
@@ -54,6 +55,7 @@ def test_the_benchmarks_table_names_the_cpus_generation():
     assert machine["cpu_generation"] == cpu.cpu_generation()
     result = {"machine": {**machine, "load_average_end": [1.0]}, "tokens_per_caption": 32, "repeats": 3}
     header = bench.format_table(result).splitlines()[0]
-    assert f"{machine['cpu']} ({machine['cpu_generation']})" in header if machine["cpu_generation"] else machine["cpu"] in header
+    named = f"{machine['cpu']} ({machine['cpu_generation']})" if machine["cpu_generation"] else machine["cpu"]
+    assert named in header
     old = {**result, "machine": {k: v for k, v in result["machine"].items() if k != "cpu_generation"}}
     assert f" · {machine['cpu']} · " in bench.format_table(old).splitlines()[0]  # a JSON written before it
