@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Float, cast, func, or_, select
 from sqlalchemy.orm import Session, aliased, joinedload
 
-from db.models import DEFAULT_CRITERION, IDENTITY_LENGTH, LOCAL_OWNER, MANUAL, Caption, Photo, Rating, Study, utcnow
+from db.models import DEFAULT_CRITERION, IDENTITY_LENGTH, LOCAL_OWNER, MANUAL, Caption, Photo, Rating, Study, Vote, utcnow
 
 RATER_MAX = IDENTITY_LENGTH  # a typed name (at most 80, the box says) or a signed-in identity (e-mail)
 CRITERION_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
@@ -211,12 +211,13 @@ def rater_identity(rater: str | None) -> str:
 
 def stored_rater(*, session: Session, rater: str | None) -> str:
     """The name to store and look up for ``rater``: the display form already stored for the same person
-    (the first one used), else the cleaned name as typed."""
+    (by their ratings first, then their votes), else the cleaned name as typed."""
     name = clean_rater(rater)
     identity = name.casefold()
-    for known in session.scalars(select(Rating.rater).distinct().order_by(Rating.rater)):
-        if known.casefold() == identity:
-            return known
+    for column in (Rating.rater, Vote.rater):
+        for known in session.scalars(select(column).distinct().order_by(column)):
+            if known.casefold() == identity:
+                return known
     return name
 
 

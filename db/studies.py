@@ -7,7 +7,8 @@ raters (a rater gives stars on every criterion of the study at once). A rater is
 caption they rated, nor one that already has ``k`` raters. The next caption comes from the model
 whose captions are least rated so far (ratings per caption of that model, so every model is rated at
 a similar pace), and within it the caption with the fewest raters; ties are broken in an order that
-is random per rater but reproducible: a hash of the study's seed, the rater's name and the caption.
+is random per rater but reproducible: a hash of the study's seed, the rater and the caption. A rater is
+a person (``db.repo.rater_identity``): "Maya" and "maya " are one rater everywhere here.
 
 **Race safety.** :func:`rate_study_caption` guarantees that a caption **never has more than k
 raters**, however many people submit at once: it locks the caption's row (``SELECT … FOR UPDATE``
@@ -22,7 +23,8 @@ first and breaks ties in a different order for each rater. Call it inside a writ
 models of the study. The next pair is the pair of models with the fewest votes in the study (so every
 pair is covered evenly), on the photo where that pair has the fewest votes, never a photo and pair
 this rater already voted on; ties again break in the per-rater order. Which caption is "A" is decided
-the same way (random, reproducible). The vote stores both texts as shown.
+the same way (random, reproducible). The vote stores both texts as shown. Each person has one judgement
+per photo and pair: voting on it again replaces it (:func:`vote`).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, joinedload
 
 from db.models import DEFAULT_CRITERION, DEFAULT_K, WINNERS, Caption, Photo, Rating, Study, StudyPhoto, Vote, utcnow
-from db.repo import NotFoundError, _insert, _settings_dict, clean_criterion, clean_rater, rate
+from db.repo import NotFoundError, _insert, _settings_dict, clean_criterion, rate, rater_identity, stored_rater
 
 STUDY_NAME_MAX = 80
 K_MAX = 100
@@ -186,12 +188,17 @@ def _order(seed: int, rater: str, *parts: Any) -> str:
 
 
 def _raters_per_caption(session: Session, study: Study) -> dict[int, set[str]]:
+    """caption id → the people (``rater_identity``) who rated it."""
     raters: dict[int, set[str]] = defaultdict(set)
     rows = session.execute(select(Rating.caption_id, Rating.rater).join(Rating.caption)
                            .where(Caption.study_id == study.id).distinct())
     for caption_id, rater in rows:
-        raters[caption_id].add(rater)
+        raters[caption_id].add(rater.casefold())
     return raters
+
+
+def _people(names: Iterable[str]) -> set[str]:
+    return {name.casefold() for name in names}
 
 
 def next_caption(*, session: Session, study: Study, rater: str, skip: Collection[int] = ()) -> Caption | None:
@@ -199,7 +206,7 @@ def next_caption(*, session: Session, study: Study, rater: str, skip: Collection
 
     ``skip``: caption ids this rater passed over for now (the page keeps them for the session).
     """
-    rater = clean_rater(rater)
+    me = rater_identity(rater)
     captions = session.execute(select(Caption.id, Caption.model_key).where(Caption.study_id == study.id)).all()
     raters = _raters_per_caption(session, study)
     rated_units = Counter()  # model → (caption, rater) pairs so far
@@ -207,22 +214,22 @@ def next_caption(*, session: Session, study: Study, rater: str, skip: Collection
     for cid, key in captions:
         rated_units[key] += len(raters.get(cid, ()))
     open_ = [(cid, key) for cid, key in captions
-             if rater not in raters.get(cid, ()) and len(raters.get(cid, ())) < study.k and cid not in skip]
+             if me not in raters.get(cid, ()) and len(raters.get(cid, ())) < study.k and cid not in skip]
     if not open_:
         return None
-    cid, _ = min(open_, key=lambda c: (rated_units[c[1]] / per_model[c[1]], _order(study.seed, rater, "model", c[1]),
-                                       len(raters.get(c[0], ())), _order(study.seed, rater, c[0])))
+    cid, _ = min(open_, key=lambda c: (rated_units[c[1]] / per_model[c[1]], _order(study.seed, me, "model", c[1]),
+                                       len(raters.get(c[0], ())), _order(study.seed, me, c[0])))
     return session.get(Caption, cid, options=[joinedload(Caption.photo)])
 
 
 def caption_open_to(*, session: Session, study: Study, caption_id: int, rater: str) -> Caption | None:
     """The caption (photo loaded) if this rater may still rate it: in the study, not full, not rated by them."""
-    rater = clean_rater(rater)
+    me = rater_identity(rater)
     caption = session.get(Caption, caption_id, options=[joinedload(Caption.photo)])
     if caption is None or caption.study_id != study.id:
         return None
-    raters = set(session.scalars(select(Rating.rater).where(Rating.caption_id == caption_id).distinct()))
-    return caption if rater not in raters and len(raters) < study.k else None
+    raters = _people(session.scalars(select(Rating.rater).where(Rating.caption_id == caption_id).distinct()))
+    return caption if me not in raters and len(raters) < study.k else None
 
 
 def rate_study_caption(*, session: Session, study: Study, caption_id: int, rater: str, stars: Mapping[str, int],
@@ -232,7 +239,7 @@ def rate_study_caption(*, session: Session, study: Study, caption_id: int, rater
     Refused with :class:`CaptionFullError` when the caption has ``k`` other raters already (see the
     module docstring for the guarantee). The rater rating the same caption again updates their stars.
     """
-    rater = clean_rater(rater)
+    me = rater_identity(rater)
     given = {clean_criterion(c): s for c, s in stars.items()}
     if missing := [c for c in study.criteria if c not in given]:
         raise ValueError(f"give stars for every criterion ({', '.join(missing)} missing)")
@@ -242,8 +249,8 @@ def rate_study_caption(*, session: Session, study: Study, caption_id: int, rater
                              .with_for_update()).first()
     if locked is None:
         raise NotFoundError(f"caption {caption_id} is not part of the study {study.name!r}")
-    others = set(session.scalars(select(Rating.rater).where(Rating.caption_id == caption_id).distinct()))
-    if rater not in others and len(others) >= study.k:
+    others = _people(session.scalars(select(Rating.rater).where(Rating.caption_id == caption_id).distinct()))
+    if me not in others and len(others) >= study.k:
         raise CaptionFullError(f"this caption already has its {study.k} ratings; here is the next one")
     return [rate(session=session, caption_id=caption_id, rater=rater, stars=given[c], criterion=c, comment=comment)
             for c in study.criteria]
@@ -271,7 +278,7 @@ class RatingProgress:
 def rating_progress(*, session: Session, study: Study, rater: str | None = None) -> RatingProgress:
     captions = list(session.scalars(select(Caption.id).where(Caption.study_id == study.id)))
     raters = _raters_per_caption(session, study)
-    name = clean_rater(rater) if rater and rater.strip() else None
+    name = rater_identity(rater) if rater and rater.strip() else None
     mine = sum(1 for cid in captions if name in raters.get(cid, ()))
     open_ = sum(1 for cid in captions if name not in raters.get(cid, ()) and len(raters.get(cid, ())) < study.k)
     return RatingProgress(rated_by_rater=mine, open_to_rater=open_ if name else 0,
@@ -303,44 +310,60 @@ def _pair_key(photo_id: int, x: str, y: str) -> tuple[int, str, str]:
 def next_pair(*, session: Session, study: Study, rater: str,
               skip: Collection[tuple[int, str, str]] = ()) -> Pair | None:
     """The pair this rater should judge next, or None when they have judged every pair of every photo."""
-    rater = clean_rater(rater)
+    me = rater_identity(rater)
     by_photo: dict[int, dict[str, int]] = defaultdict(dict)
     for cid, pid, key in session.execute(select(Caption.id, Caption.photo_id, Caption.model_key)
                                          .where(Caption.study_id == study.id)):
         by_photo[pid][key] = cid
-    votes = session.execute(select(Vote.photo_id, Vote.model_a, Vote.model_b, Vote.rater)
-                            .where(Vote.study_id == study.id)).all()
-    per_pair = Counter(tuple(sorted((a, b))) for _, a, b, _ in votes)
-    per_photo_pair = Counter(_pair_key(pid, a, b) for pid, a, b, _ in votes)
-    mine = {_pair_key(pid, a, b) for pid, a, b, who in votes if who == rater}
+    votes = _judgements(session, study)
+    per_pair = Counter(v.key[1:] for v in votes)
+    per_photo_pair = Counter(v.key for v in votes)
+    mine = {v.key for v in votes if v.person == me}
     options = []
     for x, y in itertools.combinations(study.models, 2):
         for pid, captions in by_photo.items():
             key = _pair_key(pid, x, y)
             if x in captions and y in captions and key not in mine and key not in skip:
-                options.append((per_pair[key[1:]], per_photo_pair[key], _order(study.seed, rater, *key), key))
+                options.append((per_pair[key[1:]], per_photo_pair[key], _order(study.seed, me, *key), key))
     if not options:
         return None
     *_, (pid, x, y) = min(options)
     ids = by_photo[pid]
-    first, second = (x, y) if int(_order(study.seed, rater, "side", pid, x, y), 16) % 2 else (y, x)
+    first, second = (x, y) if int(_order(study.seed, me, "side", pid, x, y), 16) % 2 else (y, x)
     caption_a, caption_b = session.get(Caption, ids[first]), session.get(Caption, ids[second])
     return Pair(photo=session.get(Photo, pid), a=caption_a, b=caption_b)
 
 
 def vote(*, session: Session, study: Study, caption_a_id: int, caption_b_id: int, winner: str, rater: str) -> Vote:
-    """Store one judgement of the pair as it was shown (A = ``caption_a_id``), with both texts as shown."""
-    rater = clean_rater(rater)
+    """Store one judgement of the pair as it was shown (A = ``caption_a_id``), with both texts as shown.
+
+    One judgement per person, photo and pair: judging the same pair again (a second tab showing it, a
+    replayed click, the name typed in another case) replaces what they said before, as rating a caption
+    again does. Race-safe like :func:`rate_study_caption`: both captions' rows are locked first (on SQLite
+    the write transaction is serialised), so runs voting at once store one row."""
+    me = rater_identity(rater)
     if winner not in WINNERS:
         raise ValueError(f"the vote must be one of {', '.join(WINNERS)}, not {winner!r}")
+    session.execute(select(Caption.id).where(Caption.id.in_({caption_a_id, caption_b_id}), Caption.study_id == study.id)
+                    .order_by(Caption.id).with_for_update()).all()
     a, b = session.get(Caption, caption_a_id), session.get(Caption, caption_b_id)
     if a is None or b is None or a.study_id != study.id or b.study_id != study.id:
         raise NotFoundError(f"captions {caption_a_id} and {caption_b_id} are not both part of the study {study.name!r}")
     if a.photo_id != b.photo_id or a.model_key == b.model_key:
         raise ValueError("a pair is two captions of the same photo by two different models")
-    row = Vote(study_id=study.id, photo_id=a.photo_id, caption_a_id=a.id, caption_b_id=b.id, model_a=a.model_key,
-               model_b=b.model_key, text_a=a.text, text_b=b.text, winner=winner, rater=rater, created_at=utcnow())
-    session.add(row)
+    shown = dict(caption_a_id=a.id, caption_b_id=b.id, model_a=a.model_key, model_b=b.model_key, text_a=a.text,
+                 text_b=b.text, winner=winner, created_at=utcnow())
+    models = (a.model_key, b.model_key)
+    earlier = [v for v in session.scalars(select(Vote).where(
+        Vote.study_id == study.id, Vote.photo_id == a.photo_id, Vote.model_a.in_(models), Vote.model_b.in_(models))
+        .order_by(Vote.id)) if v.rater.casefold() == me]
+    if earlier:
+        row = earlier[-1]
+        for name, value in shown.items():
+            setattr(row, name, value)
+    else:
+        row = Vote(study_id=study.id, photo_id=a.photo_id, rater=stored_rater(session=session, rater=rater), **shown)
+        session.add(row)
     session.flush()
     return row
 
@@ -354,34 +377,73 @@ class VoteProgress:
 
 
 def vote_progress(*, session: Session, study: Study, rater: str | None = None) -> VoteProgress:
-    name = clean_rater(rater) if rater and rater.strip() else None
+    name = rater_identity(rater) if rater and rater.strip() else None
     by_photo: dict[int, set[str]] = defaultdict(set)
     for pid, key in session.execute(select(Caption.photo_id, Caption.model_key).where(Caption.study_id == study.id)):
         by_photo[pid].add(key)
     pairs = {_pair_key(pid, x, y) for pid, keys in by_photo.items() for x, y in itertools.combinations(sorted(keys), 2)}
-    votes = session.execute(select(Vote.photo_id, Vote.model_a, Vote.model_b, Vote.rater)
-                            .where(Vote.study_id == study.id)).all()
-    mine = {_pair_key(pid, a, b) for pid, a, b, who in votes if who == name}
-    per_pair = Counter(tuple(sorted((a, b))) for _, a, b, _ in votes)
-    return VoteProgress(by_rater=sum(1 for *_, who in votes if who == name),
+    votes = _judgements(session, study)
+    mine = {v.key for v in votes if v.person == name}
+    per_pair = Counter(v.key[1:] for v in votes)
+    return VoteProgress(by_rater=len(mine),
                         open_to_rater=len(pairs - mine) if name else 0, votes=len(votes), per_pair=dict(per_pair))
 
 
 # ---------------------------------------------------------------- plain rows for the leaderboard
 
 def rating_rows(*, session: Session, study: Study) -> list[dict[str, Any]]:
-    """One dict per rating of the study's captions: photo (sha256), model, rater, stars, criterion, caption_id."""
-    stmt = (select(Photo.sha256, Caption.model_key, Rating.rater, Rating.stars, Rating.criterion, Caption.id)
+    """One dict per rating of the study's captions: photo (sha256), model, rater, stars, criterion, caption_id.
+
+    One per person, caption and criterion, under the name the person's first rating was stored with: rows
+    stored before names were matched by person (two spellings of one rater on a caption) count once, by the
+    latest stars. The rows themselves stay (the exports list every one)."""
+    stmt = (select(Rating.id, Rating.updated_at, Photo.sha256, Caption.model_key, Rating.rater, Rating.stars,
+                   Rating.criterion, Caption.id)
             .join(Rating.caption).join(Caption.photo).where(Caption.study_id == study.id).order_by(Rating.id))
-    return [dict(photo=sha, model=key, rater=who, stars=stars, criterion=crit, caption_id=cid)
-            for sha, key, who, stars, crit, cid in session.execute(stmt)]
+    names: dict[str, str] = {}
+    latest: dict[tuple, tuple] = {}
+    for rid, updated, sha, key, who, stars, crit, cid in session.execute(stmt):
+        person = who.casefold()
+        names.setdefault(person, who)
+        unit = (cid, person, crit)
+        if unit not in latest or (updated, rid) >= latest[unit][:2]:
+            latest[unit] = (updated, rid, dict(photo=sha, model=key, rater=names[person], stars=stars, criterion=crit,
+                                               caption_id=cid))
+    return [row for *_, row in sorted(latest.values(), key=lambda kept: kept[1])]
+
+
+@dataclass(frozen=True)
+class _Judgement:
+    id: int
+    key: tuple[int, str, str]  # (photo id, model, model) sorted
+    sha256: str
+    model_a: str
+    model_b: str
+    winner: str
+    person: str  # rater_identity
+    name: str  # as the person's first vote was stored
+
+
+def _judgements(session: Session, study: Study) -> list[_Judgement]:
+    """The study's votes, each person's latest judgement of each photo and pair once, in the order given.
+    Older data may hold several (a second vote used to be stored beside the first); they stay in the table."""
+    stmt = (select(Vote.id, Vote.photo_id, Photo.sha256, Vote.model_a, Vote.model_b, Vote.winner, Vote.rater)
+            .join(Photo, Photo.id == Vote.photo_id).where(Vote.study_id == study.id).order_by(Vote.id))
+    names: dict[str, str] = {}
+    latest: dict[tuple, _Judgement] = {}
+    for vid, pid, sha, a, b, winner, who in session.execute(stmt):
+        person = who.casefold()
+        names.setdefault(person, who)
+        key = _pair_key(pid, a, b)
+        latest[(person, key)] = _Judgement(vid, key, sha, a, b, winner, person, names[person])
+    return sorted(latest.values(), key=lambda v: v.id)
 
 
 def vote_rows(*, session: Session, study: Study) -> list[dict[str, Any]]:
-    """One dict per vote of the study: photo (sha256), model_a, model_b, winner, rater."""
-    stmt = (select(Photo.sha256, Vote.model_a, Vote.model_b, Vote.winner, Vote.rater)
-            .join(Photo, Photo.id == Vote.photo_id).where(Vote.study_id == study.id).order_by(Vote.id))
-    return [dict(photo=sha, model_a=a, model_b=b, winner=w, rater=who) for sha, a, b, w, who in session.execute(stmt)]
+    """One dict per judgement of the study: photo (sha256), model_a, model_b, winner, rater (each person's latest
+    vote on each photo and pair, see :func:`_judgements`)."""
+    return [dict(photo=v.sha256, model_a=v.model_a, model_b=v.model_b, winner=v.winner, rater=v.name)
+            for v in _judgements(session, study)]
 
 
 def caption_rows(*, session: Session, study: Study) -> list[dict[str, Any]]:

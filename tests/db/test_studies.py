@@ -427,3 +427,119 @@ def test_a_signed_in_rater_with_a_long_email_address_can_rate_and_vote(engine):
         assert [v.rater for v in s.scalars(select(Vote))] == [address]
     with pytest.raises(ValueError, match="too long"), transaction(engine) as s:
         repo.rate(session=s, caption_id=pair.b.id, rater=address + "x", stars=2)
+
+
+# ---------------------------------------------------------------- one person, however the name is typed
+
+def test_a_rater_typing_their_name_in_another_case_is_the_same_person_in_the_rate_queue(engine):
+    """"Maya" and "maya " are one person (repo.rater_identity). The queue used to compare names as typed: "maya"
+    was offered the caption "Maya" had rated, her progress read 0, and her new stars replaced Maya's."""
+    make_study(engine, photos=2, models=["m-one", "m-two"], k=2)
+    first = rate_next(engine, "Maya", stars=5)
+    with transaction(engine, write=False) as s:
+        st = study(s)
+        assert studies.caption_open_to(session=s, study=st, caption_id=first.id, rater="maya ") is None
+        progress = studies.rating_progress(session=s, study=st, rater="MAYA")
+        assert (progress.rated_by_rater, progress.open_to_rater) == (1, 3)
+    offered = []
+    while (caption := rate_next(engine, " maya", stars=1)) is not None:
+        offered.append(caption.id)
+    assert first.id not in offered and len(offered) == 3
+    with transaction(engine, write=False) as s:
+        stars = {(r.caption_id, r.rater): r.stars for r in s.scalars(select(Rating))}
+    assert stars[(first.id, "Maya")] == 5  # her first stars kept, under the name as first stored
+    assert {who for _, who in stars} == {"Maya"}
+
+
+def test_a_full_caption_counts_people_not_spellings(engine):
+    """With its k raters, a caption is still open to each of them to change their stars, whatever case they type
+    their name in (it used to refuse "ann" on a caption "Ann" had filled)."""
+    make_study(engine, photos=1, models=["m-one"], k=2)
+    with transaction(engine) as s:
+        st = study(s)
+        [caption] = studies.study_captions(session=s, study=st)
+        studies.rate_study_caption(session=s, study=st, caption_id=caption.id, rater="Ann", stars={"overall": 4})
+        studies.rate_study_caption(session=s, study=st, caption_id=caption.id, rater="bob", stars={"overall": 3})
+        assert studies.rating_progress(session=s, study=st).complete == 1
+        studies.rate_study_caption(session=s, study=st, caption_id=caption.id, rater="ann", stars={"overall": 2})
+        with pytest.raises(CaptionFullError):
+            studies.rate_study_caption(session=s, study=st, caption_id=caption.id, rater="cy", stars={"overall": 1})
+    with transaction(engine, write=False) as s:
+        assert sorted((r.rater, r.stars) for r in s.scalars(select(Rating))) == [("Ann", 2), ("bob", 3)]
+
+
+def test_a_rater_typing_their_name_in_another_case_is_the_same_person_in_the_arena(engine):
+    make_study(engine, photos=1, models=["m-one", "m-two"])
+    assert vote_next(engine, "Maya") is not None
+    with transaction(engine, write=False) as s:
+        assert studies.next_pair(session=s, study=study(s), rater="maya") is None
+        progress = studies.vote_progress(session=s, study=study(s), rater="MAYA ")
+        assert (progress.by_rater, progress.open_to_rater) == (1, 0)
+
+
+def test_judging_the_same_pair_again_replaces_the_judgement_and_counts_once(engine):
+    """A second vote by the same person on the same photo and pair (two tabs showing the pinned pair, a click
+    replayed, the name typed in another case) used to be stored beside the first, and the leaderboard
+    counted both. Now it replaces the first, whichever side each caption was shown on."""
+    make_study(engine, photos=1, models=["m-one", "m-two"])
+    with transaction(engine) as s:
+        st = study(s)
+        pair = studies.next_pair(session=s, study=st, rater="Maya")
+        first = studies.vote(session=s, study=st, caption_a_id=pair.a.id, caption_b_id=pair.b.id, winner="a",
+                             rater="Maya")
+        again = studies.vote(session=s, study=st, caption_a_id=pair.b.id, caption_b_id=pair.a.id, winner="tie",
+                             rater="maya")
+        studies.vote(session=s, study=st, caption_a_id=pair.a.id, caption_b_id=pair.b.id, winner="b", rater="bob")
+    assert again.id == first.id
+    with transaction(engine, write=False) as s:
+        st = study(s)
+        rows = sorted((v.rater, v.winner, v.model_a, v.text_a) for v in s.scalars(select(Vote)))
+        assert rows == [("Maya", "tie", pair.b.model_key, pair.b.text), ("bob", "b", pair.a.model_key, pair.a.text)]
+        assert studies.vote_progress(session=s, study=st).per_pair == {tuple(sorted(MODELS[:2])): 2}
+        assert len(studies.vote_rows(session=s, study=st)) == 2
+
+
+def test_two_runs_voting_the_same_pair_at_once_store_one_vote(engine):
+    """A double click can start the second run while the first is still saving (igcap_ui.run_order)."""
+    make_study(engine, photos=1, models=["m-one", "m-two"])
+    with transaction(engine, write=False) as s:
+        pair = studies.next_pair(session=s, study=study(s), rater="ann")
+        a, b = pair.a.id, pair.b.id
+    start = threading.Barrier(4)
+
+    def run():
+        start.wait()
+        with transaction(engine) as s:
+            studies.vote(session=s, study=study(s), caption_a_id=a, caption_b_id=b, winner="a", rater="ann")
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with transaction(engine, write=False) as s:
+        assert len(s.scalars(select(Vote)).all()) == 1
+
+
+def test_rows_for_the_leaderboard_count_each_person_once_in_older_data(engine):
+    """Rows stored before names were matched by person (two spellings of one rater on one caption, or two
+    votes by one person on one pair) stay in the database and the exports; the leaderboard takes each
+    person's latest judgement once, under one name."""
+    make_study(engine, photos=1, models=["m-one", "m-two"], k=3)
+    with transaction(engine) as s:
+        st = study(s)
+        pair = studies.next_pair(session=s, study=st, rater="ann")
+        caption = pair.a
+        s.add_all([Rating(caption_id=caption.id, rater=who, stars=stars, criterion="overall", rated_text=caption.text)
+                   for who, stars in (("Ann", 5), ("ann", 2), ("bob", 3))])
+        s.add_all([Vote(study_id=st.id, photo_id=caption.photo_id, caption_a_id=x.id, caption_b_id=y.id,
+                        model_a=x.model_key, model_b=y.model_key, text_a=x.text, text_b=y.text, winner=w, rater=who)
+                   for x, y, w, who in ((pair.a, pair.b, "a", "Ann"), (pair.b, pair.a, "b", "ann"),
+                                        (pair.a, pair.b, "tie", "bob"))])
+    with transaction(engine, write=False) as s:
+        st = study(s)
+        ratings = sorted((r["rater"], r["stars"]) for r in studies.rating_rows(session=s, study=st))
+        votes = sorted((v["rater"], v["winner"], v["model_a"]) for v in studies.vote_rows(session=s, study=st))
+        assert len(s.scalars(select(Vote)).all()) == 3 and len(s.scalars(select(Rating)).all()) == 3
+    assert ratings == [("Ann", 2), ("bob", 3)]
+    assert votes == [("Ann", "b", pair.b.model_key), ("bob", "tie", pair.a.model_key)]
