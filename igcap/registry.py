@@ -105,13 +105,23 @@ def _apply_models_file(models: dict[str, ModelSpec], path: Path) -> dict[str, Mo
     """[models.<key>] tables: known keys are overridden field by field, new keys are added (source needed)."""
     try:
         tables = tomllib.loads(Path(path).read_text(encoding="utf-8")).get("models", {})
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"IGCAP_MODELS_FILE {path} is not UTF-8 text (byte {err.start}); save it as UTF-8") from None
     except (OSError, tomllib.TOMLDecodeError) as err:
         raise ConfigError(f"IGCAP_MODELS_FILE {path} could not be read: {err}") from None
+    if not isinstance(tables, dict):
+        raise ConfigError(f"{path}: models must be one table per model, [models.<key>], not {type(tables).__name__}")
     out = dict(models)
     for key, table in tables.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: models.{key} must be a table ([models.{key}] with fields {SPEC_FIELDS}), "
+                              f"not {type(table).__name__}")
         unknown = set(table) - set(SPEC_FIELDS)
         if unknown:
             raise ConfigError(f"{path}: [models.{key}] has unknown fields {sorted(unknown)}; allowed: {SPEC_FIELDS}")
+        if wrong := [f for f, v in table.items() if not isinstance(v, bool if f == "demo" else str)]:
+            raise ConfigError(f"{path}: [models.{key}] {', '.join(wrong)}: demo must be true or false, "
+                              "every other field a string")
         if key in out:
             out[key] = replace(out[key], **table)
         elif "source" not in table:

@@ -32,6 +32,13 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except ValueError as err:  # igcap.config.ConfigError: a setting or the models file; no traceback for those
+        from igcap.config import ConfigError
+
+        if not isinstance(err, ConfigError):
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 def version() -> str:

@@ -238,3 +238,18 @@ def test_sizes_are_said_in_mib():
     with pytest.raises(PhotoError) as err:
         load_photo(b"x" * (3 * 1024 * 1024), "big.jpg", max_bytes=2 * 1024 * 1024)
     assert "3.0 MiB" in err.value.message and "2.0 MiB" in err.value.message
+
+
+@pytest.mark.parametrize("env, words", [({"IGCAP_THREADS": "abc"}, "IGCAP_THREADS"),
+                                        ({"IGCAP_MODELS_FILE": "models = 3"}, "models.toml: models must be")])
+def test_a_bad_setting_is_one_line_not_a_traceback(tmp_path, monkeypatch, capsys, env, words):
+    for name, value in env.items():
+        if name == "IGCAP_MODELS_FILE":
+            (tmp_path / "models.toml").write_text(value)
+            value = str(tmp_path / "models.toml")
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("IGCAP_DATA_DIR", str(tmp_path))
+    assert main(["models"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert words in err

@@ -46,10 +46,19 @@ def test_models_file_overrides_and_adds(tmp_path):
 
 @pytest.mark.parametrize("text, words", [("[models.new]\nlabel = 'x'\n", "needs a source"),
                                          ("[models.vit-gpt2-all]\ncolour = 1\n", "unknown fields"),
-                                         ("[models", "could not be read")])
+                                         ("[models", "could not be read"),
+                                         ("models = 3\n", "one table per model"),
+                                         ('[models]\nbaseline = "nlpconnect/vit-gpt2-image-captioning"\n',
+                                          "models.baseline must be a table"),
+                                         ("[models.vit-gpt2-all]\nlabel = 7\n", "every other field a string"),
+                                         ("[models.vit-gpt2-all]\ndemo = 'yes'\n", "demo must be true or false"),
+                                         ("[models.vit-gpt2-all]\nlabel = 'Caf\u00e9'\n".encode("latin-1"),
+                                          "not UTF-8")])
 def test_bad_models_file_says_what_is_wrong(tmp_path, text, words):
+    """Each one a ConfigError naming the problem; a Latin-1 file, `models = 3` and a string where a table
+    belongs used to escape as UnicodeDecodeError, AttributeError and a misleading "unknown fields"."""
     f = tmp_path / "models.toml"
-    f.write_text(text)
+    f.write_bytes(text) if isinstance(text, bytes) else f.write_text(text)
     with pytest.raises(ConfigError, match=words):
         registry(tmp_path, IGCAP_MODELS_FILE=str(f))
 
