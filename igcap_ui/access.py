@@ -14,6 +14,7 @@ import streamlit as st
 
 from igcap.access import (TYPED_NAME_MAX, AccessConfig, AccessConfigError, Identity, Mode, SignInThrottle,
                           local_identity, normalise_name, oidc_identity, password_identity)
+from igcap_ui.plain import plain
 from igcap_ui.secrets import read_secrets
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ def gate() -> Identity:
         config = AccessConfig.from_secrets(read_secrets())
     except AccessConfigError as err:
         _no_pages()
-        st.error(f"The sign-in settings in the secrets cannot be used: {err}", icon="🔒")
+        st.error(f"The sign-in settings in the secrets cannot be used: {plain(err)}", icon="🔒")
         st.stop()
     mode = config.mode(st.get_option("server.address"))
     if mode is Mode.OIDC:
@@ -118,7 +119,7 @@ def _oidc(config: AccessConfig) -> Identity:
                 st.login(provider) if provider else st.login()
             except Exception as err:  # noqa: BLE001 - e.g. Authlib missing: say so, no stack trace
                 log.exception("st.login failed")
-                st.error(f"Sign-in is not working on this server ({type(err).__name__}: {err}). "
+                st.error(f"Sign-in is not working on this server ({type(err).__name__}: {plain(err)}). "
                          f"The owner can check the [auth] secrets ({SETUP}).", icon="🔒")
     st.stop()
 
@@ -166,7 +167,7 @@ def _check_password(config: AccessConfig, name: str, password: str) -> bool:
         return verify_password(password, stored or dummy_hash()) and stored is not None
     except PasswordHashError as err:
         log.error("password hash in the secrets is unusable: %s", err)
-        st.error(f"The password settings are damaged: {err}. Tell the owner.", icon="🔒")
+        st.error(f"The password settings are damaged: {plain(err)}. Tell the owner.", icon="🔒")
         return False
 
 

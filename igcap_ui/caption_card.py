@@ -28,7 +28,7 @@ def caption_card(card: Card, label: str, on_save: Callable, on_regenerate: Calla
     with st.container(border=True):
         st.markdown(f"**{plain(label)}**")
         if card.failure is not None:
-            st.error(f"{card.failure.message} {card.failure.hint or ''}".strip(), icon="⚠️")
+            st.error(plain(f"{card.failure.message} {card.failure.hint or ''}".strip()), icon="⚠️")
         elif not card.results:
             st.info("This model wrote nothing for this photo; try another style.")
         if card.note:

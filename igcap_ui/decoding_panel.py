@@ -12,6 +12,7 @@ import streamlit as st
 
 from igcap.decoding import DEFAULT_PRESET, KNOBS, PRESETS, DecodingError, DecodingSettings, Knob
 from igcap.lengths import LENGTHS
+from igcap_ui.plain import plain
 
 PRESET_KEY = "decoding.preset"
 LENGTH_KEY = "decoding.length"
@@ -47,7 +48,7 @@ def decoding_panel() -> DecodingSettings | None:
     try:
         return DecodingSettings(**values)
     except DecodingError as err:
-        st.error(f"These decoding settings cannot work: {err}", icon="⚠️")
+        st.error(f"These decoding settings cannot work: {plain(err)}", icon="⚠️")
         return None
 
 

@@ -8,6 +8,8 @@ from contextlib import contextmanager
 
 import streamlit as st
 
+from igcap_ui.plain import plain
+
 log = logging.getLogger(__name__)
 DB_BUSY = "The database is busy or unreachable right now. Nothing was lost; try again in a moment."
 DELETED = ("This {what} was deleted (in another tab, or by someone else), so this change was not saved. "
@@ -64,7 +66,7 @@ def show_error(err: BaseException) -> None:
     if message is None:
         log.exception("unexpected error on the page", exc_info=err)
         message = f"Something went wrong ({type(err).__name__}). The details are in the server log."
-    st.error(message, icon="⚠️")
+    st.error(plain(message), icon="⚠️")  # library text with names, sources, exception text in it
 
 
 @contextmanager

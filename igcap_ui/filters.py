@@ -7,6 +7,7 @@ import streamlit as st
 from db import MANUAL, repo, studies, transaction
 from db.models import model_label as label_in
 from igcap_ui import resources
+from igcap_ui.plain import plain
 
 ANY = "Anyone"
 
@@ -45,5 +46,5 @@ def filter_row(prefix: str, search: bool = True, study_choice: bool = False, own
                                   rater=None if rater == ANY else rater, search=text, study=study,
                                   owner=owner)
     except ValueError as err:
-        st.error(str(err), icon="⚠️")
+        st.error(plain(err), icon="⚠️")
         return None

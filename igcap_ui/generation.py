@@ -20,6 +20,7 @@ from igcap_ui.caption_card import caption_card, card_tools, warn_over_limits
 from igcap_ui.errors import shown_errors
 from igcap_ui.hashtag_sets import set_buttons
 from igcap_ui.photos import photo_row
+from igcap_ui.plain import plain
 from igcap_ui.results import Card, cards_from_run, new_card, store
 
 STAGES = {"loading": "Loading", "captioning": "Captioning with", "done": "Finished", "failed": "Failed:"}
@@ -162,8 +163,8 @@ def _caption(pending: Pending, status) -> None:
 
     def on_progress(event) -> None:
         label = _label(event.model_key)
-        status.update(label=f"{STAGES.get(event.stage, event.stage)} {label}…")
-        status.write(f"{STAGES.get(event.stage, event.stage)} {label}")
+        status.update(label=f"{STAGES.get(event.stage, event.stage)} {plain(label)}…")
+        status.write(f"{STAGES.get(event.stage, event.stage)} {plain(label)}")
 
     for keys, group in jobs.items():
         shas = [p.sha256 for p in group]
@@ -206,7 +207,7 @@ def draw_results(photos, settings, pending: set | None = None) -> dict:
                     for column, key in zip(st.columns(CARDS_PER_ROW), keys[row:row + CARDS_PER_ROW]):
                         slot = slots[(photo.sha256, key)] = column.empty()
                         if (photo.sha256, key) in pending:
-                            slot.info(f"⏳ Waiting for {_label(key)}…")
+                            slot.info(f"⏳ Waiting for {plain(_label(key))}…")
                         else:
                             _draw_card(slot, cards[key], photo, settings)
     return slots
@@ -263,7 +264,7 @@ def _more_like_this(photo, card: Card) -> None:
         settings = more_like_this(DecodingSettings.from_dict(card.settings))
         [run] = resources.captioner().caption([photo.image], [card.model_key], settings)
         if run.error:
-            st.error(f"{run.error.message} {run.error.hint}".strip(), icon="⚠️")
+            st.error(plain(f"{run.error.message} {run.error.hint}".strip()), icon="⚠️")
             return
         card.add_more(run.results, settings.to_dict())
         st.rerun()

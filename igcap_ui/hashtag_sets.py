@@ -63,7 +63,7 @@ def manage_sets() -> None:
             st.form_submit_button("💾 Save set", on_click=_save)
         problem = st.session_state.pop(_PROBLEM, None)
         if problem:
-            st.error(problem, icon="⚠️")
+            st.error(escape_markdown(problem), icon="⚠️")  # it quotes what was typed
 
 
 def _save() -> None:

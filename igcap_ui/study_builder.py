@@ -151,7 +151,7 @@ def _generate(name: str) -> None:
             status.error(f"{plain(label)} could not caption: {plain(event.message)}", icon="⚠️")
         else:
             left = format_seconds(event.seconds_left)
-            bar.progress(event.done / event.total, text=f"{event.done} of {event.total} · {label}"
+            bar.progress(event.done / event.total, text=f"{event.done} of {event.total} · {plain(label)}"
                          + (f" · {left} left" if left else ""))
 
     sources = {k: f"{s.source}@{s.revision}" if s.revision else s.source for k, s in resources.registry().items()}

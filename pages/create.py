@@ -7,6 +7,7 @@ from igcap_ui.decoding_panel import decoding_panel
 from igcap_ui.generation import draw_results, generate, resume_generation, uncaptioned
 from igcap_ui.hashtag_sets import manage_sets
 from igcap_ui.photos import photo_inputs
+from igcap_ui.plain import plain
 
 access.require("can_create")
 st.title("✍️ Create captions")
@@ -19,7 +20,7 @@ missing = [k for k in specs if not available[k].usable]
 if missing:
     reasons = {}  # one line per reason: offline, all four models share it
     for key in missing:
-        reasons.setdefault(available[key].detail, []).append(f"**{specs[key].label}**")
+        reasons.setdefault(plain(available[key].detail), []).append(f"**{plain(specs[key].label)}**")
     lines = [f"- {', '.join(labels)}: {detail}" for detail, labels in reasons.items()]
     st.warning("Not available now:\n" + "\n".join(lines) + "\n\nThe Models page says how to get them; "
                "everything else (hand-written captions, gallery, ratings, export) works without them.", icon="📴")

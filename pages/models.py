@@ -21,7 +21,7 @@ available = resources.availability()
 cache = resources.model_cache()
 if st.button("Check all models", key="models.check_all", help="Load every model now, so you see which ones work before generating."):
     for key in specs:
-        with st.spinner(f"Loading {specs[key].label}…"):
+        with st.spinner(f"Loading {plain(specs[key].label)}…"):
             try:
                 cache.get(key)
             except Exception:  # noqa: BLE001 - the model's status below says what went wrong
@@ -34,25 +34,25 @@ for key, spec in specs.items():
     status = cache.status(key)
     text, colour = STATE_BADGE.get(status.state, (status.state, "gray"))
     with st.container(border=True):
-        st.subheader(spec.label, anchor=False)
+        st.subheader(plain(spec.label), anchor=False)
         avail = available[key]
         st.badge(text, color=colour)
         if not avail.usable and status.state == "not loaded":
-            st.warning(f"Unavailable: {avail.detail}.", icon="📴")
+            st.warning(f"Unavailable: {plain(avail.detail)}.", icon="📴")
         elif status.state == "not loaded":
-            st.caption(f"Ready to load: {avail.detail}.")
-        st.markdown(f"`{key}` · source: `{spec.source}`" + (f" @ `{spec.revision}`" if spec.revision else ""))
+            st.caption(f"Ready to load: {plain(avail.detail)}.")
+        st.markdown(f"{plain(key)} · source: {plain(spec.source)}" + (f" @ {plain(spec.revision)}" if spec.revision else ""))
         if spec.description:
             st.caption(plain(spec.description))
         if status.state == "loaded":
             st.write(f"Memory: {size(status.nbytes)}")
         if status.state == "failed":
-            st.error(f"{status.message} {status.hint}".strip(), icon="⚠️")
+            st.error(plain(f"{status.message} {status.hint}".strip()), icon="⚠️")
         with st.expander("Where it comes from / how to get it"):
             words, lines = source_help(spec)
             st.text(words)
             st.code(lines, language="bash")
         if status.state != "loaded" and st.button("Load now", key=f"models.load.{key}"):
-            with st.spinner(f"Loading {spec.label}…"), shown_errors():
+            with st.spinner(f"Loading {plain(spec.label)}…"), shown_errors():
                 cache.get(key)
                 st.rerun()

@@ -51,6 +51,16 @@ def open_page(at, name: str):
     return at.switch_page(str(ROOT / "pages" / name)).run()
 
 
+def shown(source: str) -> str:
+    """What a person reads where Streamlit renders ``source`` as Markdown: the text, escapes resolved."""
+    import html
+    import re
+
+    from markdown_it import MarkdownIt
+
+    return html.unescape(re.sub(r"<[^>]+>", "", MarkdownIt("commonmark").render(source))).strip()
+
+
 def no_exceptions(at) -> None:
     """No exception escaped, and none was caught by the app's last-resort guard either."""
     assert not at.exception, [e.value for e in at.exception]

@@ -2,13 +2,13 @@
 
 from streamlit.testing.v1 import AppTest
 
-from tests.pages.conftest import APP, TIMEOUT, no_exceptions, open_page
+from tests.pages.conftest import APP, TIMEOUT, no_exceptions, open_page, shown
 
 
 def test_lists_models_without_loading_them(app):
     at = open_page(app, "models.py")
     no_exceptions(at)
-    assert [s.value for s in at.subheader][:4] == ["ViT-GPT2 · last block", "ViT-GPT2 · all parameters",
+    assert [shown(s.value) for s in at.subheader][:4] == ["ViT-GPT2 · last block", "ViT-GPT2 · all parameters",
                                                     "nlpconnect · last block", "nlpconnect · all parameters"]
     assert any("hf download Stoneman/IG-caption-generator-vit-gpt2-all" in c.value for c in at.code)
     assert any("IGCAP_MODEL_VIT_GPT2_ALL" in c.value for c in at.code)
@@ -33,7 +33,7 @@ def test_unavailable_model_says_why_and_what_to_do(app_env, monkeypatch):
     at.button(key="models.check_all").click().run()
     no_exceptions(at)
     [error] = at.error
-    assert "/nonexistent" in error.value and "IGCAP_MODEL_NLPCONNECT_ALL" in error.value
+    assert "/nonexistent" in shown(error.value) and "IGCAP_MODEL_NLPCONNECT_ALL" in shown(error.value)
     from igcap_ui import resources
 
     assert len(resources.model_cache().loaded_keys()) == 3

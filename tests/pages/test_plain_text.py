@@ -81,3 +81,43 @@ def test_hostile_names_and_captions_are_plain_text_in_the_gallery(app_env, db_ur
     texts = [t.value for t in at.text]
     assert HOSTILE[1] in texts and HOSTILE[2] in texts
     assert any(c.value.startswith("Model wrote") for c in at.caption)
+
+
+HOSTILE_LABEL = "**Bold** ![img](https:127.0.0.1:9/x.png) _em_ `code`"
+HOSTILE_SOURCE = "/nonexistent/[site](http:evil.example)/_models_"
+
+
+def test_model_labels_and_sources_from_the_models_file_are_plain_text(app_env, tmp_path, monkeypatch):
+    """The operator's IGCAP_MODELS_FILE names labels and sources; they reached st.subheader, st.warning and
+    the spinners as Markdown (an image every visitor's browser fetched), and a backtick broke the code span."""
+    models = tmp_path / "models.toml"
+    models.write_text(f"[models.vit-gpt2-all]\nlabel = '{HOSTILE_LABEL}'\nsource = '{HOSTILE_SOURCE}'\n", encoding="utf-8")
+    monkeypatch.setenv("IGCAP_MODELS_FILE", str(models))
+    from streamlit.testing.v1 import AppTest
+
+    from tests.pages.conftest import APP, TIMEOUT
+
+    create = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    no_exceptions(create)
+    [warning] = [w.value for w in create.warning if "Not available now" in w.value]
+    assert_plain(warning, HOSTILE_LABEL, forbidden="a|img|em|code|script")  # the label is bold on purpose
+    assert HOSTILE_SOURCE in html.unescape(re.sub(r"<[^>]+>", "", rendered(warning)))
+
+    at = open_page(create, "models.py")
+    at.button(key="models.check_all").click().run()
+    no_exceptions(at)
+    shown = [e.value for kind in ("subheader", "markdown", "caption", "warning", "error", "info")
+             for e in getattr(at, kind)]
+    assert any(HOSTILE_LABEL in html.unescape(re.sub(r"<[^>]+>", "", rendered(v))) for v in shown)
+    for value in shown:
+        if "evil.example" in value or "127.0.0.1" in value or "_em_" in value or "_models_" in value:
+            assert_plain(value, "", forbidden="a|img|em|strong|code|script")
+
+
+def test_a_hashtag_set_refused_quotes_what_was_typed_as_plain_text(app):
+    typed = "#ok ![x](https:evil.example/p.png)"
+    from tests.pages.test_create import add_set
+
+    add_set(app, "travel", typed)
+    [refused] = [e.value for e in app.error]
+    assert_plain(refused, "![x](https:evil.example/p.png)")
