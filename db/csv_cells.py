@@ -1,7 +1,9 @@
 """CSV cells a spreadsheet will not run as formulas (OWASP "CSV injection"): the one rule, stdlib only.
 
 A text cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return, or with a single
-quote, gets one single quote (``'``) in front; removing one leading ``'`` gives the original back.
+quote, gets one single quote (``'``) in front; removing one leading ``'`` gives the original back. So does
+one where those follow leading white space (`` =1+1``, a no-break space, a line break): LibreOffice's CSV
+import can trim spaces before it evaluates formulas.
 Used by the exports (:mod:`db.export`) and by ``python -m igcap caption --csv``; it lives here, free
 of SQLAlchemy and of the model package, so any writer of CSV can use it (``db`` never imports ``igcap``).
 """
@@ -14,7 +16,8 @@ QUOTE = "'"
 
 def neutralise(text: str) -> str:
     """The cell text a spreadsheet will not run as a formula."""
-    return QUOTE + text if text.startswith(FORMULA_STARTS + (QUOTE,)) else text
+    risky = text.startswith(FORMULA_STARTS + (QUOTE,)) or text.lstrip().startswith(FORMULA_STARTS)
+    return QUOTE + text if risky else text
 
 
 def restore_cell(text: str) -> str:

@@ -169,7 +169,10 @@ class Writer:
         self.mode = "json" if args.json else "csv" if args.csv else "text"
         self.rows, self.errors = [], []
         self.limits, self.tags = limits or DEFAULT_LIMITS, list(tags)
-        if self.mode == "csv":
+        if self.mode == "csv":  # as the app's exports: UTF-8 with a BOM (Excel reads emoji right), CRLF rows
+            if hasattr(sys.stdout, "reconfigure"):
+                sys.stdout.reconfigure(newline="")  # the csv module writes CRLF itself; no second CR on Windows
+            sys.stdout.write("\ufeff")
             self.csv = csv.DictWriter(sys.stdout, fieldnames=COLUMNS)
             self.csv.writeheader()
 

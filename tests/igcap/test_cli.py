@@ -31,7 +31,7 @@ def test_unreadable_photo_is_reported_and_the_rest_captioned(hub_cache, folder, 
                  "--csv"])
     out, err = capsys.readouterr()
     assert code == 1 and "broken.jpg" in err
-    assert out.splitlines()[0].startswith("photo,model,variant,caption") and len(out.splitlines()) == 3
+    assert out.splitlines()[0].startswith("\ufeffphoto,model,variant,caption") and len(out.splitlines()) == 3
 
 
 @pytest.mark.parametrize("args, words", [(["--models", "nope"], "unknown model"),
@@ -76,10 +76,12 @@ def test_caption_csv_neutralises_formula_file_names(hub_cache, hostile_folder, c
     monkeypatch.chdir(hostile_folder)  # "." lists the files by their bare names: the path as given
     assert main(["caption", ".", "--models", DEFAULT_KEYS[0], "--preset", "fast",
                  "--max-new-tokens", "4", "--csv"]) == 0
-    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    out = capsys.readouterr().out
+    assert out.startswith("\ufeffphoto,") and "\r\n" in out  # Excel-safe like the app's exports: BOM, CRLF
+    rows = list(csv.DictReader(io.StringIO(out.removeprefix("\ufeff"))))
     assert sorted(restore_cell(r["photo"]) for r in rows) == sorted(HOSTILE_NAMES)
     cells = [v for r in rows for v in r.values()]
-    assert not [c for c in cells if c.startswith(FORMULA_STARTS)]
+    assert not [c for c in cells if c.lstrip().startswith(FORMULA_STARTS)]
 
 
 def test_caption_text_mode_escapes_control_characters(hub_cache, hostile_folder, capsys):
