@@ -233,18 +233,26 @@ def in_turn(size, work, place):
         place.empty()
 
 
-def _regenerate(photo, card: Card, settings) -> None:
+def _one_card_run(photo, model_key: str, settings):
+    """One model's captions of one photo, in turn in the generation queue like every generation (its limits
+    per process and per session apply); None, with the reason shown, when the queue refuses it."""
     from igcap.generation_queue import JobRefused, JobSize
 
+    try:
+        [run] = in_turn(JobSize(1, 1, settings.num_variants),
+                        lambda: resources.captioner().caption([photo.image], [model_key], settings), st.empty())
+    except JobRefused as err:
+        st.error(plain(err.message), icon="⏳")
+        return None
+    return run
+
+
+def _regenerate(photo, card: Card, settings) -> None:
     if settings is None:
         st.error("Fix the decoding settings above first.", icon="⚠️")
         return
     with st.spinner("Writing a new caption…"), shown_errors():
-        try:
-            [run] = in_turn(JobSize(1, 1, settings.num_variants),
-                            lambda: resources.captioner().caption([photo.image], [card.model_key], settings), st.empty())
-        except JobRefused as err:
-            st.error(err.message, icon="⏳")
+        if (run := _one_card_run(photo, card.model_key, settings)) is None:
             return
         fresh = new_card(card.model_key, run.results, run.error, settings.to_dict())
         if settings.deterministic and [r.text for r in fresh.results] == [r.text for r in card.results]:
@@ -262,7 +270,8 @@ def _more_like_this(photo, card: Card) -> None:
 
     with st.spinner("Writing three more…"), shown_errors():
         settings = more_like_this(DecodingSettings.from_dict(card.settings))
-        [run] = resources.captioner().caption([photo.image], [card.model_key], settings)
+        if (run := _one_card_run(photo, card.model_key, settings)) is None:
+            return
         if run.error:
             st.error(plain(f"{run.error.message} {run.error.hint}".strip()), icon="⚠️")
             return

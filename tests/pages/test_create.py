@@ -651,3 +651,20 @@ def test_a_reload_keeps_photos_cards_edits_and_hand_written_text(app):
     generate(reloaded)
     assert reloaded.text_area(key=box.key).value == "Half-written caption, not saved"
     assert len(card_text_areas(reloaded)) == 8
+
+
+def test_three_more_like_this_waits_its_turn_in_the_generation_queue(app, monkeypatch):
+    """It called the captioner directly, beside the queue: IGCAP_JOBS_AT_ONCE and the per-session limit did
+    not apply to it (Generate and Regenerate go through the queue)."""
+    from igcap_ui import resources
+
+    upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    generate(app)
+    card = card_text_areas(app)[0].key.split(".")[0]
+    queue, sizes = resources.generation_queue(), []
+    real = queue.run
+    monkeypatch.setattr(queue, "run", lambda owner, size, work, **kw: sizes.append(size) or real(owner, size, work, **kw))
+    app.button(key=f"{card}.more").click().run()
+    no_exceptions(app)
+    assert [(s.photos, s.models, s.variants) for s in sizes] == [(1, 1, 3)]
+    assert len([t for t in card_text_areas(app) if t.key.startswith(card + ".")]) == 4
