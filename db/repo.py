@@ -132,6 +132,13 @@ def add_caption(*, session: Session, photo: Photo, model_key: str, text: str, ge
     return caption
 
 
+def find_caption(*, session: Session, photo_id: int, model_key: str, text: str, author: str) -> Caption | None:
+    """The first caption of this photo, model and author with exactly this text, or None."""
+    return session.scalars(select(Caption).where(
+        Caption.photo_id == photo_id, Caption.model_key == model_key, Caption.author == clean_identity(author),
+        Caption.text == without_nul(text)).order_by(Caption.id).limit(1)).first()
+
+
 def _settings_dict(settings: Any) -> dict[str, Any] | None:
     if settings is None:
         return None

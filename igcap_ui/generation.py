@@ -291,8 +291,11 @@ def _manual_box(photo) -> None:
             st.warning("Write a caption first, then save it.", icon="✍️")
             return
         with shown_errors():
-            saving.save_manual(photo, text)
-            st.success("Saved to the gallery.", icon="✅")
+            _, new = saving.save_manual(photo, text)
+            if new:
+                st.success("Saved to the gallery.", icon="✅")
+            else:
+                st.info("Already in the gallery: this caption was saved for this photo before.", icon="✅")
             warn_over_limits(stats)
 
 

@@ -37,14 +37,19 @@ def _same_caption(row, photo, card, result) -> bool:
     return (row.photo.sha256, row.model_key, row.generated_text) == (photo.sha256, card.model_key, result.text)
 
 
-def save_manual(photo, text: str) -> int:
-    me = access.current().id
+def save_manual(photo, text: str) -> tuple[int, bool]:
+    """Store a hand-written caption for ``photo``. Returns (caption id, stored now): the same text already
+    saved by this person for this photo (a second press, a double click) is not stored twice."""
+    me, text = access.current().id, text.strip()
     with transaction(resources.db_engine()) as session:
-        caption = repo.add_caption(session=session, photo=_photo_row(session, photo, me), model_key=MANUAL,
-                                   model_source=None, text=text.strip(), generated_text=None, settings=None,
-                                   favourite=True, seconds=None, author=me)
+        row = _photo_row(session, photo, me)
+        earlier = repo.find_caption(session=session, photo_id=row.id, model_key=MANUAL, text=text, author=me)
+        if earlier is not None:
+            return earlier.id, False
+        caption = repo.add_caption(session=session, photo=row, model_key=MANUAL, model_source=None, text=text,
+                                   generated_text=None, settings=None, favourite=True, seconds=None, author=me)
         session.flush()
-        return caption.id
+        return caption.id, True
 
 
 def _photo_row(session, photo, owner: str):

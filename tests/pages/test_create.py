@@ -132,6 +132,21 @@ def test_hand_written_caption_is_saved_as_manual(app, db_url):
     assert (caption.model_key, caption.text, caption.generated_text) == ("manual", "Golden hour 🌅 #travel", None)
 
 
+def test_saving_the_same_hand_written_caption_again_stores_it_once(app, db_url):
+    """The text stays in the box after saving, so a second press (or a double click) used to add a second row."""
+    upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    [manual] = [t for t in app.text_area if t.key.startswith("manual.")]
+    manual.set_value("Golden hour 🌅 #travel").run()
+    app.button(key=f"{manual.key}.save").click().run()
+    app.button(key=f"{manual.key}.save").click().run()
+    no_exceptions(app)
+    assert [c.text for c in rows(db_url, Caption)] == ["Golden hour 🌅 #travel"]
+    assert any("Already in the gallery" in i.value for i in app.info)
+    app.text_area(key=manual.key).set_value("Golden hour, take two").run()
+    app.button(key=f"{manual.key}.save").click().run()
+    assert sorted(c.text for c in rows(db_url, Caption)) == sorted(["Golden hour, take two", "Golden hour 🌅 #travel"])
+
+
 def test_bad_upload_shows_message_and_saves_nothing(app, db_url):
     upload(app, ("notes.jpg", b"this is not a photo", "image/jpeg"))
     no_exceptions(app)
