@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from db import studies, transaction
-from igcap.images import MAX_UPLOAD_MB, SUPPORTED_LABEL, PhotoError, load_photo
+from igcap.images import MAX_UPLOAD_MB, SUPPORTED_LABEL, WORKING_SIDE, PhotoError, load_photo
 from igcap_ui import access, resources
 from igcap_ui.plain import plain
 from igcap_ui.errors import show_error, shown_errors
@@ -79,11 +79,13 @@ def _uploaded() -> list:
     files = st.file_uploader(f"Photos for the study ({SUPPORTED_LABEL}; up to {MAX_UPLOAD_MB} MB each)",
                              accept_multiple_files=True, key="studies.upload")
     cache = st.session_state.setdefault(_DECODED, {})
+    for gone in set(cache) - {f.file_id for f in files or []}:  # removed from the uploader: let it go
+        del cache[gone]
     photos = []
     for f in files or []:
         if f.file_id not in cache:
-            try:
-                cache[f.file_id] = load_photo(f.getvalue(), f.name)
+            try:  # kept at the stored copy's size, as the Create page keeps it (a 50 MP photo: ~150 MB in full)
+                cache[f.file_id] = load_photo(f.getvalue(), f.name, max_side=WORKING_SIDE)
             except PhotoError as err:
                 cache[f.file_id] = err
         decoded = cache[f.file_id]

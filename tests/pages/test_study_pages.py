@@ -268,3 +268,19 @@ def test_gallery_leaves_study_captions_out_unless_asked(study, app):
     shown = page_text(at)
     # 4 captions, each shown as its text and again in its edit box's preview (plain text, issue 13 items 11-12)
     assert "Blue sky" not in shown and len(study_caption.findall(shown)) == 2 * 4
+
+
+def test_photos_uploaded_for_a_study_are_kept_at_the_stored_size_and_let_go_when_removed(app):
+    """The study form kept every upload decoded at full size for the whole session (a 50 MP photo about
+    150 MB), although only the 1080 px copy is stored; the Create page keeps 1080 px and drops removed files."""
+    from tests import builders
+
+    at = open_page(app, "studies.py")
+    at.file_uploader(key="studies.upload").set_value(
+        [("wide.jpg", builders.photo_bytes(size=(3000, 2000)), "image/jpeg")]).run()
+    no_exceptions(at)
+    [photo] = at.session_state["studies.decoded"].values()
+    assert photo.image.size == (1080, 720) and (photo.width, photo.height) == (3000, 2000)
+    at.file_uploader(key="studies.upload").clear().run()
+    no_exceptions(at)
+    assert at.session_state["studies.decoded"] == {}
