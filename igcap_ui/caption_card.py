@@ -13,7 +13,7 @@ import streamlit as st
 
 from igcap.instagram import InstagramStats, instagram_stats
 from igcap.variants import MORE_LIKE_THIS
-from igcap_ui import resources
+from igcap_ui import resources, run_order
 from igcap_ui.errors import shown_errors
 from igcap_ui.hashtag_sets import set_buttons
 from igcap_ui.plain import plain
@@ -64,9 +64,7 @@ def _variant(card: Card, result, count: int, on_save: Callable) -> None:
     label = "⭐ Update saved caption" if done else "⭐ Save as favourite"
     if st.button(label, key=f"{key}.save", help="Store the photo and this caption (as edited) in the gallery."):
         with shown_errors():
-            card.edits[result.variant] = text
-            card.saved_ids[result.variant], again = on_save(card, result, text)
-            card.saved_texts[result.variant] = text
+            again = save_card(card, result, text, on_save)
             if again:
                 st.toast("The caption saved before had been deleted; it is saved again as a new one.", icon="⭐")
             else:
@@ -85,6 +83,20 @@ def _replace_text(card: Card, variant: int, key: str, text: str) -> None:
     # the widget's identity is its key, so a new default never reaches it.)
     card.edits[variant] = text
     st.session_state[key] = text
+
+
+def save_card(card: Card, result, text: str, on_save) -> bool:
+    """Save one variant of a card through ``on_save`` (igcap_ui.saving.save_generated); True when a caption
+    saved before had been deleted and was stored again.
+
+    In click order for the browser session (igcap_ui.run_order): a double click starts a second run while
+    the first is still saving; without the lock both found no saved id on the card and stored the caption
+    twice. The second run now waits, finds the first one's id and updates that caption."""
+    with run_order.in_click_order():
+        card.edits[result.variant] = text
+        card.saved_ids[result.variant], again = on_save(card, result, text)
+        card.saved_texts[result.variant] = text
+    return again
 
 
 def _remember_edit(card: Card, variant: int, key: str) -> None:

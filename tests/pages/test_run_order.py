@@ -53,3 +53,55 @@ def test_other_sessions_do_not_wait(sessions):
 def test_a_lock_is_dropped_once_no_run_holds_it(sessions):
     overlap(sessions, ["dora", "dora"], hold=0.01)
     assert "dora" not in run_order._LOCKS
+
+
+def test_a_double_click_on_save_as_favourite_stores_the_caption_once(sessions, monkeypatch, tmp_path):
+    """Two runs of one session saving the same card variant at once (a double click with fast reruns): each
+    found no saved id on the card and stored the caption, two rows. In click order the second run finds the
+    first one's id and updates that caption (the real saving.save_generated, a real database)."""
+    from types import SimpleNamespace
+
+    from sqlalchemy import select
+
+    from db import Caption, make_engine, transaction, upgrade
+    from igcap.captioner import CaptionResult
+    from igcap.images import load_photo
+    from igcap_ui import access, resources, saving
+    from igcap_ui.caption_card import save_card
+    from igcap_ui.results import Card
+    from tests import builders
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'igcap.sqlite3'}")
+    upgrade(engine)
+    monkeypatch.setattr(resources, "db_engine", lambda: engine)
+    monkeypatch.setattr(resources, "registry", lambda: {})
+    monkeypatch.setattr(access, "current", lambda: SimpleNamespace(id="local"))
+    photo = load_photo(builders.photo_bytes(), "red.jpg")
+    result = CaptionResult("vit-gpt2-all", 0, 0, "golden hour", "golden hour", 3, 0.1, True)
+    card = Card("vit-gpt2-all", [result], settings={"strategy": "greedy"})
+
+    def on_save(card, result, text):  # as the page calls it; the run is slow to note what it saved
+        saved = saving.save_generated(photo, card, result, text)
+        time.sleep(0.2)
+        return saved
+
+    barrier, errors = threading.Barrier(2), []
+
+    def run(text):
+        sessions.session = "alice"
+        barrier.wait()
+        try:
+            save_card(card, result, text, on_save)
+        except Exception as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=run, args=(t,)) for t in ("golden hour!", "golden hour!!")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert not errors
+    with transaction(engine, write=False) as session:
+        [row] = session.scalars(select(Caption)).all()
+    assert row.id == card.saved_ids[0] and row.text == card.saved_texts[0]
+    engine.dispose()
