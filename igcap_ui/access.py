@@ -95,12 +95,24 @@ def identity_box(identity: Identity) -> None:
 
 
 def sign_out(identity: Identity) -> None:
-    st.session_state.pop(IDENTITY, None)
     if identity.mode is Mode.OIDC:
-        st.logout()
+        st.session_state.pop(IDENTITY, None)
+        st.logout()  # a new browser session follows: nothing of this one stays
     else:
-        st.session_state.pop(_PASSWORD_NAME, None)
+        forget_session(st.session_state)
         st.rerun()
+
+
+def forget_session(state) -> None:
+    """A password sign-out keeps the browser session, so everything in it goes: the next person on this tab
+    starts from nothing. Only the identity used to go; the photos, caption cards, typed captions and the
+    "draft loaded" mark stayed, so the next person saw them and their first change wrote the previous
+    person's photo into their own draft."""
+    for key in list(state.keys()):
+        try:
+            del state[key]
+        except KeyError:  # a widget's internal entry, gone with its keyed one
+            pass
 
 
 # ---------------------------------------------------------------- the two sign-in pages

@@ -261,3 +261,34 @@ def test_evaluation_counts_only_the_creators_own_captions(photos, app_env):
 
     assert captions_counted(BEN) == 1
     assert captions_counted(ANA) == 3
+
+
+def test_after_a_password_sign_out_the_next_person_on_the_tab_sees_nothing_of_the_last(password_app, tmp_path):
+    """Sign-out kept the browser session and took only the identity out of it: the next person saw the last
+    one's photos and typed caption, and their first change wrote that photo into their own draft.
+
+    (AppTest runs only the page after the first run: switching to the entry script draws the sidebar's Sign
+    out button again.)"""
+    import hashlib
+    import json
+
+    from tests import builders
+    from tests.pages.test_create import upload
+
+    at = sign_in(password_app, "Ben", "team password")
+    upload(at, ("bens-private.jpg", builders.photo_bytes(), "image/jpeg"))
+    [box] = [t for t in at.text_area if t.key.startswith("manual.")]
+    box.set_value("Ben's secret draft").run()
+    assert len(at.image) == 1
+    at = at.switch_page(str(ROOT / "streamlit_app.py")).run()
+    at.button(key="access.sign_out").click().run()
+    no_exceptions(at)
+    assert at.text_input(key="access.password")  # the sign-in form again
+    at = sign_in(at, "Ana", "ana's own")
+    no_exceptions(at)
+    assert at.title[0].value.startswith("✍️") and "Ana (owner)" in texts(at)
+    assert not at.image and not [t.value for t in at.text_area if t.key.startswith("manual.") and t.value]
+    upload(at, ("anas.jpg", builders.photo_bytes(colour="blue"), "image/jpeg"))  # a change: her draft is written
+    draft = tmp_path / "data" / "drafts" / hashlib.sha256(b"user:ana").hexdigest()[:32] / "draft.json"
+    names = [p["name"] for p in json.loads(draft.read_text())["photos"]]
+    assert names == ["anas.jpg"]
