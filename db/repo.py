@@ -284,10 +284,11 @@ def ratings_for_caption(*, session: Session, caption_id: int) -> list[Rating]:
 
 def list_raters(*, session: Session, owner: str | None = None) -> list[str]:
     """Each person once (by rater_identity), in the display form stored first (with ``owner``: who rated
-    captions on that owner's photos)."""
+    captions on that owner's photos, study captions left out as the owner's gallery leaves them out: a study
+    that uses the photo is not theirs)."""
     stmt = select(Rating.rater).distinct().order_by(Rating.rater)
     if owner is not None:
-        stmt = stmt.join(Rating.caption).join(Caption.photo).where(Photo.owner == owner)
+        stmt = stmt.join(Rating.caption).join(Caption.photo).where(Photo.owner == owner, Caption.study_id.is_(None))
     people: dict[str, str] = {}
     for name in session.scalars(stmt):
         people.setdefault(name.casefold(), name)
@@ -300,8 +301,8 @@ def list_criteria(*, session: Session) -> list[str]:
 
 def list_model_keys(*, session: Session, owner: str | None = None) -> list[str]:
     stmt = select(Caption.model_key).distinct().order_by(Caption.model_key)
-    if owner is not None:
-        stmt = stmt.join(Caption.photo).where(Photo.owner == owner)
+    if owner is not None:  # as list_raters: not the captions of a study that uses the owner's photo
+        stmt = stmt.join(Caption.photo).where(Photo.owner == owner, Caption.study_id.is_(None))
     return list(session.scalars(stmt))
 
 

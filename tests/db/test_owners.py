@@ -78,3 +78,23 @@ def test_owner_identity_is_checked(engine):
         repo.save_photo(session=s, owner=" ", **photo_values("x"))
     with pytest.raises(ValueError, match="owner"), transaction(engine) as s:
         repo.save_photo(session=s, owner="a" * 255, **photo_values("x"))
+
+
+def test_a_creators_lists_leave_out_a_study_that_uses_their_photo(engine):
+    """The owner may put a creator's photo in a study; its captions are the study's, not the creator's. The
+    creator's "Rated by" and "Models" lists showed the study's raters (e-mail addresses) and model keys."""
+    from db import studies
+
+    with transaction(engine) as s:
+        photo, (mine,) = _photo(s, BEN, keys=("vit-gpt2-all",))
+        repo.rate(session=s, caption_id=mine.id, rater="lee", stars=4)
+        study = studies.create_study(session=s, name="blind", models=["m-study"], settings={"strategy": "greedy"},
+                                     photo_ids=[photo.id])
+        caption = studies.save_study_caption(session=s, study=study, photo_id=photo.id, model_key="m-study",
+                                             text="the study's caption")
+        studies.rate_study_caption(session=s, study=study, caption_id=caption.id, rater="kim@uni.example",
+                                   stars={"overall": 3})
+    with transaction(engine, write=False) as s:
+        assert repo.list_raters(session=s, owner=BEN) == ["lee"]
+        assert repo.list_model_keys(session=s, owner=BEN) == ["vit-gpt2-all"]
+        assert repo.list_raters(session=s) == ["kim@uni.example", "lee"]  # the owner role sees everything
