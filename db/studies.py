@@ -334,6 +334,21 @@ def next_pair(*, session: Session, study: Study, rater: str,
     return Pair(photo=session.get(Photo, pid), a=caption_a, b=caption_b)
 
 
+def pair_open_to(*, session: Session, study: Study, caption_a_id: int, caption_b_id: int, rater: str) -> Pair | None:
+    """The pair the page pinned (A = ``caption_a_id``), if it may still be shown to this rater: both captions
+    in this study, of one photo by two models, and not judged by them yet; else None (the page then asks
+    :func:`next_pair`). A pin outlives its study in the page's state, and SQLite hands a deleted study's
+    caption ids to new rows (another person's private captions, say): those must never be shown."""
+    a, b = session.get(Caption, caption_a_id), session.get(Caption, caption_b_id)
+    if (a is None or b is None or a.study_id != study.id or b.study_id != study.id or a.photo_id != b.photo_id
+            or a.model_key == b.model_key):
+        return None
+    me, key = rater_identity(rater), _pair_key(a.photo_id, a.model_key, b.model_key)
+    if any(v.person == me and v.key == key for v in _judgements(session, study)):
+        return None
+    return Pair(photo=a.photo, a=a, b=b)
+
+
 def vote(*, session: Session, study: Study, caption_a_id: int, caption_b_id: int, winner: str, rater: str) -> Vote:
     """Store one judgement of the pair as it was shown (A = ``caption_a_id``), with both texts as shown.
 

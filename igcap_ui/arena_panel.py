@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from db import Caption, repo, studies, transaction
+from db import repo, studies, transaction
 from igcap_ui import resources
 from igcap_ui.plain import plain
 from igcap_ui.errors import shown_errors
@@ -24,10 +24,9 @@ def _state(study: str, rater: str) -> dict:
 
 def current_pair(session, study, rater: str, state: dict):
     pinned = state["pinned"]
-    if pinned:
-        a, b = session.get(Caption, pinned[0]), session.get(Caption, pinned[1])
-        if a is not None and b is not None:
-            return studies.Pair(photo=a.photo, a=a, b=b)
+    if pinned and (pair := studies.pair_open_to(session=session, study=study, caption_a_id=pinned[0],
+                                                caption_b_id=pinned[1], rater=rater)):
+        return pair
     pair = studies.next_pair(session=session, study=study, rater=rater, skip=[tuple(k) for k in state["skipped"]])
     state["pinned"] = (pair.a.id, pair.b.id) if pair else None
     return pair

@@ -543,3 +543,27 @@ def test_rows_for_the_leaderboard_count_each_person_once_in_older_data(engine):
         assert len(s.scalars(select(Vote)).all()) == 3 and len(s.scalars(select(Rating)).all()) == 3
     assert ratings == [("Ann", 2), ("bob", 3)]
     assert votes == [("Ann", "b", pair.b.model_key), ("bob", "tie", pair.a.model_key)]
+
+
+def test_a_pinned_pair_is_shown_only_while_it_belongs_to_the_study_and_is_not_judged(engine):
+    """The Arena keeps the pair it showed in the page's state. It reloaded the two captions by id alone: a pin
+    that outlived its study (SQLite hands freed ids to new rows, e.g. another person's private captions)
+    showed whatever now had those ids."""
+    make_study(engine, photos=1, models=["m-one", "m-two"])
+    make_study(engine, photos=1, models=["m-one", "m-two"], name="other")
+    with transaction(engine) as s:
+        st, other = study(s), study(s, "other")
+        mine = studies.next_pair(session=s, study=st, rater="ann")
+        theirs = studies.next_pair(session=s, study=other, rater="ann")
+        private = repo.add_caption(session=s, photo=mine.photo, model_key="m-three", text="not in any study")
+
+        def pinned(a, b, rater="ann", in_study=st):
+            return studies.pair_open_to(session=s, study=in_study, caption_a_id=a.id, caption_b_id=b.id, rater=rater)
+
+        assert pinned(mine.a, mine.b).key == mine.key and pinned(mine.a, mine.b).a.id == mine.a.id
+        assert pinned(theirs.a, theirs.b) is None  # another study's captions
+        assert pinned(mine.a, private) is None  # a caption outside the study
+        assert pinned(mine.a, mine.a) is None
+        studies.vote(session=s, study=st, caption_a_id=mine.a.id, caption_b_id=mine.b.id, winner="a", rater="Ann")
+        assert pinned(mine.a, mine.b) is None  # judged by her (in any case)
+        assert pinned(mine.a, mine.b, rater="bob") is not None

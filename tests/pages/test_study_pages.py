@@ -8,7 +8,7 @@ import re
 import pytest
 from sqlalchemy import select
 
-from db import Caption, Rating, Vote, make_engine, studies, transaction, upgrade
+from db import Caption, Photo, Rating, Vote, make_engine, repo, studies, transaction, upgrade
 from igcap.registry import DEFAULT_MODELS
 from tests.pages.conftest import APP, TIMEOUT, no_exceptions, open_page, set_rater
 
@@ -284,3 +284,23 @@ def test_photos_uploaded_for_a_study_are_kept_at_the_stored_size_and_let_go_when
     at.file_uploader(key="studies.upload").clear().run()
     no_exceptions(at)
     assert at.session_state["studies.decoded"] == {}
+
+
+def test_the_arena_never_shows_a_pinned_pair_from_outside_its_study(study, app_env, db_url):
+    """The pair shown is pinned in the page's state by caption ids; the Arena reloaded them by id alone, so a
+    pin that outlived its study showed whatever rows now had those ids (SQLite reuses a deleted study's ids),
+    e.g. a creator's private captions. Now it shows only a pair of this study."""
+    engine = make_engine(db_url)
+    with transaction(engine) as s:
+        row = s.get(Photo, studies.pickable_photos(session=s)[0].id)
+        private = [repo.add_caption(session=s, photo=row, model_key=k, text=f"PRIVATE {k}").id for k in MODELS]
+    engine.dispose()
+    at = new_app("Ann")
+    at.session_state["arena.Blind test.Ann"] = {"pinned": tuple(private), "skipped": [], "revealed": None}
+    at = open_page(at, "arena.py")
+    no_exceptions(at)
+    assert "PRIVATE" not in page_text(at) and "photo " in page_text(at)
+    at.button(key="arena.vote.a").click().run()
+    no_exceptions(at)
+    [vote] = rows(db_url, select(Vote))
+    assert not vote.text_a.startswith("PRIVATE")
