@@ -28,7 +28,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, Float, cast, func, or_, select
 from sqlalchemy.orm import Session, aliased, joinedload
 
-from db.models import DEFAULT_CRITERION, IDENTITY_LENGTH, LOCAL_OWNER, MANUAL, Caption, Photo, Rating, Study, Vote, utcnow
+from db.models import (DEFAULT_CRITERION, IDENTITY_LENGTH, LOCAL_OWNER, MANUAL, Caption, Photo, Rating, Study,
+                       StudyPhoto, Vote, utcnow)
 
 RATER_MAX = IDENTITY_LENGTH  # a typed name (at most 80, the box says) or a signed-in identity (e-mail)
 CRITERION_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
@@ -46,6 +47,16 @@ class NotFoundError(LookupError):
     def __init__(self, message: str, what: str = "caption"):
         super().__init__(message)
         self.what = what
+
+
+class PhotoInStudyError(ValueError):
+    """Deleting this photo would delete a study's captions, ratings and votes with it; ``studies`` names them."""
+
+    def __init__(self, studies: list[str]):
+        names = ", ".join(f"“{name}”" for name in studies)
+        super().__init__(f"This photo is part of the study {names}: deleting it would delete that study's captions, "
+                         "ratings and votes too. It was kept; delete the study first if that is meant.")
+        self.studies = studies
 
 
 # ---------------------------------------------------------------- photos and captions
@@ -97,11 +108,20 @@ def photo_image(*, session: Session, photo_id: int, owner: str | None = None) ->
     return data
 
 
-def delete_photo(*, session: Session, photo_id: int, owner: str | None = None) -> None:
-    """Delete a photo with its captions and their ratings (only ``owner``'s photo when given)."""
+def delete_photo(*, session: Session, photo_id: int, owner: str | None = None, with_studies: bool = False) -> None:
+    """Delete a photo with its captions and their ratings (only ``owner``'s photo when given).
+
+    A photo that a study uses is refused with :class:`PhotoInStudyError` (its study captions, ratings and
+    votes would go with it: the Gallery's delete button, in a creator's hands, wiped the owner's study data)
+    unless ``with_studies``."""
     photo = get_photo(session=session, photo_id=photo_id, owner=owner)
     if photo is None:
         raise NotFoundError(f"photo {photo_id} does not exist", "photo")
+    if not with_studies:
+        used = session.scalars(select(Study.name).join(StudyPhoto, StudyPhoto.study_id == Study.id)
+                               .where(StudyPhoto.photo_id == photo_id).order_by(Study.name)).all()
+        if used:
+            raise PhotoInStudyError(list(used))
     session.delete(photo)
     session.flush()
 

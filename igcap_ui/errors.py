@@ -38,8 +38,10 @@ def user_message(err: BaseException) -> str | None:
 
 
 def _deleted_message(err: BaseException) -> str | None:
-    from db.repo import NotFoundError
+    from db.repo import NotFoundError, PhotoInStudyError
 
+    if isinstance(err, PhotoInStudyError):
+        return str(err)
     return DELETED.format(what=err.what) if isinstance(err, NotFoundError) else None
 
 

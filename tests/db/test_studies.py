@@ -370,13 +370,16 @@ def test_rows_for_the_leaderboard_and_the_exports(engine):
     assert votes["vote_id"][0].isdigit() and votes["voted_utc"][0][:2] == "20"
 
 
-def test_photo_deletion_takes_its_study_captions_ratings_and_votes(engine):
+def test_a_photo_in_a_study_is_deleted_only_when_asked_and_then_takes_its_study_captions_ratings_and_votes(engine):
     make_study(engine, photos=1, models=["m-one", "m-two"], k=1)
     rate_next(engine, "ann")
     vote_next(engine, "ann")
     with transaction(engine) as s:
         pid = studies.study_photos(session=s, study=study(s))[0].id
-        repo.delete_photo(session=s, photo_id=pid)
+        with pytest.raises(repo.PhotoInStudyError, match="s1"):
+            repo.delete_photo(session=s, photo_id=pid)  # refused unless asked for: the study's data would go
+        assert studies.study_counts(session=s, study=study(s))["ratings"] == 1
+        repo.delete_photo(session=s, photo_id=pid, with_studies=True)
     with transaction(engine, write=False) as s:
         assert studies.study_counts(session=s, study=study(s)) == {"photos": 0, "captions": 0, "ratings": 0, "votes": 0}
         assert s.scalars(select(Caption)).all() == []

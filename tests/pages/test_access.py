@@ -183,6 +183,27 @@ def test_owner_sees_everything_and_may_delete_any_photo(photos, app_env, db_url)
         assert sorted(p.owner for p in s.scalars(select(Photo))) == [ANA, "local"]
 
 
+def test_a_creator_cannot_wipe_a_study_by_deleting_their_photo_in_it(photos, app_env, db_url):
+    """The owner put Ben's photo in a study; Ben's Gallery "Delete photo" took the study's captions, ratings and
+    votes with it. Now it says why not and keeps everything."""
+    from db import studies
+
+    ben_photo = _photo_id(photos[BEN])
+    with transaction(make_engine(db_url)) as s:
+        study = studies.create_study(session=s, name="Blind test", models=["m1", "m2"], settings={"strategy": "greedy"},
+                                     photo_ids=[ben_photo])
+        caption = studies.save_study_caption(session=s, study=study, photo_id=ben_photo, model_key="m1", text="t")
+        studies.rate_study_caption(session=s, study=study, caption_id=caption.id, rater=KIM, stars={"overall": 4})
+    at = open_page(oidc_app(BEN).run(), "gallery.py")
+    at.button(key=f"delete.{ben_photo}").click().run()
+    at.button(key=f"delete.{ben_photo}.yes").click().run()
+    no_exceptions(at)
+    assert "part of the study “Blind test”" in texts(at)
+    with transaction(make_engine(db_url), write=False) as s:
+        assert ben_photo in [p.id for p in s.scalars(select(Photo))]
+        assert [r.rater for r in s.scalars(select(Rating))] == [KIM]
+
+
 def test_creator_rates_as_themselves(photos, app_env, db_url):
     at = open_page(oidc_app(BEN).run(), "gallery.py")
     cid = photos[BEN]
