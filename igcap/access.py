@@ -170,22 +170,27 @@ class AccessConfig:
     oidc_providers: tuple[str, ...] = ()  # named providers ([auth.google]…); () = the default one
     shared_hash: str | None = None  # one password for everyone
     person_hashes: Mapping[str, str] = field(default_factory=dict)  # normalised name → hash
+    # a provider that sends no email_verified claim (Microsoft Entra) is trusted only when the owner says so
+    trust_missing_email_verified: bool = False
 
     @classmethod
     def from_secrets(cls, secrets: Mapping[str, Any] | None) -> AccessConfig:
         secrets = secrets or {}
         access = _table(secrets, "access")
-        unknown = set(access) - {*ROLES, "password_hash", "passwords"}
+        unknown = set(access) - {*ROLES, "password_hash", "passwords", "trust_missing_email_verified"}
         if unknown:
             raise AccessConfigError(f"[access] has unknown keys {sorted(unknown)}: use owner, creator, rater, "
-                                    "password_hash and [access.passwords]")
+                                    "password_hash, [access.passwords] and trust_missing_email_verified")
+        trust_missing = access.get("trust_missing_email_verified", False)
+        if not isinstance(trust_missing, bool):
+            raise AccessConfigError("[access] trust_missing_email_verified must be true or false")
         roles = {role: AllowList.parse(role, access.get(role)) for role in ROLES}
         shared = str(access.get("password_hash") or "").strip() or None
         people = _table(access, "passwords")
         person_hashes = {normalise_name(name): str(value).strip() for name, value in people.items()
                          if normalise_name(name) and str(value).strip()}
         oidc, providers = _oidc(_table(secrets, "auth"))
-        return cls(roles, oidc, providers, shared, person_hashes)
+        return cls(roles, oidc, providers, shared, person_hashes, trust_missing)
 
     @property
     def password_gate(self) -> bool:
@@ -214,11 +219,16 @@ class AccessConfig:
 def oidc_identity(config: AccessConfig, user: Mapping[str, Any]) -> Identity:
     """The identity of a person signed in with OpenID Connect (``st.user`` as a dict).
 
-    Refused (role None) when the provider says the e-mail address is not verified, or gives none.
+    Refused (role None) unless the provider says the e-mail address is verified (``email_verified`` true),
+    or gives none. A provider that sends no such claim at all (Microsoft Entra) is refused too, unless the
+    owner set ``trust_missing_email_verified``: counting a missing claim as verified let an address that a
+    person typed into their own account at a multi-tenant provider claim someone else's role ("nOAuth").
     """
     email = normalise_email(user.get("email"))
     name = str(user.get("name") or email or "").strip()
-    verified = user.get("email_verified", True) not in (False, "false", "False", 0)
+    claim = user.get("email_verified")
+    verified = claim is True or (isinstance(claim, str) and claim.strip().lower() == "true") or (
+        claim is None and "email_verified" not in user and config.trust_missing_email_verified)
     if not email or "@" not in email or not verified or len(email) > ID_MAX:
         return Identity(email or "unknown", name or "unknown", None, Mode.OIDC)
     return Identity(email, name, config.role_for(email=email), Mode.OIDC)

@@ -154,6 +154,23 @@ def test_unverified_or_missing_email_is_refused(config):
     assert oidc_identity(config, {"name": "Ana"}).role is None
 
 
+@pytest.mark.parametrize("claim", [{}, {"email_verified": None}, {"email_verified": "FALSE"}, {"email_verified": 0},
+                                   {"email_verified": "yes"}, {"email_verified": 1}])
+def test_an_address_the_provider_does_not_say_is_verified_gets_no_role(config, claim):
+    """A missing claim, None and "FALSE" used to count as verified: an address typed into an account at a
+    multi-tenant provider that sends no claim (Microsoft Entra) got that address's role ("nOAuth")."""
+    assert oidc_identity(config, {"email": "ana@example.org", **claim}).role is None
+    assert oidc_identity(config, {"email": "ana@example.org", "email_verified": "true"}).role == OWNER
+
+
+def test_the_owner_may_trust_a_provider_that_sends_no_verified_claim():
+    config = AccessConfig.from_secrets({"access": {"owner": ["ana@example.org"], "trust_missing_email_verified": True}})
+    assert oidc_identity(config, {"email": "ana@example.org"}).role == OWNER
+    assert oidc_identity(config, {"email": "ana@example.org", "email_verified": False}).role is None  # said no
+    with pytest.raises(AccessConfigError, match="true or false"):
+        AccessConfig.from_secrets({"access": {"trust_missing_email_verified": "yes"}})
+
+
 def test_password_identity_uses_the_normalised_name(config):
     me = password_identity(config, "  Dana   Lima ")
     assert (me.id, me.name, me.role, me.mode) == ("dana lima", "Dana Lima", RATER, Mode.PASSWORD)

@@ -27,7 +27,8 @@ def new_app(secrets: dict | None = None, user: dict | None = None) -> AppTest:
 
 
 def signed_in(email: str, **extra) -> dict:
-    return {"is_logged_in": True, "email": email, "name": email.split("@")[0].title(), **extra}
+    """st.user as a provider that verifies addresses (Google, Auth0, Okta) fills it."""
+    return {"is_logged_in": True, "email": email, "name": email.split("@")[0].title(), "email_verified": True, **extra}
 
 
 def oidc_app(email: str | None) -> AppTest:
