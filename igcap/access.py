@@ -243,6 +243,12 @@ def password_identity(config: AccessConfig, name: str) -> Identity:
     return Identity(key, shown, config.role_for(name=key), Mode.PASSWORD)
 
 
+@dataclass(frozen=True)
+class SignInAttempt:
+    ok: bool  # the password was checked and is right
+    wait: float  # > 0: not checked; seconds before this name may try again
+
+
 class SignInThrottle:
     """Failed password sign-ins, shared by every session of the process (thread-safe).
 
@@ -259,6 +265,22 @@ class SignInThrottle:
         self._failures: dict[str, deque[float]] = {}
         self._locked_until: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._checking = threading.Lock()  # one password check at a time in the process (see attempt)
+
+    def attempt(self, name: str, check: Callable[[], bool]) -> SignInAttempt:
+        """Check a password for ``name`` if it may try now, and count the outcome.
+
+        One check runs at a time, and the wait is read again once it is this attempt's turn: checking first
+        and counting after, sessions submitting at once each got a guess past the limit (20 at once: 20
+        guesses for a limit of 5), and each held scrypt's 32 MiB meanwhile (+557 MiB for those 20, before
+        anyone had signed in)."""
+        with self._checking:
+            wait = self.wait_seconds(name)
+            if wait:
+                return SignInAttempt(False, wait)
+            ok = bool(check())
+            (self.succeeded if ok else self.failed)(name)
+            return SignInAttempt(ok, 0.0)
 
     def wait_seconds(self, name: str) -> float:
         """How long ``name`` must wait before its next try (0: go ahead)."""

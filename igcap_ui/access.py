@@ -149,16 +149,15 @@ def _password(config: AccessConfig) -> Identity:
         password = st.text_input("Password", type="password", key="access.password")
         submitted = st.form_submit_button("Sign in", type="primary")
     if submitted:
-        wait = throttle().wait_seconds(typed)
-        if wait:
-            st.error(f"Too many wrong passwords. Try again in {max(1, round(wait / 60))} minute(s).", icon="⏳")
-        elif _check_password(config, typed, password):
-            throttle().succeeded(typed)
+        attempt = throttle().attempt(typed, lambda: _check_password(config, typed, password))
+        if attempt.wait:
+            st.error(f"Too many wrong passwords. Try again in {max(1, round(attempt.wait / 60))} minute(s).",
+                     icon="⏳")
+        elif attempt.ok:
             st.session_state[_PASSWORD_NAME] = " ".join(typed.split())
             st.session_state.pop("access.password", None)
             st.rerun()
         else:
-            throttle().failed(typed)
             st.error("Wrong name or password.", icon="🔒")
     st.stop()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 import subprocess
 import sys
 
@@ -290,3 +291,38 @@ def test_sessions_failing_at_once_are_all_counted():
     for t in threads:
         t.join()
     assert throttle.wait_seconds("ben") == 120  # 8 × 50 = 400 failures reached the limit exactly
+
+
+def test_sign_ins_submitted_at_once_get_no_more_guesses_than_the_limit():
+    """Each session checked the wait, ran scrypt, then counted the failure: twenty sessions at once got twenty
+    guesses for a limit of five, each holding scrypt's memory at the same time. Now one check runs at a time
+    and the wait is read when its turn comes."""
+    throttle = SignInThrottle(limit=5, window=60, lockout=120, clock=Clock())
+    running, most, checked, guard = [0], [0], [], threading.Lock()
+
+    def check():
+        with guard:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+            checked.append(1)
+        time.sleep(0.02)
+        with guard:
+            running[0] -= 1
+        return False
+
+    start = threading.Barrier(20)
+    results = []
+
+    def session():
+        start.wait()
+        results.append(throttle.attempt("ana", check))
+
+    threads = [threading.Thread(target=session) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(checked) == 5 and most[0] == 1
+    assert sum(1 for r in results if r.wait) == 15 and not any(r.ok for r in results)
+    assert throttle.attempt("ana", lambda: True).wait == 120  # the right password waits too: no oracle
+    assert throttle.attempt("ben", lambda: True).ok
