@@ -30,6 +30,7 @@ from __future__ import annotations
 import ipaddress
 import threading
 import time
+import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -105,8 +106,12 @@ def local_identity(mode: Mode = Mode.LOCAL) -> Identity:
 
 
 def normalise_name(name: str | None) -> str:
-    """A typed name as an identity: spaces collapsed, case folded ("  Ana  Lima" → "ana lima")."""
-    return " ".join(str(name or "").split()).casefold()
+    """A typed name as an identity: spaces collapsed, case folded ("  Ana  Lima" → "ana lima"), look-alikes
+    made one (Unicode NFKC: full-width "Ａｎａ" is "ana"; invisible format characters such as a zero-width space
+    dropped): "Ana\u200b" signed in as a second person who showed as "Ana"."""
+    text = unicodedata.normalize("NFKC", str(name or ""))
+    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    return " ".join(text.split()).casefold()
 
 
 def normalise_email(email: str | None) -> str:

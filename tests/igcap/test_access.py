@@ -203,6 +203,9 @@ def test_who_may_change_what():
 def test_normalise_name():
     assert normalise_name("  Ana \t LIMA ") == "ana lima"
     assert normalise_name(None) == ""
+    # look-alikes are one name: a zero-width space, a soft hyphen, full-width letters, a no-break space
+    assert {normalise_name(n) for n in ("Ana\u200b", "A\u00adna", "Ａｎａ", "\u2060ana", "Ana\u00a0")} == {"ana"}
+    assert normalise_name("Ana Lima") != normalise_name("AnaLima")
 
 
 # ---------------------------------------------------------------- the documented examples are valid
