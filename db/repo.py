@@ -262,12 +262,13 @@ def clean_criterion(criterion: str | None) -> str:
 
 
 def rate(*, session: Session, caption_id: int, rater: str, stars: int, criterion: str = DEFAULT_CRITERION,
-         comment: str | None = None, owner: str | None = None) -> Rating:
+         comment: str | None = None, owner: str | None = None, in_study: bool = False) -> Rating:
     """Give ``stars`` (1–5) to a caption; rating the same caption on the same criterion again updates it.
 
     ``owner``: the caption must be on this owner's photo (the gallery: people rate what they can see).
     The rating keeps the caption's text as it is now (``rated_text``): a later edit does not change what
-    these stars were given to.
+    these stars were given to. A study's caption is rated only through its study (``in_study``, from
+    ``db.studies.rate_study_caption``: blind, at most k raters); elsewhere it is refused with ValueError.
     """
     if isinstance(stars, bool) or not isinstance(stars, int) or not 1 <= stars <= 5:
         raise ValueError(f"stars must be a whole number from 1 to 5, not {stars!r}")
@@ -276,6 +277,8 @@ def rate(*, session: Session, caption_id: int, rater: str, stars: int, criterion
     caption = get_caption(session=session, caption_id=caption_id, owner=owner)
     if caption is None:
         raise NotFoundError(f"caption {caption_id} does not exist", "caption")
+    if caption.study_id is not None and not in_study:
+        raise ValueError("this caption belongs to a study: it is rated blind on the Rate page")
     rated_text = caption.text  # what the stars were given to, kept with them
     now = utcnow()
     stmt = _insert(session, Rating).values(caption_id=caption_id, rater=rater, stars=stars, criterion=criterion,

@@ -252,8 +252,8 @@ def rate_study_caption(*, session: Session, study: Study, caption_id: int, rater
     others = _people(session.scalars(select(Rating.rater).where(Rating.caption_id == caption_id).distinct()))
     if me not in others and len(others) >= study.k:
         raise CaptionFullError(f"this caption already has its {study.k} ratings; here is the next one")
-    return [rate(session=session, caption_id=caption_id, rater=rater, stars=given[c], criterion=c, comment=comment)
-            for c in study.criteria]
+    return [rate(session=session, caption_id=caption_id, rater=rater, stars=given[c], criterion=c, comment=comment,
+                 in_study=True) for c in study.criteria]
 
 
 @dataclass(frozen=True)

@@ -424,12 +424,13 @@ def test_a_signed_in_rater_with_a_long_email_address_can_rate_and_vote(engine):
         studies.rate_study_caption(session=s, study=st, caption_id=caption.id, rater=address, stars={"overall": 4})
         pair = studies.next_pair(session=s, study=st, rater=address)
         studies.vote(session=s, study=st, caption_a_id=pair.a.id, caption_b_id=pair.b.id, winner="a", rater=address)
-        repo.rate(session=s, caption_id=pair.b.id, rater=address, stars=2)
+        saved = repo.add_caption(session=s, photo=pair.photo, model_key="m-one", text="a gallery caption")
+        repo.rate(session=s, caption_id=saved.id, rater=address, stars=2)
     with transaction(engine, write=False) as s:
         assert {r.rater for r in s.scalars(select(Rating))} == {address}
         assert [v.rater for v in s.scalars(select(Vote))] == [address]
     with pytest.raises(ValueError, match="too long"), transaction(engine) as s:
-        repo.rate(session=s, caption_id=pair.b.id, rater=address + "x", stars=2)
+        repo.rate(session=s, caption_id=saved.id, rater=address + "x", stars=2)
 
 
 # ---------------------------------------------------------------- one person, however the name is typed
@@ -570,3 +571,14 @@ def test_a_pinned_pair_is_shown_only_while_it_belongs_to_the_study_and_is_not_ju
         studies.vote(session=s, study=st, caption_a_id=mine.a.id, caption_b_id=mine.b.id, winner="a", rater="Ann")
         assert pinned(mine.a, mine.b) is None  # judged by her (in any case)
         assert pinned(mine.a, mine.b, rater="bob") is not None
+
+
+def test_a_study_caption_is_rated_only_through_its_study(engine):
+    make_study(engine, photos=1, models=["m-one"], k=1)
+    with transaction(engine) as s:
+        [caption] = studies.study_captions(session=s, study=study(s))
+        with pytest.raises(ValueError, match="rated blind"):
+            repo.rate(session=s, caption_id=caption.id, rater="owner", stars=5)
+        studies.rate_study_caption(session=s, study=study(s), caption_id=caption.id, rater="ann", stars={"overall": 2})
+    with transaction(engine, write=False) as s:
+        assert [(r.rater, r.stars) for r in s.scalars(select(Rating))] == [("ann", 2)]
