@@ -170,7 +170,7 @@ class HashtagSet(Base):
     __table_args__ = (UniqueConstraint("owner", "name", name="uq_hashtag_sets_owner_name"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    owner: Mapped[str] = mapped_column(String(200), default="")  # whose set; "" = shared (no sign-in)
+    owner: Mapped[str] = mapped_column(String(IDENTITY_LENGTH), default="")  # whose set; "" = shared (no sign-in)
     name: Mapped[str] = mapped_column(String(40))  # lower case, single spaces
     tags: Mapped[str] = mapped_column(Text)  # "#travel #wanderlust #roadtrip", in the order given
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

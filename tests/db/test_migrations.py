@@ -204,3 +204,32 @@ def test_0007_widens_raters_to_identities_and_keeps_every_rating(blank_url):
     with transaction(engine, write=False) as s:
         assert s.execute(text("SELECT COUNT(*) FROM ratings")).scalar() == 3
     engine.dispose()
+
+
+def test_0008_widens_hashtag_set_owners_to_identities_and_keeps_every_set(blank_url):
+    """A signed-in person's sets are kept under their identity (up to 254 characters); PostgreSQL refused to
+    save one for an address longer than 200."""
+    from db import hashtag_sets
+
+    engine = make_engine(blank_url)
+    upgrade(engine, "0007_rater_identity")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO hashtag_sets (owner, name, tags, created_at, updated_at) "
+                          "VALUES ('ana@example.org', 'travel', '#travel', :at, :at)"), dict(at=CREATED))
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    long_owner = "o" * 240 + "@example.org"
+    with transaction(engine) as s:
+        hashtag_sets.save_set(session=s, name="food", tags=["#food"], owner=long_owner)
+    with transaction(engine, write=False) as s:
+        assert [x.tags for x in hashtag_sets.list_sets(session=s, owner="ana@example.org")] == ["#travel"]
+        assert [x.name for x in hashtag_sets.list_sets(session=s, owner=long_owner)] == ["food"]
+    assert {c["name"]: c["type"] for c in inspect(engine).get_columns("hashtag_sets")}["owner"].length == 254
+    with pytest.raises(RuntimeError, match="owner longer than 200"):
+        downgrade(engine, "0007_rater_identity")
+    with transaction(engine) as s:
+        hashtag_sets.delete_set(session=s, name="food", owner=long_owner)
+    downgrade(engine, "0007_rater_identity")
+    with transaction(engine, write=False) as s:
+        assert s.execute(text("SELECT COUNT(*) FROM hashtag_sets")).scalar() == 1
+    engine.dispose()
