@@ -89,7 +89,17 @@ def load_registry(settings: Settings | None = None) -> dict[str, ModelSpec]:
         models = _apply_models_file(models, settings.models_file)
     models = _apply_overrides(models, settings.source_overrides or {})
     models.update(_demo_models(settings.demo_dir))
-    return models
+    return _distinct_labels(models)
+
+
+def _distinct_labels(models: dict[str, ModelSpec]) -> dict[str, ModelSpec]:
+    """Two models under one label (a models file, an override) each get their key after it: the leaderboard's
+    charts and the win-rate table go by label, and merged two models' bars into one."""
+    seen: dict[str, int] = {}
+    for spec in models.values():
+        seen[spec.label] = seen.get(spec.label, 0) + 1
+    return {key: replace(spec, label=f"{spec.label} ({key})") if seen[spec.label] > 1 else spec
+            for key, spec in models.items()}
 
 
 def _apply_models_dir(models: dict[str, ModelSpec], folder: Path) -> dict[str, ModelSpec]:

@@ -88,3 +88,14 @@ def test_an_override_pointing_at_a_demo_model_keeps_its_demo_label(tmp_path):
     assert reg["shapes"].demo and "synthetic" in reg["shapes"].label and reg["shapes"].key == "shapes"
     assert reg["vit-gpt2-all"].demo and "synthetic" in reg["vit-gpt2-all"].label
     assert reg["vit-gpt2-all"].source == str(folder.resolve())
+
+
+def test_two_models_under_one_label_are_told_apart_by_their_keys(tmp_path):
+    f = tmp_path / "models.toml"
+    f.write_text('[models.baseline]\nlabel = "ViT-GPT2 · all parameters"\nsource = "nlpconnect/vit-gpt2-image-captioning"\n')
+    reg = registry(tmp_path, IGCAP_MODELS_FILE=str(f))
+    labels = [spec.label for spec in reg.values()]
+    assert len(set(labels)) == len(labels)
+    assert reg["baseline"].label == "ViT-GPT2 · all parameters (baseline)"
+    assert reg["vit-gpt2-all"].label == "ViT-GPT2 · all parameters (vit-gpt2-all)"
+    assert reg["vit-gpt2-last-block"].label == "ViT-GPT2 · last block"  # unique labels stay as they are
