@@ -42,7 +42,8 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, joinedload
 
 from db.models import DEFAULT_CRITERION, DEFAULT_K, WINNERS, Caption, Photo, Rating, Study, StudyPhoto, Vote, utcnow
-from db.repo import NotFoundError, _insert, _settings_dict, clean_criterion, rate, rater_identity, stored_rater
+from db.repo import (NotFoundError, _insert, _settings_dict, clean_criterion, rate, rater_identity, stored_rater,
+                     without_nul)
 
 STUDY_NAME_MAX = 80
 K_MAX = 100
@@ -169,6 +170,9 @@ def save_study_caption(*, session: Session, study: Study, photo_id: int, model_k
         raise ValueError(f"{model_key!r} is not one of the study's models")
     if not isinstance(text, str):
         raise ValueError("caption text must be a string")
+    # as repo.add_caption: PostgreSQL refuses NUL in text (a byte-level GPT-2 can write one), so a study whose
+    # caption held one failed to save it on every rerun and never finished
+    text, generated_text, model_source = without_nul(text), without_nul(generated_text), without_nul(model_source)
     now = utcnow()
     stmt = _insert(session, Caption).values(
         photo_id=photo_id, model_key=model_key, model_source=(model_source or None) and model_source[:512],

@@ -582,3 +582,16 @@ def test_a_study_caption_is_rated_only_through_its_study(engine):
         studies.rate_study_caption(session=s, study=study(s), caption_id=caption.id, rater="ann", stars={"overall": 2})
     with transaction(engine, write=False) as s:
         assert [(r.rater, r.stars) for r in s.scalars(select(Rating))] == [("ann", 2)]
+
+
+def test_a_study_caption_with_a_nul_character_is_stored_without_it(engine):
+    """repo.add_caption drops NUL (PostgreSQL refuses it in text); save_study_caption did not, so on PostgreSQL
+    `study generate` failed on such a caption at every rerun and the study never finished."""
+    make_study(engine, photos=1, models=["m-one"], captions=False)
+    with transaction(engine) as s:
+        pid = studies.study_photos(session=s, study=study(s))[0].id
+        studies.save_study_caption(session=s, study=study(s), photo_id=pid, model_key="m-one", text="sun\x00set",
+                                   generated_text="sun\x00set raw", model_source="org/\x00name")
+    with transaction(engine, write=False) as s:
+        [caption] = studies.study_captions(session=s, study=study(s))
+        assert (caption.text, caption.generated_text, caption.model_source) == ("sunset", "sunset raw", "org/name")
