@@ -32,13 +32,41 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except ValueError as err:  # igcap.config.ConfigError: a setting or the models file; no traceback for those
-        from igcap.config import ConfigError
+    except BrokenPipeError:  # the reader went away (`igcap caption … | head`): stop quietly, as other tools do
+        import os
 
-        if not isinstance(err, ConfigError):
+        try:  # no second error when Python flushes standard output at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):  # standard output without a descriptor (captured)
+            pass
+        return 141  # 128 + SIGPIPE, what the shell reports for a tool stopped this way
+    except Exception as err:  # noqa: BLE001 - a setting or the database: one line, the traceback with -v only
+        message = _known_error(err)
+        if message is None:
             raise
-        print(f"error: {err}", file=sys.stderr)
+        if args.verbose:
+            logging.exception("details")
+        print(f"error: {message}", file=sys.stderr)
         return 2
+
+
+def _known_error(err: Exception) -> str | None:
+    """One line for an error a person can act on (a setting, the models file, the database), else None."""
+    from igcap.config import ConfigError
+
+    if isinstance(err, ConfigError):
+        return str(err)
+    if "db" in sys.modules:  # only commands that opened a database can fail in it
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from db.engine import DatabaseError
+
+        if isinstance(err, DatabaseError):
+            return err.message
+        if isinstance(err, SQLAlchemyError):  # e.g. a study deleted by another run while this one wrote to it
+            detail = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+            return f"the database refused this ({type(err).__name__}: {detail}); nothing more was written"
+    return None
 
 
 def version() -> str:

@@ -30,12 +30,19 @@ def run(args) -> int:
     from igcap.cli import CliError
     from igcap.passwords import MIN_LENGTH, hash_password
 
-    if args.stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = getpass.getpass("Password: ")
-        if getpass.getpass("Again: ") != password:
-            raise CliError("the two passwords differ; nothing was made")
+    try:
+        if args.stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        else:
+            password = getpass.getpass("Password: ")
+            if getpass.getpass("Again: ") != password:
+                raise CliError("the two passwords differ; nothing was made")
+    except EOFError:
+        raise CliError("no password given (no terminal to ask on: pipe it in with --stdin)") from None
+    try:
+        password.encode("utf-8")
+    except UnicodeEncodeError:
+        raise CliError("the password is not valid text in this terminal's encoding (use UTF-8)") from None
     if len(password) < MIN_LENGTH:
         raise CliError(f"the password is too short (at least {MIN_LENGTH} characters)")
     print(hash_password(password))

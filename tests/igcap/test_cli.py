@@ -1,12 +1,16 @@
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from igcap.cli import main
 from igcap.registry import DEFAULT_KEYS
 from tests.builders import photo_bytes
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -255,3 +259,53 @@ def test_a_bad_setting_is_one_line_not_a_traceback(tmp_path, monkeypatch, capsys
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert words in err
+
+
+def _one_line_error(code, err, words):
+    assert code == 2 and err.startswith("error: ") and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert words in err
+
+
+@pytest.mark.parametrize("problem, words", [
+    ("read-only", "is read-only"),  # db.engine's own error: its message
+    ("integrity", "the database refused this (IntegrityError"),  # e.g. a study deleted by another run meanwhile
+])
+def test_a_database_error_in_a_study_command_is_one_line_not_a_traceback(tmp_path, monkeypatch, capsys, problem, words):
+    """Only opening the database was caught: a read-only file, a busy lock held past the timeout or a study
+    deleted by another run meanwhile ended `study create/generate/delete/list/export` with a traceback."""
+    from sqlalchemy.exc import IntegrityError
+
+    from db import studies
+    from db.engine import DatabaseReadOnlyError
+
+    def fail(**kwargs):
+        raise (DatabaseReadOnlyError("the SQLite file x.db is read-only: make it writable") if problem == "read-only"
+               else IntegrityError("INSERT INTO captions …", {}, Exception("FOREIGN KEY constraint failed")))
+
+    monkeypatch.setattr(studies, "list_studies", fail)
+    code = main(["study", "list", "--database", f"sqlite:///{tmp_path / 'igcap.sqlite3'}"])
+    _one_line_error(code, capsys.readouterr().err, words)
+
+
+def test_hash_password_without_a_terminal_or_with_undecodable_input_is_one_line(monkeypatch, capsys):
+    import getpass
+    import io
+
+    monkeypatch.setattr(getpass, "getpass", lambda prompt="": (_ for _ in ()).throw(EOFError()))
+    _one_line_error(main(["hash-password"]), capsys.readouterr().err, "--stdin")
+    monkeypatch.setattr("sys.stdin", io.StringIO("\udcff\udcfepassword123\n"))  # bytes not valid UTF-8
+    _one_line_error(main(["hash-password", "--stdin"]), capsys.readouterr().err, "not valid text")
+
+
+def test_a_reader_that_goes_away_ends_the_output_quietly(tmp_path):
+    """`igcap … | head -1`: the rest of the output had nowhere to go and Python printed a BrokenPipeError
+    traceback. Now the command stops quietly, with the shell's status for it (141)."""
+    code = ("import sys, igcap.cli.models as m\n"
+            "def run(args):\n    for _ in range(100000):\n        print('x' * 80)\n    return 0\n"
+            "m.run = run\nfrom igcap.cli import main\nsys.exit(main(['models']))\n")
+    script = tmp_path / "pipe.py"
+    script.write_text(code)
+    out = subprocess.run(f"{sys.executable} {script} | head -1", shell=True, capture_output=True, text=True,
+                         cwd=str(ROOT), timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.stdout == "x" * 80 + "\n"
+    assert "Traceback" not in out.stderr and "BrokenPipe" not in out.stderr, out.stderr
