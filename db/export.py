@@ -200,25 +200,25 @@ def write_export(path: str | Path, long: bool = False, *, session: Session, filt
     else:
         rows = rated_captions_rows(session=session, filters=filters, include_unrated=include_unrated, labels=labels)
         columns = CAPTION_COLUMNS
-    data = to_csv(rows, columns)
+    write_bytes(path, to_csv(rows, columns))
+    return len(rows)
+
+
+def write_votes(path: str | Path, *, session: Session, study: str | None = None) -> int:
+    """Write the votes file to ``path`` (replaced whole; ``-`` is standard output); returns the number of votes."""
+    rows = vote_rows(session=session, study=study)
+    write_bytes(path, to_csv(rows, VOTE_COLUMNS))
+    return len(rows)
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    """Write a file whole or not at all, or to standard output when ``path`` is ``-`` (every export, and what
+    is built elsewhere: the leaderboard's CSV and JSON)."""
     if str(path) == "-":
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
     else:
         _write_atomically(Path(path), data)
-    return len(rows)
-
-
-def write_votes(path: str | Path, *, session: Session, study: str | None = None) -> int:
-    """Write the votes file to ``path`` (replaced whole); returns the number of votes."""
-    rows = vote_rows(session=session, study=study)
-    _write_atomically(Path(path), to_csv(rows, VOTE_COLUMNS))
-    return len(rows)
-
-
-def write_bytes(path: str | Path, data: bytes) -> None:
-    """Write a file whole or not at all (for exports built elsewhere, e.g. the leaderboard)."""
-    _write_atomically(Path(path), data)
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

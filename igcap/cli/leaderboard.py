@@ -137,9 +137,10 @@ def read_records(path: str) -> list[dict[str, str]]:
 
 
 def _write_json(path: str, data: dict) -> None:
+    """Whole or not at all, as the exports: on a full disk the old file stays (it was truncated first)."""
+    from db.export import write_bytes
+
     try:
-        with open(path, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, ensure_ascii=False)
-            handle.write("\n")
+        write_bytes(path, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
     except OSError as err:
         raise CliError(f"cannot write {path}: {err.strerror or err}") from None

@@ -52,8 +52,8 @@ def add_parser(subparsers) -> None:
     export = sub.add_parser("export", parents=[common],
                             help="the study's ratings (one row per rating) and votes as CSV")
     export.add_argument("name")
-    export.add_argument("--ratings", metavar="FILE.csv", help="where to write the ratings")
-    export.add_argument("--votes", metavar="FILE.csv", help="where to write the votes")
+    export.add_argument("--ratings", metavar="FILE.csv", help="where to write the ratings ('-' = standard output)")
+    export.add_argument("--votes", metavar="FILE.csv", help="where to write the votes ('-' = standard output)")
     export.set_defaults(func=run_export)
 
     remove = sub.add_parser("delete", parents=[common],
@@ -174,15 +174,20 @@ def run_export(args) -> int:
             if args.ratings:
                 count = write_export(args.ratings, long=True, session=session, filters=GalleryFilter(study=name),
                                      labels=registry_or_nothing())
-                print(f"wrote {count} ratings to {args.ratings}")
+                _said(f"wrote {count} ratings to {args.ratings}", args.ratings)
             if args.votes:
                 count = write_votes(args.votes, session=session, study=name)
-                print(f"wrote {count} votes to {args.votes}")
+                _said(f"wrote {count} votes to {args.votes}", args.votes)
     except LookupError as err:
         raise CliError(str(err)) from None
     except OSError as err:
         raise CliError(f"cannot write the file: {err.strerror or err}") from None
     return 0
+
+
+def _said(line: str, path: str) -> None:
+    """What was written, on standard error when the file itself went to standard output (``-``)."""
+    print(line, file=sys.stderr if path == "-" else sys.stdout)
 
 
 def run_delete(args) -> int:

@@ -104,3 +104,29 @@ def test_too_little_data_is_said_honestly(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "not ranked: not enough data" in out
     assert "x needs 8 more votes on 3 more photos for its Bradley–Terry score" in out
+
+
+def test_the_json_file_is_replaced_whole_or_not_at_all(study, tmp_path, capsys, monkeypatch):
+    """It was opened for writing (truncated) first: a failure while writing (a full disk) left a truncated file
+    in place of the old one. Now it goes through the exports' atomic writer."""
+    import os
+
+    ratings_csv, votes_csv, _ = study
+    out_json = tmp_path / "board.json"
+    out_json.write_text('{"old": true}\n', encoding="utf-8")
+    real = os.fdopen
+
+    def full_disk(fd, *args, **kwargs):
+        handle = real(fd, *args, **kwargs)
+
+        def write(data):
+            raise OSError(28, "No space left on device")
+
+        handle.write = write
+        return handle
+
+    monkeypatch.setattr(os, "fdopen", full_disk)
+    assert main(["leaderboard", "--votes", str(votes_csv), "--bootstrap", "50", "--json", str(out_json)]) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert json.loads(out_json.read_text(encoding="utf-8")) == {"old": True}
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".board.json")] == []

@@ -26,7 +26,7 @@ def database(tmp_path):
     return f"sqlite:///{tmp_path / 'cli.sqlite3'}"
 
 
-def test_create_generate_list_and_export_a_study(hub_cache, folder, database, tmp_path, capsys):
+def test_create_generate_list_and_export_a_study(hub_cache, folder, database, tmp_path, capsys, monkeypatch):
     assert main(["study", "create", "spring", str(folder), "--models", MODELS, "--preset", "fast",
                  "--criteria", "overall,fits-photo", "--k", "2", "--seed", "5", "--database", database]) == 0
     assert "2 photo(s) × 2 model(s), k = 2, seed 5" in capsys.readouterr().out
@@ -58,6 +58,13 @@ def test_create_generate_list_and_export_a_study(hub_cache, folder, database, tm
     assert set(long["study"]) == {"spring"}
     voted = pd.read_csv(votes, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     assert list(voted.columns) == VOTE_COLUMNS and list(voted["winner"]) == ["b"]
+    # '-' is standard output for both files, the "wrote …" line on standard error (it was appended to the
+    # piped CSV, and --votes - made a file named "-")
+    capsys.readouterr()
+    monkeypatch.chdir(tmp_path)
+    assert main(["study", "export", "spring", "--votes", "-", "--database", database]) == 0
+    out, err = capsys.readouterr()
+    assert not (tmp_path / "-").exists() and "wrote 1 votes to -" in err and "wrote" not in out
 
 
 @pytest.mark.parametrize("args, words", [
