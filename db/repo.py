@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Float, cast, func, or_, select
 from sqlalchemy.orm import Session, aliased, joinedload
 
+from db.people import person
 from db.models import (DEFAULT_CRITERION, IDENTITY_LENGTH, LOCAL_OWNER, MANUAL, Caption, Photo, Rating, Study,
                        StudyPhoto, Vote, utcnow)
 
@@ -231,19 +232,19 @@ def clean_rater(rater: str | None) -> str:
 
 
 def rater_identity(rater: str | None) -> str:
-    """Who a rater name means: trimmed, inner spaces single, case-folded ("Maya", "maya " and "MAYA" are one
-    person). The one place that decides it; sign-in replaces the typed name in hosted mode."""
-    return clean_rater(rater).casefold()
+    """Who a rater name means (``db.people.person``: "Maya", "maya " and "MAYA" are one person), for a name
+    that may be stored (checked by clean_rater). Sign-in replaces the typed name in hosted mode."""
+    return person(clean_rater(rater))
 
 
 def stored_rater(*, session: Session, rater: str | None) -> str:
     """The name to store and look up for ``rater``: the display form already stored for the same person
     (by their ratings first, then their votes), else the cleaned name as typed."""
     name = clean_rater(rater)
-    identity = name.casefold()
+    identity = person(name)
     for column in (Rating.rater, Vote.rater):
         for known in session.scalars(select(column).distinct().order_by(column)):
-            if known.casefold() == identity:
+            if person(known) == identity:
                 return known
     return name
 
@@ -314,7 +315,7 @@ def list_raters(*, session: Session, owner: str | None = None) -> list[str]:
         stmt = stmt.join(Rating.caption).join(Caption.photo).where(Photo.owner == owner, Caption.study_id.is_(None))
     people: dict[str, str] = {}
     for name in session.scalars(stmt):
-        people.setdefault(name.casefold(), name)
+        people.setdefault(person(name), name)
     return sorted(people.values())
 
 

@@ -42,6 +42,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, joinedload
 
 from db.models import DEFAULT_CRITERION, DEFAULT_K, WINNERS, Caption, Photo, Rating, Study, StudyPhoto, Vote, utcnow
+from db.people import person
 from db.repo import (NotFoundError, _insert, _settings_dict, clean_criterion, rate, rater_identity, stored_rater,
                      without_nul)
 
@@ -197,12 +198,12 @@ def _raters_per_caption(session: Session, study: Study) -> dict[int, set[str]]:
     rows = session.execute(select(Rating.caption_id, Rating.rater).join(Rating.caption)
                            .where(Caption.study_id == study.id).distinct())
     for caption_id, rater in rows:
-        raters[caption_id].add(rater.casefold())
+        raters[caption_id].add(person(rater))
     return raters
 
 
 def _people(names: Iterable[str]) -> set[str]:
-    return {name.casefold() for name in names}
+    return {person(name) for name in names}
 
 
 def next_caption(*, session: Session, study: Study, rater: str, skip: Collection[int] = ()) -> Caption | None:
@@ -375,7 +376,7 @@ def vote(*, session: Session, study: Study, caption_a_id: int, caption_b_id: int
     models = (a.model_key, b.model_key)
     earlier = [v for v in session.scalars(select(Vote).where(
         Vote.study_id == study.id, Vote.photo_id == a.photo_id, Vote.model_a.in_(models), Vote.model_b.in_(models))
-        .order_by(Vote.id)) if v.rater.casefold() == me]
+        .order_by(Vote.id)) if person(v.rater) == me]
     if earlier:
         row = earlier[-1]
         for name, value in shown.items():
@@ -422,11 +423,11 @@ def rating_rows(*, session: Session, study: Study) -> list[dict[str, Any]]:
     names: dict[str, str] = {}
     latest: dict[tuple, tuple] = {}
     for rid, updated, sha, key, who, stars, crit, cid in session.execute(stmt):
-        person = who.casefold()
-        names.setdefault(person, who)
-        unit = (cid, person, crit)
+        identity = person(who)
+        names.setdefault(identity, who)
+        unit = (cid, identity, crit)
         if unit not in latest or (updated, rid) >= latest[unit][:2]:
-            latest[unit] = (updated, rid, dict(photo=sha, model=key, rater=names[person], stars=stars, criterion=crit,
+            latest[unit] = (updated, rid, dict(photo=sha, model=key, rater=names[identity], stars=stars, criterion=crit,
                                                caption_id=cid))
     return [row for *_, row in sorted(latest.values(), key=lambda kept: kept[1])]
 
@@ -439,7 +440,7 @@ class _Judgement:
     model_a: str
     model_b: str
     winner: str
-    person: str  # rater_identity
+    person: str  # db.people.person
     name: str  # as the person's first vote was stored
 
 
@@ -451,10 +452,10 @@ def _judgements(session: Session, study: Study) -> list[_Judgement]:
     names: dict[str, str] = {}
     latest: dict[tuple, _Judgement] = {}
     for vid, pid, sha, a, b, winner, who in session.execute(stmt):
-        person = who.casefold()
-        names.setdefault(person, who)
+        identity = person(who)
+        names.setdefault(identity, who)
         key = _pair_key(pid, a, b)
-        latest[(person, key)] = _Judgement(vid, key, sha, a, b, winner, person, names[person])
+        latest[(identity, key)] = _Judgement(vid, key, sha, a, b, winner, identity, names[identity])
     return sorted(latest.values(), key=lambda v: v.id)
 
 

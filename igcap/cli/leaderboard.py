@@ -106,13 +106,44 @@ def load_rows(args: argparse.Namespace):
     if not args.ratings and not args.votes:
         raise CliError("give --study NAME, or --ratings RATINGS.csv and/or --votes VOTES.csv")
     try:
-        records = read_records(args.ratings) if args.ratings else []
+        records = one_name_per_person(read_records(args.ratings)) if args.ratings else []
         ratings = ratings_from_records(records, args.ratings) if args.ratings else []
         captions = captions_from_records(records)
-        votes = votes_from_records(read_records(args.votes), args.votes) if args.votes else []
+        votes = votes_from_records(latest_votes(read_records(args.votes)), args.votes) if args.votes else []
     except LeaderboardDataError as err:
         raise CliError(str(err)) from None
     return ratings, votes, captions
+
+
+def one_name_per_person(records: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Each rater's rows under the name the person first appears with (``db.people.person``: "Maya" and
+    "maya" are one rater, as in the app). Read as two, both counted in the figures, the agreement and the
+    rater table; with one name the leaderboard keeps each person's last rating of a caption, as the
+    database does."""
+    from db.people import person
+
+    names: dict[str, str] = {}
+    out = []
+    for record in records:
+        who = person(record.get("rater"))
+        out.append({**record, "rater": names.setdefault(who, record["rater"])} if who else record)
+    return out
+
+
+def latest_votes(records: list[dict[str, str]]) -> list[dict[str, str]]:
+    """One vote per person, photo and pair of models, the last in the file (an export lists votes in the
+    order given), as the database keeps them since votes replace each other: a file from before that rule,
+    or gathered elsewhere, counted each repeat. Votes without a rater are all kept."""
+    from db.people import person
+
+    kept: dict[tuple, dict[str, str]] = {}
+    for i, record in enumerate(one_name_per_person(records)):
+        who = person(record.get("rater"))
+        pair = sorted((record.get("model_a", ""), record.get("model_b", "")))
+        key = (who, record.get("photo_sha256", ""), *pair) if who else ("anonymous", i)
+        kept.pop(key, None)
+        kept[key] = record
+    return list(kept.values())
 
 
 def read_records(path: str) -> list[dict[str, str]]:

@@ -2,6 +2,7 @@
 
 import pandas as pd
 import pytest
+from sqlalchemy import select
 
 from db import Caption, Photo, make_engine, studies, transaction, upgrade
 from db.export import LONG_COLUMNS, VOTE_COLUMNS
@@ -109,6 +110,44 @@ def test_leaderboard_of_a_study_equals_the_leaderboard_of_its_exported_files(dat
     by_key = {m["model_key"]: m for m in from_db["models"]}
     assert by_key["good"]["mean_stars"] > by_key["fair"]["mean_stars"] > by_key["poor"]["mean_stars"]
     assert (by_key["good"]["ratings"], by_key["good"]["votes"]) == (18, 24)  # 6 photos × 3 raters; 2 pairs × 6 × 2
+
+
+def test_older_data_gives_the_same_leaderboard_from_the_database_and_from_its_exported_files(database, tmp_path,
+                                                                                               capsys):
+    """Rows stored before raters were matched by person: "ANN" beside "ann" on a caption, and bob voting twice
+    on one pair. The database's rows count each person's latest judgement once; the files were read as
+    they are (two raters, both votes), so `leaderboard --ratings/--votes` disagreed with `--study`."""
+    import json
+
+    from db import Rating, Vote
+
+    simulated_study(database)
+    engine = make_engine(database)
+    with transaction(engine) as s:
+        rated = s.scalars(select(Rating).where(Rating.rater == "ann").order_by(Rating.id)).first()
+        caption = s.get(Caption, rated.caption_id)
+        s.add(Rating(caption_id=caption.id, rater="ANN", stars=1 if rated.stars > 1 else 5, criterion="overall",
+                     rated_text=caption.text))
+        voted = s.scalars(select(Vote).where(Vote.rater == "bob").order_by(Vote.id)).first()
+        s.add(Vote(study_id=voted.study_id, photo_id=voted.photo_id, caption_a_id=voted.caption_b_id,
+                   caption_b_id=voted.caption_a_id, model_a=voted.model_b, model_b=voted.model_a, text_a=voted.text_b,
+                   text_b=voted.text_a, winner="a" if voted.winner == "a" else "b", rater="Bob"))
+    engine.dispose()
+    boards = []
+    for args in (["--study", "sim", "--database", database],
+                 ["--ratings", str(tmp_path / "r.csv"), "--votes", str(tmp_path / "v.csv")]):
+        if args[0] == "--ratings":
+            assert main(["study", "export", "sim", "--ratings", args[1], "--votes", args[3], "--database", database]) == 0
+            capsys.readouterr()
+        assert main(["leaderboard", *args, "--bootstrap", "100", "--json", "-"]) == 0
+        boards.append(json.loads(capsys.readouterr().out))
+    from_db, from_files = boards
+    keep = ("model_key", "ratings", "mean_stars", "votes", "wins", "losses", "bt_score")
+    assert [{k: m[k] for k in keep} for m in from_files["models"]] == [{k: m[k] for k in keep}
+                                                                      for m in from_db["models"]]
+    assert from_db["agreement"] == from_files["agreement"]
+    assert sorted(r["rater"] for r in from_files["raters"]) == ["ann", "bob", "cy"]
+    assert sum(m["ratings"] for m in from_files["models"]) == 6 * 3 * 3
 
 
 def test_leaderboard_study_errors_are_one_line(database, capsys):
