@@ -48,7 +48,8 @@ def _date(text: str) -> date:
 
 
 def run(args: argparse.Namespace) -> int:
-    from db.engine import DatabaseError, database_url, make_engine, transaction, upgrade
+    from db.engine import DatabaseError, transaction
+    from igcap.cli import open_database
     from db.export import write_export
     from db.repo import GalleryFilter  # the data layer imports SQLAlchemy: here, so `--help` stays fast
 
@@ -58,10 +59,8 @@ def run(args: argparse.Namespace) -> int:
                                 date_from=args.since, date_to=args.until)
     except ValueError as err:
         raise CliError(str(err)) from None
+    engine = open_database(args.database)
     try:
-        settings = Settings.from_env()
-        engine = make_engine(args.database or database_url(settings.database_url, data_dir=settings.data_dir))
-        upgrade(engine)
         with transaction(engine, write=False) as session:
             count = write_export(args.out, long=args.long, session=session, filters=filters,
                                  include_unrated=args.include_unrated, labels=registry_or_nothing())

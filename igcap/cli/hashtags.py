@@ -36,7 +36,7 @@ def run(args) -> int:
     if args.action == "add" and not args.tags:
         raise CliError("hashtags add needs the hashtags, e.g. igcap hashtags add travel \"#travel #roadtrip\"")
     try:
-        with session_for(args.database) as session:
+        with session_for(args.database, create=args.action == "add") as session:
             if args.action == "add":
                 saved = hashtag_sets.save_set(session=session, name=args.name,
                                               tags=parse_hashtag_set(" ".join(args.tags)))
@@ -60,15 +60,12 @@ def run(args) -> int:
     return 0
 
 
-def session_for(url: str | None):
-    """A write transaction on the (migrated) database: ``url``, else the configured one (igcap.config)."""
-    from db.engine import database_url, make_engine, transaction, upgrade
-    from igcap.config import Settings
+def session_for(url: str | None, create: bool = False):
+    """A write transaction on the (migrated) database: ``url``, else the configured one (igcap.open_database)."""
+    from db.engine import transaction
+    from igcap.cli import open_database
 
-    settings = Settings.from_env()
-    engine = make_engine(url or database_url(settings.database_url, data_dir=settings.data_dir))
-    upgrade(engine)
-    return transaction(engine)
+    return transaction(open_database(url, create=create))
 
 
 def load_tags(names: str, url: str | None = None) -> list[str]:

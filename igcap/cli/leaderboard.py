@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
 def study_board(args: argparse.Namespace):
     """The leaderboard of ``--study`` from the database."""
     from db.engine import DatabaseError, transaction
-    from igcap.cli.study import open_database
+    from igcap.cli import open_database
     from igcap.study import study_leaderboard
 
     if args.ratings or args.votes:

@@ -64,22 +64,10 @@ def add_parser(subparsers) -> None:
     remove.set_defaults(func=run_delete)
 
 
-def open_database(url: str | None):
-    """The engine for ``--database URL`` or the configured database, migrated; CliError if it cannot open."""
-    from db.engine import DatabaseError, database_url, make_engine, upgrade
-    from igcap.config import Settings
+def _engine(args, create: bool = False):
+    from igcap.cli import open_database
 
-    try:
-        settings = Settings.from_env()
-        engine = make_engine(url or database_url(settings.database_url, data_dir=settings.data_dir))
-        upgrade(engine)
-        return engine
-    except DatabaseError as err:
-        raise CliError(err.message) from None
-
-
-def _engine(args):
-    return open_database(args.database)
+    return open_database(args.database, create=create)
 
 
 def run_create(args) -> int:
@@ -93,7 +81,7 @@ def run_create(args) -> int:
     registry = load_registry()
     keys = model_keys(args.models, registry)
     settings = decoding_settings(Namespace(preset=args.preset, keep_fragment=False, **dict.fromkeys(KNOBS)))
-    engine = _engine(args)
+    engine = _engine(args, create=True)
     failed: dict = {}
     try:
         with transaction(engine) as session:

@@ -282,8 +282,10 @@ def test_a_database_error_in_a_study_command_is_one_line_not_a_traceback(tmp_pat
         raise (DatabaseReadOnlyError("the SQLite file x.db is read-only: make it writable") if problem == "read-only"
                else IntegrityError("INSERT INTO captions …", {}, Exception("FOREIGN KEY constraint failed")))
 
+    url = f"sqlite:///{tmp_path / 'igcap.sqlite3'}"
+    assert main(["hashtags", "add", "travel", "#travel", "--database", url]) == 0  # makes the database
     monkeypatch.setattr(studies, "list_studies", fail)
-    code = main(["study", "list", "--database", f"sqlite:///{tmp_path / 'igcap.sqlite3'}"])
+    code = main(["study", "list", "--database", url])
     _one_line_error(code, capsys.readouterr().err, words)
 
 
@@ -309,3 +311,14 @@ def test_a_reader_that_goes_away_ends_the_output_quietly(tmp_path):
                          cwd=str(ROOT), timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.stdout == "x" * 80 + "\n"
     assert "Traceback" not in out.stderr and "BrokenPipe" not in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize("command", [["export", "--out", "{out}"], ["study", "list"], ["study", "export", "s", "--votes", "{out}"],
+                                     ["leaderboard", "--study", "s"], ["hashtags", "list"]])
+def test_a_mistyped_database_path_is_refused_and_not_made(tmp_path, capsys, command):
+    """A --database (or DATABASE_URL) SQLite file that does not exist was made, empty, and `export` said
+    "wrote 0 captions", `study list` "no studies yet": a typo looked like lost data."""
+    typo = tmp_path / "no-such-dir" / "igcap.sqlit3"
+    args = [a.replace("{out}", str(tmp_path / "out.csv")) for a in command]
+    _one_line_error(main([*args, "--database", f"sqlite:///{typo}"]), capsys.readouterr().err, f"no database at {typo}")
+    assert not typo.parent.exists() and not (tmp_path / "out.csv").exists()

@@ -24,7 +24,12 @@ def folder(tmp_path):
 
 @pytest.fixture
 def database(tmp_path):
-    return f"sqlite:///{tmp_path / 'cli.sqlite3'}"
+    """A database that exists (read-only commands refuse a --database file that does not)."""
+    url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    return url
 
 
 def test_create_generate_list_and_export_a_study(hub_cache, folder, database, tmp_path, capsys, monkeypatch):
