@@ -151,6 +151,7 @@ def read_records(path: str) -> list[dict[str, str]]:
     from formula neutralising (one leading ' removed)."""
     from db.export import restore_cell
 
+    csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))  # captions and comments have no length cap (was 128 KiB)
     try:
         with open(path, encoding="utf-8-sig", newline="") as handle:
             reader = csv.DictReader(handle)

@@ -130,3 +130,13 @@ def test_the_json_file_is_replaced_whole_or_not_at_all(study, tmp_path, capsys, 
     assert "No space left on device" in capsys.readouterr().err
     assert json.loads(out_json.read_text(encoding="utf-8")) == {"old": True}
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".board.json")] == []
+
+
+def test_a_ratings_file_with_a_very_long_caption_is_read(tmp_path, capsys):
+    """The csv module refuses a cell over 131,072 characters by default; the exports write any caption."""
+    rows = [{"photo_sha256": f"p{i}", "model_key": "m", "rater": "ann", "criterion": "overall", "stars": 4,
+             "caption": "long " * 30_000} for i in range(3)]
+    path = tmp_path / "r.csv"
+    path.write_bytes(to_csv(rows, ["photo_sha256", "model_key", "rater", "criterion", "stars", "caption"]))
+    assert main(["leaderboard", "--ratings", str(path), "--bootstrap", "0"]) == 0
+    assert "Traceback" not in capsys.readouterr().err
