@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+SQL_FUNCTION = "igcap_person"  # the same rule inside SQLite (db.engine registers it; its lower() folds ASCII only)
+
 
 def person(name: str | None) -> str:
     """The person a rater name means ("" for no name)."""

@@ -25,9 +25,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, cast, func, or_, select
+from sqlalchemy import ColumnElement, Float, String, cast, func, literal, or_, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.orm import Session, aliased, joinedload
 
+from db.people import SQL_FUNCTION as SQL_PERSON
 from db.people import person
 from db.models import (DEFAULT_CRITERION, IDENTITY_LENGTH, LOCAL_OWNER, MANUAL, Caption, Photo, Rating, Study,
                        StudyPhoto, Vote, utcnow)
@@ -249,10 +252,28 @@ def stored_rater(*, session: Session, rater: str | None) -> str:
     return name
 
 
+class _Person(FunctionElement):
+    """``db.people.person`` in SQL: the registered function on SQLite (whose lower() folds ASCII only: "émile"
+    did not find the stars "Émile" gave), lower() elsewhere (PostgreSQL's is Unicode-aware)."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(_Person)
+def _person_lower(element, compiler, **kw):
+    return f"lower({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(_Person, "sqlite")
+def _person_sqlite(element, compiler, **kw):
+    return f"{SQL_PERSON}({compiler.process(element.clauses, **kw)})"
+
+
 def _same_rater(column, name: str) -> ColumnElement[bool]:
     """SQL for "this stored name is the same person as name" (names are stored in one form per person by
-    stored_rater; lower() also catches older rows typed in another case)."""
-    return func.lower(column) == name.lower()
+    stored_rater; this also catches older rows typed in another case)."""
+    return _Person(column) == _Person(literal(name))
 
 
 def clean_criterion(criterion: str | None) -> str:

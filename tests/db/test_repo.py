@@ -386,3 +386,14 @@ def test_rater_names_differing_in_case_or_spaces_are_one_person(engine, gallery_
         assert next(i.my_stars for i in page.items if i.caption.id == cid) == 5
         assert ids(repo.gallery(session=s, filters=GalleryFilter(rater="maya"))) == [cid]
         assert repo.rater_identity(" Maya ") == repo.rater_identity("maya") == "maya"
+
+
+def test_my_stars_are_found_whatever_case_a_non_ascii_name_is_typed_in(engine, gallery_data):
+    """The gallery matched the typed name with SQL lower(), which folds only ASCII on SQLite: "émile" did not
+    see the stars "Émile" gave, nor could a filter by "ÉMILE" find them."""
+    with transaction(engine) as s:
+        repo.rate(session=s, caption_id=gallery_data[0], rater="Émile", stars=2)
+    with transaction(engine, write=False) as s:
+        mine = {i.caption.id: i.my_stars for i in repo.gallery(session=s, rater="émile").items}
+        rated = ids(repo.gallery(session=s, filters=GalleryFilter(rater="ÉMILE")))
+    assert mine[gallery_data[0]] == 2 and rated == [gallery_data[0]]
