@@ -16,8 +16,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from sqlalchemy import select
+
 from db import repo, studies, transaction
-from db.models import LOCAL_OWNER, Study
+from db.models import LOCAL_OWNER, Caption, Study
 from igcap.decoding import DecodingSettings
 from igcap.generation_queue import JobSize
 from igcap.images import Photo, resized_jpeg, thumbnail_jpeg
@@ -111,14 +113,14 @@ def generate_study(engine, name: str, captioner, *, sources: Mapping[str, str] |
         report.made[key] = 0
         for start in range(0, len(photo_ids), max(1, batch)):
             chunk = photo_ids[start:start + max(1, batch)]
-            error = turns(JobSize(photos=len(chunk), models=1),
-                          lambda: _caption_batch(engine, study, key, chunk, settings, captioner,
-                                                 (sources or {}).get(key)))
+            error, made = turns(JobSize(photos=len(chunk), models=1),
+                                lambda: _caption_batch(engine, study, key, chunk, settings, captioner,
+                                                       (sources or {}).get(key)))
             if error:
                 report.failed[key] = error
                 progress.emit("failed", key, index, message=error)
                 break
-            report.made[key] += len(chunk)
+            report.made[key] += made
             for pid in chunk:
                 progress.saved(key, index, names.get(pid, ""))
     report.seconds = time.perf_counter() - started
@@ -126,20 +128,24 @@ def generate_study(engine, name: str, captioner, *, sources: Mapping[str, str] |
 
 
 def _caption_batch(engine, study: Study, key: str, photo_ids: list[int], settings: DecodingSettings, captioner,
-                   source: str | None) -> str | None:
-    """Caption and save one batch; the failure message when the model could not caption it."""
+                   source: str | None) -> tuple[str | None, int]:
+    """Caption and save one batch: (the failure message when the model could not caption it, the captions this
+    run stored). Another run of the same study may have stored some meanwhile (theirs are kept): they used to
+    be counted by both runs."""
     with transaction(engine, write=False) as session:
         images = [_image(repo.photo_image(session=session, photo_id=pid)) for pid in photo_ids]
     [run] = captioner.caption(images, [key], settings)
     if not run.ok:
-        return f"{run.error.message} {run.error.hint}".strip()
+        return f"{run.error.message} {run.error.hint}".strip(), 0
     firsts = {r.photo_index: r for r in run.results if r.variant == 0}
     with transaction(engine) as session:
+        there = set(session.scalars(select(Caption.photo_id).where(
+            Caption.study_id == study.id, Caption.model_key == key, Caption.photo_id.in_(photo_ids))))
         for i, pid in enumerate(photo_ids):
             result = firsts[i]
             studies.save_study_caption(session=session, study=study, photo_id=pid, model_key=key, text=result.text,
                                        generated_text=result.text, model_source=source, seconds=result.seconds)
-    return None
+    return None, len(set(photo_ids) - there)
 
 
 def _image(jpeg: bytes):

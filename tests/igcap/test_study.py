@@ -155,3 +155,26 @@ def test_each_batch_waits_its_turn_in_the_shared_queue(engine, cache):
     with pytest.raises(JobCancelled):
         generate_study(engine, "again", Captioner(cache), batch=2, turns=cancel_second)
     assert len(stored(engine, "again")) == 2  # the first batch stays saved; running again resumes
+
+
+def test_two_runs_on_one_study_at_once_count_only_what_each_stored(engine, cache):
+    """Both runs see every caption missing and caption them; the database keeps one of each. Each run used to
+    report every caption as written by it (20 + 20 for 20)."""
+    import threading
+
+    new_study(engine, photos=3)
+    reports, start = [], threading.Barrier(2)
+
+    def run():
+        start.wait()
+        reports.append(generate_study(engine, "trial", Captioner(cache), batch=1))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(reports) == 2 and all(r.complete for r in reports)
+    assert sum(sum(r.made.values()) for r in reports) == 3 * len(MODELS)
+    with transaction(engine, write=False) as s:
+        assert len(s.scalars(select(Caption).where(Caption.study_id.is_not(None))).all()) == 3 * len(MODELS)
