@@ -3,8 +3,10 @@ and write its captions — every model on every photo with the study's one decod
 
 Generation saves the captions of each batch the moment the batch is done (one transaction per batch),
 so closing the page or killing the process loses at most the batch in progress; running it again
-(:func:`generate_study`) does only what is missing. A model that fails is reported and skipped; the
-other models go on. The database layout and the queues live in :mod:`db.studies`.
+(:func:`generate_study`) does only what is missing. A model that cannot caption is reported and skipped;
+the other models go on. A database error while saving stops the run (the batches saved stay; the command
+line says so in one line): the next batches would meet the same database. The database layout and the
+queues live in :mod:`db.studies`.
 """
 
 from __future__ import annotations
