@@ -72,8 +72,7 @@ def caption_row(item, rater: str) -> None:
         st.caption("Model wrote:")
         st.text(caption.generated_text or "", width="stretch")
     if caption.study_id is not None:  # a study's caption: rated blind on the Rate page, changed nowhere
-        st.caption("A study caption: it is rated blind on the Rate page, so it cannot be rated, edited or deleted "
-                   "here (stars given here, with the model's name in view, would count in the study).")
+        st.caption("A study caption: rated blind on the Rate page, not here.")
         return
     cols = st.columns([2, 1])
     with cols[0]:
