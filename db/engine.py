@@ -137,9 +137,22 @@ def _engine_for(url: URL, busy_timeout: float) -> Engine:
                               "(DATABASE_URL must start with sqlite:// or postgresql://)")
 
 
+def sqlite_file(url: str | URL) -> Path | None:
+    """The file a SQLite URL names; None for another database, an in-memory one, a ``file:`` URI, or a URL
+    that cannot be read (make_engine says why)."""
+    try:
+        parsed = url if isinstance(url, URL) else make_url(url)
+    except exc.ArgumentError:
+        return None
+    path = parsed.database if parsed.get_backend_name() == "sqlite" else None
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return None
+    return Path(path).expanduser()
+
+
 def _sqlite_engine(url: URL, busy_timeout: float) -> Engine:
-    if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
-        folder = Path(url.database).expanduser().parent
+    if (file := sqlite_file(url)) is not None:
+        folder = file.parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as err:  # e.g. a path through a file, or under /proc

@@ -6,9 +6,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable, Iterable
+from typing import TypeVar
+
+T = TypeVar("T")
 SQL_FUNCTION = "igcap_person"  # the same rule inside SQLite (db.engine registers it; its lower() folds ASCII only)
 
 
 def person(name: str | None) -> str:
     """The person a rater name means ("" for no name)."""
     return " ".join(str(name or "").replace("\x00", "").split()).casefold()
+
+
+def first_names(names: Iterable[str | None]) -> dict[str, str]:
+    """person → the name each person first appears with, in the order given (how they are shown)."""
+    first: dict[str, str] = {}
+    for name in names:
+        if who := person(name):
+            first.setdefault(who, name)
+    return first
+
+
+def last_per_person(rows: Iterable[T], rater: Callable[[T], str | None], unit: Callable[[T], Hashable]) -> list[T]:
+    """The last of ``rows`` (in the order given) per person and ``unit``, in the order of those last rows: each
+    person's latest judgement of a thing counts once. Rows without a rater cannot be told apart: all kept."""
+    kept: dict[tuple, T] = {}
+    for i, row in enumerate(rows):
+        who = person(rater(row))
+        key = (who, unit(row)) if who else ("", i)
+        kept.pop(key, None)
+        kept[key] = row
+    return list(kept.values())

@@ -27,13 +27,13 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Float, String, cast, func, literal, or_, select
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.orm import Session, aliased, joinedload
+from sqlalchemy.sql.functions import FunctionElement
 
-from db.people import SQL_FUNCTION as SQL_PERSON
-from db.people import person
 from db.models import (DEFAULT_CRITERION, IDENTITY_LENGTH, LOCAL_OWNER, MANUAL, Caption, Photo, Rating, Study,
                        StudyPhoto, Vote, utcnow)
+from db.people import SQL_FUNCTION as SQL_PERSON
+from db.people import first_names, person
 
 RATER_MAX = IDENTITY_LENGTH  # a typed name (at most 80, the box says) or a signed-in identity (e-mail)
 CRITERION_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
@@ -334,10 +334,7 @@ def list_raters(*, session: Session, owner: str | None = None) -> list[str]:
     stmt = select(Rating.rater).distinct().order_by(Rating.rater)
     if owner is not None:
         stmt = stmt.join(Rating.caption).join(Caption.photo).where(Photo.owner == owner, Caption.study_id.is_(None))
-    people: dict[str, str] = {}
-    for name in session.scalars(stmt):
-        people.setdefault(person(name), name)
-    return sorted(people.values())
+    return sorted(first_names(session.scalars(stmt)).values())
 
 
 def list_criteria(*, session: Session) -> list[str]:

@@ -42,7 +42,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, joinedload
 
 from db.models import DEFAULT_CRITERION, DEFAULT_K, WINNERS, Caption, Photo, Rating, Study, StudyPhoto, Vote, utcnow
-from db.people import person
+from db.people import first_names, last_per_person, person
 from db.repo import (NotFoundError, _insert, _settings_dict, clean_criterion, rate, rater_identity, stored_rater,
                      without_nul)
 
@@ -420,11 +420,11 @@ def rating_rows(*, session: Session, study: Study) -> list[dict[str, Any]]:
     stmt = (select(Rating.id, Rating.updated_at, Photo.sha256, Caption.model_key, Rating.rater, Rating.stars,
                    Rating.criterion, Caption.id)
             .join(Rating.caption).join(Caption.photo).where(Caption.study_id == study.id).order_by(Rating.id))
-    names: dict[str, str] = {}
+    rows = session.execute(stmt).all()
+    names = first_names(row.rater for row in rows)
     latest: dict[tuple, tuple] = {}
-    for rid, updated, sha, key, who, stars, crit, cid in session.execute(stmt):
+    for rid, updated, sha, key, who, stars, crit, cid in rows:
         identity = person(who)
-        names.setdefault(identity, who)
         unit = (cid, identity, crit)
         if unit not in latest or (updated, rid) >= latest[unit][:2]:
             latest[unit] = (updated, rid, dict(photo=sha, model=key, rater=names[identity], stars=stars, criterion=crit,
@@ -449,14 +449,12 @@ def _judgements(session: Session, study: Study) -> list[_Judgement]:
     Older data may hold several (a second vote used to be stored beside the first); they stay in the table."""
     stmt = (select(Vote.id, Vote.photo_id, Photo.sha256, Vote.model_a, Vote.model_b, Vote.winner, Vote.rater)
             .join(Photo, Photo.id == Vote.photo_id).where(Vote.study_id == study.id).order_by(Vote.id))
-    names: dict[str, str] = {}
-    latest: dict[tuple, _Judgement] = {}
-    for vid, pid, sha, a, b, winner, who in session.execute(stmt):
-        identity = person(who)
-        names.setdefault(identity, who)
-        key = _pair_key(pid, a, b)
-        latest[(identity, key)] = _Judgement(vid, key, sha, a, b, winner, identity, names[identity])
-    return sorted(latest.values(), key=lambda v: v.id)
+    rows = session.execute(stmt).all()
+    names = first_names(row.rater for row in rows)
+    return [_Judgement(row.id, _pair_key(row.photo_id, row.model_a, row.model_b), row.sha256, row.model_a, row.model_b,
+                       row.winner, person(row.rater), names[person(row.rater)])
+            for row in last_per_person(rows, rater=lambda row: row.rater,
+                                       unit=lambda row: _pair_key(row.photo_id, row.model_a, row.model_b))]
 
 
 def vote_rows(*, session: Session, study: Study) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import tomllib
+from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -95,9 +96,7 @@ def load_registry(settings: Settings | None = None) -> dict[str, ModelSpec]:
 def _distinct_labels(models: dict[str, ModelSpec]) -> dict[str, ModelSpec]:
     """Two models under one label (a models file, an override) each get their key after it: the leaderboard's
     charts and the win-rate table go by label, and merged two models' bars into one."""
-    seen: dict[str, int] = {}
-    for spec in models.values():
-        seen[spec.label] = seen.get(spec.label, 0) + 1
+    seen = Counter(spec.label for spec in models.values())
     return {key: replace(spec, label=f"{spec.label} ({key})") if seen[spec.label] > 1 else spec
             for key, spec in models.items()}
 

@@ -18,10 +18,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from sqlalchemy import select
-
 from db import repo, studies, transaction
-from db.models import LOCAL_OWNER, Caption, Study
+from db.models import LOCAL_OWNER, Study
 from igcap.decoding import DecodingSettings
 from igcap.generation_queue import JobSize
 from igcap.images import Photo, resized_jpeg, thumbnail_jpeg
@@ -141,13 +139,12 @@ def _caption_batch(engine, study: Study, key: str, photo_ids: list[int], setting
         return f"{run.error.message} {run.error.hint}".strip(), 0
     firsts = {r.photo_index: r for r in run.results if r.variant == 0}
     with transaction(engine) as session:
-        there = set(session.scalars(select(Caption.photo_id).where(
-            Caption.study_id == study.id, Caption.model_key == key, Caption.photo_id.in_(photo_ids))))
+        missing = set(studies.missing_captions(session=session, study=study)[key])
         for i, pid in enumerate(photo_ids):
             result = firsts[i]
             studies.save_study_caption(session=session, study=study, photo_id=pid, model_key=key, text=result.text,
                                        generated_text=result.text, model_source=source, seconds=result.seconds)
-    return None, len(set(photo_ids) - there)
+    return None, len(missing.intersection(photo_ids))
 
 
 def _image(jpeg: bytes):

@@ -14,7 +14,7 @@ import streamlit as st
 from igcap.instagram import InstagramStats, instagram_stats
 from igcap.variants import MORE_LIKE_THIS
 from igcap_ui import resources, run_order
-from igcap_ui.errors import shown_errors
+from igcap_ui.errors import show_failure, shown_errors
 from igcap_ui.hashtag_sets import set_buttons
 from igcap_ui.plain import plain
 from igcap_ui.results import Card
@@ -28,7 +28,7 @@ def caption_card(card: Card, label: str, on_save: Callable, on_regenerate: Calla
     with st.container(border=True):
         st.markdown(f"**{plain(label)}**")
         if card.failure is not None:
-            st.error(plain(f"{card.failure.message} {card.failure.hint or ''}".strip()), icon="⚠️")
+            show_failure(card.failure)
         elif not card.results:
             st.info("This model wrote nothing for this photo; try another style.")
         if card.note:

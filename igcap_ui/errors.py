@@ -27,7 +27,7 @@ def user_message(err: BaseException) -> str | None:
     if isinstance(err, PhotoError):
         return err.message
     if isinstance(err, ModelLoadError):
-        return f"{err.message} {err.hint}".strip()
+        return failure_text(err)
     if isinstance(err, (DecodingError, ConfigError)):
         return str(err)
     if isinstance(err, JobRefused):
@@ -61,6 +61,16 @@ def _database_message(err: BaseException) -> str | None:
     if isinstance(err, (OperationalError, PoolTimeout)):
         return DB_BUSY
     return None
+
+
+def failure_text(failure) -> str:
+    """A model's failure in one line: what went wrong, then what to do (ModelLoadError, ModelFailure, ModelStatus)."""
+    return f"{failure.message} {failure.hint or ''}".strip()
+
+
+def show_failure(failure) -> None:
+    """A model's failure as an error box, in plain text (it names sources and quotes exceptions)."""
+    st.error(plain(failure_text(failure)), icon="⚠️")
 
 
 def show_error(err: BaseException) -> None:

@@ -17,7 +17,7 @@ import streamlit as st
 from db.models import model_label
 from igcap_ui import resources, saving
 from igcap_ui.caption_card import caption_card, card_tools, warn_over_limits
-from igcap_ui.errors import shown_errors
+from igcap_ui.errors import show_failure, shown_errors
 from igcap_ui.hashtag_sets import set_buttons
 from igcap_ui.photos import photo_row
 from igcap_ui.plain import plain
@@ -273,7 +273,7 @@ def _more_like_this(photo, card: Card) -> None:
         if (run := _one_card_run(photo, card.model_key, settings)) is None:
             return
         if run.error:
-            st.error(plain(f"{run.error.message} {run.error.hint}".strip()), icon="⚠️")
+            show_failure(run.error)
             return
         card.add_more(run.results, settings.to_dict())
         st.rerun()

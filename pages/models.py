@@ -6,7 +6,7 @@ from igcap.loading import source_help
 from igcap.units import size
 from igcap_ui import access, resources
 from igcap_ui.plain import plain
-from igcap_ui.errors import shown_errors
+from igcap_ui.errors import show_failure, shown_errors
 
 STATE_BADGE = {"loaded": ("Loaded", "green"), "failed": ("Failed to load", "red"), "not loaded": ("Not loaded yet", "gray")}
 
@@ -47,7 +47,7 @@ for key, spec in specs.items():
         if status.state == "loaded":
             st.write(f"Memory: {size(status.nbytes)}")
         if status.state == "failed":
-            st.error(plain(f"{status.message} {status.hint}".strip()), icon="⚠️")
+            show_failure(status)
         with st.expander("Where it comes from / how to get it"):
             words, lines = source_help(spec)
             st.text(words)

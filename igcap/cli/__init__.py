@@ -98,38 +98,21 @@ def open_database(url: str | None = None, *, create: bool = False):
     A SQLite file named by ``--database`` or ``DATABASE_URL`` must exist unless the command writes
     (``create``: study create, hashtags add): a mistyped path made a new, empty database and `export` said
     "wrote 0 captions", `study list` "no studies yet". The default file in IGCAP_DATA_DIR is made on first use."""
-    from db.engine import DatabaseError, database_url, make_engine, upgrade
+    from db.engine import DatabaseError, database_url, make_engine, sqlite_file, upgrade
     from igcap.config import Settings
 
     settings = Settings.from_env()
     try:
         target = url or database_url(settings.database_url, data_dir=settings.data_dir)
-        missing = _missing_sqlite_file(target) if (url or settings.database_url) and not create else None
-        if missing:
-            raise CliError(f"no database at {missing}: check --database / DATABASE_URL (a new one is made only by "
+        file = sqlite_file(target) if (url or settings.database_url) and not create else None
+        if file is not None and not file.exists():
+            raise CliError(f"no database at {file}: check --database / DATABASE_URL (a new one is made only by "
                            "commands that write, e.g. study create, or by the app)")
         engine = make_engine(target)
         upgrade(engine)
         return engine
     except DatabaseError as err:
         raise CliError(err.message) from None
-
-
-def _missing_sqlite_file(url: str) -> str | None:
-    """The path of a SQLite file ``url`` names that does not exist, else None (other databases, memory)."""
-    from pathlib import Path
-
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        parsed = make_url(url)
-    except ArgumentError:  # make_engine says what is wrong with it
-        return None
-    path = parsed.database if parsed.drivername.startswith("sqlite") else None
-    if not path or path == ":memory:" or path.startswith("file:") or Path(path).exists():
-        return None
-    return path
 
 
 # C0 and C1 control characters (ESC starts ANSI sequences; tab and newline would break the columns) and the

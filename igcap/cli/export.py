@@ -7,7 +7,6 @@ import sys
 from datetime import date
 
 from igcap.cli import CliError
-from igcap.config import Settings
 from igcap.registry import load_registry
 
 EXAMPLES = """examples:
@@ -49,9 +48,9 @@ def _date(text: str) -> date:
 
 def run(args: argparse.Namespace) -> int:
     from db.engine import DatabaseError, transaction
-    from igcap.cli import open_database
     from db.export import write_export
     from db.repo import GalleryFilter  # the data layer imports SQLAlchemy: here, so `--help` stays fast
+    from igcap.cli import open_database
 
     try:
         filters = GalleryFilter(model_keys=args.model, favourites_only=args.favourites, min_stars=args.min_stars,

@@ -116,34 +116,24 @@ def load_rows(args: argparse.Namespace):
 
 
 def one_name_per_person(records: list[dict[str, str]]) -> list[dict[str, str]]:
-    """Each rater's rows under the name the person first appears with (``db.people.person``: "Maya" and
-    "maya" are one rater, as in the app). Read as two, both counted in the figures, the agreement and the
-    rater table; with one name the leaderboard keeps each person's last rating of a caption, as the
-    database does."""
-    from db.people import person
+    """Each rater's rows under the name the person first appears with (``db.people``: "Maya" and "maya" are
+    one rater, as in the app). Read as two, both counted in the figures, the agreement and the rater table;
+    with one name the leaderboard keeps each person's last rating of a caption, as the database does."""
+    from db.people import first_names, person
 
-    names: dict[str, str] = {}
-    out = []
-    for record in records:
-        who = person(record.get("rater"))
-        out.append({**record, "rater": names.setdefault(who, record["rater"])} if who else record)
-    return out
+    names = first_names(record.get("rater") for record in records)
+    return [{**record, "rater": names[who]} if (who := person(record.get("rater"))) else record for record in records]
 
 
 def latest_votes(records: list[dict[str, str]]) -> list[dict[str, str]]:
     """One vote per person, photo and pair of models, the last in the file (an export lists votes in the
-    order given), as the database keeps them since votes replace each other: a file from before that rule,
-    or gathered elsewhere, counted each repeat. Votes without a rater are all kept."""
-    from db.people import person
+    order given), as the database keeps them since votes replace each other (``db.people.last_per_person``,
+    as db.studies does): a file from before that rule, or gathered elsewhere, counted each repeat."""
+    from db.people import last_per_person
 
-    kept: dict[tuple, dict[str, str]] = {}
-    for i, record in enumerate(one_name_per_person(records)):
-        who = person(record.get("rater"))
-        pair = sorted((record.get("model_a", ""), record.get("model_b", "")))
-        key = (who, record.get("photo_sha256", ""), *pair) if who else ("anonymous", i)
-        kept.pop(key, None)
-        kept[key] = record
-    return list(kept.values())
+    return last_per_person(one_name_per_person(records), rater=lambda record: record.get("rater"),
+                           unit=lambda record: (record.get("photo_sha256", ""),
+                                                *sorted((record.get("model_a", ""), record.get("model_b", "")))))
 
 
 def read_records(path: str) -> list[dict[str, str]]:
