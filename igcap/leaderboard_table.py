@@ -105,12 +105,13 @@ def _win_rates(board: Leaderboard) -> str:
         return ""
     rows = [("row beats column", *[plain(k, 12) for k in keys])]
     for a in keys:
-        rows.append((plain(a), *["-" if a == b else _share(board.win_rate[a].get(b)) for b in keys]))
-    return "Win rate (ties and both-bad count half):\n" + _grid(rows)
+        rows.append((plain(a), *["-" if a == b else _share(board.win_rate[a].get(b), board.games[a].get(b))
+                                 for b in keys]))
+    return "Win rate (ties and both-bad count half; in brackets, the votes it rests on):\n" + _grid(rows)
 
 
-def _share(value) -> str:
-    return "n/a" if value is None else f"{value:.2f}"
+def _share(value, votes) -> str:
+    return "n/a" if value is None else f"{value:.2f} ({votes})"
 
 
 def _raters(board: Leaderboard) -> str:

@@ -44,8 +44,12 @@ def study_leaderboard(name: str) -> None:
         votes_csv = export.votes_csv(session=session, study=name)
     criterion = st.selectbox("Criterion", criteria, key="evaluation.criterion") if len(criteria) > 1 else criteria[0]
     board = _board_json(name, criterion, fingerprint)
-    st.caption(f"{counts['photos']} photos × {len(models)} models · {counts['ratings']} ratings · "
-               f"{counts['votes']} votes · 95 % intervals from {board['bootstrap']} bootstrap resamples of photos")
+    # The ratings and votes the figures rest on: this criterion's, one per person and caption (or pair).
+    ratings = sum(m["ratings"] for m in board["models"])
+    votes = sum(m["votes"] for m in board["models"]) // 2
+    of = f" ({criterion})" if len(criteria) > 1 else ""
+    st.caption(plain(f"{counts['photos']} photos × {len(models)} models · {ratings} ratings{of} · {votes} votes · "
+                     f"95 % intervals from {board['bootstrap']} bootstrap resamples of photos"))
     _ranking(board)
     _charts(board)
     _agreement(board)
@@ -80,8 +84,10 @@ def _ranking(board: dict) -> None:
         st.info("No captions, ratings or votes in this study yet.", icon="⏳")
         return
     if board["rank_by"] is None:
+        t = board["thresholds"]
         st.info("Not enough data to rank the models yet: the table says how many more ratings or votes each "
-                "model needs (10 on at least 5 photos).", icon="⏳")
+                f"model needs ({t['ratings']} ratings on at least {t['rated_photos']} photos, or {t['votes']} "
+                f"votes on at least {t['voted_photos']}).", icon="⏳")
     else:
         by = "Bradley–Terry score from the votes" if board["rank_by"] == "bt" else "mean stars"
         st.caption(f"Ranked by {by}; models whose intervals overlap share a place.")
@@ -121,9 +127,10 @@ def _charts(board: dict) -> None:
             st.caption("Not enough votes yet.")
         else:
             st.altair_chart(_error_bars(strength, "log-strength (0 = average)"), key="evaluation.bt_chart")
-    cells = [{"Model": model_label(row), "Against": model_label(col), "Win rate": share}
+    cells = [{"Model": model_label(row), "Against": model_label(col), "Win rate": share,
+              "Votes": board["games"][row][col], "Label": f"{share:.0%} ({board['games'][row][col]})"}
              for row, line in board["win_rate"].items() for col, share in line.items() if share is not None]
-    st.subheader("Win rate (row beats column; ties count half)", anchor=False)
+    st.subheader("Win rate (row beats column; ties count half; in brackets, the votes)", anchor=False)
     if not cells:
         st.caption("No votes yet: vote on the Arena page.")
         return
@@ -132,9 +139,9 @@ def _charts(board: dict) -> None:
     heat = alt.Chart(frame).mark_rect().encode(
         x=alt.X("Against:N", title="against", sort=order), y=alt.Y("Model:N", title="model", sort=order),
         color=alt.Color("Win rate:Q", scale=alt.Scale(domain=[0, 1], scheme="redblue")),
-        tooltip=["Model", "Against", alt.Tooltip("Win rate:Q", format=".0%")])
+        tooltip=["Model", "Against", alt.Tooltip("Win rate:Q", format=".0%"), "Votes:Q"])
     text = alt.Chart(frame).mark_text().encode(x=alt.X("Against:N", sort=order), y=alt.Y("Model:N", sort=order),
-                                               text=alt.Text("Win rate:Q", format=".0%"))
+                                               text="Label:N")
     st.altair_chart(heat + text, key="evaluation.win_rate")
 
 
@@ -143,6 +150,13 @@ def _agreement(board: dict) -> None:
 
     agreement = board["agreement"]
     st.subheader("Rater agreement", anchor=False)
+    if agreement["krippendorff_alpha_ordinal"] is None and not agreement["needs"] and agreement["units"]:
+        st.info("Krippendorff's α is undefined: every rating of this criterion is the same star value, so there "
+                "is no disagreement to measure against chance.", icon="ℹ️")
+        return
+    if agreement["krippendorff_alpha_ordinal"] is None and not agreement["needs"]:
+        st.info("No caption has been rated by two or more people yet: agreement needs that.", icon="⏳")
+        return
     if agreement["krippendorff_alpha_ordinal"] is None:
         st.info(f"Not enough data yet for Krippendorff's α: {needs_text(agreement['needs']) or 'more ratings'} "
                 f"needed (now {agreement['units']} caption(s) with 2+ ratings, {agreement['raters']} rater(s)).",

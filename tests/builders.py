@@ -205,9 +205,10 @@ def write_sample_photos(folder: Path, size=(64, 48)) -> list[Path]:
     return paths
 
 
-def simulated_study(database: str, name: str = "sim") -> None:
-    """6 photos × 3 models of known quality (good > fair > poor), 3 raters on every caption, 2 voters on
-    every pair; everything written through db.studies as the pages do."""
+def simulated_study(database: str, name: str = "sim", stars: int | None = None) -> None:
+    """8 photos (the leaderboard's least, igcap.leaderboard.Thresholds) × 3 models of known quality (good >
+    fair > poor), 3 raters on every caption, 2 voters on every pair; everything written through db.studies
+    as the pages do. ``stars``: every rating that many stars instead (raters who never disagree)."""
     import hashlib
     import math
     import random
@@ -220,7 +221,7 @@ def simulated_study(database: str, name: str = "sim") -> None:
     rng = random.Random(1)
     with transaction(engine) as s:
         ids = [repo.save_photo(session=s, sha256=hashlib.sha256(b"%d" % i).hexdigest(), name=f"p{i}.jpg", width=1,
-                               height=1, format="JPEG", image_jpeg=b"x", thumbnail_jpeg=b"x").id for i in range(6)]
+                               height=1, format="JPEG", image_jpeg=b"x", thumbnail_jpeg=b"x").id for i in range(8)]
         study = studies.create_study(session=s, name=name, models=list(quality), settings={}, photo_ids=ids, k=3,
                                      seed=1)
         for pid in ids:
@@ -229,9 +230,9 @@ def simulated_study(database: str, name: str = "sim") -> None:
                                            text=f"{key} caption of photo {pid}")
         for rater in ("ann", "bob", "cy"):
             while (caption := studies.next_caption(session=s, study=study, rater=rater)) is not None:
-                stars = min(5, max(1, round(rng.gauss(quality[caption.model_key], 0.7))))
+                given = stars or min(5, max(1, round(rng.gauss(quality[caption.model_key], 0.7))))
                 studies.rate_study_caption(session=s, study=study, caption_id=caption.id, rater=rater,
-                                           stars={"overall": stars})
+                                           stars={"overall": given})
         for rater in ("ann", "bob"):
             while (pair := studies.next_pair(session=s, study=study, rater=rater)) is not None:
                 gap = quality[pair.a.model_key] - quality[pair.b.model_key]

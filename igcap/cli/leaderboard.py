@@ -19,7 +19,8 @@ EXAMPLES = """examples:
 model_key, rater, criterion and stars are needed (caption_id and caption are used when present);
 --votes reads the votes export (photo_sha256, model_a, model_b, winner a/b/tie/both_bad, rater).
 Other columns are ignored. Intervals resample photos; figures with too little data say how much more
-is needed instead of showing a number."""
+is needed instead of showing a number. From files, the automatic measures cover the captions in the
+ratings file (those rated); --study covers every caption of the study."""
 
 
 def add_parser(subparsers) -> None:
@@ -106,13 +107,29 @@ def load_rows(args: argparse.Namespace):
     if not args.ratings and not args.votes:
         raise CliError("give --study NAME, or --ratings RATINGS.csv and/or --votes VOTES.csv")
     try:
-        records = one_name_per_person(read_records(args.ratings)) if args.ratings else []
+        records = in_rating_order(read_records(args.ratings)) if args.ratings else []
         ratings = ratings_from_records(records, args.ratings) if args.ratings else []
         captions = captions_from_records(records)
         votes = votes_from_records(latest_votes(read_records(args.votes)), args.votes) if args.votes else []
     except LeaderboardDataError as err:
         raise CliError(str(err)) from None
     return ratings, votes, captions
+
+
+def in_rating_order(records: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The rows as db.studies reads a study's ratings: each person under the name of their first rating (by
+    rating_id), in the order the ratings were last given, (rated_utc, rating_id), so that a person's latest
+    rating of a caption is the one that counts. The export lists ratings by caption, and a rating given again
+    keeps its row and its id, so the file's order is neither. Files without those columns keep their order."""
+    if not records or "rated_utc" not in records[0] or "rating_id" not in records[0]:
+        return one_name_per_person(records)
+
+    def number(record: dict[str, str]) -> int:
+        text = (record.get("rating_id") or "").strip()
+        return int(text) if text.isdigit() else -1
+
+    named = one_name_per_person(sorted(records, key=number))
+    return sorted(named, key=lambda record: (record.get("rated_utc") or "", number(record)))
 
 
 def one_name_per_person(records: list[dict[str, str]]) -> list[dict[str, str]]:

@@ -103,7 +103,7 @@ def test_too_little_data_is_said_honestly(tmp_path, capsys):
     assert main(["leaderboard", "--votes", str(path), "--bootstrap", "20"]) == 0
     out = capsys.readouterr().out
     assert "not ranked: not enough data" in out
-    assert "x needs 8 more votes on 3 more photos for its Bradley–Terry score" in out
+    assert "x needs 8 more votes on 6 more photos for its Bradley–Terry score" in out
 
 
 def test_the_json_file_is_replaced_whole_or_not_at_all(study, tmp_path, capsys, monkeypatch):

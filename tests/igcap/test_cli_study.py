@@ -114,7 +114,7 @@ def test_leaderboard_of_a_study_equals_the_leaderboard_of_its_exported_files(dat
     assert from_db["agreement"] == from_files["agreement"] and from_db["win_rate"] == from_files["win_rate"]
     by_key = {m["model_key"]: m for m in from_db["models"]}
     assert by_key["good"]["mean_stars"] > by_key["fair"]["mean_stars"] > by_key["poor"]["mean_stars"]
-    assert (by_key["good"]["ratings"], by_key["good"]["votes"]) == (18, 24)  # 6 photos × 3 raters; 2 pairs × 6 × 2
+    assert (by_key["good"]["ratings"], by_key["good"]["votes"]) == (24, 32)  # 8 photos × 3 raters; 2 pairs × 8 × 2
 
 
 def test_older_data_gives_the_same_leaderboard_from_the_database_and_from_its_exported_files(database, tmp_path,
@@ -152,7 +152,7 @@ def test_older_data_gives_the_same_leaderboard_from_the_database_and_from_its_ex
                                                                       for m in from_db["models"]]
     assert from_db["agreement"] == from_files["agreement"]
     assert sorted(r["rater"] for r in from_files["raters"]) == ["ann", "bob", "cy"]
-    assert sum(m["ratings"] for m in from_files["models"]) == 6 * 3 * 3
+    assert sum(m["ratings"] for m in from_files["models"]) == 8 * 3 * 3
 
 
 def test_leaderboard_study_errors_are_one_line(database, capsys):
@@ -185,3 +185,39 @@ def test_delete_says_what_would_go_and_deletes_only_with_yes(database, capsys):
     assert main(["study", "delete", "spring", "--yes", "--database", database]) == 2
     assert "no study named 'spring'" in capsys.readouterr().err
     engine.dispose()
+
+
+def test_a_rating_given_again_counts_from_the_files_as_in_the_database(database, tmp_path, capsys):
+    """Older rows: "Ann" (low id) and a duplicate "ann" (high id, 1 star) on one caption; the person then rates
+    it again through the app, which updates the row under the first name. The database counts the new
+    stars; the files were read in their order (by caption, then id), so the stale 1 star won there."""
+    import json
+    from datetime import datetime, timedelta, timezone
+
+    from db import Rating, studies
+
+    simulated_study(database)
+    engine = make_engine(database)
+    with transaction(engine) as s:
+        first = s.scalars(select(Rating).where(Rating.rater == "ann").order_by(Rating.id)).first()
+        first.rater = "Ann"
+        caption = s.get(Caption, first.caption_id)
+        yesterday = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=1)  # stored before the rule
+        s.add(Rating(caption_id=caption.id, rater="ann", stars=1, criterion="overall", rated_text=caption.text,
+                     updated_at=yesterday))
+    with transaction(engine) as s:
+        study = studies.get_study(session=s, name="sim")
+        studies.rate_study_caption(session=s, study=study, caption_id=caption.id, rater="ann", stars={"overall": 5})
+    engine.dispose()
+    boards = []
+    for args in (["--study", "sim", "--database", database],
+                 ["--ratings", str(tmp_path / "r.csv"), "--votes", str(tmp_path / "v.csv")]):
+        if args[0] == "--ratings":
+            assert main(["study", "export", "sim", "--ratings", args[1], "--votes", args[3], "--database", database]) == 0
+            capsys.readouterr()
+        assert main(["leaderboard", *args, "--bootstrap", "0", "--json", "-"]) == 0
+        boards.append(json.loads(capsys.readouterr().out))
+    from_db, from_files = boards
+    assert [(m["model_key"], m["mean_stars"]) for m in from_files["models"]] == [
+        (m["model_key"], m["mean_stars"]) for m in from_db["models"]]
+    assert from_files["agreement"] == from_db["agreement"] and from_files["raters"] == from_db["raters"]

@@ -30,12 +30,16 @@ def test_leaderboard_of_a_simulated_study(app_env, db_url, downloads):  # noqa: 
     no_exceptions(at)
     board = frame_with(at, "Rank").set_index("Model")
     assert list(board.index) == ["good", "fair", "poor"]  # not in the registry: shown by key
-    assert list(board["Ratings"]) == [18, 18, 18] and list(board["Votes"]) == [24, 24, 24]
+    assert list(board["Ratings"]) == [24, 24, 24] and list(board["Votes"]) == [32, 32, 32]
+    # The header counts what the figures rest on (8 photos × 3 models × 3 raters; 3 pairs × 8 photos × 2).
+    assert "8 photos × 3 models · 72 ratings · 48 votes" in page_text(at)
     assert board.loc["good", "Rank"] == 1 <= board.loc["fair", "Rank"] <= board.loc["poor", "Rank"] and (
         board.loc["poor", "Rank"] > 1)
     assert board.loc["good", "Mean stars [95 % CI]"].startswith("4.")
     assert "[" in board.loc["good", "Bradley–Terry [95 % CI]"]
-    assert len(at.get("vega_lite_chart")) == 3  # stars and BT error bars, the win-rate heat map
+    charts = at.get("vega_lite_chart")
+    assert len(charts) == 3  # stars and BT error bars, the win-rate heat map
+    assert "% (16)" in str(charts[2].proto)  # each pair's rate with the votes it rests on (2 voters × 8 photos)
     assert any("Krippendorff" in m.label for m in at.metric)
     raters = frame_with(at, "Rater")
     assert sorted(raters["Rater"]) == ["ann", "bob", "cy"]
@@ -50,7 +54,7 @@ def test_leaderboard_of_a_simulated_study(app_env, db_url, downloads):  # noqa: 
     assert list(rows[0]) == LEADERBOARD_COLUMNS and [r["model_key"] for r in rows] == ["good", "fair", "poor"]
     ratings = list(csv.DictReader(io.StringIO(downloads["evaluation.study_ratings"].decode("utf-8-sig"))))
     votes = list(csv.DictReader(io.StringIO(downloads["evaluation.study_votes"].decode("utf-8-sig"))))
-    assert len(ratings) == n_ratings == 54 and len(votes) == 36 and {v["study"] for v in votes} == {"sim"}
+    assert len(ratings) == n_ratings == 72 and len(votes) == 48 and {v["study"] for v in votes} == {"sim"}
 
 
 def test_a_new_study_says_what_data_is_missing(study, app):  # noqa: F811 - `study` from test_study_pages
@@ -61,5 +65,20 @@ def test_a_new_study_says_what_data_is_missing(study, app):  # noqa: F811 - `stu
     assert "Not enough data yet for Krippendorff" in text
     board = frame_with(at, "Rank")
     assert all("10 more ratings" in needs for needs in board["Still needed"])
+    assert "(10 ratings on at least 8 photos, or 10 votes on at least 8)" in text  # igcap.leaderboard.Thresholds
     assert all(v == "not enough data" for v in board["Mean stars [95 % CI]"])
     assert "No votes yet" in text
+
+
+def test_agreement_says_when_raters_never_differ(app_env, db_url):
+    """Every rating the same star value: Krippendorff's alpha is 0/0; the page said "not enough data"."""
+    simulated_study(db_url, stars=4)
+    from streamlit.testing.v1 import AppTest
+
+    from tests.pages.conftest import APP, TIMEOUT
+
+    at = open_page(AppTest.from_file(APP, default_timeout=TIMEOUT).run(), "evaluation.py")
+    no_exceptions(at)
+    text = page_text(at)
+    assert "Krippendorff's α is undefined: every rating of this criterion is the same star value" in text
+    assert "Not enough data yet for Krippendorff" not in text
