@@ -188,10 +188,12 @@ def _decode(data: bytes, max_pixels: int, max_side: int | None) -> tuple[Image.I
         if max_side is None:
             _load(opened, fmt, data)
             return to_rgb(_upright(opened)), fmt, size_upright(opened.size, _orientation(opened))
-        orientation = _orientation(opened)
         if fmt in ("JPEG", "MPO"):
             opened.draft(None, (max_side, max_side))  # decode at 1/2..1/8 scale, still at least max_side
         _load(opened, fmt, data)
+        # After loading: Pillow turns a TIFF upright as it loads (its size is upright from the start) and
+        # drops the tag; read before, the tag would turn it a second time.
+        orientation = _orientation(opened)
         small = _reduced(opened, max_side)  # a new, small image: the decoded one is freed on leaving `with`
     image = to_rgb(_transposed(small, orientation))
     if max(image.size) > max_side:
@@ -246,6 +248,9 @@ def _transposed(image: Image.Image, orientation: int) -> Image.Image:
 
 # Modes whose pixels cannot be box-averaged as they are: palette indices, 1-bit.
 _WIDEN = {"P": "RGB", "PA": "RGBA", "1": "L"}
+# Modes that may carry a transparent colour key (PNG's tRNS): widened to alpha before averaging, or the key
+# would be lost (Image.new keeps no info) and averaged edges would not match it.
+_KEYED = {"P": "RGBA", "L": "LA", "RGB": "RGBA", "1": "LA"}
 
 
 def _reduced(image: Image.Image, max_side: int, band_rows: int = 256) -> Image.Image:
@@ -253,12 +258,14 @@ def _reduced(image: Image.Image, max_side: int, band_rows: int = 256) -> Image.I
 
     A band of rows at a time: Pillow's reduce() of an RGBA or LA image first makes a premultiplied copy
     of the whole image (twice the memory), and palette or 1-bit images must be widened before averaging."""
-    factor = max(1, max(image.size) // max_side)  # a box average: a fine reduction; Lanczos does the rest
+    # A box average: a fine reduction, Lanczos does the rest; never more than the short side (a 5000 × 1
+    # strip would reduce to nothing).
+    factor = max(1, min(max(image.size) // max_side, min(image.size)))
+    if image.mode.startswith("I;16") and "transparency" in image.info:
+        image = _over_white(image)  # a 16-bit grey with a transparent key: rare; lay it over white first
     if image.mode.startswith("I;16"):
         return _grey16_reduced(image, factor, band_rows)
-    wide = _WIDEN.get(image.mode)
-    if wide and image.mode == "P" and "transparency" in image.info:
-        wide = "RGBA"
+    wide = _KEYED.get(image.mode) if "transparency" in image.info else _WIDEN.get(image.mode)
     if factor == 1:
         return image.convert(wide) if wide else image.copy()
     width, height = image.size[0] // factor, image.size[1] // factor
@@ -324,7 +331,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     """8-bit RGB from any Pillow mode: alpha over white, 16/32-bit and float scaled, Lab via colour
     management. Colour profiles are otherwise ignored, as the models saw them in training."""
     mode = image.mode
-    if mode == "RGB":
+    if mode == "RGB" and "transparency" not in image.info:
         return image
     if mode in _ALPHA_MODES or "transparency" in image.info:
         return _over_white(image)
@@ -340,6 +347,13 @@ def to_rgb(image: Image.Image) -> Image.Image:
 def _over_white(image: Image.Image) -> Image.Image:
     if image.mode == "La":  # premultiplied grey: Pillow converts it only to LA
         image = image.convert("LA")
+    if image.mode.startswith("I;16"):  # Pillow's RGBA conversion clips 16-bit grey at 255: scale it first
+        import numpy as np
+
+        key = image.info.get("transparency")
+        grey = _scaled_to_8bit(image, 65535.0).convert("L")
+        opaque = np.asarray(image) != key if key is not None else np.ones(image.size[::-1], dtype=bool)
+        image = Image.merge("LA", (grey, Image.fromarray(np.where(opaque, 255, 0).astype(np.uint8), "L")))
     rgba = image.convert("RGBA")
     white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
     return Image.alpha_composite(white, rgba).convert("RGB")

@@ -128,15 +128,17 @@ def assert_quadrants(image: Image.Image, tolerance=40):
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF"])
 @pytest.mark.parametrize("orientation", range(1, 9))
-def test_all_eight_exif_orientations_come_out_upright(fmt, orientation):
+@pytest.mark.parametrize("max_side", [None, 1080])  # 1080: how the app and the CLI load a photo
+def test_all_eight_exif_orientations_come_out_upright(fmt, orientation, max_side):
     upright = quadrant_picture((60, 40))
     stored = upright
     for step in STORED_AS[orientation]:
         stored = stored.transpose(step)
     exif = Image.Exif()
     exif[0x0112] = orientation
-    photo = load_photo(encoded(stored, fmt, exif=exif, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {})))
-    assert photo.image.size == (60, 40)
+    photo = load_photo(encoded(stored, fmt, exif=exif, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {})),
+                       max_side=max_side)
+    assert photo.image.size == (60, 40) and (photo.width, photo.height) == (60, 40)
     assert_quadrants(photo.image)
 
 
@@ -552,3 +554,26 @@ def test_max_side_keeps_the_exif_orientation_and_never_enlarges():
     assert top[0] > 200 and top[2] < 60 and bottom[2] > 200  # red on top, as in the full decode
     small = load_photo(upright_test_photo(size=(80, 40)), "small.jpg", max_side=1080)
     assert small.image.size == (40, 80)
+
+
+@pytest.mark.parametrize("max_side", [None, 1080, 200])
+@pytest.mark.parametrize("mode, key", [("RGB", (0, 0, 0)), ("L", 0), ("P", 0), ("I;16", 0)])
+def test_a_transparent_colour_key_is_laid_over_white_like_an_alpha_channel(mode, key, max_side):
+    # PNG optimisers write a logo on transparency as RGB (or grey) + a tRNS colour key instead of RGBA; the
+    # transparent background came out black (RGB always; grey when the photo was reduced).
+    picture = Image.new(mode, (800, 800), 0)
+    if mode == "P":
+        picture.putpalette([0, 0, 0, 200, 0, 0])  # index 0 transparent, 1 red
+    picture.paste({"RGB": (200, 0, 0), "I;16": 50000, "P": 1}.get(mode, 200), (200, 200, 600, 600))
+    photo = load_photo(encoded(picture, "PNG", transparency=key), max_side=max_side)
+    assert photo.image.getpixel((2, 2)) == (255, 255, 255)
+    middle = photo.image.getpixel((photo.image.width // 2, photo.image.height // 2))
+    assert middle != (255, 255, 255) and middle != (0, 0, 0)  # the opaque part stays as it was
+
+
+@pytest.mark.parametrize("size", [(5000, 1), (3, 20000), (2500, 2)])
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_a_long_thin_strip_is_reduced_not_called_damaged(size, fmt):
+    photo = load_photo(encoded(Image.new("RGB", size, "red"), fmt), "strip", max_side=1080)
+    assert max(photo.image.size) == 1080 and min(photo.image.size) == 1
+    assert (photo.width, photo.height) == size
