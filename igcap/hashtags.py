@@ -4,13 +4,19 @@ themselves are stored by db.hashtag_sets."""
 
 from __future__ import annotations
 
+import functools
 import re
+import unicodedata
 from dataclasses import dataclass
 
-from igcap.instagram import DEFAULT_LIMITS, InstagramLimits, hashtags
+from igcap.instagram import DEFAULT_LIMITS, InstagramLimits, hashtags, tag_chars, tag_key
 
-_WORD = re.compile(r"#?(\w+)", re.UNICODE)
 _SEPARATORS = re.compile(r"[\s,;]+")
+
+
+@functools.cache
+def _word() -> re.Pattern:
+    return re.compile(rf"#?([{tag_chars()}]+)")
 
 
 class HashtagSetError(ValueError):
@@ -21,11 +27,11 @@ def parse_hashtag_set(text: str) -> list[str]:
     """'travel, #Wanderlust #roadtrip' → ['#travel', '#Wanderlust', '#roadtrip'] (repeats dropped, case-insensitive)."""
     tags, seen = [], set()
     for piece in filter(None, _SEPARATORS.split(text or "")):
-        match = _WORD.fullmatch(piece)
+        match = _word().fullmatch(unicodedata.normalize("NFC", piece))
         if not match:
             raise HashtagSetError(f"{piece!r} is not a hashtag: use letters, digits and _ only, like #travel.")
-        if match.group(1).casefold() not in seen:
-            seen.add(match.group(1).casefold())
+        if tag_key(match.group(1)) not in seen:
+            seen.add(tag_key(match.group(1)))
             tags.append("#" + match.group(1))
     if not tags:
         raise HashtagSetError("Type at least one hashtag, like #travel.")
@@ -54,11 +60,11 @@ def add_hashtags(caption: str, tags: list[str], limits: InstagramLimits | None =
     """Append the tags the caption does not have yet, in order, as long as they fit within the limits
     (pass ``Settings.from_env().instagram``; None means the defaults)."""
     limits = limits or DEFAULT_LIMITS
-    present = {t.casefold() for t in hashtags(caption)}
+    present = {tag_key(t) for t in hashtags(caption)}
     text, added, already, left_out = caption.rstrip(), [], [], []
     count = len(hashtags(caption))
     for tag in tags:
-        if tag[1:].casefold() in present:
+        if tag_key(tag) in present:
             already.append(tag)
             continue
         candidate = f"{text} {tag}" if text else tag
@@ -66,6 +72,6 @@ def add_hashtags(caption: str, tags: list[str], limits: InstagramLimits | None =
             left_out.append(tag)
             continue
         text, count = candidate, count + 1
-        present.add(tag[1:].casefold())
+        present.add(tag_key(tag))
         added.append(tag)
     return HashtagAddition(text if added else caption, tuple(added), tuple(already), tuple(left_out))

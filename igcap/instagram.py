@@ -14,10 +14,39 @@ the CLI pass here), or change the defaults below.
 
 from __future__ import annotations
 
+import functools
 import re
+import unicodedata
 from dataclasses import dataclass
 
-_HASHTAG = re.compile(r"(?<![\w#])#(\w+)", re.UNICODE)
+
+@functools.cache
+def tag_chars() -> str:
+    """What a hashtag is made of, as the inside of a regular-expression character class: letters, digits and
+    _ (``\\w``), and the combining marks that Indic, Thai and other scripts write words with (Unicode
+    categories Mn, Mc, Me: "#भारत", "#தமிழ்", "#เที่ยว"), which ``\\w`` alone leaves out, plus the zero-width
+    (non-)joiners those scripts use. The one definition for every place that finds or parses hashtags."""
+    ranges, start = [], None
+    for cp in [*range(0x20000), *range(0xE0000, 0xE1000)]:  # marks live in planes 0, 1 and 14 only
+        mark = unicodedata.category(chr(cp))[0] == "M"
+        if mark and start is None:
+            start = cp
+        elif not mark and start is not None:
+            ranges.append(f"{chr(start)}-{chr(cp - 1)}" if cp - 1 > start else chr(start))
+            start = None
+    return r"\w\u200c\u200d" + "".join(re.escape(r) if len(r) == 1 else r for r in ranges)
+
+
+@functools.cache
+def _hashtag() -> re.Pattern:
+    chars = tag_chars()
+    return re.compile(rf"(?<![{chars}#])#([{chars}]+)")
+
+
+def tag_key(tag: str) -> str:
+    """What makes two hashtags the same one: case aside ("#Beach" = "#beach"), and however the accents were
+    typed (a composed "é" or "e" + a combining accent)."""
+    return unicodedata.normalize("NFC", tag.lstrip("#")).casefold()
 
 
 @dataclass(frozen=True)
@@ -76,7 +105,7 @@ class InstagramStats:
 
 def hashtags(text: str) -> list[str]:
     """The hashtags in text, without '#', in order (repeats included: Instagram counts each)."""
-    return _HASHTAG.findall(text)
+    return _hashtag().findall(text)
 
 
 def instagram_stats(text: str, limits: InstagramLimits | None = None) -> InstagramStats:

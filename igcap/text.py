@@ -11,14 +11,16 @@ from __future__ import annotations
 import re
 import unicodedata
 
+import functools
+
 from igcap.instagram import hashtags  # noqa: F401  (re-exported: text helpers in one import)
+from igcap.instagram import tag_chars, tag_key
 
 MIN_REPEAT_WORDS = 3  # shorter repeats ("so so good") are left alone
 # "🌅🌅🌅" is a common way to write; a fourth and more of the same emoji in a row is a loop, not style.
 MAX_EMOJI_RUN = 3
 
 _SPECIAL = re.compile(r"<\|[^|>]*\|>|<pad>|<s>|</s>|<unk>")
-_HASHTAG_WORD = re.compile(r"(\s*)(?<![\w#])#(\w+)", re.UNICODE)
 _SENTENCE_END = re.compile(r"[.!?…](['\")\]]*)$")
 # One emoji as a person sees it: a flag (two regional indicators), or a pictograph with its variation
 # selector, skin tone and any zero-width-joined parts ("👩‍💻").
@@ -110,13 +112,20 @@ def dedupe_hashtags(text: str) -> str:
     seen: set[str] = set()
 
     def keep_first(match: re.Match) -> str:
-        tag = match.group(2).casefold()
+        tag = tag_key(match.group(2))
         if tag in seen:
             return ""
         seen.add(tag)
         return match.group(0)
 
-    return _HASHTAG_WORD.sub(keep_first, text)
+    return _hashtag_word().sub(keep_first, text)
+
+
+@functools.cache
+def _hashtag_word() -> re.Pattern:
+    """A hashtag with the space before it (igcap.instagram.tag_chars says what a hashtag is made of)."""
+    chars = tag_chars()
+    return re.compile(rf"(\s*)(?<![{chars}#])#([{chars}]+)")
 
 
 def collapse_emoji_runs(text: str, most: int = MAX_EMOJI_RUN) -> str:

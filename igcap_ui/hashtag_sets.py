@@ -110,7 +110,7 @@ def set_buttons(key: str, current: Callable[[], str], apply: Callable[[str], Non
                                          on_click=_add, args=(key, tags, current, apply))
     note = st.session_state.setdefault(_NOTES, {}).pop(key, None)
     if note:
-        st.caption(note)
+        st.caption(_plain(note))  # quotes the tags as typed
 
 
 def _plain(text: str) -> str:

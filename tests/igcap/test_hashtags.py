@@ -40,3 +40,10 @@ def test_adding_a_set_never_goes_past_the_character_limit():
     done = add_hashtags("A twenty char captio", TRAVEL, limits)
     assert done.text == "A twenty char captio #travel" and len(done.text) <= 30
     assert done.left_out == ("#wanderlust", "#roadtrip")
+
+
+def test_sets_accept_hashtags_written_with_combining_marks():
+    assert parse_hashtag_set("#भारत, தமிழ் #เที่ยว") == ["#भारत", "#தமிழ்", "#เที่ยว"]
+    assert parse_hashtag_set("#café cafe\u0301") == ["#café"]  # one tag, however the accent was typed
+    done = add_hashtags("Lights #भारत", ["#भारत", "#भालू"])
+    assert done.text == "Lights #भारत #भालू" and done.already_there == ("#भारत",)

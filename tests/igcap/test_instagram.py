@@ -59,3 +59,20 @@ def test_preview_cuts_at_a_word_and_says_more():
     p = preview(long)
     assert p.endswith("… more") and len(p) <= 125 + len("… more")
     assert preview("short caption") == "short caption"
+
+
+@pytest.mark.parametrize("tag", ["भारत", "বাংলাদেশ", "தமிழ்", "เที่ยว", "café", "cafe\u0301", "نوروز", "東京", "x_y2"])
+def test_hashtags_in_scripts_written_with_combining_marks_count_whole(tag):
+    # Python's \w leaves out combining marks (Devanagari, Tamil and Thai vowel signs, a typed-apart accent):
+    # "#भारत" was read as "#भ".
+    from igcap.instagram import hashtags
+
+    assert hashtags(f"Diwali in #{tag}, 2026") == [tag]
+    assert instagram_stats(f"#{tag} #{tag}x").hashtags == 2
+
+
+def test_the_same_hashtag_however_its_accent_was_typed():
+    from igcap.instagram import tag_key
+
+    assert tag_key("#Café") == tag_key("cafe\u0301") == "café"
+    assert tag_key("#भारत") != tag_key("#भालू")

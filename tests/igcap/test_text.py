@@ -93,3 +93,9 @@ def test_preview_keeps_line_breaks_as_instagram_does():
     assert preview("Night flight\n\nover the city  \n#travel") == "Night flight\n\nover the city\n#travel"
     p = preview("First line\n" + "word " * 40)
     assert p.startswith("First line\nword word") and p.endswith("… more")
+
+
+def test_clean_up_keeps_two_different_hashtags_that_share_their_first_letter():
+    # With \w alone both read as "#भ": the second was taken for a repeat and cut mid-word ("withालू").
+    assert clean_caption("Diwali in #भारत with #भालू") == "Diwali in #भारत with #भालू"
+    assert clean_caption("Trip #เที่ยว #เทศกาล #เที่ยว") == "Trip #เที่ยว #เทศกาล"

@@ -373,7 +373,7 @@ def test_hashtag_sets_are_saved_and_added_to_a_caption_within_the_limit(app, db_
     no_exceptions(app)
     text = app.text_area(key=box.key).value
     assert text == "Road day #sun #sea #sand #Travel #wanderlust"  # 5 hashtags: #roadtrip left out
-    assert any("Left out #roadtrip" in c.value for c in app.caption)
+    assert any("Left out #roadtrip" in shown(c.value) for c in app.caption)
     assert any("5 / 5 hashtags" in c.value for c in app.caption)
     # The added text is the card's text: saving stores it.
     app.button(key=box.key + ".save").click().run()
@@ -382,6 +382,15 @@ def test_hashtag_sets_are_saved_and_added_to_a_caption_within_the_limit(app, db_
     [manual] = [t for t in app.text_area if t.key.startswith("manual.")]
     app.button(key=manual.key + ".set.travel").click().run()
     assert app.text_area(key=manual.key).value == "#travel #wanderlust #roadtrip"
+
+
+def test_the_note_after_adding_a_set_shows_the_tags_as_typed(app):
+    add_set(app, "under", "#__sun__ #_sea_")  # underscores: Markdown's bold and italics
+    upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    [manual] = [t for t in app.text_area if t.key.startswith("manual.")]
+    app.button(key=manual.key + ".set.under").click().run()
+    no_exceptions(app)
+    assert any(shown(c.value) == "Added #__sun__ #_sea_." for c in app.caption)
 
 
 def test_a_hashtag_set_can_be_deleted(app, db_url):
