@@ -36,6 +36,8 @@ def photo_inputs() -> list[Photo]:
                              accept_multiple_files=True, key=UPLOAD_KEY, on_change=_sync)
     if st.toggle("Use the camera", key="create.use_camera", help="Take a photo with this device's camera."):
         st.camera_input("Take a photo", key=CAMERA_KEY, on_change=_sync)
+    else:
+        _keep_camera_photo(files or [])
     if _PHOTOS not in st.session_state:
         _sync()
     held = {f.file_id for f in files or []} | ({shot.file_id} if (shot := st.session_state.get(CAMERA_KEY)) else set())
@@ -52,6 +54,18 @@ def photo_inputs() -> list[Photo]:
         st.session_state[_ORIGIN] = dict.fromkeys(photos)
         _earlier_photos_note(len(photos))
     return list(photos.values())
+
+
+def _keep_camera_photo(files) -> None:
+    """With the camera turned off, its photo belongs to no widget any more: it stays as a photo from
+    earlier, or the next change of the uploader would drop it with its captions and unsaved edits."""
+    origin = st.session_state.get(_ORIGIN)
+    if not origin:
+        return
+    uploaded = {f.file_id for f in files}
+    loose = [sha for sha, source in origin.items() if source is not None and source not in uploaded]
+    if loose:
+        st.session_state[_ORIGIN] = {**origin, **dict.fromkeys(loose)}
 
 
 def kept() -> dict[str, Photo]:

@@ -296,6 +296,23 @@ def test_camera_photo_joins_the_uploads(app):
     assert len(card_text_areas(app)) == 2 * 4
 
 
+def test_a_camera_photo_stays_with_its_edits_after_the_camera_is_turned_off(app):
+    """Camera off, then another upload: the shot was dropped with its cards and the edit on them."""
+    upload(app, ("red.jpg", builders.photo_bytes(colour="red"), "image/jpeg"))
+    app.toggle(key="create.use_camera").set_value(True).run()
+    app.camera_input(key="create.camera").set_value(("shot.jpg", builders.photo_bytes(colour="green"),
+                                                     "image/jpeg")).run()
+    generate(app)
+    edited = card_text_areas(app)[-1]
+    edited.set_value("my words for the camera shot").run()
+    app.toggle(key="create.use_camera").set_value(False).run()
+    upload(app, ("red.jpg", builders.photo_bytes(colour="red"), "image/jpeg"),
+           ("blue.jpg", builders.photo_bytes(colour="blue"), "image/jpeg"))
+    no_exceptions(app)
+    assert len(app.image) == 3
+    assert "my words for the camera shot" in [t.value for t in card_text_areas(app)]
+
+
 def test_unsaved_edits_survive_a_visit_to_another_page(app):
     from tests.pages.conftest import open_page
 
