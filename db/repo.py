@@ -33,6 +33,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from db.models import (DEFAULT_CRITERION, IDENTITY_LENGTH, LOCAL_OWNER, MANUAL, Caption, Photo, Rating, Study,
                        StudyPhoto, Vote, utcnow)
 from db.people import SQL_FUNCTION as SQL_PERSON
+from db.search import has_every_word
 from db.people import first_names, person
 
 RATER_MAX = IDENTITY_LENGTH  # a typed name (at most 80, the box says) or a signed-in identity (e-mail)
@@ -404,10 +405,7 @@ class GalleryFilter:
             where.append(Caption.model_key.in_(self.model_keys))
         if self.favourites_only:
             where.append(Caption.favourite.is_(True))
-        for word in self.search.split():  # every word, in any order ("church foggy")
-            pattern = "%" + re.sub(r"([\\%_])", r"\\\1", word) + "%"
-            where.append(or_(Caption.text.ilike(pattern, escape="\\"),
-                             Caption.generated_text.ilike(pattern, escape="\\")))
+        where += has_every_word(self.search, Caption.text, Caption.generated_text)  # case aside, any script
         if self.date_from:
             where.append(Caption.created_at >= _start(self.date_from))
         if self.date_to:

@@ -240,6 +240,16 @@ def test_gallery_search_finds_generated_text_after_edit(engine, gallery_data):
         assert ids(repo.gallery(session=s, filters=GalleryFilter(search="new words"))) == [gallery_data[2]]
 
 
+@pytest.mark.parametrize("search", ["café", "CAFÉ", "étretat", "#été", "ÉCLAIR étretat", "cafe\u0301"])
+def test_gallery_search_ignores_case_in_every_script(engine, gallery_data, search):
+    # SQLite's LIKE folded ASCII only: "CAFÉ" and "étretat" found nothing there.
+    with transaction(engine) as s:
+        repo.edit_caption(session=s, caption_id=gallery_data[3], text="Café Éclair in ÉTRETAT #Été")
+    with transaction(engine, write=False) as s:
+        assert ids(repo.gallery(session=s, filters=GalleryFilter(search=search))) == [gallery_data[3]]
+        assert ids(repo.gallery(session=s, filters=GalleryFilter(search=search + " nowhere"))) == []
+
+
 def test_gallery_pagination(engine, gallery_data):
     with transaction(engine, write=False) as s:
         pages = [repo.gallery(session=s, page=n, per_page=2) for n in (1, 2, 3, 0)]  # two photos per page
