@@ -46,6 +46,18 @@ def without_nul(text: str | None) -> str | None:
     return text.replace("\x00", "") if isinstance(text, str) else text
 
 
+class EmptyCaptionError(ValueError):
+    """A person's caption text is blank (typed empty, or emptied). A model may write nothing; a person may not."""
+
+    def __init__(self):
+        super().__init__("A caption cannot be empty: write some words first, or delete the caption instead.")
+
+
+def _require_words(text: str) -> None:
+    if not text.strip():
+        raise EmptyCaptionError()
+
+
 class NotFoundError(LookupError):
     """The photo or caption asked for does not exist (any more); ``what`` is "photo" or "caption"."""
 
@@ -145,8 +157,8 @@ def add_caption(*, session: Session, photo: Photo, model_key: str, text: str, ge
     if not isinstance(text, str):
         raise ValueError("caption text must be a string")
     text, generated_text, model_source = without_nul(text), without_nul(generated_text), without_nul(model_source)
-    if model_key == MANUAL and not text.strip():
-        raise ValueError("a hand-written caption cannot be empty")
+    if model_key == MANUAL or text != (generated_text or ""):  # typed by hand, or edited: a person's words
+        _require_words(text)
     if seconds is not None and (not math.isfinite(seconds) or seconds < 0):
         raise ValueError("seconds must be a non-negative number")
     caption = Caption(photo=photo, author=author, model_key=model_key, text=text, generated_text=generated_text,
@@ -203,8 +215,10 @@ def edit_caption(*, session: Session, caption_id: int, text: str, owner: str | N
     """Change the text people see; the generated text stays as the model wrote it (``owner``: its author only)."""
     if not isinstance(text, str):
         raise ValueError("caption text must be a string")
+    text = without_nul(text)
+    _require_words(text)
     caption = _caption(session, caption_id, owner)
-    caption.text = without_nul(text)
+    caption.text = text
     session.flush()
     return caption
 

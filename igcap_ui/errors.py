@@ -38,9 +38,9 @@ def user_message(err: BaseException) -> str | None:
 
 
 def _deleted_message(err: BaseException) -> str | None:
-    from db.repo import NotFoundError, PhotoInStudyError
+    from db.repo import EmptyCaptionError, NotFoundError, PhotoInStudyError
 
-    if isinstance(err, PhotoInStudyError):
+    if isinstance(err, (PhotoInStudyError, EmptyCaptionError)):
         return str(err)
     return DELETED.format(what=err.what) if isinstance(err, NotFoundError) else None
 

@@ -46,6 +46,26 @@ def test_caption_keeps_generated_text_when_edited(engine):
         assert stored.photo.name == "a.jpg" and stored.created_at.tzinfo is not None
 
 
+@pytest.mark.parametrize("blank", ["", "   ", "\n\t", "\x00"])
+def test_a_person_cannot_store_a_blank_caption_by_any_path(engine, blank):
+    """One rule: a hand-written caption, an edit, and a generated caption saved as emptied all refuse blank
+    text (the Gallery's edit stored "   ", shown as "(empty)"); a model's own empty output may be kept."""
+    with transaction(engine) as s:
+        photo, (caption, _) = add_photo_with_captions(s)
+    for store in (lambda s: repo.edit_caption(session=s, caption_id=caption.id, text=blank),
+                  lambda s: repo.add_caption(session=s, photo=repo.get_photo(session=s, photo_id=photo.id),
+                                             model_key=MANUAL, text=blank),
+                  lambda s: repo.add_caption(session=s, photo=repo.get_photo(session=s, photo_id=photo.id),
+                                             model_key="vit-gpt2-all", text=blank, generated_text="a sunny day")):
+        with pytest.raises(repo.EmptyCaptionError, match="cannot be empty"), transaction(engine) as s:
+            store(s)
+    with transaction(engine) as s:
+        assert repo.get_caption(session=s, caption_id=caption.id).text == "a by vit-gpt2-all"
+        kept = repo.add_caption(session=s, photo=repo.get_photo(session=s, photo_id=photo.id),
+                                model_key="vit-gpt2-all", text="", generated_text="")
+        assert kept.text == ""
+
+
 def test_manual_caption_and_settings_objects(engine):
     class Settings:  # what igcap.decoding.DecodingSettings looks like to db
         def to_dict(self):
@@ -56,7 +76,7 @@ def test_manual_caption_and_settings_objects(engine):
         manual = repo.add_caption(session=s, photo=photo, model_key=MANUAL, text="written by me 📷")
         model = repo.add_caption(session=s, photo=photo, model_key="vit-gpt2-all", text="x", generated_text="x",
                                  settings=Settings())
-        with pytest.raises(ValueError, match="hand-written"):
+        with pytest.raises(ValueError, match="cannot be empty"):
             repo.add_caption(session=s, photo=photo, model_key=MANUAL, text="  ")
         with pytest.raises(ValueError, match="JSON"):
             repo.add_caption(session=s, photo=photo, model_key="k", text="t", settings={"bad": object()})

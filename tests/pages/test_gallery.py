@@ -57,6 +57,17 @@ def test_edit_saved_caption_keeps_generated_text(saved, app, db_url):
     assert (caption.text, caption.generated_text) == ("Blue sky, edited ☁️", "Blue sky")
 
 
+def test_an_emptied_caption_is_refused_with_a_message_and_the_box_keeps_it(saved, app, db_url):
+    at = gallery(app)
+    cid = saved["Blue sky"]
+    at.text_area(key=f"edit.{cid}").set_value("   ").run()
+    at.button(key=f"edit.{cid}.save").click().run()
+    no_exceptions(at)
+    assert any("A caption cannot be empty" in e.value for e in at.error)
+    [caption] = query(db_url, select(Caption).where(Caption.id == cid))
+    assert caption.text == "Blue sky"
+
+
 def test_gallery_edit_counts_against_instagrams_limits_and_warns_on_save(saved, app, db_url):
     at = gallery(app)
     cid = saved["Blue sky"]
