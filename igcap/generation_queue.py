@@ -48,6 +48,10 @@ class QueueLimits:
     jobs_per_owner: int = 2  # jobs one session may have queued or running
     captions_per_job: int = 100  # photos × models × variants one job may ask for
     stale_after: float = 30.0  # a waiting job nobody has asked about for this long is dropped (waiters ask twice a second)
+    # A waiting job nobody has asked about for this long lets the next job whose waiter is still asking take
+    # a free slot (it keeps its place for the slot after, until stale_after): a person on another page, or a
+    # tab being closed, does not hold up everyone behind them.
+    present_within: float = 3.0
 
     def __post_init__(self):
         for name in ("jobs_at_once", "jobs_per_owner", "captions_per_job"):
@@ -218,8 +222,8 @@ class GenerationQueue:
                     return True
                 if job.state != WAITING:
                     raise JobCancelled(f"job {job.number} was cancelled")
-                if self._waiting[0] is job and len(self._running) < self.limits.jobs_at_once:
-                    self._waiting.popleft()
+                if self._first_present() is job and len(self._running) < self.limits.jobs_at_once:
+                    self._waiting.remove(job)
                     job.state, job.started = RUNNING, self.clock()
                     self._running.append(job)
                     self._changed.notify_all()  # the next one may have a free slot too
@@ -228,8 +232,13 @@ class GenerationQueue:
                 if left is not None and left <= 0:
                     return False
                 # wake now and then even without news, so a waiter that is still here stays fresh
-                self._changed.wait(min(left, self.limits.stale_after / 4) if left is not None
-                                   else self.limits.stale_after / 4)
+                fresh = self.limits.present_within / 3
+                self._changed.wait(min(left, fresh) if left is not None else fresh)
+
+    def _first_present(self) -> Job | None:
+        """The first waiting job whose waiter asked lately: it takes the next free slot."""
+        now = self.clock()
+        return next((j for j in self._waiting if now - j.seen <= self.limits.present_within), None)
 
     def _place(self, job: Job) -> Place | None:
         with self._changed:

@@ -10,7 +10,8 @@ Generate writes only the captions a photo does not have yet (a new photo, a newl
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 import streamlit as st
 
@@ -37,6 +38,28 @@ class Pending:
     model_keys: list[str]
     settings: object  # DecodingSettings
     todo: dict  # photo hash → the model keys to write for it
+    # Which run of the page waits for the job now, and whether one has started it. With Streamlit's fast
+    # reruns (the default) a click starts the next run on a new thread while the old one is being stopped:
+    # for a moment two runs of one session hold the job, and only one may write its captions.
+    waiter: object = None
+    started: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def claim(self, run: object) -> bool:
+        """``run`` waits for the job from now on; False if a run already started writing its captions."""
+        with self.lock:
+            if self.started:
+                return False
+            self.waiter = run
+            return True
+
+    def start(self, run: object) -> bool:
+        """``run`` may write the captions (True once, and only while it is the job's latest waiter)."""
+        with self.lock:
+            if self.started or self.waiter is not run:
+                return False
+            self.started = True
+            return True
 
 
 def uncaptioned(photos, model_keys: list[str]) -> dict[str, list[str]]:
@@ -89,10 +112,14 @@ def resume_generation() -> bool:
     note = st.session_state.pop(_NOTE, None)
     if note:
         st.info(note, icon="⏹️")
+    from igcap.generation_queue import RUNNING, WAITING
+
     pending = st.session_state.get(_PENDING)
     if pending is None:
         return False
-    if pending.job.place() is None:  # it ended meanwhile (cancelled, or dropped from the line)
+    # Ended meanwhile (cancelled, dropped from the line), or being written by a run of the page that is
+    # being stopped (it stops between models and says so): nothing to wait for.
+    if pending.job.state not in (WAITING, RUNNING) or pending.started:
         _forget_pending()
         return False
     _take_turn(pending)
@@ -101,9 +128,12 @@ def resume_generation() -> bool:
 
 def _take_turn(pending: Pending) -> None:
     from igcap.generation_queue import JobCancelled
-    from streamlit.runtime.scriptrunner_utils.exceptions import RerunException
+    from streamlit.runtime.scriptrunner_utils.exceptions import RerunException, StopException
 
-    job = pending.job
+    job, run = pending.job, object()
+    if not pending.claim(run):  # an earlier run of this page is writing them, and is being stopped
+        draw_results(pending.photos, pending.settings)
+        return
     button = st.empty()
     if button.button("Cancel", key="create.cancel", icon="✖️", help="Leave the line; nothing is generated."):
         _forget_pending()
@@ -113,7 +143,10 @@ def _take_turn(pending: Pending) -> None:
     status = st.status("Waiting for your turn…", expanded=False)
     keep = False
     try:
-        while not job.wait_turn(POLL_SECONDS):
+        while not job.wait_turn(POLL_SECONDS) or not pending.start(run):
+            if pending.waiter is not run:  # a newer run of the page waits for it now
+                keep = True
+                return
             place = job.place()
             if place is not None:
                 status.update(label=f"Waiting for your turn: {place.describe()}. Other people are generating.")
@@ -122,8 +155,11 @@ def _take_turn(pending: Pending) -> None:
     except JobCancelled:
         status.update(label="Your place in line lapsed. Press Generate again.", state="error")
         draw_results(pending.photos, pending.settings)
-    except RerunException:  # something on the page changed: a waiting job keeps its place for the next run
-        keep = job.place() is not None
+    # Something on the page changed (a click): the next run takes over a job that is still waiting. Without
+    # fast reruns this run is asked to rerun; with them (Streamlit's default) it is stopped and the next run
+    # starts on another thread. A running job stops between models and says so.
+    except (RerunException, StopException):
+        keep = job.place() is not None or pending.waiter is not run
         if not keep:
             done = sum(bool(c) for c in store().get(pending.photos[0].sha256, {}).values()) if pending.photos else 0
             st.session_state[_NOTE] = (f"Generation stopped when the page changed: {done} of "

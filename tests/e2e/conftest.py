@@ -29,20 +29,22 @@ def free_port() -> int:
 
 @contextmanager
 def serve_app(work: Path, hub_cache: Path, *, port: int | None = None, secrets: Path | None = None,
-              address: str = "127.0.0.1"):
+              address: str = "127.0.0.1", script: str = "streamlit_app.py"):
     """Run `streamlit run streamlit_app.py` offline on a free port with a fresh SQLite file; stop it by PID.
 
     Listens on ``address`` (loopback: the app's local mode, no sign-in); ``secrets`` is a secrets.toml
-    (e.g. sign-in settings) read instead of the user's own. Yields (base url, database url)."""
+    (e.g. sign-in settings) read instead of the user's own; ``script`` another page to serve (a test's,
+    relative to the checkout). Yields (base url, database url)."""
     db_url = f"sqlite:///{work / 'igcap-e2e.sqlite3'}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IGCAP_", "STREAMLIT_")) and k != "DATABASE_URL"}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HUB_CACHE=str(hub_cache), DATABASE_URL=db_url,
-               IGCAP_DATA_DIR=str(work / "data"), IGCAP_DEMO_MODELS_DIR=str(work / "no-demo-models"))
+               IGCAP_DATA_DIR=str(work / "data"), IGCAP_DEMO_MODELS_DIR=str(work / "no-demo-models"),
+               PYTHONPATH=str(ROOT))
     port = port or free_port()
     log = work / "streamlit.log"
     extra = ["--secrets.files", str(secrets if secrets else work / "no-secrets.toml")]
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "streamlit_app.py",
+        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", script,
                                  "--server.headless", "true", "--server.port", str(port),
                                  "--browser.gatherUsageStats", "false",
                                  "--server.fileWatcherType", "none", "--server.address", address, *extra],

@@ -209,6 +209,44 @@ def test_an_abandoned_waiting_job_gives_its_place_up():
         gone.wait_turn(0)
 
 
+def test_a_waiter_who_stopped_asking_does_not_hold_a_free_slot_from_those_still_asking():
+    """The head of the line left (another page, a closing tab): a free slot waited up to 30 s for it while
+    the person behind kept asking. Now the first job still asked about takes it; the absent one keeps its
+    place for the slot after, until it is dropped as abandoned."""
+    clock = FakeClock()
+    queue = GenerationQueue(QueueLimits(jobs_per_owner=5), clock=clock)
+    running = queue.submit("a", ONE)
+    running.wait_turn(0)
+    away, here, later = queue.submit("away", ONE), queue.submit("here", ONE), queue.submit("later", ONE)
+    clock.now += 1
+    running.finish()
+    assert not here.wait_turn(0)  # "away" asked 1 s ago: still present, it starts next
+    clock.now += 3  # "away" last asked 4 s ago
+    assert not later.wait_turn(0)  # not the first one asking: "here" is
+    assert here.wait_turn(0) and queue.running() == 1
+    assert away.place().ahead == 0  # back now: first in line for the next slot, ahead of "later"
+    here.finish()
+    assert not later.wait_turn(0) and away.wait_turn(0)
+
+
+def test_a_waiter_asking_through_a_blocking_wait_stays_present():
+    # wait_turn(None) wakes often enough to keep its job fresh, so a job behind never overtakes it.
+    queue = GenerationQueue(QueueLimits(jobs_per_owner=5, present_within=0.3))
+    running = queue.submit("a", ONE)
+    running.wait_turn(0)
+    first, second = queue.submit("first", ONE), queue.submit("second", ONE)
+    order = []
+    threads = [threading.Thread(target=lambda j=j: (j.wait_turn(None), order.append(j.owner), time.sleep(0.2),
+                                                    j.finish())) for j in (second, first)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)  # both wait well past present_within
+    running.finish()
+    for t in threads:
+        t.join(timeout=30)
+    assert order == ["first", "second"]
+
+
 @pytest.mark.parametrize("n, word", [(1, "1st"), (2, "2nd"), (3, "3rd"), (4, "4th"), (11, "11th"), (12, "12th"),
                                      (13, "13th"), (21, "21st"), (22, "22nd"), (101, "101st"), (111, "111th")])
 def test_ordinals(n, word):

@@ -507,15 +507,27 @@ def test_a_generation_waits_for_its_turn_then_draws_its_cards(app):
     assert queue.waiting() == 0 and queue.running() == 0
 
 
-def test_a_session_stopped_while_waiting_leaves_the_line(app):
+def test_a_session_stopped_while_waiting_does_not_hold_up_the_line(app):
+    """A stopped run (Streamlit stops a run on every click by default, and when a tab closes) keeps its
+    place for the next run of the page; nobody asking for it, it lets a session that is still asking take a
+    free slot first (igcap.generation_queue.QueueLimits.present_within)."""
+    import time
+
     import pytest
+
+    from igcap.generation_queue import JobSize
 
     upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
     queue, other = _queue_and_slot()
     with pytest.raises(RuntimeError, match="timed out"):  # AppTest stops the script, as a closed tab does
         app.button(key="create.generate").click().run(timeout=3)
-    assert queue.waiting() == 0 and queue.running() == 1
+    assert queue.waiting() == 1 and queue.running() == 1
     other.finish()
+    behind = queue.submit("a session still asking", JobSize(1, 1))
+    deadline = time.monotonic() + 10
+    while not behind.wait_turn(0.2):
+        assert time.monotonic() < deadline, "the stopped session's job held the free slot"
+    behind.finish()
 
 
 def test_model_choice_and_style_survive_a_visit_to_another_page(app):
