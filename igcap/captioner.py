@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 from igcap import beam_search, lean_beam, lean_decoding, threads
 from igcap.attention import ONE_THREAD_ROWS
-from igcap.decoding import DEFAULT_PRESET, PRESETS, DecodingSettings
+from igcap.decoding import DEFAULT_PRESET, PRESETS, DecodingError, DecodingSettings
 from igcap.loading import LoadedModel, ModelCache, ModelLoadError, cache_from_settings
 from igcap.optimize.malloc import caption_heap, release_between_models
 from igcap.text import clean_caption
@@ -249,8 +249,8 @@ class Captioner:
         try:
             with self.cache.lease_if_loaded(keys[0]) as first, self.cache.lease_if_loaded(keys[1]) as second:
                 plans = None if first is None or second is None else plans_together(first, second, settings)
-                if plans is None:
-                    return None
+                if plans is None or any(within_positions(m, settings) != settings for m in (first, second)):
+                    return None  # (a length past a model's positions: each alone, cut to its own)
                 if threads:
                     first, second = replace(first, threads=threads), replace(second, threads=threads)
                 for tell in notify:
@@ -318,6 +318,7 @@ def caption_with(loaded: LoadedModel, pixels: PixelCache, settings: DecodingSett
     where one gives generate's ids)."""
     import torch
 
+    settings = within_positions(loaded, settings)
     plan = light_plan(loaded, settings)
     if plan is None:
         loaded = loaded.transformers()
@@ -331,9 +332,12 @@ def caption_with(loaded: LoadedModel, pixels: PixelCache, settings: DecodingSett
     results = []
     # sampling draws from torch's one process-wide generator: one sampling run at a time, or another
     # session's draws would change this run's (a seed would no longer give the same captions)
-    with SAMPLING_LOCK if settings.strategy == "sample" else contextlib.nullcontext():
-        if settings.seed is not None:
-            torch.manual_seed(settings.seed)  # per model, so results do not depend on which models ran before
+    sampling = settings.strategy == "sample"
+    with SAMPLING_LOCK if sampling else contextlib.nullcontext():
+        # per model, so results do not depend on which models ran before; only when sampling (greedy and
+        # beam search draw nothing, and reseeding outside the lock would change another job's draws)
+        if sampling and settings.seed is not None:
+            torch.manual_seed(settings.seed)
         for start in range(0, len(values), batch_size):
             batch = values[start:start + batch_size].to(loaded.device, loaded.input_dtype)
             if prompt:  # "Start with…": the decoder continues after the start token and the person's words
@@ -345,6 +349,29 @@ def caption_with(loaded: LoadedModel, pixels: PixelCache, settings: DecodingSett
             share = (time.perf_counter() - t0) / len(sequences)
             results += decode_batch(loaded, sequences, start, settings, share, prompt_len=len(prompt))
     return results
+
+
+def decoder_positions(loaded: LoadedModel) -> int:
+    """How many tokens the model's decoder has positions for (GPT-2: 1,024; the demo models: 64)."""
+    decoder = loaded.model.decoder
+    wpe = getattr(getattr(decoder, "transformer", decoder), "wpe", None)
+    return int(wpe.weight.shape[0]) if wpe is not None else int(decoder.config.n_positions)
+
+
+def within_positions(loaded: LoadedModel, settings: DecodingSettings) -> DecodingSettings:
+    """``settings`` with the length cut to what the model has positions for: its start words and the caption
+    together (a longer one failed with "index out of range in self"). Raises DecodingError when the start
+    words alone fill them."""
+    positions = decoder_positions(loaded)
+    words = settings.start_with.strip()
+    prompt = len(prompt_ids(loaded.transformers().tokenizer, words)) if words else 0
+    room = positions - prompt
+    if room < 1:
+        raise DecodingError(f"“Start with…” is too long for this model: it writes at most {positions} tokens in "
+                            f"all, and the words take {prompt}. Use fewer words.")
+    if settings.max_new_tokens <= room:
+        return settings
+    return settings.replace(max_new_tokens=room, min_new_tokens=min(settings.min_new_tokens, room))
 
 
 def plans_together(first: LoadedModel, second: LoadedModel, settings: DecodingSettings) -> list | None:

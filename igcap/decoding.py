@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -142,6 +144,8 @@ def _outside(s: DecodingSettings, name: str) -> bool:
         return not k.optional
     if isinstance(value, str):
         value = len(value)
+    if isinstance(value, float) and not math.isfinite(value):  # NaN passes every comparison
+        return True
     return ((k.low is not None and value < k.low) or (k.high is not None and value > k.high)
             or (k.above is not None and value <= k.above))
 
@@ -195,7 +199,7 @@ _WORDED = {"strategy", "max_new_tokens", "min_new_tokens", "num_variants", "repe
 def _range_words(k: Knob) -> str:
     low = f"above {k.above}" if k.above is not None else f"at least {k.low}" if k.low is not None else ""
     high = f"at most {k.high}" if k.high is not None else ""
-    return " and ".join(w for w in (low, high) if w) or "set"
+    return " and ".join(w for w in (low, high) if w) or "a number"
 
 
 PRESETS: dict[str, DecodingSettings] = {

@@ -175,3 +175,27 @@ def test_a_capped_batch_still_captions_every_photo(cache, photos, monkeypatch):
     settings = DecodingSettings(strategy="beam", num_beams=4, max_new_tokens=6)
     run = Captioner(cache, max_rows=8).caption(photos, DEFAULT_KEYS[:1], settings)[0]
     assert sizes == [2, 1] and sorted(r.photo_index for r in run.results) == [0, 1, 2]
+
+
+def test_a_length_past_the_models_positions_is_cut_to_them_not_a_crash(tmp_path):
+    """The demo models have 64 positions: 65 tokens, or start words with 62, failed with "Captioning failed:
+    index out of range in self" (the Create page's fallback models when the hub cannot be reached)."""
+    from igcap.captioner import Captioner
+    from igcap.int8_cache import Int8CacheOptions
+    from igcap.loading import LoadOptions, ModelCache
+    from igcap.registry import ModelSpec
+    from igcap.shapes import save_random_base
+
+    folder = save_random_base(tmp_path / "demo")
+    photo = [Image.new("RGB", (96, 72), "red")]
+    for light in (True, False):
+        options = LoadOptions(device="cpu", int8_cache=Int8CacheOptions(tmp_path / f"int8-{light}"), light=light)
+        captioner = Captioner(ModelCache({"d": ModelSpec("d", "demo", str(folder))}, options))
+        for settings in (PRESETS["fast"].replace(max_new_tokens=65, min_new_tokens=65),
+                         PRESETS["fast"].replace(start_with="a red circle", max_new_tokens=62, min_new_tokens=62),
+                         PRESETS["balanced"].replace(max_new_tokens=80, min_new_tokens=70)):
+            [run] = captioner.caption(photo, ["d"], settings)
+            assert run.ok, run.error
+            assert 0 < run.results[0].tokens <= 64
+        [run] = captioner.caption(photo, ["d"], PRESETS["fast"].replace(start_with="word " * 39))
+        assert not run.ok and "too long for this model" in run.error.message

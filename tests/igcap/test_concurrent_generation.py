@@ -114,3 +114,25 @@ def test_overlapping_generations_give_the_captions_each_gives_alone(captioner, e
     for i, wanted in enumerate(expected):
         assert got[i] == [wanted] * rounds, f"request {i} ({REQUESTS[i][2].strategy})"
     assert optimize.ENCODER_MEMO.hits > hits  # the shared memo really was used meanwhile
+
+
+def test_a_seed_typed_for_greedy_decoding_does_not_reseed_anothers_sampling(captioner):
+    """Greedy and beam search ignore the seed, but it reseeded torch's one generator outside the sampling
+    lock: with two jobs at once (the default on a GPU) someone's seeded sampling stopped being repeatable."""
+    sample = PRESETS["creative"].replace(seed=7, max_new_tokens=24, min_new_tokens=24)
+    greedy = PRESETS["fast"].replace(seed=1, max_new_tokens=2)
+    wanted = captions(captioner.caption(photos(("red",)), ["a"], sample))
+    stop = threading.Event()
+
+    def other_session():
+        while not stop.is_set():
+            captioner.caption(photos(("blue",)), ["c"], greedy)
+
+    other = threading.Thread(target=other_session)
+    other.start()
+    try:
+        got = [captions(captioner.caption(photos(("red",)), ["a"], sample)) for _ in range(8)]
+    finally:
+        stop.set()
+        other.join(timeout=60)
+    assert got == [wanted] * len(got)

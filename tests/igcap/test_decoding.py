@@ -15,6 +15,13 @@ from igcap.decoding import FIELD_HELP, KNOBS, PRESETS, DecodingError, DecodingSe
     ({"strategy": "nucleus"}, "strategy"),
     ({"seed": -3}, "Seed"),
     ({"repetition_penalty": 0}, "Repetition penalty"),
+    # NaN passed every bound (each comparison is False); infinity passed those without an upper one
+    ({"strategy": "sample", "top_p": float("nan")}, "Top-p"),
+    ({"strategy": "sample", "temperature": float("nan")}, "Temperature"),
+    ({"repetition_penalty": float("nan")}, "Repetition penalty"),
+    ({"repetition_penalty": float("inf")}, "Repetition penalty"),
+    ({"strategy": "beam", "length_penalty": float("nan")}, "Length penalty must be a number"),
+    ({"strategy": "beam", "length_penalty": float("-inf")}, "Length penalty"),
 ])
 def test_impossible_settings_get_a_clear_message(changes, words):
     with pytest.raises(DecodingError, match=words):
