@@ -16,8 +16,10 @@ An entry is keyed by
 The key's hash names the file, and the full key is inside it, compared on every read.
 
 Every entry is written to a temporary file in the cache folder and renamed into place (a reader
-never sees half a file), carries a CRC-32 per tensor that is checked as the tensor is read, and
-must describe exactly the tensors the model needs. A truncated, damaged, stale or foreign entry is
+never sees half a file), carries a CRC-32 per tensor that is checked as the tensor is read and one over
+its header (the recipe, the key and where each tensor lies), and must describe exactly the tensors the
+model needs. An entry is written only when the source's files are the same after the load as before it
+(a folder rewritten meanwhile would otherwise store the old weights under the new files' key). A truncated, damaged, stale or foreign entry is
 removed and the model is loaded from its checkpoint again, which writes a fresh entry; it is never
 used. The folder is bounded by total size: least recently used entries leave first (a hit counts
 as a use).
@@ -50,10 +52,11 @@ from igcap.optimize.int8 import Int8Parts
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1  # bump when what an entry holds, or how it is read, changes
+FORMAT_VERSION = 2  # bump when what an entry holds, or how it is read, changes (2: the header's own CRC-32)
 QUANT_RECIPE = {"weights": "int8, symmetric, one scale per output channel", "tables": "bfloat16",
                 "head": "int8 proposals rescored from the bfloat16 table"}
 METADATA_KEY = "igcap_int8_cache"
+HEADER_CRC_KEY = "igcap_header_crc32"  # over the recipe, the key and the tensor list: a damaged header is refused
 SUFFIX = ".safetensors"
 _DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64",
            "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
@@ -190,7 +193,7 @@ class Int8Cache:
         except LightMismatch as err:
             log.info("int8 cache: %s through transformers (%s)", source, err)
             return None
-        except (EntryRejected, OSError, ValueError, RuntimeError, KeyError, TypeError) as err:
+        except Exception as err:  # noqa: BLE001 - whatever is wrong with an entry, it is removed, never used
             log.warning("int8 cache: ignoring %s for %s (%s); rebuilding it from the checkpoint", path.name, source, err)
             _remove(path)
             return None
@@ -198,11 +201,22 @@ class Int8Cache:
         log.info("int8 cache: %s read from %s", source, path.name)
         return model
 
-    def store(self, source: str, revision: str | None, model, pool=None) -> Path | None:
+    def key(self, source: str, revision: str | None) -> dict | None:
+        """The entry key of ``source``'s files as they are now (None when it cannot be cached)."""
+        try:
+            return entry_key(source, revision)
+        except (NotCacheable, OSError, ValueError):
+            return None
+
+    def store(self, source: str, revision: str | None, model, pool=None, read_as: dict | None = None) -> Path | None:
         """Write ``model``'s prepared weights as the entry for ``source``; the path, or None when it
-        could not be written (logged: the model itself is fine)."""
+        could not be written (logged: the model itself is fine). ``read_as``: the key of the files as the
+        model was read from them (``key()`` before reading); nothing is written if they changed since."""
         try:
             key = entry_key(source, revision)
+            if read_as is not None and key != read_as:
+                log.info("int8 cache: %s changed while it was read; not keeping these int8 weights", source)
+                return None
             self.folder.mkdir(parents=True, exist_ok=True)
             path = self.folder / entry_name(key)
             write_entry(path, key, model, pool)
@@ -389,8 +403,10 @@ def write_entry(path: Path, key: dict, model, pool=None) -> None:
     crcs = {name: "0" * 8 for name in names}
 
     def header_bytes() -> bytes:
-        meta = {"format": FORMAT_VERSION, "key": key, "recipe": layout.recipe, "crc32": crcs}
-        raw = json.dumps({"__metadata__": {METADATA_KEY: json.dumps(meta, sort_keys=True)}, **header}).encode()
+        meta = json.dumps({"format": FORMAT_VERSION, "key": key, "recipe": layout.recipe, "crc32": crcs},
+                          sort_keys=True)
+        own = {METADATA_KEY: meta, HEADER_CRC_KEY: _header_crc(meta, header)}
+        raw = json.dumps({"__metadata__": own, **header}).encode()
         return raw + b" " * (-len(raw) % 8)  # the data starts 8-byte aligned
 
     tmp = path.parent / f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
@@ -416,6 +432,11 @@ def write_entry(path: Path, key: dict, model, pool=None) -> None:
         _remove(tmp)
 
 
+def _header_crc(meta: str, tensors: dict) -> str:
+    """CRC-32 of the igcap metadata and the tensor list, in one canonical form (fixed width: 8 hex digits)."""
+    return f"{zlib.crc32((meta + json.dumps(tensors, sort_keys=True)).encode()):08x}"
+
+
 def _numel(shape) -> int:
     n = 1
     for s in shape:
@@ -437,8 +458,11 @@ def read_header(path: Path) -> tuple[dict, dict, int]:
             raise EntryRejected("truncated or damaged: header length out of range")
         try:
             header = json.loads(f.read(length))
-            meta = json.loads(header.pop("__metadata__")[METADATA_KEY])
-        except (ValueError, KeyError, TypeError) as err:
+            own = header.pop("__metadata__")
+            if own.get(HEADER_CRC_KEY) != _header_crc(own[METADATA_KEY], header):
+                raise EntryRejected("damaged header: its checksum does not match")
+            meta = json.loads(own[METADATA_KEY])
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
             raise EntryRejected(f"damaged header ({err})") from None
     end = max((info["data_offsets"][1] for info in header.values()), default=0)
     if size != 8 + length + end:

@@ -131,7 +131,22 @@ def _empty(path):
     path.write_bytes(b"")
 
 
-@pytest.mark.parametrize("damage", [_flip_a_weight_byte, _truncate, _garbage_header, _empty])
+def _same_length_header_edit(old: bytes, new: bytes):
+    """A one-token change of the header that keeps it valid JSON and the same length (what a single bad byte
+    of a recipe or a module path does): the tensors' own checksums do not cover it."""
+    def damage(path):
+        data = path.read_bytes()
+        assert data.count(old) >= 1 and len(old) == len(new)
+        path.write_bytes(data.replace(old, new, 1))
+    damage.__name__ = f"header {old.decode()} -> {new.decode()}"
+    return damage
+
+
+@pytest.mark.parametrize("damage", [_flip_a_weight_byte, _truncate, _garbage_header, _empty,
+                                    # the head's candidates 16 -> 1: it loaded and gave other captions
+                                    _same_length_header_edit(b'\\"candidates\\": 16', b'\\"candidates\\":  1'),
+                                    # a module path "h.0" -> "hy0": every load failed and the entry stayed
+                                    _same_length_header_edit(b".h.0.", b".hy0.")])
 def test_a_damaged_entry_is_detected_and_rebuilt_never_used(model_dir, tmp_path, damage, caplog):
     cache = tmp_path / "cache"
     expected = outputs(load(model_dir, cache))
@@ -156,6 +171,28 @@ def test_an_entry_for_other_weights_in_the_place_of_this_models_is_rejected(mode
         got = outputs(load(model_dir, cache))
     assert "stale" in caplog.text
     assert same(got, fresh)
+
+
+def test_weights_that_change_while_they_are_read_are_not_kept_under_the_new_files_key(model_dir, tmp_path,
+                                                                                      monkeypatch):
+    """`igcap train` or `demo-models` rewrote a folder while the app quantized it: the entry was keyed by the
+    files as they were after the load, so later starts served the old model for the new files."""
+    from igcap import loading
+
+    cache = tmp_path / "cache"
+    real = loading._quantized_from_checkpoint
+
+    def read_then_the_folder_changes(spec, pool):
+        model = real(spec, pool)  # the seed-3 weights
+        builders.save_tiny_model(model_dir, seed=5)  # meanwhile the folder gets new ones
+        return model
+
+    monkeypatch.setattr(loading, "_quantized_from_checkpoint", read_then_the_folder_changes)
+    load(model_dir, cache)
+    monkeypatch.setattr(loading, "_quantized_from_checkpoint", real)
+    assert entries(cache) == []  # nothing kept: the files changed during the load
+    expected = outputs(load(model_dir, tmp_path / "elsewhere"))
+    assert same(outputs(load(model_dir, cache)), expected)
 
 
 def test_changed_weights_in_a_local_folder_are_not_served_from_the_old_entry(model_dir, tmp_path):
