@@ -401,8 +401,8 @@ def _sniff(data: bytes) -> str | None:
 def _unidentified(data: bytes) -> PhotoError:
     fmt = _sniff(data)
     if fmt == "HEIF" and not _register_heif():
-        return PhotoError("HEIC/HEIF photos need the pillow-heif package, which is not installed here. "
-                          "Convert the photo to JPEG, or install pillow-heif.", "unsupported")
+        return PhotoError("HEIC/HEIF photos need the pi-heif package, which is not installed here. "
+                          "Convert the photo to JPEG, or install pi-heif.", "unsupported")
     if fmt:
         return _damaged(fmt, None, data)
     if data.lstrip()[:5] == b"%PDF-":
@@ -479,18 +479,23 @@ _heif_state: list[bool] = []  # empty until the first attempt, then [available]
 
 
 def _register_heif() -> bool:
-    """Register pillow-heif's opener once, on first use (it is a global Pillow registration)."""
+    """Register a HEIF opener once, on first use (it is a global Pillow registration): pi-heif, the
+    decode-only build whose binary wheels bundle only LGPL libraries (libheif, libde265); pillow-heif, the
+    same API with an encoder, where pi-heif is not installed (its binary wheels are GPLv2 through x265)."""
     if _heif_state:
         return _heif_state[0]
     with _heif_lock:
         if not _heif_state:
             try:
-                from pillow_heif import register_heif_opener
-
-                register_heif_opener()
-                _heif_state.append(True)
+                from pi_heif import register_heif_opener
             except ImportError:
-                _heif_state.append(False)
+                try:
+                    from pillow_heif import register_heif_opener
+                except ImportError:
+                    register_heif_opener = None
+            if register_heif_opener is not None:
+                register_heif_opener()
+            _heif_state.append(register_heif_opener is not None)
     return _heif_state[0]
 
 

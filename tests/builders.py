@@ -152,12 +152,13 @@ def upright_test_photo(orientation: int = 6, size=(80, 40)) -> bytes:
 
 
 def heic_bytes(size=(64, 48), colour="red", orientation: int | None = None, image=None) -> bytes:
-    """A HEIC encoded by pillow-heif (x265). ``orientation`` is written the way iPhones do: the pixels stay
-    as given, a rotation box tells readers to turn them, and EXIF carries the same orientation."""
+    """A HEIC encoded by pillow-heif (x265; tests only: the app decodes with pi-heif, which has no encoder).
+    Its opener is not registered, so what the tests decode goes through the app's own. ``orientation`` is
+    written the way iPhones do: the pixels stay as given, a rotation box tells readers to turn them, and
+    EXIF carries the same orientation."""
     import pillow_heif
     from PIL import Image
 
-    pillow_heif.register_heif_opener()
     img = image if image is not None else Image.new("RGB", size, colour)
     kwargs = {}
     if orientation is not None:
@@ -165,7 +166,7 @@ def heic_bytes(size=(64, 48), colour="red", orientation: int | None = None, imag
         exif[0x0112] = orientation
         kwargs["exif"] = exif.tobytes()  # pillow-heif reads the orientation only from bytes
     buf = io.BytesIO()
-    img.save(buf, format="HEIF", quality=90, **kwargs)
+    pillow_heif.from_pillow(img).save(buf, quality=90, **kwargs)
     return buf.getvalue()
 
 

@@ -36,8 +36,9 @@ def wheel(tmp_path_factory) -> Path:
     src, dist = tmp_path_factory.mktemp("src"), tmp_path_factory.mktemp("dist")
     for name in ("igcap", "db"):
         shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "NOTICE"):
         shutil.copy(ROOT / name, src / name)
+    shutil.copytree(ROOT / "LICENSES", src / "LICENSES")
     run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
          "-w", str(dist), str(src)])
     [built] = dist.glob("igcap-*.whl")
@@ -60,6 +61,8 @@ def test_the_wheel_holds_the_packages_migrations_and_console_script(wheel):
     assert any(r.startswith("torch") and "<" in r for r in requires)  # ranges, not pins
     assert not any("==" in r for r in requires)
     assert not any(n.startswith(("pages/", "igcap_ui/", "tests/")) for n in names)
+    # Apache-2.0 §4: code adapted from transformers ships with its notice and licence
+    assert {f"{dist_info}/licenses/NOTICE", f"{dist_info}/licenses/LICENSES/Apache-2.0.txt"} <= names
 
 
 @pytest.mark.slow

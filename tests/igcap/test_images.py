@@ -350,16 +350,20 @@ def test_non_bytes_input_is_a_photo_error():
     assert refusal("photo.jpg").code == "not_bytes"
 
 
-def test_heif_support_is_available_here():
+def test_heif_support_is_available_here_and_decodes_with_pi_heif(samples):
     assert images.heif_available()
+    from PIL import Image
+
+    with Image.open(io.BytesIO(samples["photo.heic"])) as opened:  # the app's opener, not the tests' encoder
+        assert type(opened).__module__.startswith("pi_heif")
 
 
-def test_heic_without_pillow_heif_says_what_is_missing(samples, monkeypatch):
+def test_heic_without_a_heif_decoder_says_what_is_missing(samples, monkeypatch):
     monkeypatch.setattr(images, "_heif_state", [False])
     openable = images._openable_formats
     monkeypatch.setattr(images, "_openable_formats", lambda: [f for f in openable() if f != "HEIF"])
     error = refusal(samples["photo.heic"])
-    assert error.code == "unsupported" and "pillow-heif" in error.message
+    assert error.code == "unsupported" and "pi-heif" in error.message
 
 
 # ---------------------------------------------------------------- fuzz: nothing but PhotoError, ever
