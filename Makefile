@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PORT   ?= 8501
 
-.PHONY: run test chromium bench bench-peer peer-venv demo clean
+.PHONY: run test chromium bench bench-peer peer-venv clean
 
 run: $(VENV)/.app
 	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT) --server.address localhost

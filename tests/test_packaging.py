@@ -101,6 +101,12 @@ def test_installed_wheel_runs_igcap_outside_the_checkout(wheel, tmp_path, hub_ca
     assert (row["photo"], row["model"], out["errors"]) == ("beach.jpg", key, [])
     assert {"over_limit_chars", "over_limit_hashtags"} <= set(row)
 
+    # loadtest drives the dashboard, which is not in the wheel: it says so (it failed with streamlit's
+    # "File does not exist: streamlit_app.py" from site-packages).
+    refused = subprocess.run([str(igcap), "loadtest", "--sessions", "1"], capture_output=True, text=True, cwd=work,
+                             env=env, timeout=60)
+    assert refused.returncode == 2 and "runs from a checkout" in refused.stderr and "Traceback" not in refused.stderr
+
     # The Alembic migrations run from site-packages: a fresh SQLite database is created and upgraded.
     go("export", "--out", "rated.csv", "--include-unrated")
     assert (work / "rated.csv").is_file() and (tmp_path / "data" / "igcap.sqlite3").is_file()

@@ -31,7 +31,11 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     from igcap.cli import CliError
+    from igcap.config import PROJECT_ROOT
 
+    if not (PROJECT_ROOT / "streamlit_app.py").is_file():  # an installed wheel holds no dashboard
+        raise CliError("the load test drives the dashboard, which runs from a checkout: run it there "
+                       "(git clone …, make run installs it), not from an installed package")
     try:
         import playwright  # noqa: F401
     except ImportError:

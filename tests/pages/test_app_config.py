@@ -25,10 +25,16 @@ def test_streamlit_reads_the_project_settings_and_collects_no_garbage_after_each
     assert out.stdout.split() == ["False", str(MAX_UPLOAD_MB)]
 
 
-def test_example_secrets_parse_and_name_known_keys():
-    example = tomllib.loads((ROOT / ".streamlit" / "secrets.toml.example").read_text())
-    assert example["connections"]["igcap"]["url"].startswith("postgresql+psycopg://")
+def test_example_secrets_parse_and_name_known_keys_and_copied_as_is_keep_the_default_database():
+    # Copied as is (its first line says to), the example's active placeholder URL sent the app to a host
+    # named HOST: "The database is busy or unreachable" on every page. Every database setting is commented.
+    text = (ROOT / ".streamlit" / "secrets.toml.example").read_text()
+    example = tomllib.loads(text)
+    assert "connections" not in example and "DATABASE_URL" not in example
     assert "IGCAP_MAX_LOADED_MODELS" in example
+    shown = tomllib.loads("\n".join(line.removeprefix("# ") for line in text.splitlines()
+                                    if line.startswith(("# [connections", "# url = "))))
+    assert shown["connections"]["igcap"]["url"].startswith("postgresql+psycopg://")
 
 
 def test_secrets_are_copied_but_the_environment_wins():
