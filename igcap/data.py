@@ -181,21 +181,57 @@ def image_header_ok(path: Path) -> bool:
 
 def split_records(records: list[CaptionRecord], seed: int = 42, validation: float = 0.1, test: float = 0.1,
                   max_samples: int | None = None) -> Splits:
-    """A deterministic shuffle by ``seed``, capped at ``max_samples`` rows, cut into train/validation/test.
+    """Train/validation/test by **photo**: every caption of a photo lands in the same part, so a held-out
+    photo is never one the model trained on under another caption.
 
-    Each held-out part gets at least one row when there are three or more rows, so tiny runs still evaluate.
+    Each photo's part follows from a hash of (``seed``, the photo's path relative to its CSV's folder): the
+    same photo is in the same part whatever else the dataset holds, so adding or removing photos moves no
+    other photo between parts (a shuffle of the whole list reshuffled everything: one photo fewer put 65 of
+    100 test photos into training). The parts' sizes are the fractions of the photos up to chance (a few
+    percentage points on a few hundred photos); with three photos or more each held-out part gets at least
+    one. ``max_samples`` caps the rows, whole photos at a time, in a second order drawn from the seed.
     """
     if not 0 <= validation < 1 or not 0 <= test < 1 or validation + test >= 1:
         raise DataError("validation and test fractions must be in [0, 1) and leave room for training")
-    rows = sorted(records, key=lambda r: (str(r.image), r.caption))  # independent of CSV order
-    random.Random(seed).shuffle(rows)
-    rows = rows[:max_samples] if max_samples else rows
-    n_val, n_test = _part_size(len(rows), validation), _part_size(len(rows), test)
-    return Splits(train=rows[n_val + n_test:], validation=rows[:n_val], test=rows[n_val:n_val + n_test])
+    by_photo: dict[str, list[CaptionRecord]] = {}
+    for record in sorted(records, key=lambda r: (str(r.image), r.caption)):  # independent of CSV order
+        by_photo.setdefault(photo_key(record), []).append(record)
+    photos = sorted(by_photo, key=lambda k: (_unit(seed, "sample", k), k))
+    if max_samples:
+        kept, rows = [], 0
+        for key in photos:
+            if kept and rows + len(by_photo[key]) > max_samples:
+                break
+            kept.append(key)
+            rows += len(by_photo[key])
+        photos = kept
+    parts: dict[str, list[str]] = {"validation": [], "test": [], "train": []}
+    for key in sorted(photos, key=lambda k: (_unit(seed, "part", k), k)):
+        u = _unit(seed, "part", key)
+        parts["validation" if u < validation else "test" if u < validation + test else "train"].append(key)
+    if len(photos) >= 3:  # tiny runs still evaluate: the train photos drawn highest move to an empty part
+        for part, fraction in (("validation", validation), ("test", test)):
+            if fraction and not parts[part] and len(parts["train"]) > 1:
+                parts[part].append(parts["train"].pop())
+    return Splits(**{part: [r for key in sorted(keys) for r in by_photo[key]] for part, keys in parts.items()})
 
 
-def _part_size(n: int, fraction: float) -> int:
-    return 0 if fraction == 0 else max(1 if n >= 3 else 0, round(n * fraction))
+def photo_key(record: CaptionRecord) -> str:
+    """What names a photo across reads of its dataset: its path relative to the CSV that lists it."""
+    if record.source:
+        try:
+            return Path(record.image).relative_to(Path(record.source).parent).as_posix()
+        except ValueError:
+            pass
+    return Path(record.image).as_posix()
+
+
+def _unit(seed: int, purpose: str, key: str) -> float:
+    """A number in [0, 1) fixed by the seed, the purpose and the photo (the same on every machine)."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{seed}\0{purpose}\0{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
 
 
 def load_splits(root: Path, seed: int = 42, validation: float = 0.1, test: float = 0.1,

@@ -39,8 +39,10 @@ def model_card(settings, result, sources, hyper_parameters: dict) -> str:
 
 
 def _metrics_table(metrics: dict) -> str:
+    best = metrics.get("best_epoch")
+    kept = f" (the best epoch's checkpoint, epoch {best:g})" if isinstance(best, (int, float)) else ""
     rows = [("validation loss before training", metrics.get("validation_loss_before")),
-            ("validation loss after training", metrics.get("validation_loss"))]
+            (f"validation loss after training{kept}", metrics.get("validation_loss"))]
     test = (metrics.get("test") or {}).get("metrics", {})
     rows += [(f"test {name}", test.get(name)) for name in
              ("bleu", "rouge_l", "distinct_1", "distinct_2", "repetition_rate", "mean_words", "eos_share")]

@@ -230,10 +230,14 @@ def train(settings: TrainSettings, report=print) -> TrainResult:
     if splits.validation and not settings.resume:
         metrics["validation_loss_before"] = trainer.evaluate()["eval_loss"]
     trainer.train(resume_from_checkpoint=checkpoint)
-    if splits.validation:
-        metrics["validation_loss"] = trainer.evaluate()["eval_loss"]
+    # Each epoch's own evaluation, read before the final one: that one runs on the best checkpoint, reloaded,
+    # at the last epoch's step, and replaced the last epoch's loss with the best one's (hiding overfitting).
     evaluations = {e.get("step"): _epoch_line(e) for e in trainer.state.log_history if "eval_loss" in e}
-    metrics["history"] = list(evaluations.values())  # one per step: the final evaluation repeats the last
+    metrics["history"] = list(evaluations.values())
+    if splits.validation:
+        metrics["validation_loss"] = trainer.evaluate(metric_key_prefix=BEST)[f"{BEST}_loss"]
+        best = _checkpoint_step(trainer.state.best_model_checkpoint)
+        metrics["best_epoch"] = evaluations[best]["epoch"] if best in evaluations else None
     result = TrainResult(Path(settings.out), built.trainable, built.total, splits.sizes(), dict(table.skipped), metrics)
     trainer.save_model(str(settings.out))  # on every process: FSDP/DeepSpeed gather the weights together
     if trainer.is_world_process_zero():
@@ -365,6 +369,14 @@ def _workers(settings: TrainSettings) -> int:
     return min(4, os.cpu_count() or 1) if torch.cuda.is_available() else 0
 
 
+BEST = "best"  # the metric prefix of the final evaluation, of the kept (best) checkpoint
+
+
+def _checkpoint_step(folder: str | None) -> int | None:
+    name = Path(folder).name if folder else ""
+    return int(name.removeprefix("checkpoint-")) if name.removeprefix("checkpoint-").isdigit() else None
+
+
 def _epoch_line(entry: dict) -> dict:
     return {"epoch": round(entry.get("epoch", 0), 2), "step": entry.get("step"), "validation_loss": entry["eval_loss"]}
 
@@ -376,9 +388,14 @@ def evaluation_log(report):
         """One line per evaluation, so a long run shows how it is going without a dashboard."""
 
         def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-            if state.is_world_process_zero and metrics and "eval_loss" in metrics:
+            if not state.is_world_process_zero or not metrics:
+                return
+            if "eval_loss" in metrics:
                 report(f"epoch {state.epoch or 0:.2f} (step {state.global_step}): "
                        f"validation loss {metrics['eval_loss']:.4f}")
+            elif f"{BEST}_loss" in metrics:
+                report(f"kept the best checkpoint ({Path(state.best_model_checkpoint or '?').name}): "
+                       f"validation loss {metrics[f'{BEST}_loss']:.4f}")
 
     return EvaluationLogCallback()
 
@@ -449,9 +466,21 @@ def hyper_parameters(settings: TrainSettings) -> dict:
 # ---------------------------------------------------------------- four variants
 
 def variant_settings(template: TrainSettings, out_root: Path) -> list[TrainSettings]:
-    """The four published variants (both bases × both strategies) with the template's hyper-parameters."""
-    return [replace(template, base=spec.base, strategy=spec.strategy, out=Path(out_root) / spec.key, key=spec.key,
-                    label=spec.label, description=spec.description) for spec in DEFAULT_MODELS]
+    """The four published variants (both bases × both strategies) with the template's hyper-parameters.
+
+    A source given for one base goes to that base's variants only: ``encoder``/``decoder`` to the base joined
+    from an encoder and a decoder (vit-gpt2), ``base_model`` to the base that is a captioner already
+    (nlpconnect). Copied to all four, they made the nlpconnect variants fresh ViT + GPT-2 joins, or started the
+    vit-gpt2 ones from the nlpconnect captioner, under their own names."""
+    out = []
+    for spec in DEFAULT_MODELS:
+        base = BASES[spec.base]
+        parts = dict(encoder=template.encoder if base.encoder else None,
+                     decoder=template.decoder if base.decoder else None,
+                     base_model=template.base_model if base.model else None)
+        out.append(replace(template, base=spec.base, strategy=spec.strategy, out=Path(out_root) / spec.key,
+                           key=spec.key, label=spec.label, description=spec.description, **parts))
+    return out
 
 
 def train_all(template: TrainSettings, out_root: Path, report=print) -> dict[str, TrainResult]:

@@ -110,15 +110,48 @@ def test_split_is_deterministic_disjoint_and_complete():
     rows = records(100)
     a, b = split_records(rows, seed=1), split_records(list(reversed(rows)), seed=1)
     assert a == b  # independent of the order rows were read in
-    assert a.sizes() == {"train": 80, "validation": 10, "test": 10}
     parts = [set(a.train), set(a.validation), set(a.test)]
     assert set().union(*parts) == set(rows) and sum(map(len, parts)) == len(rows)
     assert split_records(rows, seed=2).test != a.test
+    many = split_records(records(4000), seed=1).sizes()  # the fractions, up to chance
+    assert abs(many["validation"] - 400) < 60 and abs(many["test"] - 400) < 60
+
+
+def test_every_caption_of_a_photo_is_in_the_same_part():
+    """The split shuffled rows: a photo with three captions sat in train and in test (12 of 13 test photos)."""
+    rows = [data.CaptionRecord(image=data.Path(f"/x/{i}.jpg"), caption=f"caption {i} take {k}")
+            for i in range(50) for k in range(3)]
+    splits = split_records(rows, seed=1)
+    photos = {part: {r.image for r in getattr(splits, part)} for part in ("train", "validation", "test")}
+    assert not photos["train"] & photos["validation"] and not photos["train"] & photos["test"]
+    assert not photos["validation"] & photos["test"]
+    assert all(len([r for r in splits.test if r.image == image]) == 3 for image in photos["test"])
+
+
+def test_a_photo_removed_or_added_moves_no_other_photo_between_parts():
+    """With one photo fewer, a shuffle of the whole list put 65 of 100 test photos into training."""
+    rows = records(1000)
+    before = split_records(rows, seed=7)
+    after = split_records(rows[:500] + rows[501:] + records(1001)[1000:], seed=7)
+    for part in ("train", "validation", "test"):
+        assert set(getattr(before, part)) - {rows[500]} <= set(getattr(after, part))
+
+
+def test_the_photo_key_is_relative_to_the_csv_so_a_moved_dataset_splits_the_same():
+    def at(root):
+        return [data.CaptionRecord(image=data.Path(f"{root}/img/{i}.jpg"), caption="c",
+                                   source=f"{root}/captions.csv") for i in range(200)]
+    first, moved = split_records(at("/data/ig"), seed=3), split_records(at("/mnt/elsewhere/ig"), seed=3)
+    assert [r.image.name for r in first.test] == [r.image.name for r in moved.test]
 
 
 def test_max_samples_and_tiny_datasets_still_hold_out_one_each():
     assert sum(split_records(records(100), max_samples=20).sizes().values()) == 20
-    assert split_records(records(5)).sizes() == {"train": 3, "validation": 1, "test": 1}
+    sizes = split_records(records(100), max_samples=20).sizes()
+    assert sizes["train"] > sizes["validation"] and sizes["train"] > sizes["test"]  # not all held out
+    for n in (3, 5, 8):
+        sizes = split_records(records(n)).sizes()
+        assert sizes["validation"] >= 1 and sizes["test"] >= 1 and sizes["train"] >= 1
     with pytest.raises(DataError):
         split_records(records(10), validation=0.6, test=0.5)
 

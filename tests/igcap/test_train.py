@@ -259,6 +259,23 @@ def test_default_nlpconnect_base_loads_from_the_hub_cache(hub_cache, tmp_path):
 
 
 @pytest.mark.slow
+def test_train_all_gives_each_base_only_its_own_sources(tmp_path):
+    """--encoder/--decoder were copied into all four variants (the nlpconnect ones became fresh ViT + GPT-2
+    joins) and --base-model into all four (the vit-gpt2 ones started from the nlpconnect captioner)."""
+    from igcap.train import variant_settings
+
+    template = TrainSettings(data=tmp_path, out=tmp_path / "o", encoder="/m/enc", decoder="/m/dec",
+                             base_model="/m/nlp")
+    sources = {s.key: base_sources(s) for s in variant_settings(template, tmp_path / "models")}
+    for key in ("vit-gpt2-last-block", "vit-gpt2-all"):
+        assert (sources[key].encoder, sources[key].decoder, sources[key].model) == ("/m/enc", "/m/dec", None)
+    for key in ("nlpconnect-last-block", "nlpconnect-all"):
+        assert (sources[key].model, sources[key].encoder, sources[key].decoder) == ("/m/nlp", None, None)
+    plain = {s.key: base_sources(s) for s in variant_settings(TrainSettings(data=tmp_path, out=tmp_path), tmp_path)}
+    assert plain["nlpconnect-all"].model == "nlpconnect/vit-gpt2-image-captioning"
+    assert plain["vit-gpt2-all"].encoder == "google/vit-base-patch16-224-in21k"
+
+
 def test_train_all_makes_the_four_variants_the_registry_picks_up(hub_cache, shapes, tmp_path):
     from igcap.config import Settings
     from igcap.registry import DEFAULT_KEYS, load_registry
@@ -308,3 +325,46 @@ def test_torchrun_trains_data_parallel_unchanged(shapes, tmp_path):
     history = json.loads((out / "training-metrics.json").read_text())["metrics"]["history"]
     assert history[-1]["step"] == 64 // (8 * 2)  # 64 training rows, batch 8 on each of 2 processes
     assert done.stdout.count("epoch 0.00 (step 0): validation loss") == 1  # one process reports
+
+
+@pytest.mark.slow
+def test_the_last_epochs_loss_is_its_own_not_the_best_checkpoints(tmp_path, monkeypatch):
+    """The final evaluation (the best checkpoint, reloaded) was logged at the last epoch's step and replaced
+    that epoch's loss in the history and the model card: a worse last epoch (overfitting) looked like the best."""
+    import torch
+    from transformers import TrainerCallback
+
+    import importlib
+
+    from igcap.threads import torch_threads
+
+    training = importlib.import_module("igcap.train")  # igcap.train is also the package's train() function
+
+    class SpoilTheLastEpoch(TrainerCallback):
+        def on_epoch_end(self, args, state, control, model=None, **kwargs):
+            if state.epoch >= args.num_train_epochs - 1e-6:
+                with torch.no_grad():
+                    for p in model.parameters():
+                        p.add_(torch.randn_like(p) * 0.5)
+
+    real = training.make_trainer
+
+    def make_trainer(*args, **kwargs):
+        trainer = real(*args, **kwargs)
+        trainer.add_callback(SpoilTheLastEpoch())
+        return trainer
+
+    monkeypatch.setattr(training, "make_trainer", make_trainer)
+    data = tmp_path / "data"
+    demo.write_demo_data(data, n=80, seed=0)
+    lines = []
+    settings = TrainSettings(data=data, out=tmp_path / "m", base="tiny", strategy="all", epochs=3, batch_size=16,
+                             learning_rate=0.01, seed=42, caption_eval_samples=0, progress=False, logging_steps=1000)
+    with torch_threads(1):
+        result = training.train(settings, report=lines.append)
+    history = {h["epoch"]: h["validation_loss"] for h in result.metrics["history"]}
+    assert history[3.0] > 2 * history[2.0]  # the spoilt epoch, as it was
+    assert result.metrics["validation_loss"] == pytest.approx(history[2.0]) and result.metrics["best_epoch"] == 2.0
+    card = (tmp_path / "m" / "README.md").read_text()
+    assert f"3: {history[3.0]:.4f}" in card and "the best epoch's checkpoint, epoch 2" in card
+    assert sum("epoch 3.00" in line for line in lines) == 1 and any("kept the best checkpoint" in l for l in lines)
