@@ -18,20 +18,23 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from igcap.images import PhotoError, load_photo_file
+from igcap.images import IMAGE_EXTENSIONS, PhotoError, check_photo_file, load_photo_file
 
 log = logging.getLogger(__name__)
 
 KAGGLE_PARTS = (("instagram_data", "captions_csv.csv"), ("instagram_data2", "captions_csv2.csv"))
 IMAGE_COLUMNS = ("image file", "image", "image_file", "image path", "image_path", "file", "filename", "path")
 CAPTION_COLUMNS = ("caption", "captions", "text")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")  # tried when the CSV names a file without one
+# tried when the CSV names a file without one (the Kaggle CSVs leave out ".jpg"): what igcap.images reads, in
+# lower and upper case (cameras write IMG_0001.JPG and IMG_0002.HEIC)
+IMAGE_SUFFIXES = tuple(sorted(IMAGE_EXTENSIONS)) + tuple(sorted(s.upper() for s in IMAGE_EXTENSIONS))
 LABEL_IGNORE = -100  # positions the loss skips (PyTorch's CrossEntropyLoss default ignore_index)
 
 # Reasons a row is skipped, as shown in reports.
 EMPTY_CAPTION = "empty caption"
 MISSING_IMAGE = "missing image"
 UNREADABLE_IMAGE = "unreadable image"
+TOO_LARGE = "photo over the file-size or pixel limit"  # igcap.images' limits, as in the app
 BAD_ROW = "row without image path or caption"
 
 
@@ -150,8 +153,9 @@ def _record(csv_path: Path, image: str, caption: str, table: CaptionTable, check
     if path is None:
         table.skip(MISSING_IMAGE, image)
         return None
-    if check and not image_header_ok(path):
-        table.skip(UNREADABLE_IMAGE, image)
+    problem = check_photo_file(path) if check else None
+    if problem is not None:
+        table.skip(TOO_LARGE if problem.code in ("too_large", "too_many_pixels") else UNREADABLE_IMAGE, image)
         return None
     return CaptionRecord(image=path, caption=caption, source=str(csv_path))
 
@@ -169,14 +173,10 @@ def resolve_image(folder: Path, name: str) -> Path | None:
 
 
 def image_header_ok(path: Path) -> bool:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            img.verify()
-        return True
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
-        return False
+    """Whether training will be able to use the photo, by igcap.images' own rules (its formats, HEIC
+    included, its file size and pixel limits): plain Pillow knew no HEIC until something had decoded one,
+    stopped the whole read on a decompression bomb, and passed photos the collator then dropped."""
+    return check_photo_file(path) is None
 
 
 def split_records(records: list[CaptionRecord], seed: int = 42, validation: float = 0.1, test: float = 0.1,

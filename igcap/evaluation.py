@@ -13,13 +13,13 @@ from pathlib import Path
 from igcap.captioner import PixelCache, caption_with
 from igcap.data import LABEL_IGNORE, CaptionCollator, CaptionDataset
 from igcap.decoding import DecodingSettings
-from igcap.images import PhotoError, load_photo_file
+from igcap.images import WORKING_SIDE, PhotoError, load_photo_file
 from igcap.loading import LoadOptions, load_captioner
 from igcap.metrics import caption_metrics
 from igcap.registry import MARKER_FILE, ModelSpec, load_registry, spec_from_marker
 
 log = logging.getLogger(__name__)
-PHOTOS_PER_CHUNK = 64  # photos preprocessed at once, so a large test set never sits in memory
+PHOTOS_PER_CHUNK = 64  # photos decoded and preprocessed at once, so a large test set never sits in memory
 
 
 @dataclass
@@ -71,11 +71,11 @@ def evaluate_spec(spec: ModelSpec, records, decoding=None, device: str = "auto",
                   batch_size: int = 16, max_tokens: int = 64) -> EvalReport:
     """Caption ``records`` (CaptionRecords) with one model and score the captions against theirs."""
     loaded = load_captioner(spec, LoadOptions(device=device, quantize=False, share_weights=False))
-    photos, references, unreadable = _readable(records)
-    results = _captions(loaded, photos, decoding or default_decoding(max_tokens), batch_size)
+    photos, results, unreadable = _captions(loaded, records, decoding or default_decoding(max_tokens), batch_size)
+    references = [r.caption for r in photos]
     metrics = {}
     if with_loss and photos:
-        metrics["validation_loss"] = validation_loss(loaded, [r for r, _ in photos], max_tokens, batch_size)
+        metrics["validation_loss"] = validation_loss(loaded, photos, max_tokens, batch_size)
     texts = [r.text for r in results]
     metrics.update(caption_metrics(texts, references, [r.ended_with_eos for r in results],
                                    raw=[r.raw_text for r in results]))
@@ -87,38 +87,38 @@ def caption_records(spec: ModelSpec, records, decoding=None, device: str = "cpu"
                     batch_size: int = 16) -> list[tuple[str, str]]:
     """(reference, generated caption) for each readable photo, through the app's loading and captioning."""
     loaded = load_captioner(spec, LoadOptions(device=device, quantize=quantize, share_weights=False))
-    photos, references, _ = _readable(records)
-    results = _captions(loaded, photos, decoding or default_decoding(), batch_size)
-    return [(ref, r.text) for ref, r in zip(references, results)]
+    photos, results, _ = _captions(loaded, records, decoding or default_decoding(), batch_size)
+    return [(record.caption, r.text) for record, r in zip(photos, results)]
 
 
 def evaluate_folder(folder: Path, records, max_tokens: int = 64) -> EvalReport:
     return evaluate_spec(spec_for(str(folder)), records, max_tokens=max_tokens)
 
 
-def _readable(records):
-    """(record, RGB image) pairs for the photos that decode, their captions, and how many did not."""
-    photos, unreadable = [], 0
-    for record in records:
-        try:
-            photos.append((record, load_photo_file(record.image).image))
-        except PhotoError as err:
-            unreadable += 1
-            log.warning("skipping %s: %s", record.image, err.message)
-    return photos, [r.caption for r, _ in photos], unreadable
-
-
-def _captions(loaded, photos, decoding, batch_size: int):
-    """CaptionResults for every photo, generated chunk by chunk through the app's captioning path."""
-    results = []
-    for start in range(0, len(photos), PHOTOS_PER_CHUNK):
-        chunk = PixelCache([image for _, image in photos[start:start + PHOTOS_PER_CHUNK]])
-        results += caption_with(loaded, chunk, decoding, batch_size)
-    return results
+def _captions(loaded, records, decoding, batch_size: int):
+    """(the records whose photos decode, a CaptionResult for each, how many did not), through the app's
+    captioning path: photos decoded as the app does (at most 1080 px), PHOTOS_PER_CHUNK at a time. (All of
+    them were decoded first, at full size: 150 photos of 1080 × 1080 held 501 MiB.)"""
+    photos, results, unreadable = [], [], 0
+    for start in range(0, len(records), PHOTOS_PER_CHUNK):
+        chunk = []
+        for record in records[start:start + PHOTOS_PER_CHUNK]:
+            try:
+                chunk.append((record, load_photo_file(record.image, max_side=WORKING_SIDE).image))
+            except PhotoError as err:
+                unreadable += 1
+                log.warning("skipping %s: %s", record.image, err.message)
+        if chunk:
+            results += caption_with(loaded, PixelCache([image for _, image in chunk]), decoding, batch_size)
+            photos += [record for record, _ in chunk]
+        del chunk
+    return photos, results, unreadable
 
 
 def validation_loss(loaded, records, max_tokens: int = 64, batch_size: int = 16) -> float:
-    """Mean cross-entropy per caption token (EOS included), as the Trainer computes it."""
+    """Mean cross-entropy per caption token (EOS included), over all the records' tokens: the same whatever
+    the batch size. (The Trainer's eval_loss, in the model card, averages each batch's mean token loss
+    weighted by the batch's rows, which differs from this in about the third decimal.)"""
     import torch
 
     loaded = loaded.transformers()  # the loss is transformers' forward with labels

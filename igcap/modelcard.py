@@ -48,6 +48,8 @@ def _metrics_table(metrics: dict) -> str:
              ("bleu", "rouge_l", "distinct_1", "distinct_2", "repetition_rate", "mean_words", "eos_share")]
     lines = ["| metric | value |", "|---|---|"]
     lines += [f"| {name} | {value:.4f} |" for name, value in rows if isinstance(value, (int, float))]
+    lines += ["", "Validation losses are the Trainer's (each batch's mean token loss, averaged over batches); "
+              "`igcap evaluate` reports the mean over all tokens, which may differ in the third decimal."]
     history = metrics.get("history") or []
     if history:
         lines += ["", "Validation loss by epoch: " + ", ".join(f"{h['epoch']:g}: {h['validation_loss']:.4f}"

@@ -20,7 +20,7 @@ from igcap import architecture, shapes
 from igcap.data import CaptionCollator, CaptionDataset, load_splits
 from igcap.evaluation import evaluate_folder
 from igcap.modelcard import model_card
-from igcap.registry import BASES, DEFAULT_MODELS, MARKER_FILE
+from igcap.registry import BASES, DEFAULT_BASE, DEFAULT_MODELS, MARKER_FILE
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +114,10 @@ class BaseSources:
     model: str | None = None  # a ready VisionEncoderDecoderModel, or
     encoder: str | None = None  # an image encoder and
     decoder: str | None = None  # a GPT-2 language model, joined with fresh cross-attention
+    # the base's own tokenizer and processor, for a folder or repo without those files (the published
+    # repos may lack them, as the loader knows: igcap.loading falls back the same way)
+    fallback_tokenizer: str | None = None
+    fallback_processor: str | None = None
 
 
 def base_sources(settings: TrainSettings) -> BaseSources:
@@ -124,8 +128,11 @@ def base_sources(settings: TrainSettings) -> BaseSources:
     if s.base_model or (base and base.model and not (s.encoder or s.decoder)):
         model = s.base_model or base.model
         own = s.base_model is not None
+        fallback = base or DEFAULT_BASE
         return BaseSources(tokenizer=s.tokenizer or (model if own else base.tokenizer),
-                           processor=s.processor or (model if own else base.processor), model=model)
+                           processor=s.processor or (model if own else base.processor), model=model,
+                           fallback_tokenizer=None if s.tokenizer else fallback.tokenizer,
+                           fallback_processor=None if s.processor else fallback.processor)
     return BaseSources(tokenizer=s.tokenizer or s.decoder or base.tokenizer,
                        processor=s.processor or s.encoder or base.processor,
                        encoder=s.encoder or base.encoder, decoder=s.decoder or base.decoder)
@@ -138,6 +145,7 @@ class Built:
     processor: object
     trainable: int
     total: int
+    notes: tuple[str, ...] = ()  # e.g. the base's tokenizer used for a folder without one
 
 
 def build_model(sources: BaseSources, strategy: str, seed: int = 0) -> Built:
@@ -148,8 +156,11 @@ def build_model(sources: BaseSources, strategy: str, seed: int = 0) -> Built:
         tokenizer, processor = shapes.make_demo_tokenizer(), shapes.make_demo_processor()
         model = shapes.make_tiny_captioner(tokenizer, seed=seed)
         return _finish(model, tokenizer, processor, strategy)
-    tokenizer = AutoTokenizer.from_pretrained(sources.tokenizer)
-    processor = AutoImageProcessor.from_pretrained(sources.processor)
+    notes = []
+    tokenizer = _first_that_loads(AutoTokenizer.from_pretrained, sources.tokenizer, sources.fallback_tokenizer,
+                                  "tokenizer", notes)
+    processor = _first_that_loads(AutoImageProcessor.from_pretrained, sources.processor, sources.fallback_processor,
+                                  "image processor", notes)
     if sources.model:
         model = VisionEncoderDecoderModel.from_pretrained(sources.model)
     else:
@@ -157,7 +168,21 @@ def build_model(sources: BaseSources, strategy: str, seed: int = 0) -> Built:
     if model.config.decoder.vocab_size != len(tokenizer):
         raise TrainError(f"the tokenizer from {sources.tokenizer} has {len(tokenizer)} tokens but the decoder "
                          f"expects {model.config.decoder.vocab_size}; give the decoder's own tokenizer")
-    return _finish(model, tokenizer, processor, strategy)
+    return replace(_finish(model, tokenizer, processor, strategy), notes=tuple(notes))
+
+
+def _first_that_loads(load, source: str, fallback: str | None, what: str, notes: list[str]):
+    """``load(source)``, else ``load(fallback)`` with a note saying so, else a TrainError naming both."""
+    try:
+        return load(source)
+    except (OSError, ValueError) as err:
+        if not fallback or fallback == source:
+            raise TrainError(f"could not load the {what} from {source} ({err}); give --{what.split()[-1]}") from None
+        notes.append(f"{source} has no {what} of its own: using {fallback}'s")
+    try:
+        return load(fallback)
+    except (OSError, ValueError) as err:
+        raise TrainError(f"could not load the {what} from {source} nor from {fallback} ({err})") from None
 
 
 def _finish(model, tokenizer, processor, strategy: str) -> Built:
@@ -224,6 +249,8 @@ def train(settings: TrainSettings, report=print) -> TrainResult:
     report(f"split (seed {settings.seed}): {splits.sizes()}")
     set_seed(settings.seed)  # new weights (cross-attention of a fresh vit-gpt2 join) start the same every run
     built = build_model(base_sources(settings), settings.strategy, settings.seed)
+    for note in built.notes:
+        report(note)
     report(f"{settings.strategy}: {built.trainable:,} trainable of {built.total:,} parameters")
     trainer = make_trainer(settings, built, splits, report)
     metrics = {}

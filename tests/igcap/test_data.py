@@ -247,3 +247,36 @@ def test_collator_applies_exif_orientation_like_inference(tmp_path, tokenizer):
     assert torch.equal(batch["pixel_values"], expected)
     top, bottom = batch["pixel_values"][0, 0, :20].mean(), batch["pixel_values"][0, 0, -20:].mean()
     assert top > bottom  # red (high red channel) on top: the photo was turned upright
+
+
+def test_the_dataset_check_follows_the_photo_rules_in_a_fresh_process(tmp_path):
+    """`train` checked photos with plain Pillow: in a fresh process it knew no HEIC (phone photos skipped as
+    unreadable), stopped on a decompression bomb with a traceback, and passed photos over the pixel limit
+    that the collator then dropped from every batch. It also tried .jpg/.jpeg/.png/.webp only, lower case."""
+    import csv
+    import json
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    from tests import builders
+
+    img = tmp_path / "img"
+    img.mkdir()
+    (img / "IMG_0001.heic").write_bytes(builders.heic_bytes())
+    (img / "IMG_0003.HEIC").write_bytes(builders.heic_bytes(colour="blue"))
+    (img / "IMG_0004.JPG").write_bytes(builders.photo_bytes())
+    Image.new("1", (8000, 8000)).save(img / "big.png")  # 64 MP: over igcap.images.MAX_PIXELS
+    Image.new("1", (14000, 13000)).save(img / "bomb.png")  # 182 MP: past Pillow's own bomb guard
+    with open(tmp_path / "captions.csv", "w", newline="") as f:
+        csv.writer(f).writerows([["image", "caption"], ["img/IMG_0001.heic", "beach day"],
+                                 ["img/IMG_0003", "no extension, as in the Kaggle CSV"], ["img/IMG_0004", "coffee"],
+                                 ["img/big.png", "too big"], ["img/bomb.png", "a bomb"]])
+    script = ("import json, sys\nfrom igcap.data import read_captions\nt = read_captions(sys.argv[1])\n"
+              "print(json.dumps({'usable': sorted(r.image.name for r in t.records), 'skipped': dict(t.skipped)}))")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = json.loads(done.stdout)
+    assert found["usable"] == ["IMG_0001.heic", "IMG_0003.HEIC", "IMG_0004.JPG"]
+    assert found["skipped"] == {"photo over the file-size or pixel limit": 2}

@@ -215,8 +215,9 @@ def test_resume_continues_from_the_last_checkpoint(trained, shapes, tmp_path):
     with demo.torch_threads(1):
         result = train(settings, report=lines.append)
     assert "validation_loss_before" not in result.metrics
-    evaluations = {line.split(":")[0] for line in lines if "validation loss" in line}
+    evaluations = {line.split(":")[0] for line in lines if "validation loss" in line and line.startswith("epoch")}
     assert evaluations == {f"epoch {EPOCHS + 1}.00 (step {step + step // EPOCHS})"}  # only the new epoch ran
+    assert sum(line.startswith("kept the best checkpoint") for line in lines) == 1
     assert [h["step"] for h in result.metrics["history"]][-2:] == [step, step + step // EPOCHS]
     assert result.metrics["validation_loss"] < 0.25 * json.loads(
         (trained / "training-metrics.json").read_text())["metrics"]["validation_loss_before"]
@@ -368,3 +369,19 @@ def test_the_last_epochs_loss_is_its_own_not_the_best_checkpoints(tmp_path, monk
     card = (tmp_path / "m" / "README.md").read_text()
     assert f"3: {history[3.0]:.4f}" in card and "the best epoch's checkpoint, epoch 2" in card
     assert sum("epoch 3.00" in line for line in lines) == 1 and any("kept the best checkpoint" in l for l in lines)
+
+
+def test_continuing_from_a_captioner_without_tokenizer_files_uses_the_bases(hub_cache, tmp_path, capsys):
+    """The published repos may lack tokenizer and processor files; the loader falls back to the base's, and
+    `train --base-model` ended in a traceback ("Couldn't instantiate the backend tokenizer")."""
+    bare = builders.save_tiny_model(tmp_path / "bare", seed=1, tokenizer=False, processor=False)
+    assert not any(p.name.startswith(("tokenizer", "vocab", "preprocessor")) for p in bare.iterdir())
+    demo.write_demo_data(tmp_path / "data", n=20, seed=0)
+    argv = ["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "out"), "--base", "vit-gpt2",
+            "--base-model", str(bare), "--strategy", "last-block", "--epochs", "1", "--caption-eval-samples", "0",
+            "--no-progress", "--no-checkpoints"]
+    with demo.torch_threads(1):
+        assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "has no tokenizer of its own: using gpt2's" in out and "has no image processor of its own" in out
+    assert (tmp_path / "out" / "tokenizer.json").is_file() or (tmp_path / "out" / "tokenizer_config.json").is_file()
