@@ -88,6 +88,21 @@ def version() -> str:
         return "unknown"
 
 
+def whole_number(low: int = 0):
+    """An argparse type: a whole number of at least ``low``, else a one-line usage error naming the value."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be {low} or more, got {value}")
+        return value
+
+    parse.__name__ = f"whole number >= {low}"
+    return parse
+
+
 class CliError(Exception):
     """A problem with the user's input, printed as one line without a traceback."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from igcap.cli import CliError
+from igcap.cli import CliError, whole_number
 
 
 def add_parser(sub) -> None:
@@ -18,11 +18,11 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=42, help="the split's seed (use training's)")
     p.add_argument("--validation", type=float, default=0.1)
     p.add_argument("--test", type=float, default=0.1)
-    p.add_argument("--max-samples", type=int, help="as in training (the split depends on it)")
-    p.add_argument("--limit", type=int, help="score at most this many photos")
-    p.add_argument("--max-caption-tokens", type=int, default=64)
+    p.add_argument("--max-samples", type=whole_number(3), help="as in training (the split depends on it)")
+    p.add_argument("--limit", type=whole_number(1), help="score at most this many photos")
+    p.add_argument("--max-caption-tokens", type=whole_number(2), default=64)
     p.add_argument("--preset", help="decoding preset instead of plain greedy (balanced, creative, precise, fast)")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=whole_number(1), default=16)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--no-loss", dest="with_loss", action="store_false", help="skip the validation loss")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -7,7 +7,7 @@ import csv
 import json
 import sys
 
-from igcap.cli import CliError
+from igcap.cli import CliError, whole_number
 
 EXAMPLES = """examples:
   python -m igcap leaderboard --ratings ratings-long.csv --votes votes.csv
@@ -33,22 +33,12 @@ def add_parser(subparsers) -> None:
     p.add_argument("--ratings", metavar="RATINGS.csv", help="star ratings, one row per rating")
     p.add_argument("--votes", metavar="VOTES.csv", help="pairwise votes, one row per vote")
     p.add_argument("--criterion", help="which criterion's stars to use (default: overall, or the study's first)")
-    p.add_argument("--bootstrap", type=_count, default=1000, metavar="N",
+    p.add_argument("--bootstrap", type=whole_number(0), default=1000, metavar="N",
                    help="bootstrap resamples for the 95%% intervals (default 1000; 0 = no intervals)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the bootstrap (default 0)")
     p.add_argument("--json", metavar="FILE", help="also write the leaderboard as JSON to FILE ('-' = only JSON, "
                                                   "to standard output)")
     p.set_defaults(func=run)
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -322,3 +322,17 @@ def test_a_mistyped_database_path_is_refused_and_not_made(tmp_path, capsys, comm
     args = [a.replace("{out}", str(tmp_path / "out.csv")) for a in command]
     _one_line_error(main([*args, "--database", f"sqlite:///{typo}"]), capsys.readouterr().err, f"no database at {typo}")
     assert not typo.parent.exists() and not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["evaluate", "--model", "m", "--data", ".", "--batch-size", "0"], "--batch-size: must be 1 or more, got 0"),
+    (["evaluate", "--model", "m", "--data", ".", "--limit", "-2"], "--limit: must be 1 or more"),
+    (["evaluate", "--model", "m", "--data", ".", "--max-caption-tokens", "x"], "not a whole number: 'x'"),
+    (["leaderboard", "--votes", "v.csv", "--bootstrap", "-1"], "--bootstrap: must be 0 or more"),
+])
+def test_numbers_out_of_range_are_usage_errors_not_tracebacks(argv, words, capsys):
+    # evaluate --batch-size 0 ended in a ZeroDivisionError traceback
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and words in err and "Traceback" not in err
