@@ -393,6 +393,13 @@ class GalleryFilter:
     study: str | None = None  # None: suggestions and favourites (no study captions); a name: that study's only
     owner: str | None = None  # only captions on this owner's photos (None: everyone's)
 
+    @property
+    def narrows(self) -> bool:
+        """Whether a filter a person chose leaves captions out (which study, whose photos and the criterion
+        only say where to look)."""
+        return bool(self.model_keys or self.favourites_only or self.min_stars is not None or self.rater
+                    or self.unrated_by or self.search or self.date_from or self.date_to)
+
     def __post_init__(self):
         keys = (self.model_keys,) if isinstance(self.model_keys, str) else self.model_keys
         object.__setattr__(self, "model_keys", tuple(k.strip() for k in keys or () if k.strip()))

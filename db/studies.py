@@ -74,7 +74,7 @@ def create_study(*, session: Session, name: str, models: Sequence[str], settings
     """A new study over these photos (in this order) and models; ``seed`` None picks one (stored)."""
     name = clean_study_name(name)
     if session.scalar(select(Study.id).where(Study.name == name)) is not None:
-        raise ValueError(f"a study named {name!r} already exists; choose another name")
+        raise ValueError(f"A study named “{name}” already exists: choose another name.")
     models = _clean_models(models)
     criteria = _clean_criteria(criteria)
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= K_MAX:

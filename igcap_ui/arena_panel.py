@@ -42,7 +42,8 @@ def arena_panel(study_name: str, rater: str) -> None:
     _reveal(state)
     total = progress.by_rater + progress.open_to_rater
     st.progress(progress.by_rater / total if total else 1.0)
-    st.caption(f"{progress.by_rater} of {total} pairs judged by you · {progress.votes} votes in the study")
+    st.caption(f"{progress.by_rater} of {total} pairs judged by you · {progress.votes} "
+               f"vote{'s' * (progress.votes != 1)} in the study")
     if pair is None:
         _nothing_left(state, len(study.models))
         return

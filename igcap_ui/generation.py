@@ -238,7 +238,8 @@ def draw_results(photos, settings, pending: set | None = None) -> dict:
                 _manual_box(photo)
             with right:
                 if not keys:
-                    st.caption("Choose models and press Generate.")
+                    st.caption("No captions for this photo yet: press ✨ Generate above (with at least one "
+                               "model chosen), or write your own.")
                 for row in range(0, len(keys), CARDS_PER_ROW):
                     for column, key in zip(st.columns(CARDS_PER_ROW), keys[row:row + CARDS_PER_ROW]):
                         slot = slots[(photo.sha256, key)] = column.empty()

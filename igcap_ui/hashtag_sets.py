@@ -20,6 +20,7 @@ SHARED = ""  # the owner of sets made without sign-in (and by the CLI)
 _CACHE = "hashtags.sets"  # [(name, [tags])] read from the database this session
 _CACHE_OWNER = "hashtags.sets_owner"  # whose sets _CACHE holds
 _PROBLEM = "hashtags.problem"  # why the last set typed could not be saved
+_SAVED = "hashtags.saved"  # (name, tags) of the set just saved: said once, with the tags as read
 _NOTES = "hashtags.notes"  # text widget key → what the last click added or left out
 NAME_KEY, TAGS_KEY = "hashtags.new_name", "hashtags.new_tags"
 
@@ -48,7 +49,8 @@ def saved_sets() -> list[tuple[str, list[str]]]:
 def manage_sets() -> None:
     """An expander listing the saved sets, with a form to add (or replace) one and a delete button each."""
     sets = saved_sets()
-    with st.expander(f"#️⃣ Hashtag sets ({len(sets)})"):
+    # A key: the label names how many sets there are, and a new label was a new expander (closed at once).
+    with st.expander(f"#️⃣ Hashtag sets ({len(sets)})", key="hashtags.expander"):
         st.caption("Save hashtags you use often under a name; each caption gets a button to add them, "
                    "never past Instagram's hashtag limit.")
         for name, tags in sets:
@@ -64,6 +66,14 @@ def manage_sets() -> None:
         problem = st.session_state.pop(_PROBLEM, None)
         if problem:
             st.error(escape_markdown(problem), icon="⚠️")  # it quotes what was typed
+        saved = st.session_state.pop(_SAVED, None)
+        if saved:
+            name, tags = saved
+            limit = resources.settings().instagram.max_hashtags
+            st.success(_plain(f"Saved “{name}”: {' '.join(tags)}"), icon="✅")
+            if len(tags) > limit:
+                st.warning(f"This set has {len(tags)} hashtags and Instagram allows {limit} per post: adding it "
+                           f"to a caption adds the first ones that fit.", icon="#️⃣")
 
 
 def _save() -> None:
@@ -82,6 +92,7 @@ def _save() -> None:
     except (HashtagSetError, ValueError) as err:
         st.session_state[_PROBLEM] = str(err)
         return
+    st.session_state[_SAVED] = (hashtag_sets.clean_name(st.session_state.get(NAME_KEY, "")), tags)
     st.session_state[NAME_KEY] = st.session_state[TAGS_KEY] = ""
     st.session_state.pop(_CACHE, None)
 
@@ -104,10 +115,13 @@ def set_buttons(key: str, current: Callable[[], str], apply: Callable[[str], Non
     sets = saved_sets()
     if not sets:
         return
-    columns = st.columns(min(len(sets), 4))
-    for i, (name, tags) in enumerate(sets):
-        columns[i % len(columns)].button(f"＋ {_plain(name)}", key=f"{key}.set.{name}", help=_plain(" ".join(tags)),
-                                         on_click=_add, args=(key, tags, current, apply))
+    # One small button that opens the sets: a row of set buttons per caption made each card on a phone (where
+    # columns stack) several screens tall.
+    with st.popover("＃ Add a hashtag set", help="Your saved sets (Hashtag sets, above): a click adds the set's "
+                    "hashtags the caption does not have yet, within Instagram's limit."):
+        for name, tags in sets:
+            st.button(f"＋ {_plain(name)}", key=f"{key}.set.{name}", help=_plain(" ".join(tags)),
+                      on_click=_add, args=(key, tags, current, apply), width="stretch")
     note = st.session_state.setdefault(_NOTES, {}).pop(key, None)
     if note:
         st.caption(_plain(note))  # quotes the tags as typed

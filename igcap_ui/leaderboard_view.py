@@ -20,6 +20,7 @@ from igcap_ui.plain import plain
 from igcap_ui.filters import model_label
 
 BOOTSTRAP = 1000
+NONE = "—"  # an empty cell (Streamlit shows None as a grey "None")
 
 
 @st.cache_data(show_spinner="Computing the leaderboard…", max_entries=32)
@@ -73,12 +74,12 @@ def _ranking(board: dict) -> None:
     from igcap.study import needs_text
 
     rows = [{
-        "Rank": m["rank"], "Model": model_label(m["model_key"]), "Ratings": m["ratings"],
+        "Rank": NONE if m["rank"] is None else str(m["rank"]), "Model": model_label(m["model_key"]),
+        "Still needed": needs_text(m["needs"]) or NONE, "Ratings": m["ratings"],
         "Mean stars [95 % CI]": _interval(m["mean_stars"], m["mean_stars_ci"], 2),
         "Votes": m["votes"], "Won–lost–tied": f"{m['wins']}–{m['losses']}–{m['ties']}",
         "Bradley–Terry [95 % CI]": _interval(m["bt_score"], m["bt_ci"], 2, signed=True),
-        "Arena score": None if m["arena_score"] is None else round(m["arena_score"]),
-        "Still needed": needs_text(m["needs"]),
+        "Arena score": NONE if m["arena_score"] is None else str(round(m["arena_score"])),
     } for m in board["models"]]
     if not rows:
         st.info("No captions, ratings or votes in this study yet.", icon="⏳")
@@ -91,7 +92,11 @@ def _ranking(board: dict) -> None:
     else:
         by = "Bradley–Terry score from the votes" if board["rank_by"] == "bt" else "mean stars"
         st.caption(f"Ranked by {by}; models whose intervals overlap share a place.")
-    st.dataframe(pd.DataFrame(rows), hide_index=True, key="evaluation.leaderboard")
+    frame = pd.DataFrame(rows)
+    if all(r["Still needed"] == NONE for r in rows):  # everything shown: the column says nothing
+        frame = frame.drop(columns="Still needed")
+    st.dataframe(frame, hide_index=True, key="evaluation.leaderboard",
+                 column_config={"Still needed": st.column_config.TextColumn(width="large")})
     for m in board["models"]:
         for note in m["notes"]:
             st.caption(f"{plain(model_label(m['model_key']))}: {note}")
@@ -136,13 +141,15 @@ def _charts(board: dict) -> None:
         return
     frame = pd.DataFrame(cells)
     order = [model_label(m["model_key"]) for m in board["models"]]  # leaderboard order on both axes
+    x = alt.X("Against:N", title="against", sort=order, axis=alt.Axis(labelAngle=0, labelLimit=0, orient="top"))
+    y = alt.Y("Model:N", title=None, sort=order, axis=alt.Axis(labelLimit=0))
     heat = alt.Chart(frame).mark_rect().encode(
-        x=alt.X("Against:N", title="against", sort=order), y=alt.Y("Model:N", title="model", sort=order),
-        color=alt.Color("Win rate:Q", scale=alt.Scale(domain=[0, 1], scheme="redblue")),
+        x=x, y=y, color=alt.Color("Win rate:Q", scale=alt.Scale(domain=[0, 1], scheme="redblue"), legend=None),
         tooltip=["Model", "Against", alt.Tooltip("Win rate:Q", format=".0%"), "Votes:Q"])
-    text = alt.Chart(frame).mark_text().encode(x=alt.X("Against:N", sort=order), y=alt.Y("Model:N", sort=order),
-                                               text="Label:N")
-    st.altair_chart(heat + text, key="evaluation.win_rate")
+    text = alt.Chart(frame).mark_text(fontSize=14, fontWeight="bold").encode(
+        x=x, y=y, text="Label:N",  # white on the strong colours, black on the pale middle
+        color=alt.condition("abs(datum['Win rate'] - 0.5) > 0.25", alt.value("white"), alt.value("black")))
+    st.altair_chart((heat + text).properties(height=alt.Step(48)), key="evaluation.win_rate")
 
 
 def _agreement(board: dict) -> None:
@@ -158,9 +165,11 @@ def _agreement(board: dict) -> None:
         st.info("No caption has been rated by two or more people yet: agreement needs that.", icon="⏳")
         return
     if agreement["krippendorff_alpha_ordinal"] is None:
-        st.info(f"Not enough data yet for Krippendorff's α: {needs_text(agreement['needs']) or 'more ratings'} "
-                f"needed (now {agreement['units']} caption(s) with 2+ ratings, {agreement['raters']} rater(s)).",
-                icon="⏳")
+        people = len(board["raters"])
+        st.info(f"Not enough data yet for Krippendorff's α: it compares people's stars on the same captions, and "
+                f"needs {needs_text(agreement['needs']) or 'more ratings'}. So far {agreement['units']} caption(s) "
+                f"have been rated by two or more people ({agreement['raters']} of them), and {people} "
+                f"{'person has' if people == 1 else 'people have'} rated in all.", icon="⏳")
         return
     cols = st.columns(3)
     cols[0].metric("Krippendorff's α (ordinal)", f"{agreement['krippendorff_alpha_ordinal']:.2f}",
@@ -175,9 +184,9 @@ def _raters(board: dict) -> None:
         return
     st.subheader("Raters", anchor=False)
     st.dataframe(pd.DataFrame([{
-        "Rater": r["rater"], "Ratings": r["ratings"], "Mean stars": round(r["mean_stars"], 2),
-        "Vs others": None if r["mean_diff"] is None else round(r["mean_diff"], 2),
-        "Mean |difference|": None if r["mean_abs_diff"] is None else round(r["mean_abs_diff"], 2),
+        "Rater": r["rater"], "Ratings": r["ratings"], "Mean stars": f"{r['mean_stars']:.2f}",
+        "Vs others": NONE if r["mean_diff"] is None else f"{r['mean_diff']:+.2f}",
+        "Mean |difference|": NONE if r["mean_abs_diff"] is None else f"{r['mean_abs_diff']:.2f}",
         "On shared captions": r["compared"]} for r in board["raters"]]), hide_index=True, key="evaluation.raters")
 
 

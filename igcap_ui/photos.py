@@ -32,7 +32,7 @@ MAX_SESSION_MB = 100  # their files together (each file is at most MAX_UPLOAD_MB
 
 def photo_inputs() -> list[Photo]:
     """Draw the inputs; return the usable photos (one per distinct content), showing why others are not."""
-    files = st.file_uploader(f"Photos ({SUPPORTED_LABEL}; up to {MAX_UPLOAD_MB} MiB each)",
+    files = st.file_uploader(f"Photos ({SUPPORTED_LABEL}; up to {MAX_UPLOAD_MB} MB each)",
                              accept_multiple_files=True, key=UPLOAD_KEY, on_change=_sync)
     if st.toggle("Use the camera", key="create.use_camera", help="Take a photo with this device's camera."):
         st.camera_input("Take a photo", key=CAMERA_KEY, on_change=_sync)

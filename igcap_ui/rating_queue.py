@@ -15,6 +15,7 @@ from igcap_ui.plain import plain
 from igcap_ui.errors import shown_errors
 
 STARS = ["1 — poor", "2", "3", "4", "5 — excellent"]
+SCALE = f"{STARS[0]} · {STARS[-1]}"  # what the stars mean, under each row of them
 
 
 def _state(study: str, rater: str) -> dict:
@@ -71,6 +72,7 @@ def _star_inputs(study, caption_id: int) -> dict[str, int | None]:
     for criterion in study.criteria:
         st.markdown(f"**{plain(criterion.replace('-', ' ').replace('_', ' ').capitalize())}**")
         value = st.feedback("stars", key=f"rate.stars.{caption_id}.{criterion}")
+        st.caption(SCALE if value is None else f"{SCALE} · given: {STARS[value]}")
         values[criterion] = None if value is None else value + 1
     return values
 

@@ -18,22 +18,35 @@ from igcap_ui.study_choice import CHOSEN
 
 UPLOAD, GALLERY = "Upload photos", "Pick from the gallery"
 _DECODED = "studies.decoded"  # uploader file_id → Photo | PhotoError, decoded once
+_CREATED = "studies.created"  # the study just created: said once above the form, which starts empty again
+_ROUND = "studies.form_round"  # a new uploader (a file uploader cannot be emptied) for each new study
+_FORM_KEYS = ("studies.name", "studies.picked", "studies.criteria", "studies.k")  # back to their defaults
 
 
-def study_table() -> None:
+def study_table() -> bool:
+    """The studies with their counts; False when there are none yet."""
+    created = st.session_state.pop(_CREATED, None)
+    if created:
+        st.success(f"Created the study {plain(created)}. Write its captions below.", icon="✅")
     with transaction(resources.db_engine(), write=False) as session:
         rows = [(s, studies.study_counts(session=session, study=s)) for s in studies.list_studies(session=session)]
     if not rows:
-        st.caption("No studies yet.")
-        return
+        st.info("No studies yet: create the first one below. Give it a name, choose its photos (upload them, or pick "
+                "from the gallery) and the models to compare, then write its captions.", icon="🧪")
+        return False
     st.dataframe(pd.DataFrame([{
         "Study": s.name, "Photos": n["photos"], "Models": len(s.models),
         "Captions": f"{n['captions']} of {n['photos'] * len(s.models)}", "Ratings": n["ratings"], "Votes": n["votes"],
         "k": s.k, "Criteria": ", ".join(s.criteria), "Created (UTC)": s.created_at.strftime("%Y-%m-%d %H:%M"),
     } for s, n in rows]), hide_index=True, key="studies.table")
+    return True
 
 
 def create_form() -> None:
+    if st.session_state.pop(_CREATED + ".reset", False):  # a study was just created: an empty form for the next
+        for key in _FORM_KEYS:
+            st.session_state.pop(key, None)
+        st.session_state[_ROUND] = st.session_state.get(_ROUND, 0) + 1
     name = st.text_input("Study name", key="studies.name", max_chars=studies.STUDY_NAME_MAX,
                          placeholder="e.g. Spring shoot, four models")
     source = st.radio("Photos", [UPLOAD, GALLERY], horizontal=True, key="studies.source")
@@ -50,8 +63,9 @@ def create_form() -> None:
     criteria = cols[1].text_input("Criteria (comma-separated)", value="overall", key="studies.criteria",
                                   help="e.g. overall, fits-photo, sounds-like-instagram")
     k = cols[2].number_input("Ratings per caption (k)", 1, 100, 3, key="studies.k")
-    ready = bool(name.strip() and (photos or picked) and models)
-    if st.button("🧪 Create study", type="primary", disabled=not ready, key="studies.create"):
+    missing = [what for what, given in (("a name", name.strip()), ("at least one photo", photos or picked),
+                                        ("at least one model", models)) if not given]
+    if st.button("🧪 Create study", type="primary", disabled=bool(missing), key="studies.create"):
         with shown_errors():
             try:
                 created = _create(name, photos, picked, models, PRESETS[preset], criteria.split(","), int(k))
@@ -61,7 +75,14 @@ def create_form() -> None:
                 from igcap_ui.study_choice import set_chosen
 
                 set_chosen(created)
-                st.success(f"Created the study {plain(created)}. Write its captions below.", icon="✅")
+                st.session_state[_CREATED], st.session_state[_CREATED + ".reset"] = created, True
+                st.rerun()
+    if missing:
+        st.caption("To create the study, add " + _and(missing) + ".")
+
+
+def _and(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
 def _create(name, photos, picked, models, settings, criteria, k) -> str:
@@ -77,7 +98,7 @@ def _create(name, photos, picked, models, settings, criteria, k) -> str:
 
 def _uploaded() -> list:
     files = st.file_uploader(f"Photos for the study ({SUPPORTED_LABEL}; up to {MAX_UPLOAD_MB} MB each)",
-                             accept_multiple_files=True, key="studies.upload")
+                             accept_multiple_files=True, key=f"studies.upload.{st.session_state.get(_ROUND, 0)}")
     cache = st.session_state.setdefault(_DECODED, {})
     for gone in set(cache) - {f.file_id for f in files or []}:  # removed from the uploader: let it go
         del cache[gone]

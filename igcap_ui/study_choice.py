@@ -22,7 +22,7 @@ def choose_study(key: str, label: str = "Study") -> str | None:
         st.warning(f"The study “{plain(gone)}” has been deleted: stars or a vote not yet submitted for it were "
                    "not saved.", icon="🗑️")
     if not names:
-        st.info("No study yet. Create one on the Studies page (or: python -m igcap study create).", icon="🧪")
+        st.info("No study yet: the owner creates one on the Studies page, and it appears here.", icon="🧪")
         return None
     current = st.session_state.get(CHOSEN)
     widget = f"{key}.study"

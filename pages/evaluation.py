@@ -42,7 +42,7 @@ with shown_errors():
                                              labels=labels)
             long = export.ratings_long_csv(session=session, filters=filters, labels=labels)
         table = pd.DataFrame([{"Model": model_label(s.model_key), "Captions": s.captions, "Ratings": s.count,
-                               "Mean stars": None if s.mean is None else round(s.mean, 2),
+                               "Mean stars": "—" if s.mean is None else f"{s.mean:.2f}",
                                **{f"{n}★": s.distribution.get(n, 0) for n in range(1, 6)}} for s in stats])
         if table.empty:
             st.info("No captions saved yet. Save captions on the Create page and rate them in the Gallery.")

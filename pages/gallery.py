@@ -24,9 +24,16 @@ with shown_errors():
         with transaction(resources.db_engine(), write=False) as session:
             page = repo.gallery(session=session, filters=filters, page=st.session_state.get(PAGE_KEY, 1),
                                 per_page=per_page, rater=rater or None)
-        st.caption(f"{page.total} caption(s) of {page.photos} photo(s) · page {page.page} of {page.pages}")
-        if not page.items:
-            st.info("Nothing saved yet (or nothing matches the filters). Save captions on the Create page.")
+        if not page.items and filters.narrows:
+            st.info("No caption matches these filters: loosen or clear them above.", icon="🔎")
+        elif not page.items and filters.study:
+            st.info("This study has no captions yet: write them on the Studies page.", icon="🧪")
+        elif not page.items:
+            st.info("Nothing saved yet: captions you save on the Create page (a favourite, or one you wrote) "
+                    "appear here, to rate, edit and export.", icon="🖼️")
+            st.stop()
+        st.caption(f"{page.total} caption{'s' * (page.total != 1)} of {page.photos} "
+                   f"photo{'s' * (page.photos != 1)} · page {page.page} of {page.pages}")
         groups: dict[int, list] = {}
         for item in page.items:
             groups.setdefault(item.photo.id, []).append(item)

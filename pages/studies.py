@@ -13,11 +13,12 @@ st.caption("A study judges every chosen model on the same photos with the same s
            "blind on the Rate page, compare them in pairs on the Arena page, read the results on Evaluation.")
 with shown_errors():
     deletion_notice()
-    study_table()
-    with st.expander("New study", expanded=False):
+    some = study_table()
+    with st.expander("New study", expanded=not some):
         create_form()
-    st.subheader("Captions", anchor=False)
-    name = choose_study("studies")
-    if name:
-        generation_panel(name)
-        delete_panel(name)
+    if some:
+        st.subheader("Captions", anchor=False)
+        name = choose_study("studies")
+        if name:
+            generation_panel(name)
+            delete_panel(name)

@@ -35,6 +35,7 @@ def test_a_hashtag_set_is_added_to_a_gallery_edit_and_saved(app_server, browser_
     box.blur()
     settle(page)
     expect(box).to_have_value("Sunset over the bay #sea")
+    page.get_by_role("button", name="Add a hashtag set").click()  # the sets sit in a popover
     page.get_by_role("button", name="travel").click()
     settle(page)
     expect(box).to_have_value("Sunset over the bay #sea #travel #wanderlust")
@@ -69,8 +70,11 @@ def test_a_hashtag_set_is_added_to_a_generated_caption_on_the_create_page(app_se
     cards = page.get_by_label("Caption", exact=True)
     cards.nth(3).wait_for(timeout=30_000)
     cards.first.fill("Golden hour #sea")
-    buttons = page.get_by_role("button", name="travel")
-    assert buttons.count() == 5  # the hand-written box's (drawn first on the page), then one per card
-    buttons.nth(1).click()
+    cards.first.blur()  # the text is taken when the box loses focus: let that run end before the popover opens
+    settle(page)
+    popovers = page.get_by_role("button", name="Add a hashtag set")
+    assert popovers.count() == 5  # the hand-written box's (drawn first on the page), then one per card
+    popovers.nth(1).click()
+    page.get_by_role("button", name="travel").click()
     settle(page)
     expect(cards.first).to_have_value("Golden hour #sea #travel #wanderlust")

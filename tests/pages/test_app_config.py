@@ -18,11 +18,12 @@ def test_streamlit_reads_the_project_settings_and_collects_no_garbage_after_each
     """The project's config.toml is what `streamlit run` reads (a misspelt key would be ignored with a
     warning): no full collection after every script run, which stalled the server behind a burst of clicks."""
     script = ("from streamlit import config\n"
-              "print(config.get_option('runner.postScriptGC'), config.get_option('server.maxUploadSize'))\n")
+              "print(config.get_option('runner.postScriptGC'), config.get_option('server.maxUploadSize'),\n"
+              "      config.get_option('client.toolbarMode'))\n")
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60,
                          env={"PATH": "/usr/bin:/bin", "HOME": str(ROOT / "no-home")})
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split() == ["False", str(MAX_UPLOAD_MB)]
+    assert out.stdout.split() == ["False", str(MAX_UPLOAD_MB), "viewer"]  # viewer: no Deploy button for visitors
 
 
 def test_example_secrets_parse_and_name_known_keys_and_copied_as_is_keep_the_default_database():

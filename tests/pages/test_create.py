@@ -370,6 +370,16 @@ def add_set(at, name, tags):
     return at
 
 
+def test_saving_a_set_says_what_was_saved_and_warns_past_the_hashtag_limit(app):
+    """It was saved without a word (the tags read differently from what was typed, and a 40-tag set passed)."""
+    add_set(app, "Travel", "travel, no hash; #ok #ok")
+    assert any(shown(s.value) == "Saved “travel”: #travel #no #hash #ok" for s in app.success)
+    add_set(app, "many", " ".join(f"#t{i}" for i in range(8)))
+    assert any("This set has 8 hashtags and Instagram allows 5 per post" in w.value for w in app.warning)
+    app.run()
+    assert not app.success and not app.warning  # said once
+
+
 def test_hashtag_sets_are_saved_and_added_to_a_caption_within_the_limit(app, db_url):
     from db import hashtag_sets
 

@@ -41,7 +41,7 @@ def test_stats_table_and_exports(rated, app, downloads):
     no_exceptions(at)
     table = at.dataframe[0].value.set_index("Model")
     assert table.loc["ViT-GPT2 · last block", "Ratings"] == 2
-    assert table.loc["ViT-GPT2 · last block", "Mean stars"] == 3.0
+    assert table.loc["ViT-GPT2 · last block", "Mean stars"] == "3.00"
     assert table.loc["Written by hand", "5★"] == 1
     assert table.loc["nlpconnect · all parameters", "Ratings"] == 0
     wide = read_csv(downloads["evaluation.download_wide"])

@@ -33,8 +33,9 @@ def test_leaderboard_of_a_simulated_study(app_env, db_url, downloads):  # noqa: 
     assert list(board["Ratings"]) == [24, 24, 24] and list(board["Votes"]) == [32, 32, 32]
     # The header counts what the figures rest on (8 photos × 3 models × 3 raters; 3 pairs × 8 photos × 2).
     assert "8 photos × 3 models · 72 ratings · 48 votes" in page_text(at)
-    assert board.loc["good", "Rank"] == 1 <= board.loc["fair", "Rank"] <= board.loc["poor", "Rank"] and (
-        board.loc["poor", "Rank"] > 1)
+    rank = board["Rank"].astype(int)  # text, so that an unranked model shows "—" (not a grey "None")
+    assert rank["good"] == 1 <= rank["fair"] <= rank["poor"] and rank["poor"] > 1
+    assert "Still needed" not in board.columns  # every figure shown: nothing needed
     assert board.loc["good", "Mean stars [95 % CI]"].startswith("4.")
     assert "[" in board.loc["good", "Bradley–Terry [95 % CI]"]
     charts = at.get("vega_lite_chart")
@@ -65,6 +66,8 @@ def test_a_new_study_says_what_data_is_missing(study, app):  # noqa: F811 - `stu
     assert "Not enough data yet for Krippendorff" in text
     board = frame_with(at, "Rank")
     assert all("10 more ratings" in needs for needs in board["Still needed"])
+    assert list(board.columns[:3]) == ["Rank", "Model", "Still needed"]  # where it is not cut off
+    assert set(board["Rank"]) == {"—"} and set(board["Arena score"]) == {"—"}
     assert "(10 ratings on at least 8 photos, or 10 votes on at least 8)" in text  # igcap.leaderboard.Thresholds
     assert all(v == "not enough data" for v in board["Mean stars [95 % CI]"])
     assert "No votes yet" in text

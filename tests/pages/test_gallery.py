@@ -23,7 +23,7 @@ def test_lists_saved_captions_newest_first(saved, app):
     positions = [next(i for i, t in enumerate(texts) if name in t) for name in ("A blue thing", "Red square")]
     assert positions == sorted(positions)  # the blue photo was saved last
     assert len(at.image) == 2
-    assert "4 caption(s)" in at.caption[0].value or any("4 caption(s)" in c.value for c in at.caption)
+    assert any("4 captions of 2 photos" in c.value for c in at.caption)
 
 
 def test_rating_needs_a_rater_name(saved, app):
@@ -146,7 +146,7 @@ def test_pages_hold_whole_photos(saved, app, db_url):
                 repo.add_caption(session=session, photo=row, model_key="manual", text=f"Extra {i}.{n}")
     at = gallery(app)
     assert len(at.image) == 12
-    assert any("28 caption(s) of 14 photo(s) · page 1 of 2" in c.value for c in at.caption)
+    assert any("28 captions of 14 photos · page 1 of 2" in c.value for c in at.caption)
     at.pagination(key="gallery.page").set_value(2).run()
     no_exceptions(at)
     assert len(at.image) == 2
@@ -247,3 +247,18 @@ def test_save_changes_is_never_disabled(saved, app, db_url):
     at = gallery(app)
     cid = saved["Blue sky"]
     assert not at.button(key=f"edit.{cid}.save").disabled  # a disabled button swallows the first click
+
+
+def test_an_empty_gallery_and_a_search_that_finds_nothing_say_different_things(saved, app):
+    at = gallery(app)
+    at.text_input(key="gallery.search").set_value("zzz-nowhere").run()
+    no_exceptions(at)
+    assert any("No caption matches these filters" in i.value for i in at.info)
+    assert not any("Nothing saved yet" in i.value for i in at.info)
+
+
+def test_an_empty_gallery_says_where_captions_come_from(app):
+    at = gallery(app)
+    no_exceptions(at)
+    assert any("Nothing saved yet: captions you save on the Create page" in i.value for i in at.info)
+    assert not at.get("pagination") and not any("caption" in c.value and "page 1 of" in c.value for c in at.caption)

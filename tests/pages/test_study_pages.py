@@ -81,6 +81,7 @@ def test_two_raters_rate_blind_until_every_caption_has_k_ratings(study, app_env,
     ann = open_page(new_app("Ann"), "rate.py")
     no_exceptions(ann)
     assert "0 of 4 rated by you" in page_text(ann)
+    assert sum("1 — poor · 5 — excellent" in c.value for c in ann.caption) == 2  # the scale, per criterion
     given = []
     for n in range(4):
         assert not shows_a_model_name(ann), page_text(ann)
@@ -157,6 +158,12 @@ def test_create_a_study_from_gallery_photos_and_write_its_captions(study, app, d
     no_exceptions(at)
     assert any("Created the study" in s.value for s in at.success)
     assert at.selectbox(key="studies.study").value == "From the gallery"  # the new study is chosen
+    # the form starts empty for the next study: it kept everything, and a second press said "already exists"
+    assert at.text_input(key="studies.name").value == "" and at.multiselect(key="studies.picked").value == []
+    assert at.button(key="studies.create").disabled
+    assert any("To create the study, add a name and at least one photo." in c.value for c in at.caption)
+    at.run()
+    assert not any("Created the study" in s.value for s in at.success)  # said once
     at.button(key="studies.generate.From the gallery").click().run()
     no_exceptions(at)
     with transaction(engine, write=False) as s:
@@ -212,7 +219,7 @@ def test_a_study_is_deleted_only_once_its_name_is_typed_and_its_photos_stay(stud
     no_exceptions(at)
     [done] = at.success
     assert done.value.startswith("Deleted the study “\\*\\*bold\\*\\* \\_x\\_”")  # Markdown source of the plain text
-    assert any("No study yet" in i.value for i in at.info)
+    assert any("No studies yet: create the first one below" in i.value for i in at.info)
     engine.dispose()
 
 
@@ -279,12 +286,12 @@ def test_photos_uploaded_for_a_study_are_kept_at_the_stored_size_and_let_go_when
     from tests import builders
 
     at = open_page(app, "studies.py")
-    at.file_uploader(key="studies.upload").set_value(
+    at.file_uploader(key="studies.upload.0").set_value(
         [("wide.jpg", builders.photo_bytes(size=(3000, 2000)), "image/jpeg")]).run()
     no_exceptions(at)
     [photo] = at.session_state["studies.decoded"].values()
     assert photo.image.size == (1080, 720) and (photo.width, photo.height) == (3000, 2000)
-    at.file_uploader(key="studies.upload").clear().run()
+    at.file_uploader(key="studies.upload.0").clear().run()
     no_exceptions(at)
     assert at.session_state["studies.decoded"] == {}
 
