@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import Counter
 
 import pandas as pd
 import streamlit as st
@@ -58,8 +59,9 @@ def create_form() -> None:
     from igcap.decoding import DEFAULT_PRESET, PRESETS
 
     cols = st.columns(3)
-    preset = cols[0].selectbox("Decoding", list(PRESETS), index=list(PRESETS).index(DEFAULT_PRESET),
-                               key="studies.preset", help="One setting for every model: one caption per photo each.")
+    preset = cols[0].selectbox("Style", list(PRESETS), index=list(PRESETS).index(DEFAULT_PRESET),
+                               format_func=str.capitalize, key="studies.preset",
+                               help="As on the Create page, one style for every model: one caption per photo each.")
     criteria = cols[1].text_input("Criteria (comma-separated)", value="overall", key="studies.criteria",
                                   help="e.g. overall, fits-photo, sounds-like-instagram")
     k = cols[2].number_input("Ratings per caption (k)", 1, 100, 3, key="studies.k")
@@ -122,8 +124,9 @@ def _picked() -> list[int]:
         photos = {p.id: p.name for p in studies.pickable_photos(session=session)}
     if not photos:
         st.info("The gallery has no photos yet: upload them here instead.", icon="🖼️")
-    return st.multiselect("Photos from the gallery", list(photos), format_func=lambda pid: f"{photos[pid]} (#{pid})",
-                          key="studies.picked")
+    names = Counter(photos.values())  # a number only where two photos have one name
+    return st.multiselect("Photos from the gallery", list(photos), key="studies.picked",
+                          format_func=lambda pid: photos[pid] if names[photos[pid]] == 1 else f"{photos[pid]} (#{pid})")
 
 
 @st.cache_resource(show_spinner=False)
