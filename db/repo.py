@@ -25,15 +25,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, String, cast, func, literal, or_, select
-from sqlalchemy.ext.compiler import compiles
+from sqlalchemy import ColumnElement, Float, cast, func, literal, or_, select
 from sqlalchemy.orm import Session, aliased, joinedload
-from sqlalchemy.sql.functions import FunctionElement
 
 from db.models import (DEFAULT_CRITERION, IDENTITY_LENGTH, LOCAL_OWNER, MANUAL, Caption, Photo, Rating, Study,
                        StudyPhoto, Vote, utcnow)
 from db.people import SQL_FUNCTION as SQL_PERSON
-from db.search import has_every_word
+from db.search import has_every_word, text_rule
 from db.people import first_names, person
 
 RATER_MAX = IDENTITY_LENGTH  # a typed name (at most 80, the box says) or a signed-in identity (e-mail)
@@ -267,22 +265,8 @@ def stored_rater(*, session: Session, rater: str | None) -> str:
     return name
 
 
-class _Person(FunctionElement):
-    """``db.people.person`` in SQL: the registered function on SQLite (whose lower() folds ASCII only: "émile"
-    did not find the stars "Émile" gave), lower() elsewhere (PostgreSQL's is Unicode-aware)."""
-
-    type = String()
-    inherit_cache = True
-
-
-@compiles(_Person)
-def _person_lower(element, compiler, **kw):
-    return f"lower({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(_Person, "sqlite")
-def _person_sqlite(element, compiler, **kw):
-    return f"{SQL_PERSON}({compiler.process(element.clauses, **kw)})"
+# ``db.people.person`` in SQL (on SQLite, lower() alone did not let "émile" find the stars "Émile" gave)
+_Person = text_rule(SQL_PERSON, "db.people.person in SQL: who a stored rater name means")
 
 
 def _same_rater(column, name: str) -> ColumnElement[bool]:

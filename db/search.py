@@ -22,19 +22,25 @@ def fold(text: str | None) -> str | None:
     return None if text is None else unicodedata.normalize("NFC", text).casefold()
 
 
-class _Folded(FunctionElement):
-    type = String()
-    inherit_cache = True
+def text_rule(sqlite_function: str, doc: str) -> type[FunctionElement]:
+    """A SQL expression class for a Python rule on text: ``sqlite_function`` on SQLite (the Python function
+    db.engine registers under that name, as SQLite's lower() folds ASCII only), lower() elsewhere (PostgreSQL's
+    is Unicode-aware). This module's fold and db.people's person (db.repo) go into SQL this way."""
+    rule = type(f"TextRule_{sqlite_function}", (FunctionElement,), {"type": String(), "inherit_cache": True,
+                                                                       "__doc__": doc})
+
+    @compiles(rule)
+    def _lower(element, compiler, **kw):
+        return f"lower({compiler.process(element.clauses, **kw)})"
+
+    @compiles(rule, "sqlite")
+    def _registered(element, compiler, **kw):
+        return f"{sqlite_function}({compiler.process(element.clauses, **kw)})"
+
+    return rule
 
 
-@compiles(_Folded)
-def _folded_lower(element, compiler, **kw):
-    return f"lower({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(_Folded, "sqlite")
-def _folded_sqlite(element, compiler, **kw):
-    return f"{SQL_FUNCTION}({compiler.process(element.clauses, **kw)})"
+_Folded = text_rule(SQL_FUNCTION, "fold() in SQL: a caption's text or a searched word, case folded")
 
 
 def has_every_word(search: str, *columns) -> list[ColumnElement[bool]]:

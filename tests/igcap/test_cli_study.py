@@ -122,8 +122,6 @@ def test_older_data_gives_the_same_leaderboard_from_the_database_and_from_its_ex
     """Rows stored before raters were matched by person: "ANN" beside "ann" on a caption, and bob voting twice
     on one pair. The database's rows count each person's latest judgement once; the files were read as
     they are (two raters, both votes), so `leaderboard --ratings/--votes` disagreed with `--study`."""
-    import json
-
     from db import Rating, Vote
 
     simulated_study(database)
@@ -138,15 +136,7 @@ def test_older_data_gives_the_same_leaderboard_from_the_database_and_from_its_ex
                    caption_b_id=voted.caption_a_id, model_a=voted.model_b, model_b=voted.model_a, text_a=voted.text_b,
                    text_b=voted.text_a, winner="a" if voted.winner == "a" else "b", rater="Bob"))
     engine.dispose()
-    boards = []
-    for args in (["--study", "sim", "--database", database],
-                 ["--ratings", str(tmp_path / "r.csv"), "--votes", str(tmp_path / "v.csv")]):
-        if args[0] == "--ratings":
-            assert main(["study", "export", "sim", "--ratings", args[1], "--votes", args[3], "--database", database]) == 0
-            capsys.readouterr()
-        assert main(["leaderboard", *args, "--bootstrap", "100", "--json", "-"]) == 0
-        boards.append(json.loads(capsys.readouterr().out))
-    from_db, from_files = boards
+    from_db, from_files = boards_from_database_and_files(database, tmp_path, capsys, bootstrap=100)
     keep = ("model_key", "ratings", "mean_stars", "votes", "wins", "losses", "bt_score")
     assert [{k: m[k] for k in keep} for m in from_files["models"]] == [{k: m[k] for k in keep}
                                                                       for m in from_db["models"]]
@@ -191,7 +181,6 @@ def test_a_rating_given_again_counts_from_the_files_as_in_the_database(database,
     """Older rows: "Ann" (low id) and a duplicate "ann" (high id, 1 star) on one caption; the person then rates
     it again through the app, which updates the row under the first name. The database counts the new
     stars; the files were read in their order (by caption, then id), so the stale 1 star won there."""
-    import json
     from datetime import datetime, timedelta, timezone
 
     from db import Rating, studies
@@ -209,15 +198,22 @@ def test_a_rating_given_again_counts_from_the_files_as_in_the_database(database,
         study = studies.get_study(session=s, name="sim")
         studies.rate_study_caption(session=s, study=study, caption_id=caption.id, rater="ann", stars={"overall": 5})
     engine.dispose()
+    from_db, from_files = boards_from_database_and_files(database, tmp_path, capsys, bootstrap=0)
+    assert [(m["model_key"], m["mean_stars"]) for m in from_files["models"]] == [
+        (m["model_key"], m["mean_stars"]) for m in from_db["models"]]
+    assert from_files["agreement"] == from_db["agreement"] and from_files["raters"] == from_db["raters"]
+
+
+def boards_from_database_and_files(database, tmp_path, capsys, bootstrap: int) -> tuple[dict, dict]:
+    """The study "sim"'s leaderboard JSON from `leaderboard --study`, and from its exported files."""
+    import json
+
     boards = []
     for args in (["--study", "sim", "--database", database],
                  ["--ratings", str(tmp_path / "r.csv"), "--votes", str(tmp_path / "v.csv")]):
         if args[0] == "--ratings":
             assert main(["study", "export", "sim", "--ratings", args[1], "--votes", args[3], "--database", database]) == 0
             capsys.readouterr()
-        assert main(["leaderboard", *args, "--bootstrap", "0", "--json", "-"]) == 0
+        assert main(["leaderboard", *args, "--bootstrap", str(bootstrap), "--json", "-"]) == 0
         boards.append(json.loads(capsys.readouterr().out))
-    from_db, from_files = boards
-    assert [(m["model_key"], m["mean_stars"]) for m in from_files["models"]] == [
-        (m["model_key"], m["mean_stars"]) for m in from_db["models"]]
-    assert from_files["agreement"] == from_db["agreement"] and from_files["raters"] == from_db["raters"]
+    return boards[0], boards[1]

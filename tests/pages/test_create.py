@@ -285,11 +285,16 @@ def test_large_upload_is_kept_at_1080_pixels(app, db_url):
     assert photo.image.size == (1080, 720) and (photo.width, photo.height) == (2400, 1600)
 
 
-def test_camera_photo_joins_the_uploads(app):
+def upload_and_shoot(app):
+    """A red photo uploaded and a green one taken with the camera."""
     upload(app, ("red.jpg", builders.photo_bytes(colour="red"), "image/jpeg"))
     app.toggle(key="create.use_camera").set_value(True).run()
     app.camera_input(key="create.camera").set_value(("shot.jpg", builders.photo_bytes(colour="green"),
                                                      "image/jpeg")).run()
+
+
+def test_camera_photo_joins_the_uploads(app):
+    upload_and_shoot(app)
     no_exceptions(app)
     assert len(app.image) == 2
     generate(app)
@@ -298,10 +303,7 @@ def test_camera_photo_joins_the_uploads(app):
 
 def test_a_camera_photo_stays_with_its_edits_after_the_camera_is_turned_off(app):
     """Camera off, then another upload: the shot was dropped with its cards and the edit on them."""
-    upload(app, ("red.jpg", builders.photo_bytes(colour="red"), "image/jpeg"))
-    app.toggle(key="create.use_camera").set_value(True).run()
-    app.camera_input(key="create.camera").set_value(("shot.jpg", builders.photo_bytes(colour="green"),
-                                                     "image/jpeg")).run()
+    upload_and_shoot(app)
     generate(app)
     edited = card_text_areas(app)[-1]
     edited.set_value("my words for the camera shot").run()

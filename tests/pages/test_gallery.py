@@ -47,22 +47,24 @@ def test_rating_stores_stars_for_the_rater(saved, app, db_url):
     assert [(r.rater, r.stars) for r in query(db_url, select(Rating))] == [("Alex", 2)]
 
 
-def test_edit_saved_caption_keeps_generated_text(saved, app, db_url):
-    at = gallery(app)
-    cid = saved["Blue sky"]
-    at.text_area(key=f"edit.{cid}").set_value("Blue sky, edited ☁️").run()
+def save_edit(at, cid: int, text: str):
+    """Type ``text`` in the caption's edit box and press its Save."""
+    at.text_area(key=f"edit.{cid}").set_value(text).run()
     at.button(key=f"edit.{cid}.save").click().run()
     no_exceptions(at)
+    return at
+
+
+def test_edit_saved_caption_keeps_generated_text(saved, app, db_url):
+    cid = saved["Blue sky"]
+    save_edit(gallery(app), cid, "Blue sky, edited ☁️")
     [caption] = query(db_url, select(Caption).where(Caption.id == cid))
     assert (caption.text, caption.generated_text) == ("Blue sky, edited ☁️", "Blue sky")
 
 
 def test_an_emptied_caption_is_refused_with_a_message_and_the_box_keeps_it(saved, app, db_url):
-    at = gallery(app)
     cid = saved["Blue sky"]
-    at.text_area(key=f"edit.{cid}").set_value("   ").run()
-    at.button(key=f"edit.{cid}.save").click().run()
-    no_exceptions(at)
+    at = save_edit(gallery(app), cid, "   ")
     assert any("A caption cannot be empty" in e.value for e in at.error)
     [caption] = query(db_url, select(Caption).where(Caption.id == cid))
     assert caption.text == "Blue sky"
