@@ -124,11 +124,13 @@ class Job:
         """True once cancel() was called: a running job should stop at its next step."""
         return self._stop.is_set()
 
-    def wait_turn(self, timeout: float | None = None) -> bool:
+    def wait_turn(self, timeout: float | None = None, may_start: Callable[[], bool] | None = None) -> bool:
         """Block until this job may run (True; it is then running), or ``timeout`` seconds (False).
+        ``may_start``: asked (under the queue's lock) before this call starts the job; False leaves it
+        waiting (the caller is no longer the one to run it).
 
         Raises JobCancelled if it was cancelled (by its owner, or dropped as abandoned)."""
-        return self.queue._wait_turn(self, timeout)
+        return self.queue._wait_turn(self, timeout, may_start)
 
     def place(self) -> Place | None:
         """Its place while waiting; None once it runs or ended."""
@@ -212,7 +214,7 @@ class GenerationQueue:
 
     # ------------------------------------------------------------ the jobs' side
 
-    def _wait_turn(self, job: Job, timeout: float | None) -> bool:
+    def _wait_turn(self, job: Job, timeout: float | None, may_start: Callable[[], bool] | None = None) -> bool:
         deadline = None if timeout is None else self.clock() + timeout
         with self._changed:
             while True:
@@ -222,7 +224,8 @@ class GenerationQueue:
                     return True
                 if job.state != WAITING:
                     raise JobCancelled(f"job {job.number} was cancelled")
-                if self._first_present() is job and len(self._running) < self.limits.jobs_at_once:
+                if (self._first_present() is job and len(self._running) < self.limits.jobs_at_once
+                        and (may_start is None or may_start())):
                     self._waiting.remove(job)
                     job.state, job.started = RUNNING, self.clock()
                     self._running.append(job)

@@ -134,16 +134,18 @@ def _take_turn(pending: Pending) -> None:
     if not pending.claim(run):  # an earlier run of this page is writing them, and is being stopped
         draw_results(pending.photos, pending.settings)
         return
-    button = st.empty()
-    if button.button("Cancel", key="create.cancel", icon="✖️", help="Leave the line; nothing is generated."):
-        _forget_pending()
-        st.info("Cancelled: nothing was generated.", icon="✖️")
-        draw_results(pending.photos, pending.settings)
-        return
-    status = st.status("Waiting for your turn…", expanded=False)
     keep = False
-    try:
-        while not job.wait_turn(POLL_SECONDS) or not pending.start(run):
+    try:  # from the claim on: however this run ends, the job is handed on, or finished
+        button = st.empty()
+        if button.button("Cancel", key="create.cancel", icon="✖️", help="Leave the line; nothing is generated."):
+            _forget_pending()
+            st.info("Cancelled: nothing was generated.", icon="✖️")
+            draw_results(pending.photos, pending.settings)
+            return
+        status = st.status("Waiting for your turn…", expanded=False)
+        # Only the job's latest waiter may start it: a run handed over, still inside wait_turn, started it
+        # and left it running with nobody writing its captions, holding the slot for everyone.
+        while not job.wait_turn(POLL_SECONDS, may_start=lambda: pending.waiter is run) or not pending.start(run):
             if pending.waiter is not run:  # a newer run of the page waits for it now
                 keep = True
                 return

@@ -285,3 +285,10 @@ def test_bad_queue_settings_name_the_key(key, value):
 
     with pytest.raises(ConfigError, match=key):
         Settings.from_env({key: value})
+
+
+def test_a_waiter_that_may_not_start_the_job_leaves_it_waiting():
+    queue = GenerationQueue(QueueLimits(jobs_per_owner=5))
+    job = queue.submit("me", ONE)
+    assert not job.wait_turn(0, may_start=lambda: False) and job.state == "waiting" and queue.running() == 0
+    assert job.wait_turn(0, may_start=lambda: True) and job.state == "running"
