@@ -774,7 +774,11 @@ def int8_agreement(demo_dir: Path | None = None, progress=print) -> dict:
     reports the default preset (beam search), which the app uses.
     """
     demo_dir = Path(demo_dir or Settings.from_env().demo_dir)
-    if not all((demo_dir / key / "config.json").is_file() for key in KEYS):
+    from igcap.data import SPLIT_VERSION, trained_split
+
+    current = all((demo_dir / key / "config.json").is_file()
+                  and (trained_split(demo_dir / key) or {}).get("version") == SPLIT_VERSION for key in KEYS)
+    if not current:  # missing, or trained on another split: their held-out photos would not be held out
         progress(f"training the demo models into {demo_dir} (a few minutes) …")
         with threads.torch_threads(1):
             build_demo_models(demo_dir, report=lambda *a: None)

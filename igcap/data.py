@@ -179,6 +179,29 @@ def image_header_ok(path: Path) -> bool:
     return check_photo_file(path) is None
 
 
+SPLIT_VERSION = 2  # 2: by photo, each photo's part from a hash (1: a shuffle of the rows); kept with a trained model
+
+
+def split_settings(seed: int, validation: float, test: float, max_samples: int | None) -> dict:
+    """What decides a split, as kept beside a trained model (training-metrics.json) for evaluate to check."""
+    return {"version": SPLIT_VERSION, "seed": seed, "validation": validation, "test": test,
+            "max_samples": max_samples}
+
+
+def trained_split(model_folder: Path) -> dict | None:
+    """The split a model folder was trained with (split_settings), {} for a model trained before splits were
+    kept (version 1), None when the folder has no training record."""
+    import json
+
+    path = Path(model_folder) / "training-metrics.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text()).get("split") or {}
+    except (OSError, ValueError):
+        return None
+
+
 def split_records(records: list[CaptionRecord], seed: int = 42, validation: float = 0.1, test: float = 0.1,
                   max_samples: int | None = None) -> Splits:
     """Train/validation/test by **photo**: every caption of a photo lands in the same part, so a held-out
@@ -197,22 +220,28 @@ def split_records(records: list[CaptionRecord], seed: int = 42, validation: floa
     for record in sorted(records, key=lambda r: (str(r.image), r.caption)):  # independent of CSV order
         by_photo.setdefault(photo_key(record), []).append(record)
     photos = sorted(by_photo, key=lambda k: (_unit(seed, "sample", k), k))
-    if max_samples:
+    if max_samples:  # whole photos while they fit (one with more captions than are left is passed over)
         kept, rows = [], 0
         for key in photos:
-            if kept and rows + len(by_photo[key]) > max_samples:
-                break
-            kept.append(key)
-            rows += len(by_photo[key])
+            if rows + len(by_photo[key]) <= max_samples:
+                kept.append(key)
+                rows += len(by_photo[key])
+        if not kept:
+            raise DataError(f"max samples ({max_samples}) is fewer than any photo's captions")
         photos = kept
     parts: dict[str, list[str]] = {"validation": [], "test": [], "train": []}
     for key in sorted(photos, key=lambda k: (_unit(seed, "part", k), k)):
         u = _unit(seed, "part", key)
         parts["validation" if u < validation else "test" if u < validation + test else "train"].append(key)
-    if len(photos) >= 3:  # tiny runs still evaluate: the train photos drawn highest move to an empty part
+    if not parts["train"]:  # training needs a photo: the held-out one drawn highest goes back
+        donor = max(("validation", "test"), key=lambda part: len(parts[part]))
+        parts["train"].append(parts[donor].pop())
+    if len(photos) >= 3:  # tiny runs still evaluate: a part with a photo to spare gives one to an empty part
         for part, fraction in (("validation", validation), ("test", test)):
-            if fraction and not parts[part] and len(parts["train"]) > 1:
-                parts[part].append(parts["train"].pop())
+            if fraction and not parts[part]:
+                donor = max((p for p in parts if p != part), key=lambda p: (len(parts[p]), p == "train"))
+                if len(parts[donor]) > 1:
+                    parts[part].append(parts[donor].pop())
     return Splits(**{part: [r for key in sorted(keys) for r in by_photo[key]] for part, keys in parts.items()})
 
 

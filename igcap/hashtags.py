@@ -9,14 +9,14 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from igcap.instagram import DEFAULT_LIMITS, InstagramLimits, hashtags, tag_chars, tag_key
+from igcap.instagram import DEFAULT_LIMITS, InstagramLimits, hashtags, tag_body, tag_key
 
 _SEPARATORS = re.compile(r"[\s,;]+")
 
 
 @functools.cache
 def _word() -> re.Pattern:
-    return re.compile(rf"#?([{tag_chars()}]+)")
+    return re.compile(rf"#?({tag_body()})")
 
 
 class HashtagSetError(ValueError):

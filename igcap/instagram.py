@@ -37,10 +37,15 @@ def tag_chars() -> str:
     return r"\w\u200c\u200d" + "".join(re.escape(r) if len(r) == 1 else r for r in ranges)
 
 
+def tag_body() -> str:
+    """A hashtag's body as a regular expression: a letter, digit or _ first, then tag_chars (so "#️⃣", the
+    keycap emoji, which is "#" and two marks, is no hashtag)."""
+    return rf"\w[{tag_chars()}]*"
+
+
 @functools.cache
 def _hashtag() -> re.Pattern:
-    chars = tag_chars()
-    return re.compile(rf"(?<![{chars}#])#([{chars}]+)")
+    return re.compile(rf"(?<![{tag_chars()}#])#({tag_body()})")
 
 
 def tag_key(tag: str) -> str:

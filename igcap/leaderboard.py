@@ -450,8 +450,17 @@ def _star_estimates(ratings, models, bootstrap, rng, confidence) -> dict[str, _E
                 boots.append((weights @ sums) / (weights @ counts))
         cis = percentile_intervals(np.concatenate(boots), confidence, len(photos))
     total, n = sums.sum(axis=0), counts.sum(axis=0)
-    return {m: _estimate(float(total[i] / n[i]) if n[i] else None, cis[i] if n[i] else None, int(n[i]),
-                         int((counts[:, i] > 0).sum())) for i, m in enumerate(models)}
+    found = {m: _estimate(float(total[i] / n[i]) if n[i] else None, cis[i] if n[i] else None, int(n[i]),
+                          int((counts[:, i] > 0).sum())) for i, m in enumerate(models)}
+    return {m: replace(e, ci=rule_of_three(e.point, e.photos)) if e.flat else e for m, e in found.items()}
+
+
+def rule_of_three(point: float, photos: int) -> tuple[float, float]:
+    """A 95 % interval for mean stars whose every rating is ``point``, which no resampling can widen: by the
+    rule of three (Hanley and Lippman-Hand 1983), up to 3/n of its n photos could get other ratings without a
+    study of n photos showing any, 95 % of the time; those could lie anywhere on the scale."""
+    share = min(1.0, 3 / max(photos, 1))
+    return (point - share * (point - STARS[0]), point + share * (STARS[-1] - point))
 
 
 def _bt_estimates(votes, models, bootstrap, rng, confidence, ridge) -> dict[str, _Estimate]:
@@ -535,8 +544,8 @@ def _standing(model, stars: _Estimate, strength: _Estimate, votes, automatic, t:
     enough_votes = "votes" not in needs and "voted_photos" not in needs and strength.point is not None
     notes = []
     if enough_stars and bootstrap and stars.flat:
-        notes.append(f"every resample of its ratings gives {stars.point:.2f} stars (they do not vary enough): "
-                     "no interval, so not ranked by stars until they do")
+        notes.append(f"every rating of it is {stars.point:g} stars, which resampling cannot widen: its interval "
+                     f"allows other ratings on up to 3 of its {stars.photos} photos (the rule of three)")
     if enough_votes:
         notes += vote_notes
         if bootstrap and strength.flat:
@@ -566,9 +575,9 @@ def _ranked(standings: list[ModelStanding], group: Mapping[str, frozenset[str]],
     """Chatbot Arena's rank: 1 + how many models have an interval wholly above this model's. By votes, only
     models of the same group count (scores of groups that never met are not on one scale). With intervals
     asked for, a figure without one (every resample the same) is not ranked."""
-    by_bt = [s for s in standings if s.bt_score is not None]
-    by_stars = [s for s in standings if s.mean_stars is not None]
-    if len(by_bt) >= 2:
+    by_bt = [s for s in standings if s.bt_score is not None and (s.bt_ci or not bootstrap)]
+    by_stars = [s for s in standings if s.mean_stars is not None and (s.mean_stars_ci or not bootstrap)]
+    if len(by_bt) >= 2:  # (fewer with an interval, e.g. only ties: by stars, which can tell them apart)
         rank_by, bounds = "bt", {s.model_key: s.bt_ci or (s.bt_score, s.bt_score) for s in by_bt
                                  if s.bt_ci or not bootstrap}
     elif len(by_stars) >= 2:

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from igcap import architecture, shapes
-from igcap.data import CaptionCollator, CaptionDataset, load_splits
+from igcap.data import CaptionCollator, CaptionDataset, load_splits, split_settings
 from igcap.evaluation import evaluate_folder
 from igcap.modelcard import model_card
 from igcap.registry import BASES, DEFAULT_BASE, DEFAULT_MODELS, MARKER_FILE
@@ -234,6 +234,7 @@ class TrainResult:
     splits: dict[str, int]
     skipped: dict[str, int]
     metrics: dict = field(default_factory=dict)  # validation loss before/after, history, caption metrics
+    split: dict = field(default_factory=dict)  # what decided the split (igcap.data.split_settings)
 
 
 def train(settings: TrainSettings, report=print) -> TrainResult:
@@ -265,7 +266,8 @@ def train(settings: TrainSettings, report=print) -> TrainResult:
         metrics["validation_loss"] = trainer.evaluate(metric_key_prefix=BEST)[f"{BEST}_loss"]
         best = _checkpoint_step(trainer.state.best_model_checkpoint)
         metrics["best_epoch"] = evaluations[best]["epoch"] if best in evaluations else None
-    result = TrainResult(Path(settings.out), built.trainable, built.total, splits.sizes(), dict(table.skipped), metrics)
+    result = TrainResult(Path(settings.out), built.trainable, built.total, splits.sizes(), dict(table.skipped), metrics,
+                         split_settings(settings.seed, settings.validation, settings.test, settings.max_samples))
     trainer.save_model(str(settings.out))  # on every process: FSDP/DeepSpeed gather the weights together
     if trainer.is_world_process_zero():
         save_published(built, settings, result, splits.test, report)

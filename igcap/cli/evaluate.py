@@ -39,6 +39,7 @@ def run(args) -> int:
         splits, _ = load_splits(args.data, args.seed, args.validation, args.test, args.max_samples)
     except (KeyError, DataError) as err:
         raise CliError(str(err).strip("'\"")) from None
+    _check_split(args)
     records = splits.train + splits.validation + splits.test if args.split == "all" else getattr(splits, args.split)
     records = records[: args.limit] if args.limit else records
     if not records:
@@ -50,6 +51,26 @@ def run(args) -> int:
         raise CliError(f"{err.message} {err.hint}") from None
     print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) if args.json else report.table())
     return 0
+
+
+def _check_split(args) -> None:
+    """Warn when the held-out photos asked for are not the ones the model's training held out."""
+    import sys
+    from pathlib import Path
+
+    from igcap.data import split_settings, trained_split
+
+    if args.split == "all" or not Path(args.model).is_dir():
+        return
+    trained = trained_split(Path(args.model))
+    if trained is None:
+        return
+    asked = split_settings(args.seed, args.validation, args.test, args.max_samples)
+    if trained != asked:
+        was = ("an earlier split (rows shuffled, not photos)" if not trained else
+               ", ".join(f"{k} {trained.get(k)}" for k in asked if trained.get(k) != asked[k]))
+        print(f"note: this model was trained with {was}; the {args.split} photos scored here are not the ones its "
+              f"training held out, and it may have trained on some of them", file=sys.stderr)
 
 
 def _decoding(args, default):

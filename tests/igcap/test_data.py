@@ -280,3 +280,21 @@ def test_the_dataset_check_follows_the_photo_rules_in_a_fresh_process(tmp_path):
     found = json.loads(done.stdout)
     assert found["usable"] == ["IMG_0001.heic", "IMG_0003.HEIC", "IMG_0004.JPG"]
     assert found["skipped"] == {"photo over the file-size or pixel limit": 2}
+
+
+def test_training_always_keeps_a_photo_and_max_samples_is_never_exceeded():
+    """Drawn by hash, a tiny dataset could put every photo in the held-out parts (3 photos, seed 391: train
+    empty); and the first photo was kept even when it alone had more captions than max_samples."""
+    for n in (1, 2, 3, 4):
+        for seed in range(400):
+            sizes = split_records(records(n), seed=seed).sizes()
+            assert sizes["train"] >= 1 and sum(sizes.values()) == n, (n, seed, sizes)
+            if n >= 3:
+                assert sizes["validation"] >= 1 and sizes["test"] >= 1
+    rows = [data.CaptionRecord(image=data.Path(f"/x/{i}.jpg"), caption=f"c{i}.{k}") for i in range(10)
+            for k in range(1 + i % 3)]
+    for cap in (1, 2, 5, 7):
+        assert sum(split_records(rows, max_samples=cap).sizes().values()) <= cap
+    with pytest.raises(DataError):
+        split_records([data.CaptionRecord(image=data.Path("/x/a.jpg"), caption=f"c{k}") for k in range(5)],
+                      max_samples=2)

@@ -76,3 +76,16 @@ def test_the_same_hashtag_however_its_accent_was_typed():
 
     assert tag_key("#Café") == tag_key("cafe\u0301") == "café"
     assert tag_key("#भारत") != tag_key("#भालू")
+
+
+def test_the_keycap_emoji_is_not_a_hashtag():
+    # "#️⃣" is "#" + U+FE0F + U+20E3, both marks: with marks allowed anywhere it counted as a hashtag
+    from igcap.hashtags import HashtagSetError, parse_hashtag_set
+    from igcap.instagram import hashtags
+    from igcap.text import clean_caption
+
+    assert hashtags("Press #️⃣ then #️⃣ again #fun") == ["fun"]
+    assert instagram_stats(" ".join(["#️⃣"] * 6)).hashtags == 0
+    assert clean_caption("Press #️⃣ then #️⃣ again #fun") == "Press #️⃣ then #️⃣ again #fun"
+    with pytest.raises(HashtagSetError):
+        parse_hashtag_set("#️⃣ travel")

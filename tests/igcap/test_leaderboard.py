@@ -279,18 +279,30 @@ def test_a_set_of_models_that_never_lost_to_the_rest_gets_the_prior_note():
     assert all(not m.notes for m in fair.models)
 
 
-def test_a_figure_whose_resamples_never_vary_has_no_interval_and_no_rank():
-    # Ten 5-star ratings on eight photos: every resample is 5.00, a zero-width "interval" that would rank it
-    # clearly above a model with 300 ratings averaging 4.75.
+def test_a_figure_whose_resamples_never_vary_gets_the_rule_of_threes_interval():
+    """Ten 5-star ratings on eight photos: every resample is 5.00, and a zero-width "interval" ranked it
+    clearly above a model with 300 ratings averaging 4.75; left unranked, it fell below one averaging 2.9."""
     new = [RatingRow(f"n{i % 8}", "new", f"r{i}", 5, caption_id=f"n{i}") for i in range(10)]
     rng = np.random.default_rng(0)
     old = [RatingRow(f"o{i % 100}", "old", f"r{i}", int(rng.choice([4, 5, 5, 5])), caption_id=f"o{i}")
            for i in range(300)]
+    worse = [RatingRow(f"w{i % 10}", "worse", f"r{i}", int(rng.choice([2, 3, 3, 4])), caption_id=f"w{i}")
+             for i in range(40)]
     board = compute_leaderboard(new + old, [], bootstrap=300)
-    assert board.model("new").mean_stars == 5 and board.model("new").mean_stars_ci is None
-    assert board.model("new").rank is None and board.model("old").rank == 1
-    assert any("do not vary" in n for n in board.model("new").notes)
-    assert board.models[0].model_key == "old"
+    flat = board.model("new")
+    assert flat.mean_stars == 5 and flat.mean_stars_ci == pytest.approx((5 - 3 / 8 * 4, 5))
+    assert any("rule of three" in n for n in flat.notes)
+    assert (flat.rank, board.model("old").rank) == (1, 1)  # intervals overlap: a shared place
+    against_worse = compute_leaderboard(new + worse, [], bootstrap=300)
+    assert [(m.model_key, m.rank) for m in against_worse.models] == [("new", 1), ("worse", 2)]
+
+
+def test_votes_that_are_all_ties_leave_the_ranking_to_the_stars():
+    votes = _votes({("A", "B"): (0, 0, 12, 0)})
+    ratings = [RatingRow(f"p{i % 8}", m, f"r{i}", stars, caption_id=f"{m}{i}")
+               for i in range(16) for m, stars in (("A", 4 + i % 2), ("B", 1 + i % 2))]
+    board = compute_leaderboard(ratings, votes, bootstrap=200, thresholds=NO_THRESHOLDS)
+    assert board.rank_by == "stars" and [(m.model_key, m.rank) for m in board.models] == [("A", 1), ("B", 2)]
 
 
 def test_each_win_rate_comes_with_the_number_of_votes_it_rests_on():

@@ -385,3 +385,23 @@ def test_continuing_from_a_captioner_without_tokenizer_files_uses_the_bases(hub_
     out = capsys.readouterr().out
     assert "has no tokenizer of its own: using gpt2's" in out and "has no image processor of its own" in out
     assert (tmp_path / "out" / "tokenizer.json").is_file() or (tmp_path / "out" / "tokenizer_config.json").is_file()
+
+
+@pytest.mark.slow
+def test_evaluate_says_when_its_held_out_photos_are_not_the_trainings(trained, shapes, tmp_path, capsys):
+    """The split changed (by photo, by hash): a model trained before it, or evaluated with another seed, is
+    scored on photos its training may have seen; evaluate says so (it scored them without a word)."""
+    base = ["evaluate", "--data", str(shapes), "--limit", "2", "--no-loss", "--json", "--max-caption-tokens", "8"]
+    record = json.loads((trained / "training-metrics.json").read_text())
+    assert record["split"] == {"version": 2, "seed": 42, "validation": 0.1, "test": 0.1, "max_samples": None}
+    with demo.torch_threads(1):
+        assert main([*base, "--model", str(trained)]) == 0
+        assert "note:" not in capsys.readouterr().err
+        assert main([*base, "--model", str(trained), "--seed", "7"]) == 0
+        assert "trained with seed 42" in capsys.readouterr().err
+        older = tmp_path / "older"
+        shutil.copytree(trained, older, ignore=shutil.ignore_patterns("checkpoints"))
+        del record["split"]
+        (older / "training-metrics.json").write_text(json.dumps(record))
+        assert main([*base, "--model", str(older)]) == 0
+        assert "an earlier split (rows shuffled, not photos)" in capsys.readouterr().err

@@ -71,6 +71,9 @@ def test_a_new_study_says_what_data_is_missing(study, app):  # noqa: F811 - `stu
     assert "(10 ratings on at least 8 photos, or 10 votes on at least 8)" in text  # igcap.leaderboard.Thresholds
     assert all(v == "not enough data" for v in board["Mean stars [95 % CI]"])
     assert "No votes yet" in text
+    # two photos: below what the figures need, which ratings alone cannot fix (photos cannot be added)
+    assert any("This study has 2 photos and the leaderboard's figures need ratings or votes on at least 8"
+               in w.value for w in at.warning)
 
 
 def test_agreement_says_when_raters_never_differ(app_env, db_url):

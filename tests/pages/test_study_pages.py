@@ -151,6 +151,7 @@ def test_create_a_study_from_gallery_photos_and_write_its_captions(study, app, d
     with transaction(engine, write=False) as s:
         photo_ids = [p.id for p in studies.pickable_photos(session=s)]
     at.multiselect(key="studies.picked").set_value(photo_ids).run()
+    assert any(f"this study would have {len(photo_ids)}, and photos cannot be added" in w.value for w in at.warning)
     at.multiselect(key="studies.models").set_value(MODELS).run()
     at.selectbox(key="studies.preset").set_value("fast").run()
     at.text_input(key="studies.criteria").set_value("overall, fits-photo").run()
