@@ -115,13 +115,15 @@ def set_buttons(key: str, current: Callable[[], str], apply: Callable[[str], Non
     sets = saved_sets()
     if not sets:
         return
-    # One small button that opens the sets: a row of set buttons per caption made each card on a phone (where
-    # columns stack) several screens tall.
-    with st.popover("＃ Add a hashtag set", help="Your saved sets (Hashtag sets, above): a click adds the set's "
-                    "hashtags the caption does not have yet, within Instagram's limit."):
-        for name, tags in sets:
-            st.button(f"＋ {_plain(name)}", key=f"{key}.set.{name}", help=_plain(" ".join(tags)),
-                      on_click=_add, args=(key, tags, current, apply), width="stretch")
+    # One compact row per caption: a button per set made each card on a phone (where columns stack) several
+    # screens tall, and a popover of buttons stayed open, so the next click (Save) only closed it.
+    tags_of = dict(sets)
+    chooser = f"{key}.sets"
+    st.selectbox("Add a hashtag set", list(tags_of), index=None, key=chooser, label_visibility="collapsed",
+                 placeholder="＃ Add a hashtag set…", format_func=lambda name: f"{name}: {' '.join(tags_of[name])}",
+                 help="Your saved sets (Hashtag sets, above): choosing one adds its hashtags the caption does not "
+                      "have yet, within Instagram's limit.",
+                 on_change=_add_chosen, args=(key, chooser, tags_of, current, apply))
     note = st.session_state.setdefault(_NOTES, {}).pop(key, None)
     if note:
         st.caption(_plain(note))  # quotes the tags as typed
@@ -130,6 +132,15 @@ def set_buttons(key: str, current: Callable[[], str], apply: Callable[[str], Non
 def _plain(text: str) -> str:
     """A set's name or tags in a label or tooltip, which Streamlit reads as Markdown: shown as typed."""
     return escape_markdown(text)
+
+
+def _add_chosen(key: str, chooser: str, tags_of: dict, current: Callable[[], str],
+                apply: Callable[[str], None]) -> None:
+    """The chooser's callback: add the chosen set, then show the placeholder again (ready for another)."""
+    name = st.session_state.get(chooser)
+    if name in tags_of:
+        _add(key, tags_of[name], current, apply)
+    st.session_state[chooser] = None
 
 
 def _add(key: str, tags: list[str], current: Callable[[], str], apply: Callable[[str], None]) -> None:
