@@ -20,7 +20,8 @@ What is computed, and why this way:
   not on one scale: :mod:`igcap.comparison_graph`). The interval comes from the same photo bootstrap.
 - **Rank** as in Chatbot Arena: 1 + the number of models whose interval lies wholly above this model's, so
   models whose intervals overlap share a place. Ranked by Bradley–Terry when at least two models have
-  enough votes (among the models of its group), else by mean stars; a figure whose resamples never vary
+  enough votes (among the models of its group), else by mean stars. Mean stars whose resamples never vary
+  (every rating the same) get the rule of three's interval; a score from votes that never vary (only ties)
   has no interval and no rank.
 - **Krippendorff's alpha** (ordinal metric) over captions rated by two or more people, with how many
   captions (units) and raters it rests on.
@@ -133,6 +134,11 @@ class Thresholds:
     voted_photos: int = 8  # ... on at least this many different photos
     agreement_units: int = 10  # captions with two or more ratings before alpha is shown
     agreement_raters: int = 2
+
+    @property
+    def photos(self) -> int:
+        """The fewest photos a study needs before every figure can be shown."""
+        return max(self.rated_photos, self.voted_photos)
 
     def __post_init__(self):
         for name, value in asdict(self).items():
@@ -419,7 +425,7 @@ class _Estimate:
     ci: tuple[float, float] | None
     count: int
     photos: int
-    flat: bool = False  # every resample gave the same figure: the interval has no width, and is withheld
+    flat: bool = False  # every resample gave the same figure: no interval (for stars, the rule of three's)
 
 
 def _estimate(point, ci, count: int, photos: int) -> _Estimate:
@@ -574,15 +580,14 @@ def _ranked(standings: list[ModelStanding], group: Mapping[str, frozenset[str]],
             bootstrap: int) -> tuple[str | None, list[ModelStanding]]:
     """Chatbot Arena's rank: 1 + how many models have an interval wholly above this model's. By votes, only
     models of the same group count (scores of groups that never met are not on one scale). With intervals
-    asked for, a figure without one (every resample the same) is not ranked."""
+    asked for, a score without one (votes whose every resample is the same, e.g. only ties) is not ranked;
+    fewer than two ranked by votes, the stars rank."""
     by_bt = [s for s in standings if s.bt_score is not None and (s.bt_ci or not bootstrap)]
     by_stars = [s for s in standings if s.mean_stars is not None and (s.mean_stars_ci or not bootstrap)]
     if len(by_bt) >= 2:  # (fewer with an interval, e.g. only ties: by stars, which can tell them apart)
-        rank_by, bounds = "bt", {s.model_key: s.bt_ci or (s.bt_score, s.bt_score) for s in by_bt
-                                 if s.bt_ci or not bootstrap}
+        rank_by, bounds = "bt", {s.model_key: s.bt_ci or (s.bt_score, s.bt_score) for s in by_bt}
     elif len(by_stars) >= 2:
-        rank_by, bounds = "stars", {s.model_key: s.mean_stars_ci or (s.mean_stars, s.mean_stars) for s in by_stars
-                                    if s.mean_stars_ci or not bootstrap}
+        rank_by, bounds = "stars", {s.model_key: s.mean_stars_ci or (s.mean_stars, s.mean_stars) for s in by_stars}
     else:
         return None, sorted(standings, key=lambda s: s.model_key)
 
@@ -610,11 +615,8 @@ def win_rates(votes: Iterable[VoteRow], models: Sequence[str]) -> dict[str, dict
 
 def games(votes: Iterable[VoteRow], models: Sequence[str]) -> dict[str, dict[str, int]]:
     """{row: {column: votes}}: how many votes compared the two models (what each win rate rests on)."""
-    index = {m: i for i, m in enumerate(models)}
-    played = np.zeros((len(models), len(models)), dtype=int)
-    for v in votes:
-        played[index[v.model_a], index[v.model_b]] += 1
-        played[index[v.model_b], index[v.model_a]] += 1
+    wins = win_matrix(votes, models)  # each vote puts one whole win between its two models
+    played = np.rint(wins + wins.T).astype(int)
     return {a: {b: int(played[i, j]) for j, b in enumerate(models) if j != i} for i, a in enumerate(models)}
 
 

@@ -51,7 +51,9 @@ def study_leaderboard(name: str) -> None:
     of = f" ({criterion})" if len(criteria) > 1 else ""
     st.caption(plain(f"{counts['photos']} photos × {len(models)} models · {ratings} ratings{of} · {votes} votes · "
                      f"95 % intervals from {board['bootstrap']} bootstrap resamples of photos"))
-    least = max(board["thresholds"]["rated_photos"], board["thresholds"]["voted_photos"])
+    from igcap.leaderboard import Thresholds
+
+    least = Thresholds(**board["thresholds"]).photos
     if counts["photos"] < least:
         st.warning(f"This study has {counts['photos']} photos and the leaderboard's figures need ratings or votes "
                    f"on at least {least}: it can show counts but no means, scores or ranks. A study with more "

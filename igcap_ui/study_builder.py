@@ -81,16 +81,12 @@ def create_form() -> None:
                 st.rerun()
     if missing:
         st.caption("To create the study, add " + _and(missing) + ".")
-    least = _least_photos()
+    from igcap.leaderboard import Thresholds
+
+    least = Thresholds().photos
     if (photos or picked) and len(photos) + len(picked) < least:
         st.warning(f"The leaderboard shows figures once ratings or votes cover at least {least} photos; this study "
                    f"would have {len(photos) + len(picked)}, and photos cannot be added to a study later.", icon="📷")
-
-
-def _least_photos() -> int:
-    from igcap.leaderboard import Thresholds
-
-    return max(Thresholds().rated_photos, Thresholds().voted_photos)
 
 
 def _and(parts: list[str]) -> str:
