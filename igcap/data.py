@@ -172,13 +172,6 @@ def resolve_image(folder: Path, name: str) -> Path | None:
     return None
 
 
-def image_header_ok(path: Path) -> bool:
-    """Whether training will be able to use the photo, by igcap.images' own rules (its formats, HEIC
-    included, its file size and pixel limits): plain Pillow knew no HEIC until something had decoded one,
-    stopped the whole read on a decompression bomb, and passed photos the collator then dropped."""
-    return check_photo_file(path) is None
-
-
 SPLIT_VERSION = 2  # 2: by photo, each photo's part from a hash (1: a shuffle of the rows); kept with a trained model
 
 
@@ -230,8 +223,9 @@ def split_records(records: list[CaptionRecord], seed: int = 42, validation: floa
             raise DataError(f"max samples ({max_samples}) is fewer than any photo's captions")
         photos = kept
     parts: dict[str, list[str]] = {"validation": [], "test": [], "train": []}
-    for key in sorted(photos, key=lambda k: (_unit(seed, "part", k), k)):
-        u = _unit(seed, "part", key)
+    draw = {key: _unit(seed, "part", key) for key in photos}
+    for key in sorted(photos, key=lambda k: (draw[k], k)):
+        u = draw[key]
         parts["validation" if u < validation else "test" if u < validation + test else "train"].append(key)
     if not parts["train"]:  # training needs a photo: the held-out one drawn highest goes back
         donor = max(("validation", "test"), key=lambda part: len(parts[part]))

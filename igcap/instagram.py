@@ -43,9 +43,15 @@ def tag_body() -> str:
     return rf"\w[{tag_chars()}]*"
 
 
+def hashtag_regex() -> str:
+    """A hashtag in running text as a regular expression (its body the one group): not inside a word or right
+    after another "#" ("a#b", "##b")."""
+    return rf"(?<![{tag_chars()}#])#({tag_body()})"
+
+
 @functools.cache
 def _hashtag() -> re.Pattern:
-    return re.compile(rf"(?<![{tag_chars()}#])#({tag_body()})")
+    return re.compile(hashtag_regex())
 
 
 def tag_key(tag: str) -> str:

@@ -14,7 +14,7 @@ import unicodedata
 import functools
 
 from igcap.instagram import hashtags  # noqa: F401  (re-exported: text helpers in one import)
-from igcap.instagram import tag_body, tag_chars, tag_key
+from igcap.instagram import hashtag_regex, tag_key
 
 MIN_REPEAT_WORDS = 3  # shorter repeats ("so so good") are left alone
 # "🌅🌅🌅" is a common way to write; a fourth and more of the same emoji in a row is a loop, not style.
@@ -124,7 +124,7 @@ def dedupe_hashtags(text: str) -> str:
 @functools.cache
 def _hashtag_word() -> re.Pattern:
     """A hashtag with the space before it (igcap.instagram.tag_chars says what a hashtag is made of)."""
-    return re.compile(rf"(\s*)(?<![{tag_chars()}#])#({tag_body()})")
+    return re.compile(rf"(\s*){hashtag_regex()}")
 
 
 def collapse_emoji_runs(text: str, most: int = MAX_EMOJI_RUN) -> str:
