@@ -173,14 +173,13 @@ class Int8Cache:
         self.options = options
         self.folder = Path(options.folder)
 
-    def load(self, source: str, revision: str | None, pool=None, light=None):
+    def load(self, source: str, revision: str | None, pool=None, light=None, key: dict | None = None):
         """The prepared int8 model for ``source`` from its entry, or None (no entry, or one that was
         rejected and removed). With ``light`` (its ``light_model.CaptionerConfig``): igcap's own light model,
-        or None also when that does not fit the entry (which stays, for the transformers model)."""
-        try:
-            key = entry_key(source, revision)
-        except (NotCacheable, OSError, ValueError) as err:
-            log.info("int8 cache: %s is not cacheable (%s)", source, err)
+        or None also when that does not fit the entry (which stays, for the transformers model). ``key``:
+        the source's entry key when the caller has it already (``key()``)."""
+        key = key or self.key(source, revision)
+        if key is None:
             return None
         path = self.folder / entry_name(key)
         if not path.is_file():
@@ -205,7 +204,8 @@ class Int8Cache:
         """The entry key of ``source``'s files as they are now (None when it cannot be cached)."""
         try:
             return entry_key(source, revision)
-        except (NotCacheable, OSError, ValueError):
+        except (NotCacheable, OSError, ValueError) as err:
+            log.info("int8 cache: %s is not cacheable (%s)", source, err)
             return None
 
     def store(self, source: str, revision: str | None, model, pool=None, read_as: dict | None = None) -> Path | None:

@@ -252,11 +252,11 @@ def _instantiate_model(spec: ModelSpec, device: str, quantize: bool, pool, int8_
     (lean when the checkpoint allows) and then written to the cache for the next start."""
     if quantize and device == "cpu" and optimize.quantized_engine_available():
         cache = Int8Cache(int8_cache) if int8_cache is not None and int8_cache.enabled else None
-        model = cache.load(spec.source, spec.revision, pool) if cache else None
+        read_as = cache.key(spec.source, spec.revision) if cache else None  # the files as they are read
+        model = cache.load(spec.source, spec.revision, pool, key=read_as) if read_as else None
         if model is None:
-            read_as = cache.key(spec.source, spec.revision) if cache else None  # the files as they are read
             model = _quantized_from_checkpoint(spec, pool)
-            if cache and read_as is not None:
+            if read_as is not None:
                 cache.store(spec.source, spec.revision, model, pool, read_as=read_as)
         return model
     return _float_from_checkpoint(spec, device, quantize, pool, dtype)
