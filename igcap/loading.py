@@ -367,18 +367,37 @@ def _image_processor(source, revision=None):
         return ViTImageProcessor.from_pretrained(source, revision=revision)
 
 
-def _first_that_loads(spec: ModelSpec, load, sources, what: str):
+class NothingLoaded(Exception):
+    """None of the sources gave the part asked for; ``errors``: one line per source."""
+
+    def __init__(self, errors: list[str]):
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
+def first_that_loads(load, sources, what: str) -> tuple[object, int]:
+    """``load(source, revision=revision)`` for each (source, revision) in turn: the first part that loads and
+    its index (missing files raise OSError, a bare repo ValueError); NothingLoaded when none does."""
     errors = []
     for i, (source, revision) in enumerate(sources):
         try:
-            return load(source, revision=revision), (f"{what} from base {source}" if i else "")
-        except (OSError, ValueError, TypeError) as err:  # missing files raise OSError, a bare repo ValueError
+            return load(source, revision=revision), i
+        except (OSError, ValueError, TypeError) as err:
             errors.append(f"{source}: {str(err).splitlines()[0]}")
             log.info("no %s in %s: %s", what, source, errors[-1])
-    base = sources[-1][0]
-    raise ModelLoadError(spec.key, f"No {what} could be found: neither {spec.source} nor its base {base} "
-                         f"provides one here ({'; '.join(errors)}).",
-                         f"Download the base once (`hf download {base}`) or put {what} files next to the model.")
+    raise NothingLoaded(errors)
+
+
+def _first_that_loads(spec: ModelSpec, load, sources, what: str):
+    try:
+        found, i = first_that_loads(load, sources, what)
+    except NothingLoaded as err:
+        base = sources[-1][0]
+        raise ModelLoadError(spec.key, f"No {what} could be found: neither {spec.source} nor its base {base} "
+                             f"provides one here ({err}).",
+                             f"Download the base once (`hf download {base}`) or put {what} files next to the model.") \
+            from None
+    return found, (f"{what} from base {sources[i][0]}" if i else "")
 
 
 def _check_local_source(spec: ModelSpec) -> None:

@@ -172,17 +172,19 @@ def build_model(sources: BaseSources, strategy: str, seed: int = 0) -> Built:
 
 
 def _first_that_loads(load, source: str, fallback: str | None, what: str, notes: list[str]):
-    """``load(source)``, else ``load(fallback)`` with a note saying so, else a TrainError naming both."""
+    """``load(source)``, else ``load(fallback)`` with a note saying so (igcap.loading.first_that_loads, as the
+    app's loader falls back), else a TrainError naming what each gave."""
+    from igcap.loading import NothingLoaded, first_that_loads
+
+    sources = [(source, None)] + ([(fallback, None)] if fallback and fallback != source else [])
     try:
-        return load(source)
-    except (OSError, ValueError) as err:
-        if not fallback or fallback == source:
-            raise TrainError(f"could not load the {what} from {source} ({err}); give --{what.split()[-1]}") from None
+        found, i = first_that_loads(load, sources, what)
+    except NothingLoaded as err:
+        hint = f"; give --{what.split()[-1]}" if len(sources) == 1 else ""
+        raise TrainError(f"could not load the {what} ({err}){hint}") from None
+    if i:
         notes.append(f"{source} has no {what} of its own: using {fallback}'s")
-    try:
-        return load(fallback)
-    except (OSError, ValueError) as err:
-        raise TrainError(f"could not load the {what} from {source} nor from {fallback} ({err})") from None
+    return found
 
 
 def _finish(model, tokenizer, processor, strategy: str) -> Built:
