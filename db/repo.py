@@ -186,12 +186,15 @@ def _settings_dict(settings: Any) -> dict[str, Any] | None:
 
 def delete_caption(*, session: Session, caption_id: int, owner: str | None = None) -> None:
     """Delete one caption with its ratings (``owner``: its author only); a photo left with no caption goes too
-    (nothing would show it)."""
+    (nothing would show it), unless a study uses it: the study's photo row would go with it, which
+    :func:`delete_photo` refuses, so such a photo stays for the study."""
     caption = _caption(session, caption_id, owner)
     photo_id = caption.photo_id
     session.delete(caption)
     session.flush()
-    if session.scalar(select(func.count(Caption.id)).where(Caption.photo_id == photo_id)) == 0:
+    left = session.scalar(select(func.count(Caption.id)).where(Caption.photo_id == photo_id))
+    in_study = session.scalar(select(StudyPhoto.id).where(StudyPhoto.photo_id == photo_id).limit(1)) is not None
+    if not left and not in_study:
         session.delete(session.get(Photo, photo_id))
         session.flush()
 

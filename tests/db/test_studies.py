@@ -385,6 +385,22 @@ def test_a_photo_in_a_study_is_deleted_only_when_asked_and_then_takes_its_study_
         assert s.scalars(select(Caption)).all() == []
 
 
+def test_deleting_the_last_caption_of_a_study_photo_keeps_the_photo_in_the_study(engine):
+    """A creator's "Delete caption" on her only caption of a photo the owner put in a study: the caption goes,
+    the photo stays (it took the study's photo row with it, the very thing delete_photo refuses)."""
+    with transaction(engine) as s:
+        mine = repo.save_photo(session=s, **photo_values("mine"), owner="ana@example.com")
+        caption = repo.add_caption(session=s, photo=mine, model_key="vit-gpt2-all", text="a dog", generated_text="a dog")
+        other = repo.save_photo(session=s, **photo_values("other"))
+        studies.create_study(session=s, name="spring", models=MODELS, settings={}, photo_ids=[mine.id, other.id])
+    with transaction(engine) as s:
+        repo.delete_caption(session=s, caption_id=caption.id, owner="ana@example.com")
+    with transaction(engine, write=False) as s:
+        assert repo.get_caption(session=s, caption_id=caption.id) is None
+        assert repo.get_photo(session=s, photo_id=mine.id) is not None
+        assert [p.id for p in studies.study_photos(session=s, study=study(s, "spring"))] == [mine.id, other.id]
+
+
 def test_deleting_a_study_takes_its_captions_ratings_and_votes_and_nothing_else(engine):
     make_study(engine, photos=2, models=["m-one", "m-two"], k=1)
     make_study(engine, photos=1, models=["m-one", "m-two"], k=1, name="kept")
