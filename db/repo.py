@@ -174,6 +174,19 @@ def find_caption(*, session: Session, photo_id: int, model_key: str, text: str, 
         Caption.text == without_nul(text)).order_by(Caption.id).limit(1)).first()
 
 
+def add_manual_caption(*, session: Session, photo: Photo, text: str, author: str | None = None) -> tuple[Caption, bool]:
+    """``author``'s hand-written caption of ``photo`` with exactly this text: the one saved before, or a new
+    favourite (``True``: stored now). Two tabs saving the same text at once store it once: the photo's row
+    is locked before the look-up (``SELECT … FOR UPDATE`` on PostgreSQL; on SQLite every writer already
+    holds the write lock from its ``BEGIN IMMEDIATE``), so the second waits and then finds the first's."""
+    author = clean_identity(author or photo.owner or LOCAL_OWNER)
+    session.execute(select(Photo.id).where(Photo.id == photo.id).with_for_update())
+    earlier = find_caption(session=session, photo_id=photo.id, model_key=MANUAL, text=text, author=author)
+    if earlier is not None:
+        return earlier, False
+    return add_caption(session=session, photo=photo, model_key=MANUAL, text=text, favourite=True, author=author), True
+
+
 def _settings_dict(settings: Any) -> dict[str, Any] | None:
     if settings is None:
         return None

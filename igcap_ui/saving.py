@@ -3,9 +3,9 @@ caption, both recorded as the signed-in person's."""
 
 from __future__ import annotations
 
-from db import MANUAL, repo, transaction
+from db import repo, transaction
 from igcap.images import resized_jpeg, thumbnail_jpeg
-from igcap_ui import access, resources
+from igcap_ui import access, resources, run_order
 
 
 def save_generated(photo, card, result, text: str) -> tuple[int, bool]:
@@ -39,17 +39,15 @@ def _same_caption(row, photo, card, result) -> bool:
 
 def save_manual(photo, text: str) -> tuple[int, bool]:
     """Store a hand-written caption for ``photo``. Returns (caption id, stored now): the same text already
-    saved by this person for this photo (a second press, a double click) is not stored twice."""
+    saved by this person for this photo (a second press, a double click, another tab) is not stored twice.
+
+    In click order for the browser session (igcap_ui.run_order), as ``caption_card.save_card``; two tabs
+    are two sessions, kept apart by the data layer (``repo.add_manual_caption`` locks the photo's row)."""
     me, text = access.current().id, text.strip()
-    with transaction(resources.db_engine()) as session:
+    with run_order.in_click_order(), transaction(resources.db_engine()) as session:
         row = _photo_row(session, photo, me)
-        earlier = repo.find_caption(session=session, photo_id=row.id, model_key=MANUAL, text=text, author=me)
-        if earlier is not None:
-            return earlier.id, False
-        caption = repo.add_caption(session=session, photo=row, model_key=MANUAL, model_source=None, text=text,
-                                   generated_text=None, settings=None, favourite=True, seconds=None, author=me)
-        session.flush()
-        return caption.id, True
+        caption, new = repo.add_manual_caption(session=session, photo=row, text=text, author=me)
+        return caption.id, new
 
 
 def _photo_row(session, photo, owner: str):

@@ -89,6 +89,48 @@ def test_the_same_photo_saved_at_once_is_stored_once(db_url):
     engine.dispose()
 
 
+def test_the_same_hand_written_caption_saved_from_two_tabs_at_once_is_stored_once(engine, monkeypatch):
+    """The Create page's "Save my caption" (igcap_ui.saving.save_manual) pressed in two tabs of one person at
+    once, the photo already stored: both looked for the text, found none and stored it, two rows (45 of 60
+    double saves on PostgreSQL). The photo row is locked before the look-up now. The look-up is slowed so
+    both tabs are inside the window every time; two tabs are two browser sessions (run_order's lock is
+    per session and does not keep them apart)."""
+    import time
+    from types import SimpleNamespace
+
+    from igcap.images import load_photo
+    from igcap_ui import access, resources, run_order, saving
+    from tests import builders
+
+    tab = threading.local()
+    monkeypatch.setattr(run_order, "_session_id", lambda: tab.session)
+    monkeypatch.setattr(resources, "db_engine", lambda: engine)
+    monkeypatch.setattr(access, "current", lambda: SimpleNamespace(id="local"))
+    find = repo.find_caption
+
+    def slow_find(**kwargs):
+        found = find(**kwargs)
+        time.sleep(0.3)  # a busy server: the other tab looks meanwhile
+        return found
+
+    monkeypatch.setattr(repo, "find_caption", slow_find)
+    photo = load_photo(builders.photo_bytes(), "red.jpg")
+    tab.session = "setup"
+    saving.save_manual(photo, "an earlier caption of this photo")
+    results = []
+
+    def save(session_id):
+        def job():
+            tab.session = session_id
+            results.append(saving.save_manual(photo, "Sunset over the bay"))
+        return job
+
+    run_together(save("tab-1"), save("tab-2"))
+    with transaction(engine, write=False) as s:
+        assert s.scalar(select(func.count(Caption.id)).where(Caption.text == "Sunset over the bay")) == 1
+    assert sorted(new for _, new in results) == [False, True] and len({cid for cid, _ in results}) == 1
+
+
 def test_a_transaction_failing_midway_leaves_no_partial_rows(engine):
     with pytest.raises(ValueError, match="stars"):
         with transaction(engine) as s:

@@ -105,3 +105,40 @@ def test_a_double_click_on_save_as_favourite_stores_the_caption_once(sessions, m
         [row] = session.scalars(select(Caption)).all()
     assert row.id == card.saved_ids[0] and row.text == card.saved_texts[0]
     engine.dispose()
+
+
+def test_save_my_caption_waits_for_the_sessions_earlier_save(sessions, monkeypatch, tmp_path):
+    """"Save my caption" goes in click order too (as "Save as favourite" does): while an earlier run of the
+    same browser session holds the session's save lock, a second run's save waits for it."""
+    from types import SimpleNamespace
+
+    from sqlalchemy import func, select
+
+    from db import Caption, make_engine, transaction, upgrade
+    from igcap.images import load_photo
+    from igcap_ui import access, resources, saving
+    from tests import builders
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'igcap.sqlite3'}")
+    upgrade(engine)
+    monkeypatch.setattr(resources, "db_engine", lambda: engine)
+    monkeypatch.setattr(access, "current", lambda: SimpleNamespace(id="local"))
+    photo = load_photo(builders.photo_bytes(), "red.jpg")
+
+    def stored() -> int:
+        with transaction(engine, write=False) as session:
+            return session.scalar(select(func.count(Caption.id)))
+
+    def second_run():
+        sessions.session = "alice"
+        saving.save_manual(photo, "golden hour")
+
+    sessions.session = "alice"
+    with run_order.in_click_order():  # the earlier run, still saving
+        thread = threading.Thread(target=second_run)
+        thread.start()
+        thread.join(0.5)
+        assert thread.is_alive() and stored() == 0
+    thread.join(10)
+    assert stored() == 1
+    engine.dispose()
