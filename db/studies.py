@@ -71,10 +71,14 @@ def clean_study_name(name: str | None) -> str:
 def create_study(*, session: Session, name: str, models: Sequence[str], settings: Mapping[str, Any] | Any,
                  photo_ids: Iterable[int], criteria: Sequence[str] | None = None, k: int = DEFAULT_K,
                  seed: int | None = None) -> Study:
-    """A new study over these photos (in this order) and models; ``seed`` None picks one (stored)."""
+    """A new study over these photos (in this order) and models; ``seed`` None picks one (stored).
+
+    A name already taken is refused with ValueError, also when another session creates a study of that name
+    at the same moment: the row goes in with ``INSERT … ON CONFLICT (name) DO NOTHING`` (on PostgreSQL the
+    later insert waits for the earlier transaction and then inserts nothing; SQLite's writers queue)."""
     name = clean_study_name(name)
     if session.scalar(select(Study.id).where(Study.name == name)) is not None:
-        raise ValueError(f"A study named “{name}” already exists: choose another name.")
+        raise _name_taken(name)
     models = _clean_models(models)
     criteria = _clean_criteria(criteria)
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= K_MAX:
@@ -86,13 +90,19 @@ def create_study(*, session: Session, name: str, models: Sequence[str], settings
     if missing := [pid for pid in photo_ids if pid not in found]:
         raise NotFoundError(f"photo(s) {missing} do not exist")
     seed = secrets.randbelow(2**31) if seed is None else int(seed)
-    study = Study(name=name, models=models, settings=_settings_dict(settings) or {}, criteria=criteria, k=k,
+    values = dict(name=name, models=models, settings=_settings_dict(settings) or {}, criteria=criteria, k=k,
                   seed=seed, created_at=utcnow())
-    session.add(study)
+    study_id = session.scalar(_insert(session, Study).values(**values)
+                              .on_conflict_do_nothing(index_elements=["name"]).returning(Study.id))
+    if study_id is None:  # created by another session since the check above
+        raise _name_taken(name)
+    session.add_all(StudyPhoto(study_id=study_id, photo_id=pid, position=i) for i, pid in enumerate(photo_ids))
     session.flush()
-    session.add_all(StudyPhoto(study_id=study.id, photo_id=pid, position=i) for i, pid in enumerate(photo_ids))
-    session.flush()
-    return study
+    return session.get(Study, study_id)
+
+
+def _name_taken(name: str) -> ValueError:
+    return ValueError(f"A study named “{name}” already exists: choose another name.")
 
 
 def _clean_models(models: Sequence[str]) -> list[str]:

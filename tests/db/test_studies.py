@@ -84,6 +84,35 @@ def test_study_names_are_unique_and_photos_must_exist(engine):
             studies.get_study(session=s, name="nope")
 
 
+def test_two_people_creating_a_study_of_the_same_name_at_once_get_one_study_and_a_readable_refusal(engine):
+    """On PostgreSQL the runs that lost the race failed on the unique name with IntegrityError ("Something went
+    wrong"); each now hears, as on SQLite, that a study of that name exists."""
+    with transaction(engine) as s:
+        pid = repo.save_photo(session=s, **photo_values("p")).id
+    start, outcomes = threading.Barrier(4), []
+
+    def create():
+        start.wait()
+        try:
+            with transaction(engine) as s:
+                studies.create_study(session=s, name="Spring shoot", models=MODELS, settings={}, photo_ids=[pid])
+        except Exception as err:  # noqa: BLE001 - judged below
+            outcomes.append(err)
+        else:
+            outcomes.append("created")
+
+    threads = [threading.Thread(target=create) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    refusals = [o for o in outcomes if o != "created"]
+    assert outcomes.count("created") == 1 and len(refusals) == 3
+    assert all(type(o) is ValueError and "A study named “Spring shoot” already exists" in str(o) for o in refusals)
+    with transaction(engine, write=False) as s:
+        assert [p.id for p in studies.study_photos(session=s, study=study(s, "Spring shoot"))] == [pid]
+
+
 def test_missing_captions_lists_what_generation_still_has_to_do(engine):
     make_study(engine, photos=3, captions=False)
     with transaction(engine) as s:
