@@ -119,6 +119,10 @@ def test_long_export_has_one_row_per_rating(nasty):
     ("'x", "''x"), ("x=1", "x=1"), ("", ""), ("1-2", "1-2"), ("  ", "  "), (" x =1", " x =1"),
     # white space first: LibreOffice's import may trim it, then evaluate (these went out unchanged)
     (" =1", "' =1"), ("\u00a0=HYPERLINK(1)", "'\u00a0=HYPERLINK(1)"), (" @SUM(A1)", "' @SUM(A1)"), ("\n=1+1", "'\n=1+1"),
+    # full-width and small forms (NFKC makes them = + - @), and invisible format characters first
+    ("＝1+1", "'＝1+1"), ("＋1", "'＋1"), ("－1", "'－1"), ("＠a", "'＠a"), ("﹦1", "'﹦1"), (" ＝1", "' ＝1"),
+    ("\u200b=1", "'\u200b=1"), ("\ufeff=1", "'\ufeff=1"), ("\u2060@a", "'\u2060@a"), ("\u00ad+1", "'\u00ad+1"),
+    ("\u200b \ufeff＝1", "'\u200b \ufeff＝1"), ("x＝1", "x＝1"), ("\u200bx=1", "\u200bx=1"), ("\u200b", "\u200b"),
 ])
 def test_neutralise_is_reversible(text, expected):
     assert neutralise(text) == expected and restore_cell(neutralise(text)) == text
