@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, cast, func, literal, or_, select
+from sqlalchemy import ColumnElement, Float, cast, func, literal, or_, select, update
 from sqlalchemy.orm import Session, aliased, joinedload
 
 from db.models import (DEFAULT_CRITERION, IDENTITY_LENGTH, LOCAL_OWNER, MANUAL, Caption, Photo, Rating, Study,
@@ -62,6 +62,16 @@ class NotFoundError(LookupError):
     def __init__(self, message: str, what: str = "caption"):
         super().__init__(message)
         self.what = what
+
+
+class CaptionChangedError(ValueError):
+    """An edit started from a text the caption no longer holds: it was changed elsewhere (another tab, another
+    person) after the page showed it. Nothing was saved; ``current`` is the text it holds now."""
+
+    def __init__(self, current: str):
+        super().__init__("This caption was changed elsewhere (in another tab?) after your page showed it, so your "
+                         f"edit was not saved. It now reads: {current}")
+        self.current = current
 
 
 class PhotoInStudyError(ValueError):
@@ -225,15 +235,31 @@ def _caption(session: Session, caption_id: int, author: str | None = None) -> Ca
     return caption
 
 
-def edit_caption(*, session: Session, caption_id: int, text: str, owner: str | None = None) -> Caption:
-    """Change the text people see; the generated text stays as the model wrote it (``owner``: its author only)."""
+def edit_caption(*, session: Session, caption_id: int, text: str, owner: str | None = None,
+                 expected: str | None = None) -> Caption:
+    """Change the text people see; the generated text stays as the model wrote it (``owner``: its author only).
+
+    ``expected``: the text the edit started from (what the person's page showed). The text is changed only
+    while the caption still reads so, in one ``UPDATE … WHERE text = expected`` (a concurrent edit is
+    waited for, then seen); if it was changed elsewhere meanwhile, :class:`CaptionChangedError` gives the
+    text it holds now and nothing is saved, unless that already is ``text``. ``None``: changed whatever it
+    reads (the command line)."""
     if not isinstance(text, str):
         raise ValueError("caption text must be a string")
     text = without_nul(text)
     _require_words(text)
     caption = _caption(session, caption_id, owner)
-    caption.text = text
-    session.flush()
+    if expected is None:
+        caption.text = text
+        session.flush()
+        return caption
+    changed = session.execute(update(Caption).where(Caption.id == caption_id, Caption.text == without_nul(expected))
+                              .values(text=text).execution_options(synchronize_session=False)).rowcount
+    caption = session.get(Caption, caption_id, populate_existing=True)
+    if caption is None:  # deleted by another session meanwhile
+        raise NotFoundError(f"caption {caption_id} does not exist", "caption")
+    if not changed and caption.text != text:
+        raise CaptionChangedError(caption.text)
     return caption
 
 
@@ -299,12 +325,14 @@ def clean_criterion(criterion: str | None) -> str:
 
 
 def rate(*, session: Session, caption_id: int, rater: str, stars: int, criterion: str = DEFAULT_CRITERION,
-         comment: str | None = None, owner: str | None = None, in_study: bool = False) -> Rating:
+         comment: str | None = None, owner: str | None = None, in_study: bool = False,
+         shown_text: str | None = None) -> Rating:
     """Give ``stars`` (1–5) to a caption; rating the same caption on the same criterion again updates it.
 
     ``owner``: the caption must be on this owner's photo (the gallery: people rate what they can see).
-    The rating keeps the caption's text as it is now (``rated_text``): a later edit does not change what
-    these stars were given to. A study's caption is rated only through its study (``in_study``, from
+    The rating keeps the text its stars were given to (``rated_text``): ``shown_text``, what the rater's
+    page showed, else the caption's text as it is now. An edit made between the page and the click, or
+    later, does not change it (the long export's ``rated_text_is_current`` then says false). A study's caption is rated only through its study (``in_study``, from
     ``db.studies.rate_study_caption``: blind, at most k raters); elsewhere it is refused with ValueError.
     """
     if isinstance(stars, bool) or not isinstance(stars, int) or not 1 <= stars <= 5:
@@ -316,7 +344,7 @@ def rate(*, session: Session, caption_id: int, rater: str, stars: int, criterion
         raise NotFoundError(f"caption {caption_id} does not exist", "caption")
     if caption.study_id is not None and not in_study:
         raise ValueError("this caption belongs to a study: it is rated blind on the Rate page")
-    rated_text = caption.text  # what the stars were given to, kept with them
+    rated_text = caption.text if shown_text is None else without_nul(shown_text)  # what the stars were given to
     now = utcnow()
     stmt = _insert(session, Rating).values(caption_id=caption_id, rater=rater, stars=stars, criterion=criterion,
                                            comment=comment, rated_text=rated_text, created_at=now, updated_at=now)

@@ -38,10 +38,12 @@ def user_message(err: BaseException) -> str | None:
 
 
 def _deleted_message(err: BaseException) -> str | None:
-    from db.repo import EmptyCaptionError, NotFoundError, PhotoInStudyError
+    from db.repo import CaptionChangedError, EmptyCaptionError, NotFoundError, PhotoInStudyError
 
     if isinstance(err, (PhotoInStudyError, EmptyCaptionError)):
         return str(err)
+    if isinstance(err, CaptionChangedError):  # only the Gallery's edit box sends the text it started from
+        return f"{err}\n\nYour text is kept below and in the box: save again to replace the caption with it."
     return DELETED.format(what=err.what) if isinstance(err, NotFoundError) else None
 
 

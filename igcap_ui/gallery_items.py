@@ -35,6 +35,7 @@ from igcap_ui.photos import photo_row
 
 CONFIRM_KEY = "gallery.confirm_delete"
 _STORED = "gallery.stored"  # widget key → the value this session last stored (or read) for it
+_SHOWN = "gallery.shown_text"  # stars widget key → the caption text drawn beside it by the last run
 WARNINGS_KEY = "gallery.limit_warnings"  # caption id → stats of the text just saved, shown after the rerun
 CONFIRM_CAPTION_KEY = "gallery.confirm_delete_caption"
 
@@ -79,9 +80,12 @@ def caption_row(item, rater: str) -> None:
         key = f"stars.{caption.id}.{rater}"
         stored = None if item.my_stars is None else item.my_stars - 1  # the widget counts from 0
         shown = st.feedback("stars", key=key, default=stored, disabled=not rater, on_change=_rate,
-                            args=(caption.id, rater, key))
+                            args=(caption.id, rater, key, caption.text))
         if rater:
-            _store_if_changed(key, shown, stored, lambda: _save_stars(caption.id, rater, shown))
+            texts = st.session_state.setdefault(_SHOWN, {})
+            seen = texts.get(key, caption.text)  # the text beside the stars when they were clicked (the last run's)
+            _store_if_changed(key, shown, stored, lambda: _save_stars(caption.id, rater, shown, seen))
+            texts[key] = caption.text
     with cols[1]:
         key = f"fav.{caption.id}"
         shown = st.toggle("Favourite", value=caption.favourite, key=key, on_change=_favourite,
@@ -143,14 +147,16 @@ def _edit_box(caption) -> None:
 
 
 def _save_edit(caption_id: int, key: str, shown_text: str) -> None:
+    """Save the box's text, if the caption still reads ``shown_text`` (what the page showed): an edit saved
+    elsewhere since is not overwritten; the person is told what it reads now and keeps their text."""
     text = st.session_state[key]
     if text == shown_text:
         st.toast("No changes to save.", icon="ℹ️")
         return
     try:
         with transaction(resources.db_engine()) as session:
-            repo.edit_caption(session=session, caption_id=caption_id, text=text, owner=_acting())
-    except repo.NotFoundError as err:
+            repo.edit_caption(session=session, caption_id=caption_id, text=text, owner=_acting(), expected=shown_text)
+    except (repo.NotFoundError, repo.CaptionChangedError) as err:
         show_error(err)
         st.caption("Your edited text, to copy:")
         st.code(text, language=None, wrap_lines=True)
@@ -193,10 +199,10 @@ def _saved_as(last: dict, key: str, value, save) -> None:
     show_error(failed)  # outside the lock: st.error is a yield point
 
 
-def _rate(caption_id: int, rater: str, key: str) -> None:
+def _rate(caption_id: int, rater: str, key: str, shown_text: str) -> None:
     # Either st.session_state access may raise Streamlit's rerun exception: the page body then saves.
     last, value = st.session_state.setdefault(_STORED, {}), st.session_state.get(key)
-    _saved_as(last, key, value, lambda: _save_stars(caption_id, rater, value))
+    _saved_as(last, key, value, lambda: _save_stars(caption_id, rater, value, shown_text))
 
 
 def _favourite(caption_id: int, key: str) -> None:
@@ -204,13 +210,14 @@ def _favourite(caption_id: int, key: str) -> None:
     _saved_as(last, key, value, lambda: _save_favourite(caption_id, value))
 
 
-def _save_stars(caption_id: int, rater: str, value: int | None) -> None:
+def _save_stars(caption_id: int, rater: str, value: int | None, shown_text: str) -> None:
+    """Store the stars as given to ``shown_text``, the caption as the rater's page showed it."""
     with transaction(resources.db_engine()) as session:
         if value is None:
             repo.unrate(session=session, caption_id=caption_id, rater=rater)
         else:
             repo.rate(session=session, caption_id=caption_id, rater=rater, stars=value + 1,
-                      owner=access.current().owner_filter)
+                      owner=access.current().owner_filter, shown_text=shown_text)
 
 
 def _save_favourite(caption_id: int, value: bool) -> None:

@@ -277,6 +277,28 @@ def test_a_rating_keeps_the_text_it_was_given_to_after_an_edit(engine):
     assert wide["ratings_of_other_text"] == "1"
 
 
+def test_a_rating_keeps_the_text_the_rater_was_shown_when_the_caption_changed_before_the_click(engine):
+    """The rater's page showed "A calm beach…"; the author edited it in another tab; then the stars were
+    clicked. They were recorded as given to the new text, and the export said the rating was current."""
+    with transaction(engine) as s:
+        photo = repo.save_photo(session=s, **photo_values("shown"))
+        cid = repo.add_caption(session=s, photo=photo, model_key="vit-gpt2-all", text="A calm beach at dawn",
+                               generated_text="A calm beach at dawn").id
+    with transaction(engine) as s:  # the author, in another tab
+        repo.edit_caption(session=s, caption_id=cid, text="Buy cheap followers at spam.example")
+    with transaction(engine) as s:
+        rating = repo.rate(session=s, caption_id=cid, rater="ann", stars=5, shown_text="A calm beach at dawn")
+        assert rating.rated_text == "A calm beach at dawn"
+        repo.rate(session=s, caption_id=cid, rater="bob", stars=1)  # no shown text: the caption's text now
+    with transaction(engine, write=False) as s:
+        long = {r["rater"]: r for r in read_rows(ratings_long_csv(session=s, labels={}))}
+        [wide] = read_rows(rated_captions_csv(session=s, labels={}))
+    assert (long["ann"]["rated_text"], long["ann"]["rated_text_is_current"]) == ("A calm beach at dawn", "false")
+    assert (long["bob"]["rated_text"], long["bob"]["rated_text_is_current"]) == (
+        "Buy cheap followers at spam.example", "true")
+    assert wide["ratings_of_other_text"] == "1"
+
+
 def read_rows(data: bytes) -> list[dict]:
     import csv
 

@@ -46,6 +46,57 @@ def test_caption_keeps_generated_text_when_edited(engine):
         assert stored.photo.name == "a.jpg" and stored.created_at.tzinfo is not None
 
 
+def test_an_edit_from_a_stale_box_is_refused_instead_of_overwriting_a_newer_edit(engine):
+    """Tab A opened the edit box on "v1"; tab B saved "v2"; tab A's save replaced "v2" without a word. Now it is
+    refused with the current text, and the newer edit stays."""
+    with transaction(engine) as s:
+        _, (caption, _) = add_photo_with_captions(s)
+        repo.edit_caption(session=s, caption_id=caption.id, text="v1")
+    with transaction(engine) as s:  # tab B
+        repo.edit_caption(session=s, caption_id=caption.id, text="v2 with #hashtags", expected="v1")
+    with pytest.raises(repo.CaptionChangedError, match="changed elsewhere") as refused, transaction(engine) as s:
+        repo.edit_caption(session=s, caption_id=caption.id, text="v1 (typo fixed)", expected="v1")  # tab A
+    assert refused.value.current == "v2 with #hashtags" and "v2 with #hashtags" in str(refused.value)
+    with transaction(engine) as s:
+        assert repo.get_caption(session=s, caption_id=caption.id).text == "v2 with #hashtags"
+        # both tabs typing the same words is no conflict; expected=None (the command line) edits as before
+        assert repo.edit_caption(session=s, caption_id=caption.id, text="v2 with #hashtags", expected="v1").text \
+            == "v2 with #hashtags"
+        assert repo.edit_caption(session=s, caption_id=caption.id, text="v3", expected="v2 with #hashtags").text == "v3"
+        assert repo.edit_caption(session=s, caption_id=caption.id, text="v4").text == "v4"
+    with pytest.raises(NotFoundError), transaction(engine) as s:  # someone else's caption: not found, as before
+        repo.edit_caption(session=s, caption_id=caption.id, text="v5", expected="v4", owner="bob@example.com")
+
+
+def test_two_tabs_saving_edits_of_the_same_text_at_once_keep_one_and_refuse_the_other(engine):
+    import threading
+
+    with transaction(engine) as s:
+        _, (caption, _) = add_photo_with_captions(s)
+    start, outcomes = threading.Barrier(2), {}
+
+    def save(text):
+        start.wait()
+        try:
+            with transaction(engine) as s:
+                repo.edit_caption(session=s, caption_id=caption.id, text=text, expected="a by vit-gpt2-all")
+        except repo.CaptionChangedError as err:
+            outcomes[text] = err.current
+        else:
+            outcomes[text] = "saved"
+
+    threads = [threading.Thread(target=save, args=(t,)) for t in ("tab one", "tab two")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    [kept] = [t for t, outcome in outcomes.items() if outcome == "saved"]
+    [refused] = [outcome for outcome in outcomes.values() if outcome != "saved"]
+    assert refused == kept
+    with transaction(engine, write=False) as s:
+        assert repo.get_caption(session=s, caption_id=caption.id).text == kept
+
+
 @pytest.mark.parametrize("blank", ["", "   ", "\n\t", "\x00"])
 def test_a_person_cannot_store_a_blank_caption_by_any_path(engine, blank):
     """One rule: a hand-written caption, an edit, and a generated caption saved as emptied all refuse blank

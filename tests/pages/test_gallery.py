@@ -218,6 +218,47 @@ def test_edit_of_a_caption_deleted_elsewhere_is_not_dropped_silently(saved, app,
     assert any(c.value == "My careful edit" for c in at.code)  # the text is there to copy
 
 
+def edit_elsewhere(db_url, cid: int, text: str) -> None:
+    """The caption's author changes it in another tab."""
+    engine = make_engine(db_url)
+    with transaction(engine) as session:
+        repo.edit_caption(session=session, caption_id=cid, text=text)
+    engine.dispose()
+
+
+def test_stars_are_kept_with_the_text_the_page_showed_when_the_caption_changed_before_the_click(saved, app, db_url):
+    """The stars were recorded as given to the text saved at the click, which the rater never saw."""
+    set_rater(app, "Alex")
+    at = gallery(app)
+    cid = saved["Blue sky"]
+    edit_elsewhere(db_url, cid, "Buy cheap followers at spam.example")
+    at.feedback(key=f"stars.{cid}.Alex").set_value(4).run()
+    no_exceptions(at)
+    [rating] = query(db_url, select(Rating))
+    assert (rating.stars, rating.rated_text) == (5, "Blue sky")
+
+
+def test_an_edit_box_opened_before_an_edit_elsewhere_does_not_overwrite_it_silently(saved, app, db_url):
+    """Tab A's box showed "Blue sky"; tab B saved another text; tab A's save replaced it without a word. Now
+    the save is refused with the current text, the typed text stays in the box, and a second save (made
+    knowing the caption's current text) replaces it."""
+    at = gallery(app)
+    cid = saved["Blue sky"]
+    at.text_area(key=f"edit.{cid}").set_value("Blue sky, my edit").run()
+    edit_elsewhere(db_url, cid, "Blue sky from the other tab")
+    at.button(key=f"edit.{cid}.save").click().run()
+    no_exceptions(at)
+    assert any("changed elsewhere" in e.value and "Blue sky from the other tab" in e.value for e in at.error)
+    [caption] = query(db_url, select(Caption).where(Caption.id == cid))
+    assert caption.text == "Blue sky from the other tab"
+    assert at.text_area(key=f"edit.{cid}").value == "Blue sky, my edit"
+    assert any(c.value == "Blue sky, my edit" for c in at.code)  # the text is there to copy too
+    at.button(key=f"edit.{cid}.save").click().run()
+    no_exceptions(at)
+    [caption] = query(db_url, select(Caption).where(Caption.id == cid))
+    assert caption.text == "Blue sky, my edit"
+
+
 def test_delete_one_caption_needs_confirmation_and_keeps_the_photo(saved, app, db_url):
     at = gallery(app)
     cid = saved["Blue sky"]
