@@ -419,7 +419,8 @@ def test_deleting_the_last_caption_of_a_study_photo_keeps_the_photo_in_the_study
     the photo stays (it took the study's photo row with it, the very thing delete_photo refuses)."""
     with transaction(engine) as s:
         mine = repo.save_photo(session=s, **photo_values("mine"), owner="ana@example.com")
-        caption = repo.add_caption(session=s, photo=mine, model_key="vit-gpt2-all", text="a dog", generated_text="a dog")
+        caption = repo.add_caption(session=s, photo=mine, model_key="vit-gpt2-all", text="a dog",
+                                   generated_text="a dog")
         other = repo.save_photo(session=s, **photo_values("other"))
         studies.create_study(session=s, name="spring", models=MODELS, settings={}, photo_ids=[mine.id, other.id])
     with transaction(engine) as s:
