@@ -334,7 +334,7 @@ def rate(*, session: Session, caption_id: int, rater: str, stars: int, criterion
     page showed, else the caption's text as it is now. An edit made between the page and the click, or
     later, does not change it (the long export's ``rated_text_is_current`` then says false). A study's
     caption is rated only through its study (``in_study``, from ``db.studies.rate_study_caption``: blind, at
-    most k raters; its text never changes); elsewhere it is refused with ValueError.
+    most k raters; no page edits its text); elsewhere it is refused with ValueError.
     """
     if isinstance(stars, bool) or not isinstance(stars, int) or not 1 <= stars <= 5:
         raise ValueError(f"stars must be a whole number from 1 to 5, not {stars!r}")
