@@ -7,6 +7,8 @@ table below reads each token's bytes:
   often than anything else: F0 9F…, E2 9C…), count as emoji tokens;
 - tokens starting with continuation bytes complete whatever character is pending at the end of the
   caption so far; when that completion is an emoji, they are emoji tokens at that step.
+A keycap ("1️⃣" = "1" + U+FE0F + U+20E3) is an emoji only through its last character, the keycap mark: a
+token writing that mark counts as an emoji token even where it makes no keycap.
 :class:`EmojiLimitProcessor` counts the emoji already in each sequence (the "Start with…" words included:
 the cap is on the whole caption) and, once the cap is reached, sets the score of every emoji token to -inf.
 """
@@ -18,7 +20,7 @@ import weakref
 from collections import defaultdict
 from functools import lru_cache
 
-from igcap.text import EMOJI, count_emoji
+from igcap.text import EMOJI, KEYCAP_MARK, count_emoji
 
 EMOJI_PREFIX_SHARE = 0.5  # a partial character whose completions are mostly emoji counts as starting one
 
@@ -37,6 +39,16 @@ def _bytes_to_unicode() -> dict[int, str]:
 
 
 _BYTE_OF = {c: b for b, c in _bytes_to_unicode().items()}
+
+
+def _writes_emoji(char: str) -> bool:
+    """Whether one character makes an emoji: one by itself, or the mark that turns "1" into "1️⃣"."""
+    return char == KEYCAP_MARK or bool(EMOJI.fullmatch(char))
+
+
+def _emoji_in(text: str) -> int:
+    """Emoji in text, keycap marks outside a keycap included (a token may write the mark alone)."""
+    return count_emoji(text) + EMOJI.sub("", text).count(KEYCAP_MARK)
 
 
 def _seq_len(lead: int) -> int:
@@ -74,7 +86,7 @@ def prefix_starts_emoji(prefix: bytes) -> bool:
         except UnicodeDecodeError:
             continue
         total += 1
-        hits += bool(EMOJI.fullmatch(char))
+        hits += _writes_emoji(char)
     return total > 0 and hits / total > EMOJI_PREFIX_SHARE
 
 
@@ -82,7 +94,7 @@ def _completes_emoji(pending: bytes, continuation: bytes) -> bool:
     need = _seq_len(pending[0]) - len(pending)
     if len(continuation) >= need:
         try:
-            return bool(EMOJI.fullmatch((pending + continuation[:need]).decode("utf-8")))
+            return _writes_emoji((pending + continuation[:need]).decode("utf-8"))
         except UnicodeDecodeError:
             return False
     return prefix_starts_emoji(pending + continuation)
@@ -102,7 +114,7 @@ class EmojiTable:
             if i in special or not data:
                 continue
             lead, whole, partial = _split(data)
-            self.emoji_count[i] = count_emoji(whole.decode("utf-8", errors="ignore")) + prefix_starts_emoji(partial)
+            self.emoji_count[i] = _emoji_in(whole.decode("utf-8", errors="ignore")) + prefix_starts_emoji(partial)
             if lead:
                 by_continuation[lead[:3]].append(i)
         self.by_continuation = dict(by_continuation)
@@ -169,7 +181,7 @@ class EmojiLimitProcessor:
             data = b"".join(self.table.token_bytes[i] for i in ids[self.skip:] if i < len(self.table.token_bytes))
             _, _, pending = _split(data)
             started = bool(pending) and prefix_starts_emoji(pending)  # an emoji half written: counted, finished
-            left = self.max_emoji - count_emoji(data.decode("utf-8", errors="ignore")) - started
+            left = self.max_emoji - _emoji_in(data.decode("utf-8", errors="ignore")) - started
             if left <= 0:
                 scores[row, emoji_ids] = float("-inf")
                 if pending and not started:  # e.g. a lone F0 that the next token would make an emoji

@@ -22,14 +22,15 @@ MAX_EMOJI_RUN = 3
 
 _SPECIAL = re.compile(r"<\|[^|>]*\|>|<pad>|<s>|</s>|<unk>")
 _SENTENCE_END = re.compile(r"[.!?…](['\")\]]*)$")
-# One emoji as a person sees it: a flag (two regional indicators), or a pictograph with its variation
-# selector, skin tone and any zero-width-joined parts ("👩‍💻").
+# One emoji as a person sees it: a keycap ("1️⃣": a digit, # or * with U+20E3), a flag (two regional
+# indicators), or a pictograph with its variation selector, skin tone and any zero-width-joined parts ("👩‍💻").
 # (©, ®, ™ and other symbols that read as text are left out: "Brand™" and "25°C" are not emoji.)
 _PICTO = ("[\u2194-\u21aa\u231a-\u23ff\u24c2\u25aa-\u25fe"
           "\u2600-\u27bf\u2934\u2935\u2b00-\u2bff\u3030\u303d\u3297\u3299\U0001f000-\U0001faff]")
 _MODS = "[\ufe0f\ufe0e\U0001f3fb-\U0001f3ff\u20e3]*"
-EMOJI = re.compile(f"[\U0001f1e6-\U0001f1ff]{{2}}|{_PICTO}{_MODS}(?:\u200d{_PICTO}{_MODS})*")
-_EMOJI_RUN = re.compile(f"(?P<e>{EMOJI.pattern})(?:\\s*(?P=e)){{{MAX_EMOJI_RUN},}}")
+KEYCAP_MARK = "\u20e3"  # what makes "1" + U+FE0F an emoji; neither is one alone
+EMOJI = re.compile(f"[0-9#*]\ufe0f?{KEYCAP_MARK}|[\U0001f1e6-\U0001f1ff]{{2}}"
+                   f"|{_PICTO}{_MODS}(?:\u200d{_PICTO}{_MODS})*")
 
 
 def clean_caption(raw: str, drop_fragment: bool = False, keep: str = "") -> str:
@@ -95,7 +96,7 @@ def _ends_cleanly(word: str) -> bool:
 
 
 def _is_emoji(char: str) -> bool:
-    return unicodedata.category(char) == "So" or char in "\ufe0f\u200d" or bool(EMOJI.fullmatch(char))
+    return unicodedata.category(char) == "So" or char in "\ufe0f\u200d\u20e3" or bool(EMOJI.fullmatch(char))
 
 
 def contains_emoji(text: str) -> bool:
@@ -128,18 +129,17 @@ def _hashtag_word() -> re.Pattern:
 
 
 def collapse_emoji_runs(text: str, most: int = MAX_EMOJI_RUN) -> str:
-    """A run of one emoji (with or without spaces between) keeps its first ``most`` copies."""
+    """A run of one emoji (with or without spaces between) keeps its first ``most`` copies.
 
-    def shorten(match: re.Match) -> str:
-        run, emoji = match.group(0), match.group("e")
-        cut, pos = 0, 0
-        for _ in range(most):
-            pos = run.index(emoji, cut)
-            cut = pos + len(emoji)
-        return run[:cut]
-
+    Emoji are compared whole: "👍👍👍👍🏽" is three 👍 and a 👍🏽, "👩👩👩👩‍💻" three 👩 and a 👩‍💻."""
     if most < 1:
         raise ValueError("an emoji run keeps at least one emoji")
-    pattern = _EMOJI_RUN if most == MAX_EMOJI_RUN else re.compile(
-        f"(?P<e>{EMOJI.pattern})(?:\\s*(?P=e)){{{most},}}")
-    return pattern.sub(shorten, text)
+    out, kept_to, prev, copies = [], 0, None, 0
+    for match in EMOJI.finditer(text):
+        same = prev is not None and match.group() == prev.group() and not text[prev.end():match.start()].strip()
+        copies = copies + 1 if same else 1
+        if copies > most:  # this copy goes, with the spaces before it
+            out.append(text[kept_to:prev.end()])
+            kept_to = match.end()
+        prev = match
+    return "".join(out) + text[kept_to:]

@@ -33,13 +33,15 @@ def tokenizer_corpus() -> list[str]:
     return lines
 
 
-def make_tokenizer():
-    """A byte-level BPE tokenizer of a few hundred tokens whose only special token is GPT-2's."""
+def make_tokenizer(extra_lines: tuple[str, ...] = ()):
+    """A byte-level BPE tokenizer of a few hundred tokens whose only special token is GPT-2's; ``extra_lines``
+    join the training text (to give it tokens for what a test writes)."""
     from tokenizers import ByteLevelBPETokenizer
     from transformers import PreTrainedTokenizerFast
 
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(tokenizer_corpus() * 3, vocab_size=600, min_frequency=1, special_tokens=[EOS])
+    bpe.train_from_iterator([*tokenizer_corpus(), *extra_lines] * 3, vocab_size=600, min_frequency=1,
+                            special_tokens=[EOS])
     return PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token=EOS, eos_token=EOS, unk_token=EOS)
 
 

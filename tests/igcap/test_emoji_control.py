@@ -100,3 +100,46 @@ def test_sessions_at_once_share_one_table_and_agree():
         t.join()
     assert not errors and len(tables) == 6
     assert all(t is tables[0] for t in tables) and len(set(blocked)) == 1 and blocked[0]
+
+
+
+@pytest.fixture(scope="module")
+def keycap_tokenizer():
+    """A tiny tokenizer that has tokens for keycaps, whole ("⃣", "️⃣", " #️⃣") and in bytes."""
+    return builders.make_tokenizer(extra_lines=("Top tips 1\ufe0f\u20e3 2\ufe0f\u20e3 #\ufe0f\u20e3 *\u20e3",))
+
+
+def _ids_for(tokenizer, text: str, partial: bytes = b"") -> list[int]:
+    """The decoder start token, text's tokens, then one byte-level token per byte of a partial character."""
+    from igcap.emoji_control import _bytes_to_unicode
+
+    table = _bytes_to_unicode()
+    return [tokenizer.eos_token_id, *tokenizer(text, add_special_tokens=False).input_ids,
+            *tokenizer.convert_tokens_to_ids([table[b] for b in partial])]
+
+
+def _blocked(tokenizer, ids: list[int], limit: int) -> set[int]:
+    import torch
+
+    scores = EmojiLimitProcessor(tokenizer, limit)(torch.tensor([ids]), torch.zeros(1, len(tokenizer)))
+    return set(torch.nonzero(scores[0] == float("-inf")).flatten().tolist())
+
+
+@pytest.mark.parametrize("text, partial", [("Press", b""), ("Press 1", b""), ("Press 1\ufe0f", b""),
+                                           ("Press 1\ufe0f", b"\xe2\x83")])
+def test_keycap_emoji_are_blocked_at_the_cap(keycap_tokenizer, text, partial):
+    # "1️⃣" is "1" + U+FE0F + U+20E3: the digit and the selector are no emoji by themselves, so the keycap
+    # mark that makes one has to be blocked, whether a token writes it whole, with the rest, or finishes it.
+    written = text.encode() + partial
+    keycap = {i for i, b in enumerate(emoji_table(keycap_tokenizer).token_bytes)
+              if "\u20e3" in (written + b).decode(errors="ignore")}
+    assert keycap  # the vocabulary can write one here
+    ids = _ids_for(keycap_tokenizer, text, partial)
+    assert keycap <= _blocked(keycap_tokenizer, ids, 0)
+    assert not keycap & _blocked(keycap_tokenizer, ids, 1)
+    assert keycap_tokenizer(" tips", add_special_tokens=False).input_ids[0] not in _blocked(keycap_tokenizer, ids, 0)
+
+
+def test_a_keycap_in_the_start_words_counts_towards_the_cap(keycap_tokenizer):
+    ids = _ids_for(keycap_tokenizer, "Step 1\ufe0f\u20e3")
+    assert _blocked(keycap_tokenizer, ids, 1) == set(emoji_table(keycap_tokenizer).emoji_ids.tolist())

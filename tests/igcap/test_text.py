@@ -99,3 +99,19 @@ def test_clean_up_keeps_two_different_hashtags_that_share_their_first_letter():
     # With \w alone both read as "#भ": the second was taken for a repeat and cut mid-word ("withालू").
     assert clean_caption("Diwali in #भारत with #भालू") == "Diwali in #भारत with #भालू"
     assert clean_caption("Trip #เที่ยว #เทศกาล #เที่ยว") == "Trip #เที่ยว #เทศกาล"
+
+
+def test_an_emoji_run_keeps_every_different_emoji_after_it():
+    # The run's copies were matched as a prefix: "👍" inside "👍🏽", "👩" inside "👩‍💻" (leaving a bare joiner).
+    assert collapse_emoji_runs("👍👍👍👍🏽") == "👍👍👍👍🏽"
+    assert collapse_emoji_runs("👩👩👩👩‍💻") == "👩👩👩👩‍💻"
+    assert collapse_emoji_runs("❤❤❤❤️") == "❤❤❤❤️"
+    assert collapse_emoji_runs("👨‍👩👩👩👩") == "👨‍👩👩👩👩"  # the first 👩 belongs to the family
+    assert collapse_emoji_runs("👍👍 👍👍🏽👍") == "👍👍 👍👍🏽👍"
+    assert collapse_emoji_runs("👍 👍 👍 👍 👍🏽") == "👍 👍 👍 👍🏽"
+
+
+def test_keycap_emoji_count_as_emoji():
+    assert count_emoji("1️⃣") == 1 and count_emoji("Step 1️⃣ then #️⃣ and *⃣") == 3
+    assert collapse_emoji_runs("5️⃣" * 5) == "5️⃣" * 3
+    assert clean_caption("Top tips 3️⃣ and the", drop_fragment=True) == "Top tips 3️⃣"  # it ends a sentence
