@@ -50,7 +50,8 @@ def clean_caption(raw: str, drop_fragment: bool = False, keep: str = "") -> str:
 
 
 def collapse_repeats(words: list[str], min_unit: int = MIN_REPEAT_WORDS) -> list[str]:
-    """Remove runs of ≥ min_unit words that repeat right after themselves, and a trailing partial copy."""
+    """Remove runs of ≥ min_unit words that repeat right after themselves, and a trailing partial copy; words
+    compare case aside and without the punctuation after them ("Love this place! love this place!")."""
     words = list(words)
     looped = False
     while _remove_one_repeat(words, min_unit):
@@ -59,11 +60,22 @@ def collapse_repeats(words: list[str], min_unit: int = MIN_REPEAT_WORDS) -> list
     return _drop_partial_tail_copy(words, 1 if looped else min_unit, min_unit)
 
 
+def _word_key(word: str) -> str:
+    """What makes two words the same in a loop: case aside, and the punctuation after them ("Place!" = "place"):
+    a loop restarting a sentence writes it with a capital, and ends the copy before it with "!" or ","."""
+    end = len(word)
+    while end and unicodedata.category(word[end - 1]).startswith("P"):
+        end -= 1
+    return word[:end].casefold()
+
+
 def _remove_one_repeat(words: list[str], min_unit: int) -> bool:
+    """Delete the second copy of the first unit that repeats right after itself (the first copy stays as written)."""
+    keys = [_word_key(w) for w in words]
     n = len(words)
     for size in range(min_unit, n // 2 + 1):
         for start in range(0, n - 2 * size + 1):
-            if words[start:start + size] == words[start + size:start + 2 * size]:
+            if keys[start:start + size] == keys[start + size:start + 2 * size]:
                 del words[start + size:start + 2 * size]
                 return True
     return False
@@ -71,11 +83,12 @@ def _remove_one_repeat(words: list[str], min_unit: int) -> bool:
 
 def _drop_partial_tail_copy(words: list[str], min_tail: int, min_unit: int) -> list[str]:
     """'A B C D A B' → 'A B C D': a tail that restarts the unit just before it, cut off by the limit."""
+    keys = [_word_key(w) for w in words]
     n = len(words)
     for tail in range(n // 2, min_tail - 1, -1):
         for unit in range(max(tail + 1, min_unit), n - tail + 1):
             start = n - tail - unit
-            if words[start:start + tail] == words[n - tail:]:
+            if keys[start:start + tail] == keys[n - tail:]:
                 return words[:n - tail]
     return words
 

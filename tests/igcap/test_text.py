@@ -115,3 +115,14 @@ def test_keycap_emoji_count_as_emoji():
     assert count_emoji("1️⃣") == 1 and count_emoji("Step 1️⃣ then #️⃣ and *⃣") == 3
     assert collapse_emoji_runs("5️⃣" * 5) == "5️⃣" * 3
     assert clean_caption("Top tips 3️⃣ and the", drop_fragment=True) == "Top tips 3️⃣"  # it ends a sentence
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("Beach day with the best crew beach day with the best crew beach day with the", "Beach day with the best crew"),
+    ("Love this place! love this place! love this place!", "Love this place!"),
+    ("Good vibes only, good vibes only good vibes", "Good vibes only,"),
+])
+def test_a_loop_is_found_whatever_its_case_and_trailing_punctuation(raw, expected):
+    # A loop that restarts a sentence starts it with a capital, or ends it with a "!": compared exactly, the
+    # copies differed by one word and a stray "beach" / "love" was left at the end.
+    assert clean_caption(raw) == expected == clean_caption(raw, drop_fragment=True)
