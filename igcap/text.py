@@ -1,9 +1,10 @@
 """Clean-up of generated captions (Instagram's limits live in igcap.instagram).
 
 Clean-up keeps emoji and hashtags; it strips special tokens and stray whitespace, collapses text
-repeated back to back (the original models looped one sentence pair to the length limit), drops a
-hashtag written before (case-insensitive: "#beach #Beach" keeps the first), shortens a run of one
-emoji to at most MAX_EMOJI_RUN, and can drop an unfinished last sentence left by the length limit.
+repeated back to back (the original models looped one sentence pair to the length limit), writes each
+hashtag once (case-insensitive: "#beach #Beach" keeps the first; a repeat inside a sentence keeps its word
+without the '#'), shortens a run of one emoji to at most MAX_EMOJI_RUN, and can drop an unfinished last
+sentence left by the length limit.
 """
 
 from __future__ import annotations
@@ -40,10 +41,11 @@ def clean_caption(raw: str, drop_fragment: bool = False, keep: str = "") -> str:
     ``keep``: the words the caption was started with ("Start with…"), at the start of raw; clean-up never
     cuts into them (only the model's continuation can be collapsed or dropped as a fragment).
     """
-    words = collapse_emoji_runs(dedupe_hashtags(_SPECIAL.sub(" ", raw))).split()
+    words = collapse_emoji_runs(_SPECIAL.sub(" ", raw)).split()
     head = keep.split()
     n = len(head) if head and words[:len(head)] == head else 0
-    words = words[:n] + collapse_repeats(words[n:])
+    # Loops first: a loop's hashtags are its own copies ("… #beach today! Fun at the #beach …"), not repeats.
+    words = dedupe_hashtags(" ".join(words[:n] + collapse_repeats(words[n:]))).split()
     if drop_fragment:
         words = _drop_unfinished_sentence(words, protect=n)
     return " ".join(words)
@@ -122,17 +124,30 @@ def count_emoji(text: str) -> int:
 
 
 def dedupe_hashtags(text: str) -> str:
-    """Drop every hashtag already written earlier in text (case-insensitive; the first spelling stays)."""
+    """Write each hashtag once (case-insensitive; the first spelling stays). A repeat among the hashtags at the
+    end goes ("#beach #sun #Beach" → "#beach #sun"); a repeat used as a word in a sentence keeps the word and
+    loses its '#' ("the #Beach is life" → "the Beach is life"), or the sentence would have a hole."""
     seen: set[str] = set()
+    block = _tag_block_start(text)
 
     def keep_first(match: re.Match) -> str:
         tag = tag_key(match.group(2))
-        if tag in seen:
-            return ""
-        seen.add(tag)
-        return match.group(0)
+        if tag not in seen:
+            seen.add(tag)
+            return match.group(0)
+        return "" if match.start(2) > block else match.group(1) + match.group(2)
 
     return _hashtag_word().sub(keep_first, text)
+
+
+def _tag_block_start(text: str) -> int:
+    """Where the hashtags at the end begin: after the last letter or digit outside a hashtag or an emoji (only
+    hashtags, emoji, punctuation and spaces follow)."""
+    def blank(match: re.Match) -> str:
+        return " " * len(match.group(0))
+
+    rest = EMOJI.sub(blank, _hashtag_word().sub(blank, text))
+    return max((i + 1 for i, c in enumerate(rest) if unicodedata.category(c)[0] in "LNM"), default=0)
 
 
 @functools.cache

@@ -126,3 +126,16 @@ def test_a_loop_is_found_whatever_its_case_and_trailing_punctuation(raw, expecte
     # A loop that restarts a sentence starts it with a capital, or ends it with a "!": compared exactly, the
     # copies differed by one word and a stray "beach" / "love" was left at the end.
     assert clean_caption(raw) == expected == clean_caption(raw, drop_fragment=True)
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("Love the #beach, the #Beach is life.", "Love the #beach, the Beach is life."),
+    ("Best #summer ever, #Summer vibes only 🌞", "Best #summer ever, Summer vibes only 🌞"),
+    ("Love #beach. #Beach #sun", "Love #beach. #sun"),
+    ("Great #sun day #sun!", "Great #sun day!"),
+    ("#beach #sun #beach 🌞 #BEACH", "#beach #sun 🌞"),
+    ("Fun at the #beach today! Fun at the #Beach today!", "Fun at the #beach today!"),  # a loop is one copy
+])
+def test_a_repeated_hashtag_in_a_sentence_keeps_its_word(raw, expected):
+    # Removing it left a hole in the sentence ("the is life."); only a repeat in the hashtags at the end goes.
+    assert clean_caption(raw) == expected
