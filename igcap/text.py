@@ -38,14 +38,19 @@ def clean_caption(raw: str, drop_fragment: bool = False, keep: str = "") -> str:
     """Generated text → a caption: no special tokens, single spaces, no back-to-back repeats, no hashtag
     twice, no run of one emoji longer than MAX_EMOJI_RUN.
 
-    ``keep``: the words the caption was started with ("Start with…"), at the start of raw; clean-up never
-    cuts into them (only the model's continuation can be collapsed or dropped as a fragment).
+    ``keep``: the words the caption was started with ("Start with…"), at the start of raw. They stay exactly as
+    written, even where the model's continuation sticks to their last word ("girls" + ", so much"): only the
+    continuation is cleaned (the start words' hashtags and emoji count as written before it) or cut as a
+    fragment.
     """
-    words = collapse_emoji_runs(_SPECIAL.sub(" ", raw)).split()
-    head = keep.split()
-    n = len(head) if head and words[:len(head)] == head else 0
+    text = " ".join(_SPECIAL.sub(" ", raw).split())
+    head = " ".join(keep.split())
+    if not text.startswith(head):
+        head = ""  # raw does not begin with them as typed: nothing to hold on to
+    words = collapse_emoji_runs(text, fixed=len(head)).split()
+    n = len(head.split())  # the start words, the last one with whatever the continuation stuck to it
     # Loops first: a loop's hashtags are its own copies ("… #beach today! Fun at the #beach …"), not repeats.
-    words = dedupe_hashtags(" ".join(words[:n] + collapse_repeats(words[n:]))).split()
+    words = dedupe_hashtags(" ".join(words[:n] + collapse_repeats(words[n:])), fixed=len(head)).split()
     if drop_fragment:
         words = _drop_unfinished_sentence(words, protect=n)
     return " ".join(words)
@@ -123,16 +128,18 @@ def count_emoji(text: str) -> int:
     return len(EMOJI.findall(text))
 
 
-def dedupe_hashtags(text: str) -> str:
+def dedupe_hashtags(text: str, fixed: int = 0) -> str:
     """Write each hashtag once (case-insensitive; the first spelling stays). A repeat among the hashtags at the
     end goes ("#beach #sun #Beach" → "#beach #sun"); a repeat used as a word in a sentence keeps the word and
-    loses its '#' ("the #Beach is life" → "the Beach is life"), or the sentence would have a hole."""
+    loses its '#' ("the #Beach is life" → "the Beach is life"), or the sentence would have a hole.
+
+    The first ``fixed`` characters (the start words) are left as they are; their hashtags count as written."""
     seen: set[str] = set()
     block = _tag_block_start(text)
 
     def keep_first(match: re.Match) -> str:
         tag = tag_key(match.group(2))
-        if tag not in seen:
+        if tag not in seen or match.start(2) <= fixed:
             seen.add(tag)
             return match.group(0)
         return "" if match.start(2) > block else match.group(1) + match.group(2)
@@ -156,18 +163,20 @@ def _hashtag_word() -> re.Pattern:
     return re.compile(rf"(\s*){hashtag_regex()}")
 
 
-def collapse_emoji_runs(text: str, most: int = MAX_EMOJI_RUN) -> str:
+def collapse_emoji_runs(text: str, most: int = MAX_EMOJI_RUN, fixed: int = 0) -> str:
     """A run of one emoji (with or without spaces between) keeps its first ``most`` copies.
 
-    Emoji are compared whole: "👍👍👍👍🏽" is three 👍 and a 👍🏽, "👩👩👩👩‍💻" three 👩 and a 👩‍💻."""
+    Emoji are compared whole: "👍👍👍👍🏽" is three 👍 and a 👍🏽, "👩👩👩👩‍💻" three 👩 and a 👩‍💻. The first
+    ``fixed`` characters (the start words) are left as they are; a run that goes on after them counts their
+    copies."""
     if most < 1:
         raise ValueError("an emoji run keeps at least one emoji")
     out, kept_to, prev, copies = [], 0, None, 0
     for match in EMOJI.finditer(text):
         same = prev is not None and match.group() == prev.group() and not text[prev.end():match.start()].strip()
         copies = copies + 1 if same else 1
-        if copies > most:  # this copy goes, with the spaces before it
-            out.append(text[kept_to:prev.end()])
+        if copies > most and match.start() >= fixed:  # this copy goes, with the spaces before it
+            out.append(text[kept_to:max(prev.end(), fixed)])
             kept_to = match.end()
         prev = match
     return "".join(out) + text[kept_to:]

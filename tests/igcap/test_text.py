@@ -139,3 +139,25 @@ def test_a_loop_is_found_whatever_its_case_and_trailing_punctuation(raw, expecte
 def test_a_repeated_hashtag_in_a_sentence_keeps_its_word(raw, expected):
     # Removing it left a hole in the sentence ("the is life."); only a repeat in the hashtags at the end goes.
     assert clean_caption(raw) == expected
+
+
+def test_the_start_words_stay_as_written_when_the_model_glues_punctuation_onto_them():
+    # The continuation ", so much" sticks to "girls": the words no longer matched the start words word for
+    # word, so nothing was protected and the fragment cut went back to "ever!", into the person's words.
+    keep = "Best day ever! Sunday brunch with the girls"
+    assert clean_caption(keep + ", so much fun and we", drop_fragment=True, keep=keep) == \
+        keep + ", so much fun and we"
+    assert clean_caption(keep + ", so much fun. And we", drop_fragment=True, keep=keep) == keep + ", so much fun."
+    assert clean_caption(keep + "!", drop_fragment=True, keep=keep) == keep + "!"
+
+
+def test_the_start_words_stay_as_written_when_they_repeat_a_hashtag_or_an_emoji():
+    # De-duplication ran over the start words too: their own second "#Beach" went, and then nothing matched.
+    keep = "#beach day at the #Beach"
+    assert clean_caption(keep + " with friends", keep=keep) == keep + " with friends"
+    assert clean_caption(keep + " with friends #BEACH #sun", keep=keep) == keep + " with friends #sun"
+    keep = "Sunset " + "🌅" * 5
+    assert clean_caption(keep + " at the beach", keep=keep) == keep + " at the beach"
+    # A run the model carries on from the start words counts their copies: it does not grow.
+    assert clean_caption("Sunset 🌅🌅 " + "🌅" * 6, keep="Sunset 🌅🌅") == "Sunset 🌅🌅 🌅"
+    assert clean_caption(keep + "🌅🌅 wow", keep=keep) == keep + " wow"
