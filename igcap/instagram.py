@@ -130,10 +130,24 @@ def instagram_stats(text: str, limits: InstagramLimits | None = None) -> Instagr
 def preview(text: str, limit: int = DEFAULT_LIMITS.preview_chars) -> str:
     """The caption as it reads collapsed under a photo: up to ~limit chars, then '… more'.
 
-    Line breaks stay (Instagram keeps them); only trailing spaces on a line and outer blank space go."""
+    Line breaks stay (Instagram keeps them); only trailing spaces on a line and outer blank space go. The cut
+    comes after the last word that fits whole (one ending right at the limit too); with no space to cut at, it
+    comes between whole characters as a person sees them (a flag, "👩‍💻", "👍🏽", "1️⃣", an accented letter)."""
     kept = "\n".join(line.rstrip() for line in text.strip().splitlines())
     if len(kept) <= limit:
         return kept
-    head = kept[:limit]
+    head = kept[:limit + 1]  # with the character after the limit: a space there means the last word fits
     cut = max(head.rfind(" "), head.rfind("\n"))
-    return (head[:cut] if cut > 0 else head).rstrip() + "… more"
+    return (kept[:cut] if cut > 0 else _whole_characters(kept, limit)).rstrip() + "… more"
+
+
+def _whole_characters(text: str, limit: int) -> str:
+    """The longest start of text, at most ``limit`` code points, that ends between grapheme clusters."""
+    import regex  # \X, a grapheme cluster (Python's re has none); imported when a preview is cut mid-word
+
+    end = 0
+    for cluster in regex.finditer(r"\X", text):
+        if cluster.end() > limit:
+            break
+        end = cluster.end()
+    return text[:end]

@@ -89,3 +89,25 @@ def test_the_keycap_emoji_is_not_a_hashtag():
     assert clean_caption("Press #️⃣ then #️⃣ again #fun") == "Press #️⃣ then #️⃣ again #fun"
     with pytest.raises(HashtagSetError):
         parse_hashtag_set("#️⃣ travel")
+
+
+FIRST = ("Golden hour on the coast with my favourite people, salty hair and sandy feet, nothing beats a slow "
+         "summer evening like this 🌅")
+
+
+def test_preview_keeps_a_word_that_ends_exactly_at_the_limit():
+    assert len(FIRST) == 125
+    assert preview(FIRST + " See you tomorrow #beach") == FIRST + "… more"
+    assert preview(FIRST + "\n#beach #sun") == FIRST + "… more"  # a line break after it too
+
+
+@pytest.mark.parametrize("text, shown", [
+    ("🇫🇷" * 70, "🇫🇷" * 62),  # not a lone regional indicator
+    ("a" * 123 + "👩‍💻👩‍💻 rest", "a" * 123),  # not "👩" + a dangling joiner
+    ("a" * 124 + "👍🏽" * 5, "a" * 124),  # not 👍 without its skin tone
+    ("a" * 124 + "❤️" * 5, "a" * 124),  # not ❤ without its variation selector
+    ("a" * 124 + "1️⃣" * 5, "a" * 124),  # not a keycap's digit alone
+    ("e\u0301" * 70, "e\u0301" * 62),  # not a letter without its accent
+])
+def test_preview_without_a_space_cuts_between_whole_characters(text, shown):
+    assert preview(text) == shown + "… more"
