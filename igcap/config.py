@@ -116,6 +116,7 @@ INSTAGRAM_KEYS = {  # environment key → InstagramLimits field
     "IGCAP_INSTAGRAM_MAX_CHARS": "max_chars",
     "IGCAP_INSTAGRAM_MAX_HASHTAGS": "max_hashtags",
     "IGCAP_INSTAGRAM_PREVIEW_CHARS": "preview_chars",
+    "IGCAP_INSTAGRAM_MAX_MENTIONS": "max_mentions",
 }
 
 

@@ -6,10 +6,12 @@ The figures (as of 2026), and where they come from:
 - **2,200 characters** per caption: Instagram's own limit for a caption (unchanged).
 - **about 125 characters** show under a photo before "… more" (the feed cuts the caption there; the exact
   cut depends on the screen, so this is a guide, not a rule).
+- **20 @mentions** per caption: what Meta's Instagram content-publishing API documents for a caption ("20 @
+  tags"); the app does not publish a figure of its own (third-party guides say 20 or 30), so igcap warns past 20.
 
-When Instagram changes them again, set ``IGCAP_INSTAGRAM_MAX_CHARS``, ``IGCAP_INSTAGRAM_MAX_HASHTAGS`` or
-``IGCAP_INSTAGRAM_PREVIEW_CHARS`` (read by :mod:`igcap.config` into ``Settings.instagram``, which the app and
-the CLI pass here), or change the defaults below.
+When Instagram changes them again, set ``IGCAP_INSTAGRAM_MAX_CHARS``, ``IGCAP_INSTAGRAM_MAX_HASHTAGS``,
+``IGCAP_INSTAGRAM_MAX_MENTIONS`` or ``IGCAP_INSTAGRAM_PREVIEW_CHARS`` (read by :mod:`igcap.config` into
+``Settings.instagram``, which the app and the CLI pass here), or change the defaults below.
 """
 
 from __future__ import annotations
@@ -54,6 +56,11 @@ def _hashtag() -> re.Pattern:
     return re.compile(hashtag_regex())
 
 
+# An @mention: an Instagram username (letters, digits, "_" and ".", at most 30, not ending in ".", which is the
+# sentence's), not inside a word or an e-mail address ("ana@example.com") and not right after another "@".
+_MENTION = re.compile(r"(?<![\w@.])@([A-Za-z0-9_](?:[A-Za-z0-9_.]{0,28}[A-Za-z0-9_])?)(?![\w@])")
+
+
 def tag_key(tag: str) -> str:
     """What makes two hashtags the same one: case aside ("#Beach" = "#beach"), and however the accents were
     typed (a composed "é" or "e" + a combining accent)."""
@@ -65,9 +72,10 @@ class InstagramLimits:
     max_chars: int = 2200  # characters a caption may have
     max_hashtags: int = 5  # hashtags a post or reel may carry (30 before December 2025)
     preview_chars: int = 125  # about what shows under the photo before "… more"
+    max_mentions: int = 20  # @mentions a caption may carry (Meta's publishing API: "20 @ tags")
 
     def __post_init__(self):
-        for name in ("max_chars", "max_hashtags", "preview_chars"):
+        for name in ("max_chars", "max_hashtags", "preview_chars", "max_mentions"):
             if getattr(self, name) < 1:
                 raise ValueError(f"Instagram limit {name} must be at least 1, not {getattr(self, name)}")
 
@@ -81,6 +89,7 @@ class InstagramStats:
     hashtags: int
     limits: InstagramLimits
     preview: str  # the first ~125 characters, as shown under the photo
+    mentions: int = 0  # @mentions (repeats included)
 
     @property
     def over_chars(self) -> bool:
@@ -91,12 +100,16 @@ class InstagramStats:
         return self.hashtags > self.limits.max_hashtags
 
     @property
+    def over_mentions(self) -> bool:
+        return self.mentions > self.limits.max_mentions
+
+    @property
     def ok(self) -> bool:
-        return not (self.over_chars or self.over_hashtags)
+        return not (self.over_chars or self.over_hashtags or self.over_mentions)
 
     def over_limit(self) -> dict[str, bool]:
-        """One flag per limit, as the CLI writes them: {"chars": …, "hashtags": …}."""
-        return {"chars": self.over_chars, "hashtags": self.over_hashtags}
+        """One flag per limit, as the CLI writes them: {"chars": …, "hashtags": …, "mentions": …}."""
+        return {"chars": self.over_chars, "hashtags": self.over_hashtags, "mentions": self.over_mentions}
 
     def problems(self) -> list[str]:
         """Sentences for each limit the caption breaks, e.g. "6 hashtags; Instagram allows 5"."""
@@ -105,6 +118,8 @@ class InstagramStats:
             out.append(f"{self.chars:,} characters; Instagram allows {self.limits.max_chars:,}")
         if self.over_hashtags:
             out.append(f"{self.hashtags} hashtags; Instagram allows {self.limits.max_hashtags}")
+        if self.over_mentions:
+            out.append(f"{self.mentions} @mentions; Instagram allows {self.limits.max_mentions}")
         return out
 
     def warning(self) -> str | None:
@@ -119,12 +134,17 @@ def hashtags(text: str) -> list[str]:
     return _hashtag().findall(text)
 
 
+def mentions(text: str) -> list[str]:
+    """The @mentioned usernames in text, without '@', in order (repeats included); e-mail addresses are not."""
+    return _MENTION.findall(text)
+
+
 def instagram_stats(text: str, limits: InstagramLimits | None = None) -> InstagramStats:
     """How text measures up. ``limits``: pass ``Settings.from_env().instagram`` to honour IGCAP_INSTAGRAM_*
     (the app and the CLI do); None means the defaults above."""
     limits = limits or DEFAULT_LIMITS
     return InstagramStats(chars=len(text), hashtags=len(hashtags(text)), limits=limits,
-                          preview=preview(text, limits.preview_chars))
+                          preview=preview(text, limits.preview_chars), mentions=len(mentions(text)))
 
 
 def preview(text: str, limit: int = DEFAULT_LIMITS.preview_chars) -> str:

@@ -3,7 +3,7 @@
 import pytest
 
 from igcap.config import ConfigError, Settings, instagram_limits
-from igcap.instagram import DEFAULT_LIMITS, InstagramLimits, instagram_stats, preview
+from igcap.instagram import DEFAULT_LIMITS, InstagramLimits, instagram_stats, mentions, preview
 
 
 def tags(n: int) -> str:
@@ -11,7 +11,8 @@ def tags(n: int) -> str:
 
 
 def test_defaults_are_instagrams_2026_rules():
-    assert (DEFAULT_LIMITS.max_chars, DEFAULT_LIMITS.max_hashtags, DEFAULT_LIMITS.preview_chars) == (2200, 5, 125)
+    assert (DEFAULT_LIMITS.max_chars, DEFAULT_LIMITS.max_hashtags, DEFAULT_LIMITS.preview_chars,
+            DEFAULT_LIMITS.max_mentions) == (2200, 5, 125, 20)
     assert Settings().instagram == DEFAULT_LIMITS == Settings.from_env({}).instagram
 
 
@@ -19,14 +20,14 @@ def test_five_hashtags_pass_and_six_are_over():
     assert instagram_stats("Beach day " + tags(5), DEFAULT_LIMITS).ok
     six = instagram_stats("Beach day " + tags(6), DEFAULT_LIMITS)
     assert six.hashtags == 6 and six.over_hashtags and not six.over_chars and not six.ok
-    assert six.over_limit() == {"chars": False, "hashtags": True}
+    assert six.over_limit() == {"chars": False, "hashtags": True, "mentions": False}
     assert six.warning() == "Instagram will refuse this caption as it is: 6 hashtags; Instagram allows 5."
 
 
 def test_characters_over_2200_are_over():
     at_limit = instagram_stats("x" * 2200, DEFAULT_LIMITS)
     over = instagram_stats("x" * 2201, DEFAULT_LIMITS)
-    assert at_limit.ok and over.over_chars and over.over_limit() == {"chars": True, "hashtags": False}
+    assert at_limit.ok and over.over_chars and over.over_limit() == {"chars": True, "hashtags": False, "mentions": False}
     assert "2,201 characters; Instagram allows 2,200" in over.warning()
 
 
@@ -35,11 +36,28 @@ def test_hashtags_inside_words_and_emails_do_not_count():
     assert stats.hashtags == 2 and stats.ok and stats.warning() is None
 
 
+def test_twenty_mentions_pass_and_twenty_one_are_over():
+    people = [f"@friend_{i}" for i in range(21)]
+    assert instagram_stats("Thanks " + " ".join(people[:20])).ok
+    over = instagram_stats("Thanks " + " ".join(people))
+    assert over.mentions == 21 and over.over_mentions and not over.ok
+    assert over.over_limit() == {"chars": False, "hashtags": False, "mentions": True}
+    assert over.warning() == "Instagram will refuse this caption as it is: 21 @mentions; Instagram allows 20."
+
+
+def test_mentions_are_usernames_not_emails_or_words():
+    text = "Shot by @anna.smith with @bob_1! Mail ana@example.com, @@x, (@cafe), @josé, @anna. done"
+    assert mentions(text) == ["anna.smith", "bob_1", "cafe", "anna"]
+    assert mentions("@" + "a" * 30) == ["a" * 30] and mentions("@" + "a" * 31) == []  # 30 characters at most
+
+
 def test_environment_changes_every_limit():
     env = {"IGCAP_INSTAGRAM_MAX_CHARS": "100", "IGCAP_INSTAGRAM_MAX_HASHTAGS": "10",
-           "IGCAP_INSTAGRAM_PREVIEW_CHARS": "40"}
+           "IGCAP_INSTAGRAM_PREVIEW_CHARS": "40", "IGCAP_INSTAGRAM_MAX_MENTIONS": "2"}
     limits = Settings.from_env(env).instagram
-    assert limits == InstagramLimits(max_chars=100, max_hashtags=10, preview_chars=40) == instagram_limits(env)
+    assert limits == InstagramLimits(max_chars=100, max_hashtags=10, preview_chars=40,
+                                     max_mentions=2) == instagram_limits(env)
+    assert instagram_stats("@a @b", limits).ok and instagram_stats("@a @b @c", limits).over_mentions
     assert instagram_stats("Beach day " + tags(6), limits).ok
     assert instagram_stats(tags(6)).over_hashtags  # without limits: the defaults
     long = "word " * 30

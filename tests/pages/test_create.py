@@ -239,6 +239,15 @@ def test_card_counts_previews_and_offers_a_copy_of_the_edited_text(app):
     assert ":red[5 / 5" not in counter
 
 
+def test_mentions_are_counted_once_there_are_any_and_red_past_twenty(app):
+    upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    [manual] = [t for t in app.text_area if t.key.startswith("manual.")]
+    manual.set_value("Morning run #run").run()
+    assert not any("@mentions" in c.value for c in app.caption)  # no mentions: no counter
+    manual.set_value("Thanks " + " ".join(f"@friend{i}" for i in range(21))).run()
+    assert any(":red[21 / 20 @mentions]" in c.value for c in app.caption)
+
+
 def test_manual_caption_is_counted_and_warned_about(app, db_url):
     upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
     [manual] = [t for t in app.text_area if t.key.startswith("manual.")]
