@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except CliError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print_error(err)
         return 2
     except BrokenPipeError:  # the reader went away (`igcap caption … | head`): stop quietly, as other tools do
         import os
@@ -46,8 +46,14 @@ def main(argv: list[str] | None = None) -> int:
             raise
         if args.verbose:
             logging.exception("details")
-        print(f"error: {message}", file=sys.stderr)
+        print_error(message)
         return 2
+
+
+def print_error(message) -> None:
+    """``error: message`` on stderr, each line as plain text: a message can quote a file's cells, its column
+    names or a path, and their control characters are written as escapes, never obeyed by the terminal."""
+    print("\n".join(terminal_safe(line) for line in f"error: {message}".split("\n")), file=sys.stderr)
 
 
 def _known_error(err: Exception) -> str | None:

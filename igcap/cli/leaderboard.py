@@ -7,7 +7,7 @@ import csv
 import json
 import sys
 
-from igcap.cli import CliError, whole_number
+from igcap.cli import CliError, terminal_safe, whole_number
 
 EXAMPLES = """examples:
   python -m igcap leaderboard --ratings ratings-long.csv --votes votes.csv
@@ -58,8 +58,8 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(str(err)) from None
         rated = bool(ratings)
     if board.criterion not in board.criteria and rated:
-        print(f"note: no ratings for criterion {board.criterion!r}; the data has: "
-              f"{', '.join(board.criteria) or 'none'}", file=sys.stderr)
+        print(terminal_safe(f"note: no ratings for criterion {board.criterion!r}; the data has: "
+                            f"{', '.join(board.criteria) or 'none'}"), file=sys.stderr)
     if args.json == "-":
         print(json.dumps(board.to_json(), indent=2, ensure_ascii=False))
         return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from igcap.cli import CliError
+from igcap.cli import CliError, terminal_safe
 
 EXAMPLES = """examples:
   python -m igcap study create spring photos/ --models vit-gpt2-all,nlpconnect-all --preset balanced --k 3
@@ -113,15 +113,16 @@ def run_generate(args) -> int:
                for key, spec in cache.registry.items()}
     quiet_transformers(args.verbose)
 
-    def show(event) -> None:
+    def show(event) -> None:  # photo names are as uploaded or given: printed as plain text
         if event.stage == "model":
-            print(f"{event.model_key}: model {event.model_index + 1} of {event.models}", file=sys.stderr)
+            line = f"{event.model_key}: model {event.model_index + 1} of {event.models}"
         elif event.stage == "failed":
-            print(f"{event.model_key} failed: {event.message}", file=sys.stderr)
+            line = f"{event.model_key} failed: {event.message}"
         else:
             left = format_seconds(event.seconds_left)
-            print(f"  [{event.done}/{event.total}] {event.model_key} · {event.photo_name}"
-                  + (f" · {left} left" if left else ""), file=sys.stderr)
+            line = (f"  [{event.done}/{event.total}] {event.model_key} · {event.photo_name}"
+                    + (f" · {left} left" if left else ""))
+        print(terminal_safe(line), file=sys.stderr)
 
     try:
         report = generate_study(engine, args.name, Captioner(cache), sources=sources, batch=args.batch, on_event=show)
@@ -130,7 +131,7 @@ def run_generate(args) -> int:
     made = sum(report.made.values())
     print(f"wrote {made} caption(s) in {report.seconds:.0f} s; {report.already_done} were there already")
     for key, message in report.failed.items():
-        print(f"{key} could not caption: {message}")
+        print(terminal_safe(f"{key} could not caption: {message}"))
     return 0 if report.complete else 1
 
 

@@ -140,3 +140,35 @@ def test_a_ratings_file_with_a_very_long_caption_is_read(tmp_path, capsys):
     path.write_bytes(to_csv(rows, ["photo_sha256", "model_key", "rater", "criterion", "stars", "caption"]))
     assert main(["leaderboard", "--ratings", str(path), "--bootstrap", "0"]) == 0
     assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content, shown", [
+    # a criterion from the file is named in the note that says which criteria the data has
+    ("photo_sha256,model_key,rater,criterion,stars\nabc,m1,alice,\x1b[2J\x1b]0;owned\x07evil,4\n",
+     "\\x1b[2J\\x1b]0;owned\\x07evil"),
+    # a column name from the file is named in the error that says which columns were found
+    ("a\x1b[31mRED,b\n1,2\n", "a\\x1b[31mRED"),
+])
+def test_text_from_a_ratings_file_never_reaches_the_terminal_as_control_characters(tmp_path, capsys, content, shown):
+    """An escape sequence in a cell or a column name went to the terminal as it is in the note and in the
+    error line (a cleared screen, a changed window title); it is printed as an escape, readable."""
+    path = tmp_path / "evil.csv"
+    path.write_text(content, encoding="utf-8")
+    main(["leaderboard", "--ratings", str(path), "--bootstrap", "0"])
+    out, err = capsys.readouterr()
+    assert not [ch for ch in out + err if ch not in "\n" and (ord(ch) < 32 or 127 <= ord(ch) < 160)]
+    assert shown in err
+
+
+def test_every_error_line_is_printed_as_plain_text(monkeypatch, capsys):
+    """main() is the one place that prints errors: whatever a command's message holds, each of its lines
+    reaches the terminal with control characters as escapes."""
+    import igcap.cli.leaderboard as command
+    from igcap.cli import CliError
+
+    def fail(args):
+        raise CliError("first \x1b[2J line\nsecond \x9b31m line")
+
+    monkeypatch.setattr(command, "run", fail)
+    assert main(["leaderboard", "--votes", "v.csv"]) == 2
+    assert capsys.readouterr().err == "error: first \\x1b[2J line\nsecond \\x9b31m line\n"

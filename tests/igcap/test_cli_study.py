@@ -94,6 +94,18 @@ def test_a_study_name_is_used_once(hub_cache, folder, database, capsys):
     assert "already exists" in capsys.readouterr().err
 
 
+def test_generate_prints_photo_names_as_plain_text(hub_cache, folder, database, capsys):
+    """The progress lines name each photo as stored (an uploaded file's name, or a path): an escape sequence
+    in one reached the terminal as it is."""
+    (folder / "red\x1b]0;owned\x07.jpg").write_bytes(photo_bytes("JPEG", colour="green"))
+    assert main(["study", "create", "names", str(folder), "--models", DEFAULT_KEYS[0], "--preset", "fast",
+                 "--database", database]) == 0
+    assert main(["study", "generate", "names", "--database", database]) == 0
+    out, err = capsys.readouterr()
+    assert "\x1b" not in out + err and "\x07" not in out + err
+    assert "red\\x1b]0;owned\\x07.jpg" in err
+
+
 def test_leaderboard_of_a_study_equals_the_leaderboard_of_its_exported_files(database, tmp_path, capsys):
     import json
 
