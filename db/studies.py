@@ -48,6 +48,7 @@ from db.repo import (NotFoundError, _insert, _settings_dict, clean_criterion, ra
 
 STUDY_NAME_MAX = 80
 K_MAX = 100
+SEED_MAX = 2**31 - 1  # a study's seed is 0 to this: Study.seed is an Integer, int4 on PostgreSQL (= igcap.decoding's)
 _NAME_RE = re.compile(r"^[^\x00-\x1f\x7f]+$")  # no control characters (names appear in file names and tables)
 
 
@@ -89,7 +90,10 @@ def create_study(*, session: Session, name: str, models: Sequence[str], settings
     found = set(session.scalars(select(Photo.id).where(Photo.id.in_(photo_ids))))
     if missing := [pid for pid in photo_ids if pid not in found]:
         raise NotFoundError(f"photo(s) {missing} do not exist")
-    seed = secrets.randbelow(2**31) if seed is None else int(seed)
+    if seed is None:
+        seed = secrets.randbelow(SEED_MAX + 1)
+    elif isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+        raise ValueError(f"the seed must be a whole number from 0 to {SEED_MAX}")
     values = dict(name=name, models=models, settings=_settings_dict(settings) or {}, criteria=criteria, k=k,
                   seed=seed, created_at=utcnow())
     study_id = session.scalar(_insert(session, Study).values(**values)

@@ -12,6 +12,10 @@ MAX_NEW_TOKENS_LIMIT = 256  # a caption never needs more; GPT-2 has 1,024 positi
 MAX_VARIANTS = 8
 MAX_START_CHARS = 200  # "Start with…": a first sentence, not the caption
 MAX_EMOJI = 20
+# Every seed, a caption's and a study's, is a whole number from 0 to SEED_MAX: a study keeps its seed in an
+# Integer column, int4 on PostgreSQL (db.studies.SEED_MAX, the same number: db cannot import igcap), and
+# torch.manual_seed takes it; "more like this" draws its seeds from this range too.
+SEED_MAX = 2**31 - 1
 
 
 class DecodingError(ValueError):
@@ -82,7 +86,7 @@ class DecodingSettings:
     num_variants: int = knob(1, label="Variants per model", type=int, low=1, high=MAX_VARIANTS,
                              generate="num_return_sequences",
                              help="How many different captions each model writes per photo.")
-    seed: int | None = knob(None, label="Seed", type=int, low=0, optional=True,
+    seed: int | None = knob(None, label="Seed", type=int, low=0, high=SEED_MAX, optional=True,
                             placeholder="empty = new captions each time",
                             help="Fix it to get the same sampled captions again; leave empty for new ones each time.")
     drop_fragment: bool = knob(True, label="Drop an unfinished last sentence", type=bool, flag=False,
@@ -166,7 +170,7 @@ def _problems(s: DecodingSettings):
     if _outside(s, "no_repeat_ngram_size"):
         yield f"No-repeat n-gram size must be {k['no_repeat_ngram_size'].low} (off) or more."
     if _outside(s, "seed"):
-        yield f"Seed must be a whole number of {k['seed'].low} or more."
+        yield f"Seed must be a whole number from {k['seed'].low} to {k['seed'].high}."
     if _outside(s, "start_with"):
         yield f"Start with… can be at most {k['start_with'].high} characters."
     if _outside(s, "max_emoji"):

@@ -94,18 +94,21 @@ def version() -> str:
         return "unknown"
 
 
-def whole_number(low: int = 0):
-    """An argparse type: a whole number of at least ``low``, else a one-line usage error naming the value."""
+def whole_number(low: int = 0, high: int | None = None):
+    """An argparse type: a whole number from ``low`` (to ``high``, when given), else a one-line usage error
+    naming the value."""
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if high is not None and not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {value}")
         if value < low:
             raise argparse.ArgumentTypeError(f"must be {low} or more, got {value}")
         return value
 
-    parse.__name__ = f"whole number >= {low}"
+    parse.__name__ = f"whole number >= {low}" if high is None else f"whole number from {low} to {high}"
     return parse
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from igcap.cli import CliError, terminal_safe
+from igcap.cli import CliError, terminal_safe, whole_number
+from igcap.decoding import SEED_MAX
 
 EXAMPLES = """examples:
   python -m igcap study create spring photos/ --models vit-gpt2-all,nlpconnect-all --preset balanced --k 3
@@ -36,7 +37,8 @@ def add_parser(subparsers) -> None:
     create.add_argument("--preset", default="balanced", help="decoding preset: balanced, creative, precise, fast")
     create.add_argument("--criteria", default="overall", help="comma-separated criteria to rate (default: overall)")
     create.add_argument("--k", type=int, default=3, help="ratings each caption needs (default 3)")
-    create.add_argument("--seed", type=int, help="seed of the raters' order and the arena's pairs (default: random)")
+    create.add_argument("--seed", type=whole_number(0, SEED_MAX),
+                        help=f"seed of the raters' order and the arena's pairs, 0 to {SEED_MAX} (default: random)")
     create.set_defaults(func=run_create)
 
     generate = sub.add_parser("generate", parents=[common],

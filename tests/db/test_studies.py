@@ -64,13 +64,22 @@ def test_create_study_stores_its_settings(engine):
 @pytest.mark.parametrize("change, message", [
     (dict(name="  "), "needs a name"), (dict(models=[]), "at least one model"), (dict(photo_ids=[]), "one photo"),
     (dict(k=0), "ratings per caption"), (dict(criteria=["no spaces allowed"]), "criterion"),
-    (dict(name="x" * 81), "too long"), (dict(name="bell\x07here"), "control characters")])
+    (dict(name="x" * 81), "too long"), (dict(name="bell\x07here"), "control characters"),
+    # 2**31 was stored on SQLite and refused by PostgreSQL's int4 column (a DataError, not a message)
+    (dict(seed=2**31), "seed must be a whole number from 0 to 2147483647"), (dict(seed=-1), "seed must be"),
+    (dict(seed="7"), "seed must be")])
 def test_create_study_refuses_bad_input(engine, change, message):
     with transaction(engine) as s:
         pid = repo.save_photo(session=s, **photo_values("x")).id
         args = dict(name="ok", models=["a"], settings={}, photo_ids=[pid]) | change
         with pytest.raises(ValueError, match=message):
             studies.create_study(session=s, **args)
+
+
+def test_the_largest_seed_is_stored_on_every_backend(engine):
+    make_study(engine, photos=1, seed=studies.SEED_MAX)
+    with transaction(engine, write=False) as s:
+        assert study(s).seed == studies.SEED_MAX == 2**31 - 1
 
 
 def test_study_names_are_unique_and_photos_must_exist(engine):

@@ -47,6 +47,19 @@ def test_bad_options_give_one_line_errors(hub_cache, folder, capsys, args, words
     assert words in err and "Traceback" not in err
 
 
+def test_a_seed_out_of_range_is_one_line_and_the_largest_seed_works(hub_cache, folder, capsys):
+    """A seed of 2**64 or more passed the settings and every model failed with a traceback (torch's
+    "Overflow when unpacking long long"); the range is one for every seed (a study stores its own in int4)."""
+    from igcap.decoding import SEED_MAX
+
+    common = ["caption", str(folder), "--models", DEFAULT_KEYS[0], "--strategy", "sample", "--max-new-tokens", "4"]
+    assert main([*common, "--seed", "99999999999999999999999"]) == 2
+    _one_line_error(2, capsys.readouterr().err, f"Seed must be a whole number from 0 to {SEED_MAX}")
+    assert main([*common, "--seed", str(SEED_MAX), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert len(json.loads(out)["captions"]) == 2 and "Traceback" not in err
+
+
 def test_models_lists_the_registry_with_availability(hub_cache, capsys):
     assert main(["models", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)

@@ -88,6 +88,18 @@ def test_bad_input_gives_one_line_errors(hub_cache, folder, database, capsys, ar
     assert words in err and "Traceback" not in err
 
 
+def test_a_study_seed_outside_the_seed_range_is_a_usage_error(hub_cache, folder, database, capsys):
+    """2**31 was stored on SQLite and refused by PostgreSQL's int4 column with a DataError."""
+    base = ["study", "create", "seeded", str(folder), "--models", MODELS, "--database", database]
+    for seed in ("2147483648", "-1"):
+        with pytest.raises(SystemExit) as stop:
+            main([*base, "--seed", seed])
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and "--seed: must be from 0 to 2147483647" in err and "Traceback" not in err
+    assert main([*base, "--seed", "2147483647"]) == 0
+    assert "seed 2147483647" in capsys.readouterr().out
+
+
 def test_a_study_name_is_used_once(hub_cache, folder, database, capsys):
     assert main(["study", "create", "once", str(folder), "--models", MODELS, "--database", database]) == 0
     assert main(["study", "create", "once", str(folder), "--models", MODELS, "--database", database]) == 2

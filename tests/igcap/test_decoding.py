@@ -14,6 +14,9 @@ from igcap.decoding import FIELD_HELP, KNOBS, PRESETS, DecodingError, DecodingSe
     ({"max_new_tokens": 0}, "Maximum length"),
     ({"strategy": "nucleus"}, "strategy"),
     ({"seed": -3}, "Seed"),
+    # torch.manual_seed overflowed in every model (a traceback per model) and a study's Integer column is int4
+    ({"strategy": "sample", "seed": 2**31}, "Seed must be a whole number from 0 to 2147483647"),
+    ({"strategy": "sample", "seed": 99999999999999999999999}, "Seed must be"),
     ({"repetition_penalty": 0}, "Repetition penalty"),
     # NaN passed every bound (each comparison is False); infinity passed those without an upper one
     ({"strategy": "sample", "top_p": float("nan")}, "Top-p"),
@@ -74,6 +77,7 @@ def test_creator_knobs_are_checked_and_drawn_above_the_advanced_ones():
     ({"num_variants": KNOBS["num_variants"].high + 1, "strategy": "sample"}, "Variants"),
     ({"num_beams": KNOBS["num_beams"].high + 1}, "beams"),
     ({"strategy": "sample", "temperature": KNOBS["temperature"].high + 0.5}, "Temperature"),
+    ({"strategy": "sample", "seed": KNOBS["seed"].high + 1}, "Seed"),
 ])
 def test_bounds_come_from_the_knobs(changes, words):
     with pytest.raises(DecodingError, match=words):

@@ -178,3 +178,11 @@ def test_two_runs_on_one_study_at_once_count_only_what_each_stored(engine, cache
     assert sum(sum(r.made.values()) for r in reports) == 3 * len(MODELS)
     with transaction(engine, write=False) as s:
         assert len(s.scalars(select(Caption).where(Caption.study_id.is_not(None))).all()) == 3 * len(MODELS)
+
+
+def test_one_seed_range_for_studies_and_decoding():
+    """A study stores its seed in an Integer column (int4 on PostgreSQL); decoding, the Create page and both
+    --seed flags take the same range, so a seed accepted in one place is accepted in every other."""
+    from igcap.decoding import KNOBS, SEED_MAX
+
+    assert studies.SEED_MAX == SEED_MAX == KNOBS["seed"].high == 2**31 - 1 and KNOBS["seed"].low == 0
