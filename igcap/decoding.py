@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -87,6 +87,7 @@ class DecodingSettings:
                              generate="num_return_sequences",
                              help="How many different captions each model writes per photo.")
     seed: int | None = knob(None, label="Seed", type=int, low=0, high=SEED_MAX, optional=True,
+                            only=("sample",),
                             placeholder="empty = new captions each time",
                             help="Fix it to get the same sampled captions again; leave empty for new ones each time.")
     drop_fragment: bool = knob(True, label="Drop an unfinished last sentence", type=bool, flag=False,
@@ -141,9 +142,25 @@ STRATEGY_MODES = {  # what each strategy adds to the knobs it uses
 FIELD_HELP: dict[str, str] = {name: k.help for name, k in KNOBS.items()}
 
 
+def unused_knobs(strategy: str, names: Iterable[str]) -> list[str]:
+    """Those of the fields ``names`` that ``strategy`` does not read (their Knob's ``only``): a value set
+    there changes no caption. The settings check such a knob's bounds only under its strategy (the seed's
+    under every one: it is kept with the settings)."""
+    return [name for name in names if KNOBS[name].only is not None and strategy not in KNOBS[name].only]
+
+
+def bounds_problem(name: str, value) -> str | None:
+    """Why ``value`` is outside the bounds of the field ``name`` ("Top-k must be at least 0"), else None."""
+    return f"{KNOBS[name].label} must be {_range_words(KNOBS[name])}" if _breaks(KNOBS[name], value) else None
+
+
 def _outside(s: DecodingSettings, name: str) -> bool:
-    """Whether a field's value breaks its Knob's bounds (a text's bounds are on its length)."""
-    k, value = KNOBS[name], getattr(s, name)
+    """Whether a field's value breaks its Knob's bounds."""
+    return _breaks(KNOBS[name], getattr(s, name))
+
+
+def _breaks(k: Knob, value) -> bool:
+    """Whether ``value`` breaks the Knob's bounds (a text's bounds are on its length)."""
     if value is None:
         return not k.optional
     if isinstance(value, str):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from igcap.cli import CliError, terminal_safe
 from igcap.cli.hashtags import load_tags
-from igcap.decoding import KNOBS, PRESETS, DecodingError
+from igcap.decoding import KNOBS, PRESETS, DecodingError, bounds_problem, unused_knobs
 from igcap.lengths import LENGTHS
 
 COLUMNS = ("photo", "model", "variant", "caption", "raw_text", "tokens", "seconds", "ended_with_eos",
@@ -88,7 +88,13 @@ def run(args) -> int:
     return 1 if failed or bad_models else 0
 
 
+STRATEGY_WORDS = {"greedy": "greedy decoding", "beam": "beam search", "sample": "sampling"}
+
+
 def decoding_settings(args):
+    """The settings the preset and the flags ask for, else CliError saying why they cannot work. Flags given
+    for knobs the strategy does not read are named in one note on stderr; a value no strategy takes is
+    refused there too."""
     if args.preset not in PRESETS:
         raise CliError(f"unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}")
     chosen = {k: getattr(args, k) for k, knob in KNOBS.items() if knob.flag and getattr(args, k) is not None}
@@ -98,9 +104,28 @@ def decoding_settings(args):
         base = PRESETS[args.preset]
         if getattr(args, "length", None):
             base = LENGTHS[args.length].apply(base)
-        return base.replace(**chosen)
+        settings = base.replace(**chosen)
     except DecodingError as err:
         raise CliError(str(err)) from None
+    note_unused(settings, chosen, preset=None if chosen.get("strategy") else args.preset)
+    return settings
+
+
+def note_unused(settings, chosen: dict, preset: str | None) -> None:
+    """One note naming the flags in ``chosen`` that the strategy does not read, and the strategy that would;
+    CliError for a value outside its knob's bounds (``--top-k -1`` is wrong under any strategy)."""
+    unused = unused_knobs(settings.strategy, chosen)
+    words = STRATEGY_WORDS[settings.strategy]
+    groups: dict[tuple, list[str]] = {}
+    for name in unused:
+        flag = "--" + name.replace("_", "-")
+        if problem := bounds_problem(name, chosen[name]):
+            raise CliError(f"{problem}; {words} does not use {flag}, so leave it out")
+        groups.setdefault(KNOBS[name].only, []).append(flag)
+    if groups:
+        ignored = " and ".join(f"{', '.join(flags)} (used with {' or '.join('--strategy ' + s for s in only)})"
+                               for only, flags in groups.items())
+        print(f"note: {words}{f' (preset {preset})' if preset else ''} ignores {ignored}", file=sys.stderr)
 
 
 def model_keys(text: str | None, registry) -> list[str]:

@@ -60,6 +60,35 @@ def test_a_seed_out_of_range_is_one_line_and_the_largest_seed_works(hub_cache, f
     assert len(json.loads(out)["captions"]) == 2 and "Traceback" not in err
 
 
+def test_flags_the_strategy_ignores_are_named_in_one_note(hub_cache, folder, capsys):
+    """--temperature, --top-k, --num-beams and --seed with greedy decoding changed nothing and said nothing."""
+    common = ["caption", str(folder), "--models", DEFAULT_KEYS[0], "--max-new-tokens", "4"]
+    assert main([*common, "--preset", "fast"]) == 0
+    plain_out, err = capsys.readouterr()
+    assert "note" not in err
+    assert main([*common, "--preset", "fast", "--temperature", "4.5", "--top-k", "1", "--num-beams", "16",
+                 "--seed", "3"]) == 0
+    out, err = capsys.readouterr()
+    assert out == plain_out
+    assert [line for line in err.splitlines() if "note" in line] == [
+        "note: greedy decoding (preset fast) ignores --num-beams (used with --strategy beam) "
+        "and --temperature, --top-k, --seed (used with --strategy sample)"]
+    assert main([*common, "--strategy", "beam", "--temperature", "0.5"]) == 0
+    assert "note: beam search ignores --temperature (used with --strategy sample)" in capsys.readouterr().err
+    assert main([*common, "--strategy", "sample", "--temperature", "0.5", "--seed", "1", "--no-repeat-ngram-size",
+                 "2"]) == 0  # every flag used: no note
+    assert "note" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--top-k", "-1"], "Top-k must be at least 0; beam search does not use --top-k, so leave it out"),
+    (["--preset", "fast", "--num-beams", "1"], "Beams must be at least 2 and at most 16; greedy decoding does not"),
+    (["--preset", "fast", "--temperature", "nan"], "Temperature must be above 0 and at most 5"),
+])
+def test_a_value_no_strategy_takes_is_refused_even_where_it_is_ignored(folder, capsys, args, words):
+    _one_line_error(main(["caption", str(folder), *args]), capsys.readouterr().err, words)
+
+
 def test_models_lists_the_registry_with_availability(hub_cache, capsys):
     assert main(["models", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)

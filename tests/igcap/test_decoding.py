@@ -104,3 +104,15 @@ def test_generation_config_carries_only_the_strategy_knobs(name):
 def test_round_trip_through_dict_ignores_unknown_keys():
     s = PRESETS["creative"].replace(seed=7)
     assert DecodingSettings.from_dict({**s.to_dict(), "from_the_future": 1}) == s
+
+
+def test_unused_knobs_are_those_the_strategy_does_not_read():
+    from igcap.decoding import bounds_problem, unused_knobs
+
+    names = ["num_beams", "temperature", "top_k", "top_p", "length_penalty", "seed", "max_new_tokens", "start_with"]
+    assert unused_knobs("greedy", names) == ["num_beams", "temperature", "top_k", "top_p", "length_penalty", "seed"]
+    assert unused_knobs("beam", names) == ["temperature", "top_k", "top_p", "seed"]
+    assert unused_knobs("sample", names) == ["num_beams", "length_penalty"]
+    assert bounds_problem("top_k", -1) == "Top-k must be at least 0"
+    assert bounds_problem("temperature", float("nan")) == "Temperature must be above 0 and at most 5"
+    assert bounds_problem("top_k", 0) is None and bounds_problem("num_beams", 16) is None
