@@ -1,5 +1,6 @@
 """The decoding panel: a style (preset) and a length picker, the creator knobs (Start with…, Emoji), and an
-"Advanced" expander with every other DecodingSettings knob, all generated from the knobs' metadata.
+"Advanced" expander with every other DecodingSettings knob, all generated from the knobs' metadata; a knob the
+chosen strategy does not read (temperature under beam search) is greyed out, as it would change nothing.
 
 Advanced widget keys include the preset's name (and a chosen length), so picking another starts every
 advanced knob from it; the creator knobs keep what the person typed.
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from igcap.decoding import DEFAULT_PRESET, KNOBS, PRESETS, DecodingError, DecodingSettings, Knob
+from igcap.decoding import DEFAULT_PRESET, KNOBS, PRESETS, DecodingError, DecodingSettings, Knob, unused_knobs
 from igcap.lengths import LENGTHS
 from igcap_ui.plain import plain
 
@@ -42,9 +43,10 @@ def decoding_panel() -> DecodingSettings | None:
     with st.expander("Advanced decoding settings"):
         columns = st.columns(2)
         advanced = [(name, knob) for name, knob in KNOBS.items() if not knob.creator]
-        for i, (name, knob) in enumerate(advanced):
+        for i, (name, knob) in enumerate(advanced):  # the strategy first: a knob it does not read is greyed out
             with columns[i % 2]:
-                values[name] = _widget(knob, getattr(base, name), prefix + name)
+                unused = bool(unused_knobs(values.get("strategy", base.strategy), [name]))
+                values[name] = _widget(knob, getattr(base, name), prefix + name, disabled=unused)
     try:
         return DecodingSettings(**values)
     except DecodingError as err:
@@ -52,22 +54,24 @@ def decoding_panel() -> DecodingSettings | None:
         return None
 
 
-def _widget(knob: Knob, default, key: str):
-    """The widget a Knob describes: a select box, a checkbox, a text box or a number input."""
+def _widget(knob: Knob, default, key: str, disabled: bool = False):
+    """The widget a Knob describes: a select box, a checkbox, a text box or a number input (``disabled``: shown
+    greyed out, for a knob the chosen strategy does not read)."""
     label, help_text = knob.label, knob.help
     if knob.type is str and not knob.choices:
         return st.text_input(label, value=default, key=key, help=help_text, max_chars=int(knob.high or 1000),
-                             placeholder=knob.placeholder, persist_state=KEEP)
+                             placeholder=knob.placeholder, persist_state=KEEP, disabled=disabled)
     if knob.choices:
         return st.selectbox(label, knob.choices, index=knob.choices.index(default), key=key, help=help_text,
-                            persist_state=KEEP)
+                            persist_state=KEEP, disabled=disabled)
     if knob.type is bool:
-        return st.checkbox(label, value=default, key=key, help=help_text, persist_state=KEEP)
+        return st.checkbox(label, value=default, key=key, help=help_text, persist_state=KEEP, disabled=disabled)
     if knob.optional:
         value = st.number_input(label, value=default, min_value=knob.low, max_value=knob.high, step=1, key=key,
-                                help=help_text, placeholder=knob.placeholder, persist_state=KEEP)
+                                help=help_text, placeholder=knob.placeholder, persist_state=KEEP, disabled=disabled)
         return None if value is None else knob.type(value)
     if knob.type is int:
-        return int(st.number_input(label, value=default, step=1, key=key, help=help_text, persist_state=KEEP))
+        return int(st.number_input(label, value=default, step=1, key=key, help=help_text, persist_state=KEEP,
+                                   disabled=disabled))
     return float(st.number_input(label, value=float(default), step=knob.step or 0.05, format="%.2f",
-                                 key=key, help=help_text, persist_state=KEEP))
+                                 key=key, help=help_text, persist_state=KEEP, disabled=disabled))

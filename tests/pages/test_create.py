@@ -207,6 +207,22 @@ def test_the_advanced_panel_has_a_widget_per_knob_labelled_from_it(app):
         assert (widget.label, widget.help, widget.value) == (knob.label, knob.help, getattr(PRESETS["balanced"], name))
 
 
+def test_knobs_the_strategy_does_not_read_are_greyed_out(app):
+    """Temperature, top-k, top-p and the seed could be set under beam search (the default style) and changed
+    nothing; they are shown disabled until a strategy that reads them is chosen."""
+    def disabled(style):
+        widgets = [w for kind in (app.selectbox, app.number_input, app.checkbox, app.text_input) for w in kind]
+        return {w.key.rsplit(".", 1)[1] for w in widgets if w.key.startswith(f"decoding.{style}.") and w.disabled}
+
+    assert disabled("balanced") == {"temperature", "top_k", "top_p", "seed"}
+    app.selectbox(key="decoding.balanced.strategy").set_value("sample").run()
+    assert disabled("balanced") == {"num_beams", "length_penalty"}
+    app.number_input(key="decoding.balanced.seed").set_value(7).run()
+    app.selectbox(key="decoding.balanced.strategy").set_value("greedy").run()
+    assert disabled("balanced") == {"num_beams", "length_penalty", "temperature", "top_k", "top_p", "seed"}
+    no_exceptions(app)
+
+
 def test_impossible_decoding_settings_show_a_message(app):
     upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
     app.number_input(key="decoding.balanced.num_variants").set_value(3).run()  # balanced: beam, 4 beams
