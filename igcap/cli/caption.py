@@ -129,9 +129,14 @@ def note_unused(settings, chosen: dict, preset: str | None) -> None:
 
 
 def model_keys(text: str | None, registry) -> list[str]:
+    """The keys ``--models`` names (default: the published models), else CliError naming the known keys."""
     from igcap.registry import DEFAULT_KEYS
 
-    keys = [k.strip() for k in text.split(",") if k.strip()] if text else [k for k in DEFAULT_KEYS if k in registry]
+    if text is None:
+        return [k for k in DEFAULT_KEYS if k in registry]
+    keys = [k.strip() for k in text.split(",") if k.strip()]
+    if not keys:  # `--models ,`: nothing would be captioned, and the exit status would say success
+        raise CliError(f"--models names no model; known: {', '.join(registry)}")
     unknown = [k for k in keys if k not in registry]
     if unknown:
         raise CliError(f"unknown model {', '.join(unknown)}; known: {', '.join(registry)}")

@@ -39,12 +39,15 @@ def test_unreadable_photo_is_reported_and_the_rest_captioned(hub_cache, folder, 
 
 
 @pytest.mark.parametrize("args, words", [(["--models", "nope"], "unknown model"),
+                                         # no key at all: nothing was captioned and the exit status said success
+                                         (["--models", ","], f"--models names no model; known: {DEFAULT_KEYS[0]}"),
+                                         (["--models", " "], "--models names no model; known:"),
                                          (["--strategy", "greedy", "--num-variants", "2"], "Greedy"),
                                          (["--preset", "loud"], "unknown preset")])
 def test_bad_options_give_one_line_errors(hub_cache, folder, capsys, args, words):
     assert main(["caption", str(folder), *args]) == 2
-    err = capsys.readouterr().err
-    assert words in err and "Traceback" not in err
+    out, err = capsys.readouterr()
+    assert words in err and "Traceback" not in err and out == ""
 
 
 def test_a_seed_out_of_range_is_one_line_and_the_largest_seed_works(hub_cache, folder, capsys):

@@ -75,6 +75,7 @@ def test_create_generate_list_and_export_a_study(hub_cache, folder, database, tm
 
 @pytest.mark.parametrize("args, words", [
     (["create", "x", "{folder}", "--models", "nope"], "unknown model"),
+    (["create", "x", "{folder}", "--models", ", "], "--models names no model; known:"),
     (["create", "x", "{folder}", "--k", "0"], "ratings per caption"),
     (["create", "x", "{folder}", "--criteria", "Not OK!"], "criterion"),
     (["generate", "missing"], "no study named"),
