@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from igcap.cli import CliError, terminal_safe
+from igcap.cli import CliError, print_error, terminal_safe
 from igcap.cli.hashtags import load_tags
 from igcap.decoding import KNOBS, PRESETS, DecodingError, bounds_problem, unused_knobs
 from igcap.lengths import LENGTHS
@@ -83,7 +83,10 @@ def run(args) -> int:
                 bad_models.add(key)
                 break  # a model that failed on one batch would fail (and be reported) on every batch
         if not captioned and key == keys[0]:
-            raise CliError("no photo could be read" + (f" ({len(failed)} failed)" if failed else ": no image files found"))
+            if not failed:
+                raise CliError("no photo could be read: no image files found")
+            print_error(f"no photo could be read ({len(failed)} failed)")  # a failure (1), each reported above
+            break
     writer.close()
     return 1 if failed or bad_models else 0
 

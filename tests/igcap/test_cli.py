@@ -38,6 +38,18 @@ def test_unreadable_photo_is_reported_and_the_rest_captioned(hub_cache, folder, 
     assert out.splitlines()[0].startswith("\ufeffphoto,model,variant,caption") and len(out.splitlines()) == 3
 
 
+def test_every_photo_unreadable_exits_1_and_no_photo_at_all_is_a_usage_error(tmp_path, capsys):
+    """Unreadable photos are failures (exit 1, as the README says), not usage errors (2): with every photo
+    unreadable the exit status was 2. A folder without image files is a usage error."""
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut short")
+    (tmp_path / "empty").mkdir()
+    assert main(["caption", str(tmp_path / "broken.jpg"), "--models", DEFAULT_KEYS[0]]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and "broken.jpg" in err and "error: no photo could be read (1 failed)" in err
+    _one_line_error(main(["caption", str(tmp_path / "empty"), "--models", DEFAULT_KEYS[0]]),
+                    capsys.readouterr().err, "no photo could be read: no image files found")
+
+
 @pytest.mark.parametrize("args, words", [(["--models", "nope"], "unknown model"),
                                          # no key at all: nothing was captioned and the exit status said success
                                          (["--models", ","], f"--models names no model; known: {DEFAULT_KEYS[0]}"),
