@@ -18,6 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from igcap.folders import visible_files
 from igcap.images import IMAGE_EXTENSIONS, PhotoError, check_photo_file, load_photo_file
 
 log = logging.getLogger(__name__)
@@ -85,14 +86,15 @@ class Splits:
 # ---------------------------------------------------------------- reading
 
 def find_csvs(root: Path) -> list[Path]:
-    """The CSVs of a dataset: a CSV file itself, the Kaggle parts that exist, or every CSV in the folder."""
+    """The CSVs of a dataset: a CSV file itself, the Kaggle parts that exist, or every CSV in the folder
+    (hidden ones left out)."""
     root = Path(root).expanduser()
     if root.is_file():
         return [root]
     if not root.is_dir():
         raise DataError(f"no dataset at {root}: expected a folder or a CSV file")
     kaggle = [root / part / name for part, name in KAGGLE_PARTS if (root / part / name).is_file()]
-    found = kaggle or sorted(root.glob("*.csv"))
+    found = kaggle or visible_files(root, "*.csv")  # not macOS's ._mine.csv beside mine.csv
     if not found:
         raise DataError(f"no CSV in {root}: expected instagram_data/captions_csv.csv, "
                         "instagram_data2/captions_csv2.csv, or a CSV of (image path, caption)")

@@ -24,6 +24,8 @@ SHAPES = ["circle", "square", "triangle"]
 REAL_REPOS = {spec.key: spec.source for spec in DEFAULT_MODELS}  # model key → its hub id
 # The repo that the hub-cache fixture publishes without tokenizer and image-processor files.
 BARE_REPO = REAL_REPOS["vit-gpt2-all"]
+# What macOS writes as ._NAME beside each file it copies to a disk that is not its own (an AppleDouble header).
+APPLEDOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        \x00\x02" + b"\x00" * 64
 
 
 def tokenizer_corpus() -> list[str]:

@@ -147,14 +147,16 @@ def model_keys(text: str | None, registry) -> list[str]:
 
 
 def photo_files(paths: list[str]) -> list[Path]:
-    """Files given, and image files in folders given (searched recursively, sorted)."""
+    """Files given, and image files in folders given (searched recursively, sorted, hidden files left out:
+    igcap.folders)."""
+    from igcap.folders import visible_files
     from igcap.images import IMAGE_EXTENSIONS
 
     files = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            files += sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+            files += [f for f in visible_files(path, "**/*") if f.suffix.lower() in IMAGE_EXTENSIONS]
         else:
             files.append(path)
     return files

@@ -8,7 +8,7 @@ import pytest
 
 from igcap.cli import main
 from igcap.registry import DEFAULT_KEYS
-from tests.builders import photo_bytes
+from tests.builders import APPLEDOUBLE, photo_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,6 +36,22 @@ def test_unreadable_photo_is_reported_and_the_rest_captioned(hub_cache, folder, 
     out, err = capsys.readouterr()
     assert code == 1 and "broken.jpg" in err
     assert out.splitlines()[0].startswith("\ufeffphoto,model,variant,caption") and len(out.splitlines()) == 3
+
+
+def test_hidden_files_in_a_folder_are_skipped_but_a_hidden_file_named_is_read(hub_cache, folder, capsys):
+    """A folder copied from a Mac holds ._a.jpg (macOS's AppleDouble file) beside a.jpg: it was reported as
+    "not an image" and the command exited 1. Hidden files and folders are skipped; a file named is read."""
+    (folder / "._a.jpg").write_bytes(APPLEDOUBLE)
+    (folder / "sub" / "._b.png").write_bytes(APPLEDOUBLE)
+    (folder / ".thumbnails").mkdir()
+    (folder / ".thumbnails" / "a.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut short")
+    args = ["--models", DEFAULT_KEYS[0], "--preset", "fast", "--max-new-tokens", "4", "--csv"]
+    assert main(["caption", str(folder), *args]) == 0
+    out, err = capsys.readouterr()
+    assert [line.split(",")[0] for line in out.splitlines()[1:]] == [str(folder / "a.jpg"), str(folder / "sub" / "b.png")]
+    assert err == ""
+    assert main(["caption", str(folder / "._a.jpg"), *args]) == 1
+    assert "._a.jpg" in capsys.readouterr().err
 
 
 def test_every_photo_unreadable_exits_1_and_no_photo_at_all_is_a_usage_error(tmp_path, capsys):

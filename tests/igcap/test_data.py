@@ -70,6 +70,16 @@ def test_any_folder_with_a_csv_of_image_and_caption(tmp_path):
     assert [r.caption for r in read_captions(tmp_path / "mine.csv").records] == ["my own caption #diy"]
 
 
+def test_hidden_files_in_a_dataset_folder_are_not_read(tmp_path):
+    """A folder copied from a Mac holds ._mine.csv beside mine.csv: it was read as a second CSV of junk rows."""
+    write_jpeg(tmp_path / "photos" / "a.png")
+    write_csv(tmp_path / "mine.csv", [["photos/a.png", "my own caption #diy"]], header=["image", "caption"])
+    (tmp_path / "._mine.csv").write_bytes(builders.APPLEDOUBLE)
+    table = read_captions(tmp_path)
+    assert table.sources == [tmp_path / "mine.csv"] and not table.skipped
+    assert [r.caption for r in table.records] == ["my own caption #diy"]
+
+
 def test_multiline_quoted_captions_and_stray_bytes_do_not_stop_the_read(tmp_path):
     write_jpeg(tmp_path / "a.jpg")
     write_jpeg(tmp_path / "b.jpg")
