@@ -20,7 +20,8 @@ from igcap.decoding import KNOBS, PRESETS, DecodingError, bounds_problem, unused
 from igcap.lengths import LENGTHS
 
 COLUMNS = ("photo", "model", "variant", "caption", "raw_text", "tokens", "seconds", "ended_with_eos",
-           "chars", "hashtags", "over_limit_chars", "over_limit_hashtags")  # limits: IGCAP_INSTAGRAM_*
+           "chars", "hashtags", "over_limit_chars", "over_limit_hashtags",
+           "mentions", "over_limit_mentions")  # limits: IGCAP_INSTAGRAM_*
 
 
 def add_parser(sub) -> None:
@@ -231,7 +232,7 @@ class Writer:
             over = stats.over_limit()
             row = dict(zip(COLUMNS, (names[r.photo_index], r.model_key, r.variant, text, r.raw_text,
                                      r.tokens, round(r.seconds, 3), r.ended_with_eos, stats.chars, stats.hashtags,
-                                     over["chars"], over["hashtags"])))
+                                     over["chars"], over["hashtags"], stats.mentions, over["mentions"])))
             self.rows.append(row)
             if stats.warning():
                 print(terminal_safe(f"warning: {row['photo']} {r.model_key}#{r.variant + 1}: {stats.warning()}"), file=sys.stderr)

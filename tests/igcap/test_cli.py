@@ -227,6 +227,7 @@ def test_caption_rows_flag_each_instagram_limit(capsys):
             continue
         assert [(r["over_limit_hashtags"], r["over_limit_chars"]) for r in rows] == [(True, False), (False, False)]
         assert [int(r["hashtags"]) for r in rows] == [6, 5]
+        assert [(int(r["mentions"]), r["over_limit_mentions"]) for r in rows] == [(0, False), (0, False)]
 
 
 def test_caption_limits_follow_the_environment(hub_cache, folder, capsys, monkeypatch):
