@@ -121,11 +121,15 @@ def card_tools(text: str, seconds: float | None = None) -> InstagramStats:
 
 
 def counters(text: str, seconds: float | None = None) -> InstagramStats:
-    """Characters and hashtags against Instagram's limits ("6 / 5 hashtags"), red when over; the stats."""
+    """Characters, hashtags and (when there are any) @mentions against Instagram's limits ("6 / 5 hashtags"), red
+    when over; the stats."""
     stats = caption_stats(text)
     chars = f"{stats.chars:,} / {stats.limits.max_chars:,} characters"
     tags = f"{stats.hashtags} / {stats.limits.max_hashtags} hashtags"
     parts = [f":red[{chars}]" if stats.over_chars else chars, f":red[{tags}]" if stats.over_hashtags else tags]
+    if stats.mentions:
+        mentions = f"{stats.mentions} / {stats.limits.max_mentions} @mentions"
+        parts.append(f":red[{mentions}]" if stats.over_mentions else mentions)
     if seconds is not None:
         parts.append(f"{seconds:.1f} s")
     st.caption(" · ".join(parts), help=COMMIT_HINT)
