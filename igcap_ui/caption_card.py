@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
+from db import repo
 from igcap.instagram import InstagramStats, instagram_stats
 from igcap.variants import MORE_LIKE_THIS
 from igcap_ui import resources, run_order
@@ -94,7 +95,13 @@ def save_card(card: Card, result, text: str, on_save) -> bool:
     twice. The second run now waits, finds the first one's id and updates that caption."""
     with run_order.in_click_order():
         card.edits[result.variant] = text
-        card.saved_ids[result.variant], again = on_save(card, result, text)
+        try:
+            card.saved_ids[result.variant], again = on_save(card, result, text)
+        except repo.CaptionChangedError as err:
+            # Edited elsewhere since this card saved it: nothing was saved, and the person has now seen the
+            # new text (the message quotes it), so pressing Save again replaces it.
+            card.saved_texts[result.variant] = err.current
+            raise
         card.saved_texts[result.variant] = text
     return again
 

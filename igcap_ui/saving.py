@@ -12,7 +12,7 @@ def save_generated(photo, card, result, text: str) -> tuple[int, bool]:
     """Store a model's caption as a favourite, as edited (text) beside the generated text.
 
     Returns (caption id, stored again). A caption saved before from the same card variant is updated
-    instead of stored twice; if it has been deleted since (in another session), the caption is stored
+    instead of stored twice, if it still holds the text this card saved (else repo.CaptionChangedError); if it has been deleted since (in another session), the caption is stored
     again as a new row and ``stored again`` is True. SQLite hands a deleted row's id to the next row,
     so the row under the old id must still be this card's caption before it is updated.
     """
@@ -22,7 +22,10 @@ def save_generated(photo, card, result, text: str) -> tuple[int, bool]:
         if previous:
             row = repo.get_caption(session=session, caption_id=previous, owner=me)
             if row is not None and _same_caption(row, photo, card, result):
-                repo.edit_caption(session=session, caption_id=previous, text=text, owner=me)
+                # Only over the text this card last saved (or saw): an edit made since in the Gallery is not
+                # replaced silently (repo.CaptionChangedError; caption_card.save_card lets a second press do it).
+                repo.edit_caption(session=session, caption_id=previous, text=text, owner=me,
+                                  expected=card.saved_texts.get(result.variant))
                 return previous, False
         row = _photo_row(session, photo, me)
         spec = resources.registry().get(card.model_key)

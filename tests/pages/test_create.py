@@ -122,6 +122,33 @@ def test_update_after_another_session_deleted_the_photo_saves_a_new_caption(app,
     assert {c.id: c.text for c in rows(db_url, Caption)} == {other_id: "Not yours", again_id: "Edited once more"}
 
 
+def test_update_saved_caption_does_not_overwrite_a_gallery_edit_made_since_without_saying_so(app, db_url):
+    """The card's "Update saved caption" replaced an edit made in the Gallery (another tab) since the card's
+    last save, silently. Now it says so, keeps the box's text, and a second press replaces it knowingly."""
+    from db import repo
+
+    upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    generate(app)
+    box = card_text_areas(app)[0]
+    box.set_value("Saved from the card").run()
+    app.button(key=f"{box.key}.save").click().run()
+    [saved] = rows(db_url, Caption)
+    with transaction(make_engine(db_url)) as session:  # the Gallery, in another tab
+        repo.edit_caption(session=session, caption_id=saved.id, text="Edited in the gallery",
+                          expected="Saved from the card")
+    box = card_text_areas(app)[0]
+    box.set_value("Edited on the card").run()
+    app.button(key=f"{box.key}.save").click().run()
+    no_exceptions(app)
+    assert [c.text for c in rows(db_url, Caption)] == ["Edited in the gallery"]
+    assert any("changed elsewhere" in e.value and "Edited in the gallery" in e.value for e in app.error)
+    assert card_text_areas(app)[0].value == "Edited on the card"  # nothing typed is lost
+    assert any("Unsaved changes" in c.value for c in app.caption)
+    app.button(key=f"{box.key}.save").click().run()  # pressed again, knowing: the card's text goes in
+    no_exceptions(app)
+    assert [c.text for c in rows(db_url, Caption)] == ["Edited on the card"]
+
+
 def test_hand_written_caption_is_saved_as_manual(app, db_url):
     upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
     [manual] = [t for t in app.text_area if t.key.startswith("manual.")]
