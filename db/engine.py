@@ -19,8 +19,6 @@ from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from db import people, search
-
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -170,9 +168,6 @@ def _sqlite_engine(url: URL, busy_timeout: float) -> Engine:
         cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.close()
-        # who a rater name means, in SQL too (db.repo's rater matching); SQLite's lower() folds ASCII only
-        dbapi_connection.create_function(people.SQL_FUNCTION, 1, people.person, deterministic=True)
-        dbapi_connection.create_function(search.SQL_FUNCTION, 1, search.fold, deterministic=True)  # caption search
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):

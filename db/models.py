@@ -7,6 +7,14 @@ than sign-in). A photo is stored once per owner and content hash, so two people 
 photo each get their own row and never see each other's; its captions and their ratings go with it when it is
 deleted (ON DELETE CASCADE in the database, so a bulk delete cascades too). Nothing else is
 deleted implicitly. Times are stored in UTC and come back as timezone-aware datetimes.
+
+Matching people and words is done on folded copies, computed in Python by one rule and stored beside what they
+fold: a caption's ``search_text`` (db.search), a rating's and a vote's ``rater_key`` (db.people.person). Neither
+database's own case rules take part, so both give the same answers. They are set here on every write: a column
+default computes them for every INSERT, the ORM's or a Core statement's (repo.rate's upsert, a study caption's
+insert), and a validator whenever the ORM changes what they fold. An UPDATE statement that bypasses the ORM
+must set them itself (db/ has none that changes a rater or a caption's text). The database keeps one rating per
+person, caption and criterion, and one judgement per person and pair of captions.
 """
 
 from __future__ import annotations
@@ -16,14 +24,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (JSON, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, MetaData,
-                        SmallInteger, String, Text, TypeDecorator, UniqueConstraint)
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+                        SmallInteger, String, Text, TypeDecorator, UniqueConstraint, column)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
+from sqlalchemy.sql.expression import FunctionElement
+
+from db.people import person
+from db.search import caption_search_text
 
 MANUAL = "manual"  # the model key of a caption a person wrote by hand
 MANUAL_LABEL = "Written by hand"  # what people see for it
 DEFAULT_CRITERION = "overall"
 LOCAL_OWNER = "local"  # owner/author of rows made without sign-in (igcap.access.LOCAL_ID reads it)
 IDENTITY_LENGTH = 254  # an e-mail address is at most 254 characters
+RATER_KEY_LENGTH = 3 * IDENTITY_LENGTH  # db.people.person of a rater: folding writes at most 3 characters for 1
 DEFAULT_K = 3  # ratings each study caption needs
 WINNERS = ("a", "b", "tie", "both_bad")  # a pairwise vote's outcome
 
@@ -68,6 +82,38 @@ class UTCDateTime(TypeDecorator):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def computed_from(rule, *sources: str):
+    """A column default that computes ``rule`` from the row's ``sources`` in Python, for every INSERT (the ORM's,
+    or a Core statement's that does not give the column)."""
+    def default(context):
+        row = context.get_current_parameters()
+        return rule(*(row.get(name) for name in sources))
+    return default
+
+
+class least(FunctionElement):  # noqa: N801 - named as the SQL function
+    """The smaller of two values in SQL (PostgreSQL's least, SQLite's two-argument min)."""
+    type = Integer()
+    inherit_cache = True
+
+
+class greatest(least):  # noqa: N801
+    """The larger of two values in SQL (PostgreSQL's greatest, SQLite's two-argument max)."""
+    inherit_cache = True
+
+
+@compiles(least)
+@compiles(greatest)
+def _as_named(element, compiler, **kw):
+    return f"{type(element).__name__}({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(least, "sqlite")
+@compiles(greatest, "sqlite")
+def _as_min_max(element, compiler, **kw):
+    return f"{'min' if type(element) is least else 'max'}({compiler.process(element.clauses, **kw)})"
 
 
 class Base(DeclarativeBase):
@@ -124,10 +170,18 @@ class Caption(Base):
     study_id: Mapped[int | None] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # text and generated text folded (db.search.caption_search_text): what the gallery's search matches
+    search_text: Mapped[str] = mapped_column(Text, default=computed_from(caption_search_text, "text", "generated_text"))
 
     photo: Mapped[Photo] = relationship(back_populates="captions")
     ratings: Mapped[list[Rating]] = relationship(
         back_populates="caption", cascade="all, delete-orphan", passive_deletes=True, order_by="Rating.id")
+
+    @validates("text", "generated_text")
+    def _fold_for_search(self, key: str, value: str | None) -> str | None:
+        text, generated = (value, self.generated_text) if key == "text" else (self.text, value)
+        self.search_text = caption_search_text(text, generated)
+        return value
 
     @property
     def edited(self) -> bool:
@@ -137,18 +191,29 @@ class Caption(Base):
         return f"Caption(id={self.id!r}, model_key={self.model_key!r}, text={self.text[:30]!r})"
 
 
-class Rating(Base):
+class RaterKey:
+    """``rater_key``: the person a row's ``rater`` means (db.people.person), kept with every change of ``rater``."""
+
+    rater_key: Mapped[str] = mapped_column(String(RATER_KEY_LENGTH), default=computed_from(person, "rater"))
+
+    @validates("rater")
+    def _key_rater(self, key: str, value: str) -> str:
+        self.rater_key = person(value)
+        return value
+
+
+class Rating(RaterKey, Base):
     __tablename__ = "ratings"
     __table_args__ = (
-        # One rating per rater, caption and criterion: rating again updates it.
-        UniqueConstraint("caption_id", "rater", "criterion", name="uq_ratings_caption_rater_criterion"),
+        # One rating per person, caption and criterion ("Maya" and "maya" are one): rating again updates it.
+        UniqueConstraint("caption_id", "rater_key", "criterion", name="uq_ratings_caption_rater_key_criterion"),
         CheckConstraint("stars BETWEEN 1 AND 5", name="stars_1_to_5"),
-        Index("ix_ratings_rater", "rater"),
+        Index("ix_ratings_rater_key", "rater_key"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     caption_id: Mapped[int] = mapped_column(ForeignKey("captions.id", ondelete="CASCADE"))
-    rater: Mapped[str] = mapped_column(String(IDENTITY_LENGTH))
+    rater: Mapped[str] = mapped_column(String(IDENTITY_LENGTH))  # as first stored for this person (repo.stored_rater)
     stars: Mapped[int] = mapped_column(SmallInteger)
     criterion: Mapped[str] = mapped_column(String(40), default=DEFAULT_CRITERION)
     comment: Mapped[str | None] = mapped_column(Text)
@@ -218,13 +283,18 @@ class StudyPhoto(Base):
     photo: Mapped[Photo] = relationship()
 
 
-class Vote(Base):
+class Vote(RaterKey, Base):
     """One pairwise judgement: which of two captions of the same photo is better (as shown: A and B)."""
 
     __tablename__ = "votes"
     __table_args__ = (
         CheckConstraint("winner IN ('a', 'b', 'tie', 'both_bad')", name="winner_known"),
-        Index("ix_votes_study_rater", "study_id", "rater"),
+        Index("ix_votes_study_rater_key", "study_id", "rater_key"),
+        # One judgement per person and pair of captions, whichever side each was shown on. An index on
+        # expressions, which SQLite's batch table rebuilds do not carry over: a migration that rebuilds votes
+        # creates it again (tests/db/test_engine.py compares every index name with the models').
+        Index("uq_votes_rater_key_pair", "rater_key", least(column("caption_a_id"), column("caption_b_id")),
+              greatest(column("caption_a_id"), column("caption_b_id")), unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

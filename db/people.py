@@ -1,7 +1,10 @@
 """Who a rater name means: the one rule, stdlib only, so that every reader of ratings and votes applies it
 (the database's queue and arena, its leaderboard rows, and the leaderboard read from CSV files).
 
-"Maya", "maya " and "MAYA" are one person: spaces around and between words collapsed, case folded.
+"Maya", "maya " and "MAYA" are one person: spaces around and between words collapsed, accents composed one way
+and case folded (db.search's fold), so "Straße" and "STRASSE" are one name too. The database stores each
+rating's and vote's person as ``rater_key`` (db.models sets it on every write), and matches people by it alone,
+the same on SQLite and PostgreSQL. Changing :func:`person` needs a migration that computes those keys again.
 """
 
 from __future__ import annotations
@@ -9,13 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable
 from typing import TypeVar
 
+from db.search import fold
+
 T = TypeVar("T")
-SQL_FUNCTION = "igcap_person"  # the same rule inside SQLite (db.engine registers it; its lower() folds ASCII only)
 
 
 def person(name: str | None) -> str:
     """The person a rater name means ("" for no name)."""
-    return " ".join(str(name or "").replace("\x00", "").split()).casefold()
+    return " ".join(fold(str(name or "").replace("\x00", "")).split())
 
 
 def first_names(names: Iterable[str | None]) -> dict[str, str]:

@@ -25,14 +25,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, cast, func, literal, or_, select, update
+from sqlalchemy import ColumnElement, Float, cast, func, select, update
 from sqlalchemy.orm import Session, aliased, joinedload
 
 from db.models import (DEFAULT_CRITERION, IDENTITY_LENGTH, LOCAL_OWNER, MANUAL, Caption, Photo, Rating, Study,
                        StudyPhoto, Vote, utcnow)
-from db.people import SQL_FUNCTION as SQL_PERSON
-from db.search import has_every_word, text_rule
 from db.people import first_names, person
+from db.search import has_every_word
 
 RATER_MAX = IDENTITY_LENGTH  # a typed name (at most 80, the box says) or a signed-in identity (e-mail)
 CRITERION_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
@@ -296,25 +295,14 @@ def rater_identity(rater: str | None) -> str:
 
 
 def stored_rater(*, session: Session, rater: str | None) -> str:
-    """The name to store and look up for ``rater``: the display form already stored for the same person
-    (by their ratings first, then their votes), else the cleaned name as typed."""
+    """The name to store for ``rater``: the display form the same person was first stored with (by their
+    ratings first, then their votes), else the cleaned name as typed. People are found by ``rater_key``."""
     name = clean_rater(rater)
-    identity = person(name)
-    for column in (Rating.rater, Vote.rater):
-        for known in session.scalars(select(column).distinct().order_by(column)):
-            if person(known) == identity:
-                return known
+    for model in (Rating, Vote):
+        known = session.scalar(select(model.rater).where(model.rater_key == person(name)).order_by(model.id).limit(1))
+        if known is not None:
+            return known
     return name
-
-
-# ``db.people.person`` in SQL (on SQLite, lower() alone did not let "émile" find the stars "Émile" gave)
-_Person = text_rule(SQL_PERSON, "db.people.person in SQL: who a stored rater name means")
-
-
-def _same_rater(column, name: str) -> ColumnElement[bool]:
-    """SQL for "this stored name is the same person as name" (names are stored in one form per person by
-    stored_rater; this also catches older rows typed in another case)."""
-    return _Person(column) == _Person(literal(name))
 
 
 def clean_criterion(criterion: str | None) -> str:
@@ -349,7 +337,7 @@ def rate(*, session: Session, caption_id: int, rater: str, stars: int, criterion
     now = utcnow()
     stmt = _insert(session, Rating).values(caption_id=caption_id, rater=rater, stars=stars, criterion=criterion,
                                            comment=comment, rated_text=rated_text, created_at=now, updated_at=now)
-    stmt = stmt.on_conflict_do_update(index_elements=["caption_id", "rater", "criterion"],
+    stmt = stmt.on_conflict_do_update(index_elements=["caption_id", "rater_key", "criterion"],
                                       set_={"stars": stars, "comment": comment, "rated_text": rated_text,
                                             "updated_at": now})
     rating_id = session.execute(stmt.returning(Rating.id)).scalar_one()
@@ -359,7 +347,7 @@ def rate(*, session: Session, caption_id: int, rater: str, stars: int, criterion
 def unrate(*, session: Session, caption_id: int, rater: str, criterion: str = DEFAULT_CRITERION) -> bool:
     """Take back a rating; True if there was one."""
     rating = session.scalars(select(Rating).where(
-        Rating.caption_id == caption_id, Rating.rater == stored_rater(session=session, rater=rater),
+        Rating.caption_id == caption_id, Rating.rater_key == rater_identity(rater),
         Rating.criterion == clean_criterion(criterion))).first()
     if rating is not None:
         session.delete(rating)
@@ -455,7 +443,7 @@ class GalleryFilter:
             where.append(Caption.model_key.in_(self.model_keys))
         if self.favourites_only:
             where.append(Caption.favourite.is_(True))
-        where += has_every_word(self.search, Caption.text, Caption.generated_text)  # case aside, any script
+        where += has_every_word(self.search, Caption.search_text)  # as edited or generated, case aside, any script
         if self.date_from:
             where.append(Caption.created_at >= _start(self.date_from))
         if self.date_to:
@@ -463,13 +451,14 @@ class GalleryFilter:
         # An alias keeps these subqueries independent of any Rating in the outer query (the long export).
         rating = aliased(Rating)
         if self.rater:
-            where.append(select(rating.id).where(rating.caption_id == Caption.id, _same_rater(rating.rater, self.rater))
+            where.append(select(rating.id).where(rating.caption_id == Caption.id, rating.rater_key == person(self.rater))
                          .correlate(Caption).exists())
         if self.unrated_by:
-            where.append(~select(rating.id).where(rating.caption_id == Caption.id, _same_rater(rating.rater, self.unrated_by),
+            where.append(~select(rating.id).where(rating.caption_id == Caption.id,
+                                                  rating.rater_key == person(self.unrated_by),
                                                   rating.criterion == self.criterion).correlate(Caption).exists())
         if self.min_stars is not None:
-            # Correlated, so each caption is one probe of the (caption_id, rater, criterion) index: fast
+            # Correlated, so each caption is one probe of the (caption_id, rater_key, criterion) index: fast
             # whatever the planner's statistics say (a grouped IN-subquery was 100x slower on fresh tables).
             mean = (select(func.avg(cast(rating.stars, Float)))
                     .where(rating.caption_id == Caption.id, rating.criterion == self.criterion)
@@ -541,7 +530,7 @@ def gallery(*, session: Session, filters: GalleryFilter | None = None, page: int
                   Caption.created_at.desc(), Caption.id.desc())))
     ids = [c.id for c in captions]
     summaries = rating_summaries(session=session, caption_ids=ids, criterion=filters.criterion)
-    mine = _stars_by(session, ids, clean_rater(rater), filters.criterion) if rater and rater.strip() else {}
+    mine = _stars_by(session, ids, rater_identity(rater), filters.criterion) if rater and rater.strip() else {}
     items = [GalleryItem(c, *summaries.get(c.id, (0, None)), my_stars=mine.get(c.id)) for c in captions]
     return GalleryPage(items=items, total=total, page=page, pages=pages, per_page=per_page, photos=photos)
 
@@ -559,11 +548,11 @@ def rating_summaries(*, session: Session, caption_ids: Iterable[int],
     return {cid: (count, float(mean)) for cid, count, mean in rows}
 
 
-def _stars_by(session: Session, caption_ids: list[int], rater: str, criterion: str) -> dict[int, int]:
+def _stars_by(session: Session, caption_ids: list[int], rater_key: str, criterion: str) -> dict[int, int]:
     if not caption_ids:
         return {}
     rows = session.execute(select(Rating.caption_id, Rating.stars).where(
-        Rating.caption_id.in_(caption_ids), _same_rater(Rating.rater, rater), Rating.criterion == criterion))
+        Rating.caption_id.in_(caption_ids), Rating.rater_key == rater_key, Rating.criterion == criterion))
     return {cid: stars for cid, stars in rows}
 
 

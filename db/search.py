@@ -1,8 +1,14 @@
-"""Finding captions by the words a person types: case aside, in every script, on SQLite and PostgreSQL.
+"""Finding captions by the words a person types: case aside, in every script, the same on SQLite and PostgreSQL.
 
-SQLite's LIKE and lower() fold ASCII only: "CAFÉ" did not find "Café" in the gallery's search. On SQLite both
-sides go through :func:`fold` (registered as ``igcap_fold`` by db.engine); PostgreSQL's lower() is
-Unicode-aware, and both sides go through it there, so pattern and text are always folded by the same rule.
+One rule folds text (:func:`fold`: composed one way, then case folded, so "CAFÉ", "café" typed decomposed and
+"Café" are one word, and "STRASSE" finds "Straße"). It runs in Python only: each caption stores its text and
+generated text folded (``captions.search_text``, set by db.models on every write), the words typed are folded
+the same way, and the database compares the two with a plain LIKE. Neither database's own case rules take part
+(SQLite's LIKE folds ASCII only; PostgreSQL's lower() does not casefold, does not compose, and under
+LC_CTYPE=C folds ASCII only). Standard library only, like db.people, which builds on :func:`fold`.
+
+Changing :func:`fold` changes what the stored column must hold: it needs a migration that computes it again
+(as 0009_folded_keys did first).
 """
 
 from __future__ import annotations
@@ -10,44 +16,23 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from sqlalchemy import String, literal, or_
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.expression import ColumnElement, FunctionElement
-
-SQL_FUNCTION = "igcap_fold"
+SEPARATOR = "\n"  # between the folded text and generated text: no typed word holds it, so none matches across
 
 
 def fold(text: str | None) -> str | None:
-    """``text`` with case folded and accents composed one way ("CAFÉ", "café" typed apart → "café")."""
+    """``text`` with accents composed one way and case folded ("CAFÉ", "café" typed apart → "café")."""
     return None if text is None else unicodedata.normalize("NFC", text).casefold()
 
 
-def text_rule(sqlite_function: str, doc: str) -> type[FunctionElement]:
-    """A SQL expression class for a Python rule on text: ``sqlite_function`` on SQLite (the Python function
-    db.engine registers under that name, as SQLite's lower() folds ASCII only), lower() elsewhere (PostgreSQL's
-    is Unicode-aware). This module's fold and db.people's person (db.repo) go into SQL this way."""
-    rule = type(f"TextRule_{sqlite_function}", (FunctionElement,), {"type": String(), "inherit_cache": True,
-                                                                       "__doc__": doc})
-
-    @compiles(rule)
-    def _lower(element, compiler, **kw):
-        return f"lower({compiler.process(element.clauses, **kw)})"
-
-    @compiles(rule, "sqlite")
-    def _registered(element, compiler, **kw):
-        return f"{sqlite_function}({compiler.process(element.clauses, **kw)})"
-
-    return rule
+def caption_search_text(text: str | None, generated_text: str | None) -> str:
+    """What ``captions.search_text`` holds: the caption as shown, and as generated where that differs, folded."""
+    shown = fold(text) or ""
+    if generated_text is None or generated_text == text:
+        return shown
+    return shown + SEPARATOR + fold(generated_text)
 
 
-_Folded = text_rule(SQL_FUNCTION, "fold() in SQL: a caption's text or a searched word, case folded")
-
-
-def has_every_word(search: str, *columns) -> list[ColumnElement[bool]]:
-    """One condition per word of ``search`` (any order, "church foggy"): some column contains the word."""
-    conditions = []
-    for word in search.split():
-        pattern = "%" + re.sub(r"([\\%_])", r"\\\1", unicodedata.normalize("NFC", word)) + "%"
-        folded = _Folded(literal(pattern))
-        conditions.append(or_(*(_Folded(column).like(folded, escape="\\") for column in columns)))
-    return conditions
+def has_every_word(search: str, column):
+    """One condition per word of ``search`` (any order, "church foggy"): the folded ``column``
+    (``Caption.search_text``) contains the word, folded."""
+    return [column.like("%" + re.sub(r"([\\%_])", r"\\\1", fold(word)) + "%", escape="\\") for word in search.split()]

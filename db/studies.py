@@ -24,7 +24,10 @@ models of the study. The next pair is the pair of models with the fewest votes i
 pair is covered evenly), on the photo where that pair has the fewest votes, never a photo and pair
 this rater already voted on; ties again break in the per-rater order. Which caption is "A" is decided
 the same way (random, reproducible). The vote stores both texts as shown. Each person has one judgement
-per photo and pair: voting on it again replaces it (:func:`vote`).
+per photo and pair: voting on it again replaces it (:func:`vote`), and the database refuses a second row.
+
+People are matched by ``rater_key`` (db.people.person, stored with every rating and vote), the same rule on
+SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, joinedload
 
 from db.models import DEFAULT_CRITERION, DEFAULT_K, WINNERS, Caption, Photo, Rating, Study, StudyPhoto, Vote, utcnow
-from db.people import first_names, last_per_person, person
+from db.people import first_names
 from db.repo import (NotFoundError, _insert, _settings_dict, clean_criterion, rate, rater_identity, stored_rater,
                      without_nul)
 
@@ -209,15 +212,16 @@ def _order(seed: int, rater: str, *parts: Any) -> str:
 def _raters_per_caption(session: Session, study: Study) -> dict[int, set[str]]:
     """caption id → the people (``rater_identity``) who rated it."""
     raters: dict[int, set[str]] = defaultdict(set)
-    rows = session.execute(select(Rating.caption_id, Rating.rater).join(Rating.caption)
+    rows = session.execute(select(Rating.caption_id, Rating.rater_key).join(Rating.caption)
                            .where(Caption.study_id == study.id).distinct())
-    for caption_id, rater in rows:
-        raters[caption_id].add(person(rater))
+    for caption_id, who in rows:
+        raters[caption_id].add(who)
     return raters
 
 
-def _people(names: Iterable[str]) -> set[str]:
-    return {person(name) for name in names}
+def _raters_of(session: Session, caption_id: int) -> set[str]:
+    """The people (``rater_identity``) who rated one caption."""
+    return set(session.scalars(select(Rating.rater_key).where(Rating.caption_id == caption_id).distinct()))
 
 
 def next_caption(*, session: Session, study: Study, rater: str, skip: Collection[int] = ()) -> Caption | None:
@@ -247,7 +251,7 @@ def caption_open_to(*, session: Session, study: Study, caption_id: int, rater: s
     caption = session.get(Caption, caption_id, options=[joinedload(Caption.photo)])
     if caption is None or caption.study_id != study.id:
         return None
-    raters = _people(session.scalars(select(Rating.rater).where(Rating.caption_id == caption_id).distinct()))
+    raters = _raters_of(session, caption_id)
     return caption if me not in raters and len(raters) < study.k else None
 
 
@@ -268,7 +272,7 @@ def rate_study_caption(*, session: Session, study: Study, caption_id: int, rater
                              .with_for_update()).first()
     if locked is None:
         raise NotFoundError(f"caption {caption_id} is not part of the study {study.name!r}")
-    others = _people(session.scalars(select(Rating.rater).where(Rating.caption_id == caption_id).distinct()))
+    others = _raters_of(session, caption_id)
     if me not in others and len(others) >= study.k:
         raise CaptionFullError(f"this caption already has its {study.k} ratings; here is the next one")
     return [rate(session=session, caption_id=caption_id, rater=rater, stars=given[c], criterion=c, comment=comment,
@@ -388,11 +392,10 @@ def vote(*, session: Session, study: Study, caption_a_id: int, caption_b_id: int
     shown = dict(caption_a_id=a.id, caption_b_id=b.id, model_a=a.model_key, model_b=b.model_key, text_a=a.text,
                  text_b=b.text, winner=winner, created_at=utcnow())
     models = (a.model_key, b.model_key)
-    earlier = [v for v in session.scalars(select(Vote).where(
-        Vote.study_id == study.id, Vote.photo_id == a.photo_id, Vote.model_a.in_(models), Vote.model_b.in_(models))
-        .order_by(Vote.id)) if person(v.rater) == me]
-    if earlier:
-        row = earlier[-1]
+    row = session.scalars(select(Vote).where(
+        Vote.study_id == study.id, Vote.photo_id == a.photo_id, Vote.model_a.in_(models), Vote.model_b.in_(models),
+        Vote.rater_key == me)).first()
+    if row is not None:
         for name, value in shown.items():
             setattr(row, name, value)
     else:
@@ -428,22 +431,15 @@ def vote_progress(*, session: Session, study: Study, rater: str | None = None) -
 def rating_rows(*, session: Session, study: Study) -> list[dict[str, Any]]:
     """One dict per rating of the study's captions: photo (sha256), model, rater, stars, criterion, caption_id.
 
-    One per person, caption and criterion, under the name the person's first rating was stored with: rows
-    stored before names were matched by person (two spellings of one rater on a caption) count once, by the
-    latest stars. The rows themselves stay (the exports list every one)."""
-    stmt = (select(Rating.id, Rating.updated_at, Photo.sha256, Caption.model_key, Rating.rater, Rating.stars,
-                   Rating.criterion, Caption.id)
+    One per person, caption and criterion (the database keeps no more), under the name the person's first
+    rating was stored with."""
+    stmt = (select(Photo.sha256, Caption.model_key, Rating.rater, Rating.rater_key, Rating.stars, Rating.criterion,
+                   Caption.id)
             .join(Rating.caption).join(Caption.photo).where(Caption.study_id == study.id).order_by(Rating.id))
     rows = session.execute(stmt).all()
     names = first_names(row.rater for row in rows)
-    latest: dict[tuple, tuple] = {}
-    for rid, updated, sha, key, who, stars, crit, cid in rows:
-        identity = person(who)
-        unit = (cid, identity, crit)
-        if unit not in latest or (updated, rid) >= latest[unit][:2]:
-            latest[unit] = (updated, rid, dict(photo=sha, model=key, rater=names[identity], stars=stars, criterion=crit,
-                                               caption_id=cid))
-    return [row for *_, row in sorted(latest.values(), key=lambda kept: kept[1])]
+    return [dict(photo=sha, model=key, rater=names[who], stars=stars, criterion=crit, caption_id=cid)
+            for sha, key, _, who, stars, crit, cid in rows]
 
 
 @dataclass(frozen=True)
@@ -454,26 +450,24 @@ class _Judgement:
     model_a: str
     model_b: str
     winner: str
-    person: str  # db.people.person
+    person: str  # db.people.person (rater_key)
     name: str  # as the person's first vote was stored
 
 
 def _judgements(session: Session, study: Study) -> list[_Judgement]:
-    """The study's votes, each person's latest judgement of each photo and pair once, in the order given.
-    Older data may hold several (a second vote used to be stored beside the first); they stay in the table."""
-    stmt = (select(Vote.id, Vote.photo_id, Photo.sha256, Vote.model_a, Vote.model_b, Vote.winner, Vote.rater)
+    """The study's votes in the order given: one per person, photo and pair (the database keeps no more)."""
+    stmt = (select(Vote.id, Vote.photo_id, Photo.sha256, Vote.model_a, Vote.model_b, Vote.winner, Vote.rater,
+                   Vote.rater_key)
             .join(Photo, Photo.id == Vote.photo_id).where(Vote.study_id == study.id).order_by(Vote.id))
     rows = session.execute(stmt).all()
     names = first_names(row.rater for row in rows)
     return [_Judgement(row.id, _pair_key(row.photo_id, row.model_a, row.model_b), row.sha256, row.model_a, row.model_b,
-                       row.winner, person(row.rater), names[person(row.rater)])
-            for row in last_per_person(rows, rater=lambda row: row.rater,
-                                       unit=lambda row: _pair_key(row.photo_id, row.model_a, row.model_b))]
+                       row.winner, row.rater_key, names[row.rater_key]) for row in rows]
 
 
 def vote_rows(*, session: Session, study: Study) -> list[dict[str, Any]]:
-    """One dict per judgement of the study: photo (sha256), model_a, model_b, winner, rater (each person's latest
-    vote on each photo and pair, see :func:`_judgements`)."""
+    """One dict per judgement of the study: photo (sha256), model_a, model_b, winner, rater (one per person, photo
+    and pair, see :func:`_judgements`)."""
     return [dict(photo=v.sha256, model_a=v.model_a, model_b=v.model_b, winner=v.winner, rater=v.name)
             for v in _judgements(session, study)]
 

@@ -74,6 +74,31 @@ def test_two_people_rating_at_once_lose_nothing(db_url):
     setup.dispose()
 
 
+def test_one_person_rating_in_several_tabs_under_several_spellings_stores_one_rating(engine):
+    """Sessions are threads of one process sharing the engine. Four tabs of one person rating one caption at once as
+    "Maya", "maya", "MAYA" and " Maya " stored three rows on PostgreSQL (each read no earlier name, and the
+    upsert conflicted only on the exact spelling); the summaries, statistics and exports counted three."""
+    names = ["Maya", "maya", "MAYA", " Maya "]
+    for round_ in range(3):
+        with transaction(engine) as s:
+            _, (caption, _) = add_photo_with_captions(s, f"tabs{round_}")
+            cid = caption.id
+
+        def tab(i):
+            def job():
+                with transaction(engine) as s:
+                    repo.rate(session=s, caption_id=cid, rater=names[i], stars=i + 1)
+            return job
+
+        run_together(*(tab(i) for i in range(len(names))))
+        with transaction(engine, write=False) as s:
+            [rating] = repo.ratings_for_caption(session=s, caption_id=cid)
+            assert rating.rater in names and rating.stars in {1, 2, 3, 4}
+            assert repo.rating_summaries(session=s, caption_ids=[cid]) == {cid: (1, float(rating.stars))}
+    with transaction(engine, write=False) as s:
+        assert sum(m.count for m in repo.rating_stats(session=s)) == 3
+
+
 def test_the_same_photo_saved_at_once_is_stored_once(db_url):
     engine = make_engine(db_url)
     ids: list[int] = []

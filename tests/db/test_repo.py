@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import event, func, select
+from sqlalchemy.exc import IntegrityError
 
 from db import MANUAL, Caption, Photo, Rating, repo, transaction
 from db.repo import GalleryFilter, NotFoundError
@@ -478,3 +480,97 @@ def test_my_stars_are_found_whatever_case_a_non_ascii_name_is_typed_in(engine, g
         mine = {i.caption.id: i.my_stars for i in repo.gallery(session=s, rater="émile").items}
         rated = ids(repo.gallery(session=s, filters=GalleryFilter(rater="ÉMILE")))
     assert mine[gallery_data[0]] == 2 and rated == [gallery_data[0]]
+
+
+# ---------------------------------------------------------------- one rule on both databases
+
+@pytest.fixture
+def unicode_data(engine):
+    """Captions and raters beyond ASCII, as people type them: a caption sent decomposed (NFD, as macOS keyboards
+    can), German ß, a Turkish dotted capital İ, and an accented name."""
+    with transaction(engine) as s:
+        photo = repo.save_photo(session=s, **photo_values("unicode"))
+        nfd = repo.add_caption(session=s, photo=photo, model_key=MANUAL,
+                               text=unicodedata.normalize("NFD", "Café in Zürich"))
+        street = repo.add_caption(session=s, photo=photo, model_key="vit-gpt2-all", text="Große Straße",
+                                  generated_text="große straße am abend")
+        repo.rate(session=s, caption_id=street.id, rater="Straße Fan", stars=4)
+        repo.rate(session=s, caption_id=nfd.id, rater="İlkay", stars=5)
+        repo.rate(session=s, caption_id=nfd.id, rater="Émile", stars=3)
+    return {"nfd": nfd.id, "street": street.id}
+
+
+@pytest.mark.parametrize("search, found", [
+    ("café", ["nfd"]), ("CAFÉ", ["nfd"]), ("cafe\u0301", ["nfd"]), ("ZÜRICH café", ["nfd"]),
+    ("STRASSE", ["street"]), ("grosse", ["street"]), ("straße", ["street"]), ("ABEND", ["street"]),
+    ("strasse zürich", []),
+])
+def test_search_finds_the_same_captions_on_both_databases(engine, unicode_data, search, found):
+    """PostgreSQL matched with lower(), which does not casefold (ß is not ss), does not compose a caption stored
+    decomposed, and folds ASCII only under LC_CTYPE=C: "café" and "STRASSE" found nothing there that SQLite found."""
+    with transaction(engine, write=False) as s:
+        assert ids(repo.gallery(session=s, filters=GalleryFilter(search=search))) == [unicode_data[k] for k in found]
+
+
+@pytest.mark.parametrize("typed, rated, stored", [
+    ("STRASSE FAN", ["street"], "Straße Fan"), (" straße  fan", ["street"], "Straße Fan"),
+    ("İLKAY", ["nfd"], "İlkay"), ("i\u0307lkay", ["nfd"], "İlkay"),
+    ("ilkay", [], "ilkay"),  # casefold keeps İ's dot (i + U+0307): another name by the one rule, on either database
+    ("émile", ["nfd"], "Émile"), ("E\u0301MILE", ["nfd"], "Émile"),  # typed decomposed: the same person
+])
+def test_rater_matching_gives_the_same_answers_on_both_databases(engine, unicode_data, typed, rated, stored):
+    """A rater's own stars, the Rated-by and Unrated-by filters and the name stored all follow db.people.person
+    on both databases (PostgreSQL used lower(): "strasse fan" saw none of the stars "Straße Fan" gave)."""
+    expected = [unicode_data[k] for k in rated]
+    with transaction(engine, write=False) as s:
+        mine = {i.caption.id: i.my_stars for i in repo.gallery(session=s, rater=typed).items if i.my_stars}
+        assert sorted(mine) == sorted(expected)
+        assert ids(repo.gallery(session=s, filters=GalleryFilter(rater=typed))) == expected
+        unrated = ids(repo.gallery(session=s, filters=GalleryFilter(unrated_by=typed)))
+        assert sorted(unrated) == sorted(set(unicode_data.values()) - set(expected))
+        assert repo.stored_rater(session=s, rater=typed) == stored
+
+
+def test_every_write_path_stores_the_folded_keys(engine):
+    """The folded columns are set for every row however it is written: the ORM (add_caption, edit_caption,
+    a Rating or Vote made directly, a vote changed), and Core inserts that bypass it (rate's upsert,
+    save_study_caption)."""
+    from db import Vote, studies
+    from db.people import person
+    from db.search import caption_search_text
+
+    with transaction(engine) as s:
+        photo, captions = add_photo_with_captions(s, "keys")
+        repo.edit_caption(session=s, caption_id=captions[0].id, text="Édité À la MAIN")
+        repo.rate(session=s, caption_id=captions[0].id, rater=" Zoë  Ann ", stars=2)
+        s.add(Rating(caption_id=captions[1].id, rater="ÉMILE", stars=3, criterion="overall"))
+        study = studies.create_study(session=s, name="keys", models=["a", "b"], settings={}, photo_ids=[photo.id])
+        a, b = (studies.save_study_caption(session=s, study=study, photo_id=photo.id, model_key=k, text=f"Straße {k}",
+                                           generated_text="GEN") for k in ("a", "b"))
+        studies.vote(session=s, study=study, caption_a_id=a.id, caption_b_id=b.id, winner="a", rater="Maya")
+        studies.vote(session=s, study=study, caption_a_id=b.id, caption_b_id=a.id, winner="tie", rater="MAYA")
+        s.add(Vote(study_id=study.id, photo_id=photo.id, caption_a_id=a.id, caption_b_id=b.id, model_a="a",
+                   model_b="b", text_a="x", text_b="y", winner="b", rater="Bob"))
+    with transaction(engine, write=False) as s:
+        rows = s.execute(select(Caption.text, Caption.generated_text, Caption.search_text)).all()
+        assert len(rows) == 4 and all(key == caption_search_text(t, g) for t, g, key in rows)
+        for model in (Rating, Vote):
+            raters = s.execute(select(model.rater, model.rater_key)).all()
+            assert len(raters) == 2 and all(key == person(name) for name, key in raters)
+
+
+def test_the_database_keeps_one_rating_per_person_caption_and_criterion(engine):
+    """Whatever path writes them, two ratings of one caption on one criterion by "Ann" and "ann" are refused by
+    the database itself (it used to hold both, and the summaries counted both)."""
+    with transaction(engine) as s:
+        _, (caption, _) = add_photo_with_captions(s, "dup")
+        repo.rate(session=s, caption_id=caption.id, rater="Ann", stars=4)
+        cid = caption.id
+    with pytest.raises(IntegrityError), transaction(engine) as s:
+        s.add(Rating(caption_id=cid, rater="ANN ", stars=1, criterion="overall"))
+        s.flush()
+    with transaction(engine) as s:
+        s.add(Rating(caption_id=cid, rater="ann", stars=2, criterion="relevance"))  # another criterion: allowed
+    with transaction(engine, write=False) as s:
+        assert sorted((r.rater, r.criterion) for r in repo.ratings_for_caption(session=s, caption_id=cid)) == [
+            ("Ann", "overall"), ("ann", "relevance")]

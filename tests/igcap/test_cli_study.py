@@ -1,5 +1,7 @@
 """`python -m igcap study …`: create over a folder, generate (resumable), list, export; one-line errors."""
 
+from datetime import UTC, datetime, timedelta
+
 import pandas as pd
 import pytest
 from sqlalchemy import select
@@ -142,25 +144,56 @@ def test_leaderboard_of_a_study_equals_the_leaderboard_of_its_exported_files(dat
     assert (by_key["good"]["ratings"], by_key["good"]["votes"]) == (24, 32)  # 8 photos × 3 raters; 2 pairs × 8 × 2
 
 
+def with_older_rows(database: str, rows: list[tuple[str, dict]]) -> None:
+    """Rows as a database before revision 0009_folded_keys could hold them (one person's judgement stored twice,
+    under two spellings): written by raw SQL at 0008, then upgraded, which merges them as it merges any database's
+    (each person's latest judgement is kept)."""
+    from sqlalchemy import text
+
+    from db.engine import downgrade
+
+    engine = make_engine(database)
+    downgrade(engine, "0008_hashtag_owner_identity")
+    with engine.begin() as conn:
+        for sql, values in rows:
+            conn.execute(text(sql), values)
+    upgrade(engine)
+    engine.dispose()
+
+
+def _sqlite_time(when) -> str:
+    return when.astimezone(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+RATING_SQL = ("INSERT INTO ratings (caption_id, rater, stars, criterion, rated_text, created_at, updated_at) "
+              "VALUES (:caption_id, :rater, :stars, 'overall', :text, :at, :at)")
+VOTE_SQL = ("INSERT INTO votes (study_id, photo_id, caption_a_id, caption_b_id, model_a, model_b, text_a, text_b, "
+            "winner, rater, created_at) VALUES (:study_id, :photo_id, :a, :b, :model_a, :model_b, :text_a, :text_b, "
+            ":winner, :rater, :at)")
+
+
 def test_older_data_gives_the_same_leaderboard_from_the_database_and_from_its_exported_files(database, tmp_path,
                                                                                                capsys):
     """Rows stored before raters were matched by person: "ANN" beside "ann" on a caption, and bob voting twice
-    on one pair. The database's rows count each person's latest judgement once; the files were read as
-    they are (two raters, both votes), so `leaderboard --ratings/--votes` disagreed with `--study`."""
+    on one pair. The files were read as they are (two raters, both votes), so `leaderboard --ratings/--votes`
+    disagreed with `--study`; since 0009 the database keeps each person's latest judgement alone, and its files
+    say the same."""
     from db import Rating, Vote
 
     simulated_study(database)
     engine = make_engine(database)
-    with transaction(engine) as s:
+    with transaction(engine, write=False) as s:
         rated = s.scalars(select(Rating).where(Rating.rater == "ann").order_by(Rating.id)).first()
         caption = s.get(Caption, rated.caption_id)
-        s.add(Rating(caption_id=caption.id, rater="ANN", stars=1 if rated.stars > 1 else 5, criterion="overall",
-                     rated_text=caption.text))
         voted = s.scalars(select(Vote).where(Vote.rater == "bob").order_by(Vote.id)).first()
-        s.add(Vote(study_id=voted.study_id, photo_id=voted.photo_id, caption_a_id=voted.caption_b_id,
-                   caption_b_id=voted.caption_a_id, model_a=voted.model_b, model_b=voted.model_a, text_a=voted.text_b,
-                   text_b=voted.text_a, winner="a" if voted.winner == "a" else "b", rater="Bob"))
     engine.dispose()
+    later = _sqlite_time(datetime.now(UTC) + timedelta(minutes=1))
+    with_older_rows(database, [
+        (RATING_SQL, dict(caption_id=caption.id, rater="ANN", stars=1 if rated.stars > 1 else 5, text=caption.text,
+                          at=later)),
+        (VOTE_SQL, dict(study_id=voted.study_id, photo_id=voted.photo_id, a=voted.caption_b_id, b=voted.caption_a_id,
+                        model_a=voted.model_b, model_b=voted.model_a, text_a=voted.text_b, text_b=voted.text_a,
+                        winner="a" if voted.winner == "a" else "b", rater="Bob", at=later))])
     from_db, from_files = boards_from_database_and_files(database, tmp_path, capsys, bootstrap=100)
     keep = ("model_key", "ratings", "mean_stars", "votes", "wins", "losses", "bt_score")
     assert [{k: m[k] for k in keep} for m in from_files["models"]] == [{k: m[k] for k in keep}
@@ -203,11 +236,9 @@ def test_delete_says_what_would_go_and_deletes_only_with_yes(database, capsys):
 
 
 def test_a_rating_given_again_counts_from_the_files_as_in_the_database(database, tmp_path, capsys):
-    """Older rows: "Ann" (low id) and a duplicate "ann" (high id, 1 star) on one caption; the person then rates
-    it again through the app, which updates the row under the first name. The database counts the new
-    stars; the files were read in their order (by caption, then id), so the stale 1 star won there."""
-    from datetime import datetime, timedelta, timezone
-
+    """Older rows: "Ann" and a duplicate "ann" (stored later, changed earlier, 1 star) on one caption; the person
+    then rates it again through the app, which updates the row under the first name. The files were read in
+    their order (by caption, then id), so the stale 1 star won there; 0009 keeps the latest changed row alone."""
     from db import Rating, studies
 
     simulated_study(database)
@@ -216,12 +247,17 @@ def test_a_rating_given_again_counts_from_the_files_as_in_the_database(database,
         first = s.scalars(select(Rating).where(Rating.rater == "ann").order_by(Rating.id)).first()
         first.rater = "Ann"
         caption = s.get(Caption, first.caption_id)
-        yesterday = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=1)  # stored before the rule
-        s.add(Rating(caption_id=caption.id, rater="ann", stars=1, criterion="overall", rated_text=caption.text,
-                     updated_at=yesterday))
+    engine.dispose()
+    yesterday = _sqlite_time(datetime.now(UTC) - timedelta(days=1))  # stored before the rule
+    with_older_rows(database, [(RATING_SQL, dict(caption_id=caption.id, rater="ann", stars=1, text=caption.text,
+                                                 at=yesterday))])
+    engine = make_engine(database)
     with transaction(engine) as s:
         study = studies.get_study(session=s, name="sim")
         studies.rate_study_caption(session=s, study=study, caption_id=caption.id, rater="ann", stars={"overall": 5})
+    with transaction(engine, write=False) as s:
+        mine = s.scalars(select(Rating).where(Rating.caption_id == caption.id, Rating.rater_key == "ann")).all()
+        assert [(r.rater, r.stars) for r in mine] == [("Ann", 5)]
     engine.dispose()
     from_db, from_files = boards_from_database_and_files(database, tmp_path, capsys, bootstrap=0)
     assert [(m["model_key"], m["mean_stars"]) for m in from_files["models"]] == [
