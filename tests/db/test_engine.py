@@ -5,10 +5,11 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from db import repo
 from db.engine import (DatabaseBusyError, DatabaseConfigError, DatabaseCorruptError, DatabaseError,
@@ -78,7 +79,7 @@ def test_upgrade_is_idempotent_and_reaches_head(blank_url):
 
 
 # SQLAlchemy cannot reflect SQLite's indexes on expressions (votes' one judgement per person and pair), so
-# autogenerate skips that one there (PostgreSQL compares it).
+# autogenerate skips that one there; test_migrated_schema_names_... below checks it by name.
 @pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
 @pytest.mark.filterwarnings("ignore:autogenerate skipping metadata-specified expression-based index")
 def test_models_match_the_migrations(engine):
@@ -91,6 +92,46 @@ def test_models_match_the_migrations(engine):
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
     assert diff == []
+
+
+def schema_names(engine) -> dict[str, dict[str, list]]:
+    """Per table, the names of its primary key, foreign keys, unique and CHECK constraints and indexes, as the
+    database reports them (on SQLite also the indexes SQLAlchemy cannot reflect: those on expressions)."""
+    from db.models import Base
+
+    inspector = inspect(engine)
+    names = {}
+    for table in sorted(Base.metadata.tables):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Skipped unsupported reflection of expression-based index")
+            indexes = {ix["name"] for ix in inspector.get_indexes(table)}
+            names[table] = {"pk": [inspector.get_pk_constraint(table)["name"]],
+                            "fk": sorted(fk["name"] for fk in inspector.get_foreign_keys(table)),
+                            "unique": sorted(u["name"] for u in inspector.get_unique_constraints(table)),
+                            "check": sorted(c["name"] for c in inspector.get_check_constraints(table))}
+        if engine.dialect.name == "sqlite":
+            with engine.connect() as conn:
+                indexes |= set(conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'index' AND "
+                                                 "tbl_name = :t AND sql IS NOT NULL"), {"t": table}).scalars())
+        names[table]["index"] = sorted(indexes)
+    return names
+
+
+def test_migrated_schema_names_every_constraint_and_index_as_the_models_do(backend, blank_url, tmp_path, request):
+    """Migrations and ``metadata.create_all`` give every constraint and index the same name. The migrations once
+    passed CHECK names with their prefix, which the naming convention prefixed again
+    ("ck_ratings_ck_ratings_stars_1_to_5"), and a later migration that alters a constraint by the model's name
+    would not find it. This guards every future migration too."""
+    from db.models import Base
+
+    migrated = make_engine(blank_url)
+    upgrade(migrated)
+    made = make_engine(f"sqlite:///{tmp_path / 'made.sqlite3'}" if backend == "sqlite"
+                       else request.getfixturevalue("pg_schema")())
+    Base.metadata.create_all(made)
+    assert schema_names(migrated) == schema_names(made)
+    migrated.dispose()
+    made.dispose()
 
 
 def _hold_write_lock(path: Path) -> sqlite3.Connection:

@@ -16,7 +16,10 @@ stored) and the older ones are deleted; of one person's several votes on the sam
 kept. Those are the rows the leaderboard already ignored; nothing else is deleted, and the log says how many
 went. A downgrade does not bring them back.
 
-On SQLite this rebuilds ``captions``, ``ratings`` and ``votes``; run it through
+CHECK constraints get the names the models give them: the earlier migrations' names were prefixed a second
+time by the naming convention (``ck_ratings_ck_ratings_stars_1_to_5`` → ``ck_ratings_stars_1_to_5``).
+
+On SQLite this rebuilds ``captions``, ``ratings``, ``votes`` and ``studies``; run it through
 db.engine.upgrade() (which switches foreign keys off), or rebuilding a parent table would cascade-delete rows.
 
 Revision ID: 0009_folded_keys
@@ -39,6 +42,12 @@ depends_on = None
 
 CHUNK = 1000
 KEY = sa.String(3 * 254)  # db.models.RATER_KEY_LENGTH
+# table → (old CHECK name, new CHECK name, condition)
+CHECKS = {
+    "ratings": ("ck_ratings_ck_ratings_stars_1_to_5", "ck_ratings_stars_1_to_5", "stars BETWEEN 1 AND 5"),
+    "votes": ("ck_votes_ck_votes_winner_known", "ck_votes_winner_known", "winner IN ('a', 'b', 'tie', 'both_bad')"),
+    "studies": ("ck_studies_ck_studies_k_1_to_100", "ck_studies_k_1_to_100", "k BETWEEN 1 AND 100"),
+}
 # the older rows of one person's same judgement: a later one of the same caption and criterion (ratings) or
 # pair of captions in either order (votes) exists
 OLDER_RATINGS = """DELETE FROM ratings WHERE EXISTS (SELECT 1 FROM ratings AS later
@@ -66,6 +75,8 @@ def upgrade() -> None:
     if ratings or votes:
         log.info("0009_folded_keys merged one person's older duplicates: %d rating(s), %d vote(s)", ratings, votes)
     sqlite = bind.dialect.name == "sqlite"
+    inspector = sa.inspect(bind)  # a database made by 0009's downgrade has the new CHECK names already
+    misnamed = [t for t, (old, _, _) in CHECKS.items() if old in {c["name"] for c in inspector.get_check_constraints(t)}]
     with op.batch_alter_table("captions") as batch:
         batch.alter_column("search_text", existing_type=sa.Text(), nullable=False)
     with op.batch_alter_table("ratings") as batch:
@@ -74,17 +85,28 @@ def upgrade() -> None:
         batch.create_unique_constraint("uq_ratings_caption_rater_key_criterion", ["caption_id", "rater_key", "criterion"])
         batch.drop_index("ix_ratings_rater")
         batch.create_index("ix_ratings_rater_key", ["rater_key"])
+        if sqlite and "ratings" in misnamed:
+            _rename_check(batch, "ratings")
     with op.batch_alter_table("votes") as batch:
         batch.alter_column("rater_key", existing_type=KEY, nullable=False)
         batch.drop_index("ix_votes_study_rater")
         batch.create_index("ix_votes_study_rater_key", ["study_id", "rater_key"])
+        if sqlite and "votes" in misnamed:
+            _rename_check(batch, "votes")
     low, high = ("min", "max") if sqlite else ("least", "greatest")
     op.execute(f"CREATE UNIQUE INDEX uq_votes_rater_key_pair ON votes (rater_key, {low}(caption_a_id, caption_b_id), "
                f"{high}(caption_a_id, caption_b_id))")
+    if sqlite and "studies" in misnamed:
+        with op.batch_alter_table("studies") as batch:
+            _rename_check(batch, "studies")
+    if not sqlite:
+        for table in misnamed:
+            old, new, _ = CHECKS[table]
+            op.execute(f"ALTER TABLE {table} RENAME CONSTRAINT {old} TO {new}")
 
 
 def downgrade() -> None:
-    """Back to 0008: the new columns and rules go (merged rows stay merged)."""
+    """Back to 0008: the new columns and rules go (the CHECK names stay the models'; merged rows stay merged)."""
     _refuse_cascading_rebuild(op.get_bind())
     op.drop_index("uq_votes_rater_key_pair", table_name="votes")
     with op.batch_alter_table("votes") as batch:
@@ -109,6 +131,13 @@ def _fill(bind, table: str, column: str, sources: tuple[str, ...], rule) -> None
     while rows := bind.execute(select, {"after": after}).all():
         bind.execute(update, [{"id": row[0], "value": rule(*row[1:])} for row in rows])
         after = rows[-1][0]
+
+
+def _rename_check(batch, table: str) -> None:
+    """SQLite cannot rename a constraint: the rebuilt table gets it under the new name."""
+    old, new, condition = CHECKS[table]
+    batch.drop_constraint(op.f(old), type_="check")
+    batch.create_check_constraint(op.f(new), condition)
 
 
 def _refuse_cascading_rebuild(bind) -> None:
