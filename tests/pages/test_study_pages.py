@@ -60,21 +60,35 @@ def new_app(name: str):
     return set_rater(AppTest.from_file(APP, default_timeout=TIMEOUT).run(), name)
 
 
-def shown_caption_id(at) -> int:
-    [cid] = {int(re.match(r"rate\.stars\.(\d+)\.", f.key).group(1)) for f in at.feedback}
-    return cid
+def rate_token(at) -> str:
+    """The token the Rate page keys the shown caption's widgets with (one caption on screen)."""
+    [token] = {re.match(r"rate\.stars\.([^.]+)\.", f.key).group(1) for f in at.feedback}
+    return token
 
 
-def rate_shown(at, overall: int, fits: int, comment: str = ""):
-    cid = shown_caption_id(at)
-    at.feedback(key=f"rate.stars.{cid}.overall").set_value(overall - 1).run()
-    assert at.button(key=f"rate.submit.{cid}").disabled  # every criterion needs stars
-    at.feedback(key=f"rate.stars.{cid}.fits-photo").set_value(fits - 1).run()
+def shown_caption_id(at, rater: str) -> int:
+    """The caption on the Rate page: the page's record of it (its widgets carry a token, not the id)."""
+    rate_token(at)
+    return at.session_state[f"rate.Blind test.{rater}"]["pinned"]
+
+
+def rate_shown(at, rater: str, overall: int, fits: int, comment: str = ""):
+    cid, token = shown_caption_id(at, rater), rate_token(at)
+    at.feedback(key=f"rate.stars.{token}.overall").set_value(overall - 1).run()
+    assert at.button(key=f"rate.submit.{token}").disabled  # every criterion needs stars
+    at.feedback(key=f"rate.stars.{token}.fits-photo").set_value(fits - 1).run()
     if comment:
-        at.text_area(key=f"rate.comment.{cid}").set_value(comment).run()
-    at.button(key=f"rate.submit.{cid}").click().run()
+        at.text_area(key=f"rate.comment.{token}").set_value(comment).run()
+    at.button(key=f"rate.submit.{token}").click().run()
     no_exceptions(at)
     return cid
+
+
+def arena_button(at, action: str):
+    """The Arena's button for ``action`` (a, b, tie, both_bad or skip) under the pair on screen."""
+    prefix = "arena.skip." if action == "skip" else f"arena.vote.{action}."
+    [button] = [b for b in at.button if (b.key or "").startswith(prefix)]
+    return button
 
 
 def test_two_raters_rate_blind_until_every_caption_has_k_ratings(study, app_env, db_url):
@@ -86,7 +100,7 @@ def test_two_raters_rate_blind_until_every_caption_has_k_ratings(study, app_env,
     for n in range(4):
         assert not shows_a_model_name(ann), page_text(ann)
         text_on_page = page_text(ann)
-        cid = rate_shown(ann, overall=n + 1, fits=5, comment="**not bold**" if n == 0 else "")
+        cid = rate_shown(ann, "Ann", overall=n + 1, fits=5, comment="**not bold**" if n == 0 else "")
         [caption] = rows(db_url, select(Caption).where(Caption.id == cid))
         assert caption.text.replace("*", r"\*") in text_on_page  # shown as plain text, escaped
         given.append(cid)
@@ -95,16 +109,16 @@ def test_two_raters_rate_blind_until_every_caption_has_k_ratings(study, app_env,
 
     bob = open_page(new_app("Bob"), "rate.py")
     assert "0 of 4 rated by you" in page_text(bob)
-    first = shown_caption_id(bob)
-    bob.button(key=f"rate.skip.{first}").click().run()
-    assert shown_caption_id(bob) != first  # skipped for now
+    first = shown_caption_id(bob, "Bob")
+    bob.button(key=f"rate.skip.{rate_token(bob)}").click().run()
+    assert shown_caption_id(bob, "Bob") != first  # skipped for now
     for _ in range(3):
         assert not shows_a_model_name(bob)
-        rate_shown(bob, overall=2, fits=2)
+        rate_shown(bob, "Bob", overall=2, fits=2)
     assert "skipped 1 caption" in page_text(bob)
     bob.button(key="rate.unskip").click().run()
-    assert shown_caption_id(bob) == first
-    rate_shown(bob, overall=3, fits=3)
+    assert shown_caption_id(bob, "Bob") == first
+    rate_shown(bob, "Bob", overall=3, fits=3)
 
     cy = open_page(new_app("Cy"), "rate.py")  # k = 2: nothing left for a third rater
     assert "Nothing left for you to rate" in page_text(cy) and not cy.feedback
@@ -125,7 +139,7 @@ def test_one_rater_votes_in_the_arena_and_then_sees_the_names(study, app_env, db
     no_exceptions(at)
     assert not shows_a_model_name(at)
     assert "0 of 2 pairs judged by you" in page_text(at)
-    at.button(key="arena.vote.b").click().run()
+    arena_button(at, "b").click().run()
     no_exceptions(at)
     [vote] = rows(db_url, select(Vote))
     assert (vote.rater, vote.winner, {vote.model_a, vote.model_b}) == ("Ann", "b", set(MODELS))
@@ -133,12 +147,51 @@ def test_one_rater_votes_in_the_arena_and_then_sees_the_names(study, app_env, db
     labels = {m.key: m.label for m in DEFAULT_MODELS}
     assert f"A was written by **{labels[vote.model_a]}**" in revealed.replace("\\", "")
     assert "1 of 2 pairs judged by you" in page_text(at)
-    at.button(key="arena.skip").click().run()  # the reveal goes; the next pair is still blind
+    arena_button(at, "skip").click().run()  # the reveal goes; the next pair is still blind
     assert not shows_a_model_name(at)
     at.button(key="arena.unskip").click().run()
-    at.button(key="arena.vote.tie").click().run()
+    arena_button(at, "tie").click().run()
     assert [v.winner for v in rows(db_url, select(Vote).order_by(Vote.id))] == ["b", "tie"]
     assert "You have judged every pair" in page_text(at)
+
+
+def test_an_arena_vote_counts_only_for_the_pair_it_was_shown_on(study, app_env, db_url):
+    """Two tabs of one rater show the same pair and it is judged in the second. The first tab's "B is better"
+    used to be stored for the next pair, which that tab never showed (the buttons' keys were fixed and the
+    pair was worked out again in the run handling the click), and the reveal named that pair's models."""
+    tab1 = open_page(new_app("Ann"), "arena.py")
+    tab2 = open_page(new_app("Ann"), "arena.py")
+    arena_button(tab2, "a").click().run()
+    no_exceptions(tab2)
+    arena_button(tab1, "b").click().run()
+    no_exceptions(tab1)
+    assert [v.winner for v in rows(db_url, select(Vote))] == ["a"]
+    assert any("That pair was already judged (in another tab?)" in i.value for i in tab1.info)
+    assert not shows_a_model_name(tab1)  # no reveal: nothing was voted in this tab
+    assert "1 of 2 pairs judged by you" in page_text(tab1)  # and the next pair is on screen
+    arena_button(tab1, "tie").click().run()
+    assert [v.winner for v in rows(db_url, select(Vote).order_by(Vote.id))] == ["a", "tie"]
+
+
+def test_a_double_click_in_the_arena_is_not_stored_for_the_next_pair(study, app_env, db_url):
+    """The second click of a double click comes from the page as it was before the first vote's rerun; with
+    fixed keys it was taken as a vote on the pair that rerun put in place, unseen."""
+    at = open_page(new_app("Ann"), "arena.py")
+    first = arena_button(at, "a")
+    first.click().run()
+    no_exceptions(at)
+    first.click().run()  # the same button of the same page, clicked again
+    no_exceptions(at)
+    assert [v.winner for v in rows(db_url, select(Vote))] == ["a"]
+    arena_button(at, "both_bad").click().run()  # the pair now on screen takes a vote as usual
+    assert [v.winner for v in rows(db_url, select(Vote).order_by(Vote.id))] == ["a", "both_bad"]
+
+    bob = open_page(new_app("Bob"), "arena.py")  # a skip, too, only for the pair it was shown under
+    skip = arena_button(bob, "skip")
+    skip.click().run()
+    skip.click().run()
+    no_exceptions(bob)
+    assert "skipped" not in page_text(bob) and arena_button(bob, "a")  # the second pair is still on screen
 
 
 def test_create_a_study_from_gallery_photos_and_write_its_captions(study, app, db_url):
@@ -245,14 +298,14 @@ def test_a_study_whose_captions_another_session_is_writing_is_not_deleted(study,
 
 def test_a_rater_and_a_voter_whose_study_was_deleted_meanwhile_get_a_message(study, app_env, db_url):
     rater, voter = open_page(new_app("Ann"), "rate.py"), open_page(new_app("Bob"), "arena.py")
-    cid = shown_caption_id(rater)
-    rater.feedback(key=f"rate.stars.{cid}.overall").set_value(3).run()
-    rater.feedback(key=f"rate.stars.{cid}.fits-photo").set_value(3).run()
+    token = rate_token(rater)
+    rater.feedback(key=f"rate.stars.{token}.overall").set_value(3).run()
+    rater.feedback(key=f"rate.stars.{token}.fits-photo").set_value(3).run()
     engine = make_engine(db_url)
     with transaction(engine) as s:  # the owner deletes the study in another session
         studies.delete_study(session=s, name=study)
     engine.dispose()
-    rater.button(key=f"rate.submit.{cid}").click().run()
+    rater.button(key=f"rate.submit.{token}").click().run()
     no_exceptions(rater)
     said = f"The study “{study}” has been deleted: stars or a vote not yet submitted for it were not saved."
     assert [w.value for w in rater.warning] == [said] and "No study yet" in page_text(rater)
@@ -311,7 +364,7 @@ def test_the_arena_never_shows_a_pinned_pair_from_outside_its_study(study, app_e
     at = open_page(at, "arena.py")
     no_exceptions(at)
     assert "PRIVATE" not in page_text(at) and "photo " in page_text(at)
-    at.button(key="arena.vote.a").click().run()
+    arena_button(at, "a").click().run()
     no_exceptions(at)
     [vote] = rows(db_url, select(Vote))
     assert not vote.text_a.startswith("PRIVATE")
