@@ -1,10 +1,14 @@
 """The Rate page's card: one photo and one caption at a time, model hidden, stars per criterion.
 
 The caption being rated is pinned in the session until it is rated or skipped, so a rerun (a star
-clicked) or another rater's work never swaps it under the person's hands.
+clicked) or another rater's work never swaps it under the person's hands. Its widgets are keyed by a
+random token drawn for each caption pinned, never by the caption's id: the browser sees widget keys, and
+ids, given out as a study's captions are written, would tell which model wrote it.
 """
 
 from __future__ import annotations
+
+import secrets
 
 import streamlit as st
 
@@ -19,8 +23,11 @@ SCALE = f"{STARS[0]} · {STARS[-1]}"  # what the stars mean, under each row of t
 
 
 def _state(study: str, rater: str) -> dict:
-    """Per study and rater: the pinned caption id, the skipped ids, the last message."""
-    return st.session_state.setdefault(f"rate.{study}.{rater}", {"pinned": None, "skipped": [], "note": None})
+    """Per study and rater: the pinned caption id and its widgets' token, the skipped ids, the last message."""
+    state = st.session_state.setdefault(f"rate.{study}.{rater}", {})
+    for name, empty in (("pinned", None), ("token", None), ("skipped", []), ("note", None)):
+        state.setdefault(name, empty)
+    return state
 
 
 def current_caption(session, study, rater: str, state: dict):
@@ -28,7 +35,10 @@ def current_caption(session, study, rater: str, state: dict):
     caption = pinned and studies.caption_open_to(session=session, study=study, caption_id=pinned, rater=rater)
     if not caption:
         caption = studies.next_caption(session=session, study=study, rater=rater, skip=state["skipped"])
+        state["token"] = None
     state["pinned"] = caption.id if caption else None
+    if caption and state["token"] is None:
+        state["token"] = secrets.token_hex(8)
     return caption
 
 
@@ -52,12 +62,13 @@ def rate_panel(study_name: str, rater: str) -> None:
         with right:
             st.caption("Caption (the model is hidden until the study is analysed)")
             st.markdown(plain(caption.text) or "_(the model wrote nothing)_")
-            stars = _star_inputs(study, caption.id)
-            comment = st.text_area("Comment (optional)", key=f"rate.comment.{caption.id}", height=80)
+            token = state["token"]
+            stars = _star_inputs(study, token)
+            comment = st.text_area("Comment (optional)", key=f"rate.comment.{token}", height=80)
             go, skip = st.columns(2)
-            submit = go.button("Submit rating", type="primary", key=f"rate.submit.{caption.id}",
+            submit = go.button("Submit rating", type="primary", key=f"rate.submit.{token}",
                                disabled=None in stars.values())
-            if skip.button("Skip", key=f"rate.skip.{caption.id}"):
+            if skip.button("Skip", key=f"rate.skip.{token}"):
                 state["skipped"].append(caption.id)
                 state["pinned"] = None
                 st.rerun()
@@ -67,11 +78,11 @@ def rate_panel(study_name: str, rater: str) -> None:
         _submit(study_name, caption.id, rater, stars, comment, state)
 
 
-def _star_inputs(study, caption_id: int) -> dict[str, int | None]:
+def _star_inputs(study, token: str) -> dict[str, int | None]:
     values = {}
     for criterion in study.criteria:
         st.markdown(f"**{plain(criterion.replace('-', ' ').replace('_', ' ').capitalize())}**")
-        value = st.feedback("stars", key=f"rate.stars.{caption_id}.{criterion}")
+        value = st.feedback("stars", key=f"rate.stars.{token}.{criterion}")
         st.caption(SCALE if value is None else f"{SCALE} · given: {STARS[value]}")
         values[criterion] = None if value is None else value + 1
     return values

@@ -194,6 +194,31 @@ def test_a_double_click_in_the_arena_is_not_stored_for_the_next_pair(study, app_
     assert "skipped" not in page_text(bob) and arena_button(bob, "a")  # the second pair is still on screen
 
 
+def widget_words(at) -> set[str]:
+    """Every word of every widget id on the page: the id holds the key, and the browser gets both (the
+    element's id and its st-key-… CSS class)."""
+    from streamlit.testing.v1.element_tree import Widget
+
+    return {word for node in at if isinstance(node, Widget) for word in re.split(r"[^0-9A-Za-z]+", node.id)}
+
+
+def test_the_rate_and_arena_pages_send_no_caption_id_to_the_browser(study, app_env, db_url):
+    """Caption ids are given out model by model as a study's captions are written, so an id in a widget key
+    told a rater which model wrote the caption."""
+    with transaction(make_engine(db_url), write=False) as s:
+        ids = {str(c.id) for c in s.scalars(select(Caption))}
+    rate = open_page(new_app("Ann"), "rate.py")
+    arena = open_page(new_app("Ann"), "arena.py")
+    seen = set()
+    for _ in range(2):
+        assert rate.feedback and not ids & widget_words(rate), sorted(ids & widget_words(rate))
+        assert arena_button(arena, "a") and not ids & widget_words(arena), sorted(ids & widget_words(arena))
+        seen.add(rate_token(rate))
+        rate_shown(rate, "Ann", overall=3, fits=3)
+        arena_button(arena, "tie").click().run()
+    assert len(seen) == 2  # a new token for each caption
+
+
 def test_create_a_study_from_gallery_photos_and_write_its_captions(study, app, db_url):
     at = open_page(app, "studies.py")
     assert at.selectbox(key="studies.study").value == "Blind test"
