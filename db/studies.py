@@ -7,7 +7,9 @@ raters (a rater gives stars on every criterion of the study at once). A rater is
 caption they rated, nor one that already has ``k`` raters. The next caption comes from the model
 whose captions are least rated so far (ratings per caption of that model, so every model is rated at
 a similar pace), and within it the caption with the fewest raters; ties are broken in an order that
-is random per rater but reproducible: a hash of the study's seed, the rater and the caption. A rater is
+is random per rater but reproducible: a hash of the study's seed, the rater and the caption (between
+models, also of how many captions the rater has rated, so the models' order changes from round to
+round instead of repeating one cycle a rater could learn). A rater is
 a person (``db.repo.rater_identity``): "Maya" and "maya " are one rater everywhere here.
 
 **Race safety.** :func:`rate_study_caption` guarantees that a caption **never has more than k
@@ -240,7 +242,11 @@ def next_caption(*, session: Session, study: Study, rater: str, skip: Collection
              if me not in raters.get(cid, ()) and len(raters.get(cid, ())) < study.k and cid not in skip]
     if not open_:
         return None
-    cid, _ = min(open_, key=lambda c: (rated_units[c[1]] / per_model[c[1]], _order(study.seed, me, "model", c[1]),
+    # the tie between models is drawn again at each step (how many this rater has rated is part of the hash):
+    # a draw fixed per rater repeated one order of models round after round, which told them who wrote what
+    done = sum(1 for cid, _ in captions if me in raters.get(cid, ()))
+    cid, _ = min(open_, key=lambda c: (rated_units[c[1]] / per_model[c[1]],
+                                       _order(study.seed, me, "model", done, c[1]),
                                        len(raters.get(c[0], ())), _order(study.seed, me, c[0])))
     return session.get(Caption, cid, options=[joinedload(Caption.photo)])
 

@@ -203,6 +203,19 @@ def test_order_is_random_per_rater_and_reproducible(engine):
         assert order("ann") != ann
 
 
+def test_a_raters_models_come_in_no_fixed_cycle(engine):
+    """Models are rated at the same pace, so every round of four captions holds each of four models once. The
+    order within a round was a hash of the seed, the rater and the model, the same round after round: after
+    one round a rater knew which model wrote each caption (A B C D A B C D …)."""
+    models = ["m-one", "m-two", "m-three", "m-four"]
+    make_study(engine, photos=6, models=models, k=4)
+    for rater in ("ann", "bob", "cy", "dee"):
+        keys = [rate_next(engine, rater).model_key for _ in range(12)]
+        rounds = [keys[i:i + 4] for i in range(0, 12, 4)]
+        assert all(sorted(r) == sorted(models) for r in rounds), keys  # still at the same pace
+        assert not rounds[0] == rounds[1] == rounds[2], keys
+
+
 def test_skipped_captions_are_left_for_later(engine):
     make_study(engine, photos=1, models=["m-one", "m-two"], k=1)
     with transaction(engine, write=False) as s:
