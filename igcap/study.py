@@ -1,9 +1,10 @@
 """Evaluation studies, igcap's side: store the photos, create a study with checked models and settings,
 and write its captions — every model on every photo with the study's one decoding setting.
 
-Generation saves the captions of each batch the moment the batch is done (one transaction per batch),
-so closing the page or killing the process loses at most the batch in progress; running it again
-(:func:`generate_study`) does only what is missing. A model that cannot caption is reported and skipped;
+Generation works through the photos a batch at a time: each model captions the batch, then its captions
+are saved together (one transaction per batch), photo by photo with each photo's models in a seeded
+order, so caption ids follow no model. Closing the page or killing the process loses at most the batch in
+progress; running it again (:func:`generate_study`) does only what is missing. A model that cannot caption is reported and skipped;
 the other models go on. A database error while saving stops the run (the batches saved stay; the command
 line says so in one line): the next batches would meet the same database. The database layout and the
 queues live in :mod:`db.studies`.
@@ -11,12 +12,13 @@ queues live in :mod:`db.studies`.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from db import repo, studies, transaction
 from db.models import LOCAL_OWNER, Study
@@ -24,8 +26,11 @@ from igcap.decoding import DecodingSettings
 from igcap.generation_queue import JobSize
 from igcap.images import Photo, resized_jpeg, thumbnail_jpeg
 
+if TYPE_CHECKING:
+    from igcap.captioner import CaptionResult
+
 log = logging.getLogger(__name__)
-BATCH = 4  # photos captioned together per model: the most a killed run can lose
+BATCH = 4  # photos per batch, captioned together by each model: a killed run loses at most their captions
 T = TypeVar("T")
 
 
@@ -91,60 +96,89 @@ def at_once(size: JobSize, work: Callable[[], T]) -> T:
 
 def generate_study(engine, name: str, captioner, *, sources: Mapping[str, str] | None = None, batch: int = BATCH,
                    on_event: Callable[[StudyEvent], None] | None = None, turns: Turns = at_once) -> GenerationReport:
-    """Caption what is still missing in the study ``name``; each batch is committed as soon as it is made.
+    """Caption what is still missing in the study ``name``, ``batch`` photos at a time; each batch is committed as
+    soon as it is made.
 
     ``captioner`` is an :class:`igcap.captioner.Captioner`; ``sources`` maps model keys to the source
-    recorded with each caption (hub id@revision or path). Each batch (``batch`` photos × one model) takes
-    its turn through ``turns``: in the app, the process's shared generation queue
+    recorded with each caption (hub id@revision or path). Each model with work on a batch's photos captions
+    them in its own turn through ``turns``: in the app, the process's shared generation queue
     (:class:`igcap.generation_queue.GenerationQueue`), so a study's run and other people's generations
-    share the engine fairly, a batch at a time. Its JobRefused / JobCancelled propagate: the batches
-    saved so far stay, and running again resumes.
+    share the engine fairly, a model's batch at a time. Its JobRefused / JobCancelled propagate: the batches
+    saved so far stay, and running again resumes. The batch is then saved photo by photo, each photo's models
+    in an order drawn from the study's seed (:func:`saving_order`): caption ids are given out in that order,
+    and written model by model they told which model wrote a caption.
     """
     started, report = time.perf_counter(), GenerationReport()
     with transaction(engine, write=False) as session:
         study = studies.get_study(session=session, name=name)
         settings = study_settings(study)
-        missing = {k: ids for k, ids in studies.missing_captions(session=session, study=study).items() if ids}
+        missing = {k: set(ids) for k, ids in studies.missing_captions(session=session, study=study).items() if ids}
         names = {p.id: p.name for p in studies.study_photos(session=session, study=study)}
         report.already_done = len(names) * len(study.models) - sum(len(ids) for ids in missing.values())
-    progress = _Progress(sum(len(ids) for ids in missing.values()), len(missing), on_event)
-    for index, (key, photo_ids) in enumerate(missing.items()):
-        progress.emit("model", key, index)
-        report.made[key] = 0
-        for start in range(0, len(photo_ids), max(1, batch)):
-            chunk = photo_ids[start:start + max(1, batch)]
-            error, made = turns(JobSize(photos=len(chunk), models=1),
-                                lambda: _caption_batch(engine, study, key, chunk, settings, captioner,
-                                                       (sources or {}).get(key)))
+    keys = list(missing)
+    todo = [pid for pid in names if any(pid in ids for ids in missing.values())]  # the study's order
+    progress = _Progress(sum(len(ids) for ids in missing.values()), len(keys), on_event)
+    size = max(1, batch)
+    for n, start in enumerate(range(0, len(todo), size)):
+        chunk, made = todo[start:start + size], {}
+        # every other batch the models go in reverse: the last model of one batch starts the next, one load
+        # fewer per batch when the model cache holds fewer models than the study has
+        for key in keys if n % 2 == 0 else keys[::-1]:
+            photo_ids = [pid for pid in chunk if pid in missing[key]]
+            if key in report.failed or not photo_ids:
+                continue
+            if key not in report.made:
+                report.made[key] = 0
+                progress.emit("model", key, keys.index(key))
+            error, results = turns(JobSize(photos=len(photo_ids), models=1),
+                                   lambda: _caption_batch(engine, key, photo_ids, settings, captioner))
             if error:
                 report.failed[key] = error
-                progress.emit("failed", key, index, message=error)
-                break
-            report.made[key] += made
-            for pid in chunk:
-                progress.saved(key, index, names.get(pid, ""))
+                progress.emit("failed", key, keys.index(key), message=error)
+            else:
+                made[key] = results
+        for pid, key, stored in _save_batch(engine, study, chunk, made, sources or {}):
+            report.made[key] += stored
+            progress.saved(key, keys.index(key), names.get(pid, ""))
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _caption_batch(engine, study: Study, key: str, photo_ids: list[int], settings: DecodingSettings, captioner,
-                   source: str | None) -> tuple[str | None, int]:
-    """Caption and save one batch: (the failure message when the model could not caption it, the captions this
-    run stored). Another run of the same study may have stored some meanwhile (theirs are kept): they used to
-    be counted by both runs."""
+def saving_order(seed: int, photo_id: int, keys: Iterable[str]) -> list[str]:
+    """The order in which one photo's captions are saved: a shuffle of ``keys`` by the study's seed and the
+    photo, the same on every run (a hash, not Python's ``hash``, which changes between processes)."""
+    return sorted(keys, key=lambda key: hashlib.sha256(f"{seed}\x1f{photo_id}\x1f{key}".encode()).hexdigest())
+
+
+def _caption_batch(engine, key: str, photo_ids: list[int], settings: DecodingSettings,
+                   captioner) -> tuple[str | None, dict[int, CaptionResult]]:
+    """One model's captions of some photos: (the failure message when the model could not caption them,
+    photo id → its first caption)."""
     with transaction(engine, write=False) as session:
         images = [_image(repo.photo_image(session=session, photo_id=pid)) for pid in photo_ids]
     [run] = captioner.caption(images, [key], settings)
     if not run.ok:
-        return f"{run.error.message} {run.error.hint}".strip(), 0
-    firsts = {r.photo_index: r for r in run.results if r.variant == 0}
+        return f"{run.error.message} {run.error.hint}".strip(), {}
+    return None, {photo_ids[r.photo_index]: r for r in run.results if r.variant == 0}
+
+
+def _save_batch(engine, study: Study, photo_ids: list[int], made: Mapping[str, Mapping[int, CaptionResult]],
+                sources: Mapping[str, str]) -> list[tuple[int, str, bool]]:
+    """Save a batch's captions in one transaction, photo by photo in :func:`saving_order`; (photo id, model,
+    whether this run stored it) for each, in that order. Another run of the same study may have stored some
+    meanwhile (theirs are kept): they used to be counted by both runs."""
+    out = []
     with transaction(engine) as session:
-        missing = set(studies.missing_captions(session=session, study=study)[key])
-        for i, pid in enumerate(photo_ids):
-            result = firsts[i]
-            studies.save_study_caption(session=session, study=study, photo_id=pid, model_key=key, text=result.text,
-                                       generated_text=result.text, model_source=source, seconds=result.seconds)
-    return None, len(missing.intersection(photo_ids))
+        missing = {(key, pid) for key, ids in studies.missing_captions(session=session, study=study).items()
+                   for pid in ids}
+        for pid in photo_ids:
+            for key in saving_order(study.seed, pid, [k for k in made if pid in made[k]]):
+                result = made[key][pid]
+                studies.save_study_caption(session=session, study=study, photo_id=pid, model_key=key,
+                                           text=result.text, generated_text=result.text,
+                                           model_source=sources.get(key), seconds=result.seconds)
+                out.append((pid, key, (key, pid) in missing))
+    return out
 
 
 def _image(jpeg: bytes):

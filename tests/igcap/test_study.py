@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from db import Caption, make_engine, studies, transaction, upgrade
-from igcap.captioner import Captioner
+from igcap.captioner import CaptionResult, Captioner, ModelRun
 from igcap.config import Settings
 from igcap.decoding import DecodingSettings
 from igcap.images import load_photo
@@ -65,7 +65,7 @@ def test_every_model_captions_every_photo_with_the_study_settings(engine, cache)
     assert [(e.stage, e.model_key) for e in events if e.stage == "model"] == [("model", k) for k in MODELS]
     saved = [e for e in events if e.stage == "caption"]
     assert [e.done for e in saved] == [1, 2, 3, 4, 5, 6] and {e.total for e in saved} == {6}
-    assert [e.photo_name for e in saved[:3]] == ["red.jpg", "green.jpg", "blue.jpg"]
+    assert [e.photo_name for e in saved] == ["red.jpg"] * 2 + ["green.jpg"] * 2 + ["blue.jpg"] * 2  # photo by photo
     assert saved[-1].seconds_left == 0 and all(e.seconds_left is not None for e in saved)
 
 
@@ -82,10 +82,10 @@ def test_a_killed_run_keeps_what_it_made_and_the_next_run_resumes(engine, cache)
     with pytest.raises(Killed):
         generate_study(engine, "trial", Captioner(cache), batch=1, on_event=die_after_four)
     before = stored(engine)
-    assert len(before) == 4  # saved as each was made, not at the end
+    assert len(before) == 4  # saved as each batch (one photo, both models) was made, not at the end
     events = []
     report = generate_study(engine, "trial", Captioner(cache), on_event=events.append)
-    assert report.already_done == 4 and report.made == {MODELS[1]: 2}
+    assert report.already_done == 4 and report.made == {MODELS[0]: 1, MODELS[1]: 1}  # the third photo
     after = stored(engine)
     assert len(after) == 6 and all(after[key] == text for key, text in before.items())
     assert generate_study(engine, "trial", Captioner(cache)).made == {}  # nothing left to do
@@ -100,6 +100,30 @@ def test_a_failing_model_is_reported_and_the_others_go_on(engine, cache):
     assert report.made == {MODELS[0]: 0, MODELS[1]: 2}
     assert [e.model_key for e in events if e.stage == "failed"] == [MODELS[0]]
     assert {key for _, key in stored(engine)} == {MODELS[1]}
+
+
+class InstantCaptioner:
+    """Captions at once, without a model: '<model> caption'."""
+
+    def caption(self, images, keys, settings, **_):
+        return [ModelRun(key, tuple(CaptionResult(key, i, 0, f"{key} caption", f"{key} caption", 2, 0.0, True)
+                                    for i in range(len(images)))) for key in keys]
+
+
+def test_caption_ids_do_not_follow_the_models(engine):
+    """Ids are given out as captions are saved. Saved model by model, each model's captions held one block of
+    ids, in the study's order of models: an id (in a widget key, an export) told a rater who wrote a caption."""
+    new_study(engine, photos=6, models=list(DEFAULT_KEYS))
+    generate_study(engine, "trial", InstantCaptioner())
+    with transaction(engine, write=False) as s:
+        study = studies.get_study(session=s, name="trial")
+        captions = sorted(studies.study_captions(session=s, study=study), key=lambda c: c.id)
+        photo_ids = [p.id for p in studies.study_photos(session=s, study=study)]
+    assert len(captions) == 6 * 4
+    by_photo = [[c.model_key for c in captions if c.photo_id == pid] for pid in photo_ids]
+    assert [c.photo_id for c in captions] == [pid for pid in photo_ids for _ in DEFAULT_KEYS]  # photo by photo
+    assert len({tuple(keys) for keys in by_photo}) > 1, by_photo  # each photo's models in an order of its own
+    assert generate_study(engine, "trial", InstantCaptioner()).made == {}  # nothing left to do
 
 
 def test_unknown_models_are_refused_when_creating(engine):
@@ -136,8 +160,8 @@ def test_each_batch_waits_its_turn_in_the_shared_queue(engine, cache):
     someone_else.finish()
     thread.join(60)
     assert result["report"].made == {MODELS[0]: 3, MODELS[1]: 3}
-    assert sizes == [(2, 1), (1, 1), (2, 1), (1, 1)]  # batch photos × one model per turn
-    assert saved_when_turn_came == [0, 2, 3, 5]  # each batch was saved before the next one's turn
+    assert sizes == [(2, 1), (2, 1), (1, 1), (1, 1)]  # batch photos × one model per turn
+    assert saved_when_turn_came == [0, 0, 4, 4]  # each batch was saved before the next batch's turns
     assert queue.running() == 0 and queue.waiting() == 0
 
     with transaction(engine) as s:  # a second study; its run is cancelled while its second batch waits
