@@ -72,7 +72,10 @@ def arena_panel(study_name: str, rater: str) -> None:
         for column, name, caption in ((left, "A", pair.a), (right, "B", pair.b)):
             with column.container(border=True):
                 st.markdown(f"**{name}**")
-                st.markdown(plain(caption.text) or "_(the model wrote nothing)_")
+                if caption.text:  # as written: never Markdown, so no address in it becomes a link
+                    st.text(caption.text, width="stretch")
+                else:
+                    st.markdown("_(the model wrote nothing)_")
         buttons = st.columns(len(CHOICES) + 1)
         shown, token = (pair.a.id, pair.b.id), state["token"]
         for column, (winner, label) in zip(buttons, CHOICES):

@@ -61,7 +61,10 @@ def rate_panel(study_name: str, rater: str) -> None:
         left.image(image, width="stretch")
         with right:
             st.caption("Caption (the model is hidden until the study is analysed)")
-            st.markdown(plain(caption.text) or "_(the model wrote nothing)_")
+            if caption.text:  # as written: never Markdown, so no address in it becomes a link
+                st.text(caption.text, width="stretch")
+            else:
+                st.markdown("_(the model wrote nothing)_")
             token = state["token"]
             stars = _star_inputs(study, token)
             comment = st.text_area("Comment (optional)", key=f"rate.comment.{token}", height=80)

@@ -4,6 +4,8 @@ Streamlit renders Markdown in st.image captions, st.error, st.markdown and st.ca
 ``![p](https:127.0.0.1:9).jpg`` made every visitor's browser fetch that address (issue 12 item 2).
 Each shown source is rendered here with a CommonMark renderer: no link, image or emphasis may come out,
 the visible text must be the name itself, and no URL scheme may stay unescaped (GitHub-style autolinks).
+Streamlit's renderer (remark-gfm) also links web and e-mail addresses found in the text *after* escapes are
+resolved: nothing in the visible text may match its patterns (:data:`GFM_AUTOLINKS`).
 """
 
 from __future__ import annotations
@@ -23,26 +25,48 @@ from tests.pages.conftest import no_exceptions, open_page
 HOSTILE = ["![p](https:127.0.0.1:9).jpg", "[phish](http:evil.example) photo.jpg", "**b**.png",
            "<img src=x onerror=alert(1)>.jpg", ":red[alarm] www.evil.example $x^2$ &amp; `code`.jpg"]
 _MD = MarkdownIt("commonmark")
+# remark-gfm's literal autolinks, as Streamlit 1.67's bundle writes them (mdast-util-gfm-autolink-literal): a web
+# address after a space or punctuation, an e-mail address (ASCII word characters, as JavaScript's \w)
+GFM_AUTOLINKS = [re.compile(r"(https?://|www(?=\.))[-.\w]+", re.I | re.A),
+                 re.compile(r"[-.\w+]+@[-\w]+(?:\.[-\w]+)+", re.A)]
+WORD_JOINER = "\u2060"  # invisible: what plain puts where an autolink would start
 
 
 def rendered(source: str) -> str:
     return _MD.render(source)
 
 
+def visible(source: str) -> str:
+    """The text a person reads where ``source`` is rendered as Markdown."""
+    return html.unescape(re.sub(r"<[^>]+>", "", rendered(source)))
+
+
 def assert_plain(source: str, text: str, forbidden: str = "a|img|strong|em|code|script") -> None:
     """source renders with text in it as plain text: none of the forbidden tags, no autolink."""
     out = rendered(source)
     assert not re.search(rf"<({forbidden})\b", out), out
-    assert text in html.unescape(re.sub(r"<[^>]+>", "", out)), out
+    assert text in visible(source).replace(WORD_JOINER, ""), out
     assert not re.search(r"(https?:|www\.)", source), source  # escaped, "http\:" cannot become a link
+    assert not any(p.search(visible(source)) for p in GFM_AUTOLINKS), visible(source)
 
 
 @pytest.mark.parametrize("text", HOSTILE + ["line one\n    indented\n\n    code?", "#1 photo", "- item", "1. first"])
 def test_plain_renders_as_the_text_itself(text):
     out = rendered(plain(text))
     assert not re.search(r"<(a|img|strong|em|code|pre|h1|ul|ol|script)\b", out), out
-    visible = html.unescape(re.sub(r"<[^>]+>", "", out)).replace("\u00a0", " ")
-    assert " ".join(visible.split()) == " ".join(text.split())
+    seen = visible(plain(text)).replace("\u00a0", " ").replace(WORD_JOINER, "")
+    assert " ".join(seen.split()) == " ".join(text.split())
+
+
+@pytest.mark.parametrize("text", ["log in again at https://evil.example/login", "www.evil.example.jpg",
+                                  "WWW.Evil.Example", "http://www.evil.example", "mail ana@evil.example",
+                                  "(ana.b+c@evil.example)", "ftp://x.example and mailto:ana@evil.example"])
+def test_plain_leaves_no_web_or_mail_address_to_link(text):
+    """remark-gfm links addresses in the text after the escapes are resolved, so escaping punctuation left
+    www.evil.example.jpg a link in an image caption; a word joiner (invisible) now stands where one would start."""
+    seen = visible(plain(text))
+    assert not any(p.search(seen) for p in GFM_AUTOLINKS), seen
+    assert seen.replace(WORD_JOINER, "").strip() == text
 
 
 def test_hostile_file_names_are_plain_text_on_the_create_page(app):
