@@ -4,8 +4,8 @@ and write its captions — every model on every photo with the study's one decod
 Generation works through the photos a batch at a time: each model captions the batch, then its captions
 are saved together (one transaction per batch), photo by photo with each photo's models in a seeded
 order, so caption ids follow no model. Closing the page or killing the process loses at most the batch in
-progress; running it again (:func:`generate_study`) does only what is missing. A model that cannot caption is reported and skipped;
-the other models go on. A database error while saving stops the run (the batches saved stay; the command
+progress; running it again (:func:`generate_study`) does only what is missing. A model that cannot
+caption is reported and skipped; the other models go on. A database error while saving stops the run (the batches saved stay; the command
 line says so in one line): the next batches would meet the same database. The database layout and the
 queues live in :mod:`db.studies`.
 """
