@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session, aliased, joinedload
 from db.models import (DEFAULT_CRITERION, IDENTITY_LENGTH, LOCAL_OWNER, MANUAL, Caption, Photo, Rating, Study,
                        StudyPhoto, Vote, utcnow)
 from db.people import first_names, person
-from db.search import has_every_word
+from db.search import caption_search_text, has_every_word
 
 RATER_MAX = IDENTITY_LENGTH  # a typed name (at most 80, the box says) or a signed-in identity (e-mail)
 CRITERION_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
@@ -252,8 +252,11 @@ def edit_caption(*, session: Session, caption_id: int, text: str, owner: str | N
         caption.text = text
         session.flush()
         return caption
+    # A Core UPDATE passes db.models' validators by: the folded search copy is set here with the text.
+    folded = caption_search_text(text, caption.generated_text)
     changed = session.execute(update(Caption).where(Caption.id == caption_id, Caption.text == without_nul(expected))
-                              .values(text=text).execution_options(synchronize_session=False)).rowcount
+                              .values(text=text, search_text=folded)
+                              .execution_options(synchronize_session=False)).rowcount
     caption = session.get(Caption, caption_id, populate_existing=True)
     if caption is None:  # deleted by another session meanwhile
         raise NotFoundError(f"caption {caption_id} does not exist", "caption")

@@ -542,6 +542,8 @@ def test_every_write_path_stores_the_folded_keys(engine):
     with transaction(engine) as s:
         photo, captions = add_photo_with_captions(s, "keys")
         repo.edit_caption(session=s, caption_id=captions[0].id, text="Édité À la MAIN")
+        # an edit from a page (expected text: one Core UPDATE … WHERE text = expected)
+        repo.edit_caption(session=s, caption_id=captions[1].id, text="Große Straße", expected=captions[1].text)
         repo.rate(session=s, caption_id=captions[0].id, rater=" Zoë  Ann ", stars=2)
         s.add(Rating(caption_id=captions[1].id, rater="ÉMILE", stars=3, criterion="overall"))
         study = studies.create_study(session=s, name="keys", models=["a", "b"], settings={}, photo_ids=[photo.id])
@@ -554,6 +556,8 @@ def test_every_write_path_stores_the_folded_keys(engine):
     with transaction(engine, write=False) as s:
         rows = s.execute(select(Caption.text, Caption.generated_text, Caption.search_text)).all()
         assert len(rows) == 4 and all(key == caption_search_text(t, g) for t, g, key in rows)
+        found = repo.gallery(session=s, filters=repo.GalleryFilter(search="strasse")).items
+        assert [item.caption.text for item in found] == ["Große Straße"]
         for model in (Rating, Vote):
             raters = s.execute(select(model.rater, model.rater_key)).all()
             assert len(raters) == 2 and all(key == person(name) for name, key in raters)
