@@ -34,6 +34,9 @@ def current_caption(session, study, rater: str, state: dict):
     pinned = state["pinned"]
     caption = pinned and studies.caption_open_to(session=session, study=study, caption_id=pinned, rater=rater)
     if not caption:
+        if pinned:  # on screen, and no longer this rater's to rate: say so rather than swap it silently
+            state["note"] = ("The caption you had on screen was already rated by you (in another tab?) or has all "
+                             "its ratings; here is the next one.")
         caption = studies.next_caption(session=session, study=study, rater=rater, skip=state["skipped"])
         state["token"] = None
     state["pinned"] = caption.id if caption else None

@@ -173,6 +173,22 @@ def test_an_arena_vote_counts_only_for_the_pair_it_was_shown_on(study, app_env, 
     assert [v.winner for v in rows(db_url, select(Vote).order_by(Vote.id))] == ["a", "tie"]
 
 
+def test_a_caption_rated_in_another_tab_is_not_swapped_for_the_next_without_a_word(study, app_env, db_url):
+    """Two tabs of one rater show the same caption; it is rated in the second. The first tab's stars and
+    Submit then vanished and another caption stood in their place, with nothing said."""
+    tab1 = open_page(new_app("Ann"), "rate.py")
+    tab2 = open_page(new_app("Ann"), "rate.py")
+    first = shown_caption_id(tab1, "Ann")
+    assert shown_caption_id(tab2, "Ann") == first
+    rate_shown(tab2, "Ann", 4, 4)
+    token = rate_token(tab1)
+    tab1.feedback(key=f"rate.stars.{token}.overall").set_value(1).run()  # tab 1 goes on with the same caption
+    no_exceptions(tab1)
+    assert any("already rated" in t.value for t in tab1.toast)  # it says why the caption changed
+    assert shown_caption_id(tab1, "Ann") != first
+    assert [r.stars for r in rows(db_url, select(Rating).where(Rating.caption_id == first))] == [4, 4]
+
+
 def test_a_double_click_in_the_arena_is_not_stored_for_the_next_pair(study, app_env, db_url):
     """The second click of a double click comes from the page as it was before the first vote's rerun; with
     fixed keys it was taken as a vote on the pair that rerun put in place, unseen."""
