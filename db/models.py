@@ -13,7 +13,7 @@ fold: a caption's ``search_text`` (db.search), a rating's and a vote's ``rater_k
 database's own case rules take part, so both give the same answers. They are set here on every write: a column
 default computes them for every INSERT, the ORM's or a Core statement's (repo.rate's upsert, a study caption's
 insert), and a validator whenever the ORM changes what they fold. An UPDATE statement that bypasses the ORM
-must set them itself (db/ has none that changes a rater or a caption's text). The database keeps one rating per
+must set them itself (db/ has one: repo.edit_caption's, which sets ``search_text`` with the text). The database keeps one rating per
 person, caption and criterion, and one judgement per person and pair of captions.
 """
 

@@ -366,7 +366,8 @@ def list_raters(*, session: Session, owner: str | None = None) -> list[str]:
     """Each person once (by rater_identity), in the display form stored first (with ``owner``: who rated
     captions on that owner's photos, study captions left out as the owner's gallery leaves them out: a study
     that uses the photo is not theirs)."""
-    stmt = select(Rating.rater).distinct().order_by(Rating.rater)
+    first_id = func.min(Rating.id)  # the form stored first, as stored_rater picks it (not the alphabetical first)
+    stmt = select(Rating.rater).group_by(Rating.rater).order_by(first_id)
     if owner is not None:
         stmt = stmt.join(Rating.caption).join(Caption.photo).where(Photo.owner == owner, Caption.study_id.is_(None))
     return sorted(first_names(session.scalars(stmt)).values())

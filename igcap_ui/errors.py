@@ -42,8 +42,8 @@ def _deleted_message(err: BaseException) -> str | None:
 
     if isinstance(err, (PhotoInStudyError, EmptyCaptionError)):
         return str(err)
-    if isinstance(err, CaptionChangedError):  # only the Gallery's edit box sends the text it started from
-        return f"{err}\n\nYour text is kept below and in the box: save again to replace the caption with it."
+    if isinstance(err, CaptionChangedError):  # the Gallery's edit box and a Create card's "Update saved caption"
+        return f"{err}\n\nYour text is kept in the box: save again to replace the caption with it."
     return DELETED.format(what=err.what) if isinstance(err, NotFoundError) else None
 
 

@@ -578,3 +578,13 @@ def test_the_database_keeps_one_rating_per_person_caption_and_criterion(engine):
     with transaction(engine, write=False) as s:
         assert sorted((r.rater, r.criterion) for r in repo.ratings_for_caption(session=s, caption_id=cid)) == [
             ("Ann", "overall"), ("ann", "relevance")]
+
+
+def test_the_rated_by_list_names_each_person_as_their_ratings_are_stored(engine):
+    """The list chose the alphabetically first spelling ("Maya"), the ratings the first stored ("maya")."""
+    with transaction(engine) as s:
+        _, (first, second) = add_photo_with_captions(s, "names")
+        repo.rate(session=s, caption_id=first.id, rater="maya", stars=3)
+        s.add(Rating(caption_id=second.id, rater="Maya", stars=4, criterion="overall"))  # an older row's spelling
+    with transaction(engine, write=False) as s:
+        assert repo.list_raters(session=s) == [repo.stored_rater(session=s, rater="MAYA")] == ["maya"]
