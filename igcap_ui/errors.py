@@ -43,7 +43,9 @@ def _deleted_message(err: BaseException) -> str | None:
     if isinstance(err, (PhotoInStudyError, EmptyCaptionError)):
         return str(err)
     if isinstance(err, CaptionChangedError):  # the Gallery's edit box and a Create card's "Update saved caption"
-        return f"{err}\n\nYour text is kept in the box: save again to replace the caption with it."
+        return ("This caption was changed elsewhere (in another tab?) after your page showed it, so your edit was "
+                "not saved; your text is kept in the box: save again to replace the caption with it. It now reads "
+                "(below):")
     return DELETED.format(what=err.what) if isinstance(err, NotFoundError) else None
 
 
@@ -81,6 +83,8 @@ def show_error(err: BaseException) -> None:
         log.exception("unexpected error on the page", exc_info=err)
         message = f"Something went wrong ({type(err).__name__}). The details are in the server log."
     st.error(plain(message), icon="⚠️")  # library text with names, sources, exception text in it
+    if (current := getattr(err, "current", None)) is not None:  # repo.CaptionChangedError: the text, as written
+        st.text(current, width="stretch")
 
 
 @contextmanager

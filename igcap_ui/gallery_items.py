@@ -37,6 +37,8 @@ CONFIRM_KEY = "gallery.confirm_delete"
 _STORED = "gallery.stored"  # widget key → the value this session last stored (or read) for it
 _SHOWN = "gallery.shown_text"  # stars widget key → the caption text drawn beside it by the last run
 WARNINGS_KEY = "gallery.limit_warnings"  # caption id → stats of the text just saved, shown after the rerun
+_EDIT_BASE = "gallery.edit_base"  # caption id → the text its edit box started from (or saved, or was shown)
+_EDIT_REFUSED = "gallery.edit_refused"  # caption id → why its last save was refused, shown beside it
 CONFIRM_CAPTION_KEY = "gallery.confirm_delete_caption"
 
 
@@ -93,6 +95,8 @@ def caption_row(item, rater: str) -> None:
         if mine:
             _store_if_changed(key, shown, caption.favourite, lambda: _save_favourite(caption.id, shown))
     if mine:
+        if (refused := st.session_state.setdefault(_EDIT_REFUSED, {}).pop(caption.id, None)) is not None:
+            show_error(refused)  # here, beside its caption (the save's callback would draw it atop the page)
         with st.expander("Edit caption"):
             _edit_box(caption)
         _delete_caption_controls(caption)
@@ -130,6 +134,13 @@ def _confirmed_delete(state_key: str, item_id: int, key: str, label: str, help: 
 
 def _edit_box(caption) -> None:
     key = f"edit.{caption.id}"
+    # What a save may replace: the text the box started from, not the caption's text as this run read it
+    # (after any rerun, an edit made elsewhere would be taken as seen). An untouched box follows such an edit.
+    bases = st.session_state.setdefault(_EDIT_BASE, {})
+    if key not in st.session_state:
+        bases[caption.id] = caption.text
+    elif st.session_state[key] == bases.get(caption.id) != caption.text:
+        st.session_state[key] = bases[caption.id] = caption.text
     # The box's text is its widget state once drawn (the stored text seeds it); a hashtag set's button
     # writes that state, which is what the browser then shows (a new default would not reach it).
     text = st.text_area("Caption text", value=None if key in st.session_state else caption.text, key=key,
@@ -143,27 +154,32 @@ def _edit_box(caption) -> None:
     # A callback, not `if st.button(...)`: it runs even when the caption is gone from this run's list
     # (deleted in another session), so the person hears of it instead of losing the edit without a word.
     # Never disabled: a disabled button swallows the click that also commits what was just typed.
-    st.button("💾 Save changes", key=f"{key}.save", on_click=_save_edit, args=(caption.id, key, caption.text))
+    st.button("💾 Save changes", key=f"{key}.save", on_click=_save_edit, args=(caption.id, key))
 
 
-def _save_edit(caption_id: int, key: str, shown_text: str) -> None:
-    """Save the box's text, if the caption still reads ``shown_text`` (what the page showed): an edit saved
-    elsewhere since is not overwritten; the person is told what it reads now and keeps their text."""
-    text = st.session_state[key]
-    if text == shown_text:
+def _save_edit(caption_id: int, key: str) -> None:
+    """Save the box's text, if the caption still reads what the box started from: an edit saved elsewhere
+    since is not overwritten; the person is told what it reads now and keeps their text (a second save,
+    made knowing it, replaces it)."""
+    text, bases = st.session_state[key], st.session_state.setdefault(_EDIT_BASE, {})
+    base = bases.get(caption_id)
+    if text == base:
         st.toast("No changes to save.", icon="ℹ️")
         return
     try:
         with transaction(resources.db_engine()) as session:
-            repo.edit_caption(session=session, caption_id=caption_id, text=text, owner=_acting(), expected=shown_text)
-    except (repo.NotFoundError, repo.CaptionChangedError) as err:
+            repo.edit_caption(session=session, caption_id=caption_id, text=text, owner=_acting(), expected=base)
+    except repo.CaptionChangedError as err:
+        bases[caption_id] = err.current  # now seen: the next save replaces it
+        st.session_state.setdefault(_EDIT_REFUSED, {})[caption_id] = err
+        return
+    except Exception as err:  # noqa: BLE001 - the page must never show a traceback (a deleted caption, too)
         show_error(err)
         st.caption("Your edited text, to copy:")
         st.code(text, language=None, wrap_lines=True)
         return
-    except Exception as err:  # noqa: BLE001 - the page must never show a traceback
-        show_error(err)
-        return
+    bases[caption_id] = text
+    st.toast("Saved.", icon="💾")
     st.session_state.setdefault(WARNINGS_KEY, {})[caption_id] = caption_stats(text)
 
 

@@ -248,7 +248,8 @@ def test_an_edit_box_opened_before_an_edit_elsewhere_does_not_overwrite_it_silen
     edit_elsewhere(db_url, cid, "Blue sky from the other tab")
     at.button(key=f"edit.{cid}.save").click().run()
     no_exceptions(at)
-    assert any("changed elsewhere" in e.value and "Blue sky from the other tab" in e.value for e in at.error)
+    assert any("changed elsewhere" in e.value for e in at.error)
+    assert any(t.value == "Blue sky from the other tab" for t in at.text)  # quoted as written, apart
     [caption] = query(db_url, select(Caption).where(Caption.id == cid))
     assert caption.text == "Blue sky from the other tab"
     assert at.text_area(key=f"edit.{cid}").value == "Blue sky, my edit"
@@ -257,6 +258,36 @@ def test_an_edit_box_opened_before_an_edit_elsewhere_does_not_overwrite_it_silen
     no_exceptions(at)
     [caption] = query(db_url, select(Caption).where(Caption.id == cid))
     assert caption.text == "Blue sky, my edit"
+
+
+def test_a_rerun_between_the_edit_elsewhere_and_the_save_does_not_let_it_be_overwritten(saved, app, db_url):
+    """The check compared with the caption's text as of the latest run: any rerun after the edit elsewhere (a
+    Ctrl+Enter in the box, which the counter's hint asks for) made the stale box's save overwrite it silently."""
+    at = gallery(app)
+    cid = saved["Blue sky"]
+    edit_elsewhere(db_url, cid, "Blue sky from the other tab")
+    at.text_area(key=f"edit.{cid}").set_value("Blue sky, my edit").run()  # a rerun after the other tab's save
+    at.button(key=f"edit.{cid}.save").click().run()
+    no_exceptions(at)
+    [caption] = query(db_url, select(Caption).where(Caption.id == cid))
+    assert caption.text == "Blue sky from the other tab"
+    assert any("changed elsewhere" in e.value for e in at.error)
+    assert at.text_area(key=f"edit.{cid}").value == "Blue sky, my edit"
+
+
+def test_an_untouched_edit_box_follows_an_edit_made_elsewhere(saved, app, db_url):
+    at = gallery(app)
+    cid = saved["Blue sky"]
+    edit_elsewhere(db_url, cid, "Blue sky from the other tab")
+    at.run()
+    assert at.text_area(key=f"edit.{cid}").value == "Blue sky from the other tab"
+    at.text_area(key=f"edit.{cid}").set_value("Blue sky from the other tab, and mine").run()
+    at.button(key=f"edit.{cid}.save").click().run()
+    no_exceptions(at)
+    assert not at.error
+    [caption] = query(db_url, select(Caption).where(Caption.id == cid))
+    assert caption.text == "Blue sky from the other tab, and mine"
+    assert any("Saved" in t.value for t in at.toast)
 
 
 def test_delete_one_caption_needs_confirmation_and_keeps_the_photo(saved, app, db_url):
