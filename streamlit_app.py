@@ -5,10 +5,13 @@ import streamlit as st
 from igcap_ui import access, resources
 from igcap_ui.errors import shown_errors
 from igcap_ui.rater import rater_box
-from igcap_ui.secrets import copy_secrets_to_env, read_secrets
+from igcap_ui.secrets import SecretsError, copy_secrets_to_env, read_secrets
 
 st.set_page_config(page_title="igcap — Instagram captions", page_icon="📸", layout="wide")
-copy_secrets_to_env(read_secrets())  # before anything reads the configuration
+try:
+    copy_secrets_to_env(read_secrets())  # before anything reads the configuration
+except SecretsError:
+    pass  # a secrets file that cannot be read: access.gate says so and keeps the app closed
 identity = access.gate()  # sign-in first: nothing below runs for someone without a role
 
 pages = []

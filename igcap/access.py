@@ -202,10 +202,15 @@ class AccessConfig:
         return bool(self.shared_hash or self.person_hashes)
 
     def mode(self, server_address: str | None) -> Mode:
+        """How people get in. Role lists with no way to sign in are refused (AccessConfigError), not read as
+        "no sign-in set up": a misspelt [auth] beside them would have let everyone in as the owner."""
         if self.oidc:
             return Mode.OIDC
         if self.password_gate:
             return Mode.PASSWORD
+        if any(self.roles.get(role) for role in ROLES):
+            raise AccessConfigError("[access] lists roles, but no sign-in is set up: add an [auth] section "
+                                    "(OpenID Connect) or a password_hash, or remove the role lists")
         return Mode.LOCAL if is_local_address(server_address) else Mode.OPEN
 
     def role_for(self, *, email: str | None = None, name: str | None = None) -> str | None:

@@ -15,7 +15,7 @@ import streamlit as st
 from igcap.access import (TYPED_NAME_MAX, AccessConfig, AccessConfigError, Identity, Mode, SignInThrottle,
                           local_identity, normalise_name, oidc_identity, password_identity)
 from igcap_ui.plain import plain
-from igcap_ui.secrets import read_secrets
+from igcap_ui.secrets import SecretsError, read_secrets
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +32,12 @@ def gate() -> Identity:
     the person may not go further."""
     try:
         config = AccessConfig.from_secrets(read_secrets())
-    except AccessConfigError as err:
+        mode = config.mode(st.get_option("server.address"))
+    except (AccessConfigError, SecretsError) as err:
         _no_pages()
-        st.error(f"The sign-in settings in the secrets cannot be used: {plain(err)}", icon="🔒")
+        st.error(f"The sign-in settings in the secrets cannot be used: {plain(str(err).rstrip('.'))}. The app stays closed until "
+                 "they are fixed.", icon="🔒")
         st.stop()
-    mode = config.mode(st.get_option("server.address"))
     if mode is Mode.OIDC:
         identity = _oidc(config)
     elif mode is Mode.PASSWORD:

@@ -7,18 +7,29 @@ from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import streamlit as st
+from streamlit.errors import StreamlitSecretNotFoundError
 
 # Keys the package reads from the environment; copying only these keeps unrelated secrets out of os.environ.
 COPIED_PREFIXES = ("IGCAP_", "HF_", "TRANSFORMERS_")
 COPIED_KEYS = {"DATABASE_URL"}
 
 
+class SecretsError(Exception):
+    """A secrets file exists but cannot be read: the app must not run as if none had been given (its sign-in
+    and database settings would be silently dropped, and everyone let in as the owner)."""
+
+
 def read_secrets() -> dict[str, Any]:
-    """st.secrets as a plain dict; {} when the app has no secrets file (the usual local case)."""
+    """st.secrets as a plain dict; {} when the app has no secrets file (the usual local case). A file that
+    does not parse raises SecretsError (access.gate then keeps the app closed and says why)."""
     try:
         return st.secrets.to_dict()
-    except Exception:  # no secrets.toml, or one that does not parse: the app runs on its defaults
-        return {}
+    except StreamlitSecretNotFoundError as err:
+        if getattr(err, "error_id", None) == "no-secrets-found":
+            return {}
+        raise SecretsError(f"the secrets cannot be read: {err}") from err
+    except Exception as err:  # noqa: BLE001 - whatever it is, running on the defaults would be worse
+        raise SecretsError(f"the secrets cannot be read: {err}") from err
 
 
 def copy_secrets_to_env(secrets: Mapping[str, Any], env: MutableMapping[str, str] = os.environ) -> list[str]:

@@ -329,3 +329,11 @@ def test_sign_ins_submitted_at_once_get_no_more_guesses_than_the_limit():
     assert sum(1 for r in results if r.wait) == 15 and not any(r.ok for r in results)
     assert throttle.attempt("ana", lambda: True).wait == 120  # the right password waits too: no oracle
     assert throttle.attempt("ben", lambda: True).ok
+
+
+def test_roles_with_no_way_to_sign_in_are_refused_not_read_as_no_sign_in():
+    config = AccessConfig.from_secrets({"oauth": {"client_id": "x"}, "access": {"owner": ["ana@example.org"]}})
+    with pytest.raises(AccessConfigError, match="no sign-in is set up"):
+        config.mode("0.0.0.0")
+    with pytest.raises(AccessConfigError):
+        config.mode("localhost")  # on this computer too: the lists say someone meant to set it up

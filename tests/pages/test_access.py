@@ -80,6 +80,46 @@ def test_reachable_without_sign_in_warns_on_every_page(app_env):
         assert any("anyone with the link" in w.value and "Hosting" in w.value for w in at.warning), page
 
 
+@pytest.fixture
+def secrets_file(tmp_path):
+    """A secrets.toml the app reads as `streamlit run` would (the file, not AppTest's own secrets)."""
+    import streamlit as st
+    from streamlit import config
+
+    before = config.get_option("secrets.files")
+    path = tmp_path / "secrets.toml"
+    config.set_option("secrets.files", [str(path)])
+    st.secrets._reset()
+    yield path
+    config.set_option("secrets.files", before)
+    st.secrets._reset()
+
+
+def test_a_secrets_file_that_does_not_parse_keeps_the_app_closed(app_env, secrets_file):
+    """One missing quote in the secrets made the app run as if there were none: everyone came in as the owner
+    (the sign-in settings and the database's address silently dropped)."""
+    server_address("0.0.0.0")
+    secrets_file.write_text('IGCAP_MAX_LOADED_MODELS = "2\n[access]\npassword_hash = "x"\nowner = ["Ana"]\n')
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    no_exceptions(at)
+    assert any("secrets cannot be read" in e.value and "stays closed" in e.value for e in at.error)
+    assert not at.text_area and not at.file_uploader  # no page at all
+    secrets_file.write_text("[access]\npassword_hash = \"x\"\n")  # fixed: the sign-in form
+    import streamlit as st
+    st.secrets._reset()
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert at.text_input(key="access.password") is not None and not at.error
+
+
+def test_roles_with_no_way_to_sign_in_keep_the_app_closed(app_env):
+    """A misspelt [auth] beside the role lists used to read as "no sign-in set up": the owner for everyone."""
+    server_address("0.0.0.0")
+    at = new_app({"oauth": AUTH, "access": ROLES}).run()
+    no_exceptions(at)
+    assert at.error and "no sign-in is set up" in texts(at)
+    assert not at.file_uploader
+
+
 # ---------------------------------------------------------------- the password gate
 
 @pytest.fixture
