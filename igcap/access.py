@@ -316,6 +316,25 @@ class SignInThrottle:
             self._failures.pop(normalise_name(name), None)
 
 
+FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip")
+
+
+def request_is_local(headers: Mapping[str, str] | None, client_ip: str | None) -> bool:
+    """Whether a request to a server bound to loopback came from this computer: not through a tunnel or a
+    reverse proxy (ngrok, cloudflared, ``ssh -R``, nginx) that publishes it. The Host the browser asked for
+    must be this computer's (or absent), no proxy may have said whom it forwards for, and the client address
+    (when known) must be loopback."""
+    headers = {str(k).lower(): str(v) for k, v in (headers or {}).items()}
+    if any(headers.get(name) for name in FORWARDING_HEADERS):
+        return False
+    host = headers.get("host", "").strip()
+    if host:
+        name = host[1:host.index("]")] if host.startswith("[") and "]" in host else host.rsplit(":", 1)[0]
+        if not is_local_address(name):
+            return False
+    return client_ip is None or is_local_address(client_ip)
+
+
 def is_local_address(address: str | None) -> bool:
     """True when a server bound to ``address`` is reachable from this computer only.
 

@@ -13,7 +13,7 @@ import logging
 import streamlit as st
 
 from igcap.access import (TYPED_NAME_MAX, AccessConfig, AccessConfigError, Identity, Mode, SignInThrottle,
-                          local_identity, normalise_name, oidc_identity, password_identity)
+                          local_identity, normalise_name, oidc_identity, password_identity, request_is_local)
 from igcap_ui.plain import plain
 from igcap_ui.secrets import SecretsError, read_secrets
 
@@ -33,6 +33,8 @@ def gate() -> Identity:
     try:
         config = AccessConfig.from_secrets(read_secrets())
         mode = config.mode(st.get_option("server.address"))
+        if mode is Mode.LOCAL and not request_is_local(*_request()):
+            mode = Mode.OPEN  # bound to loopback, but published by a tunnel or proxy: others can reach it
     except (AccessConfigError, SecretsError) as err:
         _no_pages()
         st.error(f"The sign-in settings in the secrets cannot be used: {plain(str(err).rstrip('.'))}. The app stays closed until "
@@ -50,6 +52,16 @@ def gate() -> Identity:
         _no_access(identity)
         st.stop()
     return identity
+
+
+def _request() -> tuple[dict[str, str], str | None]:
+    """The browser's request headers and address, as far as Streamlit knows them (nothing in bare mode)."""
+    try:
+        headers = {k: v for k, v in dict(st.context.headers).items() if isinstance(k, str) and isinstance(v, str)}
+    except Exception:  # noqa: BLE001 - no request: nothing says it came from elsewhere
+        headers = {}
+    address = st.context.ip_address
+    return headers, address if isinstance(address, str) else None
 
 
 def _no_pages() -> None:

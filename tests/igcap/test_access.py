@@ -337,3 +337,19 @@ def test_roles_with_no_way_to_sign_in_are_refused_not_read_as_no_sign_in():
         config.mode("0.0.0.0")
     with pytest.raises(AccessConfigError):
         config.mode("localhost")  # on this computer too: the lists say someone meant to set it up
+
+
+@pytest.mark.parametrize("headers, client, local", [
+    ({"Host": "localhost:8501"}, "127.0.0.1", True),
+    ({"Host": "127.0.0.1:8501"}, "::1", True),
+    ({"Host": "[::1]:8501"}, None, True),
+    ({}, None, True),  # no request at all (bare mode, tests)
+    ({"Host": "igcap.example.ngrok.app"}, "127.0.0.1", False),  # a tunnel keeps the Host the browser asked for
+    ({"Host": "127.0.0.1:8501", "X-Forwarded-For": "203.0.113.9"}, "127.0.0.1", False),  # a proxy said so
+    ({"host": "localhost", "forwarded": "for=203.0.113.9"}, None, False),
+    ({"Host": "localhost:8501"}, "192.0.2.2", False),  # a plain port forward from another machine
+])
+def test_a_request_is_local_only_when_nothing_says_it_came_from_elsewhere(headers, client, local):
+    from igcap.access import request_is_local
+
+    assert request_is_local(headers, client) is local

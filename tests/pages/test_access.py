@@ -71,6 +71,18 @@ def test_local_use_needs_no_sign_in_and_shows_no_warning(app):
     assert app.text_input(key="rater_name_input")  # the name box, as before
 
 
+def test_a_local_app_published_through_a_tunnel_or_proxy_warns(app_env, monkeypatch):
+    """Bound to loopback but reached through ngrok, cloudflared or nginx, the app took every visitor for the
+    person at the keyboard, without a word."""
+    from igcap_ui import access
+
+    server_address("127.0.0.1")
+    monkeypatch.setattr(access, "_request", lambda: ({"Host": "igcap.example.ngrok.app"}, "127.0.0.1"))
+    at = new_app().run()
+    no_exceptions(at)
+    assert any("anyone with the link" in w.value for w in at.warning)
+
+
 def test_reachable_without_sign_in_warns_on_every_page(app_env):
     server_address("0.0.0.0")
     at = new_app().run()
