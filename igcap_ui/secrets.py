@@ -9,7 +9,9 @@ from typing import Any
 import streamlit as st
 from streamlit.errors import StreamlitSecretNotFoundError
 
-# Keys the package reads from the environment; copying only these keeps unrelated secrets out of os.environ.
+# Keys the package reads from the environment. (Streamlit itself copies every top-level text or number secret
+# into os.environ when it reads the secrets, over a variable already set; igcap copies its own keys whatever
+# their TOML type, booleans too, by the same rule: the secret wins.)
 COPIED_PREFIXES = ("IGCAP_", "HF_", "TRANSFORMERS_")
 COPIED_KEYS = {"DATABASE_URL"}
 
@@ -33,11 +35,13 @@ def read_secrets() -> dict[str, Any]:
 
 
 def copy_secrets_to_env(secrets: Mapping[str, Any], env: MutableMapping[str, str] = os.environ) -> list[str]:
-    """Copy top-level configuration keys from secrets into env; a variable already set wins."""
+    """Copy top-level configuration keys from secrets into env, over a variable already set: the rule Streamlit
+    applies to text and number secrets before igcap sees them, so every key follows one rule (a TOML boolean,
+    which Streamlit leaves out, followed the environment while a number followed the secret)."""
     copied = []
     for key, value in secrets.items():
         wanted = key in COPIED_KEYS or key.startswith(COPIED_PREFIXES)
-        if wanted and not isinstance(value, Mapping) and key not in env:
+        if wanted and not isinstance(value, Mapping):
             env[key] = str(value)
             copied.append(key)
     return copied

@@ -38,13 +38,40 @@ def test_example_secrets_parse_and_name_known_keys_and_copied_as_is_keep_the_def
     assert shown["connections"]["igcap"]["url"].startswith("postgresql+psycopg://")
 
 
-def test_secrets_are_copied_but_the_environment_wins():
+def test_configuration_secrets_are_copied_over_the_environment():
     env = {"IGCAP_DEVICE": "cpu"}
     secrets = {"DATABASE_URL": "postgresql://x", "IGCAP_DEVICE": "cuda", "IGCAP_MAX_LOADED_MODELS": 2,
                "connections": {"igcap": {"url": "sqlite://"}}, "api_token": "not ours"}
     copied = copy_secrets_to_env(secrets, env)
-    assert sorted(copied) == ["DATABASE_URL", "IGCAP_MAX_LOADED_MODELS"]
-    assert env == {"IGCAP_DEVICE": "cpu", "DATABASE_URL": "postgresql://x", "IGCAP_MAX_LOADED_MODELS": "2"}
+    assert sorted(copied) == ["DATABASE_URL", "IGCAP_DEVICE", "IGCAP_MAX_LOADED_MODELS"]
+    assert env == {"IGCAP_DEVICE": "cuda", "DATABASE_URL": "postgresql://x", "IGCAP_MAX_LOADED_MODELS": "2"}
+
+
+def test_a_secret_wins_over_the_environment_whatever_its_toml_type(tmp_path, monkeypatch):
+    """Read from a file as `streamlit run` reads it: Streamlit copies text and number secrets over the
+    environment itself, so "the environment wins" held only for booleans; every key follows the secret now."""
+    import os
+
+    import streamlit as st
+    from streamlit import config
+
+    from igcap.config import Settings
+    from igcap_ui.secrets import read_secrets
+
+    path = tmp_path / "secrets.toml"
+    path.write_text('IGCAP_MAX_LOADED_MODELS = "4"\nIGCAP_JOBS_PER_SESSION = 3\nIGCAP_WARM_START = false\n')
+    for key, value in {"IGCAP_MAX_LOADED_MODELS": "2", "IGCAP_JOBS_PER_SESSION": "1", "IGCAP_WARM_START": "1"}.items():
+        monkeypatch.setenv(key, value)
+    before = config.get_option("secrets.files")
+    config.set_option("secrets.files", [str(path)])
+    st.secrets._reset()
+    try:
+        copy_secrets_to_env(read_secrets(), os.environ)
+        settings = Settings.from_env()
+        assert (settings.max_loaded_models, settings.jobs_per_session, settings.warm_start) == (4, 3, False)
+    finally:
+        config.set_option("secrets.files", before)
+        st.secrets._reset()
 
 
 def test_first_page_renders_without_importing_torch(tmp_path):
