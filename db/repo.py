@@ -362,15 +362,14 @@ def ratings_for_caption(*, session: Session, caption_id: int) -> list[Rating]:
     return list(session.scalars(select(Rating).where(Rating.caption_id == caption_id).order_by(Rating.id)))
 
 
-def list_raters(*, session: Session, owner: str | None = None) -> list[str]:
-    """Each person once (by rater_identity), in the display form stored first (with ``owner``: who rated
-    captions on that owner's photos, study captions left out as the owner's gallery leaves them out: a study
-    that uses the photo is not theirs)."""
+def list_raters(*, session: Session, owner: str | None = None, study: str | None = None) -> list[str]:
+    """Each person who rated the captions a filter with the same ``owner`` and ``study`` shows (None: the
+    saved captions, no study's; a name: that study's), once (by rater_identity), in the display form stored
+    first, in alphabetical order whatever the case."""
     first_id = func.min(Rating.id)  # the form stored first, as stored_rater picks it (not the alphabetical first)
-    stmt = select(Rating.rater).group_by(Rating.rater).order_by(first_id)
-    if owner is not None:
-        stmt = stmt.join(Rating.caption).join(Caption.photo).where(Photo.owner == owner, Caption.study_id.is_(None))
-    return sorted(first_names(session.scalars(stmt)).values())
+    where = GalleryFilter(owner=owner, study=study).conditions()
+    stmt = select(Rating.rater).join(Rating.caption).where(*where).group_by(Rating.rater).order_by(first_id)
+    return sorted(first_names(session.scalars(stmt)).values(), key=str.casefold)
 
 
 def list_criteria(*, session: Session) -> list[str]:

@@ -97,4 +97,5 @@ def test_a_creators_lists_leave_out_a_study_that_uses_their_photo(engine):
     with transaction(engine, write=False) as s:
         assert repo.list_raters(session=s, owner=BEN) == ["lee"]
         assert repo.list_model_keys(session=s, owner=BEN) == ["vit-gpt2-all"]
-        assert repo.list_raters(session=s) == ["kim@uni.example", "lee"]  # the owner role sees everything
+        assert repo.list_raters(session=s) == ["lee"]  # the saved captions, everyone's (the owner role's view)
+        assert repo.list_raters(session=s, study="blind") == ["kim@uni.example"]  # the study's

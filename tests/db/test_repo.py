@@ -588,3 +588,23 @@ def test_the_rated_by_list_names_each_person_as_their_ratings_are_stored(engine)
         s.add(Rating(caption_id=second.id, rater="Maya", stars=4, criterion="overall"))  # an older row's spelling
     with transaction(engine, write=False) as s:
         assert repo.list_raters(session=s) == [repo.stored_rater(session=s, rater="MAYA")] == ["maya"]
+
+
+def test_list_raters_names_who_rated_the_captions_shown_in_alphabetical_order(engine):
+    """Someone who rated only a study's captions was offered on the saved-captions view (picking them showed
+    nothing), and "Zoë Müller" came before "ana"."""
+    from db import studies
+
+    with transaction(engine) as s:
+        photo, (saved, _) = add_photo_with_captions(s)
+        for rater in ("Zoë Müller", "ana", "Bo"):
+            repo.rate(session=s, caption_id=saved.id, rater=rater, stars=3)
+        study = studies.create_study(session=s, name="blind", models=["m"], settings={"strategy": "greedy"},
+                                     photo_ids=[photo.id], criteria=["fits-photo"])
+        caption = studies.save_study_caption(session=s, study=study, photo_id=photo.id, model_key="m", text="t")
+        studies.rate_study_caption(session=s, study=study, caption_id=caption.id, rater="zed",
+                                   stars={"fits-photo": 4})
+    with transaction(engine, write=False) as s:
+        assert repo.list_raters(session=s) == ["ana", "Bo", "Zoë Müller"]
+        assert repo.list_raters(session=s, study="blind") == ["zed"]
+        assert repo.list_raters(session=s, study="no such study") == []
