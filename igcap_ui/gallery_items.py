@@ -105,7 +105,8 @@ def caption_row(item, rater: str) -> None:
 def _delete_caption_controls(caption) -> None:
     _confirmed_delete(
         CONFIRM_CAPTION_KEY, caption.id, f"delete_caption.{caption.id}", "🗑️ Delete caption",
-        "Delete this caption and its ratings; the photo stays.",
+        "Delete this caption and its ratings (a photo's last caption takes the photo with it, unless a study "
+        "uses it).",
         "Delete this caption and its ratings? This cannot be undone. (A photo's last caption takes the photo with it, "
         "unless a study uses the photo.)",
         lambda session: repo.delete_caption(session=session, caption_id=caption.id, owner=_acting()))

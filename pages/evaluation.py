@@ -44,7 +44,9 @@ with shown_errors():
         table = pd.DataFrame([{"Model": model_label(s.model_key), "Captions": s.captions, "Ratings": s.count,
                                "Mean stars": "—" if s.mean is None else f"{s.mean:.2f}",
                                **{f"{n}★": s.distribution.get(n, 0) for n in range(1, 6)}} for s in stats])
-        if table.empty:
+        if table.empty and filters.narrows:
+            st.info("No caption matches these filters: loosen or clear them above.", icon="🔎")
+        elif table.empty:
             st.info("No captions saved yet. Save captions on the Create page and rate them in the Gallery.")
         else:
             st.dataframe(table, hide_index=True, key="evaluation.table")

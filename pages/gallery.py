@@ -5,11 +5,13 @@ import streamlit as st
 from db import repo, transaction
 from igcap_ui import access, resources
 from igcap_ui.errors import shown_errors
-from igcap_ui.filters import filter_row
+from igcap_ui.filters import KEEP, filter_row
 from igcap_ui.gallery_items import photo_block
 from igcap_ui.rater import current_rater
 
 PAGE_KEY = "gallery.page"
+PER_PAGE_KEY = "gallery.per_page"
+SHOWN_KEY = "gallery.shown"  # the filters and page size the page number belongs to
 
 identity = access.require("can_create")  # a creator sees their own photos, an owner everyone's
 st.title("🖼️ Gallery")
@@ -19,8 +21,11 @@ if not rater:
 
 with shown_errors():
     filters = filter_row("gallery", study_choice=True, owner=identity.owner_filter)
-    per_page = st.session_state.get("gallery.per_page", 12)  # photos, each with all its captions
+    per_page = st.session_state.get(PER_PAGE_KEY, 12)  # photos, each with all its captions
     if filters is not None:
+        if st.session_state.get(SHOWN_KEY, (filters, per_page)) != (filters, per_page):
+            st.session_state[PAGE_KEY] = 1  # other filters, other results: their first page, not the same number
+        st.session_state[SHOWN_KEY] = (filters, per_page)
         with transaction(resources.db_engine(), write=False) as session:
             page = repo.gallery(session=session, filters=filters, page=st.session_state.get(PAGE_KEY, 1),
                                 per_page=per_page, rater=rater or None)
@@ -43,5 +48,5 @@ with shown_errors():
             st.session_state[PAGE_KEY] = page.page
         left, right = st.columns([3, 1])
         with left:
-            st.pagination(page.pages, key=PAGE_KEY)
-        right.selectbox("Photos per page", [12, 24, 48, 96], key="gallery.per_page")
+            st.pagination(page.pages, key=PAGE_KEY, persist_state=KEEP)
+        right.selectbox("Photos per page", [12, 24, 48, 96], key=PER_PAGE_KEY, persist_state=KEEP)

@@ -85,3 +85,19 @@ def test_chart_reads_one_to_five_stars_in_order_with_full_labels_and_right_title
     colour = enc["color"]
     assert colour["scale"]["domain"] == ["1★", "2★", "3★", "4★", "5★"]  # legend and colours in star order
     assert len(colour["scale"]["range"]) == 5 and enc["order"]["field"] == "Stars value"
+
+
+def test_a_filter_that_matches_nothing_is_not_called_an_empty_database(saved, app):
+    at = open_page(app, "evaluation.py")
+    at.text_input(key="evaluation.search").set_value("zzz-nowhere").run()
+    no_exceptions(at)
+    assert not any("No captions saved yet" in i.value for i in at.info)
+    assert any("No caption matches these filters" in i.value for i in at.info)
+
+
+def test_rated_by_leaves_out_people_who_rated_only_study_captions(saved, app, db_url):
+    from tests.pages.test_gallery import rated_study
+
+    rated_study(db_url, ["overall"])
+    at = open_page(app, "evaluation.py")
+    assert "Zed" not in at.selectbox(key="evaluation.rater").options

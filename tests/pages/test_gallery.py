@@ -336,3 +336,144 @@ def test_an_empty_gallery_says_where_captions_come_from(app):
     no_exceptions(at)
     assert any("Nothing saved yet: captions you save on the Create page" in i.value for i in at.info)
     assert not at.get("pagination") and not any("caption" in c.value and "page 1 of" in c.value for c in at.caption)
+
+
+def add_photos(db_url, n, prefix="extra"):
+    """``n`` photos with one hand-written caption each: odd ones say "sunset", even ones "beach"."""
+    from igcap.images import load_photo, resized_jpeg, thumbnail_jpeg
+    from tests import builders
+
+    engine = make_engine(db_url)
+    with transaction(engine) as s:
+        for i in range(n):
+            p = load_photo(builders.photo_bytes(colour=(i * 15 % 255, 100, 50 + i)), f"{prefix}{i}.jpg")
+            row = repo.save_photo(session=s, sha256=p.sha256, name=p.name, width=p.width, height=p.height,
+                                  format=p.format, image_jpeg=resized_jpeg(p.image), thumbnail_jpeg=thumbnail_jpeg(p.image))
+            repo.add_caption(session=s, photo=row, model_key="manual",
+                             text=f"{prefix} {i} sunset" if i % 2 else f"{prefix} {i} beach")
+    engine.dispose()
+
+
+def rated_study(db_url, criteria, name="S1", stars=None):
+    """A study of every stored photo, two models, each caption rated by Zed (4 stars, or ``stars``
+    criterion → stars) on every criterion."""
+    from db import studies
+
+    engine = make_engine(db_url)
+    with transaction(engine) as s:
+        ids = [p.id for p in studies.pickable_photos(session=s)]
+        study = studies.create_study(session=s, name=name, models=["vit-gpt2-all", "nlpconnect-all"],
+                                     settings={"strategy": "greedy"}, photo_ids=ids, criteria=criteria, k=2, seed=3)
+        for pid in ids:
+            for key in study.models:
+                studies.save_study_caption(session=s, study=study, photo_id=pid, model_key=key, text=f"p{pid} {key}")
+        for c in studies.study_captions(session=s, study=study):
+            studies.rate_study_caption(session=s, study=study, caption_id=c.id, rater="Zed",
+                                       stars={cr: (stars or {}).get(cr, 4) for cr in study.criteria})
+    engine.dispose()
+
+
+def page_caption(at) -> str:
+    return next(c.value for c in at.caption if "page" in c.value and " of " in c.value)
+
+
+def test_changing_a_filter_goes_back_to_page_one(saved, app, db_url):
+    """On page 2, a search landed on page 2 of its results: 3 of 15 matches shown, the 12 newest not."""
+    add_photos(db_url, 30)  # 32 photos: 3 pages of 12
+    at = gallery(app)
+    at.pagination(key="gallery.page").set_value(2).run()
+    at.text_input(key="gallery.search").set_value("sunset").run()  # 15 matches
+    assert "15 captions of 15 photos · page 1 of 2" in page_caption(at)
+    assert len(at.image) == 12
+    at.pagination(key="gallery.page").set_value(2).run()
+    assert "page 2 of 2" in page_caption(at)  # paging itself still works
+    at.toggle(key="gallery.favourites").set_value(True).run()
+    at.toggle(key="gallery.favourites").set_value(False).run()
+    assert "page 1 of 2" in page_caption(at)
+    at.pagination(key="gallery.page").set_value(2).run()
+    at.selectbox(key="gallery.per_page").set_value(24).run()
+    assert "page 1 of 1" in page_caption(at)
+
+
+def test_a_study_without_overall_shows_and_filters_by_its_own_criterion(saved, app, db_url):
+    """The study view counted only "overall": a study rating "fits-photo" showed every caption unrated,
+    and "Minimum stars" hid them all."""
+    rated_study(db_url, ["fits-photo"])  # every caption rated 4 stars by Zed
+    at = gallery(app)
+    at.selectbox(key="gallery.study").set_value("S1").run()
+    no_exceptions(at)
+    assert any("★ 4.0 from 1 rating(s)" in m.value for m in at.markdown)
+    assert any("fits-photo" in c.value for c in at.caption)  # says which criterion the stars show
+    at.selectbox(key="gallery.min_stars").set_value(3).run()
+    assert not any("No caption matches" in i.value for i in at.info) and len(at.image) == 2
+
+
+def test_a_study_with_several_criteria_offers_a_choice_of_criterion(saved, app, db_url):
+    rated_study(db_url, ["fits-photo", "clarity"], stars={"fits-photo": 2, "clarity": 5})
+    at = gallery(app)
+    at.selectbox(key="gallery.study").set_value("S1").run()
+    assert at.selectbox(key="gallery.criterion").options == ["fits-photo", "clarity"]
+    assert any("★ 2.0 from 1 rating(s)" in m.value for m in at.markdown)  # the first criterion by default
+    at.selectbox(key="gallery.min_stars").set_value(3).run()
+    assert any("No caption matches" in i.value for i in at.info)
+    at.selectbox(key="gallery.criterion").set_value("clarity").run()
+    no_exceptions(at)
+    assert any("★ 5.0 from 1 rating(s)" in m.value for m in at.markdown) and len(at.image) == 2
+    at.selectbox(key="gallery.study").set_value(None).run()  # saved captions: no criterion box
+    no_exceptions(at)
+    assert not [s for s in at.selectbox if s.key == "gallery.criterion"]
+
+
+def test_filters_page_and_page_size_survive_a_visit_to_another_page(saved, app, db_url):
+    add_photos(db_url, 30)
+    at = gallery(app)
+    at.selectbox(key="gallery.per_page").set_value(24).run()
+    at.pagination(key="gallery.page").set_value(2).run()
+    at.multiselect(key="gallery.models").set_value(["manual"]).run()
+    at.pagination(key="gallery.page").set_value(2).run()
+    at.selectbox(key="gallery.min_stars").set_value(None).run()
+    at.toggle(key="gallery.favourites").set_value(False).run()
+    at = open_page(open_page(at, "create.py"), "gallery.py")
+    no_exceptions(at)
+    assert at.multiselect(key="gallery.models").value == ["manual"]
+    assert at.selectbox(key="gallery.per_page").value == 24
+    assert at.pagination(key="gallery.page").value == 2
+    at.text_input(key="gallery.search").set_value("sunset").run()
+    at = open_page(open_page(at, "evaluation.py"), "gallery.py")
+    assert at.text_input(key="gallery.search").value == "sunset"
+    assert "15 captions of 15 photos · page 1 of 1" in page_caption(at)
+
+
+def test_rated_by_offers_only_who_rated_the_captions_shown(saved, app, db_url):
+    """People who rated only study captions were offered on the saved-captions view, and picking them
+    showed nothing; the list is in alphabetical order whatever the case."""
+    rated_study(db_url, ["overall"])
+    with transaction(make_engine(db_url)) as s:
+        for rater in ("Zoë Müller", "ana"):
+            repo.rate(session=s, caption_id=saved["Blue sky"], rater=rater, stars=3)
+    at = gallery(app)
+    assert at.selectbox(key="gallery.rater").options == ["Anyone", "ana", "Zoë Müller"]
+    at.selectbox(key="gallery.study").set_value("S1").run()
+    assert at.selectbox(key="gallery.rater").options == ["Anyone", "Zed"]
+
+
+def test_rated_by_keeps_its_choice_when_the_person_clears_their_last_rating(saved, app, db_url):
+    """With "Rated by: Alex", Alex clearing his only rating switched the filter to "Anyone" without a word."""
+    set_rater(app, "Alex")
+    at = gallery(app)
+    cid = saved["Blue sky"]
+    at.feedback(key=f"stars.{cid}.Alex").set_value(3).run()
+    at.selectbox(key="gallery.rater").set_value("Alex").run()
+    assert len(at.image) == 1
+    at.feedback(key=f"stars.{cid}.Alex").set_value(None).run()
+    at.run()
+    no_exceptions(at)
+    assert at.selectbox(key="gallery.rater").value == "Alex"
+    assert any("No caption matches these filters" in i.value for i in at.info) and not at.image
+
+
+def test_delete_caption_says_a_last_caption_takes_its_photo(app, db_url):
+    add_photos(db_url, 1, prefix="solo")
+    at = gallery(app)
+    [button] = [b for b in at.button if b.key.startswith("delete_caption.")]
+    assert "photo stays" not in button.help and "last caption takes the photo with it" in button.help
