@@ -172,7 +172,7 @@ class AccessConfig:
 
     roles: Mapping[str, AllowList] = field(default_factory=dict)
     oidc: bool = False  # [auth] has everything st.login needs
-    oidc_providers: tuple[str, ...] = ()  # named providers ([auth.google]…); () = the default one
+    oidc_providers: tuple[str, ...] = ()  # named providers ([auth.google]…), "" for [auth]'s own; () = that one only
     shared_hash: str | None = None  # one password for everyone
     person_hashes: Mapping[str, str] = field(default_factory=dict)  # normalised name → hash
     # a provider that sends no email_verified claim (Microsoft Entra) is trusted only when the owner says so
@@ -363,12 +363,16 @@ def _oidc(auth: Mapping[str, Any]) -> tuple[bool, tuple[str, ...]]:
     if not auth:
         return False, ()
     missing = [key for key in ("redirect_uri", "cookie_secret") if not auth.get(key)]
-    providers = tuple(key for key, value in auth.items() if isinstance(value, Mapping) and key != "client_kwargs"
-                      and all(value.get(k) for k in OIDC_PROVIDER_KEYS))
+    named = {key: value for key, value in auth.items() if isinstance(value, Mapping) and key != "client_kwargs"}
+    for name, table in named.items():  # a provider half set up was dropped without a word, and its people locked out
+        if lacking := [k for k in OIDC_PROVIDER_KEYS if not table.get(k)]:
+            raise AccessConfigError(f"[auth.{name}] is missing {', '.join(lacking)}: each provider needs client_id, "
+                                    "client_secret and server_metadata_url (README: Hosting)")
     default = all(auth.get(k) for k in OIDC_PROVIDER_KEYS)
-    if not default and not providers:
+    if not default and not named:
         missing += [k for k in OIDC_PROVIDER_KEYS if not auth.get(k)]
     if missing:
         raise AccessConfigError(f"[auth] is missing {', '.join(missing)}: sign-in needs redirect_uri, "
                                 "cookie_secret, client_id, client_secret and server_metadata_url (README: Hosting)")
-    return True, () if default else providers
+    # "" is the provider set up in [auth] itself, offered beside named ones (it hid them all)
+    return True, ((("",) if default else ()) + tuple(named)) if named else ()

@@ -137,7 +137,7 @@ def _oidc(config: AccessConfig) -> Identity:
     _no_pages()
     st.title("📸 igcap")
     st.write("This igcap is private. Sign in to continue.")
-    for provider in config.oidc_providers or (None,):
+    for provider in config.oidc_providers or ("",):  # "": the provider set up in [auth] itself
         label = f"Sign in with {provider.capitalize()}" if provider else "Sign in"
         if st.button(label, type="primary", key=f"access.login.{provider or 'default'}"):
             try:

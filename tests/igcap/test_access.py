@@ -100,6 +100,22 @@ def test_oidc_with_a_named_provider():
     assert config.oidc and config.oidc_providers == ("google",)
 
 
+def test_a_provider_half_set_up_is_refused_not_dropped():
+    """[auth.microsoft] without its secret, beside a complete [auth.google], was left out without a word."""
+    auth = {k: AUTH[k] for k in ("redirect_uri", "cookie_secret")}
+    auth["google"] = {k: AUTH[k] for k in ("client_id", "client_secret", "server_metadata_url")}
+    auth["microsoft"] = {k: AUTH[k] for k in ("client_id", "server_metadata_url")}
+    with pytest.raises(AccessConfigError, match=r"\[auth.microsoft\] is missing client_secret"):
+        AccessConfig.from_secrets({"auth": auth})
+
+
+def test_the_auth_sections_own_provider_is_offered_beside_named_ones():
+    """A complete default provider in [auth] hid every named one."""
+    auth = dict(AUTH, google={k: AUTH[k] for k in ("client_id", "client_secret", "server_metadata_url")})
+    assert AccessConfig.from_secrets({"auth": auth}).oidc_providers == ("", "google")
+    assert AccessConfig.from_secrets({"auth": AUTH}).oidc_providers == ()
+
+
 @pytest.mark.parametrize("missing", ["redirect_uri", "cookie_secret", "client_id", "server_metadata_url"])
 def test_incomplete_auth_section_says_what_is_missing(missing):
     auth = {k: v for k, v in AUTH.items() if k != missing}

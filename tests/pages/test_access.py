@@ -199,6 +199,14 @@ def test_oidc_asks_to_sign_in_first(app_env):
     assert not any(t.value.startswith("✍️") for t in at.title)
 
 
+def test_oidc_offers_the_default_provider_beside_named_ones(app_env):
+    server_address("0.0.0.0")
+    google = {k: AUTH[k] for k in ("client_id", "client_secret", "server_metadata_url")}
+    at = new_app({"auth": dict(AUTH, google=google), "access": ROLES}, {"is_logged_in": False}).run()
+    no_exceptions(at)
+    assert [b.label for b in at.button] == ["Sign in", "Sign in with Google"]
+
+
 def test_oidc_unknown_email_is_refused_politely(app_env):
     at = oidc_app("mallory@evil.example").run()
     no_exceptions(at)
