@@ -263,7 +263,9 @@ class SignInThrottle:
     """Failed password sign-ins, shared by every session of the process (thread-safe).
 
     After ``limit`` failures for one name within ``window`` seconds that name waits ``lockout`` seconds;
-    after ``limit * 6`` failures for any names, everyone does (guessing by going through names). A
+    after ``limit * 6`` failures of the shared password under any names, every sign-in with the shared password
+    does (guessing it by going through names). A person with a password of their own (``shared=False``) is
+    neither counted there nor held by it: nobody can lock them out but by guessing at their own name. A
     success clears the name's count. The wait applies to a correct password too: it is not an oracle.
     """
 
@@ -277,7 +279,7 @@ class SignInThrottle:
         self._lock = threading.Lock()
         self._checking = threading.Lock()  # one password check at a time in the process (see attempt)
 
-    def attempt(self, name: str, check: Callable[[], bool]) -> SignInAttempt:
+    def attempt(self, name: str, check: Callable[[], bool], *, shared: bool = True) -> SignInAttempt:
         """Check a password for ``name`` if it may try now, and count the outcome.
 
         One check runs at a time, and the wait is read again once it is this attempt's turn: checking first
@@ -285,24 +287,30 @@ class SignInThrottle:
         guesses for a limit of 5), and each held scrypt's 32 MiB meanwhile (+557 MiB for those 20, before
         anyone had signed in)."""
         with self._checking:
-            wait = self.wait_seconds(name)
+            wait = self.wait_seconds(name, shared=shared)
             if wait:
                 return SignInAttempt(False, wait)
             ok = bool(check())
-            (self.succeeded if ok else self.failed)(name)
+            if ok:
+                self.succeeded(name)
+            else:
+                self.failed(name, shared=shared)
             return SignInAttempt(ok, 0.0)
 
-    def wait_seconds(self, name: str) -> float:
+    def wait_seconds(self, name: str, *, shared: bool = True) -> float:
         """How long ``name`` must wait before its next try (0: go ahead)."""
         now = self.clock()
         with self._lock:
-            until = max(self._locked_until.get(normalise_name(name), 0.0), self._locked_until.get(self.ANY, 0.0))
+            until = self._locked_until.get(normalise_name(name), 0.0)
+            if shared:
+                until = max(until, self._locked_until.get(self.ANY, 0.0))
         return max(0.0, until - now)
 
-    def failed(self, name: str) -> None:
+    def failed(self, name: str, *, shared: bool = True) -> None:
         now = self.clock()
+        counted = [(normalise_name(name), self.limit)] + ([(self.ANY, self.limit * 6)] if shared else [])
         with self._lock:
-            for key, limit in ((normalise_name(name), self.limit), (self.ANY, self.limit * 6)):
+            for key, limit in counted:
                 times = self._failures.setdefault(key, deque())
                 times.append(now)
                 while times and times[0] <= now - self.window:

@@ -161,8 +161,11 @@ def _password(config: AccessConfig) -> Identity:
                               help="Your ratings and photos are kept under this name; it stays for the session.")
         password = st.text_input("Password", type="password", key="access.password")
         submitted = st.form_submit_button("Sign in", type="primary")
-    if submitted:
-        attempt = throttle().attempt(typed, lambda: _check_password(config, typed, password))
+    if submitted and not (normalise_name(typed) and password):
+        st.error("Type your name and the password.", icon="🔒")  # not a guess: not counted against anyone
+    elif submitted:
+        own = normalise_name(typed) in config.person_hashes  # a password of their own: not held by the shared lock
+        attempt = throttle().attempt(typed, lambda: _check_password(config, typed, password), shared=not own)
         if attempt.wait:
             st.error(f"Too many wrong passwords. Try again in {max(1, round(attempt.wait / 60))} minute(s).",
                      icon="⏳")

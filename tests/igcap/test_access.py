@@ -294,6 +294,19 @@ def test_failures_outside_the_window_and_after_a_success_do_not_count():
     assert throttle.wait_seconds("ben") == 0
 
 
+def test_a_person_with_a_password_of_their_own_is_not_locked_out_by_guesses_at_the_shared_one():
+    """Thirty wrong guesses under any names locked every sign-in for five minutes, the right passwords of
+    people with their own too: anyone could keep the app shut."""
+    throttle = SignInThrottle(limit=3, window=60, lockout=120, clock=Clock())
+    for n in range(18):
+        throttle.attempt(f"name {n}", lambda: False)
+    assert throttle.attempt("Ben", lambda: True).wait > 0  # the shared password: held, as before
+    assert throttle.attempt("Ana", lambda: True, shared=False).ok  # her own password: not held
+    for _ in range(3):
+        throttle.attempt("Ana", lambda: False, shared=False)
+    assert throttle.attempt("Ana", lambda: True, shared=False).wait > 0  # guesses at her own name still lock it
+
+
 def test_guessing_across_many_names_locks_everyone():
     throttle = SignInThrottle(limit=3, window=60, lockout=120, clock=Clock())
     for n in range(18):

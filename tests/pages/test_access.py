@@ -192,6 +192,17 @@ def test_too_many_wrong_passwords_make_the_name_wait_even_with_the_right_one(pas
 
 # ---------------------------------------------------------------- OpenID Connect (st.login / st.user)
 
+def test_an_empty_sign_in_is_not_counted_as_a_wrong_password(password_app):
+    """Empty submissions counted: thirty clicks on Sign in locked everyone out."""
+    at = password_app
+    for _ in range(31):
+        at = sign_in(at, "", "")
+    assert any("Type your name and the password" in e.value for e in at.error)
+    at = sign_in(at, "Ben", "team password")
+    no_exceptions(at)
+    assert not at.error
+
+
 def test_oidc_asks_to_sign_in_first(app_env):
     at = oidc_app(None).run()
     no_exceptions(at)
