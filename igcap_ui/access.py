@@ -196,6 +196,11 @@ def _check_password(config: AccessConfig, name: str, password: str) -> bool:
         log.error("password hash in the secrets is unusable: %s", err)
         st.error(f"The password settings are damaged: {plain(err)}. Tell the owner.", icon="🔒")
         return False
+    except ValueError as err:  # hashlib refusing the hash's parameters (e.g. "memory limit exceeded")
+        log.error("password hash in the secrets cannot be checked: %s", err)
+        st.error(f"The password settings cannot be used ({plain(err)}); make a new hash with "
+                 "python -m igcap hash-password. Tell the owner.", icon="🔒")
+        return False
 
 
 def _no_access(identity: Identity) -> None:

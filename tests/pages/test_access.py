@@ -190,6 +190,36 @@ def test_too_many_wrong_passwords_make_the_name_wait_even_with_the_right_one(pas
     assert at.title[0].value.startswith("⭐")  # a rater starts on Rate
 
 
+def test_a_stronger_hash_than_the_default_signs_in(app_env):
+    at = new_app({"access": {"password_hash": hash_password("team password", n=2**17, r=8, p=1), **ROLES}}).run()
+    at = sign_in(at, "Ben", "team password")  # OWASP's N=2**17: "memory limit exceeded" on every sign-in before
+    no_exceptions(at)
+    assert at.title[0].value.startswith("✍️")
+
+
+def test_a_hash_too_costly_to_check_or_a_failing_check_is_a_configuration_message(app_env, monkeypatch):
+    parts = hash_password("team password", **CHEAP).split("$")
+    parts[1:3] = [str(2**20), "8"]  # 1 GiB per sign-in
+    at = sign_in(new_app({"access": {"password_hash": "$".join(parts), **ROLES}}).run(), "Ben", "team password")
+    no_exceptions(at)
+    assert "password settings are damaged" in texts(at) and "hash-password" in texts(at)
+
+    import igcap.passwords
+
+    def refused(*_args):
+        raise ValueError("[digital envelope routines] memory limit exceeded")
+
+    monkeypatch.setattr(igcap.passwords, "verify_password", refused)
+    at = sign_in(password_app_for(), "Ben", "team password")
+    no_exceptions(at)
+    assert "password settings" in texts(at) and "memory limit exceeded" in texts(at)
+    assert not any(t.value.startswith("✍️") for t in at.title)
+
+
+def password_app_for() -> AppTest:
+    return new_app({"access": {"password_hash": hash_password("team password", **CHEAP), **ROLES}}).run()
+
+
 # ---------------------------------------------------------------- OpenID Connect (st.login / st.user)
 
 def test_an_empty_sign_in_is_not_counted_as_a_wrong_password(password_app):
