@@ -5,6 +5,9 @@ Nothing here runs at import time: the first page renders before any model loads 
 
 from __future__ import annotations
 
+import threading
+import time
+
 import streamlit as st
 
 from igcap_ui.secrets import read_secrets
@@ -70,14 +73,38 @@ def session_owner() -> str:
     return ctx.session_id if ctx is not None else "no-session"
 
 
+DB_FAILURE_MEMORY_SECONDS = 15.0  # a database that could not be opened is not tried again sooner
+_db_failure: dict = {}  # database URL → (monotonic time, the error), the last failure to open it
+_db_failure_lock = threading.Lock()
+
+
 @st.cache_resource(show_spinner="Opening the database…")
 def db_engine():
-    """The database engine, upgraded to the newest schema once per process."""
+    """The database engine, upgraded to the newest schema once per process.
+
+    A failure is not cached by Streamlit, and sessions wait in turn for this function: with a server that
+    does not answer, each would wait out the connection time-out after the one before. So a failure to open
+    a URL is remembered for DB_FAILURE_MEMORY_SECONDS and given at once to every session in that time."""
     from db.engine import database_url, make_engine, upgrade  # SQLAlchemy: not before the first page draws
 
     config = settings()
-    engine = make_engine(database_url(config.database_url, read_secrets(), config.data_dir))
-    upgrade(engine)
+    url = database_url(config.database_url, read_secrets(), config.data_dir)
+    with _db_failure_lock:
+        when, error = _db_failure.get(url, (None, None))
+    if error is not None and time.monotonic() - when < DB_FAILURE_MEMORY_SECONDS:
+        raise error
+    engine = None
+    try:
+        engine = make_engine(url)
+        upgrade(engine)
+    except Exception as err:
+        if engine is not None:
+            engine.dispose()
+        with _db_failure_lock:
+            _db_failure[url] = (time.monotonic(), err)
+        raise
+    with _db_failure_lock:
+        _db_failure.pop(url, None)
     return engine
 
 
