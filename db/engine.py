@@ -98,13 +98,22 @@ def _secrets_url(secrets: Mapping[str, Any] | None) -> str:
         return ""
 
 
+_PG_DRIVERS = ("", "psycopg", "psycopg2")  # psycopg 3 reads psycopg2's URLs the same way
+
+
 def normalise_url(url: str | URL) -> str:
-    """``postgres://`` and ``postgresql://`` (as hosts hand them out) become psycopg 3 URLs."""
+    """``postgres://``, ``postgresql://`` and ``postgresql+psycopg2://`` (as hosts and SQLAlchemy's docs hand
+    them out) become psycopg 3 URLs; another PostgreSQL driver is refused, naming it."""
     try:
         parsed = make_url(url)
     except exc.ArgumentError as err:
         raise DatabaseConfigError(f"DATABASE_URL is not a database URL: {_hide_password(str(url))!r}") from err
-    if parsed.drivername in ("postgres", "postgresql"):
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend in ("postgres", "postgresql"):
+        if driver not in _PG_DRIVERS:
+            raise DatabaseConfigError(
+                f"DATABASE_URL asks for the PostgreSQL driver {driver}, which igcap does not use; use "
+                "postgresql://USER:PASSWORD@HOST:5432/DBNAME (igcap connects through psycopg 3)")
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed.render_as_string(hide_password=False)
 
@@ -121,8 +130,11 @@ def make_engine(url: str | None = None, *, busy_timeout: float = BUSY_TIMEOUT_SE
     url = normalise_url(url or resolve_url())
     try:
         return _engine_for(make_url(url), busy_timeout)
-    except exc.ArgumentError as err:  # e.g. a driver that is not installed
+    except exc.ArgumentError as err:  # e.g. a driver SQLAlchemy does not know
         raise DatabaseConfigError(f"cannot use database {_hide_password(url)}: {err}") from err
+    except ImportError as err:  # a driver SQLAlchemy knows but that is not installed (sqlite+aiosqlite)
+        raise DatabaseConfigError(f"DATABASE_URL asks for the driver {make_url(url).drivername}, which is not "
+                                  "installed; use sqlite:///path or postgresql://…") from err
 
 
 def _engine_for(url: URL, busy_timeout: float) -> Engine:
@@ -210,6 +222,8 @@ def translate_errors(engine: Engine | None = None) -> Iterator[None]:
 _PG_BUSY_CODES = {"55P03", "40001", "40P01"}  # lock_not_available, serialization_failure, deadlock
 _PG_READ_ONLY_CODES = {"25006"}  # read_only_sql_transaction (a hot standby, default_transaction_read_only)
 _SQLITE_CORRUPT = ("file is not a database", "database disk image is malformed", "malformed database schema")
+_UNKNOWN_HOST = ("failed to resolve host", "could not translate host", "name or service not known",
+                 "nodename nor servname")
 _MOVE_ASIDE = ("Restore it from a backup, or move it aside and igcap starts an empty one there (or set "
                "DATABASE_URL or IGCAP_DATA_DIR to use another place)")
 
@@ -227,8 +241,13 @@ def _translate(err: exc.DatabaseError, where: str) -> DatabaseError | None:
             "writable place")
     if any(sign in text for sign in _SQLITE_CORRUPT):
         return DatabaseCorruptError(f"{where} is damaged or is not an igcap database ({first_line}). {_MOVE_ASIDE}")
-    if isinstance(err, exc.OperationalError) and (
-            "unable to open database" in text or "connection" in text or "could not translate host" in text):
+    if any(sign in text for sign in _UNKNOWN_HOST):  # psycopg 3.3's wording, libpq's, the resolver's
+        return DatabaseUnavailableError(f"cannot reach the database: {first_line}; check the host name in "
+                                        "DATABASE_URL (waiting will not help)")
+    if "invalid connection option" in text:  # e.g. ?pgbouncer=true, an option of Prisma's, not libpq's
+        return DatabaseConfigError(f"DATABASE_URL has an option PostgreSQL does not know ({first_line}); remove "
+                                   "it from the URL")
+    if isinstance(err, exc.OperationalError) and ("unable to open database" in text or "connection" in text):
         return DatabaseUnavailableError(f"cannot reach the database: {first_line}")
     return None
 

@@ -60,6 +60,27 @@ def test_bad_urls_get_a_clear_error(url, message):
         make_engine(url)
 
 
+def test_psycopg2_urls_use_psycopg_3_and_other_drivers_are_named():
+    assert normalise_url("postgresql+psycopg2://u:p@h:5432/db?sslmode=require") == \
+        "postgresql+psycopg://u:p@h:5432/db?sslmode=require"  # as Heroku, Render and SQLAlchemy's docs write it
+    assert normalise_url("postgres+psycopg://h/db") == "postgresql+psycopg://h/db"
+    for driver in ("asyncpg", "pg8000"):
+        with pytest.raises(DatabaseConfigError, match=f"{driver}.*postgresql://"):
+            make_engine(f"postgresql+{driver}://u:p@127.0.0.1:1/db")
+
+
+def test_a_host_name_that_does_not_resolve_says_to_check_it():
+    engine = make_engine("postgresql://u:p@nohost.invalid/db")
+    with pytest.raises(DatabaseUnavailableError, match="check the host name in DATABASE_URL"):
+        upgrade(engine)
+
+
+def test_an_unknown_connection_option_is_named():
+    engine = make_engine("postgresql://u:p@127.0.0.1:1/db?pgbouncer=true")  # a Prisma option, not libpq's
+    with pytest.raises(DatabaseConfigError, match="pgbouncer"):
+        upgrade(engine)
+
+
 def test_sqlite_pragmas(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path / 'sub' / 'x.sqlite3'}", busy_timeout=2.5)
     with engine.connect() as conn:
