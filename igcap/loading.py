@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from igcap import architecture, attention, hub, light_model, optimize, threads
-from igcap.config import Settings, env_key
+from igcap.config import ConfigError, Settings, env_key
 from igcap.int8_cache import Int8Cache, Int8CacheOptions
 from igcap.registry import ModelSpec, load_registry
 
@@ -121,15 +121,20 @@ class ModelStatus:
 
 
 def pick_device(preference: str = "auto") -> str:
+    """The device models run on: ``preference`` (IGCAP_DEVICE), or the first of cuda, mps, cpu this host has.
+    A GPU asked for where there is none is a ConfigError (every model would fail to load, each saying so)."""
     import torch
 
-    if preference != "auto":
-        return preference
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
+    available = {"cuda": torch.cuda.is_available(),
+                 "mps": bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()),
+                 "cpu": True}
+    if preference == "auto":
+        return next(device for device, here in available.items() if here)
+    if not available.get(preference, False):
+        kind = "CUDA GPU" if preference == "cuda" else "Apple GPU (MPS)"
+        raise ConfigError(f"IGCAP_DEVICE={preference} but no {kind} is available (torch {torch.__version__}); "
+                          "set IGCAP_DEVICE=auto or cpu")
+    return preference
 
 
 # transformers' from_pretrained is not safe in two threads at once (it switches torch's process-wide

@@ -166,6 +166,19 @@ def test_device_choice():
     assert not LoadOptions(quantize=False).quantize_on("cpu")
 
 
+@pytest.mark.parametrize("device", ["cuda", "mps"])
+def test_a_gpu_asked_for_where_there_is_none_is_a_configuration_error(monkeypatch, device):
+    import torch
+
+    from igcap.config import ConfigError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a GPU setting copied to a CPU-only host
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match=f"IGCAP_DEVICE={device} but no .* is available"):
+        pick_device(device)
+    assert pick_device("auto") == "cpu"
+
+
 def test_the_count_bound_holds_however_many_sessions_caption_at_once(reg):
     """Six sessions captioning with different models at once, two places: never more than two models exist
     (loaded, being loaded or in use), and every session gets its captions."""
