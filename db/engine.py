@@ -161,6 +161,9 @@ def sqlite_file(url: str | URL) -> Path | None:
 
 
 def _sqlite_engine(url: URL, busy_timeout: float) -> Engine:
+    if not url.database or url.database == ":memory:" or ":memory:" in url.database or "mode=memory" in url.database:
+        raise DatabaseConfigError("an in-memory database would be empty for every session; use a file: "
+                                  "sqlite:///path (or leave DATABASE_URL unset for the data folder's file)")
     if (file := sqlite_file(url)) is not None:
         folder = file.parent
         try:

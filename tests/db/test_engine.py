@@ -81,6 +81,12 @@ def test_an_unknown_connection_option_is_named():
         upgrade(engine)
 
 
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "sqlite:///file::memory:?uri=true"])
+def test_an_in_memory_sqlite_database_is_refused(url):
+    with pytest.raises(DatabaseConfigError, match="empty for every session.*sqlite:///path"):
+        make_engine(url)  # each thread (each browser session) would get its own empty database
+
+
 def test_sqlite_pragmas(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path / 'sub' / 'x.sqlite3'}", busy_timeout=2.5)
     with engine.connect() as conn:
