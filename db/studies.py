@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, aliased, joinedload
 
 from db.models import DEFAULT_CRITERION, DEFAULT_K, WINNERS, Caption, Photo, Rating, Study, StudyPhoto, Vote, utcnow
 from db.people import first_names
@@ -137,20 +137,38 @@ def get_study(*, session: Session, name: str) -> Study:
 
 
 def delete_study(*, session: Session, name: str) -> dict[str, int]:
-    """Delete a study with its captions, their ratings and its votes; its photos stay (the gallery's, and
-    perhaps another study's). Returns what went, as ``study_counts`` said just before (photos: how many it
-    held). NotFoundError if there is no such study. The rows go by explicit deletes, children first, so the
-    result does not depend on the database enforcing its ON DELETE rules."""
+    """Delete a study with its captions, their ratings and its votes, and the photos nothing else uses
+    (:func:`photos_deleted_with`: the study's uploads, which the Gallery never shows); photos with captions
+    saved outside studies, or in another study, stay. Returns what went, as ``study_counts`` said just before
+    (photos: how many it held), with ``photos_deleted``. NotFoundError if there is no such study. The rows go
+    by explicit deletes, children first, so the result does not depend on the database enforcing its ON
+    DELETE rules."""
     study = get_study(session=session, name=name)
     counts = study_counts(session=session, study=study)
+    orphans = photos_deleted_with(session=session, study=study)
     captions = select(Caption.id).where(Caption.study_id == study.id).scalar_subquery()
     session.execute(delete(Vote).where(Vote.study_id == study.id))
     session.execute(delete(Rating).where(Rating.caption_id.in_(captions)))
     session.execute(delete(Caption).where(Caption.study_id == study.id))
     session.execute(delete(StudyPhoto).where(StudyPhoto.study_id == study.id))
+    if orphans:
+        session.execute(delete(Photo).where(Photo.id.in_(orphans)), execution_options={"synchronize_session": False})
     session.execute(delete(Study).where(Study.id == study.id))
     session.expunge(study)
-    return counts
+    return counts | {"photos_deleted": len(orphans)}
+
+
+def photos_deleted_with(*, session: Session, study: Study) -> list[int]:
+    """The ids of the study's photos that deleting it deletes: those with no caption outside this study and in
+    no other study (nothing would show them again)."""
+    other_caption = select(Caption.id).where(Caption.photo_id == StudyPhoto.photo_id,
+                                             (Caption.study_id != study.id) | Caption.study_id.is_(None))
+    other = aliased(StudyPhoto)
+    other_study = select(other.id).where(other.photo_id == StudyPhoto.photo_id, other.study_id != study.id)
+    return list(session.scalars(
+        select(StudyPhoto.photo_id)
+        .where(StudyPhoto.study_id == study.id, ~other_caption.exists(), ~other_study.exists())
+        .order_by(StudyPhoto.position)))
 
 
 def list_studies(*, session: Session) -> list[Study]:

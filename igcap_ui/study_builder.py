@@ -222,14 +222,22 @@ def deletion_notice() -> None:
 
 
 def delete_panel(name: str) -> None:
-    """Delete the chosen study (its captions, ratings and votes; the photos stay), once its name is typed."""
+    """Delete the chosen study (its captions, ratings, votes and the photos nothing else uses), once its name is
+    typed."""
     with transaction(resources.db_engine(), write=False) as session:
-        counts = studies.study_counts(session=session, study=studies.get_study(session=session, name=name))
+        study = studies.get_study(session=session, name=name)
+        counts = studies.study_counts(session=session, study=study)
+        going = len(studies.photos_deleted_with(session=session, study=study))
+    staying = counts["photos"] - going
     with st.expander("Delete this study"):
         st.warning(f"Deleting the study “{plain(name)}” deletes its {counts['captions']} caption(s), "
-                   f"{counts['ratings']} rating(s) and {counts['votes']} vote(s) for good; its "
-                   f"{counts['photos']} photo(s) stay in the gallery. Download its ratings and votes on the "
-                   "Evaluation page first if you need them.", icon="⚠️")
+                   f"{counts['ratings']} rating(s) and {counts['votes']} vote(s)"
+                   + (f", and its {going} photo(s), which nothing else uses (no caption saved in the gallery, "
+                      "no other study)" if going else "")
+                   + " for good."
+                   + (f" Its {'other ' if going else ''}{staying} photo(s) stay: they have captions saved in the "
+                      "gallery or belong to another study." if staying else "")
+                   + " Download its ratings and votes on the Evaluation page first if you need them.", icon="⚠️")
         typed = st.text_input("Type the study's name to delete it", key=f"studies.delete_name.{name}")
         matches = " ".join(typed.split()) == name
         if st.button("🗑️ Delete study", key=f"studies.delete.{name}", disabled=not matches):
@@ -249,8 +257,9 @@ def _delete(name: str) -> None:
         except Exception as err:  # noqa: BLE001 - said here (e.g. deleted meanwhile elsewhere), never a traceback
             show_error(err)
             return
+    photos = f" and {gone['photos_deleted']} photo(s)" if gone["photos_deleted"] else ""
     st.session_state[_DELETED] = (f"Deleted the study “{plain(name)}” with {gone['captions']} caption(s), "
-                                  f"{gone['ratings']} rating(s) and {gone['votes']} vote(s).")
+                                  f"{gone['ratings']} rating(s), {gone['votes']} vote(s){photos}.")
     st.session_state.pop(f"studies.delete_name.{name}", None)
     st.session_state.pop(CHOSEN, None)  # said above; the pickers need not say it again
     st.rerun()

@@ -188,16 +188,18 @@ def run_delete(args) -> int:
         with transaction(_engine(args), write=args.yes) as session:
             study = studies.get_study(session=session, name=args.name)
             name = study.name
+            going = len(studies.photos_deleted_with(session=session, study=study))
             n = (studies.delete_study(session=session, name=name) if args.yes
                  else studies.study_counts(session=session, study=study))
     except LookupError as err:
         raise CliError(str(err)) from None
-    what = f"{n['captions']} caption(s), {n['ratings']} rating(s) and {n['votes']} vote(s)"
+    what = (f"{n['captions']} caption(s), {n['ratings']} rating(s), {n['votes']} vote(s) and {going} photo(s) "
+            f"that nothing else uses; its {n['photos'] - going} other photo(s) stay")
     if not args.yes:
-        raise CliError(f"study {name!r} holds {what} ({n['photos']} photo(s), which stay); nothing was deleted. "
+        raise CliError(f"study {name!r} holds {what}; nothing was deleted. "
                        f"Export them first if you need them, then run again with --yes: "
                        f"python -m igcap study delete {_quoted(name)} --yes")
-    print(f"deleted study {name!r} with {what}; its {n['photos']} photo(s) stay")
+    print(f"deleted study {name!r} with {what}")
     return 0
 
 

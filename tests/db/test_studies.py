@@ -454,7 +454,7 @@ def test_deleting_the_last_caption_of_a_study_photo_keeps_the_photo_in_the_study
         assert [p.id for p in studies.study_photos(session=s, study=study(s, "spring"))] == [mine.id, other.id]
 
 
-def test_deleting_a_study_takes_its_captions_ratings_and_votes_and_nothing_else(engine):
+def test_deleting_a_study_takes_its_captions_ratings_votes_and_the_photos_only_it_had(engine):
     make_study(engine, photos=2, models=["m-one", "m-two"], k=1)
     make_study(engine, photos=1, models=["m-one", "m-two"], k=1, name="kept")
     for name in ("s1", "kept"):
@@ -468,16 +468,35 @@ def test_deleting_a_study_takes_its_captions_ratings_and_votes_and_nothing_else(
         kept = studies.study_counts(session=s, study=study(s, "kept"))
     with transaction(engine) as s:
         gone = studies.delete_study(session=s, name="  s1 ")  # names are matched as typed elsewhere
-    assert gone == {"photos": 2, "captions": 4, "ratings": 1, "votes": 1}
+    assert gone == {"photos": 2, "captions": 4, "ratings": 1, "votes": 1, "photos_deleted": 2}
     with transaction(engine, write=False) as s:
         assert [st.name for st in studies.list_studies(session=s)] == ["kept"]
         assert studies.study_counts(session=s, study=study(s, "kept")) == kept
-        assert {p.id for p in s.scalars(select(Photo))} == photos  # the photos stay
+        left = {p.id: p.name for p in s.scalars(select(Photo))}  # s1's photos had only its captions: they went
+        assert set(left) < photos and sorted(left.values()) == ["gallery.jpg", "kept-0.jpg"]
         assert set(s.scalars(select(Caption.study_id))) == {None, study(s, "kept").id}
         assert [r.caption_id for r in s.scalars(select(Rating)) if r.caption_id == mine.id] == [mine.id]
         assert len(s.scalars(select(Vote)).all()) == 1
     with transaction(engine) as s, pytest.raises(NotFoundError):
         studies.delete_study(session=s, name="s1")
+
+
+def test_deleting_a_study_deletes_the_photos_nothing_else_uses_and_keeps_the_rest(engine):
+    """A study's uploads have no gallery captions: the Gallery never shows them, so once the study goes they
+    go with it. A photo with a caption saved in the gallery, or in another study, stays."""
+    make_study(engine, photos=3, models=["m-one"], k=1)
+    with transaction(engine) as s:
+        only, gallery, shared = [p.id for p in studies.study_photos(session=s, study=study(s))]
+        repo.add_caption(session=s, photo=s.get(Photo, gallery), model_key="manual", text="saved in the gallery")
+        studies.create_study(session=s, name="other", models=["m-one"], settings={}, photo_ids=[shared])
+        assert studies.photos_deleted_with(session=s, study=study(s)) == [only]
+    with transaction(engine) as s:
+        gone = studies.delete_study(session=s, name="s1")
+    assert (gone["photos"], gone["photos_deleted"]) == (3, 1)
+    with transaction(engine, write=False) as s:
+        assert sorted(s.scalars(select(Photo.id))) == sorted([gallery, shared])
+        assert [p.id for p in studies.study_photos(session=s, study=study(s, "other"))] == [shared]
+        assert [c.text for c in s.scalars(select(Caption))] == ["saved in the gallery"]
 
 
 def test_a_signed_in_rater_with_a_long_email_address_can_rate_and_vote(engine):

@@ -220,16 +220,18 @@ def test_delete_says_what_would_go_and_deletes_only_with_yes(database, capsys):
 
     assert main(["study", "delete", "spring", "--database", database]) == 2
     err = capsys.readouterr().err
-    assert "4 caption(s), 1 rating(s) and 1 vote(s)" in err and "nothing was deleted" in err and "--yes" in err
+    assert "4 caption(s), 1 rating(s), 1 vote(s) and 2 photo(s) that nothing else uses; its 0 other" in err
+    assert "nothing was deleted" in err and "--yes" in err
     assert len(err.strip().splitlines()) == 1
     with transaction(engine, write=False) as s:
         assert [st.name for st in studies.list_studies(session=s)] == ["spring"]
 
     assert main(["study", "delete", "spring", "--yes", "--database", database]) == 0
-    assert "deleted study 'spring' with 4 caption(s), 1 rating(s) and 1 vote(s); its 2 photo(s) stay" in capsys.readouterr().out
+    assert ("deleted study 'spring' with 4 caption(s), 1 rating(s), 1 vote(s) and 2 photo(s) that nothing else "
+            "uses; its 0 other photo(s) stay") in capsys.readouterr().out
     with transaction(engine, write=False) as s:
-        assert studies.list_studies(session=s) == []
-        assert s.query(Caption).count() == 0 and s.query(Photo).count() == 2
+        assert studies.list_studies(session=s) == []  # its photos had only its captions: nothing shows them
+        assert s.query(Caption).count() == 0 and s.query(Photo).count() == 0
     assert main(["study", "delete", "spring", "--yes", "--database", database]) == 2
     assert "no study named 'spring'" in capsys.readouterr().err
     engine.dispose()

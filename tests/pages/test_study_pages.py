@@ -295,7 +295,8 @@ def test_a_study_is_deleted_only_once_its_name_is_typed_and_its_photos_stay(stud
     at = open_page(app, "studies.py")
     at.selectbox(key="studies.study").set_value("Blind test").run()
     no_exceptions(at)
-    assert any("4 caption(s), 0 rating(s) and 0 vote(s)" in w.value for w in at.warning)
+    assert any("4 caption(s), 0 rating(s) and 0 vote(s) for good. Its 2 photo(s) stay: they have captions "
+               "saved in the gallery" in w.value for w in at.warning)
     delete = at.button(key="studies.delete.Blind test")
     assert delete.disabled
     at.text_input(key="studies.delete_name.Blind test").set_value("Blind").run()
@@ -316,6 +317,27 @@ def test_a_study_is_deleted_only_once_its_name_is_typed_and_its_photos_stay(stud
     assert done.value.startswith("Deleted the study “\\*\\*bold\\*\\* \\_x\\_”")  # Markdown source of the plain text
     assert any("No studies yet: create the first one below" in i.value for i in at.info)
     engine.dispose()
+
+
+def test_deleting_a_study_deletes_the_photos_uploaded_for_it_and_says_so_first(app, db_url):
+    """Photos uploaded for a study have no gallery captions, so the Gallery never shows them: they went on
+    existing, out of reach, after the study's delete (whose warning said they "stay in the gallery")."""
+    from tests import builders
+
+    at = open_page(app, "studies.py")
+    at.text_input(key="studies.name").set_value("Up").run()
+    at.file_uploader(key="studies.upload.0").set_value(
+        [("a.jpg", builders.photo_bytes(colour="green"), "image/jpeg"),
+         ("b.jpg", builders.photo_bytes(colour="yellow"), "image/jpeg")]).run()
+    at.multiselect(key="studies.models").set_value(MODELS[:1]).run()
+    at.button(key="studies.create").click().run()
+    [warning] = [w.value for w in at.warning if "Deleting the study" in w.value]
+    assert "and its 2 photo(s), which nothing else uses" in warning and "stay" not in warning
+    at.text_input(key="studies.delete_name.Up").set_value("Up").run()
+    at.button(key="studies.delete.Up").click().run()
+    no_exceptions(at)
+    assert any("and 2 photo(s)" in s.value for s in at.success)
+    assert rows(db_url, select(Photo)) == []
 
 
 def test_a_study_whose_captions_another_session_is_writing_is_not_deleted(study, app, db_url):
