@@ -1,13 +1,15 @@
 """Saved hashtag sets on the Create page: manage them, and add one to a caption with one click.
 
-The sets live in the database (db.hashtag_sets); this session keeps a copy, read again after every
-change. Adding goes through igcap.hashtags.add_hashtags, so a caption never passes Instagram's limits.
+The sets live in the database (db.hashtag_sets); this session keeps a copy, read again whenever any session of
+this process has saved or deleted a set since (``_changes``: another tab's set appears on this tab's next run;
+one the CLI saves, after a reload). Adding goes through igcap.hashtags.add_hashtags, so a caption never passes Instagram's limits.
 Without sign-in the sets are shared (owner "", as the CLI stores them); signed in, each person has their
 own (owner: the identity's id).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import streamlit as st
@@ -18,7 +20,7 @@ from igcap_ui.plain import escape_markdown
 
 SHARED = ""  # the owner of sets made without sign-in (and by the CLI)
 _CACHE = "hashtags.sets"  # [(name, [tags])] read from the database this session
-_CACHE_OWNER = "hashtags.sets_owner"  # whose sets _CACHE holds
+_CACHE_OWNER = "hashtags.sets_owner"  # (whose sets _CACHE holds, _changes' count when they were read)
 _PROBLEM = "hashtags.problem"  # why the last set typed could not be saved
 _SAVED = "hashtags.saved"  # (name, tags) of the set just saved: said once, with the tags as read
 _NOTES = "hashtags.notes"  # text widget key → what the last click added or left out
@@ -31,10 +33,23 @@ def owner() -> str:
     return identity.id if identity.signed_in else SHARED
 
 
+@st.cache_resource(show_spinner=False)
+def _changes() -> tuple[threading.Lock, list[int]]:
+    """How many saves and deletes of sets every session of this process has made (one count, shared)."""
+    return threading.Lock(), [0]
+
+
+def _changed() -> None:
+    lock, count = _changes()
+    with lock:
+        count[0] += 1
+
+
 def saved_sets() -> list[tuple[str, list[str]]]:
-    if st.session_state.get(_CACHE_OWNER) != owner():  # signed in as someone else since they were read
+    read = (owner(), _changes()[1][0])
+    if st.session_state.get(_CACHE_OWNER) != read:  # signed in as someone else, or a set changed, since
         st.session_state.pop(_CACHE, None)
-        st.session_state[_CACHE_OWNER] = owner()
+        st.session_state[_CACHE_OWNER] = read
     if _CACHE not in st.session_state:
         from db import hashtag_sets, transaction
 
@@ -94,7 +109,7 @@ def _save() -> None:
         return
     st.session_state[_SAVED] = (hashtag_sets.clean_name(st.session_state.get(NAME_KEY, "")), tags)
     st.session_state[NAME_KEY] = st.session_state[TAGS_KEY] = ""
-    st.session_state.pop(_CACHE, None)
+    _changed()
 
 
 def _delete(name: str) -> None:
@@ -106,7 +121,7 @@ def _delete(name: str) -> None:
             hashtag_sets.delete_set(session=session, name=name, owner=owner())
     except NotFoundError:
         pass  # deleted in another tab meanwhile: the list is read again below
-    st.session_state.pop(_CACHE, None)
+    _changed()
 
 
 def set_buttons(key: str, current: Callable[[], str], apply: Callable[[str], None]) -> None:

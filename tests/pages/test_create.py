@@ -467,6 +467,25 @@ def test_hashtag_sets_are_saved_and_added_to_a_caption_within_the_limit(app, db_
     assert app.text_area(key=manual.key).value == "#travel #wanderlust #roadtrip"
 
 
+def test_sets_saved_or_deleted_in_another_tab_appear_on_the_next_run(saved, app):
+    """Each session kept its own copy of the sets, read again only after its own save or delete: a set saved in
+    another tab never appeared (no chooser under the gallery's captions, not listed on Create)."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.pages.conftest import APP, TIMEOUT, open_page
+
+    other = open_page(AppTest.from_file(APP, default_timeout=TIMEOUT).run(), "gallery.py")
+    assert not [s for s in other.selectbox if s.key.endswith(".sets")]
+    add_set(app, "travel", "#travel #wanderlust")  # this tab, Create page (shared: no sign-in)
+    other.run()
+    assert [s for s in other.selectbox if s.key.endswith(".sets")]  # a chooser under each caption
+    other = open_page(other, "create.py")
+    assert any(t.value == "travel: #travel #wanderlust" for t in other.text)
+    next(b for b in app.button if b.key == "hashtags.delete.travel").click().run()
+    other.run()
+    assert not [t for t in other.text if t.value.startswith("travel:")]
+
+
 def test_the_note_after_adding_a_set_shows_the_tags_as_typed(app):
     add_set(app, "under", "#__sun__ #_sea_")  # underscores: Markdown's bold and italics
     upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
