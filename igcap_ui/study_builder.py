@@ -12,7 +12,7 @@ from db import studies, transaction
 from igcap.images import MAX_UPLOAD_MB, SUPPORTED_LABEL, WORKING_SIDE, PhotoError, load_photo
 from igcap_ui import access, resources
 from igcap_ui.plain import plain
-from igcap_ui.errors import show_error, shown_errors
+from igcap_ui.errors import show_error, shown_errors, user_message
 from igcap_ui.filters import model_label
 from igcap_ui.generation import in_turn
 from igcap_ui.study_choice import CHOSEN
@@ -189,12 +189,24 @@ def _generate(name: str) -> None:
     sources = {k: f"{s.source}@{s.revision}" if s.revision else s.source for k, s in resources.registry().items()}
     place = status.empty()  # the place in line while a batch waits its turn (igcap_ui.generation.in_turn)
     with shown_errors():
-        report = generate_study(resources.db_engine(), name, resources.captioner(), sources=sources,
-                                on_event=on_event,
-                                turns=lambda size, work: in_turn(size, work, place))
+        try:
+            report = generate_study(resources.db_engine(), name, resources.captioner(), sources=sources,
+                                    on_event=on_event,
+                                    turns=lambda size, work: in_turn(size, work, place))
+        except Exception as err:  # said below the box by shown_errors; the box stops spinning first
+            status.update(label=_stopped(err), state="error", expanded=True)
+            raise
         status.update(label="Done.", state="error" if report.failed else "complete")
         st.session_state[_REPORT + name] = report
         st.rerun()  # draw the counts again from the database
+
+
+def _stopped(err: Exception) -> str:
+    """The progress box's label once a run has stopped on ``err`` (the error itself is shown below it)."""
+    said = user_message(err) or "something went wrong."
+    if said[:2].istitle():  # "The generation…" → "the generation…"; "HF…" stays
+        said = said[0].lower() + said[1:]
+    return plain(f"Stopped: {said}")
 
 
 _REPORT = "studies.report."  # + study name → the last GenerationReport of this session

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from db import Caption, Photo, Rating, Vote, make_engine, repo, studies, transaction, upgrade
 from igcap.registry import DEFAULT_MODELS
-from tests.pages.conftest import APP, TIMEOUT, no_exceptions, open_page, set_rater
+from tests.pages.conftest import APP, TIMEOUT, no_exceptions, open_page, set_rater, shown
 
 MODELS = [m.key for m in DEFAULT_MODELS[:2]]
 NAMES = [m.key for m in DEFAULT_MODELS] + [m.label for m in DEFAULT_MODELS]
@@ -338,6 +338,40 @@ def test_deleting_a_study_deletes_the_photos_uploaded_for_it_and_says_so_first(a
     no_exceptions(at)
     assert any("and 2 photo(s)" in s.value for s in at.success)
     assert rows(db_url, select(Photo)) == []
+
+
+def status_boxes(node, found=None) -> list:
+    """The st.status boxes on the page, as their protos (AppTest has no accessor for them)."""
+    found = [] if found is None else found
+    if type(node).__name__ == "Status":
+        found.append(node.proto)
+    for child in (node.children.values() if isinstance(getattr(node, "children", None), dict) else []):
+        status_boxes(child, found)
+    return found
+
+
+def test_a_run_that_stops_says_so_in_its_progress_box(saved, app, db_url, monkeypatch):
+    """The box kept its spinner and "Writing the study's captions…" after the run had failed."""
+    import igcap.study
+    from igcap.generation_queue import JobCancelled
+
+    engine = make_engine(db_url)
+    with transaction(engine) as s:
+        ids = [p.id for p in studies.pickable_photos(session=s)]
+        studies.create_study(session=s, name="R", models=MODELS[:1], settings={"strategy": "greedy"}, photo_ids=ids)
+    engine.dispose()
+
+    def cancelled(*args, **kwargs):
+        raise JobCancelled()
+
+    monkeypatch.setattr(igcap.study, "generate_study", cancelled)
+    at = open_page(app, "studies.py")
+    at.button(key="studies.generate.R").click().run()
+    no_exceptions(at)
+    assert any("The generation was cancelled" in e.value for e in at.error)
+    [box] = status_boxes(at._tree)
+    assert shown(box.label) == "Stopped: the generation was cancelled. What was saved before stays saved."
+    assert box.icon != "spinner"
 
 
 def test_a_study_whose_captions_another_session_is_writing_is_not_deleted(study, app, db_url):
