@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 STRATEGIES = ("greedy", "beam", "sample")
+STRATEGY_WORDS = {"greedy": "greedy decoding", "beam": "beam search", "sample": "sampling"}  # as people read them
 MAX_NEW_TOKENS_LIMIT = 256  # a caption never needs more; GPT-2 has 1,024 positions
 MAX_VARIANTS = 8
 MAX_START_CHARS = 200  # "Start with…": a first sentence, not the caption
@@ -84,8 +85,9 @@ class DecodingSettings:
                                generate="max_new_tokens",
                                help="The caption stops after at most this many tokens (a token is about ¾ of a word).")
     num_variants: int = knob(1, label="Variants per model", type=int, low=1, high=MAX_VARIANTS,
-                             generate="num_return_sequences",
-                             help="How many different captions each model writes per photo.")
+                             generate="num_return_sequences", only=("beam", "sample"),
+                             help="How many different captions each model writes per photo (beam search or "
+                                  "sampling; greedy decoding writes one).")
     seed: int | None = knob(None, label="Seed", type=int, low=0, high=SEED_MAX, optional=True,
                             only=("sample",),
                             placeholder="empty = new captions each time",
@@ -101,6 +103,8 @@ class DecodingSettings:
                                       "0 bans them, N allows at most N (your own words' emoji count).")
 
     def __post_init__(self):
+        if unused_knobs(self.strategy, ["num_variants"]):  # greedy writes one caption: a count set is ignored
+            object.__setattr__(self, "num_variants", 1)
         for problem in _problems(self):
             raise DecodingError(problem)
 
@@ -192,8 +196,6 @@ def _problems(s: DecodingSettings):
         yield f"Start with… can be at most {k['start_with'].high} characters."
     if _outside(s, "max_emoji"):
         yield f"Emoji must be empty (keep), 0 (none) or a number up to {k['max_emoji'].high}."
-    if s.strategy == "greedy" and s.num_variants > 1:
-        yield "Greedy decoding gives one caption per photo; choose sampling or beam search for several variants."
     if s.strategy == "beam":
         if _outside(s, "num_beams"):
             yield (f"Beam search needs between {k['num_beams'].low} and {k['num_beams'].high} beams "

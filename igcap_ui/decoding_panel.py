@@ -1,6 +1,7 @@
 """The decoding panel: a style (preset) and a length picker, the creator knobs (Start with…, Emoji), and an
 "Advanced" expander with every other DecodingSettings knob, all generated from the knobs' metadata; a knob the
-chosen strategy does not read (temperature under beam search) is greyed out, as it would change nothing.
+chosen strategy does not read (temperature under beam search, variants under greedy decoding) is greyed out, as
+it would change nothing, and a line under them says why. Strategies are named in words (STRATEGY_WORDS).
 
 Advanced widget keys include the preset's name (and a chosen length), so picking another starts every
 advanced knob from it; the creator knobs keep what the person typed.
@@ -11,7 +12,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from igcap.decoding import DEFAULT_PRESET, KNOBS, PRESETS, DecodingError, DecodingSettings, Knob, unused_knobs
+from igcap.decoding import (DEFAULT_PRESET, KNOBS, PRESETS, STRATEGY_WORDS, DecodingError, DecodingSettings, Knob,
+                            unused_knobs)
 from igcap.lengths import LENGTHS
 from igcap_ui.plain import plain
 
@@ -46,7 +48,11 @@ def decoding_panel() -> DecodingSettings | None:
         for i, (name, knob) in enumerate(advanced):  # the strategy first: a knob it does not read is greyed out
             with columns[i % 2]:
                 unused = bool(unused_knobs(values.get("strategy", base.strategy), [name]))
-                values[name] = _widget(knob, getattr(base, name), prefix + name, disabled=unused)
+                values[name] = _widget(knob, getattr(base, name), prefix + name, disabled=unused,
+                                       words=STRATEGY_WORDS if name == "strategy" else None)
+        strategy = values.get("strategy", base.strategy)
+        if strategy in STRATEGY_WORDS and unused_knobs(strategy, [name for name, _ in advanced]):
+            st.caption(f"Greyed out: {STRATEGY_WORDS[strategy]} does not use these.")
     try:
         return DecodingSettings(**values)
     except DecodingError as err:
@@ -54,16 +60,18 @@ def decoding_panel() -> DecodingSettings | None:
         return None
 
 
-def _widget(knob: Knob, default, key: str, disabled: bool = False):
+def _widget(knob: Knob, default, key: str, disabled: bool = False, words: dict[str, str] | None = None):
     """The widget a Knob describes: a select box, a checkbox, a text box or a number input (``disabled``: shown
-    greyed out, for a knob the chosen strategy does not read)."""
+    greyed out, for a knob the chosen strategy does not read; ``words``: what a select box shows for each
+    choice, the value staying the choice)."""
     label, help_text = knob.label, knob.help
     if knob.type is str and not knob.choices:
         return st.text_input(label, value=default, key=key, help=help_text, max_chars=int(knob.high or 1000),
                              placeholder=knob.placeholder, persist_state=KEEP, disabled=disabled)
     if knob.choices:
         return st.selectbox(label, knob.choices, index=knob.choices.index(default), key=key, help=help_text,
-                            persist_state=KEEP, disabled=disabled)
+                            format_func=lambda choice: (words or {}).get(choice, choice), persist_state=KEEP,
+                            disabled=disabled)
     if knob.type is bool:
         return st.checkbox(label, value=default, key=key, help=help_text, persist_state=KEEP, disabled=disabled)
     if knob.optional:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from igcap.cli import CliError, print_error, terminal_safe
 from igcap.cli.hashtags import load_tags
-from igcap.decoding import KNOBS, PRESETS, DecodingError, bounds_problem, unused_knobs
+from igcap.decoding import KNOBS, PRESETS, STRATEGY_WORDS, DecodingError, bounds_problem, unused_knobs
 from igcap.lengths import LENGTHS
 
 COLUMNS = ("photo", "model", "variant", "caption", "raw_text", "tokens", "seconds", "ended_with_eos",
@@ -90,9 +90,6 @@ def run(args) -> int:
             break
     writer.close()
     return 1 if failed or bad_models else 0
-
-
-STRATEGY_WORDS = {"greedy": "greedy decoding", "beam": "beam search", "sample": "sampling"}
 
 
 def decoding_settings(args):

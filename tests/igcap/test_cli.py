@@ -70,7 +70,6 @@ def test_every_photo_unreadable_exits_1_and_no_photo_at_all_is_a_usage_error(tmp
                                          # no key at all: nothing was captioned and the exit status said success
                                          (["--models", ","], f"--models names no model; known: {DEFAULT_KEYS[0]}"),
                                          (["--models", " "], "--models names no model; known:"),
-                                         (["--strategy", "greedy", "--num-variants", "2"], "Greedy"),
                                          (["--preset", "loud"], "unknown preset")])
 def test_bad_options_give_one_line_errors(hub_cache, folder, capsys, args, words):
     assert main(["caption", str(folder), *args]) == 2
@@ -106,6 +105,9 @@ def test_flags_the_strategy_ignores_are_named_in_one_note(hub_cache, folder, cap
         "and --temperature, --top-k, --seed (used with --strategy sample)"]
     assert main([*common, "--strategy", "beam", "--temperature", "0.5"]) == 0
     assert "note: beam search ignores --temperature (used with --strategy sample)" in capsys.readouterr().err
+    assert main([*common, "--preset", "creative", "--strategy", "greedy", "--num-variants", "3"]) == 0
+    assert ("note: greedy decoding ignores --num-variants (used with --strategy beam or --strategy sample)"
+            in capsys.readouterr().err)
     assert main([*common, "--strategy", "sample", "--temperature", "0.5", "--seed", "1", "--no-repeat-ngram-size",
                  "2"]) == 0  # every flag used: no note
     assert "note" not in capsys.readouterr().err

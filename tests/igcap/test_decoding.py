@@ -4,7 +4,6 @@ from igcap.decoding import FIELD_HELP, KNOBS, PRESETS, DecodingError, DecodingSe
 
 
 @pytest.mark.parametrize("changes, words", [
-    ({"strategy": "greedy", "num_variants": 2}, "Greedy"),
     ({"strategy": "beam", "num_beams": 1}, "beams"),
     ({"strategy": "beam", "num_beams": 2, "num_variants": 3}, "variant per beam"),
     ({"strategy": "sample", "temperature": 0}, "Temperature"),
@@ -94,7 +93,7 @@ def test_generation_config_carries_only_the_strategy_knobs(name):
     cfg = settings.to_generation_config(eos_token_id=50256)
     assert cfg.eos_token_id == cfg.pad_token_id == cfg.decoder_start_token_id == 50256
     assert cfg.max_new_tokens == settings.max_new_tokens
-    assert cfg.num_return_sequences == settings.num_variants
+    assert (cfg.num_return_sequences or 1) == settings.num_variants  # unset under greedy: generate's 1
     assert cfg.do_sample == (settings.strategy == "sample")
     assert cfg.num_beams == (settings.num_beams if settings.strategy == "beam" else 1)
     if settings.strategy == "sample":
@@ -104,6 +103,20 @@ def test_generation_config_carries_only_the_strategy_knobs(name):
 def test_round_trip_through_dict_ignores_unknown_keys():
     s = PRESETS["creative"].replace(seed=7)
     assert DecodingSettings.from_dict({**s.to_dict(), "from_the_future": 1}) == s
+
+
+def test_greedy_decoding_ignores_the_variants_count_like_any_knob_it_does_not_read():
+    """Creative (three variants) switched to greedy was refused ("Greedy decoding gives one caption per
+    photo…"), though the panel offered the count as if greedy read it."""
+    from igcap.decoding import STRATEGY_WORDS, unused_knobs
+
+    settings = PRESETS["creative"].replace(strategy="greedy")
+    assert settings.num_variants == 1 and settings.to_dict()["num_variants"] == 1  # what runs, and is stored
+    assert DecodingSettings(strategy="greedy", num_variants=0).num_variants == 1  # its bounds do not apply either
+    assert unused_knobs("greedy", ["num_variants"]) == ["num_variants"]
+    assert unused_knobs("beam", ["num_variants"]) == unused_knobs("sample", ["num_variants"]) == []
+    assert PRESETS["creative"].num_variants == 3
+    assert STRATEGY_WORDS == {"greedy": "greedy decoding", "beam": "beam search", "sample": "sampling"}
 
 
 def test_unused_knobs_are_those_the_strategy_does_not_read():

@@ -247,8 +247,24 @@ def test_knobs_the_strategy_does_not_read_are_greyed_out(app):
     assert disabled("balanced") == {"num_beams", "length_penalty"}
     app.number_input(key="decoding.balanced.seed").set_value(7).run()
     app.selectbox(key="decoding.balanced.strategy").set_value("greedy").run()
-    assert disabled("balanced") == {"num_beams", "length_penalty", "temperature", "top_k", "top_p", "seed"}
+    assert disabled("balanced") == {"num_beams", "length_penalty", "temperature", "top_k", "top_p", "seed",
+                                    "num_variants"}
+    assert any(c.value == "Greyed out: greedy decoding does not use these." for c in app.caption)
     no_exceptions(app)
+
+
+def test_the_strategy_is_named_in_words_and_greedy_takes_a_style_with_variants(app):
+    """The Strategy box showed "beam", "sample", "greedy" while its help and the errors said "beam search",
+    "sampling", "greedy decoding"; Creative (three variants) switched to greedy was refused."""
+    strategy = app.selectbox(key="decoding.balanced.strategy")
+    assert strategy.options == ["greedy decoding", "beam search", "sampling"] and strategy.value == "beam"
+    assert any(c.value == "Greyed out: beam search does not use these." for c in app.caption)
+    upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    app.selectbox(key="decoding.preset").set_value("creative").run()
+    app.selectbox(key="decoding.creative.strategy").set_value("greedy").run()
+    no_exceptions(app)
+    assert not app.error and app.number_input(key="decoding.creative.num_variants").disabled
+    assert not app.button(key="create.generate").disabled
 
 
 def test_impossible_decoding_settings_show_a_message(app):
