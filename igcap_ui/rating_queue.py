@@ -53,8 +53,8 @@ def rate_panel(study_name: str, rater: str) -> None:
         progress = studies.rating_progress(session=session, study=study, rater=rater)
         image = caption and repo.photo_image(session=session, photo_id=caption.photo_id)
     _progress_line(progress)
-    if state["note"]:
-        st.toast(state["note"])
+    if state["note"]:  # on the page for this run, as the Arena's refusal (a toast vanished in seconds)
+        st.info(state["note"], icon="↪️")
         state["note"] = None
     if caption is None:
         _nothing_left(state, progress)
