@@ -85,7 +85,8 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        path = lambda key: Path(env[key]).expanduser() if env.get(key) else None  # noqa: E731
+        # spaces around a path are a typing slip ("/srv/igcap " was a folder with a space at the end); blank = unset
+        path = lambda key: Path(env[key].strip()).expanduser() if env.get(key, "").strip() else None  # noqa: E731
         return cls(
             data_dir=path("IGCAP_DATA_DIR") or default_data_dir(),
             database_url=env.get("DATABASE_URL", "").strip() or None,

@@ -41,3 +41,10 @@ def test_the_app_opens_the_database_settings_name(tmp_path):
 
     assert database_url(None, None, tmp_path) == f"sqlite:///{(tmp_path / 'igcap.sqlite3').resolve()}"
     assert database_url("postgres://u@h/db", None, tmp_path) == "postgresql+psycopg://u@h/db"
+
+
+def test_path_settings_lose_spaces_around_them_and_blank_is_unset(tmp_path):
+    settings = Settings.from_env({"IGCAP_DATA_DIR": f"  {tmp_path}/data ", "IGCAP_MODELS_DIR": " ",
+                                  "IGCAP_INT8_CACHE_DIR": f"{tmp_path}/int8\t"})
+    assert settings.data_dir == tmp_path / "data" and settings.int8_cache_dir == tmp_path / "int8"
+    assert settings.models_dir is None
