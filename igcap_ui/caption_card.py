@@ -21,6 +21,7 @@ from igcap_ui.plain import plain
 from igcap_ui.results import Card
 
 COMMIT_HINT = "Counts update when you click outside the box or press Ctrl+Enter."
+SAVED_NOTES = "create.saved_notes"  # text box key → (stored again, stats) of a save, said on the run after it
 
 
 def caption_card(card: Card, label: str, on_save: Callable, on_regenerate: Callable, on_more: Callable) -> None:
@@ -63,14 +64,18 @@ def _variant(card: Card, result, count: int, on_save: Callable) -> None:
                 apply=lambda new: _replace_text(card, result.variant, key, new))
     done = result.variant in card.saved_ids
     label = "⭐ Update saved caption" if done else "⭐ Save as favourite"
+    saved_notes = st.session_state.setdefault(SAVED_NOTES, {})
     if st.button(label, key=f"{key}.save", help="Store the photo and this caption (as edited) in the gallery."):
         with shown_errors():
-            again = save_card(card, result, text, on_save)
-            if again:
-                st.toast("The caption saved before had been deleted; it is saved again as a new one.", icon="⭐")
-            else:
-                st.toast("Saved to the gallery.", icon="⭐")
-            warn_over_limits(stats)
+            saved_notes[key] = (save_card(card, result, text, on_save), stats)
+            st.rerun()  # drawn again with what is now true of it: "Update saved caption", "Saved in the gallery"
+    if (note := saved_notes.pop(key, None)) is not None:
+        again, saved_stats = note
+        if again:
+            st.toast("The caption saved before had been deleted; it is saved again as a new one.", icon="⭐")
+        else:
+            st.toast("Saved to the gallery.", icon="⭐")
+        warn_over_limits(saved_stats)
     if result.variant in card.saved_ids:
         if card.saved_texts.get(result.variant) == text:
             st.caption("✅ Saved in the gallery")

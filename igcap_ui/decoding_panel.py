@@ -43,9 +43,10 @@ def decoding_panel() -> DecodingSettings | None:
     # Advanced keys name the style (and a chosen length): picking another starts every knob from it.
     prefix = f"decoding.{preset}." if length == STYLE_LENGTH else f"decoding.{preset}.{length}."
     with st.expander("Advanced decoding settings"):
-        columns = st.columns(2)
         advanced = [(name, knob) for name, knob in KNOBS.items() if not knob.creator]
         for i, (name, knob) in enumerate(advanced):  # the strategy first: a knob it does not read is greyed out
+            if i % 2 == 0:  # a row per pair: on a phone the rows stack in order (two columns stacked whole put
+                columns = st.columns(2)  # Beams seven boxes below Strategy)
             with columns[i % 2]:
                 unused = bool(unused_knobs(values.get("strategy", base.strategy), [name]))
                 values[name] = _widget(knob, getattr(base, name), prefix + name, disabled=unused,

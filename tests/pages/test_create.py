@@ -90,6 +90,19 @@ def test_edit_and_save_stores_edited_and_original_text(app, db_url):
     assert [c.text for c in rows(db_url, Caption)] == ["Edited twice"]
 
 
+def test_a_saved_card_says_so_on_its_button_at_once(app):
+    """The button read "Save as favourite" until the next run after saving, beside "Saved in the gallery"."""
+    upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    generate(app)
+    box = card_text_areas(app)[0]
+    assert app.button(key=f"{box.key}.save").label == "⭐ Save as favourite"
+    app.button(key=f"{box.key}.save").click().run()
+    no_exceptions(app)
+    assert app.button(key=f"{box.key}.save").label == "⭐ Update saved caption"
+    assert any("Saved to the gallery" in t.value for t in app.toast)
+    assert any("Saved in the gallery" in c.value for c in app.caption)
+
+
 def test_update_after_another_session_deleted_the_photo_saves_a_new_caption(app, db_url):
     """Issue 12 item 4: "Update saved caption" failed forever once another session deleted the photo."""
     from db import repo
