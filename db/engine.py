@@ -137,12 +137,15 @@ def make_engine(url: str | None = None, *, busy_timeout: float = BUSY_TIMEOUT_SE
                                   "installed; use sqlite:///path or postgresql://…") from err
 
 
+CONNECT_TIMEOUT_S = 10  # how long a PostgreSQL connection may take before the server counts as unreachable
+
+
 def _engine_for(url: URL, busy_timeout: float) -> Engine:
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url, busy_timeout)
     if url.get_backend_name() == "postgresql":
         # pre_ping: hosted servers drop idle connections; a dead one is replaced, not shown as an error.
-        return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+        return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
     raise DatabaseConfigError(f"igcap stores data in SQLite or PostgreSQL, not {url.get_backend_name()} "
                               "(DATABASE_URL must start with sqlite:// or postgresql://)")
 
