@@ -5,6 +5,7 @@ Nothing here runs at import time: the first page renders before any model loads 
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 
@@ -78,6 +79,15 @@ _db_failure: dict = {}  # database URL → (monotonic time, the error), the last
 _db_failure_lock = threading.Lock()
 
 
+def _fresh(error: Exception) -> Exception:
+    """A copy of a remembered error for one session to raise: raising the one object from every session
+    grew its traceback with each session's frames (kept alive until the next failure), from several threads."""
+    try:
+        return copy.copy(error).with_traceback(None)
+    except Exception:  # noqa: BLE001 - an error that cannot be copied: its message, in a plain one
+        return RuntimeError(str(error))
+
+
 @st.cache_resource(show_spinner="Opening the database…")
 def db_engine():
     """The database engine, upgraded to the newest schema once per process.
@@ -92,7 +102,7 @@ def db_engine():
     with _db_failure_lock:
         when, error = _db_failure.get(url, (None, None))
     if error is not None and time.monotonic() - when < DB_FAILURE_MEMORY_SECONDS:
-        raise error
+        raise _fresh(error) from None
     engine = None
     try:
         engine = make_engine(url)

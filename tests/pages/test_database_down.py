@@ -64,3 +64,30 @@ def test_sessions_do_not_queue_behind_an_unreachable_database(app_env, monkeypat
     st.cache_resource.clear()
     with resources.db_engine().connect():
         pass
+
+
+def test_each_session_gets_its_own_copy_of_a_remembered_failure(app_env, monkeypatch):
+    """Every session raised the one remembered object: its traceback grew with each session's frames (8, 13, 18,
+    23 …), keeping them alive, and threads rewrote it at once."""
+    import streamlit as st
+
+    from db.engine import DatabaseConfigError
+    from igcap_ui import resources
+
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///:memory:")  # refused at once: a failure to remember
+    st.cache_resource.clear()
+    raised = []
+    for _ in range(4):
+        try:
+            resources.db_engine()
+        except DatabaseConfigError as err:
+            raised.append(err)
+    assert len({id(err) for err in raised}) == 4 and len({str(err) for err in raised}) == 1
+
+    def depth(err):
+        tb, n = err.__traceback__, 0
+        while tb is not None:
+            tb, n = tb.tb_next, n + 1
+        return n
+
+    assert depth(raised[3]) <= depth(raised[1])  # no growth from one session to the next
