@@ -27,6 +27,7 @@ Modes: ``oidc`` when ``[auth]`` is complete; else ``password`` when a hash is co
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import threading
 import time
@@ -181,6 +182,7 @@ class AccessConfig:
     @classmethod
     def from_secrets(cls, secrets: Mapping[str, Any] | None) -> AccessConfig:
         secrets = secrets or {}
+        _refuse_misspelt_tables(secrets)
         access = _table(secrets, "access")
         unknown = set(access) - {*ROLES, "password_hash", "passwords", "trust_missing_email_verified"}
         if unknown:
@@ -364,6 +366,24 @@ def _table(mapping: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise AccessConfigError(f"[{key}] must be a table in the secrets")
     return value
+
+
+_SIGN_IN_KEYS = {*ROLES, "password_hash", "passwords", "redirect_uri", "cookie_secret", "client_id"}
+
+
+def _refuse_misspelt_tables(secrets: Mapping[str, Any]) -> None:
+    """A sign-in table under another name ([acess], [Auth], [oauth]) was read as no sign-in at all: the app
+    ran open, everyone its owner. Any other table that looks like one of them, by its name or its keys, is
+    refused by name."""
+    for name, table in secrets.items():
+        if not isinstance(table, Mapping) or name in ("access", "auth"):
+            continue
+        close = difflib.get_close_matches(name.lower(), ["access", "auth"], n=1, cutoff=0.75)
+        if close or _SIGN_IN_KEYS & set(table):
+            meant = close[0] if close else ("auth" if {"redirect_uri", "cookie_secret", "client_id"} & set(table)
+                                           else "access")
+            raise AccessConfigError(f"the secrets have a table [{name}] that looks like [{meant}] (sign-in "
+                                    f"settings): name it [{meant}], or the app would run with no sign-in")
 
 
 def _oidc(auth: Mapping[str, Any]) -> tuple[bool, tuple[str, ...]]:

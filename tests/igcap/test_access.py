@@ -361,7 +361,7 @@ def test_sign_ins_submitted_at_once_get_no_more_guesses_than_the_limit():
 
 
 def test_roles_with_no_way_to_sign_in_are_refused_not_read_as_no_sign_in():
-    config = AccessConfig.from_secrets({"oauth": {"client_id": "x"}, "access": {"owner": ["ana@example.org"]}})
+    config = AccessConfig.from_secrets({"access": {"owner": ["ana@example.org"]}})
     with pytest.raises(AccessConfigError, match="no sign-in is set up"):
         config.mode("0.0.0.0")
     with pytest.raises(AccessConfigError):
@@ -382,3 +382,16 @@ def test_a_request_is_local_only_when_nothing_says_it_came_from_elsewhere(header
     from igcap.access import request_is_local
 
     assert request_is_local(headers, client) is local
+
+
+@pytest.mark.parametrize("secrets, meant", [
+    ({"acess": {"password_hash": "scrypt$x", "owner": ["Ana"]}}, "access"),  # the whole sign-in, misspelt
+    ({"Auth": dict(AUTH)}, "auth"),
+    ({"oauth": dict(AUTH), "access": {"owner": ["ana@example.org"]}}, "auth"),
+    ({"sign_in": {"password_hash": "scrypt$x"}}, "access"),  # another name, its keys give it away
+])
+def test_a_sign_in_table_under_another_name_is_refused_not_ignored(secrets, meant):
+    """[acess] with the password and roles was ignored as a whole: the app ran open, everyone its owner."""
+    with pytest.raises(AccessConfigError, match=rf"looks like \[{meant}\]"):
+        AccessConfig.from_secrets(secrets)
+    assert AccessConfig.from_secrets({"connections": {"igcap": {"url": "sqlite:///x"}}, "api": {"token": "t"}}).oidc is False

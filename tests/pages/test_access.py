@@ -124,11 +124,16 @@ def test_a_secrets_file_that_does_not_parse_keeps_the_app_closed(app_env, secret
 
 
 def test_roles_with_no_way_to_sign_in_keep_the_app_closed(app_env):
-    """A misspelt [auth] beside the role lists used to read as "no sign-in set up": the owner for everyone."""
+    """Role lists with no sign-in beside them, or a sign-in table under a misspelt name, used to read as "no
+    sign-in set up": the owner for everyone."""
     server_address("0.0.0.0")
-    at = new_app({"oauth": AUTH, "access": ROLES}).run()
+    at = new_app({"access": ROLES}).run()
     no_exceptions(at)
     assert at.error and "no sign-in is set up" in texts(at)
+    assert not at.file_uploader
+    at = new_app({"acess": {"password_hash": "scrypt$x", **ROLES}}).run()  # the table's name misspelt
+    no_exceptions(at)
+    assert at.error and "looks like [access]" in texts(at)
     assert not at.file_uploader
 
 
