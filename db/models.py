@@ -12,8 +12,8 @@ Matching people and words is done on folded copies, computed in Python by one ru
 fold: a caption's ``search_text`` (db.search), a rating's and a vote's ``rater_key`` (db.people.person). Neither
 database's own case rules take part, so both give the same answers. They are set here on every write: a column
 default computes them for every INSERT, the ORM's or a Core statement's (repo.rate's upsert, a study caption's
-insert), and a validator whenever the ORM changes what they fold. An UPDATE statement that bypasses the ORM
-must set them itself (db/ has one: repo.edit_caption's, which sets ``search_text`` with the text). The database keeps one rating per
+insert), and a validator whenever the ORM changes what they fold; db/ changes neither through an UPDATE
+statement that bypasses the ORM (one would have to set them itself). The database keeps one rating per
 person, caption and criterion, and one judgement per person and pair of captions.
 """
 

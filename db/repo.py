@@ -25,13 +25,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, cast, func, select, update
+from sqlalchemy import ColumnElement, Float, cast, func, select
 from sqlalchemy.orm import Session, aliased, joinedload
 
 from db.models import (DEFAULT_CRITERION, IDENTITY_LENGTH, LOCAL_OWNER, MANUAL, Caption, Photo, Rating, Study,
                        StudyPhoto, Vote, utcnow)
 from db.people import first_names, person
-from db.search import caption_search_text, has_every_word
+from db.search import has_every_word
 
 RATER_MAX = IDENTITY_LENGTH  # a typed name (at most 80, the box says) or a signed-in identity (e-mail)
 CRITERION_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
@@ -239,7 +239,7 @@ def edit_caption(*, session: Session, caption_id: int, text: str, owner: str | N
     """Change the text people see; the generated text stays as the model wrote it (``owner``: its author only).
 
     ``expected``: the text the edit started from (what the person's page showed). The text is changed only
-    while the caption still reads so, in one ``UPDATE … WHERE text = expected`` (a concurrent edit is
+    while the caption still reads so (its row is locked while it is compared: a concurrent edit is
     waited for, then seen); if it was changed elsewhere meanwhile, :class:`CaptionChangedError` gives the
     text it holds now and nothing is saved, unless that already is ``text``. ``None``: changed whatever it
     reads (the command line)."""
@@ -248,20 +248,17 @@ def edit_caption(*, session: Session, caption_id: int, text: str, owner: str | N
     text = without_nul(text)
     _require_words(text)
     caption = _caption(session, caption_id, owner)
-    if expected is None:
-        caption.text = text
-        session.flush()
-        return caption
-    # A Core UPDATE passes db.models' validators by: the folded search copy is set here with the text.
-    folded = caption_search_text(text, caption.generated_text)
-    changed = session.execute(update(Caption).where(Caption.id == caption_id, Caption.text == without_nul(expected))
-                              .values(text=text, search_text=folded)
-                              .execution_options(synchronize_session=False)).rowcount
-    caption = session.get(Caption, caption_id, populate_existing=True)
-    if caption is None:  # deleted by another session meanwhile
-        raise NotFoundError(f"caption {caption_id} does not exist", "caption")
-    if not changed and caption.text != text:
-        raise CaptionChangedError(caption.text)
+    if expected is not None:
+        # The row is locked and read again before it is compared (FOR UPDATE on PostgreSQL; a SQLite writer
+        # already holds the write lock): an edit being saved elsewhere is waited for, then seen.
+        caption = session.scalar(select(Caption).where(Caption.id == caption_id).with_for_update()
+                                 .execution_options(populate_existing=True))
+        if caption is None:  # deleted by another session meanwhile
+            raise NotFoundError(f"caption {caption_id} does not exist", "caption")
+        if caption.text not in (without_nul(expected), text):
+            raise CaptionChangedError(caption.text)
+    caption.text = text  # through the ORM, so db.models keeps the folded search copy with it
+    session.flush()
     return caption
 
 
