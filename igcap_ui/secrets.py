@@ -26,11 +26,9 @@ def read_secrets() -> dict[str, Any]:
     does not parse raises SecretsError (access.gate then keeps the app closed and says why)."""
     try:
         return st.secrets.to_dict()
-    except StreamlitSecretNotFoundError as err:
-        if getattr(err, "error_id", None) == "no-secrets-found":
+    except Exception as err:  # noqa: BLE001 - whatever else it is, running on the defaults would be worse
+        if isinstance(err, StreamlitSecretNotFoundError) and getattr(err, "error_id", None) == "no-secrets-found":
             return {}
-        raise SecretsError(f"the secrets cannot be read: {err}") from err
-    except Exception as err:  # noqa: BLE001 - whatever it is, running on the defaults would be worse
         raise SecretsError(f"the secrets cannot be read: {err}") from err
 
 
