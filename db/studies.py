@@ -223,9 +223,10 @@ def save_study_caption(*, session: Session, study: Study, photo_id: int, model_k
 
 # ---------------------------------------------------------------- the rate queue
 
-def _order(seed: int, rater: str, *parts: Any) -> str:
-    """A per-rater shuffle key: the same study, rater and item always give the same place."""
-    text = "\x1f".join(str(p) for p in (seed, rater, *parts))
+def shuffle_key(seed: int, *parts: Any) -> str:
+    """A seeded shuffle key (a hash, not Python's ``hash``, which changes between processes): the same seed and
+    parts always give the same place. Per rater, the rater is the first part."""
+    text = "\x1f".join(str(p) for p in (seed, *parts))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -264,8 +265,8 @@ def next_caption(*, session: Session, study: Study, rater: str, skip: Collection
     # a draw fixed per rater repeated one order of models round after round, which told them who wrote what
     done = sum(1 for cid, _ in captions if me in raters.get(cid, ()))
     cid, _ = min(open_, key=lambda c: (rated_units[c[1]] / per_model[c[1]],
-                                       _order(study.seed, me, "model", done, c[1]),
-                                       len(raters.get(c[0], ())), _order(study.seed, me, c[0])))
+                                       shuffle_key(study.seed, me, "model", done, c[1]),
+                                       len(raters.get(c[0], ())), shuffle_key(study.seed, me, c[0])))
     return session.get(Caption, cid, options=[joinedload(Caption.photo)])
 
 
@@ -371,12 +372,12 @@ def next_pair(*, session: Session, study: Study, rater: str,
         for pid, captions in by_photo.items():
             key = _pair_key(pid, x, y)
             if x in captions and y in captions and key not in mine and key not in skip:
-                options.append((per_pair[key[1:]], per_photo_pair[key], _order(study.seed, me, *key), key))
+                options.append((per_pair[key[1:]], per_photo_pair[key], shuffle_key(study.seed, me, *key), key))
     if not options:
         return None
     *_, (pid, x, y) = min(options)
     ids = by_photo[pid]
-    first, second = (x, y) if int(_order(study.seed, me, "side", pid, x, y), 16) % 2 else (y, x)
+    first, second = (x, y) if int(shuffle_key(study.seed, me, "side", pid, x, y), 16) % 2 else (y, x)
     caption_a, caption_b = session.get(Caption, ids[first]), session.get(Caption, ids[second])
     return Pair(photo=session.get(Photo, pid), a=caption_a, b=caption_b)
 

@@ -12,7 +12,6 @@ queues live in :mod:`db.studies`.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import time
@@ -146,8 +145,8 @@ def generate_study(engine, name: str, captioner, *, sources: Mapping[str, str] |
 
 def saving_order(seed: int, photo_id: int, keys: Iterable[str]) -> list[str]:
     """The order in which one photo's captions are saved: a shuffle of ``keys`` by the study's seed and the
-    photo, the same on every run (a hash, not Python's ``hash``, which changes between processes)."""
-    return sorted(keys, key=lambda key: hashlib.sha256(f"{seed}\x1f{photo_id}\x1f{key}".encode()).hexdigest())
+    photo, the same on every run (db.studies.shuffle_key, as the raters' queues)."""
+    return sorted(keys, key=lambda key: studies.shuffle_key(seed, photo_id, key))
 
 
 def _caption_batch(engine, key: str, photo_ids: list[int], settings: DecodingSettings,
