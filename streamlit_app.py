@@ -17,26 +17,28 @@ identity = access.gate()  # sign-in first: nothing below runs for someone withou
 pages = []
 if identity.can_create:  # owner and creator
     pages += [
-        st.Page("pages/create.py", title="Create", icon="✍️", default=True),
-        st.Page("pages/gallery.py", title="Gallery", icon="🖼️"),
+        st.Page("app_pages/create.py", title="Create", icon="✍️", default=True),
+        st.Page("app_pages/gallery.py", title="Gallery", icon="🖼️"),
     ]
 if identity.is_owner:  # studies are the owner's (and everyone's without sign-in: local mode is the owner)
-    pages += [st.Page("pages/studies.py", title="Studies", icon="🧪")]
+    pages += [st.Page("app_pages/studies.py", title="Studies", icon="🧪")]
 # every role rates; a rater sees only what studies ask them to rate, starting with Rate
 pages += [
-    st.Page("pages/rate.py", title="Rate", icon="⭐", default=not identity.can_create),
-    st.Page("pages/arena.py", title="Arena", icon="⚔️"),
+    st.Page("app_pages/rate.py", title="Rate", icon="⭐", default=not identity.can_create),
+    st.Page("app_pages/arena.py", title="Arena", icon="⚔️"),
 ]
 if identity.can_create:
     pages += [
-        st.Page("pages/evaluation.py", title="Evaluation", icon="📊"),
-        st.Page("pages/models.py", title="Models", icon="🧠"),
+        st.Page("app_pages/evaluation.py", title="Evaluation", icon="📊"),
+        st.Page("app_pages/models.py", title="Models", icon="🧠"),
     ]
 page = st.navigation(pages)
 access.identity_box(identity)
 rater_box()
-with shown_errors():
+try:
     resources.db_engine()  # opens and migrates the database once per process, at start (cached after)
+except Exception:  # noqa: BLE001 - the page reports it where it needs the database (it was said twice)
+    pass
 with shown_errors():  # the last guard: whatever a page raises becomes a message, never a stack trace
     page.run()
 if identity.can_create:

@@ -1,1 +1,1 @@
-"""Streamlit widgets and resources shared by the pages. Only this package and pages/ import Streamlit."""
+"""Streamlit widgets and resources shared by the pages. Only this package and app_pages/ import Streamlit."""

@@ -65,8 +65,8 @@ def _request() -> tuple[dict[str, str], str | None]:
 
 
 def _no_pages() -> None:
-    """Navigation with nothing in it: without an st.navigation call Streamlit would list the files in
-    pages/ in the sidebar (they would still pass this gate, but nobody should see them listed)."""
+    """Navigation with only an empty sign-in page: nothing else is listed, and a link to a page is "not
+    found" until the person is in."""
     st.navigation([st.Page(_nothing, title="Sign in", url_path="sign-in", default=True)], position="hidden")
 
 

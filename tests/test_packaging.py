@@ -60,7 +60,7 @@ def test_the_wheel_holds_the_packages_migrations_and_console_script(wheel):
     requires = [line.split(":", 1)[1].strip() for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
     assert any(r.startswith("torch") and "<" in r for r in requires)  # ranges, not pins
     assert not any("==" in r for r in requires)
-    assert not any(n.startswith(("pages/", "igcap_ui/", "tests/")) for n in names)
+    assert not any(n.startswith(("app_pages/", "igcap_ui/", "tests/")) for n in names)
     # Apache-2.0 §4: code adapted from transformers ships with its notice and licence
     assert {f"{dist_info}/licenses/NOTICE", f"{dist_info}/licenses/LICENSES/Apache-2.0.txt"} <= names
 

@@ -30,7 +30,7 @@ def test_the_lean_decoding_switch_is_on_unless_turned_off(raw, expected):
 
 
 def test_only_settings_read_the_environment():
-    readers = {str(p.relative_to(ROOT)) for folder in ("igcap", "igcap_ui", "pages") for p in (ROOT / folder).rglob("*.py")
+    readers = {str(p.relative_to(ROOT)) for folder in ("igcap", "igcap_ui", "app_pages") for p in (ROOT / folder).rglob("*.py")
                if "os.environ" in p.read_text(encoding="utf-8") or "getenv" in p.read_text(encoding="utf-8")}
     assert readers <= ALLOWED
     assert "igcap/config.py" in readers

@@ -48,7 +48,7 @@ def app(app_env):
 
 
 def open_page(at, name: str):
-    return at.switch_page(str(ROOT / "pages" / name)).run()
+    return at.switch_page(str(ROOT / "app_pages" / name)).run()
 
 
 def shown(source: str) -> str:

@@ -323,7 +323,7 @@ def test_creator_rates_as_themselves(photos, app_env, db_url):
 def known_pages(new) -> list[str]:
     """The pages navigation offers a session made by ``new()``: those it opens (AppTest refuses the others)."""
     known = []
-    for page in sorted(p.name for p in (ROOT / "pages").glob("*.py")):
+    for page in sorted(p.name for p in (ROOT / "app_pages").glob("*.py")):
         try:
             at = open_page(new().run(), page)
         except ValueError as err:
@@ -393,10 +393,7 @@ def test_evaluation_counts_only_the_creators_own_captions(photos, app_env):
 
 def test_after_a_password_sign_out_the_next_person_on_the_tab_sees_nothing_of_the_last(password_app, tmp_path):
     """Sign-out kept the browser session and took only the identity out of it: the next person saw the last
-    one's photos and typed caption, and their first change wrote that photo into their own draft.
-
-    (AppTest runs only the page after the first run: switching to the entry script draws the sidebar's Sign
-    out button again.)"""
+    one's photos and typed caption, and their first change wrote that photo into their own draft."""
     import hashlib
     import json
 
@@ -408,7 +405,6 @@ def test_after_a_password_sign_out_the_next_person_on_the_tab_sees_nothing_of_th
     [box] = [t for t in at.text_area if t.key.startswith("manual.")]
     box.set_value("Ben's secret draft").run()
     assert len(at.image) == 1
-    at = at.switch_page(str(ROOT / "streamlit_app.py")).run()
     at.button(key="access.sign_out").click().run()
     no_exceptions(at)
     assert at.text_input(key="access.password")  # the sign-in form again

@@ -117,3 +117,22 @@ def test_an_unexpected_error_shows_no_stack_trace(app_env, monkeypatch):
     assert not at.exception
     [error] = at.error
     assert "RuntimeError" in error.value and "internal detail" not in error.value
+
+
+def test_the_entry_script_runs_on_every_rerun(app_env, monkeypatch):
+    """The sign-in gate, navigation by role and the error guard live in streamlit_app.py, so it must run on
+    every rerun. With the pages in a folder named pages/ Streamlit ran its older multipage mode whenever it
+    had not yet seen st.navigation (AppTest on every run after the first): the page alone ran, without them."""
+    from streamlit.testing.v1 import AppTest
+
+    from igcap_ui import access
+    from tests.pages.conftest import APP, ROOT, open_page
+
+    calls = []
+    real_gate = access.gate
+    monkeypatch.setattr(access, "gate", lambda: calls.append(1) or real_gate())
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.run()
+    open_page(at, "gallery.py")
+    assert len(calls) == 3
+    assert not (ROOT / "pages").exists()
