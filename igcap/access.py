@@ -17,6 +17,7 @@ Secrets (see the README's hosting section)::
     creator = ["ben@example.org"]
     rater = ["@example.edu"]
     password_hash = "scrypt$…"               # the password gate: one shared password …
+    session_hours = 8                        # a password sign-in ends after this long unused
     [access.passwords]                       # … and/or one per person (name = hash)
     Ana = "scrypt$…"
 
@@ -28,6 +29,7 @@ Modes: ``oidc`` when ``[auth]`` is complete; else ``password`` when a hash is co
 from __future__ import annotations
 
 import difflib
+import hashlib
 import ipaddress
 import threading
 import time
@@ -47,6 +49,8 @@ ROLES = (OWNER, CREATOR, RATER)  # strongest first: someone on two lists gets th
 LOCAL_ID, ID_MAX = LOCAL_OWNER, IDENTITY_LENGTH
 TYPED_NAME_MAX = 80  # a name typed in a box (the password gate's, the sidebar's rater name)
 OIDC_PROVIDER_KEYS = ("client_id", "client_secret", "server_metadata_url")
+SESSION_HOURS = 8.0  # a password sign-in unused this long ends (the [access] session_hours default)
+SESSION_HOURS_MAX = 24.0 * 90
 
 
 class Mode(StrEnum):
@@ -178,16 +182,19 @@ class AccessConfig:
     person_hashes: Mapping[str, str] = field(default_factory=dict)  # normalised name → hash
     # a provider that sends no email_verified claim (Microsoft Entra) is trusted only when the owner says so
     trust_missing_email_verified: bool = False
+    session_hours: float = SESSION_HOURS  # a password sign-in unused this long ends
 
     @classmethod
     def from_secrets(cls, secrets: Mapping[str, Any] | None) -> AccessConfig:
         secrets = secrets or {}
         _refuse_misspelt_tables(secrets)
         access = _table(secrets, "access")
-        unknown = set(access) - {*ROLES, "password_hash", "passwords", "trust_missing_email_verified"}
+        unknown = set(access) - {*ROLES, "password_hash", "passwords", "trust_missing_email_verified",
+                                 "session_hours"}
         if unknown:
             raise AccessConfigError(f"[access] has unknown keys {sorted(unknown)}: use owner, creator, rater, "
-                                    "password_hash, [access.passwords] and trust_missing_email_verified")
+                                    "password_hash, [access.passwords], session_hours and "
+                                    "trust_missing_email_verified")
         trust_missing = access.get("trust_missing_email_verified", False)
         if not isinstance(trust_missing, bool):
             raise AccessConfigError("[access] trust_missing_email_verified must be true or false")
@@ -197,7 +204,8 @@ class AccessConfig:
         person_hashes = {normalise_name(name): str(value).strip() for name, value in people.items()
                          if normalise_name(name) and str(value).strip()}
         oidc, providers = _oidc(_table(secrets, "auth"))
-        return cls(roles, oidc, providers, shared, person_hashes, trust_missing)
+        return cls(roles, oidc, providers, shared, person_hashes, trust_missing,
+                   _session_hours(access.get("session_hours", SESSION_HOURS)))
 
     @property
     def password_gate(self) -> bool:
@@ -253,6 +261,40 @@ def password_identity(config: AccessConfig, name: str) -> Identity:
     if key == LOCAL_ID:  # reserved: "local" owns everything made before sign-in
         return Identity(key, shown, None, Mode.PASSWORD)
     return Identity(key, shown, config.role_for(name=key), Mode.PASSWORD)
+
+
+def hash_fingerprint(stored: str | None) -> str:
+    """A short digest of a password hash: what a session remembers of the hash it was let in by."""
+    return hashlib.sha256(str(stored or "").encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class PasswordSession:
+    """What a password sign-in leaves in the browser session: the name, the hash that let it in (as a
+    fingerprint) and when the session was last used (``clock`` seconds)."""
+
+    name: str
+    fingerprint: str
+    last_used: float
+
+    def used(self, now: float) -> PasswordSession:
+        return PasswordSession(self.name, self.fingerprint, now)
+
+
+class SessionEnd(StrEnum):
+    CHANGED = "changed"  # the password that let this session in was changed or removed
+    IDLE = "idle"  # unused for longer than session_hours
+
+
+def password_session_end(config: AccessConfig, session: PasswordSession, now: float) -> SessionEnd | None:
+    """Why a password sign-in is over, or None while it holds. It used to last as long as the browser tab:
+    changing a leaked password (or taking a person's own password away) left every session it had opened
+    signed in, and a tab left open on a shared computer stayed signed in for days."""
+    if hash_fingerprint(config.password_hash_for(session.name)) != session.fingerprint:
+        return SessionEnd.CHANGED
+    if now - session.last_used > config.session_hours * 3600:
+        return SessionEnd.IDLE
+    return None
 
 
 @dataclass(frozen=True)
@@ -357,6 +399,13 @@ def is_local_address(address: str | None) -> bool:
         return ipaddress.ip_address(address).is_loopback
     except ValueError:
         return False
+
+
+def _session_hours(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= SESSION_HOURS_MAX:
+        raise AccessConfigError(f"[access] session_hours must be a number of hours above 0 and at most "
+                                f"{SESSION_HOURS_MAX:g} (e.g. session_hours = 8), not {value!r}")
+    return float(value)
 
 
 def _table(mapping: Mapping[str, Any], key: str) -> Mapping[str, Any]:

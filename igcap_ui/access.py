@@ -9,18 +9,25 @@ session is then :func:`current`; ``igcap_ui.rater.current_rater`` reads it for r
 from __future__ import annotations
 
 import logging
+import time
 
 import streamlit as st
 
-from igcap.access import (TYPED_NAME_MAX, AccessConfig, AccessConfigError, Identity, Mode, SignInThrottle,
-                          local_identity, normalise_name, oidc_identity, password_identity, request_is_local)
+from igcap.access import (TYPED_NAME_MAX, AccessConfig, AccessConfigError, Identity, Mode, PasswordSession,
+                          SessionEnd, SignInThrottle, hash_fingerprint, local_identity, normalise_name,
+                          oidc_identity, password_identity, password_session_end, request_is_local)
 from igcap_ui.plain import plain
 from igcap_ui.secrets import SecretsError, read_secrets
 
 log = logging.getLogger(__name__)
 
 IDENTITY = "access.identity"  # the Identity of this session, set on every run by gate()
-_PASSWORD_NAME = "access.password_name"  # the name a person signed in with through the password form
+_PASSWORD_SESSION = "access.password_session"  # the PasswordSession of a password sign-in
+_SESSION_ENDED = "access.session_ended"  # why the last password sign-in of this tab ended (SessionEnd)
+ENDED_MESSAGES = {
+    SessionEnd.CHANGED: "Your sign-in has ended because the password was changed. Sign in again.",
+    SessionEnd.IDLE: "Your sign-in has ended after a while without use. Sign in again.",
+}
 SETUP = "README → Hosting igcap for a team"
 OPEN_WARNING = ("**No sign-in is set up, and this app is reachable from other computers:** anyone with the "
                 "link can see, change and delete every photo, caption and rating. To share igcap safely, "
@@ -150,12 +157,20 @@ def _oidc(config: AccessConfig) -> Identity:
 
 
 def _password(config: AccessConfig) -> Identity:
-    name = st.session_state.get(_PASSWORD_NAME)
-    if name:
-        return password_identity(config, name)
+    session = st.session_state.get(_PASSWORD_SESSION)
+    if isinstance(session, PasswordSession):
+        now = time.monotonic()
+        ended = password_session_end(config, session, now)
+        if ended is None:
+            st.session_state[_PASSWORD_SESSION] = session.used(now)
+            return password_identity(config, session.name)
+        forget_session(st.session_state)  # as a sign-out: the next person on this tab sees nothing of it
+        st.session_state[_SESSION_ENDED] = ended
     _no_pages()
     st.title("📸 igcap")
     st.write("This igcap is private. Sign in with your name and the password you were given.")
+    if ended := st.session_state.get(_SESSION_ENDED):
+        st.info(ENDED_MESSAGES[SessionEnd(ended)], icon="🔒")
     with st.form("access.password_form"):
         typed = st.text_input("Your name", max_chars=TYPED_NAME_MAX, key="access.name",
                               help="Your ratings and photos are kept under this name; it stays for the session.")
@@ -170,8 +185,11 @@ def _password(config: AccessConfig) -> Identity:
             st.error(f"Too many wrong passwords. Try again in {max(1, round(attempt.wait / 60))} minute(s).",
                      icon="⏳")
         elif attempt.ok:
-            st.session_state[_PASSWORD_NAME] = " ".join(typed.split())
+            name = " ".join(typed.split())
+            st.session_state[_PASSWORD_SESSION] = PasswordSession(
+                name, hash_fingerprint(config.password_hash_for(name)), time.monotonic())
             st.session_state.pop("access.password", None)
+            st.session_state.pop(_SESSION_ENDED, None)
             st.rerun()
         else:
             st.error("Wrong name or password.", icon="🔒")

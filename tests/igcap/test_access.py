@@ -11,8 +11,8 @@ import sys
 import pytest
 
 from igcap.access import (CREATOR, LOCAL_ID, OWNER, RATER, AccessConfig, AccessConfigError, Identity, Mode,
-                          SignInThrottle, is_local_address, local_identity, normalise_name, oidc_identity,
-                          password_identity)
+                          PasswordSession, SessionEnd, SignInThrottle, hash_fingerprint, is_local_address,
+                          local_identity, normalise_name, oidc_identity, password_identity, password_session_end)
 from igcap.cli import main
 from igcap.passwords import PasswordHashError, hash_password, parse_hash, verify_password
 
@@ -395,3 +395,39 @@ def test_a_sign_in_table_under_another_name_is_refused_not_ignored(secrets, mean
     with pytest.raises(AccessConfigError, match=rf"looks like \[{meant}\]"):
         AccessConfig.from_secrets(secrets)
     assert AccessConfig.from_secrets({"connections": {"igcap": {"url": "sqlite:///x"}}, "api": {"token": "t"}}).oidc is False
+
+
+# ---------------------------------------------------------------- how long a password sign-in lasts
+
+def _session(config: AccessConfig, name: str, at: float) -> PasswordSession:
+    return PasswordSession(name, hash_fingerprint(config.password_hash_for(name)), at)
+
+
+def test_a_password_sign_in_ends_when_the_password_that_let_it_in_changes():
+    shared, own = hash_password("team", **FAST), hash_password("ana's", **FAST)
+    before = AccessConfig.from_secrets({"access": {"password_hash": shared, "passwords": {"Ana": own}, **ROLES}})
+    ben, ana = _session(before, "Ben", 0.0), _session(before, "Ana", 0.0)
+    assert password_session_end(before, ben, 1.0) is None and password_session_end(before, ana, 1.0) is None
+    rotated = AccessConfig.from_secrets({"access": {"password_hash": hash_password("team", **FAST),
+                                                    "passwords": {"Ana": own}, **ROLES}})
+    assert password_session_end(rotated, ben, 1.0) is SessionEnd.CHANGED  # a new hash, even of the same password
+    assert password_session_end(rotated, ana, 1.0) is None  # her own password did not change
+    taken_away = AccessConfig.from_secrets({"access": {"password_hash": shared, **ROLES}})
+    assert password_session_end(taken_away, ana, 1.0) is SessionEnd.CHANGED  # the shared one would let her in
+    assert password_session_end(taken_away, ben, 1.0) is None
+
+
+def test_a_password_sign_in_ends_after_session_hours_unused_and_use_keeps_it():
+    config = AccessConfig.from_secrets({"access": {"password_hash": hash_password("team", **FAST),
+                                                   "session_hours": 2, **ROLES}})
+    session = _session(config, "Ben", 0.0)
+    assert password_session_end(config, session, 2 * 3600) is None
+    assert password_session_end(config, session, 2 * 3600 + 1) is SessionEnd.IDLE
+    assert password_session_end(config, session.used(5000.0), 2 * 3600 + 1) is None
+    assert AccessConfig.from_secrets({}).session_hours == 8
+
+
+@pytest.mark.parametrize("hours", [0, -1, "8", True, 24 * 91])
+def test_session_hours_must_be_a_sensible_number(hours):
+    with pytest.raises(AccessConfigError, match="session_hours"):
+        AccessConfig.from_secrets({"access": {"session_hours": hours}})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
@@ -193,6 +195,34 @@ def test_too_many_wrong_passwords_make_the_name_wait_even_with_the_right_one(pas
     at = sign_in(at, "Kim", "team password")  # another name is not held up
     no_exceptions(at)
     assert at.title[0].value.startswith("⭐")  # a rater starts on Rate
+
+
+def test_changing_the_password_ends_the_sign_ins_it_let_in(app_env):
+    secrets = {"access": {"password_hash": hash_password("team password", **CHEAP), **ROLES}}
+    at = sign_in(new_app(secrets).run(), "Ben", "team password")
+    assert at.title[0].value.startswith("✍️")
+    at.secrets["access"] = {**secrets["access"], "password_hash": hash_password("new password", **CHEAP)}
+    at = at.run()  # the next click after the owner changed a leaked password
+    no_exceptions(at)
+    assert not any(t.value.startswith("✍️") for t in at.title)
+    assert at.text_input(key="access.password")
+    assert any("password was changed" in e.value for e in at.info)
+    at = sign_in(at, "Ben", "team password")
+    assert any("Wrong name or password" in e.value for e in at.error)
+    at = sign_in(at, "Ben", "new password")
+    assert at.title[0].value.startswith("✍️") and not at.info
+
+
+def test_a_password_sign_in_left_unused_ends(app_env):
+    secrets = {"access": {"password_hash": hash_password("team password", **CHEAP), "session_hours": 0.0002,
+                          **ROLES}}  # 0.72 s
+    at = sign_in(new_app(secrets).run(), "Ben", "team password")
+    assert at.title[0].value.startswith("✍️")
+    time.sleep(1.0)
+    at = at.run()
+    no_exceptions(at)
+    assert at.text_input(key="access.password")
+    assert any("without use" in e.value for e in at.info)
 
 
 def test_a_stronger_hash_than_the_default_signs_in(app_env):
