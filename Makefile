@@ -6,6 +6,16 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PORT   ?= 8501
+# requirements.txt names PyTorch's page of CPU wheels (PyPI's Linux torch is the CUDA build). Where that page
+# cannot be reached (a mirror of PyPI only, as on this project's CI) pip would try it, with retries, for every
+# package it looks up: the installs then read copies of the requirements without it (torch comes from the mirror).
+TORCH_PAGE := https://download.pytorch.org/whl/cpu/torch/
+REACHABLE   = $(shell $(PYTHON) -c "import urllib.request as u; u.urlopen('$(TORCH_PAGE)', timeout=5)" 2>/dev/null && echo yes)
+define pip_install_r
+	mkdir -p $(VENV)/requirements && cp requirements.txt requirements-dev.txt $(VENV)/requirements/
+	$(if $(REACHABLE),,sed -i '\#^--find-links $(TORCH_PAGE)#d' $(VENV)/requirements/requirements.txt)
+	$(BIN)/python -m pip install -q -r $(VENV)/requirements/$(1)
+endef
 
 .PHONY: run test chromium bench bench-peer peer-venv clean
 
@@ -27,7 +37,9 @@ peer-venv: $(PEER_VENV)/.peer
 $(PEER_VENV)/.peer: requirements-peer.txt
 	$(PYTHON) -m venv $(PEER_VENV)
 	$(PEER_VENV)/bin/python -m pip install -q --upgrade pip
-	$(PEER_VENV)/bin/python -m pip install -q -r requirements-peer.txt
+	cp requirements-peer.txt $(PEER_VENV)/requirements-peer.txt
+	$(if $(REACHABLE),,sed -i '\#^--find-links $(TORCH_PAGE)#d' $(PEER_VENV)/requirements-peer.txt)
+	$(PEER_VENV)/bin/python -m pip install -q -r $(PEER_VENV)/requirements-peer.txt
 	touch $@
 
 bench-peer: $(VENV)/.app $(PEER_VENV)/.peer
@@ -38,11 +50,11 @@ $(VENV)/bin/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(VENV)/.app: requirements.txt | $(VENV)/bin/python
-	$(BIN)/python -m pip install -q -r requirements.txt
+	$(call pip_install_r,requirements.txt)
 	touch $@
 
 $(VENV)/.dev: requirements.txt requirements-dev.txt | $(VENV)/bin/python
-	$(BIN)/python -m pip install -q -r requirements-dev.txt
+	$(call pip_install_r,requirements-dev.txt)
 	touch $(VENV)/.app $@
 
 # The browser test drives Debian's chromium (Playwright's own browser download does not work offline).

@@ -21,9 +21,27 @@ EXCEPTIONS = re.compile(r"WITH GCC-exception|Lesser", re.I)
 BUNDLED = re.compile(r"^\s*(License|License for [^\n:]+):\s*(?P<licence>[^\n]+)$", re.M)
 
 
+def pinned(requirements: Path) -> list[Requirement]:
+    """The requirements of a requirements file (pip's own options, such as --find-links, left out)."""
+    lines = (line.split("#")[0].strip() for line in requirements.read_text().splitlines())
+    return [Requirement(line) for line in lines if line and not line.startswith("-")]
+
+
+def test_requirements_ask_for_the_cpu_build_of_torch():
+    """PyPI's Linux wheel of torch is the CUDA build: about 20 NVIDIA packages, several GB, most of them
+    under NVIDIA's proprietary licence, on Community Cloud or any fresh Linux machine (this machine's pip
+    settings hid it). The requirements name PyTorch's page of CPU wheels and its +cpu build on Linux."""
+    for name in ("requirements.txt", "requirements-peer.txt"):
+        text = (ROOT / name).read_text()
+        assert "--find-links https://download.pytorch.org/whl/cpu/torch/" in text, name
+        torch = [r for r in pinned(ROOT / name) if r.name == "torch"]
+        linux = [r for r in torch if r.marker and r.marker.evaluate({"sys_platform": "linux"})]
+        assert [str(r.specifier) for r in linux] == ["==2.13.0+cpu"], name
+        assert all(r.marker for r in torch), name
+
+
 def product_distributions(requirements: Path = ROOT / "requirements.txt") -> dict[str, md.Distribution]:
-    names = [Requirement(line.split("#")[0].strip()).name for line in requirements.read_text().splitlines()
-             if line.split("#")[0].strip()]
+    names = [req.name for req in pinned(requirements) if req.marker is None or req.marker.evaluate()]
     found: dict[str, md.Distribution] = {}
     while names:
         name = names.pop()
