@@ -72,9 +72,12 @@ def _request() -> tuple[dict[str, str], str | None]:
 
 
 def _no_pages() -> None:
-    """Navigation with only an empty sign-in page: nothing else is listed, and a link to a page is "not
-    found" until the person is in."""
-    st.navigation([st.Page(_nothing, title="Sign in", url_path="sign-in", default=True)], position="hidden")
+    """Navigation with nothing in it but the sign-in page, under every page's address too: a link to a page
+    (…/gallery) shows the sign-in form, not "Page not found", and after signing in the page itself."""
+    from igcap_ui.navigation import PAGES
+
+    st.navigation([st.Page(_nothing, title="Sign in", url_path="sign-in", default=True)]
+                  + [st.Page(_nothing, title="Sign in", url_path=p.url_path) for p in PAGES], position="hidden")
 
 
 def _nothing() -> None:

@@ -258,3 +258,19 @@ def test_password_gate_in_the_browser(password_app, page, screenshots):
     shot(page, screenshots, "28-password-signed-in.png")
     page.locator('[data-testid="stSidebar"]').get_by_role("button", name="Sign out").click()
     page.locator('input[type="password"]').wait_for(timeout=60_000)
+
+
+def test_a_link_to_a_page_leads_there_through_the_password_form(password_app, page, screenshots):
+    """A shared link (…/gallery) opened before signing in showed a "Page not found" dialog over the sign-in form,
+    and signing in then landed on Create."""
+    url, _ = password_app
+    page.goto(url + "/gallery")
+    page.locator('input[type="password"]').wait_for(timeout=60_000)
+    settle(page)
+    shot(page, screenshots, "29-password-link-to-gallery.png")
+    assert page.get_by_text("Page not found").count() == 0
+    page.get_by_role("textbox", name="Your name").fill("Ben")
+    page.locator('input[type="password"]').fill("team password")
+    page.get_by_role("button", name="Sign in").click()
+    wait_for_app(page, "Gallery")
+    assert page.url.rstrip("/").endswith("/gallery")
