@@ -72,6 +72,7 @@ class RatingRow:
     def __post_init__(self):
         _require_text("photo", self.photo)
         _require_text("model", self.model)
+        _require_str("rater", self.rater)
         if isinstance(self.stars, bool) or not isinstance(self.stars, int) or self.stars not in STARS:
             raise LeaderboardDataError(f"stars must be a whole number from 1 to 5, got {self.stars!r}")
         _require_text("criterion", self.criterion)
@@ -100,6 +101,7 @@ class VoteRow:
             raise LeaderboardDataError(f"a vote compares two different models, got {self.model_a!r} twice")
         if self.winner not in WINNERS:
             raise LeaderboardDataError(f"winner must be one of {', '.join(WINNERS)}, got {self.winner!r}")
+        _require_str("rater", self.rater)
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,12 @@ class CaptionRow:
 def _require_text(name: str, value) -> None:
     if not isinstance(value, str) or not value.strip():
         raise LeaderboardDataError(f"{name} must be a non-empty text, got {value!r}")
+
+
+def _require_str(name: str, value) -> None:
+    """A text that may be empty (a rater without a name)."""
+    if not isinstance(value, str):
+        raise LeaderboardDataError(f"{name} must be a text (empty for no name), got {value!r}")
 
 
 # ----------------------------------------------------------------------------------------- thresholds

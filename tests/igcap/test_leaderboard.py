@@ -409,6 +409,16 @@ def test_bad_rating_rows_are_refused_with_a_message(kwargs, words):
         RatingRow(**{"photo": "p", "model": "m", "rater": "r", "stars": 3, **kwargs})
 
 
+def test_a_rater_that_is_not_text_is_refused_with_a_message_not_an_attribute_error():
+    """RatingRow('p', 'm', None, 3) got through and compute_leaderboard failed on None.strip()."""
+    for rater in (None, 7):
+        with pytest.raises(LeaderboardDataError, match="rater must be a text"):
+            compute_leaderboard([RatingRow("p", "m", rater, 3)], [])
+        with pytest.raises(LeaderboardDataError, match="rater must be a text"):
+            VoteRow("p", "m1", "m2", "a", rater)
+    assert RatingRow("p", "m", "", 3).rater == ""  # no name: allowed, as before (kept apart from named raters)
+
+
 @pytest.mark.parametrize("kwargs, words", [({"winner": "A wins"}, "winner"), ({"model_b": "m1"}, "two different")])
 def test_bad_vote_rows_are_refused_with_a_message(kwargs, words):
     with pytest.raises(LeaderboardDataError, match=words):
