@@ -96,7 +96,7 @@ def _agreement(board: Leaderboard) -> str:
         return f"{head}: not enough data yet ({a.units} captions, {a.raters} raters; needs {need})"
     if not a.units:
         return f"{head}: no caption has been rated by two or more people"
-    return f"{head}: undefined (every rating is the same star value)"
+    return f"{head}: undefined (every rating of the captions rated by 2+ people is the same star value)"
 
 
 def _win_rates(board: Leaderboard) -> str:

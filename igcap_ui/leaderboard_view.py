@@ -165,8 +165,8 @@ def _agreement(board: dict) -> None:
     agreement = board["agreement"]
     st.subheader("Rater agreement", anchor=False)
     if agreement["krippendorff_alpha_ordinal"] is None and not agreement["needs"] and agreement["units"]:
-        st.info("Krippendorff's α is undefined: every rating of this criterion is the same star value, so there "
-                "is no disagreement to measure against chance.", icon="ℹ️")
+        st.info("Krippendorff's α is undefined: every rating of the captions rated by two or more people is the "
+                "same star value, so there is no disagreement to measure against chance.", icon="ℹ️")
         return
     if agreement["krippendorff_alpha_ordinal"] is None and not agreement["needs"]:
         st.info("No caption has been rated by two or more people yet: agreement needs that.", icon="⏳")

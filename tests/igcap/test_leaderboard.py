@@ -94,6 +94,18 @@ def test_agreement_counts_captions_and_raters_and_says_what_is_missing():
     assert agreement(rows, NO_THRESHOLDS).krippendorff_alpha_ordinal == krippendorff_alpha(units)
 
 
+def test_undefined_alpha_says_only_the_captions_rated_by_two_or_more_never_differ():
+    """alpha rests on the captions rated by two or more people: when those all got 4 stars, the other ratings
+    may differ (here 1 to 5), and "every rating is the same star value" was untrue."""
+    shared = [RatingRow(f"p{i}", "m", who, 4, caption_id=i) for i in range(10) for who in ("ann", "bob")]
+    single = [RatingRow(f"q{i}", "m", "ann", 1 + i % 5, caption_id=f"q{i}") for i in range(10)]
+    board = compute_leaderboard(shared + single, [], bootstrap=0)
+    assert board.agreement.krippendorff_alpha_ordinal is None and not board.agreement.needs
+    text = format_leaderboard(board)
+    assert "every rating is the same" not in text
+    assert "undefined (every rating of the captions rated by 2+ people is the same star value)" in text
+
+
 # ------------------------------------------------------------------------------------ Bradley–Terry
 
 def _votes(pairs):
