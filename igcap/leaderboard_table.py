@@ -33,8 +33,10 @@ def _header(board: Leaderboard) -> str:
                  if board.bootstrap else "no intervals (--bootstrap 0)")
     ranked = {"bt": "ranked by Bradley–Terry score", "stars": "ranked by mean stars",
               None: "not ranked: not enough data"}[board.rank_by]
-    return (f"Leaderboard, criterion {plain(board.criterion)}: {intervals}; {ranked}; "
-            "shared rank = overlapping intervals")
+    if board.rank_by is not None:
+        ranked += ("; shared rank = overlapping intervals" if board.bootstrap else
+                   ", by the point estimates alone, without uncertainty (a shared rank only for equal estimates)")
+    return f"Leaderboard, criterion {plain(board.criterion)}: {intervals}; {ranked}"
 
 
 def _models(board: Leaderboard) -> str:

@@ -172,3 +172,15 @@ def test_every_error_line_is_printed_as_plain_text(monkeypatch, capsys):
     monkeypatch.setattr(command, "run", fail)
     assert main(["leaderboard", "--votes", "v.csv"]) == 2
     assert capsys.readouterr().err == "error: first \\x1b[2J line\nsecond \\x9b31m line\n"
+
+
+def test_without_intervals_the_header_says_ranks_compare_point_estimates(study, capsys):
+    """--bootstrap 0 ranks by the point estimates alone; the header said "shared rank = overlapping intervals"
+    of intervals it had not computed."""
+    _, votes_csv, _ = study
+    assert main(["leaderboard", "--votes", str(votes_csv), "--bootstrap", "0"]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert "overlapping intervals" not in header
+    assert "no intervals (--bootstrap 0)" in header and "by the point estimates alone, without uncertainty" in header
+    assert main(["leaderboard", "--votes", str(votes_csv), "--bootstrap", "50"]) == 0
+    assert "shared rank = overlapping intervals" in capsys.readouterr().out.splitlines()[0]
