@@ -16,6 +16,7 @@ Pure functions, numpy and the standard library only (scipy is not a run-time dep
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from statistics import NormalDist
 
 import numpy as np
@@ -86,16 +87,20 @@ def expanded_tails(confidence: float, units: int) -> tuple[float, float]:
 
 
 def percentile_intervals(samples: np.ndarray, confidence: float,
-                         units: int) -> list[tuple[float, float] | None]:
-    """Expanded percentile interval per column of (B, K) bootstrap ``samples`` over ``units`` units; None
-    where a column has no finite sample, or where fewer than 2 units leave nothing to resample."""
-    if units < 2:
-        return [None] * samples.shape[1]
-    tails = list(expanded_tails(confidence, units))
-    if np.isfinite(samples).all():
-        return [(float(lo), float(hi)) for lo, hi in np.percentile(samples, tails, axis=0).T]
+                         units: int | Sequence[int]) -> list[tuple[float, float] | None]:
+    """Expanded percentile interval per column of (B, K) bootstrap ``samples``; ``units`` is the number of
+    units the column's figure rests on (one number for every column, or one per column: a model rated on 8 of
+    a study's 200 photos needs the tails for 8). None where a column has no finite sample, or where fewer
+    than 2 units leave nothing to resample."""
+    columns = samples.shape[1]
+    per_column = [units] * columns if isinstance(units, (int, np.integer)) else list(units)
+    if len(per_column) != columns:
+        raise ValueError(f"units: one number or one per column ({columns}), got {len(per_column)}")
     out = []
-    for column in samples.T:
+    for column, n in zip(samples.T, per_column):
         finite = column[np.isfinite(column)]
-        out.append(None if finite.size == 0 else tuple(float(x) for x in np.percentile(finite, tails)))
+        if n < 2 or finite.size == 0:
+            out.append(None)
+        else:
+            out.append(tuple(float(x) for x in np.percentile(finite, list(expanded_tails(confidence, int(n))))))
     return out

@@ -10,7 +10,7 @@ What is computed, and why this way:
 - **Mean stars** per model over all its ratings for one criterion, with a bootstrap interval that
   resamples *photos* with replacement (the photo is the unit of analysis: ratings of one photo's captions
   are not independent), Hesterberg's expanded percentile interval so that it keeps its coverage with few
-  photos (:mod:`igcap.intervals`).
+  photos (:mod:`igcap.intervals`; its tails for the model's own photos, not the study's).
 - **Bradley–Terry** log-strengths from the pairwise votes by maximum likelihood (Newton's method), ties and
   "both bad" counted as half a win for each side, as Chatbot Arena does. Scores are natural-log strengths
   centred to mean 0 over the models that have votes. A ridge of :data:`DEFAULT_RIDGE` (a normal prior with
@@ -462,7 +462,7 @@ def _star_estimates(ratings, models, bootstrap, rng, confidence) -> dict[str, _E
         for weights in _photo_resamples(len(photos), bootstrap, rng):
             with np.errstate(invalid="ignore", divide="ignore"):
                 boots.append((weights @ sums) / (weights @ counts))
-        cis = percentile_intervals(np.concatenate(boots), confidence, len(photos))
+        cis = percentile_intervals(np.concatenate(boots), confidence, (counts > 0).sum(axis=0))
     total, n = sums.sum(axis=0), counts.sum(axis=0)
     found = {m: _estimate(float(total[i] / n[i]) if n[i] else None, cis[i] if n[i] else None, int(n[i]),
                           int((counts[:, i] > 0).sum())) for i, m in enumerate(models)}
@@ -496,7 +496,7 @@ def _bt_estimates(votes, models, bootstrap, rng, confidence, ridge) -> dict[str,
             absent = np.einsum("bp,pij->bi", weights, games) == 0  # no votes for it in this resample
             theta[absent] = np.nan
             boots.append(theta - np.nanmean(theta, axis=1, keepdims=True))
-        cis = percentile_intervals(np.concatenate(boots), confidence, len(photos))
+        cis = percentile_intervals(np.concatenate(boots), confidence, [model_photos[m] for m in voted])
     est = {m: _estimate(float(points[i]), cis[i], counts[m], model_photos[m]) for i, m in enumerate(voted)}
     return {m: est.get(m, _Estimate(None, None, 0, 0)) for m in models}
 

@@ -36,3 +36,13 @@ def test_percentile_intervals_need_two_units_and_skip_columns_without_finite_sam
     assert percentile_intervals(samples, 0.95, units=1) == [None, None]
     with pytest.raises(ValueError):
         expanded_tails(1.0, 5)
+
+
+def test_each_column_can_have_its_own_number_of_units():
+    samples = np.column_stack([np.arange(1000.0), np.arange(1000.0)])
+    few, many = percentile_intervals(samples, 0.95, units=[8, 200])
+    assert few == tuple(np.percentile(samples[:, 0], expanded_tails(0.95, 8)))
+    assert many == tuple(np.percentile(samples[:, 1], expanded_tails(0.95, 200)))
+    assert percentile_intervals(samples, 0.95, units=[1, 200])[0] is None  # one unit: nothing to resample
+    with pytest.raises(ValueError):
+        percentile_intervals(samples, 0.95, units=[8])

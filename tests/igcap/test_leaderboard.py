@@ -228,6 +228,42 @@ def test_a_large_simulated_study_ranks_the_models_in_their_true_order():
     assert [m.model_key for m in by_stars] == list(reversed(sim.MODELS))
 
 
+def _spy_on_intervals(monkeypatch):
+    """The bootstrap samples each call of percentile_intervals got (what the leaderboard's intervals come from)."""
+    import igcap.leaderboard as lb
+
+    calls, real = [], lb.percentile_intervals
+    monkeypatch.setattr(lb, "percentile_intervals",
+                        lambda samples, *args, **kwargs: calls.append(samples) or real(samples, *args, **kwargs))
+    return calls
+
+
+@pytest.mark.parametrize("kind", ["stars", "votes"])
+def test_a_model_on_few_of_the_studys_photos_gets_the_tails_for_its_own_photos(monkeypatch, kind):
+    """A model rated (or voted) on 8 of a study's 200 photos got the expanded tails for 200 photos, nearly the
+    plain percentiles, where its interval rests on 8: its coverage fell (0.919 against 0.936 in simulations)."""
+    from igcap.intervals import expanded_tails
+
+    rng = np.random.default_rng(0)
+    if kind == "stars":
+        ratings = [RatingRow(f"p{i}", "wide", "ann", int(rng.integers(1, 6))) for i in range(200)]
+        ratings += [RatingRow(f"p{i}", "sparse", "ann", int(rng.integers(1, 6))) for i in range(8)]
+        votes = []
+    else:
+        ratings = []
+        votes = [VoteRow(f"p{i}", "wide", "other", str(rng.choice(["a", "b"]))) for i in range(200)]
+        votes += [VoteRow(f"p{i}", "sparse", m, str(rng.choice(["a", "b"]))) for i in range(8) for m in ("wide", "other")]
+    calls = _spy_on_intervals(monkeypatch)
+    board = compute_leaderboard(ratings, votes, bootstrap=500, thresholds=NO_THRESHOLDS)
+    (samples,) = calls
+    columns = sorted({r.model for r in ratings} | {m for v in votes for m in (v.model_a, v.model_b)})
+    for model, photos in (("sparse", 8), ("wide", 200)):
+        column = samples[:, columns.index(model)]
+        expected = np.percentile(column[np.isfinite(column)], expanded_tails(0.95, photos))
+        ci = board.model(model).mean_stars_ci if kind == "stars" else board.model(model).bt_ci
+        assert ci == pytest.approx(tuple(expected), abs=1e-12), model
+
+
 def test_same_seed_same_figures_and_another_seed_other_intervals():
     rows = sim.simulate(2)
     first = compute_leaderboard(*rows, bootstrap=100, seed=5).to_json()
