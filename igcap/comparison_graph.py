@@ -52,14 +52,7 @@ def one_way(wins: np.ndarray) -> list[OneWay]:
     going one way (the strongly connected components of "won at least once against" that are not the whole
     group). Empty when every group's fit is set by its votes."""
     beat = np.asarray(wins) > 0
-    k = len(beat)
-    reach = beat | np.eye(k, dtype=bool)
-    while True:  # transitive closure: reach[i, j] = a chain of wins leads from i to j
-        wider = reach | ((reach.astype(np.int64) @ reach.astype(np.int64)) > 0)
-        if (wider == reach).all():
-            break
-        reach = wider
-    together = reach & reach.T
+    together = _together(beat)
     out, done = [], set()
     for group in groups(wins):
         for i in group:
@@ -74,3 +67,22 @@ def one_way(wins: np.ndarray) -> list[OneWay]:
             below = tuple(j for j in rest if beat[list(members), j].any())
             out.append(OneWay(members, above, below))
     return out
+
+
+def one_way_pairs(wins: np.ndarray) -> list[tuple[int, int]]:
+    """(i, j) for models that met where i won every vote and no chain of wins leads back from j to i: the pairs
+    between the sets of :func:`one_way`, whose distance the votes bound on one side only."""
+    beat = np.asarray(wins) > 0
+    together = _together(beat)
+    return [(int(i), int(j)) for i, j in zip(*np.nonzero(beat & ~together))]
+
+
+def _together(beat: np.ndarray) -> np.ndarray:
+    """[i, j]: a chain of wins leads from i to j and one from j to i (the same strongly connected set)."""
+    reach = beat | np.eye(len(beat), dtype=bool)
+    while True:  # transitive closure: reach[i, j] = a chain of wins leads from i to j
+        wider = reach | ((reach.astype(np.int64) @ reach.astype(np.int64)) > 0)
+        if (wider == reach).all():
+            break
+        reach = wider
+    return reach & reach.T

@@ -17,12 +17,18 @@ What is computed, and why this way:
   standard deviation 10 on each log-strength) keeps the fit finite when a model never wins or never loses;
   it moves any score by far less than one vote does; a model, or a set of models, that never lost (or never
   won) against the rest gets a note, and so do groups of models that never met in a vote (their scores are
-  not on one scale: :mod:`igcap.comparison_graph`). The interval comes from the same photo bootstrap.
+  not on one scale: :mod:`igcap.comparison_graph`). The interval comes from the same photo bootstrap. Where
+  votes between two sets of models all went one way, the votes bound the gap on one side only: the interval
+  is open on that side (±inf; null in JSON), and its other end comes from the bootstrap of the votes with
+  each such record at its one-sided bound (the loser winning 1 − (1 − confidence)^(1/n) of their votes on n
+  photos, Clopper–Pearson; about 3/n at 95 %, the rule of three, as for mean stars), not from the prior.
 - **Rank** as in Chatbot Arena: 1 + the number of models whose interval lies wholly above this model's, so
   models whose intervals overlap share a place. Ranked by Bradley–Terry when at least two models have
-  enough votes (among the models of its group), else by mean stars. Mean stars whose resamples never vary
-  (every rating the same) get the rule of three's interval; a score from votes that never vary (only ties)
-  has no interval and no rank.
+  enough votes (among the models of its group), else by mean stars. By votes, a model that won every vote
+  against another on enough photos (:func:`one_way_photos`, 5 at 95 %) counts as above it, and so does a
+  model above one that is above it. Mean stars whose resamples never vary (every rating the same) get the
+  rule of three's interval; a score from votes whose every resample is the same in a group they link both
+  ways (only ties) has no interval and no rank.
 - **Krippendorff's alpha** (ordinal metric) over captions rated by two or more people, with how many
   captions (units) and raters it rests on.
 - Per rater: ratings, mean stars, and how far they sit from the others on the same captions.
@@ -301,13 +307,18 @@ class ModelStanding:
     def arena_score(self) -> float | None:
         return None if self.bt_score is None else ARENA_BASE + ARENA_SCALE * self.bt_score
 
+    @property
+    def arena_ci(self) -> tuple[float, float] | None:
+        return None if self.bt_ci is None else (ARENA_BASE + ARENA_SCALE * self.bt_ci[0],
+                                                ARENA_BASE + ARENA_SCALE * self.bt_ci[1])
+
     def to_json(self) -> dict:
         out = asdict(self)
         out["mean_stars_ci"] = _list(self.mean_stars_ci)
         out["bt_ci"] = _list(self.bt_ci)
         out["notes"] = list(self.notes)
         out["arena_score"] = self.arena_score
-        out["arena_ci"] = None if self.bt_ci is None else [ARENA_BASE + ARENA_SCALE * x for x in self.bt_ci]
+        out["arena_ci"] = _list(self.arena_ci)
         return out
 
 
@@ -371,7 +382,8 @@ class Leaderboard:
 
 
 def _list(pair):
-    return None if pair is None else [pair[0], pair[1]]
+    """[lo, hi] for JSON, an open end (±inf: one-way votes) as null."""
+    return None if pair is None else [x if math.isfinite(x) else None for x in pair]
 
 
 # ------------------------------------------------------------------------------------ computation
@@ -399,14 +411,15 @@ def compute_leaderboard(ratings: Iterable[RatingRow], votes: Iterable[VoteRow], 
     # One random stream each, so the votes' intervals do not depend on which ratings came with them.
     stars_rng, votes_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     stars = _star_estimates(chosen, models, bootstrap, stars_rng, confidence)
-    strengths = _bt_estimates(votes, models, bootstrap, votes_rng, confidence, ridge)
-    graph = _VoteGraph.of(votes, models)
+    graph = _VoteGraph.of(votes, models, confidence)
+    strengths = _bt_estimates(votes, models, bootstrap, votes_rng, confidence, ridge, graph)
     automatic = automatic_measures(captions)
     want = (bool(chosen) if expect_ratings is None else expect_ratings,
             bool(votes) if expect_votes is None else expect_votes)
-    standings = [_standing(m, stars[m], strengths[m], votes, automatic.get(m), thresholds, want, graph.notes[m],
-                           bootstrap) for m in models]
-    rank_by, standings = _ranked(standings, graph.group, bootstrap)
+    standings = [_standing(m, stars[m], strengths[m], votes, automatic.get(m), thresholds, want,
+                           graph.notes[m] + (graph.bound_notes.get(m, ()) if bootstrap else ()), bootstrap)
+                 for m in models]
+    rank_by, standings = _ranked(standings, graph, bootstrap)
     return Leaderboard(
         criterion=criterion, models=tuple(standings),
         agreement=agreement(chosen, thresholds if want[0] else NO_THRESHOLDS),
@@ -437,7 +450,8 @@ class _Estimate:
 
 
 def _estimate(point, ci, count: int, photos: int) -> _Estimate:
-    flat = ci is not None and ci[1] - ci[0] <= 1e-9 * max(1.0, abs(ci[0]))
+    flat = (ci is not None and math.isfinite(ci[0]) and math.isfinite(ci[1])
+            and ci[1] - ci[0] <= 1e-9 * max(1.0, abs(ci[0])))
     return _Estimate(point, None if flat else ci, count, photos, flat)
 
 
@@ -477,7 +491,9 @@ def rule_of_three(point: float, photos: int) -> tuple[float, float]:
     return (point - share * (point - STARS[0]), point + share * (STARS[-1] - point))
 
 
-def _bt_estimates(votes, models, bootstrap, rng, confidence, ridge) -> dict[str, _Estimate]:
+def _bt_estimates(votes, models, bootstrap, rng, confidence, ridge, graph: _VoteGraph) -> dict[str, _Estimate]:
+    """Scores from all the votes (the ridge holding one-way gaps finite) and intervals from the photo bootstrap
+    of the votes with each one-way record at its bound (:class:`_OneWay`), open where the votes set no bound."""
     voted = sorted({m for v in votes for m in (v.model_a, v.model_b)})
     photos = sorted({v.photo for v in votes})
     per_photo = defaultdict(list)
@@ -490,29 +506,83 @@ def _bt_estimates(votes, models, bootstrap, rng, confidence, ridge) -> dict[str,
     points = bradley_terry(w.sum(axis=0), ridge) if len(voted) >= 2 else np.zeros(len(voted))
     cis = [None] * len(voted)
     if bootstrap and len(voted) >= 2:
+        index, bounded = {m: i for i, m in enumerate(voted)}, w.copy()
+        for record in graph.one_way:  # the loser wins its bounded share, on the photos where it lost
+            i, j = index[record.winner], index[record.loser]
+            bounded[:, j, i] += record.share / (1 - record.share) * w[:, i, j]
         boots = []
         for weights in _photo_resamples(len(photos), bootstrap, rng):
-            theta = bradley_terry(np.einsum("bp,pij->bij", weights, w), ridge)
+            theta = bradley_terry(np.einsum("bp,pij->bij", weights, bounded), ridge)
             absent = np.einsum("bp,pij->bi", weights, games) == 0  # no votes for it in this resample
             theta[absent] = np.nan
             boots.append(theta - np.nanmean(theta, axis=1, keepdims=True))
         cis = percentile_intervals(np.concatenate(boots), confidence, [model_photos[m] for m in voted])
+        cis = [_opened(ci, *graph.open.get(m, (False, False))) for m, ci in zip(voted, cis)]
     est = {m: _estimate(float(points[i]), cis[i], counts[m], model_photos[m]) for i, m in enumerate(voted)}
     return {m: est.get(m, _Estimate(None, None, 0, 0)) for m in models}
 
 
+def _opened(ci, below: bool, above: bool):
+    """``ci`` with the ends the votes cannot bound (a one-way gap) at ±inf."""
+    return None if ci is None else (-math.inf if below else ci[0], math.inf if above else ci[1])
+
+
+def one_way_share(photos: int, confidence: float) -> float:
+    """The largest share of its votes a model that lost every vote to another on ``photos`` photos may truly win,
+    at ``confidence``: Clopper–Pearson's one-sided bound for none in n, 1 − (1 − confidence)^(1/n), about 3/n
+    at 95 % (the rule of three, as for mean stars that never vary)."""
+    return 1 - (1 - confidence) ** (1 / photos)
+
+
+def one_way_photos(confidence: float) -> int:
+    """The fewest photos on which a model must win every vote against another to rank above it (5 at 95 %):
+    then the loser's :func:`one_way_share` is under one half."""
+    photos = 1
+    while one_way_share(photos, confidence) >= 0.5:
+        photos += 1
+    return photos
+
+
+@dataclass(frozen=True)
+class _OneWay:
+    """A record the fit cannot place: ``winner`` won every one of its votes against ``loser``, which met it on
+    ``photos`` photos. ``share``: the largest share of their votes the loser may truly win (:func:`one_way_share`
+    at the confidence asked for)."""
+
+    winner: str
+    loser: str
+    photos: int
+    share: float
+
+    @property
+    def decided(self) -> bool:
+        """The bound keeps the loser under half its votes: the winner is the better one at that confidence."""
+        return self.share < 0.5
+
+
 @dataclass(frozen=True)
 class _VoteGraph:
-    """What the pattern of the votes allows: each voted model's group (the models linked to it by votes) and
-    the notes of models whose Bradley–Terry score the prior sets rather than the votes (comparison_graph)."""
+    """What the pattern of the votes allows: each voted model's group (the models linked to it by votes), the
+    notes of models whose Bradley–Terry score the prior sets rather than the votes (comparison_graph), and for
+    those the one-way records, which ends of their intervals the votes leave open, and what that means."""
 
     group: dict[str, frozenset[str]]
     notes: dict[str, tuple[str, ...]]
+    one_way: tuple[_OneWay, ...] = ()  # the records between the sets of comparison_graph.one_way
+    open: dict[str, tuple[bool, bool]] = field(default_factory=dict)  # (below, above): interval ends left open
+    bound_notes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # what the open interval means
 
     @classmethod
-    def of(cls, votes: Sequence[VoteRow], models: Sequence[str]) -> _VoteGraph:
+    def of(cls, votes: Sequence[VoteRow], models: Sequence[str], confidence: float) -> _VoteGraph:
         voted = sorted({m for v in votes for m in (v.model_a, v.model_b)})
         wins = win_matrix(votes, voted)
+        met: dict[frozenset[str], set[str]] = defaultdict(set)
+        for v in votes:
+            met[frozenset((v.model_a, v.model_b))].add(v.photo)
+        records = []
+        for i, j in comparison_graph.one_way_pairs(wins):
+            photos = len(met[frozenset((voted[i], voted[j]))])
+            records.append(_OneWay(voted[i], voted[j], photos, one_way_share(photos, confidence)))
         found = [frozenset(voted[i] for i in g) for g in comparison_graph.groups(wins)]
         group = {m: g for g in found for m in g}
         notes: dict[str, list[str]] = {m: [] for m in models}
@@ -521,12 +591,15 @@ class _VoteGraph:
                 apart = [o for o in voted if o not in group[m]]
                 notes[m].append(f"compared only with {_names(group[m] - {m})}, never (even through other models) "
                                 f"with {_names(apart)}: its score and rank are relative to its own group")
+        opened, bound_notes = {}, {}
         for split in comparison_graph.one_way(wins):
             members = [voted[i] for i in split.members]
             above, below = [voted[i] for i in split.above], [voted[i] for i in split.below]
             for m in members:
                 notes[m].append(_one_way_note(m, members, above, below))
-        return cls(group, {m: tuple(n) for m, n in notes.items()})
+                opened[m] = (bool(above), bool(below))  # beaten one way: no floor; won one way: no ceiling
+                bound_notes[m] = (_bound_note(above, below, confidence),)
+        return cls(group, {m: tuple(n) for m, n in notes.items()}, tuple(records), opened, bound_notes)
 
 
 def _one_way_note(model: str, members: list[str], above: list[str], below: list[str]) -> str:
@@ -540,6 +613,22 @@ def _one_way_note(model: str, members: list[str], above: list[str], below: list[
     parts = ([f"won every vote against {_names(below)}"] if below else []) + (
         [f"lost every vote against {_names(above)}"] if above else [])
     return team + " and ".join(parts) + ": " + held + way
+
+
+def _bound_note(above: list[str], below: list[str], confidence: float) -> str:
+    """What an interval left open by one-way votes says, and where its other end comes from."""
+    share = f"up to 1 − {1 - confidence:.2g}^(1/n)"
+    bound = (f"n the photos they met on (about 3/n: the rule of three, Clopper–Pearson's one-sided {confidence:.0%} "
+             "bound for none in n)")
+    if not above:
+        return (f"its interval is open above: the votes put it above {_names(below)} but cannot say how far; its "
+                f"lower end lets each of them have won {share} of their votes against it, {bound}")
+    if not below:
+        return (f"its interval is open below: the votes put it below {_names(above)} but cannot say how far; its "
+                f"upper end lets it have won {share} of its votes against each of them, {bound}")
+    return (f"its interval is open both ways: the votes put it below {_names(above)} and above {_names(below)} "
+            "without saying how far, so its score, centred on all the models, has no bound; its rank says where "
+            "it stands")
 
 
 def _names(models) -> str:
@@ -584,12 +673,15 @@ def _record(model: str, votes: Sequence[VoteRow]) -> dict[str, int]:
     return {k: record[k] for k in ("wins", "losses", "ties", "both_bad")}
 
 
-def _ranked(standings: list[ModelStanding], group: Mapping[str, frozenset[str]],
+def _ranked(standings: list[ModelStanding], graph: _VoteGraph,
             bootstrap: int) -> tuple[str | None, list[ModelStanding]]:
     """Chatbot Arena's rank: 1 + how many models have an interval wholly above this model's. By votes, only
-    models of the same group count (scores of groups that never met are not on one scale). With intervals
-    asked for, a score without one (votes whose every resample is the same, e.g. only ties) is not ranked;
-    fewer than two ranked by votes, the stars rank."""
+    models of the same group count (scores of groups that never met are not on one scale), and, with intervals,
+    a model that won every vote against this one on enough photos (:attr:`_OneWay.decided`) counts as above it
+    too, as does any model above one above it (intervals left open by one-way votes cannot show that). With
+    intervals asked for, a score without one (votes whose every resample is the same, e.g. only ties) is not
+    ranked; fewer than two ranked by votes, the stars rank."""
+    group = graph.group
     by_bt = [s for s in standings if s.bt_score is not None and (s.bt_ci or not bootstrap)]
     by_stars = [s for s in standings if s.mean_stars is not None and (s.mean_stars_ci or not bootstrap)]
     if len(by_bt) >= 2:  # (fewer with an interval, e.g. only ties: by stars, which can tell them apart)
@@ -602,7 +694,17 @@ def _ranked(standings: list[ModelStanding], group: Mapping[str, frozenset[str]],
     def rivals(m: str) -> list[str]:
         return [o for o in bounds if o != m and (rank_by == "stars" or o in group.get(m, ()))]
 
-    ranks = {m: 1 + sum(bounds[o][0] > hi_m for o in rivals(m)) for m, (_, hi_m) in bounds.items()}
+    above = {m: {o for o in rivals(m) if bounds[o][0] > hi_m} for m, (_, hi_m) in bounds.items()}
+    if rank_by == "bt" and bootstrap:
+        for record in graph.one_way:
+            if record.decided and record.winner in bounds and record.loser in bounds:
+                above[record.loser].add(record.winner)
+        while True:  # through chains: above a model that is above this one
+            wider = {m: over.union(*(above[o] for o in over)) for m, over in above.items()}
+            if wider == above:
+                break
+            above = wider
+    ranks = {m: 1 + len(over - {m}) for m, over in above.items()}
     ranked = [replace(s, rank=ranks.get(s.model_key)) for s in standings]
 
     def order(s: ModelStanding):

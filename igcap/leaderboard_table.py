@@ -6,8 +6,11 @@ shown as ``?`` and long names are cut, never interpreted by the terminal.
 
 from __future__ import annotations
 
+import math
 import unicodedata
 from typing import TYPE_CHECKING
+
+from igcap.leaderboard import one_way_photos
 
 if TYPE_CHECKING:
     from igcap.leaderboard import Leaderboard, ModelStanding
@@ -36,6 +39,10 @@ def _header(board: Leaderboard) -> str:
     if board.rank_by is not None:
         ranked += ("; shared rank = overlapping intervals" if board.bootstrap else
                    ", by the point estimates alone, without uncertainty (a shared rank only for equal estimates)")
+    if board.rank_by == "bt" and board.bootstrap and any(_open(m.bt_ci) for m in board.models):
+        ranked += (f", except that a model that won every vote against another, on at least "
+                   f"{one_way_photos(board.confidence)} photos, ranks above it (≥ and ≤ mark the intervals such "
+                   "votes leave open)")
     return f"Leaderboard, criterion {plain(board.criterion)}: {intervals}; {ranked}"
 
 
@@ -48,8 +55,7 @@ def _models(board: Leaderboard) -> str:
         strength = (_with_ci(m.bt_score, m.bt_ci, "{:+.2f}") if m.bt_score is not None
                     else _short(m, "votes", "voted_photos"))
         rows.append(("-" if m.rank is None else str(m.rank), plain(m.model_key), str(m.ratings), stars,
-                     str(m.votes), f"{m.wins}-{m.losses}-{m.ties}", strength,
-                     "" if m.arena_score is None else f"{m.arena_score:.0f}"))
+                     str(m.votes), f"{m.wins}-{m.losses}-{m.ties}", strength, _arena(m)))
     return _grid(rows) if board.models else "No ratings or votes."
 
 
@@ -58,8 +64,32 @@ def _short(m: ModelStanding, *needs: str) -> str:
 
 
 def _with_ci(point: float, ci, fmt: str) -> str:
+    """'+0.40 [+0.13, +0.69]'; an interval left open by one-way votes shows its bound alone ('≥ +1.28'), since
+    the point there is the prior's, not the votes'."""
+    if _open(ci):
+        return _bound(ci, fmt)
     text = fmt.format(point)
     return text if ci is None else f"{text} [{fmt.format(ci[0])}, {fmt.format(ci[1])}]"
+
+
+def _open(ci) -> bool:
+    return ci is not None and not (math.isfinite(ci[0]) and math.isfinite(ci[1]))
+
+
+def _bound(ci, fmt: str) -> str:
+    if math.isfinite(ci[0]):
+        return "≥ " + fmt.format(ci[0])
+    if math.isfinite(ci[1]):
+        return "≤ " + fmt.format(ci[1])
+    return "no bound"
+
+
+def _arena(m: ModelStanding) -> str:
+    if m.arena_score is None:
+        return ""
+    if _open(m.arena_ci):
+        return _bound(m.arena_ci, "{:.0f}")
+    return f"{m.arena_score:.0f}"
 
 
 def _needs(board: Leaderboard) -> str:

@@ -71,10 +71,32 @@ def _labels() -> dict[str, str]:
 
 
 def _interval(point, ci, digits: int, signed: bool = False) -> str:
+    """'+0.40 [+0.13, +0.69]'; an interval left open by votes that all went one way (an end null) shows its
+    bound alone ('≥ +1.27'): the point there is the prior's, not the votes'."""
     if point is None:
         return "not enough data"
     fmt = f"{{:{'+' if signed else ''}.{digits}f}}"
+    if _open(ci):
+        return _bound(ci, fmt)
     return fmt.format(point) + (f" [{fmt.format(ci[0])}, {fmt.format(ci[1])}]" if ci else "")
+
+
+def _open(ci) -> bool:
+    return bool(ci) and None in ci
+
+
+def _bound(ci, fmt: str) -> str:
+    if ci[0] is not None:
+        return "≥ " + fmt.format(ci[0])
+    if ci[1] is not None:
+        return "≤ " + fmt.format(ci[1])
+    return "no bound"
+
+
+def _arena(m: dict) -> str:
+    if m["arena_score"] is None:
+        return NONE
+    return _bound(m["arena_ci"], "{:.0f}") if _open(m["arena_ci"]) else str(round(m["arena_score"]))
 
 
 def _ranking(board: dict) -> None:
@@ -86,7 +108,7 @@ def _ranking(board: dict) -> None:
         "Mean stars [95 % CI]": _interval(m["mean_stars"], m["mean_stars_ci"], 2),
         "Votes": m["votes"], "Won–lost–tied": f"{m['wins']}–{m['losses']}–{m['ties']}",
         "Bradley–Terry [95 % CI]": _interval(m["bt_score"], m["bt_ci"], 2, signed=True),
-        "Arena score": NONE if m["arena_score"] is None else str(round(m["arena_score"])),
+        "Arena score": _arena(m),
     } for m in board["models"]]
     if not rows:
         st.info("No captions, ratings or votes in this study yet.", icon="⏳")
@@ -97,8 +119,14 @@ def _ranking(board: dict) -> None:
                 f"model needs ({t['ratings']} ratings on at least {t['rated_photos']} photos, or {t['votes']} "
                 f"votes on at least {t['voted_photos']}).", icon="⏳")
     else:
+        from igcap.leaderboard import one_way_photos
+
         by = "Bradley–Terry score from the votes" if board["rank_by"] == "bt" else "mean stars"
-        st.caption(f"Ranked by {by}; models whose intervals overlap share a place.")
+        one_way = board["rank_by"] == "bt" and any(_open(m["bt_ci"]) for m in board["models"])
+        st.caption(f"Ranked by {by}; models whose intervals overlap share a place" + (
+            f", except that a model that won every vote against another, on at least "
+            f"{one_way_photos(board['confidence'])} photos, ranks above it (≥ and ≤ mark the intervals such votes "
+            "leave open)." if one_way else "."))
     frame = pd.DataFrame(rows)
     if all(r["Still needed"] == NONE for r in rows):  # everything shown: the column says nothing
         frame = frame.drop(columns="Still needed")
@@ -111,7 +139,8 @@ def _ranking(board: dict) -> None:
 
 def _estimates(board: dict, point: str, ci: str) -> pd.DataFrame:
     return pd.DataFrame([{"Model": model_label(m["model_key"]), "estimate": m[point], "low": m[ci][0],
-                          "high": m[ci][1]} for m in board["models"] if m[point] is not None and m[ci]])
+                          "high": m[ci][1]} for m in board["models"]
+                         if m[point] is not None and m[ci] and not _open(m[ci])])
 
 
 def _error_bars(frame: pd.DataFrame, title: str, domain=None) -> alt.Chart:
@@ -135,10 +164,14 @@ def _charts(board: dict) -> None:
             st.altair_chart(_error_bars(stars, "stars", [1, 5]), key="evaluation.stars_chart")
     with right:
         st.subheader("Bradley–Terry score, 95 % interval", anchor=False)
-        if strength.empty:
+        bounds = [f"{model_label(m['model_key'])} {_bound(m['bt_ci'], '{:+.2f}')}" for m in board["models"]
+                  if m["bt_score"] is not None and _open(m["bt_ci"])]
+        if strength.empty and not bounds:
             st.caption("Not enough votes yet.")
-        else:
+        if not strength.empty:
             st.altair_chart(_error_bars(strength, "log-strength (0 = average)"), key="evaluation.bt_chart")
+        if bounds:
+            st.caption(plain("Intervals left open by votes that all went one way (not drawn): " + ", ".join(bounds)))
     cells = [{"Model": model_label(row), "Against": model_label(col), "Win rate": share,
               "Votes": board["games"][row][col], "Label": f"{share:.0%} ({board['games'][row][col]})"}
              for row, line in board["win_rate"].items() for col, share in line.items() if share is not None]

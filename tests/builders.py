@@ -210,10 +210,11 @@ def write_sample_photos(folder: Path, size=(64, 48)) -> list[Path]:
     return paths
 
 
-def simulated_study(database: str, name: str = "sim", stars: int | None = None) -> None:
+def simulated_study(database: str, name: str = "sim", stars: int | None = None, unanimous: bool = False) -> None:
     """8 photos (the leaderboard's least, igcap.leaderboard.Thresholds) × 3 models of known quality (good >
     fair > poor), 3 raters on every caption, 2 voters on every pair; everything written through db.studies
-    as the pages do. ``stars``: every rating that many stars instead (raters who never disagree)."""
+    as the pages do. ``stars``: every rating that many stars instead (raters who never disagree). ``unanimous``:
+    every voter picks the better model's caption (votes that all go one way)."""
     import hashlib
     import math
     import random
@@ -241,7 +242,7 @@ def simulated_study(database: str, name: str = "sim", stars: int | None = None) 
         for rater in ("ann", "bob"):
             while (pair := studies.next_pair(session=s, study=study, rater=rater)) is not None:
                 gap = quality[pair.a.model_key] - quality[pair.b.model_key]
-                winner = "a" if rng.random() < 1 / (1 + math.exp(-1.5 * gap)) else "b"
+                winner = "a" if (gap > 0 if unanimous else rng.random() < 1 / (1 + math.exp(-1.5 * gap))) else "b"
                 studies.vote(session=s, study=study, caption_a_id=pair.a.id, caption_b_id=pair.b.id,
                              winner=winner, rater=rater)
     engine.dispose()

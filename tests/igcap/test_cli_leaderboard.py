@@ -6,7 +6,7 @@ import pytest
 
 from db.export import LONG_COLUMNS, to_csv
 from igcap.cli import main
-from igcap.leaderboard import compute_leaderboard
+from igcap.leaderboard import VoteRow, compute_leaderboard
 from tests.igcap import leaderboard_sim as sim
 
 VOTE_COLUMNS = ["vote_id", "voted_utc", "photo_sha256", "model_a", "model_b", "caption_a_id", "caption_b_id",
@@ -184,3 +184,17 @@ def test_without_intervals_the_header_says_ranks_compare_point_estimates(study, 
     assert "no intervals (--bootstrap 0)" in header and "by the point estimates alone, without uncertainty" in header
     assert main(["leaderboard", "--votes", str(votes_csv), "--bootstrap", "50"]) == 0
     assert "shared rank = overlapping intervals" in capsys.readouterr().out.splitlines()[0]
+
+
+def test_a_votes_file_of_one_sided_votes_ranks_the_models(tmp_path, capsys):
+    """Every vote "a" (A always preferred): the table said "not ranked: not enough data" and each model "no
+    interval ... (e.g. only ties)", with arena scores set by the prior."""
+    path = tmp_path / "votes.csv"
+    path.write_bytes(to_csv(_vote_records([VoteRow(f"p{i}", "A", "B", "a") for i in range(40)]), VOTE_COLUMNS))
+    assert main(["leaderboard", "--votes", str(path), "--bootstrap", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "not ranked" not in out and "only ties" not in out
+    assert "a model that won every vote against another, on at least 5 photos, ranks above it" in out
+    lines = {line.split()[1]: line for line in out.splitlines() if line[:2] in ("1 ", "2 ")}
+    assert lines["A"].startswith("1 ") and "≥ +1.27" in lines["A"] and "≥ 1221" in lines["A"]
+    assert lines["B"].startswith("2 ") and "≤ -1.27" in lines["B"] and "≤ 779" in lines["B"]

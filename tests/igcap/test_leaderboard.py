@@ -252,7 +252,8 @@ def test_a_model_on_few_of_the_studys_photos_gets_the_tails_for_its_own_photos(m
     else:
         ratings = []
         votes = [VoteRow(f"p{i}", "wide", "other", str(rng.choice(["a", "b"]))) for i in range(200)]
-        votes += [VoteRow(f"p{i}", "sparse", m, str(rng.choice(["a", "b"]))) for i in range(8) for m in ("wide", "other")]
+        votes += [VoteRow(f"p{i}", "sparse", m, str(rng.choice(["a", "b"])))
+                  for i in range(8) for m in ("wide", "other")]
     calls = _spy_on_intervals(monkeypatch)
     board = compute_leaderboard(ratings, votes, bootstrap=500, thresholds=NO_THRESHOLDS)
     (samples,) = calls
@@ -343,6 +344,88 @@ def test_a_figure_whose_resamples_never_vary_gets_the_rule_of_threes_interval():
     assert (flat.rank, board.model("old").rank) == (1, 1)  # intervals overlap: a shared place
     against_worse = compute_leaderboard(new + worse, [], bootstrap=300)
     assert [(m.model_key, m.rank) for m in against_worse.models] == [("new", 1), ("worse", 2)]
+
+
+def _one_way_bound(photos, confidence=0.95):
+    """The log-odds a model that won every vote on ``photos`` photos is at least better by: Clopper–Pearson's
+    one-sided bound on the loser's share, 1 − (1 − confidence)^(1/n) (about 3/n at 95 %: the rule of three)."""
+    share = 1 - (1 - confidence) ** (1 / photos)
+    return math.log((1 - share) / share)
+
+
+@pytest.mark.parametrize("votes_on_photos", [(30, 30), (31, 30), (40, 40)])
+def test_unanimous_votes_rank_the_models_with_a_one_sided_bound(votes_on_photos):
+    """Every vote for A: each resample had the same win counts, the interval collapsed and both models were left
+    unranked ("only ties"), with ridge-held scores of ±3.4; one more vote on a photo already voted (31-0 on 30)
+    gave a 0.04-wide interval set by the prior. Now: ranked, each interval open on the side the votes cannot
+    bound, its other end from the loser's bounded share."""
+    n, photos = votes_on_photos
+    votes = [VoteRow(f"p{i % photos}", "A", "B", "a") for i in range(n)]
+    board = compute_leaderboard([], votes, bootstrap=200)
+    a, b = board.model("A"), board.model("B")
+    assert board.rank_by == "bt" and [(m.model_key, m.rank) for m in board.models] == [("A", 1), ("B", 2)]
+    half = _one_way_bound(photos) / 2  # two models, centred: each sits half the gap from 0
+    assert a.bt_ci[1] == math.inf and a.bt_ci[0] == pytest.approx(half, abs=0.01)
+    assert b.bt_ci[0] == -math.inf and b.bt_ci[1] == pytest.approx(-half, abs=0.01)
+    assert not any("no interval" in n for n in a.notes + b.notes)
+    assert any("open above" in n and "rule of three" in n for n in a.notes)
+    assert any("open below" in n for n in b.notes)
+    data = json.loads(json.dumps(board.to_json(), allow_nan=False))  # an open end is null, not Infinity
+    assert data["models"][0]["bt_ci"] == [pytest.approx(half, abs=0.01), None]
+    assert data["models"][0]["arena_ci"][1] is None
+    text = format_leaderboard(board)
+    assert f"≥ +{a.bt_ci[0]:.2f}" in text and f"≤ {b.bt_ci[1]:+.2f}" in text  # the bound, not the prior's ±3.4
+    assert f"≥ {a.arena_ci[0]:.0f}" in text and "no interval" not in text
+
+
+def test_intervals_of_votes_that_often_go_one_way_still_cover_the_truth():
+    """A wins 95 % of its votes against B, 10 photos: in about 6 studies in 10 every vote goes A's way. Over 200
+    seeded studies, A's 95 % interval (open above in those) covers its true centred score in at least 93 %."""
+    p, photos = 0.95, 10
+    truth = math.log(p / (1 - p)) / 2
+    covered = one_way = 0
+    for seed in range(200):
+        rng = np.random.default_rng(seed)
+        votes = [VoteRow(f"p{i}", "A", "B", "a" if rng.random() < p else "b") for i in range(photos)]
+        ci = compute_leaderboard([], votes, bootstrap=200, seed=seed).model("A").bt_ci
+        one_way += ci[1] == math.inf
+        covered += ci[0] <= truth <= ci[1]
+    assert 80 <= one_way <= 160 and covered >= 186, (one_way, covered)
+
+
+def test_a_study_whose_voters_always_prefer_the_better_caption_ranks_all_three():
+    """8 photos × 3 models, every pair voted by two people per photo, the better caption always chosen (as in
+    tests/builders.simulated_study): each model has 32 votes, and none was ranked."""
+    order = ("good", "fair", "poor")
+    votes = [VoteRow(f"p{p}", order[i], order[j], "a", who) for p in range(8) for who in ("ann", "bob")
+             for i in range(3) for j in range(i + 1, 3)]
+    board = compute_leaderboard([], votes, bootstrap=300)
+    assert [(m.model_key, m.rank) for m in board.models] == [("good", 1), ("fair", 2), ("poor", 3)]
+    good, fair, poor = (board.model(m) for m in order)
+    assert good.bt_ci[1] == math.inf and poor.bt_ci[0] == -math.inf and good.bt_ci[0] > 0 > poor.bt_ci[1]
+    assert fair.bt_ci == (-math.inf, math.inf)  # centred on the three, between two open gaps: no bound
+    assert any("open both ways" in n for n in fair.notes)
+
+
+def test_a_one_way_record_on_too_few_photos_does_not_rank_one_above_the_other():
+    # 4-0 on 4 photos: at 95 % the loser may still win up to 53 % of their votes; 5-0 on 5: up to 45 %.
+    few = compute_leaderboard([], _votes({("A", "B"): (4, 0, 0, 0)}), bootstrap=100, thresholds=NO_THRESHOLDS)
+    assert [m.rank for m in few.models] == [1, 1]
+    enough = compute_leaderboard([], _votes({("A", "B"): (5, 0, 0, 0)}), bootstrap=100, thresholds=NO_THRESHOLDS)
+    assert [(m.model_key, m.rank) for m in enough.models] == [("A", 1), ("B", 2)]
+
+
+def test_a_top_set_of_models_keeps_the_uncertainty_between_its_members():
+    # {A, B} won every vote against {C, D}; A and B split their votes: their interval is open above, with a
+    # lower end that still varies with the photos; they share a place above C and D.
+    votes = [VoteRow(f"p{p}", "A", "B", "a" if p % 3 else "b") for p in range(12)]
+    votes += [VoteRow(f"p{p}", "C", "D", "a" if p % 2 else "b") for p in range(12)]
+    votes += [VoteRow(f"p{p}", w, l, "a") for p in range(12) for w in ("A", "B") for l in ("C", "D")]
+    board = compute_leaderboard([], votes, bootstrap=300)
+    ranks = {m.model_key: m.rank for m in board.models}
+    assert ranks == {"A": 1, "B": 1, "C": 3, "D": 3}
+    assert board.model("A").bt_ci[1] == board.model("B").bt_ci[1] == math.inf
+    assert board.model("A").bt_ci[0] != board.model("B").bt_ci[0]
 
 
 def test_votes_that_are_all_ties_leave_the_ranking_to_the_stars():

@@ -89,3 +89,24 @@ def test_agreement_says_when_raters_never_differ(app_env, db_url):
     assert ("Krippendorff's α is undefined: every rating of the captions rated by two or more people is the same "
             "star value") in text
     assert "Not enough data yet for Krippendorff" not in text
+
+
+def test_votes_that_all_go_one_way_rank_the_models_with_their_bounds(app_env, db_url):
+    """Every voter picked the better caption: each bootstrap resample had the same win counts, and the page said
+    "Not enough data to rank the models yet" and "Not enough votes yet" though every model had 32 votes."""
+    simulated_study(db_url, stars=3, unanimous=True)  # stars that never differ: only the votes can rank
+    from streamlit.testing.v1 import AppTest
+
+    from tests.pages.conftest import APP, TIMEOUT
+
+    at = open_page(AppTest.from_file(APP, default_timeout=TIMEOUT).run(), "evaluation.py")
+    no_exceptions(at)
+    text = page_text(at)
+    assert "Not enough data to rank" not in text and "Not enough votes yet" not in text
+    board = frame_with(at, "Rank").set_index("Model")
+    assert list(board.index) == ["good", "fair", "poor"] and list(board["Rank"]) == ["1", "2", "3"]
+    bt = board["Bradley–Terry [95 % CI]"]
+    assert bt["good"].startswith("≥ +") and bt["poor"].startswith("≤ -") and bt["fair"] == "no bound"
+    assert board.loc["good", "Arena score"].startswith("≥ ")
+    assert "a model that won every vote against another, on at least 5 photos, ranks above it" in text
+    assert "its interval is open above" in text and "rule of three" in text
