@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 from igcap import beam_search, lean_beam, lean_decoding, threads
 from igcap.attention import ONE_THREAD_ROWS
+from igcap.config import ConfigError
 from igcap.decoding import DEFAULT_PRESET, PRESETS, DecodingError, DecodingSettings
 from igcap.loading import LoadedModel, ModelCache, ModelLoadError, cache_from_settings
 from igcap.optimize.malloc import caption_heap, release_between_models
@@ -270,6 +271,8 @@ class Captioner:
             results = self._caption_leased(key, pixels, settings, notify, threads)
         except ModelLoadError as err:
             return ModelRun(key, error=ModelFailure(key, err.message, err.hint), seconds=time.perf_counter() - start)
+        except ConfigError:  # a setting that cannot work (IGCAP_DEVICE=cuda without a GPU): every model's, the caller's
+            raise
         except Exception as err:  # any failure inside one model must not cost the other models' captions
             log.exception("captioning with %s failed", key)
             return ModelRun(key, error=ModelFailure(key, f"Captioning failed: {err}", "Try other settings, or "

@@ -116,6 +116,22 @@ class CliError(Exception):
     """A problem with the user's input, printed as one line without a traceback."""
 
 
+def check_device(flag: str | None, configured: str = "auto") -> str:
+    """The device a command runs on: ``--device`` when given, else IGCAP_DEVICE (``configured``); resolved
+    once, before any model or data is loaded, so a GPU asked for where there is none is one line (exit 2),
+    not a failure per model. The error names the one that asked: the flag, or the setting's ConfigError."""
+    from igcap.config import ConfigError
+    from igcap.loading import pick_device
+
+    try:
+        return pick_device(flag or configured)
+    except ConfigError:
+        if not flag:
+            raise
+        raise CliError(f"--device {flag}, but this host has no {flag} device that torch can use; "
+                       "use --device auto or cpu") from None
+
+
 def open_database(url: str | None = None, *, create: bool = False):
     """The engine for ``--database URL``, else the configured database, migrated; CliError if it cannot open.
 

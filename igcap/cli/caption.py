@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from igcap.cli import CliError, print_error, terminal_safe
+from igcap.cli import CliError, check_device, print_error, terminal_safe
 from igcap.cli.hashtags import load_tags
 from igcap.decoding import KNOBS, PRESETS, STRATEGY_WORDS, DecodingError, bounds_problem, unused_knobs
 from igcap.lengths import LENGTHS
@@ -63,7 +63,7 @@ def run(args) -> int:
     settings = decoding_settings(args)
     tags = load_tags(args.hashtags, args.database) if args.hashtags else []
     config = Settings.from_env()
-    config = replace(config, device=args.device or config.device,
+    config = replace(config, device=check_device(args.device, config.device),
                      quantize=config.quantize if args.quantize is None else args.quantize)
     cache = cache_from_settings(config)
     keys = model_keys(args.models, cache.registry)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from igcap.cli import CliError, whole_number
+from igcap.cli import CliError, check_device, whole_number
 
 
 def add_parser(sub) -> None:
@@ -34,6 +34,7 @@ def run(args) -> int:
     from igcap.evaluation import default_decoding, evaluate_spec, spec_for
     from igcap.loading import ModelLoadError
 
+    device = check_device(args.device)
     try:
         spec = spec_for(args.model)
         splits, _ = load_splits(args.data, args.seed, args.validation, args.test, args.max_samples)
@@ -45,7 +46,7 @@ def run(args) -> int:
     if not records:
         raise CliError(f"the {args.split} split is empty; use --split all or a larger dataset")
     try:
-        report = evaluate_spec(spec, records, _decoding(args, default_decoding), args.device, args.with_loss,
+        report = evaluate_spec(spec, records, _decoding(args, default_decoding), device, args.with_loss,
                                args.batch_size, args.max_caption_tokens)
     except ModelLoadError as err:
         raise CliError(f"{err.message} {err.hint}") from None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from igcap.cli import CliError
+from igcap.cli import CliError, check_device
 
 
 def add_parser(sub) -> None:
@@ -24,10 +24,11 @@ def run(args) -> int:
 
     if args.batch_size < 1 or args.steps < 1:
         raise CliError("batch size and steps must be at least 1")
+    device = check_device(args.device) if args.device else None  # None: cuda when available
     strategies = ["last-block", "all"] if args.strategy == "both" else [args.strategy]
     for strategy in strategies:
         try:
-            result = measure(strategy, args.batch_size, args.steps, precision=args.precision, device=args.device)
+            result = measure(strategy, args.batch_size, args.steps, precision=args.precision, device=device)
         except TrainError as err:
             raise CliError(str(err)) from None
         print(result.line(), flush=True)

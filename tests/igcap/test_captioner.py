@@ -199,3 +199,17 @@ def test_a_length_past_the_models_positions_is_cut_to_them_not_a_crash(tmp_path)
             assert 0 < run.results[0].tokens <= 64
         [run] = captioner.caption(photo, ["d"], PRESETS["fast"].replace(start_with="word " * 39))
         assert not run.ok and "too long for this model" in run.error.message
+
+
+def test_a_setting_that_cannot_work_is_raised_not_reported_per_model(cache, photos, monkeypatch):
+    """IGCAP_DEVICE=cuda on a host without a GPU is a configuration error, the same for every model: it was
+    caught as one model's failure ("Captioning failed … the Models page shows this model's state", with a
+    traceback in the log), once per model. It reaches the caller, which reports it as a setting."""
+    from igcap.config import ConfigError
+
+    def loader(spec, options, pool):
+        raise ConfigError("IGCAP_DEVICE=cuda but no CUDA GPU is available")
+
+    broken = ModelCache(cache.registry, cache.options, loader=loader)
+    with pytest.raises(ConfigError, match="IGCAP_DEVICE=cuda"):
+        Captioner(broken).caption(photos[:1], DEFAULT_KEYS[:2], GREEDY)

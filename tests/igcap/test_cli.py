@@ -412,3 +412,36 @@ def test_numbers_out_of_range_are_usage_errors_not_tracebacks(argv, words, capsy
         main(argv)
     err = capsys.readouterr().err
     assert stop.value.code == 2 and words in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_a_gpu_asked_for_where_there_is_none_is_one_configuration_error(hub_cache, folder, capsys, monkeypatch, how):
+    """`--device cuda` (or IGCAP_DEVICE=cuda) on a host without a GPU printed a traceback per model, each
+    reported as "Captioning failed … the Models page shows this model's state", and exited 1: a setting that
+    cannot work is one line and exit 2, before any model is loaded."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    args = ["caption", str(folder), "--preset", "fast", "--max-new-tokens", "4"]
+    if how == "flag":
+        args += ["--device", "cuda"]
+    else:
+        monkeypatch.setenv("IGCAP_DEVICE", "cuda")
+    code = main(args)
+    out, err = capsys.readouterr()
+    _one_line_error(code, err, "--device cuda, but this host has no cuda device" if how == "flag"
+                    else "IGCAP_DEVICE=cuda but no CUDA GPU is available")
+    assert out == "" and "Models page" not in err
+
+
+
+@pytest.mark.parametrize("argv", [["evaluate", "--model", DEFAULT_KEYS[0], "--data", "{data}", "--device", "cuda"],
+                                  ["train-bench", "--device", "cuda", "--steps", "1", "--batch-size", "1"]])
+def test_other_commands_refuse_a_gpu_that_is_not_there_in_one_line(tmp_path, capsys, monkeypatch, argv):
+    """evaluate said "IGCAP_DEVICE=cuda but …" for --device cuda; train-bench built the full-size model and
+    ended in torch's "Torch not compiled with CUDA enabled" traceback."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    code = main([a.replace("{data}", str(tmp_path)) for a in argv])
+    _one_line_error(code, capsys.readouterr().err, "--device cuda")
