@@ -11,14 +11,31 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="igcap", description="Instagram captions from four fine-tuned ViT-GPT2 models "
-                                     "(igcap COMMAND, or python -m igcap COMMAND).")
+    parser = _Parser(prog="igcap", description="Instagram captions from four fine-tuned ViT-GPT2 models "
+                     "(igcap COMMAND, or python -m igcap COMMAND).")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress and library messages")
     parser.add_argument("--version", action="version", version=f"igcap {version()}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.commands = parser.add_subparsers(dest="command", metavar="COMMAND")  # required: _Parser checks
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        importlib.import_module(f"{__name__}.{info.name}").add_parser(sub)
+        importlib.import_module(f"{__name__}.{info.name}").add_parser(parser.commands)
     return parser
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, with its usage errors said by the parser they concern: an option no parser knows
+    is reported with the command's usage (``igcap caption --bogus x`` showed the top-level one), and
+    ``igcap --bogus`` says so instead of "the following arguments are required: COMMAND"."""
+
+    commands = None  # the COMMAND subparsers' action
+
+    def parse_args(self, args=None, namespace=None):
+        parsed, extras = self.parse_known_args(args, namespace)
+        command = getattr(parsed, "command", None)
+        if extras:
+            (self.commands.choices[command] if command else self).error(f"unrecognized arguments: {' '.join(extras)}")
+        if command is None:
+            self.error("choose a COMMAND (igcap --help lists them)")
+        return parsed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,6 +147,21 @@ def check_device(flag: str | None, configured: str = "auto") -> str:
             raise
         raise CliError(f"--device {flag}, but this host has no {flag} device that torch can use; "
                        "use --device auto or cpu") from None
+
+
+def file_problem(path, err: OSError, folder: bool = False) -> str:
+    """Why ``path`` could not be written or read, in words: a part of it that is a file where a folder must be
+    (the system says "File exists" or "Not a directory" for it), else the system's reason. ``folder``:
+    ``path`` itself is to be a folder."""
+    from pathlib import Path
+
+    path = Path(path)
+    for part in [path, *path.parents] if folder else path.parents:
+        if part.exists():
+            if not part.is_dir():
+                return f"{part} is a file, not a folder"
+            break
+    return err.strerror or str(err)
 
 
 def open_database(url: str | None = None, *, create: bool = False):

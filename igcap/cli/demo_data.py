@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from igcap.cli import CliError
+from igcap.cli import CliError, file_problem
 
 
 def add_parser(sub) -> None:
@@ -21,12 +21,14 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from igcap.demo import write_demo_data
 
-    if args.dir.exists() and any(args.dir.iterdir()):
+    if args.dir.is_dir() and any(args.dir.iterdir()):
         raise CliError(f"{args.dir} is not empty; choose a new folder (nothing was overwritten)")
     try:
         made = write_demo_data(args.dir, n=args.n, seed=args.seed)
     except ValueError as err:
         raise CliError(str(err)) from None
+    except OSError as err:  # a file where a folder must be, a read-only disk, a full one
+        raise CliError(f"cannot write {args.dir}: {file_problem(args.dir, err, folder=True)}") from None
     print(f"wrote {made.rows} rows to {made.root}: {len(made.empty_captions)} empty captions, "
           f"{len(made.missing_images)} missing and {len(made.corrupt_images)} corrupt images on purpose")
     print(f"next: python -m igcap train --data {made.root} --out models/shapes --base tiny --strategy all "

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from igcap.cli import CliError, file_problem
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("demo-models", help="train four tiny demo models on synthetic shapes (offline, CPU)",
@@ -23,7 +25,11 @@ def run(args) -> int:
     from igcap.demo import DemoPlan, build_demo_models, held_out_records, shape_accuracy, torch_threads
     from igcap.cli.train import run_training
 
-    folder = args.dir or Settings.from_env().demo_dir
+    folder = Path(args.dir or Settings.from_env().demo_dir)
+    try:  # here, before training: run_training reads an OSError as the base model failing to load
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CliError(f"cannot write {folder}: {file_problem(folder, err, folder=True)}") from None
     plan = DemoPlan(photos=args.photos, seed=args.seed)
     with torch_threads(1):
         made = run_training(lambda: build_demo_models(folder, data=args.data, plan=plan))

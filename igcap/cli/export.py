@@ -6,7 +6,7 @@ import argparse
 import sys
 from datetime import date
 
-from igcap.cli import CliError
+from igcap.cli import CliError, file_problem
 from igcap.registry import load_registry
 
 EXAMPLES = """examples:
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     except DatabaseError as err:
         raise CliError(err.message) from None
     except OSError as err:
-        raise CliError(f"cannot write {args.out}: {err.strerror or err}") from None
+        raise CliError(f"cannot write {args.out}: {file_problem(args.out, err)}") from None
     where = "standard output" if args.out == "-" else args.out
     print(f"wrote {count} {'ratings' if args.long else 'captions'} to {where}", file=sys.stderr if args.out == "-" else sys.stdout)
     return 0

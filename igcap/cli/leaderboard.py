@@ -7,7 +7,7 @@ import csv
 import json
 import sys
 
-from igcap.cli import CliError, terminal_safe, whole_number
+from igcap.cli import CliError, file_problem, terminal_safe, whole_number
 
 EXAMPLES = """examples:
   python -m igcap leaderboard --ratings ratings-long.csv --votes votes.csv
@@ -162,7 +162,7 @@ def read_records(path: str) -> list[dict[str, str]]:
     except UnicodeDecodeError:
         raise CliError(f"{path} is not UTF-8 text (is it a CSV export?)") from None
     except (OSError, csv.Error) as err:
-        raise CliError(f"cannot read {path}: {getattr(err, 'strerror', None) or err}") from None
+        raise CliError(f"cannot read {path}: {file_problem(path, err) if isinstance(err, OSError) else err}") from None
 
 
 def _write_json(path: str, data: dict) -> None:
@@ -172,4 +172,4 @@ def _write_json(path: str, data: dict) -> None:
     try:
         write_bytes(path, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
     except OSError as err:
-        raise CliError(f"cannot write {path}: {err.strerror or err}") from None
+        raise CliError(f"cannot write {path}: {file_problem(path, err)}") from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from igcap.cli import CliError, terminal_safe, whole_number
+from igcap.cli import CliError, file_problem, terminal_safe, whole_number
 from igcap.decoding import SEED_MAX
 
 EXAMPLES = """examples:
@@ -159,20 +159,23 @@ def run_export(args) -> int:
 
     if not args.ratings and not args.votes:
         raise CliError("say where to write: --ratings FILE.csv and/or --votes FILE.csv")
+    target = None  # the file being written, for an error
     try:
         with transaction(_engine(args), write=False) as session:
             name = studies.get_study(session=session, name=args.name).name
             if args.ratings:
+                target = args.ratings
                 count = write_export(args.ratings, long=True, session=session, filters=GalleryFilter(study=name),
                                      labels=registry_or_nothing())
                 _said(f"wrote {count} ratings to {args.ratings}", args.ratings)
             if args.votes:
+                target = args.votes
                 count = write_votes(args.votes, session=session, study=name)
                 _said(f"wrote {count} votes to {args.votes}", args.votes)
     except LookupError as err:
         raise CliError(str(err)) from None
     except OSError as err:
-        raise CliError(f"cannot write the file: {err.strerror or err}") from None
+        raise CliError(f"cannot write {target}: {file_problem(target, err)}" if target else str(err)) from None
     return 0
 
 

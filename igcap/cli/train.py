@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from igcap.cli import CliError
+from igcap.cli import CliError, file_problem
 
 EXAMPLE = ("python -m igcap train --data instagram/ --out models/my-model --base vit-gpt2 --strategy last-block "
            "--epochs 3 --batch-size 16")
@@ -93,7 +93,12 @@ def run_training(action):
         return action()
     except (TrainError, DataError) as err:
         raise CliError(str(err)) from None
-    except OSError as err:  # from_pretrained: offline, no such repo, missing files
+    except OSError as err:
+        if err.errno is not None and err.filename:  # the file system (an output folder under a file, a full disk)
+            where = err.filename
+            problem = file_problem(where, err, folder=isinstance(err, (NotADirectoryError, FileExistsError)))
+            raise CliError(f"{where}: {problem}") from None
+        # from_pretrained: offline, no such repo, missing files
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CliError(f"could not load the base model: {first}\n  offline? pass local folders with "
                        "--encoder/--decoder (vit-gpt2) or --base-model (nlpconnect)") from None

@@ -445,3 +445,70 @@ def test_other_commands_refuse_a_gpu_that_is_not_there_in_one_line(tmp_path, cap
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     code = main([a.replace("{data}", str(tmp_path)) for a in argv])
     _one_line_error(code, capsys.readouterr().err, "--device cuda")
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["demo-data", "{file}/sub", "--n", "10"], "cannot write {file}/sub: {file} is a file, not a folder"),
+    (["demo-data", "{file}"], "{file} is a file, not a folder"),
+    # it said "could not load the base model … offline? pass local folders with --encoder/--decoder"
+    (["demo-models", "{file}/sub", "--photos", "10"], "cannot write {file}/sub: {file} is a file, not a folder"),
+    (["demo-models", "{file}", "--photos", "10"], "{file} is a file, not a folder"),
+])
+def test_an_output_folder_that_cannot_be_made_is_one_line_naming_why(tmp_path, capsys, argv, words):
+    """demo-data under a file ended in a NotADirectoryError traceback; demo-models blamed the base model."""
+    photo = tmp_path / "IMG.JPG"
+    photo.write_bytes(b"a photo")
+    code = main([a.replace("{file}", str(photo)) for a in argv])
+    _one_line_error(code, capsys.readouterr().err, words.replace("{file}", str(photo)))
+    assert photo.read_bytes() == b"a photo"
+
+
+def test_export_under_a_file_names_the_file_not_file_exists(tmp_path, capsys):
+    photo = tmp_path / "IMG.JPG"
+    photo.write_bytes(b"a photo")
+    url = f"sqlite:///{tmp_path / 'igcap.sqlite3'}"
+    assert main(["hashtags", "add", "travel", "#travel", "--database", url]) == 0  # makes the database
+    capsys.readouterr()
+    code = main(["export", "--out", str(photo / "x.csv"), "--database", url])
+    err = capsys.readouterr().err
+    _one_line_error(code, err, f"cannot write {photo / 'x.csv'}: {photo} is a file, not a folder")
+    assert "File exists" not in err
+
+
+@pytest.mark.parametrize("argv, usage, words", [
+    (["--bogus"], "usage: igcap [-h]", "unrecognized arguments: --bogus"),  # said "arguments are required: COMMAND"
+    ([], "usage: igcap [-h]", "choose a COMMAND"),
+    (["caption", "--bogus", "x"], "usage: igcap caption", "unrecognized arguments: --bogus"),  # the top-level usage
+    (["models", "extra"], "usage: igcap models", "unrecognized arguments: extra"),
+])
+def test_usage_errors_name_the_problem_with_the_right_usage(capsys, argv, usage, words):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.startswith(usage) and words in err and "required: COMMAND" not in err
+
+
+def test_training_that_cannot_write_its_output_is_not_called_a_base_model_that_failed_to_load(tmp_path, monkeypatch):
+    """`train --out IMG.JPG/x` said "could not load the base model … offline? pass local folders with
+    --encoder/--decoder": every OSError was read as from_pretrained's. One from the file system names the path."""
+    import errno
+
+    from igcap.cli import CliError
+    from igcap.cli.train import run_training
+
+    monkeypatch.chdir(tmp_path)
+    Path("IMG.JPG").write_bytes(b"a photo")
+
+    def fail(error):
+        def action():
+            raise error
+        return action
+
+    with pytest.raises(CliError, match="^IMG.JPG/x: IMG.JPG is a file, not a folder$"):
+        run_training(fail(NotADirectoryError(errno.ENOTDIR, "Not a directory", "IMG.JPG/x")))
+    with pytest.raises(CliError, match="^IMG.JPG: IMG.JPG is a file, not a folder$"):
+        run_training(fail(FileExistsError(errno.EEXIST, "File exists", "IMG.JPG")))
+    with pytest.raises(CliError, match="^out/model.safetensors: No space left on device$"):
+        run_training(fail(OSError(errno.ENOSPC, "No space left on device", "out/model.safetensors")))
+    with pytest.raises(CliError, match="could not load the base model: We couldn't connect.*\n  offline?"):
+        run_training(fail(OSError("We couldn't connect to 'https://huggingface.co'")))

@@ -198,3 +198,14 @@ def test_a_votes_file_of_one_sided_votes_ranks_the_models(tmp_path, capsys):
     lines = {line.split()[1]: line for line in out.splitlines() if line[:2] in ("1 ", "2 ")}
     assert lines["A"].startswith("1 ") and "≥ +1.27" in lines["A"] and "≥ 1221" in lines["A"]
     assert lines["B"].startswith("2 ") and "≤ -1.27" in lines["B"] and "≤ 779" in lines["B"]
+
+
+def test_files_under_a_file_are_named_as_the_problem(study, tmp_path, capsys):
+    """"cannot write …: File exists" / "Not a directory" said nothing of the file in the way."""
+    _, votes_csv, _ = study
+    photo = tmp_path / "IMG.JPG"
+    photo.write_bytes(b"a photo")
+    assert main(["leaderboard", "--votes", str(votes_csv), "--bootstrap", "0", "--json", str(photo / "b.json")]) == 2
+    assert capsys.readouterr().err == f"error: cannot write {photo / 'b.json'}: {photo} is a file, not a folder\n"
+    assert main(["leaderboard", "--votes", str(photo / "v.csv")]) == 2
+    assert capsys.readouterr().err == f"error: cannot read {photo / 'v.csv'}: {photo} is a file, not a folder\n"

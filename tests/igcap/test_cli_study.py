@@ -280,3 +280,16 @@ def boards_from_database_and_files(database, tmp_path, capsys, bootstrap: int) -
         assert main(["leaderboard", *args, "--bootstrap", str(bootstrap), "--json", "-"]) == 0
         boards.append(json.loads(capsys.readouterr().out))
     return boards[0], boards[1]
+
+
+def test_export_to_a_path_under_a_file_names_that_file(database, tmp_path, capsys):
+    """It said "cannot write the file: File exists": neither which file nor the real problem."""
+    engine = make_engine(database)
+    make_study(engine, photos=2, models=["m-one", "m-two"], k=1, name="spring")
+    engine.dispose()
+    photo = tmp_path / "IMG.JPG"
+    photo.write_bytes(b"a photo")
+    ratings, votes = tmp_path / "r.csv", photo / "v.csv"
+    code = main(["study", "export", "spring", "--ratings", str(ratings), "--votes", str(votes), "--database", database])
+    err = capsys.readouterr().err
+    assert code == 2 and err == f"error: cannot write {votes}: {photo} is a file, not a folder\n"
