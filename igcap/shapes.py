@@ -94,6 +94,9 @@ class DemoData:
     corrupt_images: list[str] = field(default_factory=list)
 
 
+MIN_PHOTOS = 10  # the fewest write_demo_data writes: every 40th caption empty, one missing and one corrupt image
+
+
 def write_demo_data(root: Path, n: int = 300, seed: int = 0, style: str = "instagram") -> DemoData:
     """Write ``n`` captioned photos in the Kaggle layout under ``root`` (two thirds in the first CSV).
 
@@ -103,8 +106,8 @@ def write_demo_data(root: Path, n: int = 300, seed: int = 0, style: str = "insta
     Deterministic for a given ``seed``. Broken on purpose: every 40th caption is empty (at least one),
     the last row of the first CSV names an image that does not exist, and one image file is corrupt.
     """
-    if n < 10:
-        raise ValueError("the demo dataset needs at least 10 photos")
+    if n < MIN_PHOTOS:
+        raise ValueError(f"the demo dataset needs at least {MIN_PHOTOS} photos")
     if style not in ("instagram", "description"):
         raise ValueError(f"style must be 'instagram' or 'description', not {style!r}")
     rng = random.Random(seed)

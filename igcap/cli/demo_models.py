@@ -24,7 +24,10 @@ def run(args) -> int:
     from igcap.config import Settings
     from igcap.demo import DemoPlan, build_demo_models, held_out_records, shape_accuracy, torch_threads
     from igcap.cli.train import run_training
+    from igcap.shapes import MIN_PHOTOS
 
+    if args.data is None and args.photos < MIN_PHOTOS:  # before the folder is made
+        raise CliError(f"--photos: the demo dataset needs at least {MIN_PHOTOS} photos")
     folder = Path(args.dir or Settings.from_env().demo_dir)
     try:  # here, before training: run_training reads an OSError as the base model failing to load
         folder.mkdir(parents=True, exist_ok=True)

@@ -512,3 +512,11 @@ def test_training_that_cannot_write_its_output_is_not_called_a_base_model_that_f
         run_training(fail(OSError(errno.ENOSPC, "No space left on device", "out/model.safetensors")))
     with pytest.raises(CliError, match="could not load the base model: We couldn't connect.*\n  offline?"):
         run_training(fail(OSError("We couldn't connect to 'https://huggingface.co'")))
+
+
+def test_too_few_demo_photos_is_one_line(tmp_path, capsys):
+    """`demo-models --photos 5` ended in write_demo_data's ValueError traceback (demo-data said it in one line)."""
+    _one_line_error(main(["demo-models", str(tmp_path / "m"), "--photos", "5"]), capsys.readouterr().err,
+                    "--photos: the demo dataset needs at least 10 photos")
+    _one_line_error(main(["demo-data", str(tmp_path / "d"), "--n", "5"]), capsys.readouterr().err,
+                    "the demo dataset needs at least 10 photos")
