@@ -9,6 +9,7 @@ from datetime import date
 from igcap.cli import CliError, file_problem
 from igcap.registry import load_registry
 
+DESCRIPTION = 'Write the "rated captions" CSV (or one row per rating with --long).'
 EXAMPLES = """examples:
   python -m igcap export --out rated.csv
   python -m igcap export --out - --long | head
@@ -21,7 +22,7 @@ as a formula (starting with = + - @ tab, carriage return or ') get one ' in fron
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("export", help="write rated captions (or every rating) to a CSV file",
-                              description=__doc__, epilog=EXAMPLES,
+                              description=DESCRIPTION, epilog=EXAMPLES,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, metavar="FILE.csv", help="where to write the CSV (replaced if it exists; - for standard output)")
     p.add_argument("--long", action="store_true", help="one row per rating (rater, stars, criterion, time)")

@@ -6,6 +6,7 @@ import argparse
 import getpass
 import sys
 
+DESCRIPTION = "Make a salted hash for the app's password gate (the secrets keep only hashes)."
 EXAMPLES = """examples:
   python -m igcap hash-password                 # asks twice, prints the hash
   printf '%s' "$PW" | python -m igcap hash-password --stdin
@@ -19,7 +20,7 @@ Put the hash in .streamlit/secrets.toml (or the app's Secrets on Community Cloud
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("hash-password", help="make a salted password hash for the app's password gate",
-                              description=__doc__, epilog=EXAMPLES,
+                              description=DESCRIPTION, epilog=EXAMPLES,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--stdin", action="store_true",
                    help="read the password from standard input (one line) instead of asking")

@@ -9,6 +9,8 @@ import sys
 
 from igcap.cli import CliError, file_problem, terminal_safe, whole_number
 
+DESCRIPTION = """Rank the models by which captions people prefer, from star ratings and pairwise votes,
+with intervals and rater agreement."""
 EXAMPLES = """examples:
   python -m igcap leaderboard --ratings ratings-long.csv --votes votes.csv
   python -m igcap leaderboard --ratings ratings-long.csv --criterion "fits the photo" --json board.json
@@ -25,7 +27,7 @@ ratings file (those rated); --study covers every caption of the study."""
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("leaderboard", help="rank models from star ratings and pairwise votes",
-                              description=__doc__, epilog=EXAMPLES,
+                              description=DESCRIPTION, epilog=EXAMPLES,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--study", metavar="NAME", help="a study in the database (instead of --ratings/--votes)")
     p.add_argument("--database", metavar="URL", help="with --study: database URL (default: DATABASE_URL or the "

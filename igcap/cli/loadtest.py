@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+DESCRIPTION = """Start the app and drive several browser sessions at once, then report the waits, the
+generation times, the errors shown on pages and the server's peak memory."""
 EXAMPLES = """examples:
   python -m igcap loadtest                       # 4 sessions, one generation and one rating each
   python -m igcap loadtest --sessions 8 --jobs 2 --preset fast --time-limit 900
@@ -17,7 +19,7 @@ Exit status 0 when every job completed with no error shown, 1 otherwise."""
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("loadtest", help="drive several browser sessions of the app at once and report",
-                              description=__doc__, epilog=EXAMPLES,
+                              description=DESCRIPTION, epilog=EXAMPLES,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sessions", type=int, default=4, metavar="N", help="browser sessions at once (default 4)")
     p.add_argument("--jobs", type=int, default=1, metavar="N", help="generations per session (default 1)")

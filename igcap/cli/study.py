@@ -8,6 +8,8 @@ import sys
 from igcap.cli import CliError, file_problem, terminal_safe, whole_number
 from igcap.decoding import SEED_MAX
 
+DESCRIPTION = """Evaluation studies from the command line: create one over photos and models, write its
+captions, list the studies, export or delete one."""
 EXAMPLES = """examples:
   python -m igcap study create spring photos/ --models vit-gpt2-all,nlpconnect-all --preset balanced --k 3
   python -m igcap study create tone a.jpg b.heic --models vit-gpt2-all,nlpconnect-all --criteria overall,fits-photo
@@ -22,7 +24,7 @@ People rate a study blind on the dashboard's Rate page and compare captions in p
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("study", help="create evaluation studies, write their captions, export their ratings",
-                              description=__doc__, epilog=EXAMPLES,
+                              description=DESCRIPTION, epilog=EXAMPLES,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--database", metavar="URL",

@@ -520,3 +520,13 @@ def test_too_few_demo_photos_is_one_line(tmp_path, capsys):
                     "--photos: the demo dataset needs at least 10 photos")
     _one_line_error(main(["demo-data", str(tmp_path / "d"), "--n", "5"]), capsys.readouterr().err,
                     "the demo dataset needs at least 10 photos")
+
+
+def test_every_command_describes_itself_in_plain_text():
+    """export, study, leaderboard, loadtest and hash-password showed their module docstring in --help:
+    "``python -m igcap export``: the …", markup and all, where the others read "Caption photos. Example: …"."""
+    from igcap.cli import build_parser
+
+    for name, command in build_parser().commands.choices.items():
+        text = command.description or ""
+        assert text[:1].isupper() and "`" not in text and not text.startswith("python -m"), (name, text)
