@@ -79,3 +79,23 @@ def test_the_check_finds_a_gpl_binary_wheel_whose_metadata_says_bsd():
     dist = md.distribution("pillow-heif")
     assert "GPL" not in (dist.metadata.get("License-Expression") or dist.metadata.get("License") or "")
     assert any("GPLv2" in hit for hit in gpl_findings(dist))
+
+
+def spdx_identifiers(dist: md.Distribution) -> set[str]:
+    """The licence and exception identifiers of the distribution's License-Expression (PEP 639: SPDX), if any."""
+    expression = dist.metadata.get("License-Expression") or ""
+    return {word for word in re.split(r"[\s()]+", expression) if word and word.upper() not in ("AND", "OR", "WITH")}
+
+
+def test_the_readme_names_every_licence_the_product_declares():
+    """The README's licence list is the product's: it left out MIT-CMU (pillow), MIT-0 (cffi), 0BSD, Zlib and
+    CC0-1.0 (bundled in numpy), BSL-1.0 and LLVM-exception (torch). Each SPDX identifier a distribution
+    declares is named there as written (word for word: MIT does not stand for MIT-0)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Licences\n", 1)[1].split("\n## ", 1)[0]
+    missing: dict[str, list[str]] = {}
+    for name, dist in sorted(product_distributions().items()):
+        for word in spdx_identifiers(dist):
+            if not re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", section, re.I):
+                missing.setdefault(word, []).append(name)
+    assert missing == {}

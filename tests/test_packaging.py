@@ -131,3 +131,14 @@ def test_default_data_folder_is_the_checkouts_or_the_users_never_site_packages(t
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     assert engine.resolve_url({}).endswith(str(tmp_path / "xdg" / "igcap" / "igcap.sqlite3"))
     assert config.Settings.from_env({}).data_dir == tmp_path / "xdg" / "igcap"
+
+
+def test_the_readme_installs_the_wheel_where_pip_wheel_writes_it():
+    """The README said `pip install igcap-0.1.0-py3-none-any.whl` after `pip wheel … -w dist .`: no such file
+    in the folder it is run from."""
+    import tomllib
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "pip wheel --no-deps -w dist ." in readme
+    assert f"pip install dist/igcap-{version}-py3-none-any.whl" in readme
