@@ -30,19 +30,39 @@ def run(cmd, **kwargs) -> subprocess.CompletedProcess:
     return done
 
 
+def copy_sources(src: Path) -> Path:
+    """A copy of what a distribution is built from, tests/ included (the checkout gets no build/ or egg-info)."""
+    for name in ("igcap", "db", "tests", "LICENSES"):
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in ("pyproject.toml", "MANIFEST.in", "README.md", "NOTICE"):
+        shutil.copy(ROOT / name, src / name)
+    return src
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    """The wheel, built from a copy of the tracked sources (the checkout gets no build/ or egg-info)."""
-    src, dist = tmp_path_factory.mktemp("src"), tmp_path_factory.mktemp("dist")
-    for name in ("igcap", "db"):
-        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    for name in ("pyproject.toml", "README.md", "NOTICE"):
-        shutil.copy(ROOT / name, src / name)
-    shutil.copytree(ROOT / "LICENSES", src / "LICENSES")
+    """The wheel, built from a copy of the tracked sources."""
+    src, dist = copy_sources(tmp_path_factory.mktemp("src")), tmp_path_factory.mktemp("dist")
     run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
          "-w", str(dist), str(src)])
     [built] = dist.glob("igcap-*.whl")
     return built
+
+
+def test_the_sdist_holds_the_sources_and_no_tests(tmp_path):
+    """The sdist shipped tests/test_import_graph.py, test_licences.py and test_packaging.py (setuptools adds
+    tests/test*.py by default) without tests/builders.py and conftest.py they import: tests that cannot run.
+    The tests need the checkout (the dashboard, builders, fixtures): none is in the sdist."""
+    import tarfile
+
+    src, dist = copy_sources(tmp_path / "src"), tmp_path / "dist"
+    run([sys.executable, "-c", f"from setuptools import build_meta; build_meta.build_sdist({str(dist)!r})"], cwd=src)
+    [built] = dist.glob("igcap-*.tar.gz")
+    names = {name.split("/", 1)[1] for name in tarfile.open(built).getnames() if "/" in name}
+    assert not any(name == "tests" or name.startswith("tests/") for name in names), sorted(names)
+    sources = {p.relative_to(ROOT).as_posix() for folder in ("igcap", "db") for p in (ROOT / folder).rglob("*")
+               if p.is_file() and "__pycache__" not in p.parts}
+    assert sources | {"pyproject.toml", "README.md", "NOTICE", "LICENSES/Apache-2.0.txt"} <= names
 
 
 @pytest.mark.slow
