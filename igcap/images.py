@@ -41,8 +41,11 @@ _decode_slots = threading.BoundedSemaphore(DECODE_SLOTS)
 # Pillow format names we decode. MPO is a JPEG with extra frames (stereo / depth cameras).
 SUPPORTED_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF", "HEIF")
 SUPPORTED_LABEL = "JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC/HEIF"
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff",
-                              ".heic", ".heif", ".mpo"})
+# File names the CLI's folder walk takes as photos: every extension Pillow (and the HEIF opener) registers
+# for a format above, HEIF image sequences (.heics, .heifs) left out; a test checks the two agree.
+# .jfif is Chrome-on-Windows' JPEG, .jpe an old one, .hif Canon's HEIF.
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".mpo", ".png", ".apng", ".webp", ".gif", ".bmp",
+                              ".tif", ".tiff", ".heic", ".heif", ".hif"})
 
 # Leading bytes of the supported formats: a file that starts like one of them but fails to decode is
 # a damaged photo, not "not an image", and deserves a message that says so.

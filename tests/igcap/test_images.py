@@ -581,3 +581,26 @@ def test_a_long_thin_strip_is_reduced_not_called_damaged(size, fmt):
     photo = load_photo(encoded(Image.new("RGB", size, "red"), fmt), "strip", max_side=1080)
     assert max(photo.image.size) == 1080 and min(photo.image.size) == 1
     assert (photo.width, photo.height) == size
+
+
+def test_every_extension_pillow_reads_as_a_supported_still_format_is_listed():
+    """The CLI's folder walk goes by IMAGE_EXTENSIONS: Chrome on Windows saves JPEGs as .jfif, old cameras
+    as .jpe, Canon cameras HEIF as .hif; those were skipped though the uploader takes them."""
+    from PIL import Image
+
+    from igcap import images
+
+    assert images._register_heif()  # the HEIF opener registers its extensions, as decoding a HEIC does
+    Image.init()
+    sequences = {".heics", ".heifs"}  # HEIF image sequences: not photos
+    readable = {ext for ext, fmt in Image.registered_extensions().items() if fmt in SUPPORTED_FORMATS} - sequences
+    assert {".jfif", ".jpe", ".hif"} <= readable
+    assert readable <= IMAGE_EXTENSIONS
+
+
+def test_a_folder_walk_finds_jfif_and_jpe_photos(tmp_path):
+    from igcap.cli.caption import photo_files
+
+    for name in ("a.jfif", "b.JPE", "c.hif", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    assert [f.name for f in photo_files([str(tmp_path)])] == ["a.jfif", "b.JPE", "c.hif"]
