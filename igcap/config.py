@@ -132,14 +132,24 @@ def instagram_limits(env: Mapping[str, str] | None = None) -> InstagramLimits:
     return InstagramLimits(**values)
 
 
+MODEL_VARIABLE_PREFIX = "IGCAP_MODEL_"
+
+
 def env_key(model_key: str) -> str:
     """The override variable for a model key: vit-gpt2-all → IGCAP_MODEL_VIT_GPT2_ALL."""
-    return "IGCAP_MODEL_" + "".join(c if c.isalnum() else "_" for c in model_key).upper()
+    return MODEL_VARIABLE_PREFIX + "".join(c if c.isalnum() else "_" for c in model_key).upper()
+
+
+def key_of_variable(variable: str) -> str:
+    """The key of the model an IGCAP_MODEL_<KEY> variable adds (one the registry does not hold already):
+    IGCAP_MODEL_MY_MODEL → my-model. Not always env_key's inverse: env_key("My_Model") names a model whose key
+    is my-model."""
+    return variable.removeprefix(MODEL_VARIABLE_PREFIX).lower().replace("_", "-")
 
 
 def source_overrides(env: Mapping[str, str]) -> dict[str, str]:
     """IGCAP_MODEL_<KEY>=source pairs, keyed by the variable's suffix (matched to model keys later)."""
-    prefix = "IGCAP_MODEL_"
+    prefix = MODEL_VARIABLE_PREFIX
     skip = {"IGCAP_MODEL_MEMORY_MB"}
     return {k: v for k, v in env.items() if k.startswith(prefix) and k not in skip and v.strip()}
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
-from igcap.config import env_key
+from igcap.config import env_key, key_of_variable
 
 
 def model_card(settings, result, sources, hyper_parameters: dict) -> str:
@@ -14,6 +15,7 @@ def model_card(settings, result, sources, hyper_parameters: dict) -> str:
     BaseSources (where the base came from), ``hyper_parameters`` the table's rows.
     """
     key = settings.key or Path(settings.out).name
+    variable = env_key(key)  # the registry keys the model it adds by the variable's name, not by `key`
     start = sources.model or f"{sources.encoder} + {sources.decoder}"
     demo = ("\n> **Demo model**: trained on synthetic coloured shapes, not on real photos. It shows that the "
             "pipeline works; its captions only make sense for pictures of shapes.\n" if settings.demo else "")
@@ -32,8 +34,8 @@ def model_card(settings, result, sources, hyper_parameters: dict) -> str:
         *[f"| {k} | {v} |" for k, v in hyper_parameters.items()],
         "", "## Metrics", _metrics_table(result.metrics), "",
         "## Use", "```bash",
-        f"{env_key(key)}={Path(settings.out).resolve()} python -m igcap caption photo.jpg "
-        f"--models {key}", "```",
+        f"{variable}={shlex.quote(str(Path(settings.out).resolve()))} python -m igcap caption photo.jpg "
+        f"--models {shlex.quote(key_of_variable(variable))}", "```",
         "or with transformers: `VisionEncoderDecoderModel.from_pretrained(folder)` with the tokenizer and image "
         "processor saved beside it.", ""])
 

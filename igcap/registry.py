@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from igcap.config import ConfigError, Settings, env_key
+from igcap.config import ConfigError, Settings, env_key, key_of_variable
 
 log = logging.getLogger(__name__)
 MARKER_FILE = "igcap-model.json"  # written next to trained models; describes them to the registry
@@ -146,7 +146,7 @@ def _apply_overrides(models: dict[str, ModelSpec], overrides: dict[str, str]) ->
     by_var = {env_key(key): key for key in models}
     for var, source in overrides.items():
         source = source.strip()
-        key = by_var.get(var) or var.removeprefix("IGCAP_MODEL_").lower().replace("_", "-")
+        key = by_var.get(var) or key_of_variable(var)
         marked = spec_from_marker(Path(source).expanduser()) if _has_marker(source) else None
         if marked:  # a folder we trained: its marker says what it is (a demo model stays labelled as one)
             base = out.get(key)
