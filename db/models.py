@@ -32,7 +32,8 @@ from sqlalchemy.sql.expression import FunctionElement
 from db.people import person
 from db.search import caption_search_text
 
-MANUAL = "manual"  # the model key of a caption a person wrote by hand
+MANUAL = "manual"  # the model key of a caption a person wrote by hand (no registry model may take it)
+MODEL_KEY_LENGTH = 64  # the longest model key a caption, a study or a vote can store (igcap.registry refuses longer)
 MANUAL_LABEL = "Written by hand"  # what people see for it
 DEFAULT_CRITERION = "overall"
 LOCAL_OWNER = "local"  # owner/author of rows made without sign-in (igcap.access.LOCAL_ID reads it)
@@ -160,7 +161,7 @@ class Caption(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), index=True)
     author: Mapped[str] = mapped_column(String(IDENTITY_LENGTH), default=LOCAL_OWNER, server_default=LOCAL_OWNER)
-    model_key: Mapped[str] = mapped_column(String(64), index=True)  # registry key, or "manual"
+    model_key: Mapped[str] = mapped_column(String(MODEL_KEY_LENGTH), index=True)  # registry key, or "manual"
     model_source: Mapped[str | None] = mapped_column(String(512))  # hub id or path, "@revision" if known
     text: Mapped[str] = mapped_column(Text)  # as shown and edited
     generated_text: Mapped[str | None] = mapped_column(Text)  # as the model wrote it; None when manual
@@ -302,8 +303,8 @@ class Vote(RaterKey, Base):
     photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), index=True)
     caption_a_id: Mapped[int] = mapped_column(ForeignKey("captions.id", ondelete="CASCADE"), index=True)
     caption_b_id: Mapped[int] = mapped_column(ForeignKey("captions.id", ondelete="CASCADE"), index=True)
-    model_a: Mapped[str] = mapped_column(String(64))
-    model_b: Mapped[str] = mapped_column(String(64))
+    model_a: Mapped[str] = mapped_column(String(MODEL_KEY_LENGTH))
+    model_b: Mapped[str] = mapped_column(String(MODEL_KEY_LENGTH))
     text_a: Mapped[str] = mapped_column(Text)  # the texts as shown when the vote was given
     text_b: Mapped[str] = mapped_column(Text)
     winner: Mapped[str] = mapped_column(String(8))  # one of WINNERS

@@ -28,8 +28,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, Float, cast, func, select
 from sqlalchemy.orm import Session, aliased, joinedload
 
-from db.models import (DEFAULT_CRITERION, IDENTITY_LENGTH, LOCAL_OWNER, MANUAL, Caption, Photo, Rating, Study,
-                       StudyPhoto, Vote, utcnow)
+from db.models import (DEFAULT_CRITERION, IDENTITY_LENGTH, LOCAL_OWNER, MANUAL, MODEL_KEY_LENGTH, Caption, Photo,
+                       Rating, Study, StudyPhoto, Vote, utcnow)
 from db.people import first_names, person
 from db.search import has_every_word
 
@@ -159,8 +159,8 @@ def add_caption(*, session: Session, photo: Photo, model_key: str, text: str, ge
     """
     author = clean_identity(author or photo.owner or LOCAL_OWNER)
     model_key = (without_nul(model_key) or "").strip()
-    if not model_key or len(model_key) > 64:
-        raise ValueError("model key must be 1 to 64 characters")
+    if not model_key or len(model_key) > MODEL_KEY_LENGTH:
+        raise ValueError(f"model key must be 1 to {MODEL_KEY_LENGTH} characters")
     if not isinstance(text, str):
         raise ValueError("caption text must be a string")
     text, generated_text, model_source = without_nul(text), without_nul(generated_text), without_nul(model_source)

@@ -46,7 +46,8 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, aliased, joinedload
 
-from db.models import DEFAULT_CRITERION, DEFAULT_K, WINNERS, Caption, Photo, Rating, Study, StudyPhoto, Vote, utcnow
+from db.models import (DEFAULT_CRITERION, DEFAULT_K, MODEL_KEY_LENGTH, WINNERS, Caption, Photo, Rating, Study,
+                       StudyPhoto, Vote, utcnow)
 from db.people import first_names
 from db.repo import (NotFoundError, _insert, _settings_dict, clean_criterion, rate, rater_identity, stored_rater,
                      without_nul)
@@ -118,8 +119,8 @@ def _clean_models(models: Sequence[str]) -> list[str]:
     keys = list(dict.fromkeys(k.strip() for k in ([models] if isinstance(models, str) else models) if k.strip()))
     if not keys:
         raise ValueError("choose at least one model for the study")
-    if any(len(k) > 64 for k in keys):
-        raise ValueError("model keys are at most 64 characters")
+    if any(len(k) > MODEL_KEY_LENGTH for k in keys):
+        raise ValueError(f"model keys are at most {MODEL_KEY_LENGTH} characters")
     return keys
 
 

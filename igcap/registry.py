@@ -78,6 +78,21 @@ DEFAULT_MODELS: tuple[ModelSpec, ...] = (
 )
 DEFAULT_KEYS = tuple(m.key for m in DEFAULT_MODELS)
 SPEC_FIELDS = ("label", "source", "base", "strategy", "description", "revision", "demo")
+MAY_BE_EMPTY = ("description",)  # any other field given as "" is a slip (source "" was the current folder)
+
+
+def check_key(key: str, where: str) -> None:
+    """ConfigError, naming ``where`` the key came from, for a key the database cannot store (db.models'
+    MODEL_KEY_LENGTH), the key of hand-written captions, or one with spaces at its ends (saved trimmed)."""
+    from db.models import MANUAL, MODEL_KEY_LENGTH  # here, not at import: db brings SQLAlchemy
+
+    if not key or len(key) > MODEL_KEY_LENGTH:
+        raise ConfigError(f"{where}: a model key must be 1 to {MODEL_KEY_LENGTH} characters, and {key!r} has "
+                          f"{len(key)}; choose a shorter key")
+    if key.strip().casefold() == MANUAL:
+        raise ConfigError(f"{where}: the model key {key!r} is reserved for captions written by hand; choose another key")
+    if key != key.strip():
+        raise ConfigError(f"{where}: the model key {key!r} has spaces at its ends; leave them out")
 
 
 def load_registry(settings: Settings | None = None) -> dict[str, ModelSpec]:
@@ -113,11 +128,15 @@ def _apply_models_dir(models: dict[str, ModelSpec], folder: Path) -> dict[str, M
 def _apply_models_file(models: dict[str, ModelSpec], path: Path) -> dict[str, ModelSpec]:
     """[models.<key>] tables: known keys are overridden field by field, new keys are added (source needed)."""
     try:
-        tables = tomllib.loads(Path(path).read_text(encoding="utf-8")).get("models", {})
+        document = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except UnicodeDecodeError as err:
         raise ConfigError(f"IGCAP_MODELS_FILE {path} is not UTF-8 text (byte {err.start}); save it as UTF-8") from None
     except (OSError, tomllib.TOMLDecodeError) as err:
         raise ConfigError(f"IGCAP_MODELS_FILE {path} could not be read: {err}") from None
+    if unknown := sorted(set(document) - {"models"}):
+        raise ConfigError(f"{path}: unknown top-level {unknown}; the file holds [models.<key>] tables only "
+                          "(a misspelt [model.<key>]?)")
+    tables = document.get("models", {})
     if not isinstance(tables, dict):
         raise ConfigError(f"{path}: models must be one table per model, [models.<key>], not {type(tables).__name__}")
     out = dict(models)
@@ -131,6 +150,14 @@ def _apply_models_file(models: dict[str, ModelSpec], path: Path) -> dict[str, Mo
         if wrong := [f for f, v in table.items() if not isinstance(v, bool if f == "demo" else str)]:
             raise ConfigError(f"{path}: [models.{key}] {', '.join(wrong)}: demo must be true or false, "
                               "every other field a string")
+        check_key(key, f"{path}: [models.{key}]")
+        if empty := [f for f, v in table.items() if isinstance(v, str) and not v.strip() and f not in MAY_BE_EMPTY]:
+            raise ConfigError(f"{path}: [models.{key}] {', '.join(empty)} is empty; give a value or leave the line "
+                              "out" + (" (source: a hub id, org/name, or a folder)" if "source" in empty else ""))
+        if "base" in table and table["base"] not in BASES:
+            raise ConfigError(f"{path}: [models.{key}] base {table['base']!r} is not one of {', '.join(BASES)}; "
+                              "leave it out for a model whose folder or repository holds its tokenizer and "
+                              "image processor")
         if key in out:
             out[key] = replace(out[key], **table)
         elif "source" not in table:
@@ -147,10 +174,11 @@ def _apply_overrides(models: dict[str, ModelSpec], overrides: dict[str, str]) ->
     for var, source in overrides.items():
         source = source.strip()
         key = by_var.get(var) or key_of_variable(var)
-        marked = spec_from_marker(Path(source).expanduser()) if _has_marker(source) else None
+        check_key(key, var)
+        marked = spec_from_marker(Path(source).expanduser(), key=key) if _has_marker(source) else None
         if marked:  # a folder we trained: its marker says what it is (a demo model stays labelled as one)
             base = out.get(key)
-            out[key] = replace(marked, key=key, label=marked.label if marked.demo or not base else base.label)
+            out[key] = replace(marked, label=marked.label if marked.demo or not base else base.label)
         elif key in out:
             out[key] = replace(out[key], source=source, revision=None)
         else:
@@ -200,16 +228,19 @@ def _demo_models(folder: Path) -> dict[str, ModelSpec]:
     return found
 
 
-def spec_from_marker(folder: Path) -> ModelSpec | None:
-    """The ModelSpec for a trained model folder, from its marker file (None if unreadable)."""
+def spec_from_marker(folder: Path, key: str | None = None) -> ModelSpec | None:
+    """The ModelSpec for a trained model folder, from its marker file (None if unreadable), under ``key``
+    or else the marker's key (demo- in front for a demo model); ConfigError for a key that would break later."""
     try:
         meta = json.loads((Path(folder) / MARKER_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         log.warning("ignoring %s: %s", folder, err)
         return None
     demo = bool(meta.get("demo"))
-    key = str(meta.get("key") or Path(folder).name)
-    key = f"demo-{key}" if demo and not key.startswith("demo-") else key
+    if key is None:
+        key = str(meta.get("key") or Path(folder).name)
+        key = f"demo-{key}" if demo and not key.startswith("demo-") else key
+        check_key(key, f"{Path(folder) / MARKER_FILE} (its key, or the folder's name)")
     label = str(meta.get("label") or key)
     if demo and "demo" not in label.lower():
         label = f"Demo: {label} (synthetic shapes)"

@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import pytest
 
@@ -99,3 +100,62 @@ def test_two_models_under_one_label_are_told_apart_by_their_keys(tmp_path):
     assert reg["baseline"].label == "ViT-GPT2 · all parameters (baseline)"
     assert reg["vit-gpt2-all"].label == "ViT-GPT2 · all parameters (vit-gpt2-all)"
     assert reg["vit-gpt2-last-block"].label == "ViT-GPT2 · last block"  # unique labels stay as they are
+
+
+LONG_KEY = "k" * 65  # db.models.MODEL_KEY_LENGTH + 1: generation worked, every save failed
+
+
+@pytest.mark.parametrize("text, words", [
+    (f"[models.{LONG_KEY}]\nsource = 'org/name'\n", r"\[models\.k+\].*1 to 64 characters"),
+    ("[models.manual]\nsource = 'org/name'\n", r"\[models\.manual\].*reserved for captions written by hand"),
+    ("[models.Manual]\nsource = 'org/name'\n", "reserved"),
+    ("[models.vit-gpt2-all]\nbase = 'vitgpt2'\n", r"base 'vitgpt2' is not one of vit-gpt2, nlpconnect"),
+    ("[models.new]\nsource = 'org/name'\nbase = 'gpt'\n", "base 'gpt' is not one of"),
+    ("[models.vit-gpt2-all]\nsource = ''\n", "source is empty"),
+    ("[models.new]\nsource = '  '\n", "source is empty"),
+    ("[models.new]\nsource = 'org/name'\nlabel = ''\n", "label is empty"),
+    ("[models.vit-gpt2-all]\nrevision = ''\n", "revision is empty"),
+    ('[models." padded "]\nsource = "org/name"\n', "spaces"),
+    ("[model.vit-gpt2-all]\nrevision = 'v2'\n", r"unknown top-level \['model'\].*\[models\.<key>\]"),
+    ("title = 'mine'\n[models.new]\nsource = 'org/name'\n", r"unknown top-level \['title'\]"),
+])
+def test_a_models_file_value_that_would_break_later_is_refused(tmp_path, text, words):
+    """Each of these loaded: a 65-character key generated captions that no save could store, `manual` took
+    over hand-written captions' label and statistics, an unknown base fell back to vit-gpt2's tokenizer, an
+    empty source meant the current folder, and a misspelt [model.x] table was ignored."""
+    f = tmp_path / "models.toml"
+    f.write_text(text)
+    with pytest.raises(ConfigError, match=words) as err:
+        registry(tmp_path, IGCAP_MODELS_FILE=str(f))
+    assert str(f) in str(err.value)
+
+
+@pytest.mark.parametrize("variable, words", [("IGCAP_MODEL_MANUAL", "IGCAP_MODEL_MANUAL.*reserved"),
+                                             ("IGCAP_MODEL_" + "K" * 65, "IGCAP_MODEL_K+: .*1 to 64 characters"),
+                                             ("IGCAP_MODEL_", "IGCAP_MODEL_: .*1 to 64 characters")])
+def test_a_model_variable_whose_key_would_break_later_is_refused(tmp_path, variable, words):
+    with pytest.raises(ConfigError, match=words):
+        registry(tmp_path, **{variable: "org/name"})
+
+
+def test_the_key_limits_are_the_databases(tmp_path):
+    from db.models import MANUAL, MODEL_KEY_LENGTH, Caption
+
+    assert Caption.__table__.c.model_key.type.length == MODEL_KEY_LENGTH
+    longest = "k" * MODEL_KEY_LENGTH
+    assert longest in registry(tmp_path, **{env_key(longest): "org/name"})
+    with pytest.raises(ConfigError, match="reserved"):
+        registry(tmp_path, **{env_key(MANUAL): "org/name"})
+
+
+@pytest.mark.parametrize("meta, words", [({"key": "manual"}, "reserved"), ({"key": LONG_KEY}, "1 to 64 characters"),
+                                         ({"key": "k" * 60, "demo": True}, "1 to 64 characters, and 'demo-k+'")])
+def test_a_marker_whose_key_would_break_later_is_refused(tmp_path, meta, words):
+    folder = tmp_path / "demo-models" / "trained"
+    folder.mkdir(parents=True)
+    (folder / MARKER_FILE).write_text(json.dumps(meta))
+    with pytest.raises(ConfigError, match=words) as err:
+        registry(tmp_path)
+    assert str(folder / MARKER_FILE) in str(err.value)
+    shutil.move(folder, tmp_path / "mine")  # a variable pointing at it names the model itself: its own key is unused
+    assert registry(tmp_path, IGCAP_MODEL_MINE=str(tmp_path / "mine"))["mine"].source == str((tmp_path / "mine").resolve())
