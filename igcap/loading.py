@@ -20,7 +20,7 @@ from pathlib import Path
 from igcap import architecture, attention, hub, light_model, optimize, threads
 from igcap.config import ConfigError, Settings, env_key
 from igcap.int8_cache import Int8Cache, Int8CacheOptions
-from igcap.registry import ModelSpec, load_registry
+from igcap.registry import DEFAULT_KEYS, ModelSpec, Origin, load_registry
 
 log = logging.getLogger(__name__)
 PROCESSOR_FILE = "preprocessor_config.json"
@@ -405,12 +405,39 @@ def _first_that_loads(spec: ModelSpec, load, sources, what: str):
     return found, (f"{what} from base {sources[i][0]}" if i else "")
 
 
+MODEL_FILES = "config.json, model.safetensors"  # what a model folder needs (tokenizer and processor may be the base's)
+
+
 def _check_local_source(spec: ModelSpec) -> None:
     if spec.is_local and not (Path(spec.source).expanduser() / "config.json").is_file():
         where = "does not exist" if not Path(spec.source).expanduser().exists() else "holds no config.json"
-        raise ModelLoadError(spec.key, f"The folder {spec.source} {where}.",
-                             f"Point {env_key(spec.key)} at a folder with the downloaded model "
-                             f"(config.json, model.safetensors), or unset it to use the hub.")
+        raise ModelLoadError(spec.key, f"The folder {spec.source} {where}.", _missing_folder_hint(spec))
+
+
+def _missing_folder_hint(spec: ModelSpec) -> str:
+    """What to do about a model folder that is not there, in the terms of the setting that named it: a
+    variable the person never set is not named, and a hub copy is offered only where there is one."""
+    hub_copy = spec.key in DEFAULT_KEYS
+    if spec.origin is Origin.DEMO:
+        return "Build the demo models again (a few minutes on a CPU): `python -m igcap demo-models`."
+    if spec.origin is Origin.MODELS_DIR:
+        return (f"Put the downloaded model back in {spec.source} ({MODEL_FILES}), or delete that folder from "
+                "IGCAP_MODELS_DIR to use the hub copy.")
+    if spec.origin is Origin.MODELS_FILE:
+        return (f"Fix the source of [models.{spec.key}] in the IGCAP_MODELS_FILE file: a folder with the downloaded "
+                f"model ({MODEL_FILES}) or a hub id (org/name)"
+                + ("; without a source line the hub copy is used." if hub_copy else "."))
+    if spec.origin is Origin.ENVIRONMENT:
+        return (f"Point {env_key(spec.key)} at a folder with the downloaded model ({MODEL_FILES}) or a hub id "
+                f"(org/name)" + (", or unset it to use the hub copy." if hub_copy else "."))
+    return f"Put the downloaded model in {spec.source} ({MODEL_FILES}), or point {env_key(spec.key)} at its folder."
+
+
+def _use_folder(spec: ModelSpec, folder: str) -> str:
+    """The setting that makes ``spec`` read ``folder``, in the place its source was set."""
+    if spec.origin is Origin.MODELS_FILE:
+        return f'source = "{folder}" in [models.{spec.key}] of the IGCAP_MODELS_FILE file'
+    return f"{env_key(spec.key)}={folder}" + (" (or IGCAP_MODELS_DIR=models)" if spec.origin is Origin.DEFAULT else "")
 
 
 def _check_hub_source(spec: ModelSpec) -> None:
@@ -419,7 +446,7 @@ def _check_hub_source(spec: ModelSpec) -> None:
     if avail.state == "unreachable":
         raise ModelLoadError(spec.key, f"Not downloaded yet, and {avail.detail}.",
                              f"Connect to the internet, or download it elsewhere: `{download_command(spec)}`; "
-                             f"then set {env_key(spec.key)}=models/{spec.key} (or IGCAP_MODELS_DIR=models).")
+                             f"then set {_use_folder(spec, f'models/{spec.key}')}.")
 
 
 def download_command(spec: ModelSpec) -> str:
@@ -429,18 +456,24 @@ def download_command(spec: ModelSpec) -> str:
 def source_help(spec: ModelSpec) -> tuple[str, str]:
     """(what to do, shell lines) to get this model, for its kind of source: a demo model, a local folder
     or a hub repository. A local folder is never offered to `hf download`."""
-    variable = env_key(spec.key)
     if spec.demo:
         return (f"A demo model trained on synthetic shapes, read from the folder {spec.source}. "
                 "Build the demo models again (a few minutes on a CPU) if the folder is gone:",
                 "python -m igcap demo-models")
     if spec.is_local:
-        return (f"Read from the local folder {spec.source}, which needs config.json and model.safetensors "
-                "(tokenizer and image-processor files too, or those of its base model). Point it elsewhere, "
-                "or unset the variable to use the hub:",
-                f"export {variable}=/path/to/the/model/folder")
+        return (f"Read from the local folder {spec.source}, which needs {MODEL_FILES} (tokenizer and "
+                f"image-processor files too, or those of its base model). {_missing_folder_hint(spec)}",
+                _set_line(spec, "/path/to/the/model/folder"))
     return ("Download once on a machine with internet, then point igcap at the folder:",
-            f"{download_command(spec)}\nexport {variable}=models/{spec.key}   # or IGCAP_MODELS_DIR=models for all models")
+            f"{download_command(spec)}\n{_set_line(spec, f'models/{spec.key}')}")
+
+
+def _set_line(spec: ModelSpec, folder: str) -> str:
+    """``_use_folder`` as a line to type (a shell export) or to write (the models file's line)."""
+    if spec.origin is Origin.MODELS_FILE:
+        return f'# in the IGCAP_MODELS_FILE file, under [models.{spec.key}]:\nsource = "{folder}"'
+    return f"export {env_key(spec.key)}={folder}" + (
+        "   # or IGCAP_MODELS_DIR=models for all models" if spec.origin is Origin.DEFAULT else "")
 
 
 def _explain(spec: ModelSpec, err: Exception) -> ModelLoadError:
@@ -448,13 +481,13 @@ def _explain(spec: ModelSpec, err: Exception) -> ModelLoadError:
     text = " ".join(str(err).split())
     chain = f"{type(err).__name__} {type(err.__cause__).__name__} {text}".lower()
     download = download_command(spec)
-    offline = f"then set {env_key(spec.key)}=models/{spec.key} (or IGCAP_MODELS_DIR=models) to run offline"
+    offline = f"then set {_use_folder(spec, f'models/{spec.key}')} to run offline"
     if "localentrynotfound" in chain or "couldn't connect" in chain or "offline" in chain:
         return ModelLoadError(spec.key, "Not downloaded yet, and the Hugging Face hub cannot be reached.",
                               f"Connect to the internet once, or download it elsewhere: `{download}`; {offline}.")
     if "repositorynotfound" in chain or "404" in chain or "not a valid model identifier" in chain:
         return ModelLoadError(spec.key, f"There is no model {spec.source!r} on the Hugging Face hub.",
-                              f"Check the id, or set {env_key(spec.key)} to a local folder.")
+                              f"Check the id, or set {_use_folder(spec, '/path/to/the/model/folder')}.")
     if "safetensor" in chain or "json" in chain or "header" in chain or "size mismatch" in chain:
         return ModelLoadError(spec.key, f"The model files are damaged or incomplete ({text[:160]}).",
                               f"Delete them and download again: `{download}`.")

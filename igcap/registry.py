@@ -12,6 +12,7 @@ import logging
 import tomllib
 from collections import Counter
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from pathlib import Path
 
 from igcap.config import ConfigError, Settings, env_key, key_of_variable
@@ -41,6 +42,16 @@ BASES: dict[str, Base] = {
 DEFAULT_BASE = BASES["vit-gpt2"]  # the fallback for extra models of unknown origin
 
 
+class Origin(StrEnum):
+    """Where a spec's source was set: what to change when it cannot be read is said in those terms."""
+
+    DEFAULT = "default"  # one of the four published models, from the hub
+    MODELS_DIR = "models dir"  # IGCAP_MODELS_DIR/<key>
+    MODELS_FILE = "models file"  # the source of [models.<key>] in IGCAP_MODELS_FILE
+    ENVIRONMENT = "environment"  # IGCAP_MODEL_<KEY>
+    DEMO = "demo"  # a marker in the demo models folder
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     key: str  # stable identifier, stored with every caption
@@ -51,6 +62,7 @@ class ModelSpec:
     description: str = ""
     revision: str | None = None  # hub revision (branch, tag or commit)
     demo: bool = False  # trained on synthetic shapes: always labelled as such
+    origin: Origin = Origin.DEFAULT  # where ``source`` was set
 
     @property
     def is_local(self) -> bool:
@@ -121,7 +133,7 @@ def _apply_models_dir(models: dict[str, ModelSpec], folder: Path) -> dict[str, M
     for key, spec in models.items():
         local = folder / key
         if (local / "config.json").is_file():
-            out[key] = replace(spec, source=str(local), revision=None)
+            out[key] = replace(spec, source=str(local), revision=None, origin=Origin.MODELS_DIR)
     return out
 
 
@@ -158,12 +170,14 @@ def _apply_models_file(models: dict[str, ModelSpec], path: Path) -> dict[str, Mo
             raise ConfigError(f"{path}: [models.{key}] base {table['base']!r} is not one of {', '.join(BASES)}; "
                               "leave it out for a model whose folder or repository holds its tokenizer and "
                               "image processor")
+        origin = {"origin": Origin.MODELS_FILE} if "source" in table else {}
         if key in out:
-            out[key] = replace(out[key], **table)
+            out[key] = replace(out[key], **table, **origin)
         elif "source" not in table:
             raise ConfigError(f"{path}: [models.{key}] is a new model and needs a source (hub id or folder)")
         else:
-            out[key] = ModelSpec(key=key, label=table.get("label", key), **{k: v for k, v in table.items() if k != "label"})
+            out[key] = ModelSpec(key=key, label=table.get("label", key), **origin,
+                                 **{k: v for k, v in table.items() if k != "label"})
     return out
 
 
@@ -178,11 +192,12 @@ def _apply_overrides(models: dict[str, ModelSpec], overrides: dict[str, str]) ->
         marked = spec_from_marker(Path(source).expanduser(), key=key) if _has_marker(source) else None
         if marked:  # a folder we trained: its marker says what it is (a demo model stays labelled as one)
             base = out.get(key)
-            out[key] = replace(marked, label=marked.label if marked.demo or not base else base.label)
+            out[key] = replace(marked, label=marked.label if marked.demo or not base else base.label,
+                               origin=Origin.ENVIRONMENT)
         elif key in out:
-            out[key] = replace(out[key], source=source, revision=None)
+            out[key] = replace(out[key], source=source, revision=None, origin=Origin.ENVIRONMENT)
         else:
-            out[key] = ModelSpec(key, key, source, description=f"Added by {var}.")
+            out[key] = ModelSpec(key, key, source, description=f"Added by {var}.", origin=Origin.ENVIRONMENT)
     return out
 
 
@@ -224,7 +239,7 @@ def _demo_models(folder: Path) -> dict[str, ModelSpec]:
     for marker in sorted(Path(folder).glob(f"*/{MARKER_FILE}")):
         spec = spec_from_marker(marker.parent)
         if spec is not None:
-            found[spec.key] = spec
+            found[spec.key] = replace(spec, origin=Origin.DEMO)
     return found
 
 

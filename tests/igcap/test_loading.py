@@ -7,8 +7,9 @@ import pytest
 
 from igcap import registry as registry_module
 from igcap.config import Settings
-from igcap.loading import LoadOptions, ModelCache, ModelLoadError, availability, load_captioner, pick_device
-from igcap.registry import DEFAULT_KEYS, Base, ModelSpec, load_registry
+from igcap.loading import (LoadOptions, ModelCache, ModelLoadError, availability, load_captioner, pick_device,
+                           source_help)
+from igcap.registry import DEFAULT_KEYS, Base, ModelSpec, Origin, load_registry
 from tests.builders import BARE_REPO
 
 
@@ -274,3 +275,69 @@ def test_models_with_identical_tokenizer_files_share_one_tokenizer(tiny_model_di
     assert a.tokenizer is b.tokenizer
     assert c.tokenizer is not a.tokenizer and c.tokenizer.model_max_length == 77
     assert a.tokenizer("a cat").input_ids == c.tokenizer("a cat").input_ids
+
+
+def missing_folder_hint(tmp_path, key, **env):
+    """The ModelLoadError hint for model ``key`` of the registry that ``env`` makes, and its spec."""
+    reg = load_registry(Settings.from_env({"IGCAP_DATA_DIR": str(tmp_path / "data"), **env}))
+    with pytest.raises(ModelLoadError) as err:
+        load_captioner(reg[key])
+    assert "does not exist" in err.value.message
+    return err.value.hint, reg[key]
+
+
+def models_file(tmp_path, text):
+    path = tmp_path / "models.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_a_missing_folder_set_in_the_models_file_hint_names_the_file_not_a_variable(tmp_path):
+    """The hint said "Point IGCAP_MODEL_MINE at a folder …, or unset it to use the hub": a variable the person
+    never set, and a hub copy a model the file added does not have."""
+    nowhere = tmp_path / "nowhere"
+    hint, spec = missing_folder_hint(tmp_path, "mine", IGCAP_MODELS_FILE=models_file(
+        tmp_path, f'[models.mine]\nsource = "{nowhere}"\n'))
+    assert spec.origin is Origin.MODELS_FILE
+    assert "[models.mine]" in hint and "IGCAP_MODELS_FILE" in hint
+    assert "IGCAP_MODEL_MINE" not in hint and "hub copy" not in hint
+    hint, _ = missing_folder_hint(tmp_path, "vit-gpt2-all", IGCAP_MODELS_FILE=models_file(
+        tmp_path, f'[models.vit-gpt2-all]\nsource = "{nowhere}"\n'))
+    assert "[models.vit-gpt2-all]" in hint and "hub copy" in hint and "IGCAP_MODEL_VIT_GPT2_ALL" not in hint
+
+
+def test_a_missing_folder_set_by_a_variable_hint_offers_the_hub_only_for_a_published_model(tmp_path):
+    nowhere = str(tmp_path / "nowhere")
+    hint, spec = missing_folder_hint(tmp_path, "vit-gpt2-all", IGCAP_MODEL_VIT_GPT2_ALL=nowhere)
+    assert spec.origin is Origin.ENVIRONMENT
+    assert "IGCAP_MODEL_VIT_GPT2_ALL" in hint and "unset it to use the hub copy" in hint
+    hint, _ = missing_folder_hint(tmp_path, "mine", IGCAP_MODEL_MINE=nowhere)
+    assert "IGCAP_MODEL_MINE" in hint and "hub copy" not in hint
+
+
+def test_a_vanished_models_dir_or_demo_folder_hint_names_its_own_remedy(tmp_path):
+    held = tmp_path / "m" / "vit-gpt2-all"
+    held.mkdir(parents=True)
+    (held / "config.json").write_text("{}")
+    reg = load_registry(Settings.from_env({"IGCAP_DATA_DIR": str(tmp_path / "data"), "IGCAP_MODELS_DIR": str(held.parent)}))
+    assert reg["vit-gpt2-all"].origin is Origin.MODELS_DIR
+    (held / "config.json").unlink()
+    with pytest.raises(ModelLoadError) as err:
+        load_captioner(reg["vit-gpt2-all"])
+    assert "IGCAP_MODELS_DIR" in err.value.hint and "IGCAP_MODEL_VIT_GPT2_ALL" not in err.value.hint
+    demo = replace(reg["vit-gpt2-all"], key="demo-x", demo=True, origin=Origin.DEMO)
+    with pytest.raises(ModelLoadError) as err:
+        load_captioner(demo)
+    assert "python -m igcap demo-models" in err.value.hint and "IGCAP_MODEL_" not in err.value.hint
+
+
+def test_source_help_hint_says_where_the_source_is_set(tmp_path):
+    reg = load_registry(Settings.from_env({"IGCAP_DATA_DIR": str(tmp_path / "data"), "IGCAP_MODELS_FILE": models_file(
+        tmp_path, f'[models.mine]\nsource = "{tmp_path / "x"}"\n\n[models.baseline]\nsource = "org/base"\n')}))
+    for key in ("mine", "baseline"):
+        words, lines = source_help(reg[key])
+        assert "IGCAP_MODELS_FILE" in words + lines and f"[models.{key}]" in words + lines
+        assert "IGCAP_MODEL_" not in (words + lines).replace("IGCAP_MODELS_", "")
+    assert "unset" not in source_help(reg["mine"])[0]
+    assert [spec.origin for spec in load_registry(Settings.from_env({"IGCAP_DATA_DIR": str(tmp_path)})).values()] \
+        == [Origin.DEFAULT] * 4
