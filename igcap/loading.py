@@ -20,7 +20,7 @@ from pathlib import Path
 from igcap import architecture, attention, hub, light_model, optimize, threads
 from igcap.config import ConfigError, Settings, env_key
 from igcap.int8_cache import Int8Cache, Int8CacheOptions
-from igcap.registry import DEFAULT_KEYS, ModelSpec, Origin, load_registry
+from igcap.registry import DEFAULT_KEYS, DEFAULT_MODELS, ModelSpec, Origin, load_registry
 
 log = logging.getLogger(__name__)
 PROCESSOR_FILE = "preprocessor_config.json"
@@ -424,13 +424,16 @@ def _missing_folder_hint(spec: ModelSpec) -> str:
         return (f"Put the downloaded model back in {spec.source} ({MODEL_FILES}), or delete that folder from "
                 "IGCAP_MODELS_DIR to use the hub copy.")
     if spec.origin is Origin.MODELS_FILE:
-        return (f"Fix the source of [models.{spec.key}] in the IGCAP_MODELS_FILE file: a folder with the downloaded "
-                f"model ({MODEL_FILES}) or a hub id (org/name)"
-                + ("; without a source line the hub copy is used." if hub_copy else "."))
-    if spec.origin is Origin.ENVIRONMENT:
-        return (f"Point {env_key(spec.key)} at a folder with the downloaded model ({MODEL_FILES}) or a hub id "
-                f"(org/name)" + (", or unset it to use the hub copy." if hub_copy else "."))
-    return f"Put the downloaded model in {spec.source} ({MODEL_FILES}), or point {env_key(spec.key)} at its folder."
+        fix = (f"fix the source of [models.{spec.key}] in the IGCAP_MODELS_FILE file: a folder with the downloaded "
+               f"model ({MODEL_FILES}) or a hub id (org/name)"
+               + ("; without a source line the hub copy is used." if hub_copy else "."))
+    elif spec.origin is Origin.ENVIRONMENT:
+        fix = (f"point {env_key(spec.key)} at a folder with the downloaded model ({MODEL_FILES}) or a hub id "
+               f"(org/name)" + (", or unset it to use the hub copy." if hub_copy else "."))
+    else:
+        return f"Put the downloaded model in {spec.source} ({MODEL_FILES}), or point {env_key(spec.key)} at its folder."
+    text = (f"download it there{_fill(spec)}; or " if hub_copy else "") + fix
+    return text[0].upper() + text[1:]
 
 
 def _use_folder(spec: ModelSpec, folder: str) -> str:
@@ -440,13 +443,40 @@ def _use_folder(spec: ModelSpec, folder: str) -> str:
     return f"{env_key(spec.key)}={folder}" + (" (or IGCAP_MODELS_DIR=models)" if spec.origin is Origin.DEFAULT else "")
 
 
+def _could_be_folder(spec: ModelSpec) -> bool:
+    """A source a person gave that is looked up on the hub (org/name) but may have been meant as a folder
+    relative to the current one (models/vit-gpt2-all before it was downloaded)."""
+    return spec.origin in (Origin.MODELS_FILE, Origin.ENVIRONMENT) and not spec.is_local
+
+
+def _no_folder(spec: ModelSpec) -> str:
+    """Words for a hub lookup's failure: that the source is no folder here either, where it could be one."""
+    return f"there is no folder {spec.source} (relative to {Path.cwd()})" if _could_be_folder(spec) else ""
+
+
+def _hub_miss_hint(spec: ModelSpec, hint: str, as_hub_id: str) -> str:
+    """``hint`` for a hub id; for a source that could be a folder, what to do in either case (``as_hub_id``
+    if it is one): the download command names the published model's hub id, never the folder, and the
+    setting is not sent back to the value it holds."""
+    if not _could_be_folder(spec):
+        return hint
+    return (f"If {spec.source} is meant as a folder, put the model there ({MODEL_FILES}){_fill(spec)}, or give "
+            f"its full path. If it is a hub id, {as_hub_id}.")
+
+
+def _fill(spec: ModelSpec) -> str:
+    """How to download a published model into the folder its setting names ("" for any other model)."""
+    published = {m.key: m.source for m in DEFAULT_MODELS}.get(spec.key)
+    return f": `hf download {published} --local-dir {spec.source}`" if published else ""
+
+
 def _check_hub_source(spec: ModelSpec) -> None:
     """Fail in seconds, not minutes of retries, when the model must come from a hub that cannot be reached."""
     avail = availability(spec)
     if avail.state == "unreachable":
-        raise ModelLoadError(spec.key, f"Not downloaded yet, and {avail.detail}.",
-                             f"Connect to the internet, or download it elsewhere: `{download_command(spec)}`; "
-                             f"then set {_use_folder(spec, f'models/{spec.key}')}.")
+        raise ModelLoadError(spec.key, f"Not downloaded yet, and {avail.detail}.", _hub_miss_hint(
+            spec, f"Connect to the internet, or download it elsewhere: `{download_command(spec)}`; "
+                  f"then set {_use_folder(spec, f'models/{spec.key}')}.", "connect to the internet"))
 
 
 def download_command(spec: ModelSpec) -> str:
@@ -464,6 +494,13 @@ def source_help(spec: ModelSpec) -> tuple[str, str]:
         return (f"Read from the local folder {spec.source}, which needs {MODEL_FILES} (tokenizer and "
                 f"image-processor files too, or those of its base model). {_missing_folder_hint(spec)}",
                 _set_line(spec, "/path/to/the/model/folder"))
+    if _could_be_folder(spec):
+        looked_up = f"{spec.source} is looked up on the Hugging Face hub, as {_no_folder(spec)}. "
+        if _fill(spec):  # a published model: the folder meant is filled from the published repository
+            return (looked_up + "If it is meant as a folder, download the model into it:", _fill(spec).strip(": `"))
+        return (looked_up + "If it is meant as a folder, put the model there or give its full path; if it is a hub "
+                "id, download it once on a machine with internet, then point igcap at the folder:",
+                f"{download_command(spec)}\n{_set_line(spec, f'models/{spec.key}')}")
     return ("Download once on a machine with internet, then point igcap at the folder:",
             f"{download_command(spec)}\n{_set_line(spec, f'models/{spec.key}')}")
 
@@ -482,12 +519,15 @@ def _explain(spec: ModelSpec, err: Exception) -> ModelLoadError:
     chain = f"{type(err).__name__} {type(err.__cause__).__name__} {text}".lower()
     download = download_command(spec)
     offline = f"then set {_use_folder(spec, f'models/{spec.key}')} to run offline"
+    no_folder = f"; {_no_folder(spec)}" if _could_be_folder(spec) else ""
     if "localentrynotfound" in chain or "couldn't connect" in chain or "offline" in chain:
-        return ModelLoadError(spec.key, "Not downloaded yet, and the Hugging Face hub cannot be reached.",
-                              f"Connect to the internet once, or download it elsewhere: `{download}`; {offline}.")
+        return ModelLoadError(spec.key, f"Not downloaded yet, and the Hugging Face hub cannot be reached{no_folder}.",
+                              _hub_miss_hint(spec, f"Connect to the internet once, or download it elsewhere: "
+                                                   f"`{download}`; {offline}.", "connect to the internet once"))
     if "repositorynotfound" in chain or "404" in chain or "not a valid model identifier" in chain:
-        return ModelLoadError(spec.key, f"There is no model {spec.source!r} on the Hugging Face hub.",
-                              f"Check the id, or set {_use_folder(spec, '/path/to/the/model/folder')}.")
+        return ModelLoadError(spec.key, f"There is no model {spec.source!r} on the Hugging Face hub{no_folder}.",
+                              _hub_miss_hint(spec, f"Check the id, or set {_use_folder(spec, '/path/to/the/model/folder')}.",
+                                             "check it"))
     if "safetensor" in chain or "json" in chain or "header" in chain or "size mismatch" in chain:
         return ModelLoadError(spec.key, f"The model files are damaged or incomplete ({text[:160]}).",
                               f"Delete them and download again: `{download}`.")
@@ -684,12 +724,13 @@ def availability(spec: ModelSpec) -> Availability:
     cached = try_to_load_from_cache(spec.source, "config.json", revision=spec.revision)
     if isinstance(cached, str):
         return Availability("cached", "downloaded (Hugging Face cache)")
+    no_folder = f"; {_no_folder(spec)}" if _could_be_folder(spec) else ""
     if constants.HF_HUB_OFFLINE:
-        return Availability("offline", "not downloaded, and HF_HUB_OFFLINE is set")
+        return Availability("offline", f"not downloaded, and HF_HUB_OFFLINE is set{no_folder}")
     state = hub.hub_state()
     if not state.reachable:
         return Availability("unreachable", f"the Hugging Face hub cannot be reached: {state.reason}; "
-                                           f"asked again in {state.retry_in_s():.0f} s")
+                                           f"asked again in {state.retry_in_s():.0f} s{no_folder}")
     return Availability("downloadable", "downloads from the Hugging Face hub on first use")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import tomllib
 from collections import Counter
 from dataclasses import dataclass, replace
@@ -66,6 +67,10 @@ class ModelSpec:
 
     @property
     def is_local(self) -> bool:
+        if self.origin in (Origin.MODELS_DIR, Origin.DEMO):
+            return True
+        if self.origin is Origin.DEFAULT:  # a published hub id (or a folder given in code): no guessing
+            return self.source.startswith(("/", ".", "~")) or Path(self.source).expanduser().is_dir()
         return source_is_local(self.source)
 
     @property
@@ -73,8 +78,18 @@ class ModelSpec:
         return BASES.get(self.base or "", DEFAULT_BASE)
 
 
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")  # name or org/name, as the hub allows them
+
+
 def source_is_local(source: str) -> bool:
-    return source.startswith(("/", ".", "~")) or Path(source).expanduser().is_dir()
+    """Whether a source a person gave names a folder, there or not: anything that cannot be a hub id
+    (two or more "/", a "\\", a space, a drive letter), a path from "/", "." or "~", an existing folder, and
+    org/name where a folder org is here (models/vit-gpt2-all before the download). A hub id
+    is org/name, or a bare name for the hub's oldest models."""
+    path = Path(source).expanduser()
+    if source.startswith(("/", ".", "~")) or path.is_absolute() or path.is_dir() or not _HUB_ID.fullmatch(source):
+        return True
+    return "/" in source and Path(source.split("/", 1)[0]).is_dir()
 
 
 DEFAULT_MODELS: tuple[ModelSpec, ...] = (

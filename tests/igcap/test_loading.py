@@ -341,3 +341,38 @@ def test_source_help_hint_says_where_the_source_is_set(tmp_path):
     assert "unset" not in source_help(reg["mine"])[0]
     assert [spec.origin for spec in load_registry(Settings.from_env({"IGCAP_DATA_DIR": str(tmp_path)})).values()] \
         == [Origin.DEFAULT] * 4
+
+
+def test_a_missing_relative_folder_message_says_no_folder_not_hub_download(tmp_path, monkeypatch):
+    """IGCAP_MODEL_VIT_GPT2_ALL=models/vit-gpt2-all before the download: "Not downloaded yet, and the hub cannot
+    be reached … `hf download models/vit-gpt2-all …`; then set IGCAP_MODEL_VIT_GPT2_ALL=models/vit-gpt2-all",
+    advice that led back to itself."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    hint, spec = missing_folder_hint(tmp_path, "vit-gpt2-all", IGCAP_MODEL_VIT_GPT2_ALL="models/vit-gpt2-all")
+    assert spec.is_local and "hf download models/" not in hint
+
+
+def test_a_hub_miss_of_a_source_that_could_be_a_folder_message_names_the_folder_and_its_hint_the_real_id(
+        tmp_path, monkeypatch, hub_cache):
+    monkeypatch.chdir(tmp_path)  # no models/ here: models/vit-gpt2-all may be a hub id, and is looked up there
+    reg = load_registry(Settings.from_env({"IGCAP_DATA_DIR": str(tmp_path / "data"),
+                                           "IGCAP_MODEL_VIT_GPT2_ALL": "models/vit-gpt2-all"}))
+    with pytest.raises(ModelLoadError) as err:
+        load_captioner(reg["vit-gpt2-all"])
+    assert f"no folder models/vit-gpt2-all (relative to {tmp_path})" in err.value.message
+    assert "hf download models/" not in err.value.hint and "=models/vit-gpt2-all" not in err.value.hint
+    assert "hf download Stoneman/IG-caption-generator-vit-gpt2-all --local-dir models/vit-gpt2-all" in err.value.hint
+    assert "no folder models/vit-gpt2-all" in availability(reg["vit-gpt2-all"]).detail
+    published = load_registry(Settings.from_env({"IGCAP_DATA_DIR": str(tmp_path / "data")}))["vit-gpt2-all"]
+    assert "no folder" not in availability(replace(published, source="Stoneman/not-here")).detail
+
+
+def test_source_help_hint_for_a_source_that_could_be_a_folder_downloads_the_published_model_into_it(tmp_path,
+                                                                                                monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    reg = load_registry(Settings.from_env({"IGCAP_DATA_DIR": str(tmp_path / "data"),
+                                           "IGCAP_MODEL_VIT_GPT2_ALL": "models/vit-gpt2-all"}))
+    words, lines = source_help(reg["vit-gpt2-all"])
+    assert f"no folder models/vit-gpt2-all (relative to {tmp_path})" in words
+    assert lines == "hf download Stoneman/IG-caption-generator-vit-gpt2-all --local-dir models/vit-gpt2-all"

@@ -159,3 +159,31 @@ def test_a_marker_whose_key_would_break_later_is_refused(tmp_path, meta, words):
     assert str(folder / MARKER_FILE) in str(err.value)
     shutil.move(folder, tmp_path / "mine")  # a variable pointing at it names the model itself: its own key is unused
     assert registry(tmp_path, IGCAP_MODEL_MINE=str(tmp_path / "mine"))["mine"].source == str((tmp_path / "mine").resolve())
+
+
+@pytest.mark.parametrize("source, local", [
+    ("Stoneman/IG-caption-generator-vit-gpt2-all", False), ("nlpconnect/vit-gpt2-image-captioning", False),
+    ("gpt2", False), ("org/name.v2", False),
+    ("models/vit-gpt2-all", True),  # models/ is here: the folder meant, though vit-gpt2-all is not there yet
+    ("downloads/models/vit-gpt2-all", True), ("./vit-gpt2-all", True), ("../elsewhere", True), ("~/models/x", True),
+    ("/srv/models/x", True), ("models\\vit-gpt2-all", True), ("C:\\models\\x", True), ("my models/x", True),
+])
+def test_a_source_that_looks_like_a_path_is_a_folder_whatever_exists(tmp_path, monkeypatch, source, local):
+    """A relative path counted as a folder only once it existed: `models/vit-gpt2-all`, the very value the
+    error hint recommends, was looked up on the hub while missing. Hub ids are org/name, one slash."""
+    from igcap.registry import source_is_local
+
+    (tmp_path / "models").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert source_is_local(source) is local
+    spec = registry(tmp_path, IGCAP_MODEL_VIT_GPT2_ALL=source)["vit-gpt2-all"]
+    assert spec.is_local is local
+
+
+def test_a_published_models_hub_id_stays_on_the_hub_beside_a_folder_of_its_owners_name(tmp_path, monkeypatch):
+    (tmp_path / "Stoneman").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert not any(spec.is_local for spec in registry(tmp_path).values())
+    f = tmp_path / "models.toml"
+    f.write_text('[models.vit-gpt2-all]\nsource = "Stoneman/elsewhere"\n')
+    assert registry(tmp_path, IGCAP_MODELS_FILE=str(f))["vit-gpt2-all"].is_local  # one a person typed is a folder
