@@ -3,6 +3,7 @@
 import streamlit as st
 
 from igcap.loading import source_help
+from igcap.registry import models_dir_problem
 from igcap.units import size
 from igcap_ui import access, resources
 from igcap_ui.plain import plain
@@ -16,6 +17,8 @@ specs, settings = resources.registry(), resources.settings()
 budget = f"{settings.memory_budget_mb:,} MiB" if settings.memory_budget_mb else "no memory bound"
 st.caption(f"Models load on first use and stay loaded up to {settings.max_loaded_models} at once ({budget}); "
            "the least recently used one leaves first. Set IGCAP_MAX_LOADED_MODELS / IGCAP_MODEL_MEMORY_MB to change it.")
+if problem := models_dir_problem(settings):
+    st.warning(plain(problem), icon="📁")
 
 available = resources.availability()
 cache = resources.model_cache()

@@ -152,6 +152,27 @@ def _apply_models_dir(models: dict[str, ModelSpec], folder: Path) -> dict[str, M
     return out
 
 
+def models_dir_problem(settings: Settings) -> str | None:
+    """Why IGCAP_MODELS_DIR gives no model, or a model sub-folder it skips (one without config.json), for the
+    Models page and `igcap models` to warn of; None when it is unset or every sub-folder named for a model is
+    used. (The registry itself takes what the folder holds and goes on.)"""
+    folder = settings.models_dir
+    if folder is None:
+        return None
+    where = f"IGCAP_MODELS_DIR={folder}" + ("" if folder.is_absolute() else f" (relative to {Path.cwd()})")
+    usual = "every model comes from its usual source"
+    if not folder.exists():
+        return f"{where} does not exist; {usual}"
+    if not folder.is_dir():
+        return f"{where} is not a folder; {usual}"
+    held = [key for key in DEFAULT_KEYS if (folder / key / "config.json").is_file()]
+    skipped = [f"{key} has no config.json" for key in DEFAULT_KEYS if (folder / key).is_dir() and key not in held]
+    if not held:
+        expected = ", ".join(f"{key}/config.json" for key in DEFAULT_KEYS)
+        return f"{where} holds no model: {'; '.join([*skipped, ''])}expected {expected}; {usual}"
+    return f"{where}: {', '.join(skipped)}, so it is not used" if skipped else None
+
+
 def _apply_models_file(models: dict[str, ModelSpec], path: Path) -> dict[str, ModelSpec]:
     """[models.<key>] tables: known keys are overridden field by field, new keys are added (source needed)."""
     try:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import sys
+
+from igcap.cli import terminal_safe
 
 
 def add_parser(sub) -> None:
@@ -16,9 +19,12 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from igcap.config import Settings
     from igcap.loading import ModelLoadError, cache_from_settings, model_availability
+    from igcap.registry import models_dir_problem
     from igcap.units import size
 
     settings = Settings.from_env()
+    if problem := models_dir_problem(settings):
+        print(terminal_safe(f"warning: {problem}"), file=sys.stderr)
     cache = cache_from_settings(settings)
     rows, available = [], model_availability(cache)
     for key, spec in cache.registry.items():

@@ -187,3 +187,27 @@ def test_a_published_models_hub_id_stays_on_the_hub_beside_a_folder_of_its_owner
     f = tmp_path / "models.toml"
     f.write_text('[models.vit-gpt2-all]\nsource = "Stoneman/elsewhere"\n')
     assert registry(tmp_path, IGCAP_MODELS_FILE=str(f))["vit-gpt2-all"].is_local  # one a person typed is a folder
+
+
+def test_a_models_dir_that_gives_no_model_is_named_and_why(tmp_path, monkeypatch):
+    """IGCAP_MODELS_DIR pointing at no folder, or at one without <key>/config.json, was ignored in silence:
+    every model went to the hub."""
+    from igcap.registry import models_dir_problem
+
+    monkeypatch.chdir(tmp_path)
+    settings = lambda folder: Settings.from_env({"IGCAP_DATA_DIR": str(tmp_path), "IGCAP_MODELS_DIR": folder})  # noqa: E731
+    assert models_dir_problem(Settings.from_env({"IGCAP_DATA_DIR": str(tmp_path)})) is None
+    assert models_dir_problem(settings("modles")) == (
+        f"IGCAP_MODELS_DIR=modles (relative to {tmp_path}) does not exist; every model comes from its usual source")
+    (tmp_path / "file").write_text("")
+    assert "is not a folder" in models_dir_problem(settings(str(tmp_path / "file")))
+    (tmp_path / "models" / "vit-gpt2-all" / "snapshots").mkdir(parents=True)
+    problem = models_dir_problem(settings("models"))
+    assert "holds no model: vit-gpt2-all has no config.json" in problem
+    assert "expected vit-gpt2-last-block/config.json, vit-gpt2-all/config.json" in problem
+    (tmp_path / "models" / "nlpconnect-all").mkdir()
+    (tmp_path / "models" / "nlpconnect-all" / "config.json").write_text("{}")
+    assert models_dir_problem(settings("models")) == (
+        f"IGCAP_MODELS_DIR=models (relative to {tmp_path}): vit-gpt2-all has no config.json, so it is not used")
+    (tmp_path / "models" / "vit-gpt2-all" / "config.json").write_text("{}")
+    assert models_dir_problem(settings("models")) is None

@@ -80,3 +80,10 @@ def test_check_all_result_is_what_the_create_page_uses(app_env, tmp_path, monkey
     no_exceptions(fresh)
     assert "nlpconnect-all" not in fresh.multiselect(key="create.models").value
     assert any("nlpconnect · all parameters" in w.value and "damaged" in w.value.lower() for w in fresh.warning)
+
+
+def test_a_models_dir_that_gives_no_model_is_warned_of(app_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("IGCAP_MODELS_DIR", str(tmp_path / "missing"))
+    at = open_page(AppTest.from_file(APP, default_timeout=TIMEOUT).run(), "models.py")
+    no_exceptions(at)
+    assert any(f"IGCAP_MODELS_DIR={tmp_path / 'missing'} does not exist" in shown(w.value) for w in at.warning)
