@@ -129,6 +129,14 @@ def test_models_lists_the_registry_with_availability(hub_cache, capsys):
     assert all(r["state"] == "cached" and r["available"] for r in rows[:4])
 
 
+def test_models_warns_of_a_models_dir_that_gives_no_model(hub_cache, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("IGCAP_MODELS_DIR", str(tmp_path / "missing"))
+    assert main(["models", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert len(json.loads(captured.out)) >= 4  # the JSON stays whole: the warning goes to stderr
+    assert captured.err == f"warning: IGCAP_MODELS_DIR={tmp_path / 'missing'} does not exist; every model comes from its usual source\n"
+
+
 def test_help_is_fast_and_lists_commands():
     out = subprocess.run([sys.executable, "-X", "importtime", "-m", "igcap", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "caption" in out.stdout and "models" in out.stdout
@@ -531,10 +539,3 @@ def test_every_command_describes_itself_in_plain_text():
         text = command.description or ""
         assert text[:1].isupper() and "`" not in text and not text.startswith("python -m"), (name, text)
 
-
-def test_models_warns_of_a_models_dir_that_gives_no_model(hub_cache, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("IGCAP_MODELS_DIR", str(tmp_path / "missing"))
-    assert main(["models", "--json"]) == 0
-    captured = capsys.readouterr()
-    assert len(json.loads(captured.out)) >= 4  # the JSON stays whole: the warning goes to stderr
-    assert captured.err == f"warning: IGCAP_MODELS_DIR={tmp_path / 'missing'} does not exist; every model comes from its usual source\n"

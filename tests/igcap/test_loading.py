@@ -100,6 +100,107 @@ def test_missing_folder_names_the_setting(tmp_path):
     assert "does not exist" in err.value.message and "IGCAP_MODEL_VIT_GPT2_ALL" in err.value.hint
 
 
+def missing_folder_hint(tmp_path, key, **env):
+    """The ModelLoadError hint for model ``key`` of the registry that ``env`` makes, and its spec."""
+    reg = load_registry(Settings.from_env({"IGCAP_DATA_DIR": str(tmp_path / "data"), **env}))
+    with pytest.raises(ModelLoadError) as err:
+        load_captioner(reg[key])
+    assert "does not exist" in err.value.message
+    return err.value.hint, reg[key]
+
+
+def models_file(tmp_path, text):
+    path = tmp_path / "models.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_a_missing_folder_set_in_the_models_file_hint_names_the_file_not_a_variable(tmp_path):
+    """The hint said "Point IGCAP_MODEL_MINE at a folder …, or unset it to use the hub": a variable the person
+    never set, and a hub copy a model the file added does not have."""
+    nowhere = tmp_path / "nowhere"
+    hint, spec = missing_folder_hint(tmp_path, "mine", IGCAP_MODELS_FILE=models_file(
+        tmp_path, f'[models.mine]\nsource = "{nowhere}"\n'))
+    assert spec.origin is Origin.MODELS_FILE
+    assert "[models.mine]" in hint and "IGCAP_MODELS_FILE" in hint
+    assert "IGCAP_MODEL_MINE" not in hint and "hub copy" not in hint
+    hint, _ = missing_folder_hint(tmp_path, "vit-gpt2-all", IGCAP_MODELS_FILE=models_file(
+        tmp_path, f'[models.vit-gpt2-all]\nsource = "{nowhere}"\n'))
+    assert "[models.vit-gpt2-all]" in hint and "hub copy" in hint and "IGCAP_MODEL_VIT_GPT2_ALL" not in hint
+
+
+def test_a_missing_folder_set_by_a_variable_hint_offers_the_hub_only_for_a_published_model(tmp_path):
+    nowhere = str(tmp_path / "nowhere")
+    hint, spec = missing_folder_hint(tmp_path, "vit-gpt2-all", IGCAP_MODEL_VIT_GPT2_ALL=nowhere)
+    assert spec.origin is Origin.ENVIRONMENT
+    assert "IGCAP_MODEL_VIT_GPT2_ALL" in hint and "unset it to use the hub copy" in hint
+    hint, _ = missing_folder_hint(tmp_path, "mine", IGCAP_MODEL_MINE=nowhere)
+    assert "IGCAP_MODEL_MINE" in hint and "hub copy" not in hint
+
+
+def test_a_vanished_models_dir_or_demo_folder_hint_names_its_own_remedy(tmp_path):
+    held = tmp_path / "m" / "vit-gpt2-all"
+    held.mkdir(parents=True)
+    (held / "config.json").write_text("{}")
+    reg = load_registry(Settings.from_env({"IGCAP_DATA_DIR": str(tmp_path / "data"), "IGCAP_MODELS_DIR": str(held.parent)}))
+    assert reg["vit-gpt2-all"].origin is Origin.MODELS_DIR
+    (held / "config.json").unlink()
+    with pytest.raises(ModelLoadError) as err:
+        load_captioner(reg["vit-gpt2-all"])
+    assert "IGCAP_MODELS_DIR" in err.value.hint and "IGCAP_MODEL_VIT_GPT2_ALL" not in err.value.hint
+    demo = replace(reg["vit-gpt2-all"], key="demo-x", demo=True, origin=Origin.DEMO)
+    with pytest.raises(ModelLoadError) as err:
+        load_captioner(demo)
+    assert "python -m igcap demo-models" in err.value.hint and "IGCAP_MODEL_" not in err.value.hint
+
+
+def test_source_help_hint_says_where_the_source_is_set(tmp_path):
+    reg = load_registry(Settings.from_env({"IGCAP_DATA_DIR": str(tmp_path / "data"), "IGCAP_MODELS_FILE": models_file(
+        tmp_path, f'[models.mine]\nsource = "{tmp_path / "x"}"\n\n[models.baseline]\nsource = "org/base"\n')}))
+    for key in ("mine", "baseline"):
+        words, lines = source_help(reg[key])
+        assert "IGCAP_MODELS_FILE" in words + lines and f"[models.{key}]" in words + lines
+        assert "IGCAP_MODEL_" not in (words + lines).replace("IGCAP_MODELS_", "")
+    assert "unset" not in source_help(reg["mine"])[0]
+    assert [spec.origin for spec in load_registry(Settings.from_env({"IGCAP_DATA_DIR": str(tmp_path)})).values()] \
+        == [Origin.DEFAULT] * 4
+
+
+def test_a_missing_relative_folder_message_says_no_folder_not_hub_download(tmp_path, monkeypatch):
+    """IGCAP_MODEL_VIT_GPT2_ALL=models/vit-gpt2-all before the download: "Not downloaded yet, and the hub cannot
+    be reached … `hf download models/vit-gpt2-all …`; then set IGCAP_MODEL_VIT_GPT2_ALL=models/vit-gpt2-all",
+    advice that led back to itself."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    hint, spec = missing_folder_hint(tmp_path, "vit-gpt2-all", IGCAP_MODEL_VIT_GPT2_ALL="models/vit-gpt2-all")
+    assert spec.is_local and "hf download models/" not in hint
+
+
+def test_a_hub_miss_of_a_source_that_could_be_a_folder_message_names_the_folder_and_its_hint_the_real_id(
+        tmp_path, monkeypatch, hub_cache):
+    monkeypatch.chdir(tmp_path)  # no models/ here: models/vit-gpt2-all may be a hub id, and is looked up there
+    reg = load_registry(Settings.from_env({"IGCAP_DATA_DIR": str(tmp_path / "data"),
+                                           "IGCAP_MODEL_VIT_GPT2_ALL": "models/vit-gpt2-all"}))
+    with pytest.raises(ModelLoadError) as err:
+        load_captioner(reg["vit-gpt2-all"])
+    assert f"no folder models/vit-gpt2-all (relative to {tmp_path})" in err.value.message
+    assert "hf download models/" not in err.value.hint and "=models/vit-gpt2-all" not in err.value.hint
+    assert "hf download Stoneman/IG-caption-generator-vit-gpt2-all --local-dir models/vit-gpt2-all" in err.value.hint
+    assert "no folder models/vit-gpt2-all" in availability(reg["vit-gpt2-all"]).detail
+    published = load_registry(Settings.from_env({"IGCAP_DATA_DIR": str(tmp_path / "data")}))["vit-gpt2-all"]
+    assert "no folder" not in availability(replace(published, source="Stoneman/not-here")).detail
+
+
+def test_source_help_hint_for_a_source_that_could_be_a_folder_downloads_the_published_model_into_it(tmp_path,
+                                                                                                monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    reg = load_registry(Settings.from_env({"IGCAP_DATA_DIR": str(tmp_path / "data"),
+                                           "IGCAP_MODEL_VIT_GPT2_ALL": "models/vit-gpt2-all"}))
+    words, lines = source_help(reg["vit-gpt2-all"])
+    assert f"no folder models/vit-gpt2-all (relative to {tmp_path})" in words
+    assert lines == "hf download Stoneman/IG-caption-generator-vit-gpt2-all --local-dir models/vit-gpt2-all"
+
+
 def test_corrupt_weights_are_reported_as_damaged(tiny_model_dir, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(tiny_model_dir, broken)
@@ -275,104 +376,3 @@ def test_models_with_identical_tokenizer_files_share_one_tokenizer(tiny_model_di
     assert a.tokenizer is b.tokenizer
     assert c.tokenizer is not a.tokenizer and c.tokenizer.model_max_length == 77
     assert a.tokenizer("a cat").input_ids == c.tokenizer("a cat").input_ids
-
-
-def missing_folder_hint(tmp_path, key, **env):
-    """The ModelLoadError hint for model ``key`` of the registry that ``env`` makes, and its spec."""
-    reg = load_registry(Settings.from_env({"IGCAP_DATA_DIR": str(tmp_path / "data"), **env}))
-    with pytest.raises(ModelLoadError) as err:
-        load_captioner(reg[key])
-    assert "does not exist" in err.value.message
-    return err.value.hint, reg[key]
-
-
-def models_file(tmp_path, text):
-    path = tmp_path / "models.toml"
-    path.write_text(text)
-    return str(path)
-
-
-def test_a_missing_folder_set_in_the_models_file_hint_names_the_file_not_a_variable(tmp_path):
-    """The hint said "Point IGCAP_MODEL_MINE at a folder …, or unset it to use the hub": a variable the person
-    never set, and a hub copy a model the file added does not have."""
-    nowhere = tmp_path / "nowhere"
-    hint, spec = missing_folder_hint(tmp_path, "mine", IGCAP_MODELS_FILE=models_file(
-        tmp_path, f'[models.mine]\nsource = "{nowhere}"\n'))
-    assert spec.origin is Origin.MODELS_FILE
-    assert "[models.mine]" in hint and "IGCAP_MODELS_FILE" in hint
-    assert "IGCAP_MODEL_MINE" not in hint and "hub copy" not in hint
-    hint, _ = missing_folder_hint(tmp_path, "vit-gpt2-all", IGCAP_MODELS_FILE=models_file(
-        tmp_path, f'[models.vit-gpt2-all]\nsource = "{nowhere}"\n'))
-    assert "[models.vit-gpt2-all]" in hint and "hub copy" in hint and "IGCAP_MODEL_VIT_GPT2_ALL" not in hint
-
-
-def test_a_missing_folder_set_by_a_variable_hint_offers_the_hub_only_for_a_published_model(tmp_path):
-    nowhere = str(tmp_path / "nowhere")
-    hint, spec = missing_folder_hint(tmp_path, "vit-gpt2-all", IGCAP_MODEL_VIT_GPT2_ALL=nowhere)
-    assert spec.origin is Origin.ENVIRONMENT
-    assert "IGCAP_MODEL_VIT_GPT2_ALL" in hint and "unset it to use the hub copy" in hint
-    hint, _ = missing_folder_hint(tmp_path, "mine", IGCAP_MODEL_MINE=nowhere)
-    assert "IGCAP_MODEL_MINE" in hint and "hub copy" not in hint
-
-
-def test_a_vanished_models_dir_or_demo_folder_hint_names_its_own_remedy(tmp_path):
-    held = tmp_path / "m" / "vit-gpt2-all"
-    held.mkdir(parents=True)
-    (held / "config.json").write_text("{}")
-    reg = load_registry(Settings.from_env({"IGCAP_DATA_DIR": str(tmp_path / "data"), "IGCAP_MODELS_DIR": str(held.parent)}))
-    assert reg["vit-gpt2-all"].origin is Origin.MODELS_DIR
-    (held / "config.json").unlink()
-    with pytest.raises(ModelLoadError) as err:
-        load_captioner(reg["vit-gpt2-all"])
-    assert "IGCAP_MODELS_DIR" in err.value.hint and "IGCAP_MODEL_VIT_GPT2_ALL" not in err.value.hint
-    demo = replace(reg["vit-gpt2-all"], key="demo-x", demo=True, origin=Origin.DEMO)
-    with pytest.raises(ModelLoadError) as err:
-        load_captioner(demo)
-    assert "python -m igcap demo-models" in err.value.hint and "IGCAP_MODEL_" not in err.value.hint
-
-
-def test_source_help_hint_says_where_the_source_is_set(tmp_path):
-    reg = load_registry(Settings.from_env({"IGCAP_DATA_DIR": str(tmp_path / "data"), "IGCAP_MODELS_FILE": models_file(
-        tmp_path, f'[models.mine]\nsource = "{tmp_path / "x"}"\n\n[models.baseline]\nsource = "org/base"\n')}))
-    for key in ("mine", "baseline"):
-        words, lines = source_help(reg[key])
-        assert "IGCAP_MODELS_FILE" in words + lines and f"[models.{key}]" in words + lines
-        assert "IGCAP_MODEL_" not in (words + lines).replace("IGCAP_MODELS_", "")
-    assert "unset" not in source_help(reg["mine"])[0]
-    assert [spec.origin for spec in load_registry(Settings.from_env({"IGCAP_DATA_DIR": str(tmp_path)})).values()] \
-        == [Origin.DEFAULT] * 4
-
-
-def test_a_missing_relative_folder_message_says_no_folder_not_hub_download(tmp_path, monkeypatch):
-    """IGCAP_MODEL_VIT_GPT2_ALL=models/vit-gpt2-all before the download: "Not downloaded yet, and the hub cannot
-    be reached … `hf download models/vit-gpt2-all …`; then set IGCAP_MODEL_VIT_GPT2_ALL=models/vit-gpt2-all",
-    advice that led back to itself."""
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "models").mkdir()
-    hint, spec = missing_folder_hint(tmp_path, "vit-gpt2-all", IGCAP_MODEL_VIT_GPT2_ALL="models/vit-gpt2-all")
-    assert spec.is_local and "hf download models/" not in hint
-
-
-def test_a_hub_miss_of_a_source_that_could_be_a_folder_message_names_the_folder_and_its_hint_the_real_id(
-        tmp_path, monkeypatch, hub_cache):
-    monkeypatch.chdir(tmp_path)  # no models/ here: models/vit-gpt2-all may be a hub id, and is looked up there
-    reg = load_registry(Settings.from_env({"IGCAP_DATA_DIR": str(tmp_path / "data"),
-                                           "IGCAP_MODEL_VIT_GPT2_ALL": "models/vit-gpt2-all"}))
-    with pytest.raises(ModelLoadError) as err:
-        load_captioner(reg["vit-gpt2-all"])
-    assert f"no folder models/vit-gpt2-all (relative to {tmp_path})" in err.value.message
-    assert "hf download models/" not in err.value.hint and "=models/vit-gpt2-all" not in err.value.hint
-    assert "hf download Stoneman/IG-caption-generator-vit-gpt2-all --local-dir models/vit-gpt2-all" in err.value.hint
-    assert "no folder models/vit-gpt2-all" in availability(reg["vit-gpt2-all"]).detail
-    published = load_registry(Settings.from_env({"IGCAP_DATA_DIR": str(tmp_path / "data")}))["vit-gpt2-all"]
-    assert "no folder" not in availability(replace(published, source="Stoneman/not-here")).detail
-
-
-def test_source_help_hint_for_a_source_that_could_be_a_folder_downloads_the_published_model_into_it(tmp_path,
-                                                                                                monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    reg = load_registry(Settings.from_env({"IGCAP_DATA_DIR": str(tmp_path / "data"),
-                                           "IGCAP_MODEL_VIT_GPT2_ALL": "models/vit-gpt2-all"}))
-    words, lines = source_help(reg["vit-gpt2-all"])
-    assert f"no folder models/vit-gpt2-all (relative to {tmp_path})" in words
-    assert lines == "hf download Stoneman/IG-caption-generator-vit-gpt2-all --local-dir models/vit-gpt2-all"
