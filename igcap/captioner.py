@@ -61,6 +61,11 @@ class ModelRun:
         return self.error is None
 
 
+class CaptioningStopped(Exception):
+    """``should_stop`` said True between two batches of a model: the rest of its photos are not decoded.
+    Raised by caption_with and caption_together, caught by Captioner (the model cut short is no run)."""
+
+
 @dataclass(frozen=True)
 class ProgressEvent:
     model_key: str
@@ -90,8 +95,9 @@ class Captioner:
                 should_stop: Callable[[], bool] | None = None) -> list[ModelRun]:
         """Caption every image with every model; returns one ModelRun per model, in the order asked.
 
-        ``should_stop`` is asked before each model: once it says True, the remaining models are skipped
-        (the runs returned are those that finished).
+        ``should_stop`` is asked before each model and between a model's batches: once it says True, the
+        model being decoded ends after its batch and the remaining models are skipped (the runs returned are
+        those that finished; a model cut short is not among them).
         """
         with caption_heap():
             return self._caption(images, model_keys, settings or PRESETS[DEFAULT_PRESET], on_result, on_progress,
@@ -114,14 +120,18 @@ class Captioner:
                 break
             if i:
                 release_between_models()
-            done = self._run_siblings(model_keys[i:i + 2], pixels, settings, [notifier(i), notifier(i + 1)]) \
-                if i + 1 < len(model_keys) else None
-            for j, run in enumerate(done or [self._run_model(model_keys[i], pixels, settings, notifier(i))]):
+            try:
+                done = self._run_siblings(model_keys[i:i + 2], pixels, settings, [notifier(i), notifier(i + 1)],
+                                          should_stop=should_stop) if i + 1 < len(model_keys) else None
+                done = done or [self._run_model(model_keys[i], pixels, settings, notifier(i), should_stop=should_stop)]
+            except CaptioningStopped:
+                break
+            for j, run in enumerate(done):
                 notifier(i + j)("done" if run.ok else "failed")
                 runs.append(run)
                 if on_result:
                     on_result(run)
-            i += len(done or [None])
+            i += len(done)
         return runs
 
     def lanes(self, model_keys: Sequence[str], photos: int, settings: DecodingSettings) -> int:
@@ -170,7 +180,8 @@ class Captioner:
             try:
                 while (unit := take()) is not None:
                     notify = [lambda stage, i=i: events.put(("progress", i, stage)) for i in unit]
-                    events.put(("runs", unit, self._run_unit(model_keys, unit, pixels, settings, notify, lane_threads)))
+                    events.put(("runs", unit, self._run_unit(model_keys, unit, pixels, settings, notify, lane_threads,
+                                                             should_stop)))
             except BaseException as err:  # noqa: BLE001  handed to the caller's thread, which raises it
                 events.put(("crashed", None, err))
             finally:
@@ -187,7 +198,8 @@ class Captioner:
             elif kind == "runs":
                 finished.update(zip(unit, payload))
             elif kind == "crashed":
-                crash.append(payload)
+                if not isinstance(payload, CaptioningStopped):  # stopped between batches: not a crash
+                    crash.append(payload)
                 stop.set()
             while len(runs) in finished:  # hand runs over in the order asked
                 run = finished.pop(len(runs))
@@ -205,7 +217,12 @@ class Captioner:
         try:
             while (unit := take()) is not None:
                 notify = [lambda stage, i=i: notifier(i)(stage) for i in unit]  # this thread: told at once
-                handle("runs", unit, self._run_unit(model_keys, unit, pixels, settings, notify, lane_threads))
+                try:
+                    done = self._run_unit(model_keys, unit, pixels, settings, notify, lane_threads, should_stop)
+                except CaptioningStopped:
+                    stop.set()
+                    break
+                handle("runs", unit, done)
                 with contextlib.suppress(queue.Empty):
                     while not helper_ended:
                         helper_ended = handle(*events.get_nowait())
@@ -233,13 +250,14 @@ class Captioner:
             return None if first is None or second is None else plans_together(first, second, settings)
 
     def _run_unit(self, model_keys, unit: tuple[int, ...], pixels: PixelCache, settings: DecodingSettings, notify,
-                  threads: int) -> list[ModelRun]:
+                  threads: int, should_stop=None) -> list[ModelRun]:
         keys = [model_keys[i] for i in unit]
-        done = self._run_siblings(keys, pixels, settings, notify, threads) if len(unit) == 2 else None
-        return done or [self._run_model(key, pixels, settings, tell, threads) for key, tell in zip(keys, notify)]
+        done = self._run_siblings(keys, pixels, settings, notify, threads, should_stop) if len(unit) == 2 else None
+        return done or [self._run_model(key, pixels, settings, tell, threads, should_stop)
+                        for key, tell in zip(keys, notify)]
 
     def _run_siblings(self, keys, pixels: PixelCache, settings: DecodingSettings, notify,
-                      threads: int | None = None) -> list[ModelRun] | None:
+                      threads: int | None = None, should_stop=None) -> list[ModelRun] | None:
         """Two models that share their first decoder blocks (a published pair), both loaded, asked for
         greedy captions: decoded together (``lean_decoding.greedy_generate_together``: the same captions,
         each shared block read once per step). None when they cannot be (the caller decodes each alone).
@@ -256,7 +274,10 @@ class Captioner:
                     first, second = replace(first, threads=threads), replace(second, threads=threads)
                 for tell in notify:
                     tell("captioning")
-                results = caption_together([first, second], plans, pixels, settings, self.photos_per_batch(settings))
+                results = caption_together([first, second], plans, pixels, settings, self.photos_per_batch(settings),
+                                           should_stop)
+        except CaptioningStopped:
+            raise
         except Exception:  # noqa: BLE001  each model is then decoded alone, with its own error if any
             log.exception("decoding %s and %s together failed; decoding each alone", *keys)
             return None
@@ -264,11 +285,13 @@ class Captioner:
         return [ModelRun(key, tuple(found), seconds=seconds) for key, found in zip(keys, results)]
 
     def _run_model(self, key: str, pixels: PixelCache, settings: DecodingSettings, notify,
-                   threads: int | None = None) -> ModelRun:
+                   threads: int | None = None, should_stop=None) -> ModelRun:
         start = time.perf_counter()
         try:
             notify("loading")
-            results = self._caption_leased(key, pixels, settings, notify, threads)
+            results = self._caption_leased(key, pixels, settings, notify, threads, should_stop)
+        except CaptioningStopped:
+            raise
         except ModelLoadError as err:
             return ModelRun(key, error=ModelFailure(key, err.message, err.hint), seconds=time.perf_counter() - start)
         except ConfigError:  # a setting that cannot work (IGCAP_DEVICE=cuda without a GPU): every model's, the caller's
@@ -281,13 +304,13 @@ class Captioner:
 
 
     def _caption_leased(self, key: str, pixels: PixelCache, settings: DecodingSettings, notify,
-                        threads: int | None = None) -> list[CaptionResult]:
+                        threads: int | None = None, should_stop=None) -> list[CaptionResult]:
         # the lease keeps the model loaded, and counted in the cache's bound, only while it captions
         with self.cache.lease(key) as loaded:
             notify("captioning")
             if threads:  # a lane's threads, for this call only (the model is shared: copied, not changed)
                 loaded = replace(loaded, threads=threads)
-            return caption_with(loaded, pixels, settings, self.photos_per_batch(settings))
+            return caption_with(loaded, pixels, settings, self.photos_per_batch(settings), should_stop)
 
 
 def rows_per_photo(settings: DecodingSettings) -> int:
@@ -315,10 +338,11 @@ class PixelCache:
             return self._by_processor[key]  # (N, 3, H, W)
 
 
-def caption_with(loaded: LoadedModel, pixels: PixelCache, settings: DecodingSettings, batch_size: int = 8) -> list[CaptionResult]:
+def caption_with(loaded: LoadedModel, pixels: PixelCache, settings: DecodingSettings, batch_size: int = 8,
+                 should_stop: Callable[[], bool] | None = None) -> list[CaptionResult]:
     """All photos through one model in batches: a light model through the lean loops when they serve the
     request (light_plan), else the model with transformers' objects (generate's arguments, a lean plan
-    where one gives generate's ids)."""
+    where one gives generate's ids). ``should_stop``, asked between batches: True raises CaptioningStopped."""
     import torch
 
     settings = within_positions(loaded, settings)
@@ -342,6 +366,7 @@ def caption_with(loaded: LoadedModel, pixels: PixelCache, settings: DecodingSett
         if sampling and settings.seed is not None:
             torch.manual_seed(settings.seed)
         for start in range(0, len(values), batch_size):
+            stop_between_batches(start, should_stop)
             batch = values[start:start + batch_size].to(loaded.device, loaded.input_dtype)
             if prompt:  # "Start with…": the decoder continues after the start token and the person's words
                 extra["decoder_input_ids"] = torch.tensor([[loaded.eos_token_id, *prompt]] * len(batch),
@@ -352,6 +377,13 @@ def caption_with(loaded: LoadedModel, pixels: PixelCache, settings: DecodingSett
             share = (time.perf_counter() - t0) / len(sequences)
             results += decode_batch(loaded, sequences, start, settings, share, prompt_len=len(prompt))
     return results
+
+
+def stop_between_batches(start: int, should_stop: Callable[[], bool] | None) -> None:
+    """Before each batch but the first (the first was asked before the model): raise CaptioningStopped when
+    ``should_stop`` says so, so a stopped job ends after the batch it was decoding, not after the model."""
+    if start and should_stop is not None and should_stop():
+        raise CaptioningStopped
 
 
 def decoder_positions(loaded: LoadedModel) -> int:
@@ -396,13 +428,14 @@ def plans_together(first: LoadedModel, second: LoadedModel, settings: DecodingSe
 
 
 def caption_together(models: Sequence[LoadedModel], plans: list, pixels: PixelCache, settings: DecodingSettings,
-                     batch_size: int = 8) -> list[list[CaptionResult]]:
+                     batch_size: int = 8, should_stop: Callable[[], bool] | None = None) -> list[list[CaptionResult]]:
     """caption_with for models with ``plans_together``: each batch of photos through all of them in lockstep."""
     import torch
 
     values = pixels.pixels(models[0].processor)
     results: list[list[CaptionResult]] = [[] for _ in models]
     for start in range(0, len(values), batch_size):
+        stop_between_batches(start, should_stop)
         batch = values[start:start + batch_size].to(models[0].device, models[0].input_dtype)
         t0 = time.perf_counter()
         with torch.inference_mode(), threads.torch_threads(models[0].threads) if models[0].threads else contextlib.nullcontext():

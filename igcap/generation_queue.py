@@ -3,7 +3,8 @@
 At most ``jobs_at_once`` jobs generate at a time; the others wait first come, first served, whichever
 session they come from. A waiting job knows its place and an estimate of its wait (from the last jobs'
 seconds per photo × model), and can be cancelled; a running job can be asked to stop, which the
-captioner honours between models. One session (an owner) may have only a few jobs queued or running,
+captioner honours between batches. Only ``finish`` gives a running job's slot back: its thread calls it when
+the work has ended, never another thread while the work goes on. One session (an owner) may have only a few jobs queued or running,
 and a job asking for more captions than one job may write is refused before it queues, with the limit
 named.
 

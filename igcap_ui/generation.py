@@ -61,6 +61,19 @@ class Pending:
             self.started = True
             return True
 
+    def drop(self) -> None:
+        """Nobody is to write this job's captions any more (Cancel, a new Generate, a run that found it being
+        stopped): no run may start it from now on, and it is asked to stop. A job a run already writes keeps
+        its slot until that run's work ends, and that run gives it back (``_take_turn``'s finally): the run
+        is stopped only at its next element, after the batch it is decoding, and finishing the job here let
+        the next job start beside that work (a burst of clicks had several jobs computing at once)."""
+        with self.lock:
+            self.waiter = None
+            writing = self.started
+        self.job.cancel()
+        if not writing:
+            self.job.finish()
+
 
 def uncaptioned(photos, model_keys: list[str]) -> dict[str, list[str]]:
     """Photo hash → the chosen models that have no card for it yet."""
@@ -118,7 +131,7 @@ def resume_generation() -> bool:
     if pending is None:
         return False
     # Ended meanwhile (cancelled, dropped from the line), or being written by a run of the page that is
-    # being stopped (it stops between models and says so): nothing to wait for.
+    # being stopped (it stops after its batch, says so and then gives the slot back): nothing to wait for.
     if pending.job.state not in (WAITING, RUNNING) or pending.started:
         _forget_pending()
         return False
@@ -134,7 +147,7 @@ def _take_turn(pending: Pending) -> None:
     if not pending.claim(run):  # an earlier run of this page is writing them, and is being stopped
         draw_results(pending.photos, pending.settings)
         return
-    keep = False
+    keep = writing = False
     try:  # from the claim on: however this run ends, the job is handed on, or finished
         button = st.empty()
         if button.button("Cancel", key="create.cancel", icon="✖️", help="Leave the line; nothing is generated."):
@@ -152,6 +165,7 @@ def _take_turn(pending: Pending) -> None:
             place = job.place()
             if place is not None:
                 status.update(label=f"Waiting for your turn: {place.describe()}. Other people are generating.")
+        writing = True  # from here this run alone gives the job's slot back, when its work has ended
         button.empty()
         _caption(pending, status)
     except JobCancelled:
@@ -159,9 +173,9 @@ def _take_turn(pending: Pending) -> None:
         draw_results(pending.photos, pending.settings)
     # Something on the page changed (a click): the next run takes over a job that is still waiting. Without
     # fast reruns this run is asked to rerun; with them (Streamlit's default) it is stopped and the next run
-    # starts on another thread. A running job stops between models and says so.
+    # starts on another thread. A running job stops after its batch and says so.
     except (RerunException, StopException):
-        keep = job.place() is not None or pending.waiter is not run
+        keep = not writing and (job.place() is not None or pending.waiter is not run)
         if not keep:
             done = sum(bool(c) for c in store().get(pending.photos[0].sha256, {}).values()) if pending.photos else 0
             st.session_state[_NOTE] = (f"Generation stopped when the page changed: {done} of "
@@ -178,8 +192,7 @@ def _take_turn(pending: Pending) -> None:
 def _forget_pending() -> None:
     pending = st.session_state.pop(_PENDING, None)
     if pending is not None:
-        pending.job.cancel()
-        pending.job.finish()
+        pending.drop()
 
 
 def _caption(pending: Pending, status) -> None:

@@ -187,3 +187,30 @@ def test_one_model_at_a_time_hands_freed_memory_back_between_models(cache, monke
     monkeypatch.setattr(captioner_module, "release_between_models", lambda: calls.append(1))
     runs = Captioner(cache, lanes=False).caption(photos(1), KEYS[:3], GREEDY)
     assert len(runs) == 3 and len(calls) == 2  # between the three models, not after the last (caption_heap)
+
+
+def _batches_until_stop(monkeypatch, after: int):
+    """Count the batches decoded (alone or a pair together: greedy_generate decodes through
+    greedy_generate_together); should_stop says True once ``after`` were."""
+    batches, lock = [], threading.Lock()
+    real = captioner_module.lean_decoding.greedy_generate_together
+
+    def counted(*args, **kwargs):
+        with lock:
+            batches.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(captioner_module.lean_decoding, "greedy_generate_together", counted)
+    return batches, lambda: len(batches) >= after
+
+
+@pytest.mark.parametrize("keys, two_lanes", [(["a", "b"], False), (["pair-1", "pair-2"], False),
+                                             (["a", "b", "c"], True)])
+def test_a_stop_request_ends_the_model_after_its_batch_not_after_all_its_photos(cache, monkeypatch, keys, two_lanes):
+    """A stopped job (a click on its page, a Cancel) used to decode every photo of the model it was on; it
+    ends after the batch it is decoding (in each lane), a model cut short is not handed over as a run, and a
+    sibling pair cut short is not decoded again alone."""
+    batches, should_stop = _batches_until_stop(monkeypatch, after=1)
+    runs = Captioner(cache, batch_size=1, lanes=two_lanes).caption(photos(4), keys, GREEDY, should_stop=should_stop)
+    assert runs == []
+    assert len(batches) <= (2 if two_lanes else 1)  # of 4 photos × the models: one batch per lane at most

@@ -72,3 +72,122 @@ def test_a_run_handed_over_never_starts_the_job_and_leaves_it_running(monkeypatc
     deadline = time.monotonic() + 10
     while not behind.wait_turn(0.2):  # the job nobody asks about lets them through within present_within
         assert time.monotonic() < deadline, "the abandoned job held the slot"
+
+
+class _Session:
+    """One browser session's stand-in: session state shared by its runs, and each run (a thread) with its own
+    stop flag, as Streamlit's elements raise StopException in a run that was stopped."""
+
+    def __init__(self):
+        self.session_state = {}
+        self._run = threading.local()
+
+    def stop_flag(self) -> threading.Event:
+        return self._run.stopped
+
+    def start_run(self, body) -> tuple[threading.Thread, threading.Event]:
+        stopped = threading.Event()
+
+        def run():
+            self._run.stopped = stopped
+            try:
+                body()
+            except StopException:
+                pass
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        return thread, stopped
+
+    def empty(self):
+        return _Element(self.stop_flag())
+
+    def status(self, *args, **kwargs):
+        return _Element(self.stop_flag())
+
+    def info(self, *args, **kwargs):
+        _Element(self.stop_flag())._check()
+
+    def error(self, message, **kwargs):
+        raise AssertionError(f"refused: {message}")
+
+
+def test_a_stopped_run_keeps_the_slot_until_its_own_work_ends(monkeypatch):
+    """Run A writes its captions (a model's photos: seconds of torch work, no element touched meanwhile); a
+    click stops A and starts run B, which resumes the page. The job stays running, holding its slot, until A's
+    work ends and A gives it back: B used to finish it at once, and another session's job started beside A's."""
+    queue = GenerationQueue(QueueLimits(jobs_at_once=1))
+    session = _Session()
+    monkeypatch.setattr(generation, "st", session)
+    monkeypatch.setattr(generation, "draw_results", lambda *args, **kwargs: None)
+    job = queue.submit("me", JobSize(4, 1))
+    pending = generation.Pending(job, [], ["m"], None, {})
+    session.session_state[generation._PENDING] = pending
+    working, release = threading.Event(), threading.Event()
+
+    def caption(pending, status):
+        working.set()
+        assert release.wait(10)
+        status.update(label="done")  # the first element after the model: a stopped run ends here
+
+    monkeypatch.setattr(generation, "_caption", caption)
+    run_a, stop_a = session.start_run(lambda: generation._take_turn(pending))
+    try:
+        assert working.wait(10)
+        stop_a.set()  # the click
+        run_b, _ = session.start_run(generation.resume_generation)
+        run_b.join(10)
+        assert job.stop_requested  # A's work is asked to stop at its next step...
+        assert job.state == "running" and queue.running() == 1  # ...and keeps its slot meanwhile
+        other = queue.submit("another session", JobSize(8, 4))
+        assert not other.wait_turn(0.2)
+    finally:
+        release.set()
+    run_a.join(10)
+    assert not run_a.is_alive() and job.state == "finished" and queue.running() == 0
+    assert other.wait_turn(1)
+    other.finish()
+
+
+def test_a_burst_of_regenerate_clicks_never_computes_more_than_jobs_at_once(monkeypatch):
+    """One session clicks "Regenerate all" four times while its generation runs: each click stops the current
+    run (it notices only at its next element, after the model) and starts a new one calling generate(). The
+    old generation keeps its slot until its work ends, so the new ones wait in line: one job computes at a
+    time, as the queue says (four used to compute at once while the queue counted one)."""
+    queue = GenerationQueue(QueueLimits(jobs_at_once=1, jobs_per_owner=2))
+    session = _Session()
+    monkeypatch.setattr(generation, "st", session)
+    monkeypatch.setattr(generation, "draw_results", lambda *args, **kwargs: None)
+    monkeypatch.setattr(generation, "store", lambda: {})
+    monkeypatch.setattr(generation, "POLL_SECONDS", 0.05)
+    monkeypatch.setattr(generation, "resources",
+                        types.SimpleNamespace(generation_queue=lambda: queue, session_owner=lambda: "me"))
+    computing, peak, lock = [0], [0], threading.Lock()
+    started = threading.Semaphore(0)
+
+    def caption(pending, status):  # one model over the photos: no element touched while it computes
+        with lock:
+            computing[0] += 1
+            peak[0] = max(peak[0], computing[0])
+        started.release()
+        time.sleep(0.6)
+        with lock:
+            computing[0] -= 1
+        status.update(label="done")
+
+    monkeypatch.setattr(generation, "_caption", caption)
+    photos = [types.SimpleNamespace(sha256="p1")]
+    settings = types.SimpleNamespace(num_variants=1)
+    click = lambda: generation.generate(photos, ["m"], settings, regenerate_all=True)  # noqa: E731
+    runs = [session.start_run(click)]
+    assert started.acquire(timeout=10)
+    for _ in range(3):
+        time.sleep(0.1)
+        runs[-1][1].set()  # the click stops the current run...
+        runs.append(session.start_run(click))  # ...and starts the next at once (fast reruns)
+    for thread, _ in runs:
+        thread.join(15)
+        assert not thread.is_alive()
+    assert started.acquire(timeout=0)  # the last click's generation ran, after the first one's ended
+    assert peak[0] == 1
+    assert queue.running() == 0 and queue.waiting() == 0
