@@ -98,8 +98,11 @@ class Captioner:
         ``should_stop`` is asked before each model and between a model's batches: once it says True, the
         model being decoded ends after its batch and the remaining models are skipped (the runs returned are
         those that finished; a model cut short is not among them).
+
+        All of it runs on the cache's caption threads (IGCAP_THREADS), loading a model included: not on
+        whatever count this thread started with (torch's count for new threads is process-wide).
         """
-        with caption_heap():
+        with caption_heap(), threads.torch_threads(threads.caption_threads(self.cache.options.threads)):
             return self._caption(images, model_keys, settings or PRESETS[DEFAULT_PRESET], on_result, on_progress,
                                  should_stop)
 

@@ -6,7 +6,9 @@ single photo (the benchmark's one photo × four distinct models: 2.09 s on two t
 On a CPU that other programs keep busy the opposite holds — a waiting thread loses its core at each of
 the thousands of tiny int8 products (one photo: 4.9 s on two threads, 0.8 s on one) — so busy or shared
 hosts should set ``IGCAP_THREADS=1``. The policy is applied to every loaded model, int8 or not
-(``run_generate_on``); tiny models (training the demo) use one thread (``torch_threads(1)``).
+(``run_generate_on``), and to captioning and the warm-up with their model loads (``torch_threads``); tiny
+models (training the demo) use one thread (``torch_threads(1)``). Outside those blocks every thread runs on
+``process_threads()``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import threading
 
 THREADS_ENV = "IGCAP_THREADS"  # "auto" (default) or a fixed number of torch threads for captioning
 
@@ -28,6 +31,13 @@ def caption_threads(fixed: int | None = None, cores: int | None = None) -> int:
     return fixed if fixed is not None else cores or allowed_cores()
 
 
+@functools.cache
+def process_threads() -> int:
+    """The torch threads a thread of this process runs on outside ``torch_threads``, and starts with: every
+    allowed core (``caption_threads()``), decided once for the process."""
+    return caption_threads()
+
+
 def parse_threads(raw: str | None) -> int | None:
     """IGCAP_THREADS's value: None for auto (or unset), else a whole number of at least 1."""
     setting = (raw or "auto").strip().lower() or "auto"
@@ -39,18 +49,31 @@ def parse_threads(raw: str | None) -> int | None:
         raise ValueError(f"{THREADS_ENV} must be auto or a whole number, not {raw!r}") from None
 
 
+_BLOCKS = threading.local()  # how many torch_threads blocks the calling thread is inside
+
+
 @contextlib.contextmanager
 def torch_threads(n: int = 1):
-    """Run the block on ``n`` torch threads, then restore the count. For tiny models ``n=1``: more threads
-    mostly wait on each other (on 2 busy cores a training step took 300 ms with 2 threads and 40 ms with 1)."""
+    """Run the block on ``n`` torch threads, then give the count back. For tiny models ``n=1``: more threads
+    mostly wait on each other (on 2 busy cores a training step took 300 ms with 2 threads and 40 ms with 1).
+
+    ``torch.set_num_threads`` sets the calling thread's count and also the count every thread started later
+    begins with. So a block inside another gives the outer block's count back, and the outermost gives
+    ``process_threads()`` back, never the count the thread had before: a caption lane entered while another
+    lane had set 1 read 1 as its "before" and, ending last, left every later thread (script runs, model
+    loads, the warm-up) on one thread. While a block runs, threads started meanwhile may begin on its count:
+    work that needs a count enters its own block (captioning, model loads)."""
     import torch
 
+    depth = getattr(_BLOCKS, "depth", 0)
     before = torch.get_num_threads()
     torch.set_num_threads(n)
+    _BLOCKS.depth = depth + 1
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        _BLOCKS.depth = depth
+        torch.set_num_threads(before if depth else process_threads())
 
 
 def run_generate_on(model, threads: int):

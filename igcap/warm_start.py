@@ -21,6 +21,8 @@ import threading
 import weakref
 from collections.abc import Sequence
 
+from igcap import threads
+
 log = logging.getLogger(__name__)
 
 _STARTED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model cache → its warm-up thread
@@ -49,7 +51,8 @@ def warm(cache, keys: Sequence[str]) -> list[str]:
     loaded = []
     for key in keys:
         try:
-            cache.get(key)  # a model already loaded is handed back at once
+            with threads.torch_threads(threads.caption_threads(cache.options.threads)):  # as a Generate loads it
+                cache.get(key)  # a model already loaded is handed back at once
         except ModelLoadError as err:  # recorded by the cache: the Models page and a later click say why
             log.info("warm start: %s did not load (%s)", key, err.message)
             continue

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from igcap import bench, captioner as captioner_module
+from igcap import bench, captioner as captioner_module, threads
 from igcap.captioner import LANE_ROWS, Captioner
 from igcap.decoding import PRESETS, DecodingSettings
 from igcap.int8_cache import Int8CacheOptions
@@ -214,3 +214,18 @@ def test_a_stop_request_ends_the_model_after_its_batch_not_after_all_its_photos(
     runs = Captioner(cache, batch_size=1, lanes=two_lanes).caption(photos(4), keys, GREEDY, should_stop=should_stop)
     assert runs == []
     assert len(batches) <= (2 if two_lanes else 1)  # of 4 photos × the models: one batch per lane at most
+
+
+def test_new_threads_start_on_the_full_count_after_jobs_in_two_lanes(cache):
+    """Each lane sets one torch thread, which torch also makes the count new threads start with: a helper lane
+    ending last left 1 behind, and every later script run and model load ran on one thread."""
+    full = threads.process_threads()
+    for _ in range(3):
+        job = threading.Thread(target=lambda: Captioner(cache).caption(photos(1), KEYS[:4], GREEDY))
+        job.start()
+        job.join()
+        seen = []
+        fresh = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+        fresh.start()
+        fresh.join()
+        assert seen == [full]

@@ -3,6 +3,7 @@ the lean loader gives the same model as the ordinary one, and the settings switc
 
 import dataclasses
 import gc
+import threading
 from pathlib import Path
 
 import pytest
@@ -274,6 +275,52 @@ def test_threads_setting_must_be_a_number():
         threads.parse_threads("many")
     with pytest.raises(ConfigError, match="IGCAP_THREADS"):
         Settings.from_env({"IGCAP_THREADS": "many"})
+
+
+def _new_thread_count() -> int:
+    """torch threads a thread started now runs on (a new Streamlit script run, a model load, the warm-up)."""
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    thread.start()
+    thread.join()
+    return seen[0]
+
+
+@pytest.mark.skipif(threads.allowed_cores() < 2, reason="one core: every thread runs on one anyway")
+def test_one_thread_blocks_ending_out_of_order_leave_new_threads_on_the_full_count():
+    """torch.set_num_threads sets the calling thread's count and the count every new thread starts with. Two
+    lanes each on one thread: the second entered when the first had set 1, so its "before" was 1, and ending
+    last it set 1 for every thread started after (script runs, loads, the warm-up ran on one thread for good)."""
+    full = threads.process_threads()
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+
+    def first():
+        with threads.torch_threads(1):
+            first_in.set()
+            assert second_in.wait(10)
+        first_out.set()
+
+    def second():
+        assert first_in.wait(10)
+        with threads.torch_threads(1):
+            second_in.set()
+            assert first_out.wait(10)
+            assert torch.get_num_threads() == 1
+
+    workers = [threading.Thread(target=first), threading.Thread(target=second)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(10)
+    assert full > 1 and _new_thread_count() == full
+
+
+def test_a_block_inside_another_gives_the_outer_count_back():
+    with threads.torch_threads(3):
+        with threads.torch_threads(1):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 3
+    assert torch.get_num_threads() == threads.process_threads()
 
 
 @pytest.mark.parametrize("quantize", ["1", "0"])

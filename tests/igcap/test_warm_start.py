@@ -3,9 +3,10 @@
 import threading
 
 import pytest
+import torch
 from PIL import Image
 
-from igcap import warm_start
+from igcap import threads, warm_start
 from igcap.captioner import Captioner
 from igcap.decoding import PRESETS
 from igcap.loading import LoadOptions, ModelCache, load_captioner
@@ -80,3 +81,22 @@ def test_a_click_during_the_warm_up_gets_the_captions_it_gets_without_one(regist
     assert loads.count("a") == 1 and loads.count("b") == 1  # each model loaded once, whoever asked first
     assert [[r.raw_text for r in run.results] for run in clicked] == \
         [[r.raw_text for r in run.results] for run in expected]
+
+
+@pytest.mark.skipif(threads.allowed_cores() < 2, reason="one core: every load runs on one thread anyway")
+@pytest.mark.parametrize("how", ["warm start", "first Generate"])
+def test_a_model_loads_on_the_threads_setting(registry, how):
+    """Loading (quantising) is torch work like captioning: it runs on IGCAP_THREADS's count (here 1, a busy
+    host), not on whatever count the thread doing it happened to start with."""
+    seen = []
+
+    def loader(spec, options, pool):
+        seen.append(torch.get_num_threads())
+        return load_captioner(spec, options, pool)
+
+    cache = ModelCache(registry, LoadOptions(device="cpu", threads=1), loader=loader)
+    if how == "warm start":
+        warm_start.warm(cache, ["a"])
+    else:
+        Captioner(cache).caption(PHOTOS[:1], ["a"], PRESETS["fast"])
+    assert seen == [1]
