@@ -7,6 +7,10 @@ apart, so no draft is kept there (one visitor must never see another's photos).
 
 Where: ``<IGCAP_DATA_DIR>/drafts/<sha256 of the owner>/``: ``draft.json`` (cards and texts) and one PNG per
 photo (the 1080-px copy the page holds, lossless). Written at the end of a Create run only when it changed.
+Every tab of a person (in local mode every tab on this computer) shares the folder: a save or a restore holds
+the folder's lock (one per folder, for the process), so a draft.json never names a photo another tab's save
+has just deleted; the last save wins. A photo whose file is missing anyway is left out on restore, the rest
+of the draft kept.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import json
 import logging
 import os
 import tempfile
+import threading
 from dataclasses import asdict, fields
 from pathlib import Path
 
@@ -29,6 +34,8 @@ log = logging.getLogger(__name__)
 _LOADED = "create.draft_loaded"  # this session has taken its draft (once, on its first Create run)
 _WRITTEN = "create.draft_digest"  # digest of the draft last written, so unchanged runs write nothing
 VERSION = 1
+_FOLDER_LOCKS: dict[Path, threading.Lock] = {}  # one per draft folder (person) used by this process
+_FOLDER_LOCKS_LOCK = threading.Lock()
 
 
 def owner() -> str | None:
@@ -43,6 +50,12 @@ def owner() -> str | None:
 
 def folder(who: str) -> Path:
     return resources.settings().data_dir / "drafts" / hashlib.sha256(who.encode()).hexdigest()[:32]
+
+
+def _folder_lock(where: Path) -> threading.Lock:
+    """The lock a save or restore of this folder holds: two tabs of one person run at once."""
+    with _FOLDER_LOCKS_LOCK:
+        return _FOLDER_LOCKS.setdefault(where, threading.Lock())
 
 
 def restore() -> None:
@@ -66,18 +79,24 @@ def _restore(where: Path) -> None:
     from igcap_ui.results import Card, store
 
     path = where / "draft.json"
-    if not path.is_file():
-        return
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if data.get("version") != VERSION:
-        return
-    kept = {}
-    for meta in data["photos"]:
-        with Image.open(where / f"{meta['sha256']}.png") as image:
-            kept[meta["sha256"]] = Photo(image=image.convert("RGB"), **meta)
+    with _folder_lock(where):
+        if not path.is_file():
+            return
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("version") != VERSION:
+            return
+        kept = {}
+        for meta in data["photos"]:
+            try:
+                with Image.open(where / f"{meta['sha256']}.png") as image:
+                    kept[meta["sha256"]] = Photo(image=image.convert("RGB"), **meta)
+            except FileNotFoundError:  # this photo is lost; its cards and text go with it, the rest stays
+                log.warning("draft photo %s missing: left out", meta["sha256"][:12])
     photo_state.restore(kept)
     cards = store()
     for sha, per_model in data["cards"].items():
+        if sha not in kept:
+            continue
         for key, c in per_model.items():
             results = [CaptionResult(**r) for r in c["results"]]
             failure = ModelFailure(**c["failure"]) if c["failure"] else None
@@ -88,7 +107,8 @@ def _restore(where: Path) -> None:
                 saved_texts=ints(c["saved_texts"]), note=c.get("note", ""))
     st.session_state["create.card_counter"] = max(data.get("counter", 0), st.session_state.get("create.card_counter", 0))
     for sha, text in data.get("manual", {}).items():
-        st.session_state.setdefault(f"manual.{sha}", text)
+        if sha in kept:
+            st.session_state.setdefault(f"manual.{sha}", text)
 
 
 def save() -> None:
@@ -113,16 +133,17 @@ def save() -> None:
     digest = hashlib.sha256(text.encode()).hexdigest()
     if st.session_state.get(_WRITTEN) == digest:
         return
+    where = folder(who)
     try:
-        where = folder(who)
-        where.mkdir(parents=True, exist_ok=True)
-        for sha, photo in kept.items():
-            if not (where / f"{sha}.png").is_file():
-                _atomic(where / f"{sha}.png", lambda f, p=photo: p.image.save(f, "PNG"))
-        _atomic(where / "draft.json", lambda f: f.write(text.encode("utf-8")))
-        for old in where.glob("*.png"):
-            if old.stem not in kept:
-                old.unlink(missing_ok=True)
+        with _folder_lock(where):  # the photos, the draft naming them and the clean-up, as one
+            where.mkdir(parents=True, exist_ok=True)
+            for sha, photo in kept.items():
+                if not (where / f"{sha}.png").is_file():
+                    _atomic(where / f"{sha}.png", lambda f, p=photo: p.image.save(f, "PNG"))
+            _atomic(where / "draft.json", lambda f: f.write(text.encode("utf-8")))
+            for old in where.glob("*.png"):
+                if old.stem not in kept:
+                    old.unlink(missing_ok=True)
         st.session_state[_WRITTEN] = digest
     except OSError as err:  # a full or read-only disk: the page keeps working, the draft is just not kept
         log.warning("draft not written: %s", err)
