@@ -37,6 +37,8 @@ _ALWAYS_ON = ("do_resize", "do_rescale", "do_normalize")  # off would change the
 _OFF = ("do_center_crop", "do_pad")  # accepted only as false or null, which skip the step
 _NULL_IS_OFF = (*_OFF, "do_convert_rgb")
 _PIL_FILTERS = range(6)  # NEAREST, LANCZOS, BILINEAR, BICUBIC, BOX, HAMMING: passed to Image.resize as is
+# what AutoImageProcessor reads from a folder: the nested "image_processor" of processor_config.json first
+PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json")
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,15 @@ class LightProcessor:
     @classmethod
     def defaults(cls) -> LightProcessor:
         return cls()
+
+    @classmethod
+    def from_folder(cls, folder: str | Path) -> LightProcessor | None:
+        """From a folder's preprocessor_config.json; None also when the folder holds a processor_config.json
+        (transformers reads the image processor nested in it first, which this does not)."""
+        folder = Path(folder)
+        if (folder / PROCESSOR_FILES[1]).exists():
+            return None
+        return cls.from_file(folder / PROCESSOR_FILES[0])
 
     @classmethod
     def from_file(cls, path: str | Path) -> LightProcessor | None:
@@ -263,7 +274,7 @@ def _special_tokens(config: dict, special_map: dict, rebuilds: bool) -> dict[str
     named = {}
     for key in (*_NAMED_SPECIAL, *_SPECIAL_LISTS):
         value = merged.get(key)
-        if value is None:
+        if value is None or (key == "extra_special_tokens" and value == {}):  # no model-specific tokens
             continue
         many = key in _SPECIAL_LISTS
         contents = [_content(v) for v in value] if many and isinstance(value, list) else [_content(value)]

@@ -182,7 +182,7 @@ def _light_captioner(spec: ModelSpec, options: LoadOptions, pool, start: float) 
     """The model as igcap's light model, from its int8 cache entry, with light_inputs' tokenizer and image
     processor: nothing of transformers imported. None when any part is not reproduced exactly (the
     config, the tokenizer or processor files, the entry): the caller loads it through transformers."""
-    from igcap.light_inputs import LightProcessor, LightTokenizer
+    from igcap.light_inputs import PROCESSOR_FILES, LightProcessor, LightTokenizer
 
     if not optimize.quantized_engine_available():
         return None
@@ -191,8 +191,10 @@ def _light_captioner(spec: ModelSpec, options: LoadOptions, pool, start: float) 
     if config is None:
         return None
     light_tokenizer = _shared_tokenizer(lambda f, revision=None: LightTokenizer.from_folder(f), _LIGHT_TOKENIZERS)
-    tokenizer, tok_note = _light_part(folder, light_tokenizer, spec.base_files.tokenizer, "tokenizer", "tokenizer.json")
-    processor, proc_note = _light_part(folder, lambda f: LightProcessor.from_file(f / PROCESSOR_FILE),
+    tokenizer, tok_note = _light_part(folder, light_tokenizer, lambda f: bool(_tokenizer_files(f)),
+                                      spec.base_files.tokenizer, "tokenizer", "tokenizer.json")
+    processor, proc_note = _light_part(folder, LightProcessor.from_folder,
+                                       lambda f: any((f / name).is_file() for name in PROCESSOR_FILES),
                                        spec.base_files.processor, "image processor", PROCESSOR_FILE,
                                        default=(LightProcessor.defaults, VIT_DEFAULTS_NOTE))
     if tokenizer is None or processor is None:
@@ -210,18 +212,22 @@ def _light_captioner(spec: ModelSpec, options: LoadOptions, pool, start: float) 
                        True, notes, threads.caption_threads(options.threads), options.lean_decoding)
 
 
-def _light_part(folder: Path, make, base: str, what: str, probe: str, default=None):
+def _light_part(folder: Path, make, has_files, base: str, what: str, probe: str, default=None):
     """The repo's own (light) tokenizer or processor, else the base's (its folder found by its ``probe``
-    file): (part, note) or (None, ""). ``default`` (make, note): what the transformers path uses when
-    neither holds the file at all."""
+    file): (part, note) or (None, ""). The base's only where the repo holds none of that part's files
+    (``has_files(folder)``): files of its own that ``make`` does not reproduce are the transformers path's
+    to read (LoadedModel.transformers() reads them too), and the base's would decode or normalise otherwise.
+    ``default`` (make, note): what the transformers path uses when neither holds such files at all."""
     found = make(folder)
     if found is not None:
         return found, ""
+    if has_files(folder):
+        return None, ""
     base_folder = _files_folder(base, None, probe)
     found = make(base_folder) if base_folder else None
     if found is not None:
         return found, f"{what} from base {base}"
-    if default is not None and base_folder and not (folder / probe).is_file() and not (base_folder / probe).is_file():
+    if default is not None and base_folder and not has_files(base_folder):
         return default[0](), default[1]
     return None, ""
 
@@ -336,7 +342,7 @@ def tokenizer_files_key(source: str, revision: str | None) -> tuple | None:
         if not isinstance(found, str):
             return None
         folder = Path(found).parent
-    files = sorted(f for f in folder.iterdir() if f.name.startswith(_TOKENIZER_FILE_PREFIXES) and f.is_file())
+    files = _tokenizer_files(folder)
     if not any(f.name in ("tokenizer.json", "vocab.json", "tokenizer.model", "spiece.model") for f in files):
         return None
     try:
@@ -347,6 +353,11 @@ def tokenizer_files_key(source: str, revision: str | None) -> tuple | None:
         return (json.dumps(chooser), *((f.name, hashlib.sha256(f.read_bytes()).hexdigest()) for f in files))
     except (OSError, ValueError):
         return None
+
+
+def _tokenizer_files(folder: Path) -> list[Path]:
+    """The folder's files a tokenizer may be read from (_TOKENIZER_FILE_PREFIXES), sorted."""
+    return sorted(f for f in folder.iterdir() if f.name.startswith(_TOKENIZER_FILE_PREFIXES) and f.is_file())
 
 
 def _load_processor(spec: ModelSpec):

@@ -231,6 +231,16 @@ def test_unreadable_files_give_none(tmp_path):
     assert LightProcessor.from_file(tmp_path / "list.json") is None
 
 
+def test_a_folder_with_a_processor_config_is_left_to_transformers(vit_folder, tmp_path):
+    """transformers reads the image processor nested in processor_config.json before preprocessor_config.json."""
+    folder = shutil.copytree(vit_folder, tmp_path / "p")
+    assert LightProcessor.from_folder(folder) == LightProcessor.defaults()
+    nested = {"image_processor": {**VIT_CONFIG, "image_mean": [0.4] * 3}}
+    (folder / "processor_config.json").write_text(json.dumps(nested))
+    assert list(auto_processor(folder).image_mean) == [0.4] * 3  # the premise: the nested one is read
+    assert LightProcessor.from_folder(folder) is None
+
+
 def test_defaults_are_vit_processor_and_the_json_string_is_a_cache_key(vit_folder):
     saved = LightProcessor.from_file(vit_folder / "preprocessor_config.json")
     assert saved == LightProcessor.defaults()
@@ -319,6 +329,10 @@ VARIANTS = {
                                                             "normalized": False, "rstrip": False,
                                                             "single_word": False, "special": True}}},
     "extra special tokens": {"extra_special_tokens": ["<|endoftext|>"]},
+    # transformers 4.4x-4.5x write this into every tokenizer_config.json: no model-specific tokens
+    "empty model-specific special tokens": {"extra_special_tokens": {}},
+    "empty model-specific special tokens beside a list": {"extra_special_tokens": {},
+                                                          "additional_special_tokens": ["<|endoftext|>"]},
 }
 
 

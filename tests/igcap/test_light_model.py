@@ -249,3 +249,79 @@ def test_the_published_layout_loads_light_with_the_same_fallbacks(hub_cache, tmp
         assert light.get(key).light, key
         assert light.get(key).fallbacks == full.get(key).fallbacks
     assert any(full.get(key).fallbacks for key in registry)  # the premise: one repo borrows its bases' files
+
+
+def own_parts_model(folder: Path, tokenizer_config: dict | None = None, slow_tokenizer: bool = False,
+                    processor_config: dict | None = None) -> Path:
+    """A local model whose tokenizer is its own (a vocabulary the base's, gpt2's, does not share), its
+    tokenizer_config.json updated with ``tokenizer_config``; ``slow_tokenizer``: only vocab.json and
+    merges.txt, as a slow GPT-2 tokenizer's repo; ``processor_config``: its preprocessor_config.json."""
+    tokenizer = builders.make_tokenizer(extra_lines=("a quokka eating marmalade under the aurora 🦘 #wildlife",) * 4)
+    builders.make_tiny_model(tokenizer, seed=6).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    config_path = folder / "tokenizer_config.json"
+    config_path.write_text(json.dumps({**json.loads(config_path.read_text()), **(tokenizer_config or {})}))
+    if slow_tokenizer:
+        tokenizer.backend_tokenizer.model.save(str(folder))  # vocab.json, merges.txt
+        (folder / "tokenizer.json").unlink()
+    if processor_config is not None:
+        (folder / "preprocessor_config.json").write_text(json.dumps(processor_config))
+    else:
+        builders.make_processor().save_pretrained(folder)
+    return folder
+
+
+OWN_TOKENIZERS = {  # its tokenizer files → whether the light model reproduces them
+    "extra_special_tokens {} (as transformers 4.4x-4.5x write it)": ({"extra_special_tokens": {}}, False, True),
+    "a setting the light tokenizer has not been checked against": ({"do_lower_case": False}, False, False),
+    "a slow tokenizer's vocab.json + merges.txt": ({"tokenizer_class": "GPT2Tokenizer"}, True, False),
+}
+
+
+@pytest.mark.parametrize("name", list(OWN_TOKENIZERS), ids=list(OWN_TOKENIZERS))
+def test_a_model_with_its_own_tokenizer_never_decodes_with_the_bases(hub_cache, tmp_path, name):
+    """The light path takes the base's tokenizer only where the repo has no tokenizer file at all: a tokenizer
+    of its own that the light one does not reproduce sends the whole model through transformers, so one
+    loaded model decodes one way (its captions, and what sampling and start_with decode through transformers)."""
+    from transformers import AutoTokenizer
+
+    changes, slow, reproduced = OWN_TOKENIZERS[name]
+    folder = own_parts_model(tmp_path / "own", changes, slow_tokenizer=slow)
+    own, base = AutoTokenizer.from_pretrained(folder), AutoTokenizer.from_pretrained("gpt2")
+    ids = list(range(min(len(own), len(base))))
+    assert own.decode(ids) != base.decode(ids)  # the premise: the base's vocabulary reads these ids otherwise
+    cache = Int8CacheOptions(tmp_path / "int8", 64)
+    load_captioner(spec(folder), options(cache, light=False))  # writes the int8 entry
+    loaded = load_captioner(spec(folder), options(cache))
+    assert loaded.light is reproduced and loaded.fallbacks == []
+    assert loaded.tokenizer.decode(ids) == loaded.transformers().tokenizer.decode(ids) == own.decode(ids)
+    settings = PRESETS["balanced"].replace(min_new_tokens=4, max_new_tokens=10)
+    found = {}
+    for light in (True, False):
+        model_cache = ModelCache({"own": spec(folder)}, options(cache, light), max_models=1)
+        [run] = Captioner(model_cache).caption(photos(2), ["own"], settings)
+        assert run.ok, run.error
+        found[light] = [(r.raw_text, r.tokens) for r in run.results]
+    assert found[True] == found[False]
+
+
+def test_a_model_with_its_own_image_processor_never_normalises_with_the_bases(hub_cache, tmp_path):
+    """ImageNet's mean and std in a preprocessor_config.json the light processor does not read (processor_class):
+    the model goes through transformers' processor of those files, never the base's mean = std = 0.5."""
+    from transformers import AutoImageProcessor
+
+    imagenet = {"do_normalize": True, "do_rescale": True, "do_resize": True, "image_mean": [0.485, 0.456, 0.406],
+                "image_std": [0.229, 0.224, 0.225], "image_processor_type": "ViTImageProcessor", "resample": 2,
+                "rescale_factor": 1 / 255, "size": {"height": 224, "width": 224},
+                "processor_class": "VisionTextDualEncoderProcessor"}
+    folder = own_parts_model(tmp_path / "own", processor_config=imagenet)
+    cache = Int8CacheOptions(tmp_path / "int8", 64)
+    load_captioner(spec(folder), options(cache, light=False))  # writes the int8 entry
+    loaded = load_captioner(spec(folder), options(cache))
+    images = photos(2)
+    expected = AutoImageProcessor.from_pretrained(folder)(images=images, return_tensors="pt").pixel_values
+    base = AutoImageProcessor.from_pretrained("google/vit-base-patch16-224-in21k")
+    assert not torch.equal(base(images=images, return_tensors="pt").pixel_values, expected)  # the premise
+    assert loaded.fallbacks == []
+    assert torch.equal(loaded.processor(images=images, return_tensors="pt").pixel_values, expected)
+    assert torch.equal(loaded.transformers().processor(images=images, return_tensors="pt").pixel_values, expected)
