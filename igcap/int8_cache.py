@@ -8,9 +8,10 @@ tensor left (norms, position tables, the patch projection). A later load builds 
 device from its config and fills it from that file: no float weight is read, nothing is quantized.
 
 An entry is keyed by
-* where the weights come from: for a hub id the snapshot's commit and the weight files' blob names
-  (content hashes) and sizes; for a local folder the weight files' names, sizes and modification
-  times; in both cases the hash of config.json;
+* where the weights come from: the weight files transformers reads (the first of model.safetensors, its
+  index with the shards, pytorch_model.bin: the others are never asked for); for a hub id the snapshot's
+  commit and those files' blob names (content hashes) and sizes; for a local folder their names, sizes and
+  modification times; in both cases the hash of config.json;
 * the cache's format version and the quantization recipe (scheme, head candidates, table dtype);
 * the torch and transformers versions (module names and quantization routines come from them).
 The key's hash names the file, and the full key is inside it, compared on every read.
@@ -94,6 +95,10 @@ def _torch():
 
 # ---------------------------------------------------------------- keys
 
+# the weight files transformers reads, in the order it looks for them (the first found is the one read)
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+
+
 def entry_key(source: str, revision: str | None) -> dict:
     """What identifies the prepared weights of ``source`` (raises NotCacheable when its files cannot be found).
 
@@ -108,11 +113,12 @@ def entry_key(source: str, revision: str | None) -> dict:
     config = _resolve(source, "config.json", revision)
     if config is None:
         raise NotCacheable(f"{source} has no config.json")
-    files = [_resolve(source, name, revision) for name in ("model.safetensors", "model.safetensors.index.json",
-                                                          "pytorch_model.bin")]
-    files = [f for f in files if f is not None]
-    if not files:
+    # asked one by one, and no further than the file transformers reads: a hub repo shipping both formats
+    # would otherwise have its pytorch_model.bin downloaded (and every name asked for) just to make the key
+    found = next((f for name in WEIGHT_FILES if (f := _resolve(source, name, revision)) is not None), None)
+    if found is None:
         raise NotCacheable(f"{source} has no weights file")
+    files = [found]
     if files[0].name.endswith(".index.json"):
         shards = sorted(set(json.loads(files[0].read_text())["weight_map"].values()))
         files += [_resolve(source, shard, revision) or _missing(source, shard) for shard in shards]

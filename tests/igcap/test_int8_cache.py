@@ -105,6 +105,50 @@ def test_hub_ids_are_cached_by_their_snapshot(hub_cache, tmp_path, monkeypatch):
     assert calls == []
 
 
+ASKED = "config.json", "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin"
+WEIGHT_LAYOUTS = {  # the repo's weight files → what the key asks the hub for, and what it names
+    "safetensors and a .bin": (["model.safetensors", "pytorch_model.bin"], ASKED[:2], ["model.safetensors"]),
+    "sharded safetensors and a .bin": (["model.safetensors.index.json", "pytorch_model.bin"],
+                                       [*ASKED[:3], "shard.safetensors"],
+                                       ["model.safetensors.index.json", "shard.safetensors"]),
+    "a .bin alone": (["pytorch_model.bin"], ASKED, ["pytorch_model.bin"]),
+}
+
+
+@pytest.mark.parametrize("layout", list(WEIGHT_LAYOUTS), ids=list(WEIGHT_LAYOUTS))
+def test_a_hub_key_asks_for_the_weight_files_in_transformers_order_and_stops_at_the_first(tmp_path, monkeypatch,
+                                                                                          layout):
+    """A repo that ships safetensors and a pytorch_model.bin: the key needs the file transformers reads (the
+    first of model.safetensors, its index, pytorch_model.bin), never a download (or a request) of the others."""
+    import huggingface_hub
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    present, asked, named = WEIGHT_LAYOUTS[layout]
+    snapshot = tmp_path / "models--org--repo" / "snapshots" / ("1" * 40)
+    snapshot.mkdir(parents=True)
+    for name in ["config.json", "shard.safetensors", *present]:
+        index = {"weight_map": {"a": "shard.safetensors"}}
+        (snapshot / name).write_text(json.dumps(index) if "index" in name else name)
+    calls = []
+
+    def download(repo_id, filename, revision=None, **kwargs):  # the hub, as a spy: nothing leaves the process
+        calls.append(filename)
+        if not (snapshot / filename).is_file():
+            raise LocalEntryNotFoundError(f"{filename} is not in {repo_id}")
+        return str(snapshot / filename)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+    key = entry_key("org/repo", None)
+    assert calls == list(asked)
+    assert [name for name, *_ in key["weights"]] == named and key["commit"] == "1" * 40
+
+
+def test_a_local_key_names_only_the_weight_file_transformers_reads(model_dir):
+    before = entry_key(str(model_dir), None)
+    (model_dir / "pytorch_model.bin").write_bytes(b"an old checkpoint beside the safetensors")
+    assert entry_key(str(model_dir), None) == before  # what is read did not change: the same entry
+
+
 def _flip_a_weight_byte(path):
     header, _, start = read_header(path)
     info = next(i for i in header.values() if i["dtype"] == "I8")
