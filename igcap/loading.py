@@ -673,7 +673,10 @@ class ModelCache:
             self._drop(idle)
 
     def _drop(self, key: str) -> None:
-        self._loaded.pop(key, None)
+        loaded = self._loaded.pop(key, None)
+        if loaded is not None:  # the encoder memo's entries hold the weights that computed them (its
+            optimize.ENCODER_MEMO.forget(loaded.model)  # transformers() model holds the very same tensors)
+        del loaded
         gc.collect()
         log.info("evicted %s", key)
 

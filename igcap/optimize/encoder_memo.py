@@ -24,7 +24,8 @@ class EncoderMemo:
 
     Models that share their encoder through the pool (the published pairs: same encoder, different
     last block) would compute the same output for the same photo; the second one reuses the first's.
-    An entry keeps its weights alive, so their ids cannot be reused by other weights while it exists.
+    An entry keeps its weights alive, so their ids cannot be reused by other weights while it exists;
+    ``forget`` drops a model's entries (igcap.loading.ModelCache, as it drops the model).
 
     An entry holds the output's tensors, never the output object itself: every caller gets an output
     object of its own. generate() replaces fields of the output it is handed (beam search swaps
@@ -77,6 +78,13 @@ class EncoderMemo:
         with self._lock:
             self._entries = [(key, weights, output), *self._entries][: self.size]
 
+    def forget(self, model) -> None:
+        """Drop the entries computed by weights ``model`` holds: a model the cache lets go of would otherwise
+        stay alive in them (its whole image encoder), outside the cache's count and memory bounds."""
+        held = _places(_weights_of(model))
+        with self._lock:
+            self._entries = [entry for entry in self._entries if held.isdisjoint(_places(entry[1]))]
+
     def clear(self) -> None:
         with self._lock:
             self._entries = []
@@ -90,6 +98,14 @@ def _identity(weights) -> tuple:
     torch = _torch()
     return tuple((w.untyped_storage().data_ptr(), w.storage_offset(), tuple(w.shape)) if isinstance(w, torch.Tensor)
                  else id(w) for w in weights)
+
+
+def _places(weights) -> set:
+    """The memory each weight lies in (a tensor's storage; a packed matrix itself), to tell whose weights are whose."""
+    torch = _torch()
+    places = {w.untyped_storage().data_ptr() if isinstance(w, torch.Tensor) else id(w) for w in weights}
+    places.discard(0)  # empty tensors hold no memory: they tell nothing
+    return places
 
 
 def _weights_of(module) -> tuple:

@@ -376,3 +376,39 @@ def test_models_with_identical_tokenizer_files_share_one_tokenizer(tiny_model_di
     assert a.tokenizer is b.tokenizer
     assert c.tokenizer is not a.tokenizer and c.tokenizer.model_max_length == 77
     assert a.tokenizer("a cat").input_ids == c.tokenizer("a cat").input_ids
+
+
+@pytest.mark.parametrize("light", [False, True], ids=["int8 transformers model", "light model"])
+def test_a_dropped_models_image_encoder_is_freed_not_kept_by_the_encoder_memo(tmp_path, light):
+    """The encoder memo's entries hold the weights that computed them: a model the cache drops leaves the
+    memo too, so the cache's count and memory bounds cover what the process holds."""
+    import gc
+
+    from PIL import Image
+
+    from igcap import optimize
+    from igcap.captioner import Captioner
+    from igcap.decoding import DecodingSettings
+    from igcap.int8_cache import Int8CacheOptions
+    from tests import builders
+
+    specs = {name: ModelSpec(name, name, str(builders.save_tiny_model(tmp_path / name, seed=seed)))
+             for name, seed in (("a", 1), ("b", 2))}
+    options = LoadOptions(device="cpu", quantize=True, int8_cache=Int8CacheOptions(tmp_path / "int8", 64), light=light)
+    for spec in specs.values():  # the int8 entries a light model is read from
+        load_captioner(spec, replace(options, light=False))
+    optimize.ENCODER_MEMO.clear()
+    cache = ModelCache(specs, options, max_models=1)
+    greedy = DecodingSettings(strategy="greedy", max_new_tokens=4, no_repeat_ngram_size=0)
+    [run] = Captioner(cache).caption([Image.new("RGB", (64, 64), "red")], ["a"], greedy)
+    assert run.ok, run.error
+    held = cache.get("a")
+    assert held.light is light
+    encoder = weakref.ref(held.model.encoder)
+    weights = [weakref.ref(p) for p in held.model.encoder.parameters()]
+    assert optimize.ENCODER_MEMO._entries  # the premise: the memo holds an output of a's encoder
+    del held, run
+    cache.get("b")  # one place: a is dropped
+    gc.collect()
+    assert cache.loaded_keys() == ["b"]
+    assert encoder() is None and all(w() is None for w in weights)
