@@ -555,6 +555,10 @@ class ModelCache:
     being loaded, a request for another model waits for one to be handed back, so however many sessions
     ask at once, at most ``max_models`` models exist. Models already loaded are handed out at once,
     and one slow load does not block the others.
+
+    A model is what its spec named, and its local folder held, when it was loaded: ``use_registry`` drops
+    it once either changes (at once when idle, else when its last lease ends; a request made meanwhile
+    waits for the new one), and forgets a failed load.
     """
 
     def __init__(self, registry: dict[str, ModelSpec], options: LoadOptions = LoadOptions(), max_models: int = 4,
@@ -566,6 +570,8 @@ class ModelCache:
         self._failed: dict[str, ModelLoadError] = {}
         self._loading: set[str] = set()
         self._in_use: Counter[str] = Counter()  # key → leases open on it
+        self._loaded_from: dict[str, tuple] = {}  # key → what its model (or failure) came from: _source_state(spec)
+        self._stale: set[str] = set()  # loaded, in use, no longer what the registry names: dropped on release
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
 
@@ -588,7 +594,7 @@ class ModelCache:
     def lease_if_loaded(self, key: str) -> Iterator[LoadedModel | None]:
         """Like ``lease`` for a model already loaded; None (never a load, never a wait) otherwise."""
         with self._changed:
-            if key not in self._loaded:
+            if key not in self._loaded or key in self._stale:
                 loaded = None
             else:
                 self._loaded.move_to_end(key)
@@ -608,42 +614,66 @@ class ModelCache:
             self._in_use[key] -= 1
             if self._in_use[key] <= 0:
                 del self._in_use[key]
+                if key in self._stale:
+                    self._drop(key)
             self._evict_over_bounds()
             self._changed.notify_all()
 
     def use_registry(self, registry: dict[str, ModelSpec]) -> None:
-        """Take a newer registry (models added or changed on disk); loaded models stay loaded."""
+        """Take a newer registry (models added or changed on disk). A key whose spec, or whose local folder's
+        files, changed since its model was loaded (a models file pointing it at other weights, `python -m igcap
+        demo-models` run again) loses that model, at once when idle, else when its last lease ends, and a
+        failed load of it is forgotten: the next request loads what the registry names now."""
+        now = {key: _source_state(spec) for key, spec in registry.items()}  # a few stat calls, outside the lock
         with self._changed:
             self.registry = registry
+            for key in [k for k, made in self._loaded_from.items() if made != now.get(k)]:
+                self._forget(key)
+            self._changed.notify_all()
+
+    def _forget(self, key: str) -> None:
+        """``key``'s model and failure are not what the registry names any more."""
+        self._failed.pop(key, None)
+        self._loaded_from.pop(key, None)
+        if key in self._in_use:
+            self._stale.add(key)
+        else:
+            self._drop(key)
 
     def _acquire(self, key: str) -> LoadedModel:
-        spec = self.registry.get(key)
-        if spec is None:
-            raise ModelLoadError(key, "No model has this key.", f"Choose one of: {', '.join(self.registry)}.")
         with self._changed:
             while True:
-                if key in self._loaded:
+                spec = self.registry.get(key)
+                if spec is None:
+                    raise ModelLoadError(key, "No model has this key.", f"Choose one of: {', '.join(self.registry)}.")
+                if key in self._loaded and key not in self._stale:
                     self._loaded.move_to_end(key)
                     self._in_use[key] += 1
                     return self._loaded[key]
-                if key not in self._loading and self._make_room():
+                # a stale model stays until its last lease ends: never two models under one key
+                if key not in self._loaded and key not in self._loading and self._make_room():
                     self._loading.add(key)
                     break
-                self._changed.wait()  # loading elsewhere, or every place holds a model in use
+                self._changed.wait()  # loading elsewhere, a stale one still in use, or every place in use
         threads.limit_to_allowed_cores()  # here, not at construction: building the cache must not import torch
+        state = _source_state(spec)  # before the load: files changed while it reads them show as a change
         try:
             loaded = self._loader(spec, self.options, self.pool)
         except BaseException as err:
             with self._changed:
                 self._loading.discard(key)
-                if isinstance(err, ModelLoadError):
+                if isinstance(err, ModelLoadError) and self.registry.get(key) == spec:
                     self._failed[key] = err
+                    self._loaded_from[key] = state
                 self._changed.notify_all()
             raise
         with self._changed:
             self._loading.discard(key)
             self._failed.pop(key, None)
             self._loaded[key] = loaded
+            self._loaded_from[key] = state
+            if self.registry.get(key) != spec:  # the registry changed while it loaded: this caller's only
+                self._stale.add(key)
             self._in_use[key] += 1
             self._evict_over_bounds()
             self._changed.notify_all()
@@ -673,9 +703,13 @@ class ModelCache:
             self._drop(idle)
 
     def _drop(self, key: str) -> None:
+        self._stale.discard(key)
         loaded = self._loaded.pop(key, None)
-        if loaded is not None:  # the encoder memo's entries hold the weights that computed them (its
-            optimize.ENCODER_MEMO.forget(loaded.model)  # transformers() model holds the very same tensors)
+        if loaded is not None:
+            self._loaded_from.pop(key, None)
+            # the encoder memo's entries hold the weights that computed them (its transformers() model holds
+            # the very same tensors)
+            optimize.ENCODER_MEMO.forget(loaded.model)
         del loaded
         gc.collect()
         log.info("evicted %s", key)
@@ -686,8 +720,10 @@ class ModelCache:
             return optimize.models_nbytes([m.model for m in self._loaded.values()])
 
     def status(self, key: str) -> ModelStatus:
+        """The state of the model the registry names under ``key`` (one still in use under an older spec,
+        dropped when released, is not it)."""
         with self._lock:
-            if key in self._loaded:
+            if key in self._loaded and key not in self._stale:
                 return ModelStatus("loaded", nbytes=self._loaded[key].nbytes)
             if key in self._failed:
                 err = self._failed[key]
@@ -707,6 +743,21 @@ class ModelCache:
             for key in list(self._loaded):
                 self._drop(key)
             self._failed.clear()
+            self._loaded_from.clear()
+
+
+def _source_state(spec: ModelSpec | None) -> tuple | None:
+    """What a model is loaded from, to notice a change: its spec, and for a local folder every file in it
+    (name, size, modification time: a model rebuilt in place keeps its spec). None for no spec."""
+    if spec is None:
+        return None
+    if not spec.is_local:
+        return (spec, None)  # a hub model is named by its id and revision
+    try:
+        files = [(f.name, f.stat()) for f in Path(spec.source).expanduser().iterdir() if f.is_file()]
+    except OSError:  # no folder (yet), or one being rewritten: its files on the next look
+        files = []
+    return (spec, tuple(sorted((name, st.st_size, st.st_mtime_ns) for name, st in files)))
 
 
 def cache_from_settings(settings: Settings | None = None) -> ModelCache:

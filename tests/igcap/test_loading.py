@@ -412,3 +412,100 @@ def test_a_dropped_models_image_encoder_is_freed_not_kept_by_the_encoder_memo(tm
     gc.collect()
     assert cache.loaded_keys() == ["b"]
     assert encoder() is None and all(w() is None for w in weights)
+
+
+def first_weight(loaded):
+    return next(loaded.model.parameters()).clone()
+
+
+@pytest.fixture
+def two_folders(tmp_path):
+    from tests import builders
+
+    return [builders.save_tiny_model(tmp_path / name, seed=seed) for name, seed in (("one", 1), ("two", 2))]
+
+
+def test_a_key_pointed_at_other_weights_is_loaded_again_from_them(two_folders):
+    """A models file edited to point a key at new weights: the cache drops the old model and loads the new
+    source, the one the Models page and each caption's model_source name."""
+    one, two = two_folders
+    cache = ModelCache({"m": ModelSpec("m", "M", str(one))}, LoadOptions(device="cpu", quantize=False))
+    old = cache.get("m")
+    cache.use_registry({"m": ModelSpec("m", "M", str(one))})  # the same registry, read again: nothing changes
+    assert cache.get("m") is old
+    cache.use_registry({"m": ModelSpec("m", "M", str(two))})
+    assert cache.loaded_keys() == []
+    new = cache.get("m")
+    assert new.spec.source == str(two) and not first_weight(new).equal(first_weight(old))
+    cache.use_registry({"other": ModelSpec("other", "O", str(one))})  # the key is gone: so is its model
+    assert cache.loaded_keys() == []
+
+
+def test_a_local_model_rebuilt_in_place_is_loaded_again(two_folders):
+    """`python -m igcap demo-models` run again while the app is up: the same spec, new files in its folder."""
+    from tests import builders
+
+    one, _ = two_folders
+    registry = {"m": ModelSpec("m", "M", str(one))}
+    cache = ModelCache(registry, LoadOptions(device="cpu", quantize=False))
+    old = first_weight(cache.get("m"))
+    builders.save_tiny_model(one, seed=7)
+    cache.use_registry(dict(registry))
+    assert cache.loaded_keys() == []
+    assert not first_weight(cache.get("m")).equal(old)
+
+
+def test_a_model_built_after_a_failed_load_is_no_longer_failed(tmp_path):
+    from tests import builders
+
+    registry = {"m": ModelSpec("m", "M", str(tmp_path / "later"))}
+    cache = ModelCache(registry, LoadOptions(device="cpu", quantize=False))
+    with pytest.raises(ModelLoadError):
+        cache.get("m")
+    cache.use_registry(dict(registry))
+    assert cache.status("m").state == "failed"  # nothing changed: still failed, no load tried
+    builders.save_tiny_model(tmp_path / "later", seed=1)
+    cache.use_registry(dict(registry))
+    assert cache.status("m").state == "not loaded"
+    assert cache.get("m").spec.source == str(tmp_path / "later")
+
+
+def test_a_changed_model_in_use_is_dropped_when_released_and_new_requests_wait_for_the_new_one(two_folders):
+    """Sessions keep captioning with the model they hold; a request made after the change waits for that
+    lease to end (never two models under one key), then gets the new weights; the old model is freed."""
+    import gc
+
+    one, two = two_folders
+    cache = ModelCache({"m": ModelSpec("m", "M", str(one))}, LoadOptions(device="cpu", quantize=False), max_models=2)
+    got, errors = [], []
+
+    def ask():
+        try:
+            got.append(cache.get("m").spec.source)
+        except Exception as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    with cache.lease("m") as held:
+        old = weakref.ref(held.model)
+        changers = [threading.Thread(target=cache.use_registry, args=({"m": ModelSpec("m", "M", str(two))},))
+                    for _ in range(3)]
+        for t in changers:
+            t.start()
+        for t in changers:
+            t.join(timeout=30)
+        assert held.spec.source == str(one) and cache.loaded_keys() == ["m"]  # still held, still captioning
+        assert cache.status("m").state == "not loaded"  # the model the registry names now is not
+        waiters = [threading.Thread(target=ask) for _ in range(3)]
+        for t in waiters:
+            t.start()
+        waiters[0].join(timeout=2)
+        assert all(t.is_alive() for t in waiters) and got == []
+        assert cache.loaded_keys() == ["m"]
+        del held
+    for t in waiters:
+        t.join(timeout=60)
+    assert not errors and got == [str(two)] * 3
+    gc.collect()
+    assert old() is None and cache.loaded_keys() == ["m"]
+    with cache.lease_if_loaded("m") as now:
+        assert now.spec.source == str(two)
