@@ -5,8 +5,10 @@ Reads Kaggle's "Instagram Images with Captions" layout (``instagram_data/caption
 (image path, caption). Rows that cannot be used are skipped and counted by reason. Captions are kept as
 written: emoji and hashtags are what an Instagram caption model has to learn.
 
-Photos are decoded only when a batch is built (CaptionCollator), never all at once: 20k photos processed
-up front are 20k × 3 × 224 × 224 floats = 12 GB.
+Each photo is decoded once while the dataset is read, small (JPEGs at 1/8 scale), so a file that is cut off
+or damaged is skipped and counted before training starts; its pixels are thrown away. Training decodes them
+again one item at a time (CaptionDataset), never all at once: 20k photos processed up front are
+20k × 3 × 224 × 224 floats = 12 GB.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from igcap.folders import visible_files
-from igcap.images import IMAGE_EXTENSIONS, PhotoError, check_photo_file, load_photo_file
+from igcap.images import IMAGE_EXTENSIONS, PhotoError, load_photo_file
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,10 @@ MISSING_IMAGE = "missing image"
 UNREADABLE_IMAGE = "unreadable image"
 TOO_LARGE = "photo over the file-size or pixel limit"  # igcap.images' limits, as in the app
 BAD_ROW = "row without image path or caption"
+# A photo that decoded when the dataset was read but not when its batch was built (changed or removed
+# meanwhile): the next readable photo stands in for it, and the run reports how many there were.
+UNREADABLE_WHILE_TRAINING = "unreadable image while training (another photo stood in)"
+CHECK_SIDE = 32  # read_captions decodes each photo this small: JPEGs at 1/8 scale, cheap
 
 
 class DataError(ValueError):
@@ -104,13 +110,22 @@ def find_csvs(root: Path) -> list[Path]:
 def read_captions(root: Path, check_images: bool = True) -> CaptionTable:
     """All usable (photo, caption) rows under ``root``; unusable rows are counted in ``.skipped``.
 
-    ``check_images`` opens each photo's header to catch corrupt files early (cheap: no pixels decoded).
+    ``check_images`` decodes each photo once, small (``CHECK_SIDE``: JPEGs in draft mode, at 1/8 scale), with
+    the app's rules (igcap.images), so a file cut off after its header is skipped here rather than failing
+    in the middle of training. A photo named by several rows is decoded once.
     """
     table = CaptionTable(records=[])
+    checked: dict[Path, PhotoError | None] = {}
+
+    def check(photo: Path) -> PhotoError | None:
+        if check_images and photo not in checked:
+            checked[photo] = photo_problem(photo)
+        return checked.get(photo)
+
     for path in find_csvs(root):
         table.sources.append(path)
         for image, caption in csv_rows(path):
-            record = _record(path, image, caption, table, check_images)
+            record = _record(path, image, caption, table, check)
             if record is not None:
                 table.records.append(record)
     if not table.records:
@@ -143,7 +158,16 @@ def _column(header: list[str], names: tuple[str, ...]) -> int | None:
     return next((header.index(n) for n in names if n in header), None)
 
 
-def _record(csv_path: Path, image: str, caption: str, table: CaptionTable, check: bool) -> CaptionRecord | None:
+def photo_problem(path: Path) -> PhotoError | None:
+    """Why the photo at ``path`` cannot be used (igcap.images' rules, its pixels decoded small), or None."""
+    try:
+        load_photo_file(path, max_side=CHECK_SIDE)
+    except PhotoError as error:
+        return error
+    return None
+
+
+def _record(csv_path: Path, image: str, caption: str, table: CaptionTable, check) -> CaptionRecord | None:
     image, caption = image.strip(), caption.strip()
     if not image:
         table.skip(BAD_ROW, f"{csv_path.name}")
@@ -155,7 +179,7 @@ def _record(csv_path: Path, image: str, caption: str, table: CaptionTable, check
     if path is None:
         table.skip(MISSING_IMAGE, image)
         return None
-    problem = check_photo_file(path) if check else None
+    problem = check(path)
     if problem is not None:
         table.skip(TOO_LARGE if problem.code in ("too_large", "too_many_pixels") else UNREADABLE_IMAGE, image)
         return None
@@ -269,17 +293,56 @@ def load_splits(root: Path, seed: int = 42, validation: float = 0.1, test: float
 # ---------------------------------------------------------------- batches
 
 class CaptionDataset:
-    """A torch-style map dataset of (image path, caption): no pixels are held, the collator loads them."""
+    """A torch-style map dataset of (photo, caption) that decodes each photo when its item is asked for (no
+    pixels are held; with data-loader workers the decoding runs in them).
 
-    def __init__(self, records: list[CaptionRecord]):
+    Photos go through igcap.images (EXIF orientation, any mode → RGB) exactly as at inference time. A photo
+    that no longer decodes (read_captions decoded it; it changed since) is logged, written to ``failures``
+    (a file, so that data-loader workers and other processes of a multi-GPU run add to one record; see
+    read_failures) and replaced by the next readable one: a batch never comes out empty, so one bad file
+    cannot stop a run, whatever the batch size.
+    """
+
+    def __init__(self, records: list[CaptionRecord], failures: Path | None = None):
         self.records = list(records)
+        self.failures = Path(failures) if failures else None
+        self.failed: Counter = Counter()  # path → failures, in this process
 
     def __len__(self) -> int:
         return len(self.records)
 
     def __getitem__(self, index: int) -> dict:
-        record = self.records[index]
-        return {"image": str(record.image), "caption": record.caption}
+        for step in range(len(self.records)):
+            record = self.records[(index + step) % len(self.records)]
+            if str(record.image) in self.failed:  # failed before in this process: not decoded again
+                continue
+            try:
+                image = load_photo_file(record.image).image
+            except (PhotoError, OSError) as err:
+                self._record_failure(str(record.image), getattr(err, "message", str(err)))
+                continue
+            return {"image": image, "caption": record.caption}
+        raise DataError(f"none of the {len(self.records)} photos could be read any more "
+                        f"(e.g. {self.records[0].image}); were they moved or deleted after training started?")
+
+    def _record_failure(self, path: str, why: str) -> None:
+        self.failed[path] += 1
+        log.warning("skipping %s, the next readable photo stands in: %s", path, why)
+        if self.failures is not None:
+            try:
+                self.failures.parent.mkdir(parents=True, exist_ok=True)
+                with open(self.failures, "a", encoding="utf-8") as f:  # one short line: appends do not interleave
+                    f.write(path.replace("\n", " ") + "\n")
+            except OSError as err:
+                log.warning("could not record the unreadable photo in %s: %s", self.failures, err)
+
+
+def read_failures(path: Path) -> set[str]:
+    """The photos a CaptionDataset recorded in its ``failures`` file (each once), or none."""
+    try:
+        return {line for line in Path(path).read_text(encoding="utf-8").splitlines() if line}
+    except FileNotFoundError:
+        return set()
 
 
 def encode_labels(tokenizer, captions: list[str], max_tokens: int):
@@ -303,32 +366,12 @@ def encode_labels(tokenizer, captions: list[str], max_tokens: int):
 
 
 class CaptionCollator:
-    """Turns a list of dataset items into {"pixel_values", "labels"}, decoding the photos only now.
-
-    Photos go through igcap.images (EXIF orientation, any mode → RGB) exactly as at inference time. A photo
-    that fails to decode is dropped from its batch with a warning instead of stopping a long run.
-    """
+    """Turns a list of dataset items ({"image": a decoded photo, "caption"}) into {"pixel_values", "labels"}."""
 
     def __init__(self, tokenizer, processor, max_tokens: int = 64):
         self.tokenizer, self.processor, self.max_tokens = tokenizer, processor, max_tokens
-        self.failed: Counter = Counter()
 
     def __call__(self, items: list[dict]) -> dict:
-        images, captions = [], []
-        for item in items:
-            image = self._load(item["image"])
-            if image is not None:
-                images.append(image)
-                captions.append(item["caption"])
-        if not images:
-            raise DataError(f"no photo in this batch could be read: {[i['image'] for i in items]}")
-        pixels = self.processor(images=images, return_tensors="pt")["pixel_values"]  # (B, 3, H, W)
-        return {"pixel_values": pixels, "labels": encode_labels(self.tokenizer, captions, self.max_tokens)}
-
-    def _load(self, path: str):
-        try:
-            return load_photo_file(path).image
-        except (PhotoError, OSError) as err:
-            self.failed[path] += 1
-            log.warning("skipping %s: %s", path, getattr(err, "message", err))
-            return None
+        pixels = self.processor(images=[i["image"] for i in items], return_tensors="pt")["pixel_values"]  # (B, 3, H, W)
+        return {"pixel_values": pixels,
+                "labels": encode_labels(self.tokenizer, [i["caption"] for i in items], self.max_tokens)}

@@ -138,24 +138,6 @@ def load_photo_file(path: str | Path, *, max_bytes: int = MAX_UPLOAD_BYTES,
     return load_photo(data, path.name, max_bytes=max_bytes, max_pixels=max_pixels, max_side=max_side)
 
 
-def check_photo_file(path: str | Path, *, max_bytes: int = MAX_UPLOAD_BYTES,
-                     max_pixels: int = MAX_PIXELS) -> PhotoError | None:
-    """Why ``load_photo_file`` would refuse this file, from what it can tell before decoding the pixels (the
-    file's size, its format, the pixel count in its header), or None: the same rules, for a dataset reader
-    that checks thousands of photos before training decodes them."""
-    path = Path(path)
-    try:
-        _check_file(path, max_bytes)
-        with _open(path.read_bytes()) as opened:
-            _check_pixels(opened.width, opened.height, max_pixels)
-    except PhotoError as error:
-        error.name = path.name
-        return error
-    except OSError as error:
-        return PhotoError(f"{path} could not be read ({error.strerror or error}).", "unreadable_file", path.name)
-    return None
-
-
 def _check_file(path: Path, max_bytes: int) -> None:
     """Refuse before reading, so a huge file never lands in memory and a pipe never blocks us."""
     if not path.exists():

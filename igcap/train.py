@@ -17,7 +17,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from igcap import architecture, shapes
-from igcap.data import CaptionCollator, CaptionDataset, load_splits, split_settings
+from igcap.data import (UNREADABLE_WHILE_TRAINING, CaptionCollator, CaptionDataset, load_splits, read_failures,
+                        split_settings)
 from igcap.evaluation import evaluate_folder
 from igcap.modelcard import model_card
 from igcap.registry import BASES, DEFAULT_BASE, DEFAULT_MODELS, MARKER_FILE
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 STRATEGIES = ("last-block", "all")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 CHECKPOINTS = "checkpoints"  # sub-folder of the output that holds Trainer checkpoints
+UNREADABLE_LOG = "unreadable-photos.txt"  # in CHECKPOINTS: photos that failed to decode during the run
 TINY_BASE = "tiny"  # a random tiny captioner with the demo tokenizer: trains offline in seconds (demo data)
 TINY_SOURCE = "igcap:tiny"
 
@@ -80,6 +82,11 @@ class TrainSettings:
     @property
     def checkpoint_dir(self) -> Path:
         return Path(self.out) / CHECKPOINTS
+
+    @property
+    def unreadable_log(self) -> Path:
+        """Where the run's datasets record photos that no longer decode (igcap.data.CaptionDataset)."""
+        return self.checkpoint_dir / UNREADABLE_LOG
 
 
 def _problems(s: TrainSettings):
@@ -246,6 +253,8 @@ def train(settings: TrainSettings, report=print) -> TrainResult:
     report = report if is_main_process() else (lambda *_: None)  # one copy of each line under torchrun
     check_output_folder(settings)
     checkpoint = resume_point(settings)  # before any work, so a bad --resume fails at once
+    if not settings.resume and is_main_process():
+        settings.unreadable_log.unlink(missing_ok=True)  # a resumed run adds to its earlier part's record
     splits, table = load_splits(settings.data, settings.seed, settings.validation, settings.test,
                                 settings.max_samples)
     report(table.summary())
@@ -268,7 +277,14 @@ def train(settings: TrainSettings, report=print) -> TrainResult:
         metrics["validation_loss"] = trainer.evaluate(metric_key_prefix=BEST)[f"{BEST}_loss"]
         best = _checkpoint_step(trainer.state.best_model_checkpoint)
         metrics["best_epoch"] = evaluations[best]["epoch"] if best in evaluations else None
-    result = TrainResult(Path(settings.out), built.trainable, built.total, splits.sizes(), dict(table.skipped), metrics,
+    skipped = dict(table.skipped)
+    unreadable = sorted(read_failures(settings.unreadable_log))
+    if unreadable:
+        skipped[UNREADABLE_WHILE_TRAINING] = len(unreadable)
+        report(f"{len(unreadable)} photo{'s' if len(unreadable) != 1 else ''} could not be read while training "
+               f"(changed since the dataset was read?); the next readable photo stood in each time: "
+               f"{', '.join(unreadable[:3])}{' …' if len(unreadable) > 3 else ''}")
+    result = TrainResult(Path(settings.out), built.trainable, built.total, splits.sizes(), skipped, metrics,
                          split_settings(settings.seed, settings.validation, settings.test, settings.max_samples))
     trainer.save_model(str(settings.out))  # on every process: FSDP/DeepSpeed gather the weights together
     if trainer.is_world_process_zero():
@@ -335,10 +351,11 @@ def make_trainer(settings: TrainSettings, built: Built, splits, report=print):
     # VisionEncoderDecoderModel.forward takes **kwargs but averages its loss itself: without this the Trainer
     # would skip dividing by gradient accumulation steps and multiply the loss by the number of GPUs.
     built.model.accepts_loss_kwargs = False
+    failures = settings.unreadable_log
     return caption_trainer_class()(model=built.model, args=args, processing_class=built.tokenizer,
                    data_collator=CaptionCollator(built.tokenizer, built.processor, settings.max_caption_tokens),
-                   train_dataset=CaptionDataset(splits.train),
-                   eval_dataset=CaptionDataset(splits.validation) if has_eval else None,
+                   train_dataset=CaptionDataset(splits.train, failures=failures),
+                   eval_dataset=CaptionDataset(splits.validation, failures=failures) if has_eval else None,
                    callbacks=[evaluation_log(report)])
 
 

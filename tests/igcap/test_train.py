@@ -405,3 +405,35 @@ def test_evaluate_says_when_its_held_out_photos_are_not_the_trainings(trained, s
         (older / "training-metrics.json").write_text(json.dumps(record))
         assert main([*base, "--model", str(older)]) == 0
         assert "an earlier split (rows shuffled, not photos)" in capsys.readouterr().err
+
+
+def test_a_photo_that_cannot_be_read_while_training_neither_stops_the_run_nor_goes_unreported(tmp_path, monkeypatch):
+    """With batch size 1 a photo that failed to decode left an empty batch: DataError, even in the evaluation
+    before training, and no checkpoint. Photos dropped while training were counted but never reported."""
+    import importlib
+
+    from igcap.data import UNREADABLE_WHILE_TRAINING
+
+    training = importlib.import_module("igcap.train")
+    real = training.load_splits
+
+    def load_then_spoil(*args, **kwargs):
+        splits, table = real(*args, **kwargs)
+        assert len(splits.validation) > 1
+        for record in (splits.validation[0], splits.train[0]):  # changed on disk after the dataset was read
+            Path(record.image).write_bytes(b"\xff\xd8\xff\xe0 not a photo any more")
+        return splits, table
+
+    monkeypatch.setattr(training, "load_splits", load_then_spoil)
+    demo.write_demo_data(tmp_path / "data", n=16, seed=0)
+    lines = []
+    settings = TrainSettings(data=tmp_path / "data", out=tmp_path / "m", base="tiny", strategy="all", epochs=1,
+                             batch_size=1, validation=0.3, seed=42, caption_eval_samples=0, progress=False,
+                             logging_steps=1000)
+    with demo.torch_threads(1):
+        result = training.train(settings, report=lines.append)
+    assert result.skipped[UNREADABLE_WHILE_TRAINING] == 2
+    assert any("2 photos could not be read while training" in line for line in lines)
+    saved = json.loads((tmp_path / "m" / "training-metrics.json").read_text())
+    assert saved["skipped"][UNREADABLE_WHILE_TRAINING] == 2
+    assert f"2 {UNREADABLE_WHILE_TRAINING}" in (tmp_path / "m" / "README.md").read_text()
