@@ -29,6 +29,12 @@ STRATEGIES = ("last-block", "all")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 CHECKPOINTS = "checkpoints"  # sub-folder of the output that holds Trainer checkpoints
 UNREADABLE_LOG = "unreadable-photos.txt"  # in CHECKPOINTS: photos that failed to decode during the run
+RUN_SETTINGS = "run-settings.json"  # in CHECKPOINTS: what a --resume of the run must keep (RUN_FIXED)
+# What a run's checkpoints were made with and --resume cannot change: the data and the split (another split
+# leaks held-out photos into training), the model and what trains, and what the validation loss that picks
+# the best checkpoint is measured on. More epochs, another learning rate or precision are fine.
+RUN_FIXED = ("data", "base", "strategy", "encoder", "decoder", "base_model", "tokenizer", "processor", "seed",
+             "validation", "test", "max_samples", "max_caption_tokens", "batch_size", "eval_batch_size", "grad_accum")
 TINY_BASE = "tiny"  # a random tiny captioner with the demo tokenizer: trains offline in seconds (demo data)
 TINY_SOURCE = "igcap:tiny"
 
@@ -253,8 +259,13 @@ def train(settings: TrainSettings, report=print) -> TrainResult:
     report = report if is_main_process() else (lambda *_: None)  # one copy of each line under torchrun
     check_output_folder(settings)
     checkpoint = resume_point(settings)  # before any work, so a bad --resume fails at once
-    if not settings.resume and is_main_process():
-        settings.unreadable_log.unlink(missing_ok=True)  # a resumed run adds to its earlier part's record
+    if checkpoint:
+        check_resumable(settings, checkpoint, report)
+    if is_main_process():
+        if not settings.resume:
+            settings.unreadable_log.unlink(missing_ok=True)  # a resumed run adds to its earlier part's record
+        if not settings.resume or not (settings.checkpoint_dir / RUN_SETTINGS).is_file():
+            write_run_settings(settings)
     splits, table = load_splits(settings.data, settings.seed, settings.validation, settings.test,
                                 settings.max_samples)
     report(table.summary())
@@ -324,6 +335,45 @@ def resume_point(settings: TrainSettings) -> str | None:
     if last is None:
         raise TrainError(f"nothing to resume: no checkpoint in {settings.checkpoint_dir}")
     return last
+
+
+def run_settings(settings: TrainSettings) -> dict:
+    """The settings a run's checkpoints depend on (RUN_FIXED), as JSON values: the data folder resolved,
+    the evaluation batch size as used."""
+    values = {name: getattr(settings, name) for name in RUN_FIXED}
+    values["data"] = str(Path(settings.data).expanduser().resolve())
+    values["eval_batch_size"] = settings.eval_batch_size or settings.batch_size
+    return values
+
+
+def write_run_settings(settings: TrainSettings) -> Path:
+    """Keep run_settings beside the checkpoints at the start of a run, for check_resumable."""
+    path = settings.checkpoint_dir / RUN_SETTINGS
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(run_settings(settings), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def check_resumable(settings: TrainSettings, checkpoint: str, report=print) -> None:
+    """Refuse to continue ``checkpoint`` with settings other than its run's (a TrainError naming each
+    difference). A checkpoint from before runs kept their settings is continued with a note."""
+    record = Path(checkpoint).parent / RUN_SETTINGS
+    try:
+        kept = json.loads(record.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        report(f"note: {record} does not exist (a run from before igcap kept its settings), so igcap cannot "
+               "check that --seed, --validation, --test, --max-samples, --data, --base and --strategy are the "
+               "ones the checkpoint was trained with; give the same ones, or the held-out photos change")
+        return
+    except (OSError, ValueError) as err:
+        raise TrainError(f"cannot read {record} ({err}): the settings of the run to resume are unknown") from None
+    now = run_settings(settings)
+    differ = [f"--{name.replace('_', '-')} {now[name]} (the run's: {kept[name]})" for name in RUN_FIXED
+              if name in kept and kept[name] != now[name]]
+    if differ:
+        raise TrainError(f"--resume continues a run with the settings it started with, and these differ: "
+                         f"{'; '.join(differ)}. Give the run's values, or start a new run (another --out, or "
+                         f"--overwrite without --resume)")
 
 
 def make_trainer(settings: TrainSettings, built: Built, splits, report=print):

@@ -437,3 +437,47 @@ def test_a_photo_that_cannot_be_read_while_training_neither_stops_the_run_nor_go
     saved = json.loads((tmp_path / "m" / "training-metrics.json").read_text())
     assert saved["skipped"][UNREADABLE_WHILE_TRAINING] == 2
     assert f"2 {UNREADABLE_WHILE_TRAINING}" in (tmp_path / "m" / "README.md").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("change, named", [
+    (["--seed", "7"], "--seed 7 (the run's: 42)"),  # a new split: held-out photos would leak into training
+    (["--validation", "0.2"], "--validation 0.2 (the run's: 0.1)"),  # "best" over another validation set
+    (["--max-samples", "100"], "--max-samples 100 (the run's: None)"),
+    (["--strategy", "last-block"], "--strategy last-block (the run's: all)"),  # was a raw ValueError traceback
+    (["--batch-size", "8"], "--batch-size 8 (the run's: 16)"),
+])
+def test_resume_refuses_settings_that_differ_from_the_run_it_continues(trained, shapes, tmp_path, capsys, change,
+                                                                       named):
+    """--resume recomputed the split from the new settings (held-out photos leaked into training, "best"
+    compared losses on different validation sets) and training-metrics.json recorded the new seed."""
+    out = tmp_path / "resumed"
+    shutil.copytree(trained, out)
+    before = sorted(p.name for p in (out / "checkpoints").iterdir())
+    argv = ["train", "--data", str(shapes), "--out", str(out), "--base", "tiny", "--strategy", "all",
+            "--epochs", str(EPOCHS + 1), "--learning-rate", "3e-3", "--batch-size", "16", "--seed", "42",
+            "--resume", "--no-progress"]
+    assert main([*argv, *change]) == 2
+    err = capsys.readouterr().err
+    assert named in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == before  # nothing trained or written
+
+
+def test_resume_checks_the_runs_record_and_says_when_there_is_none(tmp_path):
+    from igcap.train import check_resumable, write_run_settings
+
+    (tmp_path / "data").mkdir()
+    settings = TrainSettings(data=tmp_path / "data", out=tmp_path / "out", base="tiny", seed=3)
+    write_run_settings(settings)
+    checkpoint = settings.checkpoint_dir / "checkpoint-10"
+    lines = []
+    resumed = TrainSettings(data=tmp_path / "data" / ".." / "data", out=tmp_path / "out", base="tiny", seed=3,
+                            epochs=5, learning_rate=1e-4, resume="last")
+    check_resumable(resumed, str(checkpoint), lines.append)  # more epochs, another learning rate: fine
+    assert lines == []
+    moved = TrainSettings(data=tmp_path / "other", out=tmp_path / "out", base="tiny", seed=3, resume="last")
+    with pytest.raises(TrainError, match="--data"):
+        check_resumable(moved, str(checkpoint), lines.append)
+    elsewhere = tmp_path / "old" / "checkpoints" / "checkpoint-5"  # from before runs kept their settings
+    check_resumable(resumed, str(elsewhere), lines.append)
+    assert len(lines) == 1 and "cannot check" in lines[0]
