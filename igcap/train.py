@@ -582,10 +582,29 @@ def variant_settings(template: TrainSettings, out_root: Path) -> list[TrainSetti
 
 
 def train_all(template: TrainSettings, out_root: Path, report=print) -> dict[str, TrainResult]:
-    """Train the four variants one after another into ``out_root/<key>``."""
+    """Train the four variants one after another into ``out_root/<key>``; the results of those trained now.
+
+    Run again after a variant failed, it continues: a variant whose folder holds a finished model is skipped
+    (``overwrite`` trains it again), and under ``resume`` a variant with checkpoints continues from its
+    latest one while a variant without any starts fresh."""
+    if template.resume not in (None, "last"):
+        raise TrainError("train-all --resume continues each variant from its own latest checkpoint; to continue "
+                         "from one checkpoint, use train --resume CHECKPOINT for its variant")
     results = {}
     for settings in variant_settings(template, out_root):
-        report(f"=== {settings.key}: base {settings.base}, strategy {settings.strategy}")
+        if is_finished(settings.out) and not settings.overwrite:
+            report(f"=== {settings.key}: already trained in {settings.out}, skipped (--overwrite trains it again; "
+                   f"train --resume --out {settings.out} continues it)")
+            continue
+        if settings.resume and not any(settings.checkpoint_dir.glob("checkpoint-*")):
+            settings = replace(settings, resume=None)  # nothing of it to continue: this one starts now
+        report(f"=== {settings.key}: base {settings.base}, strategy {settings.strategy}"
+               f"{', continuing from its latest checkpoint' if settings.resume else ''}")
         results[settings.key] = train(settings, report)
     return results
 
+
+def is_finished(out: Path) -> bool:
+    """Whether ``out`` holds a model whose training finished: save_published writes training-metrics.json
+    last, after the weights and the model card."""
+    return (Path(out) / "config.json").is_file() and (Path(out) / "training-metrics.json").is_file()

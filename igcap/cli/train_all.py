@@ -10,8 +10,10 @@ from igcap.cli.train import _print_result, add_training_arguments, run_training,
 def add_parser(sub) -> None:
     p = sub.add_parser("train-all", help="train the four variants (both bases × both strategies)",
                        description="Train vit-gpt2-last-block, vit-gpt2-all, nlpconnect-last-block and nlpconnect-all "
-                                   "into OUT/<key>. Example: python -m igcap train-all --data instagram/ --out models "
-                                   "--epochs 3 --batch-size 16 --learning-rate 5e-5")
+                                   "into OUT/<key>; run again with --resume after a failure: finished variants are "
+                                   "skipped, the failed one continues, the rest start fresh. Example: python -m igcap "
+                                   "train-all --data instagram/ --out models --epochs 3 --batch-size 16 "
+                                   "--learning-rate 5e-5")
     p.add_argument("--data", required=True, type=Path, help="Kaggle-layout folder, or a folder/CSV of (image, caption)")
     p.add_argument("--out", required=True, type=Path, help="folder that receives one sub-folder per variant")
     add_training_arguments(p)

@@ -481,3 +481,51 @@ def test_resume_checks_the_runs_record_and_says_when_there_is_none(tmp_path):
     elsewhere = tmp_path / "old" / "checkpoints" / "checkpoint-5"  # from before runs kept their settings
     check_resumable(resumed, str(elsewhere), lines.append)
     assert len(lines) == 1 and "cannot check" in lines[0]
+
+
+def test_train_all_continues_after_a_variant_fails_and_leaves_finished_ones_alone(tmp_path, monkeypatch):
+    """A rerun stopped at the first variant ("already holds a model"); with --resume it retrained the finished
+    ones' cards and metrics (dropping validation_loss_before) and stopped at the first variant without a
+    checkpoint ("nothing to resume")."""
+    import importlib
+    from dataclasses import replace
+
+    from igcap.registry import DEFAULT_KEYS
+    from igcap.train import TrainResult, check_output_folder, train_all
+
+    training = importlib.import_module("igcap.train")
+    calls, failing = [], {"nlpconnect-last-block"}
+
+    def fake_train(settings, report=print):  # the real preamble, then a model folder instead of training
+        check_output_folder(settings)
+        checkpoint = resume_point(settings)
+        calls.append((settings.key, checkpoint and Path(checkpoint).name))
+        (settings.checkpoint_dir / "checkpoint-3").mkdir(parents=True, exist_ok=True)
+        if settings.key in failing:
+            raise TrainError("CUDA out of memory")
+        (settings.out / "config.json").write_text("{}")
+        (settings.out / "training-metrics.json").write_text(json.dumps({"trained": settings.key}))
+        return TrainResult(settings.out, 1, 2, {}, {})
+
+    monkeypatch.setattr(training, "train", fake_train)
+    template, out = TrainSettings(data=tmp_path, out=tmp_path), tmp_path / "models"
+    with pytest.raises(TrainError, match="out of memory"):
+        train_all(template, out, report=lambda *_: None)
+    assert [key for key, _ in calls] == list(DEFAULT_KEYS[:3])
+    calls.clear()
+    lines = []
+    with pytest.raises(TrainError, match="--resume"):  # the failed variant's checkpoints are not trained over
+        train_all(template, out, report=lines.append)
+    assert [key for key, _ in calls] == []
+    assert sum("already trained" in line for line in lines) == 2
+    failing.clear()
+    finished = (out / DEFAULT_KEYS[0] / "training-metrics.json").stat().st_mtime_ns
+    results = train_all(replace(template, resume="last"), out, report=lines.append)
+    assert calls == [("nlpconnect-last-block", "checkpoint-3"), ("nlpconnect-all", None)]  # resumed, then fresh
+    assert list(results) == ["nlpconnect-last-block", "nlpconnect-all"]
+    assert (out / DEFAULT_KEYS[0] / "training-metrics.json").stat().st_mtime_ns == finished  # left alone
+    calls.clear()
+    train_all(replace(template, overwrite=True), out, report=lines.append)
+    assert [key for key, _ in calls] == list(DEFAULT_KEYS)
+    with pytest.raises(TrainError, match="one checkpoint"):
+        train_all(replace(template, resume=str(out / "vit-gpt2-all" / "checkpoints" / "checkpoint-3")), out)
