@@ -139,9 +139,10 @@ def csv_rows(path: Path) -> list[tuple[str, str]]:
     With a header, columns are found by name ("Image File", "Caption", ...). Without one (the real
     captions_csv2.csv has none), three columns mean (number, image, caption), two mean (image, caption).
     """
-    # A stray byte that is not UTF-8 becomes U+FFFD in its caption rather than stopping the whole read.
-    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
-        rows = [row for row in csv.reader(f) if any(cell.strip() for cell in row)]
+    import io
+
+    rows = [row for row in csv.reader(io.StringIO(csv_text(path), newline=""))
+            if any(cell.strip() for cell in row)]
     if not rows:
         return []
     header = [cell.strip().lower() for cell in rows[0]]
@@ -152,6 +153,20 @@ def csv_rows(path: Path) -> list[tuple[str, str]]:
         image_col, caption_col = (1, 2) if len(rows[0]) >= 3 else (0, 1)
     width = max(image_col, caption_col) + 1
     return [(row[image_col], row[caption_col]) if len(row) >= width else ("", "") for row in rows]
+
+
+def csv_text(path: Path) -> str:
+    """A CSV's text, which must be UTF-8 (with or without a byte-order mark); anything else stops with a
+    DataError that says where and how to convert it. (Decoded leniently, a CSV saved by Excel as
+    Windows-1252 had each accented letter replaced, silently, in the captions the model learnt.)"""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise DataError(f"{path} is not UTF-8 text (line {line}: byte {data[err.start:err.start + 1]!r} "
+                        f"cannot be UTF-8); save it as UTF-8 (Excel: Save As → \"CSV UTF-8\"), or convert it, "
+                        f"e.g. from Excel's Windows-1252: iconv -f cp1252 -t utf-8 {path} > utf8.csv") from None
 
 
 def _column(header: list[str], names: tuple[str, ...]) -> int | None:

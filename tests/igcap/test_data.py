@@ -80,13 +80,26 @@ def test_hidden_files_in_a_dataset_folder_are_not_read(tmp_path):
     assert [r.caption for r in table.records] == ["my own caption #diy"]
 
 
-def test_multiline_quoted_captions_and_stray_bytes_do_not_stop_the_read(tmp_path):
+def test_multiline_quoted_captions_are_one_caption(tmp_path):
     write_jpeg(tmp_path / "a.jpg")
     write_jpeg(tmp_path / "b.jpg")
-    (tmp_path / "c.csv").write_bytes('image,caption\na.jpg,"line one\nline two 💫"\nb.jpg,caf\xe9\n'.encode("utf-8")
-                                     .replace("caf\xe9".encode("utf-8"), b"caf\xe9"))
+    (tmp_path / "c.csv").write_text('image,caption\na.jpg,"line one\nline two 💫"\nb.jpg,café\n', encoding="utf-8")
     captions = [r.caption for r in read_captions(tmp_path).records]
-    assert captions == ["line one\nline two 💫", "caf\ufffd"]
+    assert captions == ["line one\nline two 💫", "café"]
+
+
+def test_a_csv_that_is_not_utf8_stops_with_the_encoding_and_the_fix(tmp_path):
+    """A CSV saved by Excel as Windows-1252 was read with every accented letter turned into U+FFFD, without a
+    word: the model learnt the garbled captions."""
+    write_jpeg(tmp_path / "a.jpg")
+    write_jpeg(tmp_path / "b.jpg")
+    (tmp_path / "c.csv").write_bytes("image,caption\na.jpg,plain\nb.jpg,café crème ☕?\n"
+                                     .replace("☕", "").encode("cp1252"))
+    with pytest.raises(DataError) as caught:
+        read_captions(tmp_path)
+    message = str(caught.value)
+    assert "c.csv" in message and "not UTF-8" in message and "line 3" in message
+    assert "CSV UTF-8" in message and "iconv -f cp1252 -t utf-8" in message
 
 
 def test_headerless_two_column_csv(tmp_path):
