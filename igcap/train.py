@@ -102,8 +102,9 @@ def _problems(s: TrainSettings):
         yield f"strategy must be one of {', '.join(STRATEGIES)}, not {s.strategy!r}"
     if s.precision not in PRECISIONS:
         yield f"precision must be one of {', '.join(PRECISIONS)}, not {s.precision!r}"
-    if s.epochs <= 0 or s.batch_size < 1 or s.grad_accum < 1 or (s.eval_batch_size or 1) < 1:
-        yield "epochs must be above 0, and batch size and gradient accumulation at least 1"
+    if s.epochs <= 0 or s.batch_size < 1 or s.grad_accum < 1 or (s.eval_batch_size is not None
+                                                                  and s.eval_batch_size < 1):
+        yield "epochs must be above 0, and batch size, eval batch size and gradient accumulation at least 1"
     if not 0 < s.learning_rate < 1:
         yield f"learning rate must be between 0 and 1, not {s.learning_rate}"
     if s.warmup < 0 or s.weight_decay < 0:
@@ -114,6 +115,14 @@ def _problems(s: TrainSettings):
         yield "max samples must be at least 3 (train, validation and test need one each)"
     if not (0 <= s.validation < 1 and 0 <= s.test < 1 and s.validation + s.test < 1):
         yield "validation and test fractions must be in [0, 1) and leave room for training"
+    if s.logging_steps < 1:
+        yield f"logging steps must be at least 1, not {s.logging_steps}"
+    if s.num_workers is not None and s.num_workers < 0:
+        yield f"workers must be 0 (load data in the training process) or more, not {s.num_workers}"
+    if s.caption_eval_samples < 0:
+        yield f"caption eval samples must be 0 (none) or more, not {s.caption_eval_samples}"
+    if s.save_total_limit < 1:
+        yield f"save total limit must be at least 1 (the checkpoints kept), not {s.save_total_limit}"
 
 
 # ---------------------------------------------------------------- the model

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 
 from igcap.architecture import random_captioner
-from igcap.train import apply_strategy, mixed_precision
+from igcap.train import TrainError, apply_strategy, mixed_precision
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,10 @@ def measure(strategy: str = "last-block", batch_size: int = 16, steps: int = 20,
     import torch
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise TrainError("there is no CUDA GPU here (torch sees none); use --device cpu, or leave --device out")
+    if device == "cpu" and precision in ("fp16", "bf16"):
+        raise TrainError(f"the benchmark measures fp32 on a CPU, not {precision}; use --precision fp32 (or auto)")
     fp16, bf16 = mixed_precision(precision) if device == "cuda" else (False, False)
     dtype = torch.bfloat16 if bf16 else torch.float16 if fp16 else None
     model = (model or full_size_model()).to(device).train()

@@ -13,7 +13,8 @@ def add_parser(sub) -> None:
     p.add_argument("--strategy", choices=["last-block", "all", "both"], default="both")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--steps", type=int, default=20, help="timed steps (after 3 untimed warm-up steps)")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
+                   help="auto: bf16 where the GPU has it, else fp16; fp32 on a CPU (fp16/bf16 need a CUDA GPU)")
     p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
     p.set_defaults(func=run)
 

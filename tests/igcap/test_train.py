@@ -70,6 +70,11 @@ def test_token_ids_come_from_the_tokenizer(tokenizer):
     ({"strategy": "some"}, "strategy"), ({"base": "nope"}, "base"), ({"precision": "fp8"}, "precision"),
     ({"epochs": 0}, "epochs"), ({"learning_rate": 5}, "learning rate"), ({"max_caption_tokens": 1}, "caption"),
     ({"validation": 0.5, "test": 0.5}, "fractions"),
+    ({"logging_steps": 0}, "logging steps"),  # a traceback from the Trainer
+    ({"num_workers": -1}, "workers"),  # a traceback from the data loader
+    ({"caption_eval_samples": -5}, "caption eval samples"),  # meant "all test photos but the last 5"
+    ({"eval_batch_size": 0}, "batch size"),  # 0 quietly meant the training batch size
+    ({"save_total_limit": 0}, "save total limit"),  # 0 quietly meant "keep every checkpoint"
 ])
 def test_settings_refuse_impossible_values(tmp_path, change, message):
     with pytest.raises(TrainError, match=message):
@@ -235,6 +240,28 @@ def test_checkpoint_loading_restores_every_weight(trained):
     saved = VisionEncoderDecoderModel.from_pretrained(checkpoint).state_dict()
     assert all(torch.equal(tensor, saved[name]) for name, tensor in fresh.state_dict().items())
     assert issubclass(caption_trainer_class(), __import__("transformers").Trainer)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--logging-steps", "0"], "logging steps"), (["--workers", "-1"], "workers"),
+    (["--caption-eval-samples", "-5"], "caption eval samples"),
+])
+def test_train_options_out_of_range_are_one_line_errors(tmp_path, capsys, argv, message):
+    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--base", "tiny", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--precision", "bf16", "--device", "cpu"], "measures fp32 on a CPU"),  # it measured fp32 without a word
+    (["--precision", "fp16", "--device", "cpu"], "measures fp32 on a CPU"),
+    pytest.param(["--device", "cuda"], "no CUDA GPU", marks=pytest.mark.skipif(
+        torch.cuda.is_available(), reason="checks the refusal without a GPU")),  # was an AssertionError traceback
+])
+def test_train_bench_refuses_what_the_device_cannot_do(capsys, argv, message):
+    assert main(["train-bench", "--strategy", "last-block", "--steps", "1", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
 
 
 def test_throughput_benchmark_times_training_steps(tokenizer):
