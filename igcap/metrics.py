@@ -1,7 +1,9 @@
 """Caption metrics, all computed here or by sacrebleu: nothing is downloaded at run time.
 
 (The ``evaluate`` library fetches metric scripts from the hub; these are plain functions instead.)
-Words are whitespace-separated and lower-cased, so emoji and hashtags count as words.
+For distinct-n, repetition and length, words are whitespace-separated and lower-cased, so emoji and
+hashtags count as words. ROUGE-L tokenises as Google's rouge-score does by default, so its figures compare
+with published ones (rouge_tokens); BLEU is sacrebleu's.
 """
 
 from __future__ import annotations
@@ -10,10 +12,19 @@ import re
 from collections.abc import Sequence
 
 _SENTENCE = re.compile(r"[^.!?…]+[.!?…]*")
+_ROUGE_TOKEN = re.compile(r"[a-z0-9]+")
 
 
 def words(text: str) -> list[str]:
     return text.lower().split()
+
+
+def rouge_tokens(text: str) -> list[str]:
+    """rouge-score's default tokens (no stemming): the runs of a-z and 0-9 in the lower-cased text. So
+    punctuation never sticks to a word ("beach!" is "beach"), a hashtag counts as its word ("#travel" is
+    "travel", "good_vibes" two words), emoji are dropped, and so are letters outside a-z: "café" is "caf",
+    "día" is "d a", a caption in another script or of emoji alone has no tokens and scores 0."""
+    return _ROUGE_TOKEN.findall(text.lower())
 
 
 def ngrams(tokens: Sequence[str], n: int) -> list[tuple[str, ...]]:
@@ -44,8 +55,9 @@ def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
 
 
 def rouge_l(hypothesis: str, reference: str) -> float:
-    """ROUGE-L F1 (0–1) of one caption against its reference, on lower-cased words."""
-    hyp, ref = words(hypothesis), words(reference)
+    """ROUGE-L F1 (0–1) of one caption against its reference, on rouge_tokens: what rouge-score's
+    ``RougeScorer(["rougeL"]).score(reference, hypothesis)["rougeL"].fmeasure`` gives."""
+    hyp, ref = rouge_tokens(hypothesis), rouge_tokens(reference)
     if not hyp or not ref:
         return 0.0
     common = lcs_length(hyp, ref)

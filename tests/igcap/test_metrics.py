@@ -33,6 +33,22 @@ def test_rouge_l_by_hand():
     assert metrics.mean_rouge_l(["a b", "x"], ["a b", "y"]) == pytest.approx(0.5)
 
 
+@pytest.mark.parametrize("hypothesis, reference, expected", [
+    # punctuation is not part of a word: all four words match (whitespace words gave 3 of 4: 0.75)
+    ("Sunset at the beach!", "sunset at the beach", 1.0),
+    # emoji dropped, "#mondays" is "mondays": [coffee first mondays] vs [coffee first thing on mondays],
+    # LCS 3, P = 3/3, R = 3/5, F1 = 2 * 1 * 0.6 / 1.6 = 0.75
+    ("Coffee first ☕ #mondays", "coffee, first thing on mondays!", 0.75),
+    ("good_vibes only", "good vibes only", 1.0),  # "_" separates words too
+    # letters outside a-z are dropped, as rouge-score does: "café" is "caf"; LCS [au lait]: P = R = 2/3
+    ("café au lait", "cafe au lait", 2 / 3),
+    ("🌅🌊", "🌅🌊", 0.0),  # no words at all: 0, as rouge-score
+])
+def test_rouge_l_tokenises_like_googles_rouge_score(hypothesis, reference, expected):
+    """Values worked by hand; each is also what rouge-score 0.1.2's RougeScorer(["rougeL"]) gives."""
+    assert metrics.rouge_l(hypothesis, reference) == pytest.approx(expected)
+
+
 def test_distinct_n_counts_unique_ngrams_over_all_captions():
     assert metrics.distinct_n(["a a a"], 1) == pytest.approx(1 / 3)
     assert metrics.distinct_n(["a a a"], 2) == pytest.approx(1 / 2)
