@@ -8,12 +8,14 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PORT   ?= 8501
 # requirements.txt names PyTorch's page of CPU wheels (PyPI's Linux torch is the CUDA build). Where that page
 # cannot be reached (a mirror of PyPI only, as on this project's CI) pip would try it, with retries, for every
-# package it looks up: the installs then read copies of the requirements without it (torch comes from the mirror).
+# package it looks up: the installs then read copies of the requirements without it and with the plain pin
+# (torch==2.13.0, which the +cpu wheel of a local mirror or find-links folder also satisfies).
 TORCH_PAGE := https://download.pytorch.org/whl/cpu/torch/
 REACHABLE   = $(shell $(PYTHON) -c "import urllib.request as u; u.urlopen('$(TORCH_PAGE)', timeout=5)" 2>/dev/null && echo yes)
+UNPAGE     := sed -i -e '/^--find-links https:..download.pytorch.org.whl.cpu.torch/d' -e 's/^\(torch==[0-9.]*\)+cpu /\1 /'
 define pip_install_r
 	mkdir -p $(VENV)/requirements && cp requirements.txt requirements-dev.txt $(VENV)/requirements/
-	$(if $(REACHABLE),,sed -i '\#^--find-links $(TORCH_PAGE)#d' $(VENV)/requirements/requirements.txt)
+	$(if $(REACHABLE),,$(UNPAGE) $(VENV)/requirements/requirements.txt)
 	$(BIN)/python -m pip install -q -r $(VENV)/requirements/$(1)
 endef
 
@@ -38,7 +40,7 @@ $(PEER_VENV)/.peer: requirements-peer.txt
 	$(PYTHON) -m venv $(PEER_VENV)
 	$(PEER_VENV)/bin/python -m pip install -q --upgrade pip
 	cp requirements-peer.txt $(PEER_VENV)/requirements-peer.txt
-	$(if $(REACHABLE),,sed -i '\#^--find-links $(TORCH_PAGE)#d' $(PEER_VENV)/requirements-peer.txt)
+	$(if $(REACHABLE),,$(UNPAGE) $(PEER_VENV)/requirements-peer.txt)
 	$(PEER_VENV)/bin/python -m pip install -q -r $(PEER_VENV)/requirements-peer.txt
 	touch $@
 

@@ -99,3 +99,19 @@ def test_the_readme_names_every_licence_the_product_declares():
             if not re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", section, re.I):
                 missing.setdefault(word, []).append(name)
     assert missing == {}
+
+
+def test_offline_the_makefile_installs_from_requirements_without_the_page_and_with_the_plain_pin(tmp_path):
+    """Where PyTorch's page cannot be reached, make reads a copy of the requirements without it; the +cpu pin
+    stayed in the copy, which a mirror of PyPI alone cannot satisfy (only its plain 2.13.0 is there)."""
+    import subprocess
+
+    unpage = next(line.split(":=", 1)[1].strip() for line in (ROOT / "Makefile").read_text().splitlines()
+                  if line.startswith("UNPAGE"))
+    for name in ("requirements.txt", "requirements-peer.txt"):
+        copy = tmp_path / name
+        copy.write_text((ROOT / name).read_text())
+        subprocess.run(f"{unpage} {copy}", shell=True, check=True)
+        assert "download.pytorch.org" not in "".join(l for l in copy.read_text().splitlines() if not l.startswith("#"))
+        torch = [r for r in pinned(copy) if r.name == "torch"]
+        assert {str(r.specifier) for r in torch} == {"==2.13.0"}, name
