@@ -168,7 +168,9 @@ class GenerationQueue:
             raise JobRefused(f"That asks for {size.captions:,} captions ({size.describe()}); one generation "
                              f"may write at most {limit:,}. Choose fewer photos, models or variants, or "
                              "generate in several goes.")
-        mine = sum(job.owner == owner for job in (*self._waiting, *self._running))
+        # a job asked to stop still holds its turn until its batch ends, but no longer counts as one of the
+        # owner's: with jobs_per_owner = 1, a click that stopped a generation refused the next one
+        mine = sum(job.owner == owner and not job.stop_requested for job in (*self._waiting, *self._running))
         if mine >= self.limits.jobs_per_owner:
             raise JobRefused(f"You already have {mine} generation(s) waiting or running (at most "
                              f"{self.limits.jobs_per_owner} at once). Wait for one to finish, or cancel one.")

@@ -292,3 +292,18 @@ def test_a_waiter_that_may_not_start_the_job_leaves_it_waiting():
     job = queue.submit("me", ONE)
     assert not job.wait_turn(0, may_start=lambda: False) and job.state == "waiting" and queue.running() == 0
     assert job.wait_turn(0, may_start=lambda: True) and job.state == "running"
+
+
+def test_a_job_asked_to_stop_no_longer_counts_against_its_owner():
+    """It keeps its turn until its work ends, but with one job per person a click that stopped a generation
+    made the next one "You already have 1 generation(s) waiting or running"."""
+    queue = GenerationQueue(QueueLimits(jobs_at_once=1, jobs_per_owner=1))
+    first = queue.submit("ana", JobSize(1, 1, 1))
+    assert first.wait_turn(1)
+    with pytest.raises(JobRefused):
+        queue.submit("ana", JobSize(1, 1, 1))
+    first.cancel()  # running: asked to stop, still holding its turn
+    second = queue.submit("ana", JobSize(1, 1, 1))
+    assert queue.running() == 1 and not second.wait_turn(0.05)  # waits for the stopping one
+    first.finish()
+    assert second.wait_turn(1)

@@ -8,6 +8,8 @@ import threading
 import time
 import types
 
+import pytest
+
 from streamlit.runtime.scriptrunner_utils.exceptions import StopException
 
 import igcap_ui.generation as generation
@@ -149,12 +151,13 @@ def test_a_stopped_run_keeps_the_slot_until_its_own_work_ends(monkeypatch):
     other.finish()
 
 
-def test_a_burst_of_regenerate_clicks_never_computes_more_than_jobs_at_once(monkeypatch):
+@pytest.mark.parametrize("per_owner", [2, 1])  # 1: the stopping job was counted, and the next click refused
+def test_a_burst_of_regenerate_clicks_never_computes_more_than_jobs_at_once(monkeypatch, per_owner):
     """One session clicks "Regenerate all" four times while its generation runs: each click stops the current
     run (it notices only at its next element, after the model) and starts a new one calling generate(). The
     old generation keeps its slot until its work ends, so the new ones wait in line: one job computes at a
     time, as the queue says (four used to compute at once while the queue counted one)."""
-    queue = GenerationQueue(QueueLimits(jobs_at_once=1, jobs_per_owner=2))
+    queue = GenerationQueue(QueueLimits(jobs_at_once=1, jobs_per_owner=per_owner))
     session = _Session()
     monkeypatch.setattr(generation, "st", session)
     monkeypatch.setattr(generation, "draw_results", lambda *args, **kwargs: None)
