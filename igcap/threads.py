@@ -8,7 +8,7 @@ the thousands of tiny int8 products (one photo: 4.9 s on two threads, 0.8 s on o
 hosts should set ``IGCAP_THREADS=1``. The policy is applied to every loaded model, int8 or not
 (``run_generate_on``), and to captioning and the warm-up with their model loads (``torch_threads``); tiny
 models (training the demo) use one thread (``torch_threads(1)``). Outside those blocks every thread runs on
-``process_threads()``.
+``process_threads()`` (the count the process started with).
 """
 
 from __future__ import annotations
@@ -31,11 +31,21 @@ def caption_threads(fixed: int | None = None, cores: int | None = None) -> int:
     return fixed if fixed is not None else cores or allowed_cores()
 
 
-@functools.cache
+_START: list[int] = []  # the count torch gave this process before the first block changed it
+_START_LOCK = threading.Lock()
+
+
 def process_threads() -> int:
-    """The torch threads a thread of this process runs on outside ``torch_threads``, and starts with: every
-    allowed core (``caption_threads()``), decided once for the process."""
-    return caption_threads()
+    """The torch threads a thread of this process runs on outside ``torch_threads``, and starts with: the
+    count torch chose before igcap's first block (``OMP_NUM_THREADS`` when set, else torch's own default),
+    kept for the process. (Every allowed core was put back instead, which overrode OMP_NUM_THREADS=1 for the
+    rest of the process after the first caption.)"""
+    import torch
+
+    with _START_LOCK:
+        if not _START:
+            _START.append(torch.get_num_threads())
+        return _START[0]
 
 
 def parse_threads(raw: str | None) -> int | None:
@@ -59,13 +69,14 @@ def torch_threads(n: int = 1):
 
     ``torch.set_num_threads`` sets the calling thread's count and also the count every thread started later
     begins with. So a block inside another gives the outer block's count back, and the outermost gives
-    ``process_threads()`` back, never the count the thread had before: a caption lane entered while another
+    ``process_threads()`` (the process's starting count) back, never the count the thread had before: a caption lane entered while another
     lane had set 1 read 1 as its "before" and, ending last, left every later thread (script runs, model
     loads, the warm-up) on one thread. While a block runs, threads started meanwhile may begin on its count:
     work that needs a count enters its own block (captioning, model loads)."""
     import torch
 
     depth = getattr(_BLOCKS, "depth", 0)
+    process_threads()  # the process's own count, noted before the first block changes it
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     _BLOCKS.depth = depth + 1

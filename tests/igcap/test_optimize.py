@@ -393,3 +393,26 @@ def test_quantizing_a_loaded_model_lets_go_of_the_mapped_checkpoint(tiny_model_d
     optimize.prepare_for_inference(model, quantize=True)
     gc.collect()
     assert not mapped()  # nothing (biases inside the packed int8 matrices included) still points into it
+
+
+def test_the_count_put_back_is_the_processs_own_so_omp_num_threads_holds():
+    """Ending the outermost block put every allowed core back, so after the first caption a process started
+    with OMP_NUM_THREADS=1 ran every later thread on all cores."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import threading, torch
+        from igcap.threads import torch_threads
+        with torch_threads(2):
+            pass
+        seen = []
+        t = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+        t.start(); t.join()
+        print(torch.get_num_threads(), seen[0])
+    """)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["1", "1"]
