@@ -4,6 +4,7 @@ import streamlit as st
 
 from igcap_ui import access, drafts, resources
 from igcap_ui.decoding_panel import decoding_panel
+from igcap_ui.errors import show_error
 from igcap_ui.generation import draw_results, generate, resume_generation, uncaptioned
 from igcap_ui.hashtag_sets import manage_sets
 from igcap_ui.photos import photo_inputs
@@ -11,6 +12,10 @@ from igcap_ui.plain import plain
 
 access.require("can_create")
 st.title("✍️ Create captions")
+try:
+    resources.db_engine()  # saving needs it; said on every run (generating does not, so the page goes on)
+except Exception as err:  # noqa: BLE001 - shown as a message, never a stack trace
+    show_error(err)
 drafts.restore()  # a reload or a new connection picks up this person's work (igcap_ui.drafts)
 photos = photo_inputs()
 

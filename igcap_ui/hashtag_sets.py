@@ -53,9 +53,13 @@ def saved_sets() -> list[tuple[str, list[str]]]:
     if _CACHE not in st.session_state:
         from db import hashtag_sets, transaction
 
+        try:
+            engine = resources.db_engine()
+        except Exception:  # noqa: BLE001 - the Create page says the database cannot be opened, on every run
+            return []  # not remembered: the sets appear once the database is back
         sets = []
         with shown_errors():
-            with transaction(resources.db_engine(), write=False) as session:
+            with transaction(engine, write=False) as session:
                 sets = [(s.name, s.tag_list) for s in hashtag_sets.list_sets(session=session, owner=owner())]
         st.session_state[_CACHE] = sets
     return st.session_state[_CACHE]

@@ -136,3 +136,21 @@ def test_the_entry_script_runs_on_every_rerun(app_env, monkeypatch):
     open_page(at, "gallery.py")
     assert len(calls) == 3
     assert not (ROOT / "pages").exists()
+
+
+def test_the_create_page_says_on_every_run_that_the_database_cannot_be_opened(app_env, monkeypatch, tmp_path):
+    """Saving needs the database: the Create page said so on its first run only (its hashtag sets remember
+    the failure), and from the second run nothing showed until a save failed."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.pages.conftest import APP
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{blocker / 'db.sqlite3'}")
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    for _ in range(2):
+        assert not at.exception
+        assert at.title[0].value.startswith("✍️")  # the page still works: generating needs no database
+        assert len([e for e in at.error if "a-file" in shown(e.value)]) == 1, [shown(e.value) for e in at.error]
+        at = at.run()
