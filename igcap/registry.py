@@ -273,7 +273,11 @@ def _demo_models(folder: Path) -> dict[str, ModelSpec]:
     """Models trained by `python -m igcap demo-models`, described by their marker files."""
     found = {}
     for marker in sorted(Path(folder).glob(f"*/{MARKER_FILE}")):
-        spec = spec_from_marker(marker.parent)
+        try:
+            spec = spec_from_marker(marker.parent)
+        except ConfigError as err:  # one odd folder among the demo models: skipped, as an unreadable marker is
+            log.warning("ignoring %s: %s (rename the folder or edit its key)", marker.parent, err)
+            continue
         if spec is not None:
             found[spec.key] = replace(spec, origin=Origin.DEMO)
     return found

@@ -4,7 +4,7 @@ import shutil
 import pytest
 
 from igcap.config import ConfigError, Settings, env_key
-from igcap.registry import DEFAULT_KEYS, MARKER_FILE, load_registry
+from igcap.registry import DEFAULT_KEYS, MARKER_FILE, load_registry, spec_from_marker
 
 
 def registry(tmp_path, **env):
@@ -150,13 +150,19 @@ def test_the_key_limits_are_the_databases(tmp_path):
 
 @pytest.mark.parametrize("meta, words", [({"key": "manual"}, "reserved"), ({"key": LONG_KEY}, "1 to 64 characters"),
                                          ({"key": "k" * 60, "demo": True}, "1 to 64 characters, and 'demo-k+'")])
-def test_a_marker_whose_key_would_break_later_is_refused(tmp_path, meta, words):
+def test_a_marker_whose_key_would_break_later_is_refused(tmp_path, meta, words, caplog):
     folder = tmp_path / "demo-models" / "trained"
     folder.mkdir(parents=True)
     (folder / MARKER_FILE).write_text(json.dumps(meta))
     with pytest.raises(ConfigError, match=words) as err:
-        registry(tmp_path)
+        spec_from_marker(folder)
     assert str(folder / MARKER_FILE) in str(err.value)
+    good = tmp_path / "demo-models" / "good"
+    good.mkdir()
+    (good / MARKER_FILE).write_text(json.dumps({"key": "good", "demo": True}))
+    found = registry(tmp_path)  # one odd demo folder stopped every model, page and command: it is skipped
+    assert "demo-good" in found and not any(spec.source == str(folder.resolve()) for spec in found.values())
+    assert any(str(folder) in record.getMessage() for record in caplog.records)
     shutil.move(folder, tmp_path / "mine")  # a variable pointing at it names the model itself: its own key is unused
     assert registry(tmp_path, IGCAP_MODEL_MINE=str(tmp_path / "mine"))["mine"].source == str((tmp_path / "mine").resolve())
 
