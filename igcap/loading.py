@@ -747,17 +747,19 @@ class ModelCache:
 
 
 def _source_state(spec: ModelSpec | None) -> tuple | None:
-    """What a model is loaded from, to notice a change: its spec, and for a local folder every file in it
+    """What a model is loaded from, to notice a change: its source, revision and base (not its label or
+    description, which a same-named model's arrival rewrites), and for a local folder every file in it
     (name, size, modification time: a model rebuilt in place keeps its spec). None for no spec."""
     if spec is None:
         return None
+    weights = (spec.source, spec.revision, spec.base, spec.is_local)  # not its label: a new label reloaded it
     if not spec.is_local:
-        return (spec, None)  # a hub model is named by its id and revision
+        return (weights, None)  # a hub model is named by its id and revision
     try:
         files = [(f.name, f.stat()) for f in Path(spec.source).expanduser().iterdir() if f.is_file()]
     except OSError:  # no folder (yet), or one being rewritten: its files on the next look
         files = []
-    return (spec, tuple(sorted((name, st.st_size, st.st_mtime_ns) for name, st in files)))
+    return (weights, tuple(sorted((name, st.st_size, st.st_mtime_ns) for name, st in files)))
 
 
 def cache_from_settings(settings: Settings | None = None) -> ModelCache:

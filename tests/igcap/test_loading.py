@@ -433,6 +433,8 @@ def test_a_key_pointed_at_other_weights_is_loaded_again_from_them(two_folders):
     old = cache.get("m")
     cache.use_registry({"m": ModelSpec("m", "M", str(one))})  # the same registry, read again: nothing changes
     assert cache.get("m") is old
+    cache.use_registry({"m": ModelSpec("m", "M (vit-gpt2)", str(one), description="now with a note")})
+    assert cache.get("m") is old  # a new label (another model of the same label arrived): no reload
     cache.use_registry({"m": ModelSpec("m", "M", str(two))})
     assert cache.loaded_keys() == []
     new = cache.get("m")
