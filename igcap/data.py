@@ -328,17 +328,24 @@ class CaptionDataset:
 
     def __getitem__(self, index: int) -> dict:
         for step in range(len(self.records)):
-            record = self.records[(index + step) % len(self.records)]
-            if str(record.image) in self.failed:  # failed before in this process: not decoded again
-                continue
-            try:
-                image = load_photo_file(record.image).image
-            except (PhotoError, OSError) as err:
-                self._record_failure(str(record.image), getattr(err, "message", str(err)))
-                continue
-            return {"image": image, "caption": record.caption}
+            item = self.readable((index + step) % len(self.records))
+            if item is not None:
+                return item
         raise DataError(f"none of the {len(self.records)} photos could be read any more "
                         f"(e.g. {self.records[0].image}); were they moved or deleted after training started?")
+
+    def readable(self, index: int) -> dict | None:
+        """Record ``index``'s item, or None when its photo does not decode (recorded; no stand-in: a measure
+        over the records, such as the validation loss, leaves it out rather than counting another twice)."""
+        record = self.records[index]
+        if str(record.image) in self.failed:  # failed before in this process: not decoded again
+            return None
+        try:
+            image = load_photo_file(record.image).image
+        except (PhotoError, OSError) as err:
+            self._record_failure(str(record.image), getattr(err, "message", str(err)))
+            return None
+        return {"image": image, "caption": record.caption}
 
     def _record_failure(self, path: str, why: str) -> None:
         self.failed[path] += 1

@@ -126,7 +126,11 @@ def validation_loss(loaded, records, max_tokens: int = 64, batch_size: int = 16)
     dataset = CaptionDataset(records)
     total, tokens = 0.0, 0
     for start in range(0, len(dataset), batch_size):
-        batch = collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+        items = [item for i in range(start, min(start + batch_size, len(dataset)))
+                 if (item := dataset.readable(i)) is not None]  # a photo that does not decode is left out
+        if not items:
+            continue
+        batch = collate(items)
         labels = batch["labels"].to(loaded.device)
         pixels = batch["pixel_values"].to(loaded.device, loaded.input_dtype)
         with torch.inference_mode():

@@ -1,8 +1,10 @@
 """Scoring a model on held-out photos: photos decoded a chunk at a time, as the app decodes them."""
 
 import gc
+import math
 import weakref
 
+import pytest
 from PIL import Image
 
 from igcap import evaluation
@@ -40,3 +42,21 @@ def test_held_out_photos_are_decoded_a_chunk_at_a_time_at_the_apps_size(tmp_path
     gc.collect()
     assert [reference for reference, _ in pairs] == [f"photo {i}" for i in range(10)]  # in step, broken left out
     assert most[0] <= 4 and set(sizes) == {(1080, 720)}
+
+
+def test_the_validation_loss_leaves_out_a_photo_that_does_not_decode(tmp_path):
+    """The dataset stands the next readable photo in for an unreadable one (so a training batch is never
+    empty); the validation loss counted that next photo twice instead of leaving the bad one out."""
+    from igcap.loading import LoadOptions, load_captioner
+
+    folder = builders.save_tiny_model(tmp_path / "model", seed=2)
+    loaded = load_captioner(ModelSpec("m", "m", str(folder)), LoadOptions(device="cpu", quantize=False))
+    good = []
+    for i, colour in enumerate(((200, 30, 30), (30, 30, 200))):
+        path = tmp_path / f"{i}.png"
+        Image.new("RGB", (64, 64), colour).save(path)
+        good.append(CaptionRecord(image=path, caption=f"photo number {i} here"))
+    missing = CaptionRecord(image=tmp_path / "gone.jpg", caption="a much longer caption that would weigh more")
+    both = evaluation.validation_loss(loaded, good, batch_size=2)
+    assert evaluation.validation_loss(loaded, [missing, *good], batch_size=2) == pytest.approx(both, rel=1e-6)
+    assert math.isnan(evaluation.validation_loss(loaded, [missing], batch_size=2))
