@@ -658,7 +658,9 @@ class ModelCache:
         threads.limit_to_allowed_cores()  # here, not at construction: building the cache must not import torch
         state = _source_state(spec)  # before the load: files changed while it reads them show as a change
         try:
-            loaded = self._loader(spec, self.options, self.pool)
+            # on the captioning count, whoever asks (a Generate, the warm-up, the Models page, the CLI, the bench)
+            with threads.torch_threads(threads.caption_threads(self.options.threads)):
+                loaded = self._loader(spec, self.options, self.pool)
         except BaseException as err:
             with self._changed:
                 self._loading.discard(key)

@@ -6,7 +6,7 @@ single photo (the benchmark's one photo × four distinct models: 2.09 s on two t
 On a CPU that other programs keep busy the opposite holds — a waiting thread loses its core at each of
 the thousands of tiny int8 products (one photo: 4.9 s on two threads, 0.8 s on one) — so busy or shared
 hosts should set ``IGCAP_THREADS=1``. The policy is applied to every loaded model, int8 or not
-(``run_generate_on``), and to captioning and the warm-up with their model loads (``torch_threads``); tiny
+(``run_generate_on``), to captioning and to every model load (``ModelCache``; ``torch_threads``); tiny
 models (training the demo) use one thread (``torch_threads(1)``). Outside those blocks every thread runs on
 ``process_threads()`` (the count the process started with).
 """

@@ -84,7 +84,7 @@ def test_a_click_during_the_warm_up_gets_the_captions_it_gets_without_one(regist
 
 
 @pytest.mark.skipif(threads.allowed_cores() < 2, reason="one core: every load runs on one thread anyway")
-@pytest.mark.parametrize("how", ["warm start", "first Generate"])
+@pytest.mark.parametrize("how", ["warm start", "first Generate", "the Models page or the CLI"])
 def test_a_model_loads_on_the_threads_setting(registry, how):
     """Loading (quantising) is torch work like captioning: it runs on IGCAP_THREADS's count (here 1, a busy
     host), not on whatever count the thread doing it happened to start with."""
@@ -97,6 +97,8 @@ def test_a_model_loads_on_the_threads_setting(registry, how):
     cache = ModelCache(registry, LoadOptions(device="cpu", threads=1), loader=loader)
     if how == "warm start":
         warm_start.warm(cache, ["a"])
+    elif how == "the Models page or the CLI":
+        cache.get("a")
     else:
         Captioner(cache).caption(PHOTOS[:1], ["a"], PRESETS["fast"])
     assert seen == [1]
