@@ -7,7 +7,7 @@ from igcap_ui.decoding_panel import decoding_panel
 from igcap_ui.errors import show_error
 from igcap_ui.generation import draw_results, generate, resume_generation, uncaptioned
 from igcap_ui.hashtag_sets import manage_sets
-from igcap_ui.photos import photo_inputs
+from igcap_ui.photos import photo_inputs, set_aside
 from igcap_ui.plain import plain
 
 access.require("can_create")
@@ -18,6 +18,7 @@ except Exception as err:  # noqa: BLE001 - shown as a message, never a stack tra
     show_error(err)
 drafts.restore()  # a reload or a new connection picks up this person's work (igcap_ui.drafts)
 photos = photo_inputs()
+earlier = st.empty() if not photos and not set_aside() else None  # filled after this run's save, below
 
 specs, available = resources.registry(), resources.availability()
 usable = [k for k in specs if available[k].usable]
@@ -52,3 +53,6 @@ if (clicked or again) and ready:
 elif not resume_generation():  # a generation still waiting for its turn carries on
     draw_results(photos, settings)
 drafts.save()
+if earlier is not None:
+    with earlier.container():
+        drafts.earlier_work()  # the work an emptied draft replaced, kept (this run's save may have kept it)

@@ -14,11 +14,12 @@ import streamlit as st
 from db import repo
 from igcap.instagram import InstagramStats, instagram_stats
 from igcap.variants import MORE_LIKE_THIS
-from igcap_ui import resources, run_order
+from igcap_ui import resources, run_order, text_boxes
 from igcap_ui.errors import show_failure, shown_errors
 from igcap_ui.hashtag_sets import set_buttons
 from igcap_ui.plain import plain
 from igcap_ui.results import Card
+from igcap_ui.text_boxes import text_box
 
 COMMIT_HINT = "Counts update when you click outside the box or press Ctrl+Enter."
 SAVED_NOTES = "create.saved_notes"  # text box key → (stored again, stats) of a save, said on the run after it
@@ -56,9 +57,9 @@ def _variant(card: Card, result, count: int, on_save: Callable) -> None:
     if result.variant in card.more_settings:
         title += " (more like this)"
     # Once drawn, the box's text is its widget state (the card's text seeds it again on a page that did not
-    # draw it); a hashtag set's button writes that state, which the browser then shows.
-    text = st.text_area(title, value=None if key in st.session_state else card.text(result), key=key, height=100,
-                        on_change=_remember_edit, args=(card, result.variant, key))
+    # draw it); a hashtag set's button writes that state, which the browser then shows (igcap_ui.text_boxes).
+    text = text_box(title, key, card.text(result), height=100, on_change=_remember_edit,
+                    args=(card, result.variant, key))
     stats = card_tools(text, result.seconds)
     set_buttons(key, current=lambda: st.session_state.get(key, card.text(result)),
                 apply=lambda new: _replace_text(card, result.variant, key, new))
@@ -88,7 +89,7 @@ def _replace_text(card: Card, variant: int, key: str, text: str) -> None:
     # widget started again from the card's text worked in AppTest, but a browser keeps the text it shows:
     # the widget's identity is its key, so a new default never reaches it.)
     card.edits[variant] = text
-    st.session_state[key] = text
+    text_boxes.write(key, text)
 
 
 def save_card(card: Card, result, text: str, on_save) -> bool:

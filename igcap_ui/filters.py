@@ -14,6 +14,10 @@ from igcap_ui import resources
 from igcap_ui.plain import plain
 
 ANY = "Anyone"
+# A selectbox holding None is drawn as "no choice" ("Choose an option") whenever the browser draws the page
+# afresh (a sidebar click Streamlit ran as a rerun of the open page): "any" and "saved captions" are values.
+ANY_STARS = 0
+SAVED = ""  # the saved captions, not a study's (a study's name is never empty)
 KEEP = "session"  # Streamlit keeps these values while the person visits other pages (persist_state)
 
 
@@ -35,8 +39,8 @@ def filter_row(prefix: str, search: bool = True, study_choice: bool = False, own
     criteria = {s.name: list(s.criteria) for s in found}
     study = criterion = None
     if criteria:
-        study = st.selectbox("Captions", [None, *criteria], key=f"{prefix}.study", persist_state=KEEP,
-                             format_func=lambda name: "Saved captions" if name is None else f"Study: {name}")
+        study = st.selectbox("Captions", [SAVED, *criteria], key=f"{prefix}.study", persist_state=KEEP,
+                             format_func=lambda name: f"Study: {name}" if name else "Saved captions") or None
     if study is not None:
         criterion = _criterion(prefix, criteria[study])
     with transaction(resources.db_engine(), write=False) as session:
@@ -46,9 +50,9 @@ def filter_row(prefix: str, search: bool = True, study_choice: bool = False, own
     cols = st.columns([3, 2, 2, 2] + ([3] if search else []))
     models = cols[0].multiselect("Models", keys, format_func=model_label, key=f"{prefix}.models",
                                  placeholder="All models", persist_state=KEEP)
-    min_stars = cols[1].selectbox("Minimum stars", [None, 1, 2, 3, 4, 5], key=f"{prefix}.min_stars",
-                                  format_func=lambda s: "Any" if s is None else "★" * s + " or more",
-                                  persist_state=KEEP)
+    min_stars = cols[1].selectbox("Minimum stars", [ANY_STARS, 1, 2, 3, 4, 5], key=f"{prefix}.min_stars",
+                                  format_func=lambda s: "★" * s + " or more" if s else "Any",
+                                  persist_state=KEEP) or None
     rater = cols[2].selectbox("Rated by", _rater_options(f"{prefix}.rater", raters), key=f"{prefix}.rater",
                               persist_state=KEEP)
     favourites = cols[3].toggle("Favourites only", key=f"{prefix}.favourites", persist_state=KEEP)

@@ -25,13 +25,14 @@ from __future__ import annotations
 import streamlit as st
 
 from db import repo, transaction
-from igcap_ui import access, resources, run_order
+from igcap_ui import access, resources, run_order, text_boxes
 from igcap_ui.caption_card import caption_stats, card_tools, warn_over_limits
 from igcap_ui.errors import show_error, shown_errors
 from igcap_ui.filters import model_label
 from igcap_ui.hashtag_sets import set_buttons
 from igcap_ui.plain import plain
 from igcap_ui.photos import photo_row
+from igcap_ui.text_boxes import text_box
 
 CONFIRM_KEY = "gallery.confirm_delete"
 _STORED = "gallery.stored"  # widget key → the value this session last stored (or read) for it
@@ -141,14 +142,14 @@ def _edit_box(caption) -> None:
     if key not in st.session_state:
         bases[caption.id] = caption.text
     elif st.session_state[key] == bases.get(caption.id) != caption.text:
-        st.session_state[key] = bases[caption.id] = caption.text
+        bases[caption.id] = caption.text
+        text_boxes.write(key, caption.text)
     # The box's text is its widget state once drawn (the stored text seeds it); a hashtag set's button
-    # writes that state, which is what the browser then shows (a new default would not reach it).
-    text = st.text_area("Caption text", value=None if key in st.session_state else caption.text, key=key,
-                        height=100)
+    # writes that state, which is what the browser then shows (igcap_ui.text_boxes).
+    text = text_box("Caption text", key, caption.text, height=100)
     card_tools(text)
     set_buttons(key, current=lambda: st.session_state.get(key, caption.text),
-                apply=lambda new: st.session_state.update({key: new}))
+                apply=lambda new: text_boxes.write(key, new))
     just_saved = st.session_state.setdefault(WARNINGS_KEY, {}).pop(caption.id, None)
     if just_saved is not None:
         warn_over_limits(just_saved)

@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 import streamlit as st
 
 from db.models import model_label
-from igcap_ui import resources, saving
+from igcap_ui import resources, saving, text_boxes
 from igcap_ui.caption_card import caption_card, card_tools, warn_over_limits
 from igcap_ui.errors import show_failure, shown_errors
 from igcap_ui.hashtag_sets import set_buttons
 from igcap_ui.photos import photo_row
 from igcap_ui.plain import plain
-from igcap_ui.results import Card, cards_from_run, new_card, store
+from igcap_ui.results import Card, cards_from_run, manual_key, new_card, store
+from igcap_ui.text_boxes import text_box
 
 STAGES = {"loading": "Loading", "captioning": "Captioning with", "done": "Finished", "failed": "Failed:"}
 CARDS_PER_ROW = 2
@@ -332,11 +333,11 @@ def _more_like_this(photo, card: Card) -> None:
 
 
 def _manual_box(photo) -> None:
-    key = f"manual.{photo.sha256}"
-    text = st.text_area("Write your own caption", key=key, height=90, placeholder="Your caption…",
-                        persist_state="session")
+    key = manual_key(photo.sha256)
+    text = text_box("Write your own caption", key, "", height=90, placeholder="Your caption…",
+                    persist_state="session")
     stats = card_tools(text)
-    set_buttons(key, current=lambda: st.session_state.get(key, ""), apply=lambda new: st.session_state.update({key: new}))
+    set_buttons(key, current=lambda: st.session_state.get(key, ""), apply=lambda new: text_boxes.write(key, new))
     # Never disabled: a disabled button swallows the click that also commits what was just typed.
     if st.button("💾 Save my caption", key=f"{key}.save"):
         if not text.strip():

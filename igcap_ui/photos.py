@@ -4,9 +4,17 @@ The photos live in session state, updated only when the uploader or the camera c
 empties a widget on pages that do not draw it, and a visit to the gallery must not lose the photos
 (or their cards).
 
+A photo taken out of the uploader (or the camera) that has captions or hand-written text is set aside,
+not dropped: the page names it with a "Put back" button until the person puts it back or forgets it
+(the draft keeps it too, igcap_ui.drafts). The uploader can empty without anyone touching it: when the
+browser draws the page afresh (a sidebar click Streamlit ran as a rerun of the open page, see
+igcap_ui.text_boxes) every widget starts from its default, and the next change anywhere sent the empty
+uploader, which took the photo, its cards and the edits with it. "Clear photos" sets them aside too.
+
 Memory: each photo is decoded already cut to 1080 px (igcap.images bounds one decode whatever its mode),
 and a session takes at most MAX_PHOTOS photos and MAX_SESSION_MB of files at once; files past either
-limit are refused with a message before they are decoded.
+limit are refused with a message before they are decoded. At most MAX_PHOTOS photos are set aside (the
+latest).
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import streamlit as st
 
 from igcap.images import MAX_UPLOAD_MB, SUPPORTED_LABEL, WORKING_SIDE, Photo, PhotoError, load_photo
 from igcap_ui.plain import plain
+from igcap_ui.results import manual_key, store
 
 UPLOAD_KEY = "create.upload"
 CAMERA_KEY = "create.camera"
@@ -24,6 +33,7 @@ _PHOTOS = "create.photos"  # sha256 → Photo, in upload order
 _REFUSED = "create.refused"  # [(file id, file name, message)] for files that are not usable photos
 _ORIGIN = "create.photo_origin"  # sha256 → uploader file id, or None for photos from earlier (kept on upload)
 _SAME = "create.same"  # [(file id, file name, name of the earlier file with the same bytes)]
+_REMOVED = "create.removed"  # sha256 → Photo: taken out with captions or text, offered back (oldest first)
 _DECODED = "create.decoded"  # file_id → Photo | PhotoError: a change elsewhere does not decode a file again
 KEEP_SIDE = WORKING_SIDE  # what session state keeps: the stored copy is 1080 px and the models see 224 px
 MAX_PHOTOS = 20  # photos one session works on at once
@@ -47,6 +57,7 @@ def photo_inputs() -> list[Photo]:
     for file_id, name, first in st.session_state.get(_SAME, []):
         if file_id in held:
             st.info(f"{plain(name)} is the same photo as {plain(first)}: it is captioned once.", icon="🪞")
+    _removed_note()
     photos = st.session_state[_PHOTOS]
     if photos and not files and st.session_state.get(CAMERA_KEY) is None:
         # The uploader is empty (a visit elsewhere, a reload): these photos no longer belong to it, so the
@@ -73,20 +84,72 @@ def kept() -> dict[str, Photo]:
     return st.session_state.get(_PHOTOS, {})
 
 
-def restore(photos: dict[str, Photo]) -> None:
-    """Put photos from a draft back (before the inputs are drawn); they belong to no uploader file."""
+def set_aside() -> dict[str, Photo]:
+    """sha256 → Photo: the photos taken out with their captions or text, offered back (for the draft)."""
+    return st.session_state.get(_REMOVED, {})
+
+
+def restore(photos: dict[str, Photo], removed: dict[str, Photo] | None = None) -> None:
+    """Put photos from a draft back (before the inputs are drawn); they belong to no uploader file.
+    ``removed``: the draft's photos set aside, offered back again."""
     st.session_state[_PHOTOS] = {**photos, **st.session_state.get(_PHOTOS, {})}
     st.session_state.setdefault(_REFUSED, [])
     st.session_state.setdefault(_SAME, [])
     st.session_state[_ORIGIN] = {sha: None for sha in st.session_state[_PHOTOS]}
+    if removed:
+        _put_aside(removed)
+
+
+def has_work(sha: str) -> bool:
+    """Whether the photo has captions (generated) or hand-written text that would go with it."""
+    return bool(store().get(sha)) or bool(st.session_state.get(manual_key(sha)))
+
+
+def _put_aside(photos: dict[str, Photo]) -> None:
+    """Add ``photos`` to those set aside (the latest MAX_PHOTOS kept); one the session holds is not aside."""
+    held = st.session_state.get(_PHOTOS, {})
+    aside = {sha: p for sha, p in st.session_state.get(_REMOVED, {}).items() if sha not in photos}
+    aside.update(photos)
+    aside = {sha: p for sha, p in aside.items() if sha not in held}
+    st.session_state[_REMOVED] = dict(list(aside.items())[-MAX_PHOTOS:])
+
+
+def _removed_note() -> None:
+    """Name the photos set aside, with a button to put them back and one to forget them."""
+    aside = st.session_state.get(_REMOVED)
+    if not aside:
+        return
+    names = ", ".join(f"**{plain(p.name)}**" for p in aside.values())
+    with st.container(border=True):
+        st.warning(f"Removed with {'its' if len(aside) == 1 else 'their'} captions: {names}. Put "
+                   f"{'it' if len(aside) == 1 else 'them'} back if you did not mean to: the uploader can also "
+                   "empty by itself when the browser draws the page afresh.", icon="🗑️")
+        back, forget = st.columns(2)
+        if back.button("↩️ Put back", key="create.put_back", type="primary",
+                       help="The photos come back below with their captions and edits, as photos from earlier."):
+            held = dict(st.session_state.get(_PHOTOS, {}))
+            room = max(MAX_PHOTOS - len(held), 0)
+            returning = dict(list(aside.items())[:room])  # the rest stay set aside, still offered
+            held.update(returning)
+            st.session_state[_PHOTOS] = held
+            st.session_state[_ORIGIN] = {**st.session_state.get(_ORIGIN, {}), **dict.fromkeys(returning)}
+            st.session_state[_REMOVED] = {sha: p for sha, p in aside.items() if sha not in returning}
+            st.rerun()
+        if forget.button("Forget it" if len(aside) == 1 else "Forget them", key="create.forget_removed",
+                         help="Let these photos go, with their captions and unsaved edits (saved captions stay "
+                              "in the gallery)."):
+            st.session_state[_REMOVED] = {}
+            st.rerun()
 
 
 def _earlier_photos_note(count: int) -> None:
     left, right = st.columns([4, 1])
     left.caption(f"{count} photo(s) from earlier in this session are below.")
     if right.button("Clear photos", key="create.clear_photos"):
+        photos = st.session_state[_PHOTOS]
         st.session_state[_PHOTOS], st.session_state[_REFUSED], st.session_state[_SAME] = {}, [], []
         st.session_state[_ORIGIN] = {}
+        _put_aside({sha: p for sha, p in photos.items() if has_work(sha)})
         st.rerun()
 
 
@@ -118,8 +181,10 @@ def _sync() -> None:
             new_origin[decoded.sha256] = f.file_id
     for stale in set(cache) - {f.file_id for f in files}:
         del cache[stale]
+    gone = {sha: p for sha, p in earlier.items() if sha not in photos and has_work(sha)}
     st.session_state[_PHOTOS], st.session_state[_REFUSED], st.session_state[_SAME] = photos, refused, same
     st.session_state[_ORIGIN] = new_origin
+    _put_aside(gone)  # and a photo uploaded again is no longer aside
 
 
 def _over_limit(count: int) -> str:

@@ -56,6 +56,11 @@ class Card:
         return any(self.unsaved_edit(r) for r in self.results)
 
 
+def manual_key(photo_sha: str) -> str:
+    """The widget key of a photo's "Write your own caption" box."""
+    return f"manual.{photo_sha}"
+
+
 def store() -> dict[str, dict[str, Card]]:
     return st.session_state.setdefault(_STORE, {})
 

@@ -835,3 +835,80 @@ def test_three_more_like_this_waits_its_turn_in_the_generation_queue(app, monkey
     no_exceptions(app)
     assert [(s.photos, s.models, s.variants) for s in sizes] == [(1, 1, 3)]
     assert len([t for t in card_text_areas(app) if t.key.startswith(card + ".")]) == 4
+
+
+def test_a_photo_taken_out_of_the_uploader_with_captions_is_set_aside_and_put_back_with_its_edits(app):
+    """The uploader can empty without the person touching it (a page the browser draws afresh): the next
+    change dropped the photo, its cards and the edits. Now a photo with captions or text is set aside, named,
+    with "Put back"; a photo without any still goes at once."""
+    red = ("red.jpg", builders.photo_bytes(colour="red"), "image/jpeg")
+    blue = ("blue.jpg", builders.photo_bytes(colour="blue"), "image/jpeg")
+    upload(app, red)
+    generate(app)
+    box = card_text_areas(app)[0]
+    box.set_value("An edit worth keeping").run()
+    upload(app, blue)  # red.jpg gone from the uploader, blue.jpg (no captions yet) in
+    no_exceptions(app)
+    assert len(app.image) == 1 and not card_text_areas(app)
+    assert any("red.jpg" in shown(w.value) and "Removed" in w.value for w in app.warning)
+    app.file_uploader(key="create.upload").clear().run()  # blue.jpg had nothing: it just goes
+    assert len(app.image) == 0 and not any("blue.jpg" in shown(w.value) for w in app.warning)
+    app.button(key="create.put_back").click().run()
+    no_exceptions(app)
+    assert len(app.image) == 1 and not any("Removed" in w.value for w in app.warning)
+    assert app.text_area(key=box.key).value == "An edit worth keeping" and len(card_text_areas(app)) == 4
+    app.button(key="create.clear_photos").click().run()  # "Clear photos" sets them aside too
+    assert len(app.image) == 0
+    app.button(key="create.forget_removed").click().run()  # and forgetting them is the person's choice
+    no_exceptions(app)
+    assert len(app.image) == 0 and not any("Removed" in w.value for w in app.warning)
+
+
+def test_photos_set_aside_come_back_after_a_reload(app):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.pages.conftest import APP, TIMEOUT
+
+    upload(app, ("red.jpg", builders.photo_bytes(colour="red"), "image/jpeg"))
+    generate(app)
+    box = card_text_areas(app)[0]
+    box.set_value("Edited, then the uploader emptied").run()
+    app.file_uploader(key="create.upload").clear().run()
+    reloaded = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    no_exceptions(reloaded)
+    assert any("red.jpg" in shown(w.value) for w in reloaded.warning)
+    reloaded.button(key="create.put_back").click().run()
+    assert reloaded.text_area(key=box.key).value == "Edited, then the uploader emptied"
+
+
+def test_an_emptied_draft_keeps_the_earlier_one_and_offers_it_back(app):
+    """The draft was rewritten as {"cards": {}, "photos": []} and a reload brought nothing back. Now an empty
+    draft never replaces one with photos without keeping it (draft prev), offered on the empty page."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.pages.conftest import APP, TIMEOUT
+
+    upload(app, ("red.jpg", builders.photo_bytes(colour="red"), "image/jpeg"))
+    generate(app)
+    box = card_text_areas(app)[0]
+    box.set_value("Work from before").run()
+    app.file_uploader(key="create.upload").clear().run()
+    app.button(key="create.forget_removed").click().run()  # the page, and the draft, are empty now
+    assert len(app.image) == 0
+    assert any("Earlier work is kept: 1 photo(s) with 4 caption(s)" in i.value for i in app.info)
+    reloaded = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    no_exceptions(reloaded)
+    assert len(reloaded.image) == 0
+    reloaded.button(key="create.restore_earlier").click().run()
+    no_exceptions(reloaded)
+    assert len(reloaded.image) == 1 and len(card_text_areas(reloaded)) == 4
+    assert reloaded.text_area(key=box.key).value == "Work from before"
+    assert not any("Earlier work" in i.value for i in reloaded.info)
+    again = AppTest.from_file(APP, default_timeout=TIMEOUT).run()  # and it is the draft again
+    assert again.text_area(key=box.key).value == "Work from before"
+    again.file_uploader(key="create.upload").set_value([]).run()
+    again.button(key="create.clear_photos").click().run()
+    again.button(key="create.forget_removed").click().run()
+    again.button(key="create.discard_earlier").click().run()  # discarded for good
+    assert not any("Earlier work" in i.value for i in again.info)
+    assert not any("Earlier work" in i.value for i in AppTest.from_file(APP, default_timeout=TIMEOUT).run().info)

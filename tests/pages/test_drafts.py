@@ -41,10 +41,10 @@ class _Tabs:
 @pytest.fixture
 def tabs(monkeypatch, tmp_path):
     """Every tab of the one local person, sharing one draft folder."""
-    from igcap_ui import photos, results
+    from igcap_ui import photos, results, text_boxes
 
     stand_in = _Tabs()
-    for module in (drafts, photos, results):
+    for module in (drafts, photos, results, text_boxes):
         monkeypatch.setattr(module, "st", stand_in)
     monkeypatch.setattr(drafts, "owner", lambda: "local")
     monkeypatch.setattr(drafts, "folder", lambda who: tmp_path / "draft")

@@ -419,7 +419,7 @@ def test_a_study_with_several_criteria_offers_a_choice_of_criterion(saved, app, 
     at.selectbox(key="gallery.criterion").set_value("clarity").run()
     no_exceptions(at)
     assert any("★ 5.0 from 1 rating(s)" in m.value for m in at.markdown) and len(at.image) == 2
-    at.selectbox(key="gallery.study").set_value(None).run()  # saved captions: no criterion box
+    at.selectbox(key="gallery.study").set_value("").run()  # saved captions: no criterion box
     no_exceptions(at)
     assert not [s for s in at.selectbox if s.key == "gallery.criterion"]
 
@@ -431,7 +431,7 @@ def test_filters_page_and_page_size_survive_a_visit_to_another_page(saved, app, 
     at.pagination(key="gallery.page").set_value(2).run()
     at.multiselect(key="gallery.models").set_value(["manual"]).run()
     at.pagination(key="gallery.page").set_value(2).run()
-    at.selectbox(key="gallery.min_stars").set_value(None).run()
+    at.selectbox(key="gallery.min_stars").set_value(0).run()
     at.toggle(key="gallery.favourites").set_value(False).run()
     at = open_page(open_page(at, "create.py"), "gallery.py")
     no_exceptions(at)
