@@ -7,7 +7,8 @@ apart, so no draft is kept there (one visitor must never see another's photos).
 
 Where: ``<IGCAP_DATA_DIR>/drafts/<sha256 of the owner>/``: ``draft.json`` (cards and texts) and one PNG per
 photo (the 1080-px copy the page holds, lossless), the photos set aside (igcap_ui.photos) included. Written at
-the end of a Create run only when it changed.
+the end of a Create run and as each model's cards arrive during Generate (a reload mid-Generate keeps them),
+only when it changed.
 
 An empty draft never replaces one with photos: that one (draft.json and its photos) moves to ``prev/`` first,
 replacing the one kept there before, and the Create page offers it back while it holds no photos (restore,
@@ -132,7 +133,8 @@ def _restore(where: Path, all_back: bool = False) -> None:
 
 
 def save() -> None:
-    """At the end of a Create run: write the draft if it changed (nothing when no owner)."""
+    """At the end of a Create run, and as a model's cards arrive: write the draft if it changed (nothing when
+    no owner)."""
     who = owner()
     if who is None:
         return

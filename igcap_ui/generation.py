@@ -2,8 +2,9 @@
 
 A generation first waits its turn in the process's shared queue (igcap.generation_queue), showing its
 place in line and a Cancel button; a rerun meanwhile (any click on the page) keeps its place. When its
-turn comes it fills the store and draws each model's cards as its ModelRun arrives (on_result); later
-reruns draw the same cards from the store with the same widget keys, so edits survive.
+turn comes it fills the store, saves the draft (igcap_ui.drafts: a reload mid-Generate keeps them) and draws
+each model's cards as its ModelRun arrives (on_result); later reruns draw the same cards from the store with
+the same widget keys, so edits survive.
 Generate writes only the captions a photo does not have yet (a new photo, a newly chosen model);
 "Regenerate all" writes the rest again but keeps every card with unsaved edits, and says so.
 """
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 import streamlit as st
 
 from db.models import model_label
-from igcap_ui import resources, saving, text_boxes
+from igcap_ui import drafts, resources, saving, text_boxes
 from igcap_ui.caption_card import caption_card, card_tools, warn_over_limits
 from igcap_ui.errors import show_failure, shown_errors
 from igcap_ui.hashtag_sets import set_buttons
@@ -225,8 +226,11 @@ def _caption(pending: Pending, status) -> None:
             finished.add(run.model_key)
             if run.error:
                 failed.add(run.model_key)
-            for sha, card in cards_from_run(run, shas, settings_dict).items():
+            cards = cards_from_run(run, shas, settings_dict)
+            for sha, card in cards.items():
                 data[sha][run.model_key] = card
+            drafts.save()  # a reload or a lost connection mid-Generate keeps the cards already shown
+            for sha, card in cards.items():
                 _draw_card(slots[(sha, run.model_key)], card, group[shas.index(sha)], settings)
 
         with shown_errors():
