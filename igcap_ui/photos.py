@@ -57,7 +57,7 @@ def photo_inputs() -> list[Photo]:
     for file_id, name, first in st.session_state.get(_SAME, []):
         if file_id in held:
             st.info(f"{plain(name)} is the same photo as {plain(first)}: it is captioned once.", icon="🪞")
-    _removed_note()
+    _removed_note(uploader_empty=not files)
     photos = st.session_state[_PHOTOS]
     if photos and not files and st.session_state.get(CAMERA_KEY) is None:
         # The uploader is empty (a visit elsewhere, a reload): these photos no longer belong to it, so the
@@ -114,16 +114,17 @@ def _put_aside(photos: dict[str, Photo]) -> None:
     st.session_state[_REMOVED] = dict(list(aside.items())[-MAX_PHOTOS:])
 
 
-def _removed_note() -> None:
+def _removed_note(uploader_empty: bool) -> None:
     """Name the photos set aside, with a button to put them back and one to forget them."""
     aside = st.session_state.get(_REMOVED)
     if not aside:
         return
+    one = len(aside) == 1
     names = ", ".join(f"**{plain(p.name)}**" for p in aside.values())
+    why = " (the uploader can also empty by itself, when the browser draws the page afresh)" if uploader_empty else ""
     with st.container(border=True):
-        st.warning(f"Removed with {'its' if len(aside) == 1 else 'their'} captions: {names}. Put "
-                   f"{'it' if len(aside) == 1 else 'them'} back if you did not mean to: the uploader can also "
-                   "empty by itself when the browser draws the page afresh.", icon="🗑️")
+        st.warning(f"Removed with {'its' if one else 'their'} captions: {names}. Put {'it' if one else 'them'} "
+                   f"back if you did not mean to{why}.", icon="🗑️")
         back, forget = st.columns(2)
         if back.button("↩️ Put back", key="create.put_back", type="primary",
                        help="The photos come back below with their captions and edits, as photos from earlier."):
