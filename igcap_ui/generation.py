@@ -30,7 +30,6 @@ STAGES = {"loading": "Loading", "captioning": "Captioning with", "done": "Finish
 CARDS_PER_ROW = 2
 POLL_SECONDS = 0.5  # how often a waiting session redraws its place in line
 _PENDING = "create.pending"  # this session's generation while it waits or runs (survives reruns while waiting)
-_NOTE = "create.generation_note"  # what to tell the person after a generation was cut short
 
 
 @dataclass
@@ -46,6 +45,12 @@ class Pending:
     waiter: object = None
     started: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    # What the run writing the captions has done, recorded as it goes, so the next run can say how far a
+    # stopped one got: in a stopped run st.session_state is a yield point that raises again, so the stopped
+    # run itself can neither say it nor read the store.
+    models: int = 0  # the models this generation writes
+    finished: set = field(default_factory=set)  # those whose cards have arrived
+    stopped: bool = False  # the run writing them was stopped (a change on the page): the next run says so
 
     def claim(self, run: object) -> bool:
         """``run`` waits for the job from now on; False if a run already started writing its captions."""
@@ -124,18 +129,20 @@ def generate(photos, model_keys: list[str], settings, *, regenerate_all: bool = 
 def resume_generation() -> bool:
     """On a rerun while this session's generation waits: keep waiting in the same place (or cancel it if
     Cancel was pressed). Returns True when it drew the results area."""
-    note = st.session_state.pop(_NOTE, None)
-    if note:
-        st.info(note, icon="⏹️")
     from igcap.generation_queue import RUNNING, WAITING
 
     pending = st.session_state.get(_PENDING)
     if pending is None:
         return False
-    # Ended meanwhile (cancelled, dropped from the line), or being written by a run of the page that is
-    # being stopped (it stops after its batch, says so and then gives the slot back): nothing to wait for.
+    # Ended meanwhile (cancelled, dropped from the line), or being written by a run of the page that was
+    # stopped (it stops after its batch and then gives the slot back): nothing to wait for. A run that writes
+    # captions and ends normally takes the job off the page, so one still here was stopped: say how far it got.
     if pending.job.state not in (WAITING, RUNNING) or pending.started:
         _forget_pending()
+        total = pending.models or len(pending.model_keys)
+        if (pending.started or pending.stopped) and len(pending.finished) < total:
+            st.info(f"Generation stopped when the page changed: {len(pending.finished)} of {total} model(s) had "
+                    "finished. Press Generate for the rest.", icon="⏹️")
         return False
     _take_turn(pending)
     return True
@@ -175,20 +182,19 @@ def _take_turn(pending: Pending) -> None:
         draw_results(pending.photos, pending.settings)
     # Something on the page changed (a click): the next run takes over a job that is still waiting. Without
     # fast reruns this run is asked to rerun; with them (Streamlit's default) it is stopped and the next run
-    # starts on another thread. A running job stops after its batch and says so.
+    # starts on another thread. A running job stops after its batch; the next run says so (resume_generation),
+    # from what the job recorded: nothing here touches st.session_state, which raises again in a stopped run.
     except (RerunException, StopException):
         keep = not writing and (job.place() is not None or pending.waiter is not run)
         if not keep:
-            done = sum(bool(c) for c in store().get(pending.photos[0].sha256, {}).values()) if pending.photos else 0
-            st.session_state[_NOTE] = (f"Generation stopped when the page changed: {done} of "
-                                       f"{len(pending.model_keys)} model(s) had finished. Press Generate for the rest.")
+            pending.stopped = True
             job.cancel()
         raise
     finally:
         if not keep:
             job.finish()
-            if st.session_state.get(_PENDING) is pending:
-                del st.session_state[_PENDING]
+            if not pending.stopped and st.session_state.get(_PENDING) is pending:
+                del st.session_state[_PENDING]  # a stopped one stays for the next run to report and forget
 
 
 def _forget_pending() -> None:
@@ -207,10 +213,11 @@ def _caption(pending: Pending, status) -> None:
         if photo.sha256 in todo:
             jobs.setdefault(tuple(todo[photo.sha256]), []).append(photo)
     keys_run = list(dict.fromkeys(k for keys in jobs for k in keys))
+    pending.models = len(keys_run)
     count = sum(len(group) for group in jobs.values())
     status.update(label=f"Writing captions for {count} photo(s) with {len(keys_run)} model(s)…", expanded=True)
     slots = draw_results(photos, settings, pending={(sha, k) for sha, keys in todo.items() for k in keys})
-    finished: set[str] = set()
+    finished = pending.finished
     failed: set[str] = set()
     settings_dict = settings.to_dict()  # stored with every card; the same for all models of this run
 
@@ -223,7 +230,7 @@ def _caption(pending: Pending, status) -> None:
         shas = [p.sha256 for p in group]
 
         def on_result(run, group=group, shas=shas) -> None:
-            finished.add(run.model_key)
+            finished.add(run.model_key)  # before any st.* call: in a stopped run the first one raises
             if run.error:
                 failed.add(run.model_key)
             cards = cards_from_run(run, shas, settings_dict)

@@ -158,25 +158,31 @@ def test_a_click_on_the_sidebar_while_editing_in_the_gallery_loses_no_text(hub_c
         assert opened_box() == before + " and sky"  # not an empty box
 
 
+def _four_photos_generating(page, tmp_path) -> None:
+    """Upload four photos, press Generate and wait for the first model's cards (one per photo); skip the test
+    when the whole generation is over by then."""
+    files = []
+    for colour in ("red", "blue", "green", "yellow"):
+        files.append(tmp_path / f"{colour}.jpg")
+        files[-1].write_bytes(builders.photo_bytes(colour=colour))
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files([str(f) for f in files])
+    for f in files:
+        page.locator('[data-testid="stFileChipName"]', has_text=f.name).wait_for()
+    page.locator('[data-testid="stFileChipIconSpinner"]').first.wait_for(state="detached")
+    settle(page)
+    page.get_by_role("button", name="Generate").click()
+    page.locator(CAPTIONS).nth(3).wait_for(timeout=120_000)
+    if page.get_by_text("Done:").count():
+        pytest.skip("the generation ended before the page changed: nothing to test")
+
+
 def test_a_reload_during_generate_keeps_the_captions_already_shown(hub_cache, browser_page, tmp_path):
     """Four photos, Generate, a reload once the first model's cards show: they came back as nothing (the
     draft was written only at the end of a run that finished), with no word."""
     page = browser_page
     with serve_app(tmp_path, hub_cache) as (url, _):
         open_create_page(page, url)
-        files = []
-        for colour in ("red", "blue", "green", "yellow"):
-            files.append(tmp_path / f"{colour}.jpg")
-            files[-1].write_bytes(builders.photo_bytes(colour=colour))
-        page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files([str(f) for f in files])
-        for f in files:
-            page.locator('[data-testid="stFileChipName"]', has_text=f.name).wait_for()
-        page.locator('[data-testid="stFileChipIconSpinner"]').first.wait_for(state="detached")
-        settle(page)
-        page.get_by_role("button", name="Generate").click()
-        page.locator(CAPTIONS).nth(3).wait_for(timeout=120_000)  # the first model's cards, one per photo
-        if page.get_by_text("Done:").count():
-            pytest.skip("the generation ended before the reload: nothing to test")
+        _four_photos_generating(page, tmp_path)
         shown = page.locator(CAPTIONS).count()
         texts = _shown_texts(page)
         page.reload()
@@ -185,3 +191,16 @@ def test_a_reload_during_generate_keeps_the_captions_already_shown(hub_cache, br
         settle(page)
         assert page.locator('[data-testid="stImage"]').count() == 4
         assert set(texts) <= set(_shown_texts(page))
+
+
+def test_removing_a_photo_during_generate_says_the_generation_stopped(hub_cache, browser_page, tmp_path):
+    """The stopped run's note could never appear (it read st.session_state in the stopped run, which raised
+    again): the generation ended without a word."""
+    page = browser_page
+    with serve_app(tmp_path, hub_cache) as (url, _):
+        open_create_page(page, url)
+        _four_photos_generating(page, tmp_path)
+        page.get_by_role("button", name="Remove yellow.jpg").click()
+        page.get_by_text("Generation stopped when the page changed").wait_for(timeout=60_000)
+        settle(page)
+        page.screenshot(path=str(tmp_path / "stopped-note.png"), full_page=True)

@@ -194,3 +194,109 @@ def test_a_burst_of_regenerate_clicks_never_computes_more_than_jobs_at_once(monk
     assert started.acquire(timeout=0)  # the last click's generation ran, after the first one's ended
     assert peak[0] == 1
     assert queue.running() == 0 and queue.waiting() == 0
+
+
+class _StoppingState(dict):
+    """Streamlit's session state: every access is a yield point, and raises StopException in a stopped run."""
+
+    def __init__(self, session: "_StrictSession"):
+        super().__init__()
+        self._session = session
+
+    def _yield(self):
+        stopped = getattr(self._session._run, "stopped", None)
+        if stopped is not None and stopped.is_set():
+            raise StopException()
+
+    def __getitem__(self, key):
+        self._yield()
+        return super().__getitem__(key)
+
+    def __setitem__(self, key, value):
+        self._yield()
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key):
+        self._yield()
+        super().__delitem__(key)
+
+    def __contains__(self, key):
+        self._yield()
+        return super().__contains__(key)
+
+    def get(self, key, default=None):
+        self._yield()
+        return super().get(key, default)
+
+    def pop(self, key, *default):
+        self._yield()
+        return super().pop(key, *default)
+
+    def setdefault(self, key, default=None):
+        self._yield()
+        return super().setdefault(key, default)
+
+
+class _StrictSession(_Session):
+    """A session whose state is a yield point too, and which records what its runs say (st.info)."""
+
+    def __init__(self):
+        super().__init__()
+        self.session_state = _StoppingState(self)
+        self.said = []
+
+    def info(self, message, **kwargs):
+        super().info(message)
+        self.said.append(message)
+
+
+@pytest.mark.parametrize("next_run_starts", ["while the stopped run computes", "after the stopped run ended"])
+def test_a_generation_stopped_by_a_change_on_the_page_says_so_on_the_next_run(monkeypatch, next_run_starts):
+    """Removing a photo during a Generate stopped it without a word: the stopped run wrote its note in its
+    except branch, reading st.session_state, itself a yield point, which raised StopException again, so the
+    note (and the job's cancel) never happened. The job records what finished as it goes; the next run says it."""
+    from collections import defaultdict
+
+    from igcap.captioner import CaptionResult, ModelRun
+    from igcap_ui import results
+
+    queue = GenerationQueue(QueueLimits(jobs_at_once=1))
+    session = _StrictSession()
+    for module in (generation, results):
+        monkeypatch.setattr(module, "st", session)
+    monkeypatch.setattr(generation, "draw_results", lambda *args, **kwargs: defaultdict(lambda: None))
+    monkeypatch.setattr(generation, "_draw_card", lambda *args: session.empty())  # an element: a yield point
+    monkeypatch.setattr(generation, "drafts", types.SimpleNamespace(save=lambda: session.session_state.get("x")))
+    working, release = threading.Event(), threading.Event()
+
+    class Captioner:
+        def caption(self, images, keys, settings, on_result, on_progress, should_stop):
+            on_result(ModelRun("m1", (CaptionResult("m1", 0, 0, "A dog", "a dog", 2, 0.1, True),)))
+            working.set()  # the second model computes: no element touched meanwhile
+            assert release.wait(10)
+            return []
+
+    monkeypatch.setattr(generation, "resources", types.SimpleNamespace(
+        generation_queue=lambda: queue, session_owner=lambda: "me", captioner=Captioner, registry=dict))
+    job = queue.submit("me", JobSize(1, 2))
+    settings = types.SimpleNamespace(to_dict=dict, num_variants=1)
+    pending = generation.Pending(job, [types.SimpleNamespace(sha256="p1", image=None)], ["m1", "m2"], settings,
+                                 {"p1": ["m1", "m2"]})
+    session.session_state[generation._PENDING] = pending
+    run_a, stop_a = session.start_run(lambda: generation._take_turn(pending))
+    assert working.wait(10)
+    stop_a.set()  # a photo removed: Streamlit stops run A...
+    if next_run_starts == "after the stopped run ended":
+        release.set()
+        run_a.join(10)
+    run_b, _ = session.start_run(generation.resume_generation)  # ...and runs the page again
+    run_b.join(10)
+    release.set()
+    run_a.join(10)
+    assert not run_a.is_alive() and not run_b.is_alive()
+    assert [s for s in session.said if "Generation stopped" in s] == [
+        "Generation stopped when the page changed: 1 of 2 model(s) had finished. Press Generate for the rest."]
+    assert job.stop_requested and job.state == "finished" and queue.running() == 0
+    run_c, _ = session.start_run(generation.resume_generation)  # said once
+    run_c.join(10)
+    assert len([s for s in session.said if "Generation stopped" in s]) == 1
