@@ -12,6 +12,11 @@ from igcap_ui.filters import filter_row, model_label
 from igcap_ui.leaderboard_view import study_leaderboard
 from igcap_ui.study_choice import choose_study
 
+
+def _rows(count: int) -> str:
+    return f"{count} row{'s' * (count != 1)}"
+
+
 identity = access.require("can_create")  # a creator evaluates their own captions, an owner everyone's
 st.title("📊 Evaluation")
 try:
@@ -54,8 +59,17 @@ with shown_errors():
             if not rated.empty:
                 st.subheader("Ratings per model", anchor=False)
                 st.altair_chart(stars_chart(rated), key="evaluation.chart")
+        saved, rows = sum(s.captions for s in stats), export.row_count(wide)
+        if not include_unrated and rows < saved:  # say before the download what the file will hold
+            note = (f"{rows} of the {saved} saved captions here are rated, so **Rated captions** holds "
+                    f"{'only its header row' if not rows else 'those'}. Turn on **Include unrated captions in "
+                    "the wide export** to export them all, or rate them in the Gallery first.")
+            if rows:
+                st.caption(note)
+            else:
+                st.info(note, icon="⬇️")
         left, right = st.columns(2)
-        left.download_button("⬇️ Rated captions (one row per caption)", wide, "igcap-rated-captions.csv",
+        left.download_button(f"⬇️ Rated captions ({_rows(rows)}, one per caption)", wide, "igcap-rated-captions.csv",
                              "text/csv", key="evaluation.download_wide")
-        right.download_button("⬇️ Ratings (one row per rating)", long, "igcap-ratings.csv", "text/csv",
-                              key="evaluation.download_long")
+        right.download_button(f"⬇️ Ratings ({_rows(export.row_count(long))}, one per rating)", long,
+                              "igcap-ratings.csv", "text/csv", key="evaluation.download_long")

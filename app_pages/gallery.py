@@ -35,7 +35,7 @@ with shown_errors():
             st.info("This study has no captions yet: write them on the Studies page.", icon="🧪")
         elif not page.items:
             st.info("Nothing saved yet: captions you save on the Create page (a favourite, or one you wrote) "
-                    "appear here, to rate, edit and export.", icon="🖼️")
+                    "appear here, to rate and edit; the Evaluation page compares and exports them (CSV).", icon="🖼️")
             st.stop()
         st.caption(f"{page.total} caption{'s' * (page.total != 1)} of {page.photos} "
                    f"photo{'s' * (page.photos != 1)} · page {page.page} of {page.pages}")

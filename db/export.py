@@ -163,6 +163,11 @@ def to_csv(rows: list[dict[str, Any]], columns: list[str]) -> bytes:
     return buffer.getvalue().encode(ENCODING)
 
 
+def row_count(data: bytes) -> int:
+    """How many rows a file from :func:`to_csv` holds under its header (a cell may hold line breaks)."""
+    return max(sum(1 for _ in csv.reader(io.StringIO(data.decode(ENCODING), newline=""))) - 1, 0)
+
+
 def cell(value: Any) -> str:
     """One CSV cell: numbers plain, booleans true/false, times 'YYYY-MM-DD HH:MM:SS' UTC, text neutralised."""
     if value is None:

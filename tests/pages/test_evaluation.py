@@ -101,3 +101,26 @@ def test_rated_by_leaves_out_people_who_rated_only_study_captions(saved, app, db
     rated_study(db_url, ["overall"])
     at = open_page(app, "evaluation.py")
     assert "Zed" not in at.selectbox(key="evaluation.rater").options
+
+
+def test_with_nothing_rated_the_page_says_the_rated_export_is_empty_and_how_to_get_rows(saved, app, downloads):
+    """Four saved captions in the table, none rated: "Rated captions" looked ready and downloaded only the
+    header. The page says so before the download, names the toggle that gives rows, and counts each file's rows."""
+    at = open_page(app, "evaluation.py")
+    no_exceptions(at)
+    assert read_csv(downloads["evaluation.download_wide"]) == []
+    [note] = [i.value for i in at.info if "rated" in i.value]
+    assert "0 of the 4 saved captions here are rated" in note and "Include unrated captions" in note
+    labels = {b.key: b.label for b in at.get("download_button")}
+    assert "0 rows" in labels["evaluation.download_wide"] and "0 rows" in labels["evaluation.download_long"]
+    at.toggle(key="evaluation.unrated").set_value(True).run()
+    assert len(read_csv(downloads["evaluation.download_wide"])) == 4
+    assert not [i.value for i in at.info if "are rated" in i.value]
+    assert "4 rows" in {b.key: b.label for b in at.get("download_button")}["evaluation.download_wide"]
+
+
+def test_the_row_counts_follow_the_ratings(rated, app, downloads):
+    at = open_page(app, "evaluation.py")
+    labels = {b.key: b.label for b in at.get("download_button")}
+    assert "2 rows" in labels["evaluation.download_wide"] and "3 rows" in labels["evaluation.download_long"]
+    assert not [i.value for i in at.info if "are rated" in i.value]

@@ -335,6 +335,8 @@ def test_an_empty_gallery_says_where_captions_come_from(app):
     at = gallery(app)
     no_exceptions(at)
     assert any("Nothing saved yet: captions you save on the Create page" in i.value for i in at.info)
+    # exports are on the Evaluation page, not here
+    assert any("Evaluation page" in i.value and "export" in i.value for i in at.info)
     assert not at.get("pagination") and not any("caption" in c.value and "page 1 of" in c.value for c in at.caption)
 
 
