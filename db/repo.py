@@ -68,8 +68,8 @@ class CaptionChangedError(ValueError):
     person) after the page showed it. Nothing was saved; ``current`` is the text it holds now."""
 
     def __init__(self, current: str):
-        super().__init__("This caption was changed elsewhere (in another tab?) after your page showed it, so your "
-                         f"edit was not saved. It now reads: {current}")
+        super().__init__("This caption was changed elsewhere (the Gallery, another tab, another person) after your "
+                         f"page showed it, so your edit was not saved. It now reads: {current}")
         self.current = current
 
 
@@ -225,6 +225,17 @@ def get_caption(*, session: Session, caption_id: int, owner: str | None = None) 
     """The caption with its photo; with ``owner``, only a caption on that owner's photo."""
     caption = session.get(Caption, caption_id, options=[joinedload(Caption.photo)])
     return caption if caption is not None and (owner is None or caption.photo.owner == owner) else None
+
+
+def caption_texts(*, session: Session, caption_ids: Iterable[int], owner: str | None = None) -> dict[int, str]:
+    """id → text of the captions among ``caption_ids`` that exist (with ``owner``, on that owner's photos)."""
+    ids = list(caption_ids)
+    if not ids:
+        return {}
+    query = select(Caption.id, Caption.text).where(Caption.id.in_(ids))
+    if owner is not None:
+        query = query.join(Photo, Caption.photo_id == Photo.id).where(Photo.owner == owner)
+    return {caption_id: text for caption_id, text in session.execute(query)}
 
 
 def _caption(session: Session, caption_id: int, author: str | None = None) -> Caption:

@@ -25,9 +25,11 @@ COMMIT_HINT = "Counts update when you click outside the box or press Ctrl+Enter.
 SAVED_NOTES = "create.saved_notes"  # text box key → (stored again, stats) of a save, said on the run after it
 
 
-def caption_card(card: Card, label: str, on_save: Callable, on_regenerate: Callable, on_more: Callable) -> None:
+def caption_card(card: Card, label: str, on_save: Callable, on_regenerate: Callable, on_more: Callable,
+                 stored: dict | None = None) -> None:
     """Draw card; on_save(card, result, text) -> (caption id, stored again after a delete), on_regenerate(card)
-    replaces it, on_more(card) adds three variants written with the card's own settings and a new seed."""
+    replaces it, on_more(card) adds three variants written with the card's own settings and a new seed.
+    ``stored``: caption id → the text the gallery holds now (a deleted one missing), None when unknown."""
     with st.container(border=True):
         st.markdown(f"**{plain(label)}**")
         if card.failure is not None:
@@ -37,7 +39,7 @@ def caption_card(card: Card, label: str, on_save: Callable, on_regenerate: Calla
         if card.note:
             st.info(card.note, icon="🔁")
         for result in card.results:
-            _variant(card, result, len(card.results), on_save)
+            _variant(card, result, len(card.results), on_save, stored)
         regenerate, more = st.columns(2)
         if regenerate.button("🔄 Regenerate", key=f"card{card.number}.regenerate",
                              help="Write this model's caption again with the current decoding settings. "
@@ -51,7 +53,7 @@ def caption_card(card: Card, label: str, on_save: Callable, on_regenerate: Calla
             on_more(card)
 
 
-def _variant(card: Card, result, count: int, on_save: Callable) -> None:
+def _variant(card: Card, result, count: int, on_save: Callable, stored: dict | None) -> None:
     key = card.text_key(result.variant)
     title = f"Variant {result.variant + 1}" if count > 1 else "Caption"
     if result.variant in card.more_settings:
@@ -78,10 +80,24 @@ def _variant(card: Card, result, count: int, on_save: Callable) -> None:
             st.toast("Saved to the gallery.", icon="⭐")
         warn_over_limits(saved_stats)
     if result.variant in card.saved_ids:
-        if card.saved_texts.get(result.variant) == text:
-            st.caption("✅ Saved in the gallery")
-        else:
-            st.caption("✏️ Unsaved changes: the gallery still holds the earlier text. Save again to update it.")
+        st.caption(saved_label(card.saved_texts.get(result.variant), text,
+                               None if stored is None else stored.get(card.saved_ids[result.variant], _DELETED)))
+
+
+_DELETED = object()  # a saved caption the gallery no longer holds
+
+
+def saved_label(saved: str | None, text: str, now) -> str:
+    """What a card says of the caption it saved: ``saved`` is the text it saved (or last saw), ``text`` the
+    box's, ``now`` the gallery's (_DELETED; None when unknown: then the card goes by what it saved)."""
+    if now is _DELETED:
+        return "🗑️ Deleted from the gallery since you saved it: saving stores it again."
+    if (saved if now is None else now) == text:
+        return "✅ Saved in the gallery"
+    if now is not None and now != saved:
+        return ("✏️ Changed in the Gallery or in another tab since you saved it: the gallery holds other text now. "
+                "Saving shows it first, a second press replaces it.")
+    return "✏️ Unsaved changes: the gallery still holds the earlier text. Save again to update it."
 
 
 def _replace_text(card: Card, variant: int, key: str, text: str) -> None:

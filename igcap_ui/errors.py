@@ -43,9 +43,9 @@ def _deleted_message(err: BaseException) -> str | None:
     if isinstance(err, (PhotoInStudyError, EmptyCaptionError)):
         return str(err)
     if isinstance(err, CaptionChangedError):  # the Gallery's edit box and a Create card's "Update saved caption"
-        return ("This caption was changed elsewhere (in another tab?) after your page showed it, so your edit was "
-                "not saved; your text is kept in the box: save again to replace the caption with it. It now reads "
-                "(below):")
+        return ("This caption was changed in the Gallery or in another tab (or by someone else) after your page "
+                "showed it, so your edit was not saved; your text is kept in the box: save again to replace the "
+                "caption with it. It now reads (below):")
     return DELETED.format(what=err.what) if isinstance(err, NotFoundError) else None
 
 

@@ -257,6 +257,10 @@ def draw_results(photos, settings, pending: set | None = None) -> dict:
     Returns {(photo hash, model key): slot}.
     """
     slots, pending = {}, pending or set()
+    # What the gallery holds now for the captions these cards saved (one query): an edit made in the Gallery
+    # since is said on the card, not "Saved in the gallery".
+    stored = saving.stored_texts(card.saved_ids[v] for photo in photos
+                                 for card in store().get(photo.sha256, {}).values() for v in card.saved_ids)
     for photo in photos:
         cards = store().get(photo.sha256, {})
         keys = _ordered(set(cards) | {k for sha, k in pending if sha == photo.sha256})
@@ -273,17 +277,17 @@ def draw_results(photos, settings, pending: set | None = None) -> dict:
                         if (photo.sha256, key) in pending:
                             slot.info(f"⏳ Waiting for {plain(_label(key))}…")
                         else:
-                            _draw_card(slot, cards[key], photo, settings)
+                            _draw_card(slot, cards[key], photo, settings, stored)
     return slots
 
 
-def _draw_card(slot, card: Card, photo, settings) -> None:
+def _draw_card(slot, card: Card, photo, settings, stored: dict | None = None) -> None:
     label = _label(card.model_key)
     with slot.container():
         caption_card(card, label,
                      on_save=lambda c, result, text: saving.save_generated(photo, c, result, text),
                      on_regenerate=lambda c: _regenerate(photo, c, settings),
-                     on_more=lambda c: _more_like_this(photo, c))
+                     on_more=lambda c: _more_like_this(photo, c), stored=stored)
 
 
 def in_turn(size, work, place):

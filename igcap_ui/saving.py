@@ -3,9 +3,13 @@ caption, both recorded as the signed-in person's."""
 
 from __future__ import annotations
 
+import logging
+
 from db import repo, transaction
 from igcap.images import resized_jpeg, thumbnail_jpeg
 from igcap_ui import access, resources, run_order
+
+log = logging.getLogger(__name__)
 
 
 def save_generated(photo, card, result, text: str) -> tuple[int, bool]:
@@ -34,6 +38,20 @@ def save_generated(photo, card, result, text: str) -> tuple[int, bool]:
                                    favourite=True, seconds=result.seconds, author=me)
         session.flush()
         return caption.id, bool(previous)
+
+
+def stored_texts(caption_ids) -> dict[int, str] | None:
+    """id → the text the gallery holds now, for this person's captions among ``caption_ids`` (one query; a
+    deleted one is missing); None when the database cannot say (the cards then go by what they saved)."""
+    ids = list(caption_ids)
+    if not ids:
+        return {}
+    try:
+        with transaction(resources.db_engine(), write=False) as session:
+            return repo.caption_texts(session=session, caption_ids=ids, owner=access.current().id)
+    except Exception as err:  # noqa: BLE001 - a label is not worth a failed page
+        log.warning("saved captions not read: %s", err)
+        return None
 
 
 def _same_caption(row, photo, card, result) -> bool:

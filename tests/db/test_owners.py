@@ -34,6 +34,9 @@ def test_the_same_photo_from_two_owners_is_two_private_rows(engine):
         assert repo.captions_for_photo(session=s, photo_id=ana.id, owner=BEN) == []
         assert repo.get_photo(session=s, photo_id=ana.id, owner=BEN) is None
         assert repo.get_caption(session=s, caption_id=ana_caption.id, owner=BEN) is None
+        ids = [ana_caption.id, ben_caption.id, 10_000]  # a Create card asks what the gallery holds now
+        assert repo.caption_texts(session=s, caption_ids=ids, owner=BEN) == {ben_caption.id: ben_caption.text}
+        assert len(repo.caption_texts(session=s, caption_ids=ids)) == 2
         with pytest.raises(NotFoundError):
             repo.photo_image(session=s, photo_id=ana.id, owner=BEN)
         assert repo.photo_image(session=s, photo_id=ben.id, owner=BEN)

@@ -154,7 +154,7 @@ def test_update_saved_caption_does_not_overwrite_a_gallery_edit_made_since_witho
     app.button(key=f"{box.key}.save").click().run()
     no_exceptions(app)
     assert [c.text for c in rows(db_url, Caption)] == ["Edited in the gallery"]
-    assert any("changed elsewhere" in e.value for e in app.error)
+    assert any("changed in the Gallery or in another tab" in e.value for e in app.error)
     assert any(t.value == "Edited in the gallery" for t in app.text)  # quoted as written, apart
     assert card_text_areas(app)[0].value == "Edited on the card"  # nothing typed is lost
     assert any("Unsaved changes" in c.value for c in app.caption)
@@ -912,3 +912,31 @@ def test_an_emptied_draft_keeps_the_earlier_one_and_offers_it_back(app):
     again.button(key="create.discard_earlier").click().run()  # discarded for good
     assert not any("Earlier work" in i.value for i in again.info)
     assert not any("Earlier work" in i.value for i in AppTest.from_file(APP, default_timeout=TIMEOUT).run().info)
+
+
+def test_a_card_whose_caption_was_edited_in_the_gallery_says_so_not_saved(app, db_url):
+    """Save from a card, edit that caption in the Gallery (same tab), come back: the card said "✅ Saved in the
+    gallery", and "Update saved caption" then blamed "another tab?". The label compares with the stored text."""
+    from tests.pages.conftest import open_page
+
+    upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    generate(app)
+    box = card_text_areas(app)[0]
+    box.set_value("Saved from the card").run()
+    app.button(key=f"{box.key}.save").click().run()
+    assert any("Saved in the gallery" in c.value for c in app.caption)
+    [saved] = rows(db_url, Caption)
+    at = open_page(app, "gallery.py")
+    at.text_area(key=f"edit.{saved.id}").set_value("Edited in the gallery").run()
+    at.button(key=f"edit.{saved.id}.save").click().run()
+    at = open_page(at, "create.py")
+    no_exceptions(at)
+    assert at.text_area(key=box.key).value == "Saved from the card"
+    labels = [c.value for c in at.caption if "gallery" in c.value.lower()]
+    assert not any("Saved in the gallery" in label for label in labels)
+    assert any("Changed in the Gallery or in another tab" in label for label in labels)
+    at.button(key=f"{box.key}.save").click().run()
+    assert any("changed in the Gallery or in another tab" in e.value for e in at.error)
+    assert [c.text for c in rows(db_url, Caption)] == ["Edited in the gallery"]
+    at.text_area(key=box.key).set_value("Edited in the gallery").run()  # the same text as the gallery's: saved
+    assert any("Saved in the gallery" in c.value for c in at.caption)

@@ -248,7 +248,7 @@ def test_an_edit_box_opened_before_an_edit_elsewhere_does_not_overwrite_it_silen
     edit_elsewhere(db_url, cid, "Blue sky from the other tab")
     at.button(key=f"edit.{cid}.save").click().run()
     no_exceptions(at)
-    assert any("changed elsewhere" in e.value for e in at.error)
+    assert any("changed in the Gallery or in another tab" in e.value for e in at.error)
     assert any(t.value == "Blue sky from the other tab" for t in at.text)  # quoted as written, apart
     [caption] = query(db_url, select(Caption).where(Caption.id == cid))
     assert caption.text == "Blue sky from the other tab"
@@ -271,7 +271,7 @@ def test_a_rerun_between_the_edit_elsewhere_and_the_save_does_not_let_it_be_over
     no_exceptions(at)
     [caption] = query(db_url, select(Caption).where(Caption.id == cid))
     assert caption.text == "Blue sky from the other tab"
-    assert any("changed elsewhere" in e.value for e in at.error)
+    assert any("changed in the Gallery or in another tab" in e.value for e in at.error)
     assert at.text_area(key=f"edit.{cid}").value == "Blue sky, my edit"
 
 
