@@ -5,7 +5,7 @@ import streamlit as st
 from igcap_ui import access, drafts, resources
 from igcap_ui.decoding_panel import decoding_panel
 from igcap_ui.errors import show_error
-from igcap_ui.generation import draw_results, generate, resume_generation, uncaptioned
+from igcap_ui.generation import draw_results, generate, redraw_if_ended, resume_generation, uncaptioned
 from igcap_ui.hashtag_sets import manage_sets
 from igcap_ui.photos import photo_inputs, set_aside
 from igcap_ui.plain import plain
@@ -53,6 +53,7 @@ if (clicked or again) and ready:
 elif not resume_generation():  # a generation still waiting for its turn carries on
     draw_results(photos, settings)
 drafts.save()
+redraw_if_ended()  # a generation that ended in this run: the buttons above are drawn again for what exists now
 if earlier is not None:
     with earlier.container():
         drafts.earlier_work()  # the work an emptied draft replaced, kept (this run's save may have kept it)

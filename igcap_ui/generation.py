@@ -30,6 +30,7 @@ STAGES = {"loading": "Loading", "captioning": "Captioning with", "done": "Finish
 CARDS_PER_ROW = 2
 POLL_SECONDS = 0.5  # how often a waiting session redraws its place in line
 _PENDING = "create.pending"  # this session's generation while it waits or runs (survives reruns while waiting)
+_REPORT = "create.generation_report"  # how the generation that just ended went, for the redraw after it
 
 
 @dataclass
@@ -51,6 +52,7 @@ class Pending:
     models: int = 0  # the models this generation writes
     finished: set = field(default_factory=set)  # those whose cards have arrived
     stopped: bool = False  # the run writing them was stopped (a change on the page): the next run says so
+    kept_note: str = ""  # "Kept N caption(s) with unsaved edits…" (Regenerate all), said again after the redraw
 
     def claim(self, run: object) -> bool:
         """``run`` waits for the job from now on; False if a run already started writing its captions."""
@@ -82,6 +84,17 @@ class Pending:
             self.job.finish()
 
 
+@dataclass
+class Report:
+    """The end of a generation, drawn again by the run after it (igcap_ui.generation.redraw_if_ended)."""
+    label: str
+    state: str  # st.status state: "complete" or "error"
+    expanded: bool
+    lines: list  # what the status box listed (model loading, writing, finished, failed)
+    kept_note: str = ""
+    redrawn: bool = False  # the page has been asked to run again for it
+
+
 def uncaptioned(photos, model_keys: list[str]) -> dict[str, list[str]]:
     """Photo hash → the chosen models that have no card for it yet."""
     data = store()
@@ -105,13 +118,15 @@ def generate(photos, model_keys: list[str], settings, *, regenerate_all: bool = 
     from igcap.generation_queue import JobRefused, JobSize
 
     _forget_pending()
+    st.session_state.pop(_REPORT, None)  # a new generation: the last one's report is over
     kept = kept_for_edits(photos, model_keys) if regenerate_all else []
     todo = {p.sha256: [k for k in model_keys if (p.sha256, k) not in kept] for p in photos} if regenerate_all \
         else uncaptioned(photos, model_keys)
     todo = {sha: keys for sha, keys in todo.items() if keys}
+    kept_note = (f"Kept {len(kept)} caption(s) with unsaved edits as they are; save them, or use that card's "
+                 "🔄 Regenerate to replace one.") if kept else ""
     if kept:
-        st.info(f"Kept {len(kept)} caption(s) with unsaved edits as they are; save them, or use that card's "
-                "🔄 Regenerate to replace one.", icon="✏️")
+        st.info(kept_note, icon="✏️")
     if not todo:
         draw_results(photos, settings)
         return
@@ -122,8 +137,31 @@ def generate(photos, model_keys: list[str], settings, *, regenerate_all: bool = 
         st.error(err.message, icon="⏳")
         draw_results(photos, settings)
         return
-    st.session_state[_PENDING] = Pending(job, list(photos), list(model_keys), settings, todo)
+    st.session_state[_PENDING] = Pending(job, list(photos), list(model_keys), settings, todo, kept_note=kept_note)
     _take_turn(st.session_state[_PENDING])
+
+
+def redraw_if_ended() -> None:
+    """At the end of a Create run (its draft saved): when a generation ended in this run, run the page once
+    more. Its buttons were drawn before the captions were written ("✨ Generate" still enabled, no "🔄
+    Regenerate all"); the next run draws them for what now exists, with the generation's report."""
+    report = st.session_state.get(_REPORT)
+    if report is not None and not report.redrawn:
+        report.redrawn = True
+        st.rerun()
+
+
+def _show_report() -> None:
+    """The report of the generation that ended in the run before this one (drawn once)."""
+    report = st.session_state.get(_REPORT)
+    if report is None or not report.redrawn:
+        return
+    del st.session_state[_REPORT]
+    if report.kept_note:
+        st.info(report.kept_note, icon="✏️")
+    with st.status(report.label, state=report.state, expanded=report.expanded):
+        for line in report.lines:
+            st.write(line)
 
 
 def resume_generation() -> bool:
@@ -131,6 +169,7 @@ def resume_generation() -> bool:
     Cancel was pressed). Returns True when it drew the results area."""
     from igcap.generation_queue import RUNNING, WAITING
 
+    _show_report()
     pending = st.session_state.get(_PENDING)
     if pending is None:
         return False
@@ -221,10 +260,13 @@ def _caption(pending: Pending, status) -> None:
     failed: set[str] = set()
     settings_dict = settings.to_dict()  # stored with every card; the same for all models of this run
 
+    lines: list[str] = []
+
     def on_progress(event) -> None:
         label = _label(event.model_key)
         status.update(label=f"{STAGES.get(event.stage, event.stage)} {plain(label)}…")
-        status.write(f"{STAGES.get(event.stage, event.stage)} {plain(label)}")
+        lines.append(f"{STAGES.get(event.stage, event.stage)} {plain(label)}")
+        status.write(lines[-1])
 
     for keys, group in jobs.items():
         shas = [p.sha256 for p in group]
@@ -246,8 +288,9 @@ def _caption(pending: Pending, status) -> None:
                                           should_stop=lambda: pending.job.stop_requested)
     state = "error" if failed and len(failed) == len(keys_run) else "complete"
     note = f" ({len(failed)} model(s) could not caption)" if failed else ""
-    status.update(label=f"Done: {len(finished)} of {len(keys_run)} model(s){note}.", state=state,
-                  expanded=bool(failed))
+    label = f"Done: {len(finished)} of {len(keys_run)} model(s){note}."
+    st.session_state[_REPORT] = Report(label, state, bool(failed), lines, pending.kept_note)
+    status.update(label=label, state=state, expanded=bool(failed))
 
 
 def draw_results(photos, settings, pending: set | None = None) -> dict:

@@ -940,3 +940,20 @@ def test_a_card_whose_caption_was_edited_in_the_gallery_says_so_not_saved(app, d
     assert [c.text for c in rows(db_url, Caption)] == ["Edited in the gallery"]
     at.text_area(key=box.key).set_value("Edited in the gallery").run()  # the same text as the gallery's: saved
     assert any("Saved in the gallery" in c.value for c in at.caption)
+
+
+def test_when_generate_ends_the_buttons_show_what_is_left_to_do(app):
+    """The buttons were drawn before the captions were written: "✨ Generate" stayed enabled and "🔄 Regenerate
+    all" missing until the next click. The page is drawn once more when a generation ends, keeping its report."""
+    upload(app, ("red.jpg", builders.photo_bytes(), "image/jpeg"))
+    generate(app)
+    assert app.button(key="create.generate").disabled
+    assert [b for b in app.button if b.key == "create.regenerate_all"]
+    assert app.status[0].label.startswith("Done: 4 of 4") and app.status[0].state == "complete"
+    assert len(card_text_areas(app)) == 4
+    card = card_text_areas(app)[0]
+    card.set_value("Kept through Regenerate all").run()
+    app.button(key="create.regenerate_all").click().run()
+    no_exceptions(app)
+    assert any("Kept 1 caption(s) with unsaved edits" in i.value for i in app.info)  # said after the redraw too
+    assert app.text_area(key=card.key).value == "Kept through Regenerate all"
