@@ -2,12 +2,13 @@
 
 import streamlit as st
 
-from igcap_ui import access, navigation, resources
+from igcap_ui import access, navigation, resources, text_direction
 from igcap_ui.errors import shown_errors
 from igcap_ui.rater import rater_box
 from igcap_ui.secrets import SecretsError, copy_secrets_to_env, read_secrets
 
 st.set_page_config(page_title="igcap — Instagram captions", page_icon="📸", layout="wide")
+text_direction.follow_the_text()  # right-to-left captions read right to left (igcap_ui.text_direction)
 try:
     copy_secrets_to_env(read_secrets())  # before anything reads the configuration
 except SecretsError:

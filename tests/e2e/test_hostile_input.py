@@ -87,3 +87,50 @@ def test_addresses_in_user_text_are_not_links(app_server, browser_page):
         shown = page.locator('[data-testid="stMain"]').inner_text()
         assert LINKY in shown, shown  # the caption exactly as written
         assert links.count() == 0, [links.nth(i).get_attribute("href") for i in range(links.count())]
+
+
+RTL = "مرحبا بالعالم"
+
+
+def _ink_columns(element) -> tuple[float, float]:
+    """Where the text's ink starts and ends across the element, as fractions of its width."""
+    import io
+
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(element.screenshot())).convert("L")
+    width, height = image.size
+    pixels = image.load()
+    # the box's resize grip (bottom right) is no ink
+    inked = [x for x in range(4, width - 16) if any(pixels[x, y] < 110 for y in range(4, height - 4))]
+    return inked[0] / width, inked[-1] / width
+
+
+def test_right_to_left_captions_read_right_to_left(app_server, browser_page, tmp_path):
+    """Arabic or Hebrew caption text was laid out left to right in the boxes and the "as Instagram shows it"
+    preview. Each paragraph now takes its direction from its text (left-to-right text stays as it was)."""
+    url, _ = app_server
+    page = browser_page
+    open_create_page(page, url)
+    photo = tmp_path / "rtl.jpg"
+    photo.write_bytes(builders.photo_bytes(colour="white"))
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(photo))
+    page.locator('[data-testid="stFileChipIconSpinner"]').wait_for(state="detached")
+    settle(page)
+    box = page.get_by_label("Write your own caption")
+    box.fill(RTL)
+    box.blur()
+    settle(page)
+    page.get_by_text("Preview and copy").first.click()
+    preview = page.locator('[data-testid="stText"]').filter(has_text=RTL).first
+    preview.wait_for()
+    copy = page.locator('[data-testid="stCode"] pre').filter(has_text=RTL).first
+    page.screenshot(path=str(tmp_path / "rtl.png"), full_page=True)
+    for element in (box, preview, copy):
+        start, end = _ink_columns(element)
+        assert start > 0.2 and end > 0.8, f"{element}: ink from {start:.2f} to {end:.2f} of the width"
+    box.fill("Left to right")
+    box.blur()
+    settle(page)
+    start, _ = _ink_columns(box)
+    assert start < 0.1
