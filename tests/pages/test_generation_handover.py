@@ -9,7 +9,6 @@ import time
 import types
 
 import pytest
-
 from streamlit.runtime.scriptrunner_utils.exceptions import StopException
 
 import igcap_ui.generation as generation
