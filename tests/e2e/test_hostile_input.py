@@ -117,11 +117,11 @@ def test_right_to_left_captions_read_right_to_left(app_server, browser_page, tmp
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(photo))
     page.locator('[data-testid="stFileChipIconSpinner"]').wait_for(state="detached")
     settle(page)
-    box = page.get_by_label("Write your own caption")
+    box = page.get_by_label("Write your own caption").last  # the new photo comes last (earlier tests left theirs)
     box.fill(RTL)
     box.blur()
     settle(page)
-    page.get_by_text("Preview and copy").first.click()
+    page.get_by_text("Preview and copy").last.click()
     preview = page.locator('[data-testid="stText"]').filter(has_text=RTL).first
     preview.wait_for()
     copy = page.locator('[data-testid="stCode"] pre').filter(has_text=RTL).first
