@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -257,8 +258,8 @@ async def _session(browser, url: str, plan: LoadPlan, photo: Path, report: Sessi
         await _settle(page)
         if plan.preset:
             await _choose_preset(page, plan.preset)
-        for _ in range(plan.jobs_per_session):
-            if await _generate(page, report, timeout=plan.time_limit):
+        for job in range(plan.jobs_per_session):
+            if await _generate(page, report, timeout=plan.time_limit, again=job > 0):
                 report.jobs_done += 1
             report.errors += await _errors_on(page)
         if plan.rate and report.jobs_done:
@@ -289,11 +290,14 @@ async def _status(page) -> str:
         return ""
 
 
-async def _generate(page, report: SessionReport, timeout: float) -> bool:
-    """Press Generate and follow the status label to its final text; records the wait and the duration."""
+async def _generate(page, report: SessionReport, timeout: float, again: bool = False) -> bool:
+    """Press Generate (``again``: Regenerate all, as Generate is off once the photo has captions) and follow
+    the status label to its final text; records the wait and the duration. Names are matched whole: a
+    card's "🔄 Regenerate" holds "generate" too."""
     before = await _status(page)
     clicked = time.monotonic()
-    await page.get_by_role("button", name="Generate").click()
+    name = re.compile(r"^\W*Regenerate all$" if again else r"^\W*Generate$")
+    await page.get_by_role("button", name=name).click()
     started = None
     deadline = clicked + timeout
     changed = not before
